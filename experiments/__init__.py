@@ -1,0 +1,57 @@
+"""experiments: define experiments as artifacts, run grids as Slurm array jobs or locally.
+
+The public API is ``__all__``; everything else is private and may change.
+Imports are lazy so that the worker, which runs once per task, starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = [
+    "Artifact",
+    "ArtifactSet",
+    "ConfigError",
+    "DefinitionError",
+    "Executor",
+    "ExperimentsError",
+    "LocalExecutor",
+    "PlanError",
+    "SchedulerQueryError",
+    "StorageError",
+    "StoreError",
+    "SubmissionError",
+    "SlurmExecutor",
+    "Task",
+]
+__version__ = "0.1.0"
+
+_WHERE = {
+    "Artifact": "artifact", "ArtifactSet": "sets", "Task": "task",
+    "Executor": "api", "SlurmExecutor": "api", "LocalExecutor": "api",
+    "ExperimentsError": "errors", "DefinitionError": "errors", "PlanError": "errors",
+    "ConfigError": "errors", "SubmissionError": "errors", "SchedulerQueryError": "errors",
+    "StoreError": "errors", "StorageError": "errors",
+}
+
+if TYPE_CHECKING:
+    from .api import Executor, LocalExecutor, SlurmExecutor
+    from .artifact import Artifact
+    from .errors import (ConfigError, DefinitionError, ExperimentsError, PlanError,
+                         SchedulerQueryError, StorageError, StoreError, SubmissionError)
+    from .sets import ArtifactSet
+    from .task import Task
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'experiments' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

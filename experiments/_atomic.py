@@ -1,0 +1,57 @@
+"""Atomic file writes: unique temp file in the same directory, fsync, rename, fsync the directory.
+
+A reader sees the old content or the new one, never a torn file, whatever crashes in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+def write_bytes(path: str, data: bytes, mode: int = 0o666, durable: bool = True) -> None:
+    """Atomically replace ``path`` with ``data`` (parent directories are created).
+
+    ``durable`` also fsyncs the file and its directory, so the rename survives a power cut.
+    """
+    parent = os.path.dirname(path) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if durable:
+        fsync_dir(parent)
+
+
+def write_json(path: str, data: Any, mode: int = 0o666, indent: int | None = 1,
+               durable: bool = True) -> None:
+    """Atomically write ``data`` as JSON."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False, sort_keys=False)
+    write_bytes(path, (text + "\n").encode("utf-8"), mode, durable)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename in ``path`` durable (best effort where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

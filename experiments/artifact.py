@@ -1,0 +1,119 @@
+"""The ``Artifact`` base class: a frozen dataclass whose fields are its parameters."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import identity
+from .errors import DefinitionError
+
+if TYPE_CHECKING:
+    from .task import Task
+
+
+class Artifact:
+    """Base class of every experiment result; subclass it with ``@dataclass(frozen=True)``.
+
+    Fields are parameters; a field holding another Artifact (also inside tuples, lists and
+    dicts) is a dependency. Override ``construct`` to record how to build it and, optionally,
+    ``get_requirements`` to ask for resources.
+    """
+
+    __experiments_artifact__: ClassVar[bool] = True
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Artifact:
+        if cls not in _checked:
+            check_artifact_class(cls)
+        return super().__new__(cls)
+
+    def get_requirements(self) -> dict[str, Any]:
+        """Scheduler requirements (partition, gpus, cpus, time, ...); empty by default."""
+        return {}
+
+    def construct(self, builder: Task) -> None:
+        """Record the steps that build this artifact on ``builder``; must be overridden."""
+        raise DefinitionError(
+            f"{type(self).__qualname__} does not define construct(self, builder); add it to say "
+            "how the artifact is built"
+        )
+
+    # -- identity ---------------------------------------------------------------------------
+    def _experiments_key(self) -> str:
+        cached = self.__dict__.get("_exp_key")
+        if cached is None:
+            check_artifact_class(type(self))
+            cached = identity.canonical_key(self)
+            object.__setattr__(self, "_exp_key", cached)
+        return cached
+
+    @property
+    def artifact_id(self) -> str:
+        """A short stable hash of the class name and parameters."""
+        cached = self.__dict__.get("_exp_id")
+        if cached is None:
+            cached = identity.digest(self._experiments_key())
+            object.__setattr__(self, "_exp_id", cached)
+        return cached
+
+    @property
+    def relpath(self) -> str:
+        """The artifact's directory under the artifact root: ``ClassName/k=v,...-<hash>``."""
+        cached = self.__dict__.get("_exp_relpath")
+        if cached is None:
+            cached = identity.default_relpath(self)
+            object.__setattr__(self, "_exp_relpath", cached)
+        return cached
+
+    def dependencies(self) -> tuple[Artifact, ...]:
+        """The artifacts this one needs, found in its fields (also nested in containers)."""
+        found: list[Artifact] = []
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            _collect(getattr(self, f.name), found)
+        return tuple(found)
+
+
+def _collect(value: Any, out: list[Artifact]) -> None:
+    if isinstance(value, Artifact):
+        out.append(value)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _collect(v, out)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _collect(v, out)
+
+
+_checked: set[type] = set()
+
+
+def check_artifact_class(cls: type) -> None:
+    """Raise a TypeError naming ``cls`` unless it is a frozen dataclass subclass of Artifact."""
+    if cls in _checked:
+        return
+    params = cls.__dict__.get("__dataclass_params__")
+    if not dataclasses.is_dataclass(cls) or params is None:
+        raise DefinitionError(
+            f"{cls.__qualname__} is not a dataclass; decorate it with @dataclass(frozen=True)"
+        )
+    if not params.frozen:
+        raise DefinitionError(
+            f"{cls.__qualname__} is a dataclass but not frozen; use @dataclass(frozen=True) so "
+            "its parameters (and so its identity) cannot change after creation"
+        )
+    _checked.add(cls)
+
+
+def walk(artifacts: Iterator[Artifact] | list[Artifact]) -> Iterator[Artifact]:
+    """Yield the given artifacts and all their transitive dependencies, each once."""
+    seen: set[str] = set()
+    stack = list(artifacts)
+    while stack:
+        a = stack.pop()
+        key = a._experiments_key()
+        if key in seen:
+            continue
+        seen.add(key)
+        yield a
+        stack.extend(a.dependencies())

@@ -1,0 +1,1 @@
+"""Backends turn a plan into running work: local processes or Slurm array jobs."""

@@ -1,0 +1,1 @@
+"""The Slurm backend: options, batch-script rendering, the command client, and their composition."""

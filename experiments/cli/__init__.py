@@ -1,0 +1,1 @@
+"""The command line: click commands in ``main``, rich rendering in ``render``."""

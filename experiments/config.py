@@ -1,0 +1,139 @@
+"""``~/.experiments/config.json``: created on first use, validated, merged under requirements.
+
+``EXPERIMENTS_HOME`` relocates the whole folder. A path in the config that starts with
+``~/.experiments`` means "inside the experiments home", so a relocated home stays self-contained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _atomic
+from .errors import ConfigError
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "log_directory": "~/.experiments/logs",
+    "default_slurm_args": {
+        "gpu": {"time": "24:00:00", "cpus": 8, "requeue": True},
+        "cpu": {"time": "4:00:00", "cpus": 1},
+    },
+}
+# Keys a config may hold beyond the seed's two; each has a default.
+OPTIONAL_KEYS = {
+    "default_partition": "partition whose defaults apply when an artifact names none",
+    "umask": "octal permission mask for files and folders we create, e.g. '077' or '027'",
+    "python": "Python interpreter that runs the worker on the compute nodes",
+}
+
+
+def home() -> Path:
+    """The experiments home: ``$EXPERIMENTS_HOME`` or ``~/.experiments``."""
+    env = os.environ.get("EXPERIMENTS_HOME")
+    return Path(env).expanduser() if env else Path("~/.experiments").expanduser()
+
+
+def expand_path(value: str) -> Path:
+    """Expand a configured path; ``~/.experiments`` maps to the (maybe relocated) home."""
+    prefix = "~/.experiments"
+    if value == prefix or value.startswith(prefix + "/"):
+        return home() / value[len(prefix) + 1:]
+    return Path(value).expanduser()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration."""
+
+    path: Path
+    log_directory: Path
+    default_slurm_args: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    default_partition: str | None = None
+    umask: int = 0o077
+    python: str | None = None
+
+    def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
+        """The artifact's requirements merged over its partition's configured defaults."""
+        partition = requirements.get("partition") or self.default_partition
+        merged: dict[str, Any] = dict(self.default_slurm_args.get(str(partition), {}))
+        merged.update(requirements)
+        if partition:
+            merged["partition"] = partition
+        return merged
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def parse_json(text: str, where: str) -> Any:
+    """Parse JSON, treating a duplicate key as an error (never a silent override)."""
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except ValueError as exc:
+        raise ConfigError(f"{where} is not valid JSON ({exc}); fix it, or delete it to get "
+                          "the default back") from None
+
+
+def load() -> Config:
+    """Read (creating on first use) and validate the configuration file."""
+    path = home() / "config.json"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            _atomic.write_json(str(path), DEFAULT_CONFIG, indent=2)
+        except FileExistsError:
+            pass
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    return validate(parse_json(text, str(path)), path)
+
+
+def validate(data: Any, path: Path) -> Config:
+    """Check every key and value of a parsed config; errors name the key and the file."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object, like the default config")
+    known = {"log_directory", "default_slurm_args", *OPTIONAL_KEYS}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys are "
+                          f"{', '.join(sorted(known))}")
+    log_dir = data.get("log_directory", DEFAULT_CONFIG["log_directory"])
+    if not isinstance(log_dir, str) or not log_dir or "\x00" in log_dir or "\n" in log_dir:
+        raise ConfigError(f"{path}: log_directory must be a path string, got {log_dir!r}")
+    slurm_args = data.get("default_slurm_args", {})
+    if not isinstance(slurm_args, dict) or not all(
+        isinstance(v, dict) for v in slurm_args.values()
+    ):
+        raise ConfigError(f"{path}: default_slurm_args must map partition names to objects of "
+                          'requirements, e.g. {"gpu": {"time": "24:00:00"}}')
+    partition = data.get("default_partition")
+    if partition is not None and not isinstance(partition, str):
+        raise ConfigError(f"{path}: default_partition must be a string")
+    python = data.get("python")
+    if python is not None and (not isinstance(python, str) or not python.startswith("/")):
+        raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
+    return Config(path, expand_path(log_dir), slurm_args, partition,
+                  _umask(data.get("umask", "077"), path), python)
+
+
+def _umask(value: Any, path: Path) -> int:
+    try:
+        mask = int(str(value), 8)
+    except ValueError:
+        mask = -1
+    if not 0 <= mask <= 0o777 or mask & 0o700:
+        raise ConfigError(f"{path}: umask must be an octal string such as '077' (private) or "
+                          f"'027' (shared with your group), got {value!r}")
+    return mask

@@ -1,0 +1,48 @@
+"""The exception tree of `experiments`.
+
+Every error the package raises on purpose is an ``ExperimentsError``; the CLI prints it as one
+line and exits non-zero. Anything else escaping is a bug.
+
+    ExperimentsError
+    ├── DefinitionError      an artifact, field, stage or step is defined wrongly
+    ├── PlanError            the requested stages cannot be planned (missing dependency, cycle)
+    ├── ConfigError          ~/.experiments/config.json is unreadable or holds bad values
+    ├── SubmissionError      the scheduler refused or failed a submission
+    ├── SchedulerQueryError  the scheduler could not be asked about jobs
+    ├── StoreError           a tracking file is damaged or cannot be written
+    └── StorageError         a cloud-storage transfer failed
+"""
+
+from __future__ import annotations
+
+
+class ExperimentsError(Exception):
+    """Root of every error raised on purpose by `experiments`."""
+
+
+class DefinitionError(ExperimentsError, TypeError):
+    """An artifact, field, stage, requirement or step is defined in a way we cannot use."""
+
+
+class PlanError(ExperimentsError):
+    """The chosen stages cannot be turned into a plan."""
+
+
+class ConfigError(ExperimentsError):
+    """The configuration file or a configuration value is invalid."""
+
+
+class SubmissionError(ExperimentsError):
+    """The scheduler refused, or failed to confirm, a submission."""
+
+
+class SchedulerQueryError(ExperimentsError):
+    """The scheduler could not be asked about the state of jobs."""
+
+
+class StoreError(ExperimentsError):
+    """A tracking file (jobs.json and friends) is damaged or cannot be written."""
+
+
+class StorageError(ExperimentsError):
+    """A transfer to or from remote storage failed."""

@@ -1,0 +1,86 @@
+"""Every on-disk name the package uses, in one place.
+
+Artifact tree (under the executor's ``artifact_path``)::
+
+    <relpath>/                 the artifact's own directory
+    <relpath>/.artifact.json   class and parameters, so a person can tell what a folder is
+    <relpath>/.status.json     the last attempt: state, times, host, job, failed step, exit code
+    <relpath>/.done            the done marker, written last and atomically by a successful run
+    <relpath>/.lock            held (flock) by the worker building it
+
+Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
+
+    config.json
+    logs/<project>/<stage>/<job>_<index>.log
+    projects/<project>/<stage>/jobs.json      what was submitted (the store)
+    projects/<project>/specs/<job_name>/      task specs read by the worker
+    projects/<project>/.launch.lock           one launcher per project at a time
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from .errors import DefinitionError
+
+DONE = ".done"
+META = ".artifact.json"
+STATUS = ".status.json"
+LOCK = ".lock"
+SPEC_TASKS = "tasks.jsonl"
+SPEC_INDEX = "tasks.idx"
+SCRIPT = "job.sbatch"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(kind: str, name: object) -> str:
+    """Validate a project or stage name (it becomes a folder and part of job names)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise DefinitionError(
+            f"{kind} name {name!r:.60} is not allowed; use 1-100 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit"
+        )
+    return name
+
+
+def artifact_dir(root: str, relpath: str) -> str:
+    return os.path.join(root, relpath)
+
+
+def done_marker(root: str, relpath: str) -> str:
+    return os.path.join(root, relpath, DONE)
+
+
+def status_file(root: str, relpath: str) -> str:
+    return os.path.join(root, relpath, STATUS)
+
+
+def project_dir(home: Path, project: str) -> Path:
+    return home / "projects" / project
+
+
+def stage_dir(home: Path, project: str, stage: str) -> Path:
+    return project_dir(home, project) / stage
+
+
+def jobs_file(home: Path, project: str, stage: str) -> Path:
+    return stage_dir(home, project, stage) / "jobs.json"
+
+
+def launch_lock(home: Path, project: str) -> Path:
+    return project_dir(home, project) / ".launch.lock"
+
+
+def spec_dir(home: Path, project: str, job_name: str) -> Path:
+    return project_dir(home, project) / "specs" / job_name
+
+
+def log_dir(log_root: Path, project: str, stage: str) -> Path:
+    return log_root / project / stage
+
+
+def log_file(log_root: Path, project: str, stage: str, job_id: str, index: int) -> Path:
+    return log_dir(log_root, project, stage) / f"{job_id}_{index}.log"

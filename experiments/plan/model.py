@@ -1,0 +1,65 @@
+"""The immutable plan objects shared by drylaunch and every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..task import Step
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """One artifact to build: who it is, what it needs, and the steps that build it."""
+
+    artifact_id: str
+    relpath: str
+    stage: str
+    class_name: str
+    params: Mapping[str, Any]
+    dep_ids: tuple[str, ...]       # artifact ids of dependencies not yet built
+    dep_relpaths: tuple[str, ...]  # every dependency, checked by the worker before it runs
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Group:
+    """Tasks of one stage and tier with identical resolved requirements: one array job."""
+
+    stage: str
+    tier: int
+    requirements: tuple[tuple[str, Any], ...]
+    tasks: tuple[PlannedTask, ...]
+
+    @property
+    def requirements_dict(self) -> dict[str, Any]:
+        return dict(self.requirements)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An artifact that will not be submitted, and why (built, or already queued/running)."""
+
+    artifact_id: str
+    relpath: str
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Tiers of groups in dependency order, what is skipped, and live jobs depended upon."""
+
+    stages: tuple[str, ...]
+    tiers: tuple[tuple[Group, ...], ...]
+    skipped: tuple[Skipped, ...] = ()
+    live_jobs: Mapping[str, str] = field(default_factory=dict)  # artifact id -> job id
+
+    @property
+    def groups(self) -> list[Group]:
+        return [g for tier in self.tiers for g in tier]
+
+    @property
+    def task_count(self) -> int:
+        return sum(len(g.tasks) for g in self.groups)

@@ -1,0 +1,55 @@
+"""Task specs: what each array task builds, readable in O(1) by the worker.
+
+A spec directory holds ``job.json`` (what all tasks share), ``tasks.jsonl`` (one JSON line per
+task) and ``tasks.idx`` (little-endian uint64 byte offsets, one per task plus the end), so task
+``i`` of a 50,000-task array reads one small slice instead of parsing a giant file.
+Standard library only: the worker imports this on every task start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Iterable
+from typing import Any
+
+from . import _atomic
+from .paths import SPEC_INDEX, SPEC_TASKS
+
+HEADER = "job.json"
+_OFF = struct.Struct("<Q")
+
+
+def write_spec(directory: str, header: dict[str, Any], tasks: Iterable[dict[str, Any]]) -> int:
+    """Write a spec directory; returns the number of tasks."""
+    os.makedirs(directory, exist_ok=True)
+    offsets = [0]
+    chunks = []
+    for task in tasks:
+        line = (json.dumps(task, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        chunks.append(line)
+        offsets.append(offsets[-1] + len(line))
+    _atomic.write_bytes(os.path.join(directory, SPEC_TASKS), b"".join(chunks), durable=False)
+    _atomic.write_bytes(os.path.join(directory, SPEC_INDEX),
+                        b"".join(_OFF.pack(o) for o in offsets), durable=False)
+    _atomic.write_json(os.path.join(directory, HEADER), header, durable=False)
+    return len(offsets) - 1
+
+
+def read_header(directory: str) -> dict[str, Any]:
+    with open(os.path.join(directory, HEADER), encoding="utf-8") as fh:
+        return json.load(fh)  # type: ignore[no-any-return]
+
+
+def read_task(directory: str, index: int) -> dict[str, Any]:
+    """Task ``index`` of the spec, reading only its own line."""
+    with open(os.path.join(directory, SPEC_INDEX), "rb") as fh:
+        fh.seek(index * _OFF.size)
+        raw = fh.read(2 * _OFF.size)
+    if index < 0 or len(raw) != 2 * _OFF.size:
+        raise IndexError(f"task index {index} is out of range for spec {directory}")
+    start, end = _OFF.unpack(raw[:8])[0], _OFF.unpack(raw[8:])[0]
+    with open(os.path.join(directory, SPEC_TASKS), "rb") as fh:
+        fh.seek(start)
+        return json.loads(fh.read(end - start))  # type: ignore[no-any-return]

@@ -1,0 +1,229 @@
+"""The worker: builds one artifact on the machine that runs its task.
+
+``python -m experiments.worker <spec_dir> [<index>]`` (the index defaults to
+``$SLURM_ARRAY_TASK_ID``). It skips a built artifact, refuses to run when a dependency is not
+built ("dependency failed"), runs the steps in order with files written atomically, streams
+command output to its own stdout (the task's log), records each attempt in ``.status.json`` and
+writes the ``.done`` marker last. Standard library only, so a task starts fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from . import _atomic, paths, specs
+
+EXIT_FAILED = 1
+EXIT_DEPENDENCY_FAILED = 3
+EXIT_BUSY = 75  # another worker holds the artifact's lock
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _say(message: str) -> None:
+    sys.stdout.write(f"[experiments {_now()}] {message}\n")
+    sys.stdout.flush()
+
+
+class Build:
+    """One attempt at building one artifact."""
+
+    def __init__(self, header: dict[str, Any], task: dict[str, Any], job: str) -> None:
+        self.header = header
+        self.task = task
+        self.job = job
+        self.root: str = header["artifact_path"]
+        self.dir = os.path.join(self.root, task["relpath"])
+        self.record: dict[str, Any] = {
+            "artifact": task["relpath"], "job": job, "host": socket.gethostname(),
+            "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
+        }
+
+    def status(self, state: str, **extra: Any) -> None:
+        self.record.update(state=state, **extra)
+        try:
+            _atomic.write_json(os.path.join(self.dir, paths.STATUS), self.record, durable=False)
+        except OSError as exc:  # e.g. the disk is full: the log still tells what happened
+            _say(f"could not record state {state!r} in {paths.STATUS}: {exc}")
+
+    def run(self) -> int:
+        if os.path.exists(os.path.join(self.dir, paths.DONE)):
+            _say(f"{self.task['relpath']} is already built; nothing to do")
+            return 0
+        missing = [d for d in self.task["deps"]
+                   if not os.path.exists(os.path.join(self.root, d, paths.DONE))]
+        os.makedirs(self.dir, exist_ok=True)
+        if missing:
+            _say(f"dependency failed: {missing[0]} is not built; not running")
+            self.status("dependency_failed", finished_at=_now(), missing=missing,
+                        error=f"dependency {missing[0]} is not built")
+            return EXIT_DEPENDENCY_FAILED
+        lock_fd = os.open(os.path.join(self.dir, paths.LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            _say(f"another worker is building {self.task['relpath']} right now; leaving it")
+            os.close(lock_fd)
+            return EXIT_BUSY
+        try:
+            return self._build()
+        finally:
+            os.close(lock_fd)
+
+    def _build(self) -> int:
+        if os.path.exists(os.path.join(self.dir, paths.DONE)):  # built while we waited
+            return 0
+        meta = {"class": self.task["class"], "params": self.task["params"],
+                "artifact_id": self.task["id"], "relpath": self.task["relpath"],
+                "project": self.header["project"], "stage": self.header["stage"]}
+        _atomic.write_json(os.path.join(self.dir, paths.META), meta, durable=False)
+        self.status("running", started_at=_now(), finished_at=None, step=None,
+                    exit_code=None, error=None)
+        steps = self.task["steps"]
+        for i, step in enumerate(steps):
+            _say(f"step {i + 1}/{len(steps)}: {_describe(step)}")
+            try:
+                self._step(step)
+            except StepFailed as exc:
+                _say(f"FAILED at step {i + 1}: {exc}")
+                self.status("failed", finished_at=_now(), step=i + 1,
+                            step_description=_describe(step), exit_code=exc.exit_code,
+                            error=str(exc))
+                return EXIT_FAILED
+        _atomic.write_json(os.path.join(self.dir, paths.DONE),
+                           {"finished_at": _now(), "job": self.job}, durable=True)
+        self.status("done", finished_at=_now(), exit_code=0)
+        _say(f"built {self.task['relpath']}")
+        return 0
+
+    def _step(self, step: dict[str, Any]) -> None:
+        kind = step["kind"]
+        try:
+            if kind == "create_file":
+                data = base64.b64decode(step["content_b64"])
+                _atomic.write_bytes(step["path"], data, durable=True)
+            elif kind == "run_command":
+                self._command(step["command"])
+            elif kind in ("upload", "download"):
+                from . import storage  # cloud libraries load only when a step needs them
+
+                if kind == "upload":
+                    storage.upload(step["src"], step["url"], log=sys.stdout)
+                else:
+                    storage.download(step["url"], step["dst"], log=sys.stdout)
+            else:
+                raise StepFailed(f"unknown step kind {kind!r} (spec written by a newer version?)")
+        except OSError as exc:
+            raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+        except StepFailed:
+            raise
+        except Exception as exc:  # storage errors and the like: record, never crash silently
+            raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+
+    def _command(self, command: str) -> None:
+        code_path = self.header["code_path"]
+        if not os.path.isdir(code_path):
+            raise StepFailed(f"code_path {code_path} does not exist on {socket.gethostname()}")
+        env = dict(os.environ)
+        env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
+                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.task["relpath"])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=code_path, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            code = proc.wait()
+        except _Interrupted:
+            _stop(proc)
+            raise
+        if code != 0:
+            raise StepFailed(f"command exited with code {code}: {command}", exit_code=code)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a command's whole process group: SIGTERM, then SIGKILL after a grace period."""
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _describe(step: dict[str, Any]) -> str:
+    kind = step["kind"]
+    if kind == "create_file":
+        return f"create file {step['path']}"
+    if kind == "run_command":
+        return f"run `{step['command']}`"
+    if kind == "upload":
+        return f"upload {step['src']} to {step['url']}"
+    if kind == "download":
+        return f"download {step['url']} to {step['dst']}"
+    return kind
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    raise _Interrupted(signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: build the task at ``index`` of the spec directory."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write("usage: python -m experiments.worker SPEC_DIR [INDEX]\n")
+        return 2
+    spec_dir = args[0]
+    index = int(args[1]) if len(args) > 1 else int(os.environ["SLURM_ARRAY_TASK_ID"])
+    header = specs.read_header(spec_dir)
+    task = specs.read_task(spec_dir, index)
+    os.umask(int(header.get("umask", 0o077)))
+    job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
+    build = Build(header, task, job)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(sig, _raise_interrupted)
+    started = time.monotonic()
+    try:
+        code = build.run()
+    except _Interrupted as exc:
+        _say(f"interrupted by {exc}; no done marker written")
+        build.status("interrupted", finished_at=_now(), error=f"interrupted by {exc}")
+        return 128 + exc.signum
+    _say(f"worker finished with exit code {code} after {time.monotonic() - started:.1f} s")
+    return code
+
+
+def _slurm_job() -> str | None:
+    array, idx = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{idx}" if array and idx else os.environ.get("SLURM_JOB_ID")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
