@@ -1,0 +1,163 @@
+"""The seed README's quick-start and multi-stage code, pasted unchanged, run with --local."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .helpers import done_markers, run_cli
+
+# Quick start (sections 1 and 2) and the multi-stage snippet of the seed README, verbatim
+# except that `...` placeholders are filled and the datasets list is defined.
+SEED = '''
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class PretrainedModel(Artifact):
+    learning_rate: float
+    num_epochs: int
+    
+    def get_requirements(self):
+        return {
+            'partition': 'gpu',
+            'gpus': 'A100:4',
+            'cpus': 8,
+            'time': '24:00:00',
+        }
+    
+    def construct(self, builder: Task):
+        # Create config file
+        builder.create_yaml_file(
+            f'{builder.artifact_path}/{self.relpath}/config.yaml',
+            {'lr': self.learning_rate, 'epochs': self.num_epochs}
+        )
+        # Run training
+        builder.run_command(
+            f'python train.py --config {builder.artifact_path}/{self.relpath}/config.yaml'
+        )
+
+@dataclass(frozen=True)
+class FinetunedModel(Artifact):
+    base_model: PretrainedModel  # Dependency!
+    dataset: str
+    
+    def construct(self, builder: Task):
+        # Access base model path
+        base_path = f'{builder.artifact_path}/{self.base_model.relpath}'
+        builder.run_command(f'python finetune.py --base {base_path}')
+
+# Create 12 models (3 learning rates × 4 epoch counts)
+models = ArtifactSet.from_product(
+    cls=PretrainedModel,
+    params={
+        'learning_rate': [1e-3, 1e-4, 1e-5],
+        'num_epochs': [10, 20, 50, 100],
+    }
+)
+
+datasets = ['squad', 'glue']
+pretrained = models
+finetuned = ArtifactSet.join_product(pretrained, datasets).map(
+    lambda model, dataset: FinetunedModel(base_model=model, dataset=dataset)
+)
+
+# Setup executor
+executor = SlurmExecutor(
+    project='my-experiment',
+    artifact_path='/data/outputs',
+    code_path='/home/user/code',
+)
+
+executor.stage('pretrain', pretrained)
+executor.stage('finetune', finetuned)
+
+if __name__ == '__main__':
+    executor.auto_cli()
+'''
+
+TRAIN = '''
+import argparse, os, sys
+p = argparse.ArgumentParser(); p.add_argument("--config"); a = p.parse_args()
+text = open(a.config).read()
+assert "lr:" in text and "epochs:" in text, text
+out = os.environ["EXPERIMENTS_ARTIFACT_DIR"]
+open(os.path.join(out, "model.txt"), "w").write(text)
+with open(os.path.join(os.environ["RUNS_LOG"]), "a") as fh:
+    fh.write("train " + out + "\\n")
+'''
+
+FINETUNE = '''
+import argparse, os
+p = argparse.ArgumentParser(); p.add_argument("--base"); a = p.parse_args()
+assert os.path.exists(os.path.join(a.base, "model.txt")), a.base
+with open(os.environ["RUNS_LOG"], "a") as fh:
+    fh.write("finetune " + os.environ["EXPERIMENTS_ARTIFACT_DIR"] + "\\n")
+'''
+
+
+@pytest.fixture
+def seed_project(tmp_path: Path) -> tuple[Path, list[str], dict[str, str]]:
+    script = tmp_path / "my_experiment.py"
+    script.write_text(SEED)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(TRAIN)
+    (code / "finetune.py").write_text(FINETUNE)
+    out = tmp_path / "outputs"
+    args = ["--local", "--artifact-path", str(out), "--code-path", str(code)]
+    return script, args, {"RUNS_LOG": str(tmp_path / "runs.log")}
+
+
+def test_seed_quickstart_builds_every_artifact_once(seed_project: tuple[Path, list[str],
+                                                                         dict[str, str]]
+                                                    ) -> None:
+    script, args, env = seed_project
+    out = Path(args[2])
+    first = run_cli(script, "launch", *args, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert len(done_markers(out)) == 12 + 24
+    runs = Path(env["RUNS_LOG"]).read_text().splitlines()
+    assert sum(r.startswith("train ") for r in runs) == 12
+    assert sum(r.startswith("finetune ") for r in runs) == 24
+    assert len(set(runs)) == len(runs) == 36  # each artifact built exactly once
+    # config.yaml was written where the seed asked, and the metadata says what the folder is
+    model = next(out.glob("PretrainedModel/*"))
+    assert "lr:" in (model / "config.yaml").read_text()
+    meta = json.loads((model / ".artifact.json").read_text())
+    assert meta["class"] == "PretrainedModel" and set(meta["params"]) == {"learning_rate",
+                                                                          "num_epochs"}
+
+    second = run_cli(script, "launch", *args, env=env)
+    assert second.returncode == 0, second.stderr
+    assert "Nothing to launch" in second.stdout
+    assert len(Path(env["RUNS_LOG"]).read_text().splitlines()) == 36  # nothing ran again
+
+
+def test_seed_drylaunch_shows_tiers_and_records_nothing(
+        seed_project: tuple[Path, list[str], dict[str, str]], experiments_home: Path) -> None:
+    script, args, env = seed_project
+    dry = run_cli(script, "drylaunch", *args[1:], env=env)  # default backend: Slurm options
+    assert dry.returncode == 0, dry.stderr
+    assert "Tier 0" in dry.stdout and "Tier 1" in dry.stdout
+    assert "pretrain: 12 task(s)" in dry.stdout and "finetune: 24 task(s)" in dry.stdout
+    assert "--gpus=A100:4" in dry.stdout and "--cpus-per-task=8" in dry.stdout
+    assert "--requeue" in dry.stdout  # the gpu partition default from config.json
+    assert not list((experiments_home / "projects").rglob("jobs.json"))
+    assert not Path(args[2]).exists()
+
+
+def test_launch_only_finetune_needs_pretrain(
+        seed_project: tuple[Path, list[str], dict[str, str]]) -> None:
+    script, args, env = seed_project
+    res = run_cli(script, "launch", "finetune", *args, env=env)
+    assert res.returncode == 1
+    assert "stage 'pretrain'" in res.stderr and "--with-deps" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert run_cli(script, "launch", "pretrain", *args, env=env).returncode == 0
+    res = run_cli(script, "launch", "finetune", *args, env=env)
+    assert res.returncode == 0, res.stderr
+    assert len(done_markers(Path(args[2]))) == 36
