@@ -6,6 +6,8 @@ Imports are lazy so that the worker, which runs once per task, starts fast.
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
@@ -41,6 +43,21 @@ if TYPE_CHECKING:
                          SchedulerQueryError, StorageError, StoreError, SubmissionError)
     from .sets import ArtifactSet
     from .task import Task
+
+
+def _excepthook(tp: type[BaseException], value: BaseException, tb: Any) -> None:
+    """An ExperimentsError escaping an experiment file is bad input: one line, no traceback."""
+    from .errors import ExperimentsError
+
+    if issubclass(tp, ExperimentsError) and not os.environ.get("EXPERIMENTS_TRACEBACK"):
+        sys.stderr.write(f"error: {value}\n")
+    else:
+        _previous_hook(tp, value, tb)
+
+
+_previous_hook = sys.excepthook
+if sys.excepthook is sys.__excepthook__:
+    sys.excepthook = _excepthook
 
 
 def __getattr__(name: str) -> Any:

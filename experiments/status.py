@@ -106,10 +106,11 @@ def task_state(record: JobRecord, index: int, live: Mapping[str, JobState],
     worker_state, error = info.get("state"), str(info.get("error") or "")
     if worker_state == "dependency_failed":
         return TaskView(job_id, index, relpath, DEP_FAILED, error)
-    if worker_state in ("failed", "interrupted"):
+    cancelled = st is JobState.CANCELLED or record.state == "cancelled"
+    if worker_state == "failed" or (worker_state == "interrupted" and not cancelled):
         return TaskView(job_id, index, relpath, FAILED, error)
-    if st is JobState.CANCELLED or record.state == "cancelled":
-        return TaskView(job_id, index, relpath, CANCELLED)
+    if cancelled:
+        return TaskView(job_id, index, relpath, CANCELLED, error)
     if st is JobState.FAILED:
         return TaskView(job_id, index, relpath, FAILED, "the scheduler reports the task failed "
                                                         "(time limit, memory, node failure…)")
