@@ -39,8 +39,16 @@ _WHERE = {
 if TYPE_CHECKING:
     from .api import Executor, LocalExecutor, SlurmExecutor
     from .artifact import Artifact
-    from .errors import (ConfigError, DefinitionError, ExperimentsError, PlanError,
-                         SchedulerQueryError, StorageError, StoreError, SubmissionError)
+    from .errors import (
+        ConfigError,
+        DefinitionError,
+        ExperimentsError,
+        PlanError,
+        SchedulerQueryError,
+        StorageError,
+        StoreError,
+        SubmissionError,
+    )
     from .sets import ArtifactSet
     from .task import Task
 

@@ -25,7 +25,7 @@ from .plan import Plan, build_plan
 from .sets import ArtifactSet
 from .status import StageStatus, is_built, job_views, live_states, stage_status
 from .store import JobRecord, Store
-from .task import Task
+from .task import Download, Task, Upload
 
 _registry: list[Executor] = []
 
@@ -336,8 +336,8 @@ def _requirements(art: Artifact) -> dict[str, Any]:
 
 def _check_storage(plan: Plan) -> None:
     """Fail before submission when a storage step's URL or packages are unusable."""
-    urls = {getattr(s, "url") for g in plan.groups for t in g.tasks for s in t.steps
-            if getattr(s, "kind", "") in ("upload", "download")}
+    urls = {s.url for g in plan.groups for t in g.tasks for s in t.steps
+            if isinstance(s, (Upload, Download))}
     if urls:
         from . import storage
 

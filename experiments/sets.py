@@ -49,7 +49,8 @@ class ArtifactSet(Sequence[Artifact]):
         params = dict(params or {})
         names = list(params)
         axes = [_axis(target, n, params[n]) for n in names]
-        made = (target(**dict(zip(names, combo))) for combo in itertools.product(*axes))
+        made = (target(**dict(zip(names, combo, strict=True)))
+                for combo in itertools.product(*axes))
         return set_type(made, _trusted=True)
 
     @staticmethod

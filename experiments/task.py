@@ -12,7 +12,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Union
+from typing import Any
 
 from .errors import DefinitionError
 
@@ -66,7 +66,7 @@ class Download:
         return f"download {self.url} to {self.dst}"
 
 
-Step = Union[CreateFile, RunCommand, Upload, Download]
+Step = CreateFile | RunCommand | Upload | Download
 _STEP_TYPES: dict[str, type] = {
     "create_file": CreateFile, "run_command": RunCommand, "upload": Upload, "download": Download,
 }

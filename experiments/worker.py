@@ -27,7 +27,7 @@ EXIT_DEPENDENCY_FAILED = 3
 EXIT_BUSY = 75  # another worker holds the artifact's lock
 
 
-class _Interrupted(BaseException):  # not an Exception: step error handling must not eat it
+class _Interrupted(BaseException):  # not Exception: step error handling must not eat it
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum

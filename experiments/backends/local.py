@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .. import _atomic, paths
 from ..launching import LaunchContext, PreparedJob
@@ -73,7 +74,7 @@ class LocalBackend:
             cancelled = JobState.CANCELLED.value in job_states.values()
             final[job.record.name] = {"task_states": job_states,
                                       "state": "cancelled" if cancelled else "finished"}
-        by_stage: dict[str, dict[str, dict[str, object]]] = {}
+        by_stage: dict[str, dict[str, dict[str, Any]]] = {}
         for job in jobs:
             by_stage.setdefault(job.record.stage, {})[job.record.name] = final[job.record.name]
         out: list[JobRecord] = []
@@ -168,7 +169,7 @@ class _Runner:
                     self.cancelled = True
                     for proc in list(self.procs.values()):
                         _terminate(proc)
-                    for fut, s in running.items():
+                    for s in running.values():
                         states[(s.job.record.name, s.index)] = JobState.CANCELLED.value
         finally:
             signal.signal(signal.SIGTERM, old)

@@ -156,7 +156,7 @@ def _build(executor: Executor) -> click.Group:
 
 
 def _cat(ex: Executor, job: str, follow: bool, show_all: bool, failed: bool) -> None:
-    from ..status import FAILED, DEP_FAILED, job_views
+    from ..status import DEP_FAILED, FAILED
 
     record, index = ex.find_job(job)
     views, _ = ex.history([record.stage])
