@@ -9,8 +9,11 @@ import json
 import os
 from typing import Any
 
+from ._faults import crash_point
 
-def write_bytes(path: str, data: bytes, mode: int = 0o666, durable: bool = True) -> None:
+
+def write_bytes(path: str, data: bytes, mode: int = 0o666, durable: bool = True,
+                crash_label: str | None = None) -> None:
     """Atomically replace ``path`` with ``data`` (parent directories are created).
 
     ``durable`` also fsyncs the file and its directory, so the rename survives a power cut.
@@ -25,6 +28,8 @@ def write_bytes(path: str, data: bytes, mode: int = 0o666, durable: bool = True)
             if durable:
                 fh.flush()
                 os.fsync(fh.fileno())
+        if crash_label:
+            crash_point(crash_label)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -37,10 +42,10 @@ def write_bytes(path: str, data: bytes, mode: int = 0o666, durable: bool = True)
 
 
 def write_json(path: str, data: Any, mode: int = 0o666, indent: int | None = 1,
-               durable: bool = True) -> None:
+               durable: bool = True, crash_label: str | None = None) -> None:
     """Atomically write ``data`` as JSON."""
     text = json.dumps(data, indent=indent, ensure_ascii=False, sort_keys=False)
-    write_bytes(path, (text + "\n").encode("utf-8"), mode, durable)
+    write_bytes(path, (text + "\n").encode("utf-8"), mode, durable, crash_label)
 
 
 def fsync_dir(path: str) -> None:

@@ -142,7 +142,8 @@ class Store:
 
     def _write(self, path: Path, records: list[dict[str, Any]]) -> None:
         payload = {"version": FORMAT_VERSION, "project": self.project, "jobs": records}
-        _atomic.write_json(str(path), payload, mode=self.mode, indent=None)
+        _atomic.write_json(str(path), payload, mode=self.mode, indent=None,
+                           crash_label="jobs-json-write")
 
     def _read(self, path: Path) -> list[dict[str, Any]]:
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ... import _atomic, paths
+from ..._faults import crash_point
 from ...config import Config
 from ...launching import LaunchContext
 from ...plan import Group, Plan, chunk
@@ -89,7 +90,9 @@ class SlurmBackend:
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         extra = [f"--dependency=afterany:{':'.join(job.depends_on)}"] if job.depends_on else []
+        crash_point("before-sbatch")
         job_id = self.client.submit(script, job_name=name, extra_args=extra)
+        crash_point("after-sbatch")
         ctx.confirm(job, job_id)
 
     # -- queries --------------------------------------------------------------------------
