@@ -90,7 +90,7 @@ def load() -> Config:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
-            _atomic.write_json(str(path), DEFAULT_CONFIG, indent=2)
+            _atomic.write_json(str(path), DEFAULT_CONFIG, mode=0o600, indent=2)
         except FileExistsError:
             pass
     try:

@@ -17,6 +17,7 @@ from typing import Any
 from ... import _atomic, paths
 from ..._faults import crash_point
 from ...config import Config
+from ...errors import SubmissionError
 from ...launching import LaunchContext
 from ...plan import Group, Plan, chunk
 from ...store import JobRecord
@@ -91,7 +92,11 @@ class SlurmBackend:
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         extra = [f"--dependency=afterany:{':'.join(job.depends_on)}"] if job.depends_on else []
         crash_point("before-sbatch")
-        job_id = self.client.submit(script, job_name=name, extra_args=extra)
+        try:
+            job_id = self.client.submit(script, job_name=name, extra_args=extra)
+        except SubmissionError:  # refused for sure: the intent must not linger
+            ctx.store.remove(job.record.stage, {name})
+            raise
         crash_point("after-sbatch")
         ctx.confirm(job, job_id)
 

@@ -1,0 +1,212 @@
+"""The Slurm backend end to end on the real test cluster, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .helpers import done_markers, run_cli
+from .slurm_helpers import (cancel_all, count_calls, my_jobs, wait_until_idle,
+                            wrap_commands)
+
+pytestmark = pytest.mark.slurm
+
+EXPERIMENT = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+FAIL = os.environ.get("FAIL_LR", "")
+SLEEP = os.environ.get("SLEEP_S", "0")
+N_PRE = int(os.environ.get("N_PRE", "3"))
+FINE_PARTITION = os.environ.get("FINE_PARTITION", "cpu")
+
+@dataclass(frozen=True)
+class Pre(Artifact):
+    lr: float
+    def get_requirements(self):
+        return {"partition": "gpu", "gpus": "A100:4", "cpus": 8, "time": "10:00"}
+    def construct(self, builder: Task):
+        builder.create_yaml_file("config.yaml", {"lr": self.lr})
+        cmd = "exit 7" if str(self.lr) == FAIL else f"sleep {SLEEP}; echo trained {self.lr}"
+        builder.run_command(cmd)
+
+@dataclass(frozen=True)
+class Fine(Artifact):
+    base: Pre
+    data: str
+    def get_requirements(self):
+        return {"partition": FINE_PARTITION, "time": "10:00"}
+    def construct(self, builder: Task):
+        builder.run_command("test -f " + builder.artifact_path + "/" + self.base.relpath
+                            + "/config.yaml && echo tuned", kwargs={"data": self.data})
+
+pre = ArtifactSet.from_product(cls=Pre, params={"lr": [round(0.1 * (i + 1), 1)
+                                                       for i in range(N_PRE)]})
+fine = ArtifactSet.join_product(pre, ["a", "b"]).map(lambda m, d: Fine(base=m, data=d))
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("pretrain", pre)
+ex.stage("finetune", fine)
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, slurm_cluster: object) -> tuple[Path, dict[str, str], Path]:
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    out = tmp_path / "out"
+    out.mkdir()
+    name = f"t{uuid.uuid4().hex[:8]}"
+    wrapped, calls = wrap_commands(tmp_path)
+    env = {"OUT": str(out), "PROJECT": name, **wrapped, "CALLS": str(calls)}
+    yield script, env, out
+    cancel_all(name)
+
+
+def _jobs(stage: str, project: str) -> list[dict[str, object]]:
+    path = Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / project / stage / "jobs.json"
+    return json.loads(path.read_text())["jobs"]
+
+
+def test_two_stage_grid_runs_to_completion(project: tuple[Path, dict[str, str], Path]) -> None:
+    script, env, out = project
+    res = run_cli(script, "launch", env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    calls = Path(env["CALLS"])
+    assert count_calls(calls, "sbatch") == 2  # one array per (tier, group)
+    pre_job, fine_job = _jobs("pretrain", env["PROJECT"])[0], _jobs("finetune",
+                                                                    env["PROJECT"])[0]
+    assert fine_job["depends_on"] == [pre_job["job_id"]]
+    wait_until_idle(env["PROJECT"])
+    assert len(done_markers(out)) == 3 + 6
+    status = run_cli(script, "status", env=env)
+    assert status.returncode == 0 and "9" in status.stdout
+    before = count_calls(calls, "squeue"), count_calls(calls, "sacct")
+    hist = run_cli(script, "history", env=env)
+    assert hist.returncode == 0 and "3 built" in hist.stdout and "6 built" in hist.stdout
+    after = count_calls(calls, "squeue"), count_calls(calls, "sacct")
+    assert after[0] - before[0] <= 1 and after[1] - before[1] <= 1
+    log = run_cli(script, "cat", f"{pre_job['job_id']}_1", env=env)
+    assert "trained 0.2" in log.stdout
+    again = run_cli(script, "launch", env=env)
+    assert "Nothing to launch" in again.stdout
+    assert count_calls(calls, "sbatch") == 2
+
+
+def test_one_failed_pretrain_costs_only_its_finetunes(
+        project: tuple[Path, dict[str, str], Path]) -> None:
+    script, env, out = project
+    env = {**env, "FAIL_LR": "0.2"}
+    assert run_cli(script, "launch", env=env).returncode == 0
+    wait_until_idle(env["PROJECT"])  # nothing left pending forever (DependencyNeverSatisfied)
+    built = [p.parent.relative_to(out).as_posix() for p in done_markers(out)]
+    assert len(built) == 2 + 4 and not any("0.2" in b for b in built)
+    status = run_cli(script, "status", env=env)
+    assert "dep-failed" in status.stdout and "command exited with code 7" in status.stdout
+    fixed = {**env, "FAIL_LR": ""}
+    res = run_cli(script, "launch", env=fixed)
+    assert res.returncode == 0, res.stderr
+    jobs = _jobs("pretrain", env["PROJECT"]) + _jobs("finetune", env["PROJECT"])
+    assert [len(j["tasks"]) for j in jobs] == [3, 1, 6, 2]  # only the failed chain again
+    wait_until_idle(env["PROJECT"])
+    assert len(done_markers(out)) == 9
+
+
+def test_relaunch_while_queued_submits_nothing_and_cancel_clears(
+        project: tuple[Path, dict[str, str], Path]) -> None:
+    script, env, out = project
+    env = {**env, "SLEEP_S": "60"}
+    assert run_cli(script, "launch", env=env).returncode == 0
+    calls = Path(env["CALLS"])
+    again = run_cli(script, "launch", env=env)
+    assert again.returncode == 0 and "Nothing to launch" in again.stdout
+    assert count_calls(calls, "sbatch") == 2
+    dry = run_cli(script, "drylaunch", env=env)
+    assert "9 already queued/running" in dry.stdout
+    res = run_cli(script, "cancel", "pretrain", env=env)
+    assert res.returncode == 0 and "Cancelled 1 job" in res.stdout
+    assert count_calls(calls, "scancel") == 1
+    res = run_cli(script, "cancel", env=env)
+    assert "Cancelled 1 job" in res.stdout  # the finetune array is what is left
+    wait_until_idle(env["PROJECT"], 60)
+    assert not my_jobs(env["PROJECT"])
+    hist = run_cli(script, "history", env=env)
+    assert "cancelled" in hist.stdout and "built" not in hist.stdout
+
+
+def test_arrays_above_max_array_size_are_split(tmp_path: Path, small_array_cluster: object
+                                               ) -> None:
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    out = tmp_path / "out"
+    out.mkdir()
+    wrapped, calls = wrap_commands(tmp_path)
+    env = {"OUT": str(out), "PROJECT": "split", "N_PRE": "12", **wrapped,
+           **small_array_cluster.env}  # type: ignore[attr-defined]
+    res = run_cli(script, "launch", "pretrain", env=env)
+    assert res.returncode == 0, res.stderr
+    assert count_calls(calls, "sbatch") == 3  # MaxArraySize=5: 5 + 5 + 2
+    jobs = _jobs("pretrain", "split")
+    assert [len(j["tasks"]) for j in jobs] == [5, 5, 2]
+    deadline_env = {**os.environ, **env}
+    import subprocess
+    import time
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(done_markers(out)) < 12:
+        time.sleep(0.5)
+    assert len(done_markers(out)) == 12
+    status = subprocess.run(["python", str(script), "status"], env=deadline_env,
+                            capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and "12" in status.stdout  # works without sacct
+
+
+def test_socket_timeout_after_submission_does_not_duplicate(tmp_path: Path,
+                                                            slurm_cluster: object) -> None:
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    out = tmp_path / "out"
+    out.mkdir()
+    flaky = ('if [ "$rc" = 0 ] && [ ! -e {m} ]; then touch {m}; '
+             'echo "sbatch: error: Batch job submission failed: Socket timed out on send/recv '
+             'operation" >&2; exit 1; fi; exit "$rc"').format(m=tmp_path / "failed-once")
+    wrapped, calls = wrap_commands(tmp_path, {"sbatch": flaky})
+    name = f"t{uuid.uuid4().hex[:8]}"
+    env = {"OUT": str(out), "PROJECT": name, **wrapped}
+    try:
+        res = run_cli(script, "launch", "pretrain", env=env)
+        assert res.returncode == 0, res.stderr
+        assert count_calls(calls, "sbatch") == 1  # found by name, not resubmitted
+        jobs = _jobs("pretrain", name)
+        assert len(jobs) == 1 and jobs[0]["job_id"]
+        arrays = {r.split("|")[0].split("_")[0] for r in my_jobs(name)}
+        assert arrays <= {jobs[0]["job_id"]}
+        wait_until_idle(name)
+        assert len(done_markers(out)) == 3
+    finally:
+        cancel_all(name)
+
+
+def test_permanent_rejection_stops_with_slurms_message(
+        project: tuple[Path, dict[str, str], Path]) -> None:
+    script, env, out = project
+    env = {**env, "FINE_PARTITION": "nope"}
+    dry = run_cli(script, "drylaunch", "--validate", env=env)
+    assert dry.returncode == 1 and "invalid partition" in (dry.stdout + dry.stderr).lower()
+    assert count_calls(Path(env["CALLS"]), "sbatch") == 2  # two --test-only checks
+    res = run_cli(script, "launch", env=env)
+    assert res.returncode == 1
+    assert "invalid partition" in res.stderr.lower() and "Traceback" not in res.stderr
+    assert count_calls(Path(env["CALLS"]), "sbatch") == 4  # tier 0 + one refused: no retries
+    jobs = _jobs("pretrain", env["PROJECT"])
+    assert len(jobs) == 1 and jobs[0]["state"] == "submitted"  # what went through is tracked
+    assert not (Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / env["PROJECT"]
+                / "finetune" / "jobs.json").exists() or not _jobs("finetune", env["PROJECT"])
+    wait_until_idle(env["PROJECT"])
+    assert len(done_markers(out)) == 3
