@@ -1,0 +1,228 @@
+"""Reliability scenarios on the real Slurm test cluster.
+
+The rule under test everywhere: every artifact is built exactly once, and no artifact ever has
+two live jobs — whatever crashes, races, fails or is typed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import done_markers, run_cli
+from tests.e2e.slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
+
+pytestmark = pytest.mark.slurm
+
+# Three tiers: A -> B -> C, two artifacts each; every build appends its relpath to RUNS.
+THREE_TIERS = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+SLEEP = os.environ.get("SLEEP_S", "0")
+EXTRA = {k: v for k, v in [kv.split("=") for kv in os.environ.get("REQS", "").split(",") if kv]}
+
+def _run(builder, self):
+    builder.run_command(f"sleep {SLEEP}; echo " + self.relpath + " >> " + os.environ["RUNS"])
+
+@dataclass(frozen=True)
+class A(Artifact):
+    i: int
+    def get_requirements(self):
+        return {"partition": "gpu", "time": "10:00", **EXTRA}
+    def construct(self, builder: Task):
+        _run(builder, self)
+
+@dataclass(frozen=True)
+class B(Artifact):
+    a: A
+    def get_requirements(self):
+        return {"partition": "cpu", "time": "10:00"}
+    def construct(self, builder: Task):
+        _run(builder, self)
+
+@dataclass(frozen=True)
+class C(Artifact):
+    b: B
+    def construct(self, builder: Task):
+        _run(builder, self)
+
+n = int(os.environ.get("N", "2"))
+a = ArtifactSet.from_product(cls=A, params={"i": list(range(n))})
+b = a.map(lambda x: B(a=x))
+c = b.map(lambda x: C(b=x))
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("a", a)
+ex.stage("b", b)
+ex.stage("c", c)
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+def _setup(tmp_path: Path, extra: dict[str, str] | None = None,
+           wrappers: dict[str, str] | None = None) -> tuple[Path, dict[str, str], Path, Path]:
+    script = tmp_path / "exp.py"
+    script.write_text(THREE_TIERS)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    wrapped, calls = wrap_commands(tmp_path, wrappers)
+    env = {"OUT": str(out), "PROJECT": f"r{uuid.uuid4().hex[:8]}", "RUNS": str(tmp_path / "runs"),
+           **wrapped, **(extra or {})}
+    return script, env, out, calls
+
+
+def _records(project: str) -> list[dict[str, object]]:
+    root = Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / project
+    return [j for f in sorted(root.glob("*/jobs.json"))
+            for j in json.loads(f.read_text())["jobs"]]
+
+
+def _assert_built_once(env: dict[str, str], out: Path, expected: int) -> None:
+    wait_until_idle(env["PROJECT"])
+    runs = Path(env["RUNS"]).read_text().splitlines() if Path(env["RUNS"]).exists() else []
+    dupes = [r for r, n in Counter(runs).items() if n > 1]
+    assert not dupes, f"built more than once: {dupes}"
+    assert len(runs) == expected and len(done_markers(out)) == expected
+
+
+def _assert_one_job_per_artifact(project: str) -> None:
+    owners = Counter(t[0] for r in _records(project) if r.get("job_id") for t in r["tasks"])
+    assert owners and max(owners.values()) == 1, owners
+
+
+@pytest.mark.parametrize("crash_at", ["before-sbatch:1", "before-sbatch:2", "after-sbatch:1",
+                                      "after-sbatch:2", "jobs-json-write:2",
+                                      "jobs-json-write:4"])
+def test_crash_sweep_then_relaunch(tmp_path: Path, slurm_cluster: object, crash_at: str) -> None:
+    script, env, out, calls = _setup(tmp_path, {"SLEEP_S": "1"})
+    try:
+        crashed = run_cli(script, "launch", env={**env, "EXPERIMENTS_CRASH_AT": crash_at})
+        assert crashed.returncode == -9, crashed.stderr  # SIGKILLed at the crash point
+        again = run_cli(script, "launch", env=env)
+        assert again.returncode == 0, again.stderr
+        _assert_one_job_per_artifact(env["PROJECT"])
+        records = {r["job_id"]: r for r in _records(env["PROJECT"])}
+        by_artifact = {t[0]: r["job_id"] for r in records.values() for t in r["tasks"]}
+        for rec in records.values():  # later tiers depend on the jobs holding their deps
+            if rec["tier"] > 0:
+                assert rec["depends_on"], rec
+                assert set(rec["depends_on"]) <= set(by_artifact.values())
+        _assert_built_once(env, out, 6)
+    finally:
+        cancel_all(env["PROJECT"])
+
+
+def test_noisy_success_is_recorded_once(tmp_path: Path, slurm_cluster: object) -> None:
+    noisy = ('echo "sbatch: Slurm temporarily unable to accept job, sleeping and retrying" >&2; '
+             'exit "$rc"')
+    script, env, out, calls = _setup(tmp_path, wrappers={"sbatch": noisy})
+    try:
+        res = run_cli(script, "launch", "a", env=env)
+        assert res.returncode == 0, res.stderr
+        assert count_calls(calls, "sbatch") == 1
+        assert len(_records(env["PROJECT"])) == 1
+        _assert_built_once(env, out, 2)
+    finally:
+        cancel_all(env["PROJECT"])
+
+
+def test_requeue_runs_again_never_failed_and_log_keeps_both(tmp_path: Path,
+                                                            slurm_cluster: object) -> None:
+    script, env, out, _ = _setup(tmp_path, {"SLEEP_S": "6", "N": "1"})
+    try:
+        assert run_cli(script, "launch", "a", env=env).returncode == 0
+        job = _records(env["PROJECT"])[0]["job_id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any("RUNNING" in r
+                                                      for r in my_jobs(env["PROJECT"])):
+            time.sleep(0.3)
+        time.sleep(1.5)
+        subprocess.run(["scontrol", "requeue", f"{job}_0"], check=True, timeout=30)
+        seen: set[str] = set()
+        while my_jobs(env["PROJECT"]) and time.monotonic() < deadline + 120:
+            hist = run_cli(script, "history", env=env).stdout
+            seen |= {w for w in ("failed", "built", "queued", "running") if w in hist}
+            time.sleep(1)
+        assert "failed" not in seen
+        assert len(done_markers(out)) == 1
+        log = next((Path(os.environ["EXPERIMENTS_HOME"]) / "logs").rglob(f"{job}_0.log"))
+        text = log.read_text()
+        assert text.count("step 1/1") == 2 and "interrupted by SIGTERM" in text
+        assert "built A/" in text
+    finally:
+        cancel_all(env["PROJECT"])
+
+
+def test_vanished_and_reused_jobs_are_never_built(tmp_path: Path, slurm_cluster: object) -> None:
+    script, env, out, _ = _setup(tmp_path, {"SLEEP_S": "60"})
+    try:
+        assert run_cli(script, "launch", "a", env=env).returncode == 0
+        job = _records(env["PROJECT"])[0]["job_id"]
+        subprocess.run(["scancel", str(job)], check=True, timeout=30)  # outside the tool
+        wait_until_idle(env["PROJECT"], 60)
+        status = run_cli(script, "status", "a", env=env)
+        assert "built" in status.stdout and "running" not in status.stdout
+        row = next(line for line in status.stdout.splitlines() if line.startswith("│ a "))
+        assert row.split("│")[2].strip() == "0"  # built column
+        # a record pointing at an unrelated job id that completed is still not "built"
+        other = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "true"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        f = Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / env["PROJECT"] / "a/jobs.json"
+        data = json.loads(f.read_text())
+        data["jobs"][0]["job_id"] = other.split(";")[0]
+        f.write_text(json.dumps(data))
+        time.sleep(3)
+        hist = run_cli(script, "history", env=env)
+        assert "built" not in hist.stdout
+        res = run_cli(script, "launch", "a", env={**env, "SLEEP_S": "0"})
+        assert res.returncode == 0 and "Nothing to launch" not in res.stdout
+        _assert_built_once({**env}, out, 2)
+    finally:
+        cancel_all(env["PROJECT"])
+
+
+def test_status_of_10000_tasks_asks_slurm_twice_at_most(tmp_path: Path,
+                                                        slurm_cluster: object) -> None:
+    script, env, out, calls = _setup(tmp_path, {"N": "10000", "REQS": "hold=true"})
+    try:
+        res = run_cli(script, "launch", "a", env=env)
+        assert res.returncode == 0, res.stderr
+        assert count_calls(calls, "sbatch") == 10  # MaxArraySize 1001 -> 10 chunks
+        before = {p: count_calls(calls, p) for p in ("squeue", "sacct")}
+        status = run_cli(script, "status", "a", env=env)
+        assert status.returncode == 0 and "10000" in status.stdout
+        hist = run_cli(script, "history", "a", env=env)
+        assert hist.returncode == 0
+        assert count_calls(calls, "squeue") - before["squeue"] <= 2      # one per verb
+        assert count_calls(calls, "sacct") - before["sacct"] <= 2
+        assert "10000 queued" in status.stdout.replace(" ", "") or "10000" in status.stdout
+    finally:
+        cancel_all(env["PROJECT"])
+
+
+def test_watch_backs_off_and_survives_without_sacct(tmp_path: Path, slurm_cluster: object
+                                                    ) -> None:
+    broken = 'echo "sacct: error: Slurm accounting storage is disabled" >&2; exit 1'
+    script, env, out, calls = _setup(tmp_path, wrappers={"sacct": broken})
+    assert run_cli(script, "launch", "a", env=env).returncode == 0
+    wait_until_idle(env["PROJECT"])
+    proc = subprocess.Popen([sys.executable, str(script), "status", "--watch", "--interval", "5"],
+                            env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(14)
+    proc.terminate()
+    stdout, stderr = proc.communicate(timeout=30)
+    assert "Traceback" not in stderr
+    assert stdout.count("Status") >= 2  # it kept refreshing
+    assert count_calls(calls, "squeue") <= 4  # at most every 5 s, growing when idle
