@@ -43,9 +43,18 @@ class Artifact:
     def _experiments_key(self) -> str:
         cached = self.__dict__.get("_exp_key")
         if cached is None:
-            check_artifact_class(type(self))
-            cached = identity.canonical_key(self)
-            object.__setattr__(self, "_exp_key", cached)
+            # Deepest dependencies first, iteratively: long chains must not hit recursion limits.
+            pending, order = [self], []
+            while pending:
+                art = pending.pop()
+                if "_exp_key" not in art.__dict__:
+                    order.append(art)
+                    pending.extend(art.dependencies())
+            for art in reversed(order):
+                if "_exp_key" not in art.__dict__:
+                    check_artifact_class(type(art))
+                    object.__setattr__(art, "_exp_key", identity.canonical_key(art))
+            cached = self.__dict__["_exp_key"]
         return cached
 
     @property

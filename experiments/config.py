@@ -97,6 +97,9 @@ def load() -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text; fix it, or delete it to get the "
+                          "default back") from None
     return validate(parse_json(text, str(path)), path)
 
 

@@ -32,12 +32,12 @@ def encode_value(value: Any, where: str) -> str:
     if value is None or value is True or value is False:
         return "null" if value is None else ("true" if value else "false")
     if isinstance(value, enum.Enum):
-        return json.dumps(f"__enum__:{type(value).__qualname__}.{value.name}")
+        return f"enum({type(value).__qualname__}.{value.name})"
     if isinstance(value, int):
         return str(int(value))
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
-            return json.dumps(f"__float__:{value!r}")
+            return f"float({value!r})"  # unquoted: no string can encode the same
         return repr(float(value))
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=True)

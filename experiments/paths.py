@@ -38,7 +38,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 def check_name(kind: str, name: object) -> str:
     """Validate a project or stage name (it becomes a folder and part of job names)."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise DefinitionError(
             f"{kind} name {name!r:.60} is not allowed; use 1-100 letters, digits, '.', '_' or "
             "'-', starting with a letter or digit"

@@ -44,6 +44,8 @@ def read_header(directory: str) -> dict[str, Any]:
 
 def read_task(directory: str, index: int) -> dict[str, Any]:
     """Task ``index`` of the spec, reading only its own line."""
+    if index < 0:
+        raise IndexError(f"task index {index} is out of range (negative) for spec {directory}")
     with open(os.path.join(directory, SPEC_INDEX), "rb") as fh:
         fh.seek(index * _OFF.size)
         raw = fh.read(2 * _OFF.size)

@@ -152,6 +152,8 @@ class Store:
             return []
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise self._damaged(path, f"not UTF-8: {exc.reason}") from None
         try:
             data = json.loads(text)
             if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):

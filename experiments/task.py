@@ -95,7 +95,7 @@ class Task:
         self.code_path = code_path
         self.relpath = relpath
         self.gs_path = gs_path
-        self.directory = posixpath.join(artifact_path, relpath)
+        self.directory = posixpath.normpath(posixpath.join(artifact_path, relpath))
         self.steps: list[Step] = []
         self._where = where
 
@@ -137,7 +137,7 @@ class Task:
         self.steps.append(RunCommand(" ".join(parts)))
 
     def _format_kwarg(self, key: Any, value: Any, kwformat: str) -> str:
-        if not isinstance(key, str) or not _KW_KEY.match(key):
+        if not isinstance(key, str) or not _KW_KEY.fullmatch(key):
             raise DefinitionError(f"{self._where}: run_command kwargs key {key!r} must be a "
                                   "plain name (letters, digits, _ . -)")
         text = str(value)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = [p for p in ["tests._slurm", "tests._gcs"] if (Path(__file__).parent / (p.split(".")[1] + ".py")).exists()]  # TEMP
+pytest_plugins = ["tests._slurm", "tests._gcs"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,125 @@
+"""Pure rendering of the batch script that runs one array job's tasks.
+
+The script is a list of ``#SBATCH`` directives, then three lines of bash::
+
+    #!/bin/bash
+    #SBATCH --cpus-per-task=8            <- the requirements' options, sorted
+    #SBATCH --job-name=proj.train.x.t0g0c0
+    #SBATCH --array=0-99%10
+    #SBATCH --output=/logs/proj/train/%A_%a.log
+    #SBATCH --error=/logs/proj/train/%A_%a.log
+    #SBATCH --open-mode=append           <- a requeued task keeps its earlier attempts' output
+    set -u
+    export KEY='value'
+    echo "experiments: task ... on <host> at <date>, restart ${SLURM_RESTART_COUNT:-0}" >&2
+    exec '<python>' -m experiments.worker '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
+
+The framework's own directives come *after* the requirements' options, so that even a slip in
+validation could not override them (sbatch keeps the last value of a repeated option). Every
+``#SBATCH`` value is checked and quoted by :mod:`.options`; everything on a shell line is
+``shlex``-quoted. No user string is ever placed where the shell would read it unquoted.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+
+from ...errors import DefinitionError
+from .options import check_not_owned, check_text, quote_directive_value
+
+JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+JOB_NAME_MAX = 200
+ARRAY_RE = re.compile(r"\d+(-\d+)?(:\d+)?(,\d+(-\d+)?(:\d+)?)*(%\d+)?")
+OPTION_RE = re.compile(r"--([A-Za-z][A-Za-z0-9-]*)(=.*)?", re.S)
+ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+WORKER_MODULE = "experiments.worker"
+
+BANNER = ('echo "experiments: task ${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID:-?} '
+          'on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ), '
+          'restart ${SLURM_RESTART_COUNT:-0}" >&2')
+
+
+def check_job_name(job_name: str) -> str:
+    """A job name is ``[A-Za-z0-9._-]+`` and at most 200 characters; return it."""
+    if (not isinstance(job_name, str) or not JOB_NAME_RE.fullmatch(job_name)
+            or len(job_name) > JOB_NAME_MAX):
+        raise DefinitionError(f"job name {job_name!r:.80} must be 1-{JOB_NAME_MAX} characters "
+                              "of letters, digits, '.', '_' and '-'")
+    return job_name
+
+
+def directive(option: str, where: str) -> str:
+    """One ``#SBATCH`` line for an option string like ``--mem=64G`` or ``--requeue``."""
+    if not isinstance(option, str):
+        raise DefinitionError(f"{where}: option {option!r} is not a string")
+    match = OPTION_RE.fullmatch(option)
+    if not match:
+        raise DefinitionError(f"{where}: {option!r:.80} is not a long sbatch option like "
+                              "'--mem=64G'")
+    name, value = match.group(1), match.group(2)
+    if value is None:
+        return f"#SBATCH --{name}"
+    text = check_text(value[1:], f"{where} --{name}")
+    return f"#SBATCH --{name}={quote_directive_value(text)}"
+
+
+def _user_directives(options: Sequence[str], job_name: str) -> list[str]:
+    lines = []
+    for option in options:
+        where = f"job {job_name} option {option!r:.60}"
+        match = OPTION_RE.fullmatch(option) if isinstance(option, str) else None
+        if match:
+            check_not_owned(match.group(1), where)
+        lines.append(directive(option, where))
+    return lines
+
+
+def _own_directives(job_name: str, array: str, output: str) -> list[str]:
+    if not isinstance(array, str) or not ARRAY_RE.fullmatch(array):
+        raise DefinitionError(f"job {job_name}: array {array!r:.60} is not an index "
+                              "specification like '0-99' or '0-99%10'")
+    where = f"job {job_name} output path"
+    check_text(output, where)
+    if "\\" in output:  # sbatch turns off its %A/%a patterns when the path has a backslash
+        raise DefinitionError(f"{where} {output!r:.80} contains a backslash; choose a "
+                              "log_directory without one")
+    return [f"#SBATCH --job-name={job_name}", f"#SBATCH --array={array}",
+            f"#SBATCH --output={quote_directive_value(output)}",
+            f"#SBATCH --error={quote_directive_value(output)}",
+            "#SBATCH --open-mode=append"]
+
+
+def _exports(env: Mapping[str, str], job_name: str) -> list[str]:
+    lines = []
+    for key in sorted(env):
+        value = env[key]
+        if not isinstance(key, str) or not ENV_KEY_RE.fullmatch(key):
+            raise DefinitionError(f"job {job_name}: {key!r:.60} is not a valid environment "
+                                  "variable name (letters, digits and '_', not starting "
+                                  "with a digit)")
+        if not isinstance(value, str) or "\x00" in value:
+            raise DefinitionError(f"job {job_name}: environment variable {key} must be a "
+                                  f"string without NUL characters, got {value!r:.60}")
+        lines.append(f"export {key}={shlex.quote(value)}")
+    return lines
+
+
+def _shell_word(value: str, what: str, job_name: str) -> str:
+    return shlex.quote(check_text(value, f"job {job_name} {what}"))
+
+
+def render_script(*, job_name: str, options: Sequence[str], array: str, output: str,
+                  spec_dir: str, python: str, env: Mapping[str, str] | None = None) -> str:
+    """The batch script of one array job (pure: the same arguments give the same text).
+
+    Raises ``DefinitionError`` for any value that could not round-trip into the script.
+    """
+    check_job_name(job_name)
+    lines = ["#!/bin/bash", *_user_directives(options, job_name),
+             *_own_directives(job_name, array, output),
+             "set -u", *_exports(env or {}, job_name), BANNER,
+             f"exec {_shell_word(python, 'python', job_name)} -m {WORKER_MODULE} "
+             f'{_shell_word(spec_dir, "spec_dir", job_name)} "$SLURM_ARRAY_TASK_ID"']
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,181 @@
+"""config.json: first-run default, EXPERIMENTS_HOME, validation, requirement merging."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from pathlib import Path
+
+import pytest
+
+from experiments import ConfigError
+from experiments import config as cfg
+
+SEED_README = Path("/work/shared/spec/README-seed.md")
+# The block from the seed README, kept here too so the test runs where shared/ is absent.
+SEED_CONFIG = """
+{
+  "log_directory": "~/.experiments/logs",
+  "default_slurm_args": {
+    "gpu": {
+      "time": "24:00:00",
+      "cpus": 8,
+      "requeue": true
+    },
+    "cpu": {
+      "time": "4:00:00",
+      "cpus": 1
+    }
+  }
+}
+"""
+
+
+def test_seed_block_matches_readme_when_available() -> None:
+    if not SEED_README.exists():
+        pytest.skip("seed README not present")
+    blocks = re.findall(r"```json\n(.*?)```", SEED_README.read_text(), re.S)
+    assert json.loads(blocks[0]) == json.loads(SEED_CONFIG)
+
+
+def test_first_load_creates_seed_config(exp_home: Path) -> None:
+    assert not exp_home.exists()
+    conf = cfg.load()
+    path = exp_home / "config.json"
+    assert conf.path == path
+    assert json.loads(path.read_text()) == json.loads(SEED_CONFIG)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert conf.log_directory == exp_home / "logs"
+    assert conf.default_slurm_args["gpu"] == {"time": "24:00:00", "cpus": 8, "requeue": True}
+    assert conf.default_slurm_args["cpu"] == {"time": "4:00:00", "cpus": 1}
+    assert conf.default_partition is None
+    assert conf.umask == 0o077
+
+
+def test_existing_config_is_not_overwritten(exp_home: Path) -> None:
+    exp_home.mkdir()
+    (exp_home / "config.json").write_text('{"log_directory": "/var/logs/x"}')
+    conf = cfg.load()
+    assert conf.log_directory == Path("/var/logs/x")
+    assert conf.default_slurm_args == {}
+    assert json.loads((exp_home / "config.json").read_text()) == {"log_directory": "/var/logs/x"}
+
+
+def test_home_relocation_and_path_mapping(exp_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    assert cfg.home() == exp_home
+    assert cfg.expand_path("~/.experiments/logs") == exp_home / "logs"
+    assert cfg.expand_path("~/.experiments") == exp_home
+    assert cfg.expand_path("/abs/logs") == Path("/abs/logs")
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert cfg.expand_path("~/.experimentsX/logs") == tmp_path / "user" / ".experimentsX/logs"
+    monkeypatch.delenv("EXPERIMENTS_HOME")
+    assert cfg.home() == tmp_path / "user" / ".experiments"
+
+
+def _write(exp_home: Path, text: str) -> Path:
+    exp_home.mkdir(exist_ok=True)
+    path = exp_home / "config.json"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("text", ["{", "", "not json", '{"log_directory": }', "[1,"])
+def test_invalid_json_names_the_file(exp_home: Path, text: str) -> None:
+    path = _write(exp_home, text)
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))} is not valid JSON"):
+        cfg.load()
+    assert path.read_text() == text  # never reset
+
+
+def test_duplicate_keys_rejected(exp_home: Path) -> None:
+    _write(exp_home, '{"log_directory": "/a", "log_directory": "/b"}')
+    with pytest.raises(ConfigError, match=r"duplicate key 'log_directory'"):
+        cfg.load()
+    _write(exp_home, '{"default_slurm_args": {"gpu": {"cpus": 1, "cpus": 2}}}')
+    with pytest.raises(ConfigError, match=r"duplicate key 'cpus'"):
+        cfg.load()
+
+
+def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
+    path = _write(exp_home, '{"log_dir": "/a", "zzz": 1}')
+    with pytest.raises(ConfigError) as info:
+        cfg.load()
+    msg = str(info.value)
+    assert str(path) in msg
+    assert "unknown key(s) log_dir, zzz" in msg
+    assert ("valid keys are default_partition, default_slurm_args, log_directory, python, "
+            "umask") in msg
+
+
+def test_yaml_python_tag_is_rejected_and_not_executed(exp_home: Path, tmp_path: Path) -> None:
+    canary = tmp_path / "pwned"
+    _write(exp_home, f"!!python/object/apply:os.system ['touch {canary}']\n")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        cfg.load()
+    _write(exp_home, f"log_directory: !!python/object/apply:os.system ['touch {canary}']\n")
+    with pytest.raises(ConfigError, match="is not valid JSON"):
+        cfg.load()
+    # inside a JSON string it is just text
+    _write(exp_home, json.dumps({"log_directory": f"!!python/object/apply:os.system "
+                                                  f"['touch {canary}']"}))
+    conf = cfg.load()
+    assert str(conf.log_directory).startswith("!!python")
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("data,match", [
+    ([], "must hold a JSON object"),
+    ({"log_directory": 5}, "log_directory must be a path string"),
+    ({"log_directory": ""}, "log_directory must be a path string"),
+    ({"log_directory": "a\nb"}, "log_directory must be a path string"),
+    ({"default_slurm_args": []}, "default_slurm_args must map partition names"),
+    ({"default_slurm_args": {"gpu": 5}}, "default_slurm_args must map partition names"),
+    ({"default_partition": 5}, "default_partition must be a string"),
+    ({"python": "python3"}, "python must be an absolute path"),
+    ({"umask": "999"}, "umask must be an octal string"),
+    ({"umask": "777"}, "umask must be an octal string"),  # would lock the owner out
+    ({"umask": "abc"}, "umask must be an octal string"),
+])
+def test_bad_values_rejected_naming_file(exp_home: Path, data: object, match: str) -> None:
+    path = _write(exp_home, json.dumps(data))
+    with pytest.raises(ConfigError, match=match) as info:
+        cfg.load()
+    assert str(path) in str(info.value)
+
+
+def test_optional_keys_accepted(exp_home: Path) -> None:
+    _write(exp_home, json.dumps({"default_partition": "cpu", "umask": "027",
+                                 "python": "/usr/bin/python3",
+                                 "default_slurm_args": {"cpu": {"cpus": 2}}}))
+    conf = cfg.load()
+    assert (conf.default_partition, conf.umask, conf.python) == ("cpu", 0o027, "/usr/bin/python3")
+
+
+def test_non_utf8_config_is_a_config_error(exp_home: Path) -> None:
+    exp_home.mkdir()
+    (exp_home / "config.json").write_bytes(b'{"log_directory": "\xff\xfe"}')
+    with pytest.raises(ConfigError, match="config.json"):
+        cfg.load()
+
+
+# -- merging --------------------------------------------------------------------------------
+def test_resolve_requirements_artifact_wins(exp_home: Path) -> None:
+    conf = cfg.load()
+    assert conf.resolve_requirements({"partition": "gpu", "gpus": "A100:4", "cpus": 16}) == {
+        "time": "24:00:00", "cpus": 16, "requeue": True, "partition": "gpu", "gpus": "A100:4"}
+    assert conf.resolve_requirements({"partition": "cpu"}) == {
+        "time": "4:00:00", "cpus": 1, "partition": "cpu"}
+    assert conf.resolve_requirements({"partition": "other", "time": "1:00"}) == {
+        "partition": "other", "time": "1:00"}
+    assert conf.resolve_requirements({}) == {}
+
+
+def test_resolve_requirements_default_partition(exp_home: Path) -> None:
+    _write(exp_home, json.dumps({**json.loads(SEED_CONFIG), "default_partition": "gpu"}))
+    conf = cfg.load()
+    assert conf.resolve_requirements({}) == {"time": "24:00:00", "cpus": 8, "requeue": True,
+                                             "partition": "gpu"}
+    assert conf.resolve_requirements({"partition": "cpu", "time": "0:10:00"}) == {
+        "time": "0:10:00", "cpus": 1, "partition": "cpu"}

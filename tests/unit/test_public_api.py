@@ -1,0 +1,71 @@
+"""The public API (``experiments.__all__``) and the worker's light import footprint."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import experiments
+
+PUBLIC = {
+    "Artifact", "ArtifactSet", "Task", "Executor", "SlurmExecutor", "LocalExecutor",
+    "ExperimentsError", "DefinitionError", "PlanError", "ConfigError", "SubmissionError",
+    "SchedulerQueryError", "StoreError", "StorageError",
+}
+ERRORS = {"DefinitionError", "PlanError", "ConfigError", "SubmissionError",
+          "SchedulerQueryError", "StoreError", "StorageError"}
+HEAVY = {"yaml", "click", "rich", "filelock"}
+
+
+def test_all_matches_public_names() -> None:
+    assert set(experiments.__all__) == PUBLIC
+    assert len(experiments.__all__) == len(PUBLIC)
+    assert dir(experiments) == sorted(PUBLIC)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_every_public_name_imports(name: str) -> None:
+    code = f"from experiments import {name}; print({name}.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == name
+    assert getattr(experiments, name).__name__ == name
+
+
+def test_unknown_attribute_is_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        experiments.Nope  # noqa: B018
+
+
+def test_error_tree() -> None:
+    root = experiments.ExperimentsError
+    for name in ERRORS:
+        assert issubclass(getattr(experiments, name), root)
+    assert issubclass(experiments.DefinitionError, TypeError)
+
+
+def _imported_modules(argv: list[str]) -> tuple[int, set[str]]:
+    res = subprocess.run([sys.executable, "-X", "importtime", *argv], capture_output=True,
+                         text=True, timeout=30)
+    mods = set()
+    for line in res.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            mods.add(line.rsplit("|", 1)[1].strip())
+    return res.returncode, mods
+
+
+def test_worker_imports_no_heavy_packages() -> None:
+    code, mods = _imported_modules(["-m", "experiments.worker"])
+    assert code == 2
+    assert {"experiments", "experiments.specs", "experiments._atomic"} <= mods
+    assert {m.split(".")[0] for m in mods} & HEAVY == set()
+
+
+def test_plain_import_is_light() -> None:
+    code, mods = _imported_modules(["-c", "import experiments"])
+    assert code == 0
+    assert "experiments" in mods
+    assert {m.split(".")[0] for m in mods} & HEAVY == set()
