@@ -33,6 +33,17 @@ class _Interrupted(BaseException):  # not Exception: step error handling must no
         self.signum = signum
 
 
+# Set by the signal handler; checked after every step and before the done marker, so a command
+# that "succeeds" because its shell carried on after a killed child never counts as a build.
+_signal: dict[str, Any] = {"signum": None, "at": 0.0, "child": None}
+_GRACE_S = 10.0
+
+
+def _check_signal() -> None:
+    if _signal["signum"] is not None:
+        raise _Interrupted(_signal["signum"])
+
+
 class StepFailed(Exception):
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
@@ -104,15 +115,19 @@ class Build:
                     exit_code=None, error=None)
         steps = self.task["steps"]
         for i, step in enumerate(steps):
+            _check_signal()
             _say(f"step {i + 1}/{len(steps)}: {_describe(step)}")
             try:
                 self._step(step)
+                _check_signal()
             except StepFailed as exc:
+                _check_signal()  # a step killed by our own interruption is not a failure
                 _say(f"FAILED at step {i + 1}: {exc}")
                 self.status("failed", finished_at=_now(), step=i + 1,
                             step_description=_describe(step), exit_code=exc.exit_code,
                             error=str(exc))
                 return EXIT_FAILED
+        _check_signal()
         _atomic.write_json(os.path.join(self.dir, paths.DONE),
                            {"finished_at": _now(), "job": self.job}, durable=True)
         self.status("done", finished_at=_now(), exit_code=0)
@@ -154,27 +169,31 @@ class Build:
         sys.stderr.flush()
         proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=code_path, env=env,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        _signal["child"] = proc
         try:
-            code = proc.wait()
-        except _Interrupted:
-            _stop(proc)
-            raise
+            code = _wait(proc)
+        finally:
+            _signal["child"] = None
+        _check_signal()
         if code != 0:
             raise StepFailed(f"command exited with code {code}: {command}", exit_code=code)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a command's whole process group: SIGTERM, then SIGKILL after a grace period."""
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for a command; after an interruption, SIGKILL it if it outlives the grace period."""
+    while True:
         try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
+            return proc.wait(timeout=1.0)
         except subprocess.TimeoutExpired:
-            continue
+            if _signal["signum"] is not None and time.monotonic() - _signal["at"] > _GRACE_S:
+                _kill_group(proc, signal.SIGKILL)
+
+
+def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _describe(step: dict[str, Any]) -> str:
@@ -190,8 +209,13 @@ def _describe(step: dict[str, Any]) -> str:
     return kind
 
 
-def _raise_interrupted(signum: int, _frame: Any) -> None:
-    raise _Interrupted(signum)
+def _on_signal(signum: int, _frame: Any) -> None:
+    """Remember the signal and pass it on to the running command's process group."""
+    if _signal["signum"] is None:
+        _signal.update(signum=signum, at=time.monotonic())
+    child = _signal["child"]
+    if child is not None:
+        _kill_group(child, signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
     build = Build(header, task, job)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-        signal.signal(sig, _raise_interrupted)
+        signal.signal(sig, _on_signal)
     started = time.monotonic()
     try:
         code = build.run()

@@ -21,7 +21,7 @@ from ...errors import SubmissionError
 from ...launching import LaunchContext
 from ...plan import Group, Plan, chunk
 from ...store import JobRecord
-from .client import SlurmClient
+from .client import SlurmClient, SubmissionUncertain
 from .options import array_throttle, sbatch_options
 from .script import render_script
 
@@ -94,6 +94,8 @@ class SlurmBackend:
         crash_point("before-sbatch")
         try:
             job_id = self.client.submit(script, job_name=name, extra_args=extra)
+        except SubmissionUncertain:  # may exist: keep the intent for the next launch
+            raise
         except SubmissionError:  # refused for sure: the intent must not linger
             ctx.store.remove(job.record.stage, {name})
             raise
