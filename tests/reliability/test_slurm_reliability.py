@@ -194,7 +194,7 @@ def test_vanished_and_reused_jobs_are_never_built(tmp_path: Path, slurm_cluster:
 
 def test_status_of_10000_tasks_asks_slurm_twice_at_most(tmp_path: Path,
                                                         slurm_cluster: object) -> None:
-    script, env, out, calls = _setup(tmp_path, {"N": "10000", "REQS": "hold=true"})
+    script, env, out, calls = _setup(tmp_path, {"N": "10000", "REQS": "begin=now+3600"})
     try:
         res = run_cli(script, "launch", "a", env=env)
         assert res.returncode == 0, res.stderr
