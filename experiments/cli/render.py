@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -23,16 +24,16 @@ _STYLE = {st.BUILT: "green", st.RUNNING: "cyan", st.QUEUED: "blue", st.FAILED: "
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def warnings(messages: Sequence[str]) -> None:
     for m in messages:
-        err.print(f"[yellow]warning:[/] {m}", soft_wrap=True)
+        err.print(f"[yellow]warning:[/] {escape(m)}", soft_wrap=True)
 
 
 def _reqs(requirements: Sequence[tuple[str, Any]]) -> str:
-    return " ".join(f"{k}={v}" for k, v in requirements) or "(no requirements)"
+    return escape(" ".join(f"{k}={v}" for k, v in requirements) or "(no requirements)")
 
 
 def plan(dry: DryRun, verbose: bool) -> None:
@@ -65,7 +66,7 @@ def plan(dry: DryRun, verbose: bool) -> None:
         for s in p.skipped if verbose else []:
             out.print(f"  - {s.relpath} [{s.stage}]: {s.reason}", markup=False)
     for problem in dry.problems:
-        err.print(f"[red]problem:[/] {problem}", soft_wrap=True)
+        err.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
     out.print("[dim]drylaunch submits and records nothing.[/]")
 
 
@@ -80,7 +81,7 @@ def launched(result: LaunchResult) -> None:
             counts[s] = counts.get(s, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or f"{len(rec.tasks)} tasks"
         deps = f" after {','.join(rec.depends_on)}" if rec.depends_on else ""
-        out.print(f"job {rec.job_id} [{rec.stage}, tier {rec.tier}]{deps}: {summary}")
+        out.print(escape(f"job {rec.job_id} [{rec.stage}, tier {rec.tier}]{deps}: {summary}"))
     failed = sum(1 for r in result.records for s in r.task_states.values() if s != "completed")
     if result.records and all(r.backend == "local" for r in result.records):
         out.print(f"Built {result.plan.task_count - failed} of {result.plan.task_count}; "
@@ -111,8 +112,9 @@ def stage_table(stages: Sequence[StageStatus]) -> None:
     problems = [p for s in stages for p in s.problems]
     for p in problems[:20]:
         where = f" — `cat {p.job_id}_{p.index}`" if p.job_id else ""
-        out.print(f"[red]{p.state}[/] {p.relpath}: {p.detail or 'no reason recorded'}{where}",
-                  soft_wrap=True, markup=True)
+        detail = escape(p.detail or "no reason recorded")
+        out.print(f"[red]{p.state}[/] {escape(p.relpath)}: {detail}{escape(where)}",
+                  soft_wrap=True)
     if len(problems) > 20:
         out.print(f"… and {len(problems) - 20} more")
 
@@ -136,8 +138,8 @@ def task_table(view: JobView, limit: int | None) -> None:
         table.add_column(col)
     tasks = view.tasks if limit is None else view.tasks[:limit]
     for t in tasks:
-        table.add_row(f"{t.job_id}_{t.index}", t.relpath, f"[{_STYLE[t.state]}]{t.state}[/]",
-                      t.detail)
+        table.add_row(f"{t.job_id}_{t.index}", escape(t.relpath),
+                      f"[{_STYLE[t.state]}]{t.state}[/]", escape(t.detail))
     out.print(table)
     if len(view.tasks) > len(tasks):
         out.print(f"… {len(view.tasks) - len(tasks)} more tasks (--all shows every one)")
