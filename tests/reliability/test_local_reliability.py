@@ -125,18 +125,28 @@ HOSTILE = ["a'; touch /tmp/PWNED_{u}", "$(touch /tmp/PWNED_{u})", "`touch /tmp/P
            "/etc/passwd", "ünïcødé ✓"]
 
 
+@pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
 def test_hostile_parameter_values_stay_inside_the_root(exp: tuple[Path, dict[str, str], Path],
-                                                       tmp_path: Path) -> None:
+                                                       tmp_path: Path, backend: str,
+                                                       request: pytest.FixtureRequest) -> None:
     script, env, out = exp
     u = tmp_path.name
     names = [h.format(u=u) for h in HOSTILE]
     hostile = tmp_path / "hostile.py"
-    hostile.write_text(EXPERIMENT.replace(
+    text = EXPERIMENT.replace(
         'os.environ.get("NAMES", "a,b,c")\n                                                   '
-        '.split(",")', repr(names)))
+        '.split(",")', repr(names))
+    if backend == "slurm":
+        request.getfixturevalue("slurm_cluster")
+        text = text.replace("LocalExecutor", "SlurmExecutor").replace("workers=2", "")
+        text = text.replace('project="rel"', f'project="hostile{u[-6:]}"')
+    hostile.write_text(text)
     before = set(Path("/tmp").iterdir())
     res = run_cli(hostile, "launch", env=env)
     assert res.returncode == 0, res.stderr
+    if backend == "slurm":
+        from tests.e2e.slurm_helpers import wait_until_idle
+        wait_until_idle(f"hostile{u[-6:]}")
     assert not list(Path("/tmp").glob(f"PWNED_{u}*"))
     assert set(Path("/tmp").iterdir()) - before <= {p for p in Path("/tmp").iterdir()
                                                     if p.name.startswith(("pytest", "tmp"))}
