@@ -104,7 +104,7 @@ def option_name(key: str, where: str) -> str:
 
 
 def check_not_owned(name: str, where: str) -> None:
-    """Reject an option the framework sets itself, or any abbreviation sbatch would expand to one."""
+    """Reject an option the framework sets, or an abbreviation sbatch would expand to one."""
     hits = sorted(o for o in OWNED if o.startswith(name))
     if not hits:
         return

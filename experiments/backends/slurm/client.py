@@ -1,0 +1,331 @@
+"""Talking to Slurm: sbatch, squeue, sacct, scancel and scontrol, through ``_proc.run`` only.
+
+Submission. ``sbatch --parsable`` is retried only on transient errors (socket timeouts, an
+unreachable controller, our own timeout …) with exponential backoff and jitter. Such a failure
+is ambiguous — the job may exist anyway — so before every retry the job is looked up by its
+unique name and, if found, that id is returned instead of submitting twice. When that lookup
+itself fails, nothing is resubmitted; if the attempts run out without an answer the error is
+:class:`SubmissionUncertain`. Exit 0 with noise on stderr ("temporarily unable to accept job")
+is a success. Any other failure is permanent: ``SubmissionError`` with Slurm's words, no retry.
+
+Queries. One ``squeue`` call (``--me -r -t all``) and at most one ``sacct`` call for any number
+of jobs. squeue is authoritative for what the controller still holds; sacct fills in what it
+has forgotten. Rows for arrays not yet split into tasks (``12_[0-4,6-99%10]``, which both
+commands print, squeue even with ``-r`` once such an array is cancelled) are expanded. A task
+that sacct calls live but squeue no longer knows is UNKNOWN (accounting lagging). A missing or
+disabled sacct is not an error: the answer is what squeue knows, and keys missing from the
+answer mean "unknown" to the caller. A task of an unsplit array cancelled by itself leaves no
+trace in either command.
+
+State mapping (``STATES``): pending-like and requeue states → PENDING; RUNNING, COMPLETING,
+STAGE_OUT, and SUSPENDED/STOPPED (a started task holding its allocation) → RUNNING; COMPLETED;
+FAILED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL, DEADLINE and PREEMPTED → FAILED; CANCELLED
+(also "CANCELLED by 0") and REVOKED → CANCELLED; anything else → UNKNOWN. PREEMPTED is final: a
+job Slurm will requeue after preemption is shown as REQUEUED/PENDING by both commands, so a task
+still reported PREEMPTED was preempted for good.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ... import _proc
+from ...errors import SchedulerQueryError, SubmissionError
+from ..base import JobState
+from .script import check_job_name
+
+TRANSIENT_RE = re.compile(
+    r"Socket timed out|Unable to contact slurm controller|Zero Bytes were transmitted"
+    r"|Unexpected message received|Transport endpoint|temporarily unable", re.I)
+JOB_ID_RE = re.compile(r"(\d+)(?:;\S+)?")
+QUERY_ID_RE = re.compile(r"\d+(_\d+)?")
+RANGE_RE = re.compile(r"(\d+)_\[([0-9,\-]+)(?:%\d+)?\]")
+SACCT_DISABLED = "accounting storage is disabled"
+SQUEUE_FORMAT = "JobArrayID:|,State:|,exit_code:|,Reason:|"  # "|" is a suffix, not a width
+
+_P, _R = JobState.PENDING, JobState.RUNNING
+STATES: dict[str, JobState] = {
+    **dict.fromkeys(["PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+                     "RESIZING", "RESV_DEL_HOLD", "SPECIAL_EXIT", "POWER_UP_NODE"], _P),
+    **dict.fromkeys(["RUNNING", "COMPLETING", "STAGE_OUT", "SUSPENDED", "STOPPED",
+                     "SIGNALING", "UPDATE_DB"], _R),
+    "COMPLETED": JobState.COMPLETED,
+    **dict.fromkeys(["FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
+                     "DEADLINE", "PREEMPTED"], JobState.FAILED),
+    "CANCELLED": JobState.CANCELLED, "REVOKED": JobState.CANCELLED,
+}
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """What Slurm says about one task: our state, Slurm's own words, and the exit code."""
+
+    state: JobState
+    raw: str  # Slurm's state, e.g. "CANCELLED by 0"
+    reason: str  # e.g. "JobHeldUser", "DependencyNeverSatisfied", "None"
+    exit_code: str  # "<code>:<signal>", e.g. "1:0"
+
+
+class SubmissionUncertain(SubmissionError):
+    """sbatch failed ambiguously and Slurm could not be asked whether the job exists.
+
+    The job may have been submitted: look for it by name (``find_by_name``) before resubmitting.
+    """
+
+
+def map_state(raw: str) -> JobState:
+    """Our state for Slurm's state text (first word: "CANCELLED by 0" → CANCELLED)."""
+    word = raw.split(" ", 1)[0].rstrip("+").upper()
+    return STATES.get(word, JobState.UNKNOWN)
+
+
+def expand_key(job_id: str) -> list[str]:
+    """``12_[0-2,5%2]`` → ``["12_0", "12_1", "12_2", "12_5"]``; other ids unchanged."""
+    match = RANGE_RE.fullmatch(job_id)
+    if not match:
+        return [job_id]
+    keys: list[str] = []
+    for part in match.group(2).split(","):
+        lo, _, hi = part.partition("-")
+        keys.extend(f"{match.group(1)}_{i}" for i in range(int(lo), int(hi or lo) + 1))
+    return keys
+
+
+def _exit_code(text: str) -> str:
+    """sacct prints "1:0"; squeue prints the raw wait status (256), turned into "1:0" here."""
+    if not text.isdigit():
+        return text
+    return f"{int(text) >> 8}:{int(text) & 0x7F}"
+
+
+def parse_rows(stdout: str) -> dict[str, TaskStatus]:
+    """Rows ``JobID|State|ExitCode|Reason`` (of squeue or sacct) keyed by task."""
+    out: dict[str, TaskStatus] = {}
+    for line in stdout.splitlines():
+        fields = line.split("|")
+        if len(fields) == 5 and not fields[4]:  # squeue's "|" suffix after the last field
+            fields.pop()
+        if len(fields) != 4:
+            continue
+        job_id, raw, code, reason = (f.strip() for f in fields)
+        status = TaskStatus(map_state(raw), raw, reason, _exit_code(code))
+        out.update(dict.fromkeys(expand_key(job_id), status))
+    return out
+
+
+def merge(live: Mapping[str, TaskStatus], accounted: Mapping[str, TaskStatus]
+          ) -> dict[str, TaskStatus]:
+    """squeue's answer over sacct's; sacct's live claims that squeue can't confirm → UNKNOWN."""
+    out = dict(live)
+    arrays = {key.split("_", 1)[0] for key in live if "_" in key}
+    for key, status in accounted.items():
+        if key in out or key in arrays:  # sacct lags: an array can still show as its plain id
+            continue
+        if status.state.live:
+            status = TaskStatus(JobState.UNKNOWN, status.raw, status.reason, status.exit_code)
+        out[key] = status
+    return out
+
+
+def slurm_message(result: _proc.ProcResult, max_lines: int = 4) -> str:
+    """Slurm's own words from a failed command: its first non-empty stderr (or stdout) lines."""
+    lines = [ln.strip() for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
+    return " | ".join(lines[:max_lines]) or f"exit status {result.returncode}, no message"
+
+
+def parse_job_id(stdout: str) -> str | None:
+    """The job id from ``sbatch --parsable`` output (``123`` or ``123;cluster``)."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    match = JOB_ID_RE.fullmatch(lines[-1]) if lines else None
+    return match.group(1) if match else None
+
+
+def _sorted_ids(ids: Iterable[str]) -> list[str]:
+    return sorted(set(ids), key=lambda i: (len(i), i))
+
+
+def _checked_ids(ids: Iterable[str]) -> list[str]:
+    out = _sorted_ids(ids)
+    bad = [i for i in out if not isinstance(i, str) or not QUERY_ID_RE.fullmatch(i)]
+    if bad:
+        raise SchedulerQueryError(f"not Slurm job ids: {', '.join(map(repr, bad[:5]))}")
+    return out
+
+
+@dataclass(frozen=True)
+class _Transient:
+    message: str
+
+
+class SlurmClient:
+    """Runs Slurm's commands by name (a ``PATH`` lookup) with ``TZ=UTC`` and standard times."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, *, attempts: int = 4,
+                 backoff_s: float = 1.0, max_backoff_s: float = 8.0, timeout_s: float = 60.0,
+                 name_lookback_days: int = 7,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.env = {**(env or {}), "TZ": "UTC", "SLURM_TIME_FORMAT": "standard"}
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.timeout_s = timeout_s
+        self.name_lookback_days = name_lookback_days
+        self._sleep = sleep
+        self._max_array_size: int | None = None
+
+    def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
+        return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
+
+    # -- submission -----------------------------------------------------------------------
+    def submit(self, script_path: str, *, job_name: str, extra_args: Sequence[str] = ()) -> str:
+        """Submit a batch script under ``job_name`` (unique per submission); return the job id."""
+        check_job_name(job_name)
+        argv = ["sbatch", "--parsable", f"--job-name={job_name}", *extra_args, script_path]
+        problem = ""
+        for attempt in range(self.attempts):
+            if attempt:
+                self._sleep(self._backoff(attempt))
+                found, lookup_problem = self._lookup(job_name)
+                if found:
+                    return found[0]
+                if lookup_problem:  # we can't tell whether the job exists: don't risk a twin
+                    problem = f"{problem}; looking it up failed: {lookup_problem}"
+                    continue
+            outcome = self._sbatch_once(argv, job_name)
+            if not isinstance(outcome, _Transient):
+                return outcome
+            problem = outcome.message
+        return self._last_look(job_name, problem)
+
+    def _sbatch_once(self, argv: Sequence[str], job_name: str) -> str | _Transient:
+        """The job id, or a transient failure; raises SubmissionError on a permanent one."""
+        try:
+            result = self._run(argv)
+        except _proc.ProcTimeout as exc:
+            return _Transient(str(exc))
+        except FileNotFoundError:
+            raise SubmissionError(f"cannot submit job {job_name}: sbatch not found on PATH; "
+                                  "is Slurm installed on this machine?") from None
+        job_id = parse_job_id(result.stdout) if result.ok else None
+        if job_id:
+            return job_id
+        message = slurm_message(result)
+        if result.ok or TRANSIENT_RE.search(result.stderr + result.stdout):
+            return _Transient(message)
+        raise SubmissionError(f"Slurm refused job {job_name}: {message}")
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
+        return ceiling * random.uniform(0.5, 1.0)
+
+    def _lookup(self, job_name: str) -> tuple[list[str], str]:
+        """(ids of jobs named ``job_name``, "") or ([], why the lookup failed)."""
+        try:
+            return self.find_by_name(job_name), ""
+        except SchedulerQueryError as exc:
+            return [], str(exc)
+
+    def _last_look(self, job_name: str, problem: str) -> str:
+        self._sleep(self._backoff(self.attempts))
+        found, lookup_problem = self._lookup(job_name)
+        if found:
+            return found[0]
+        if lookup_problem:
+            raise SubmissionUncertain(
+                f"submitting job {job_name} failed ({problem}) and Slurm could not be asked "
+                f"whether it exists ({lookup_problem}); check `squeue --me --name={job_name}` "
+                "before launching again")
+        raise SubmissionError(f"submitting job {job_name} failed after {self.attempts} "
+                              f"attempts: {problem}")
+
+    def test_only(self, script_path: str) -> str | None:
+        """Ask ``sbatch --test-only`` about a script: None when accepted, else Slurm's reason."""
+        try:
+            result = self._run(["sbatch", "--test-only", script_path])
+        except _proc.ProcTimeout as exc:
+            return str(exc)
+        except FileNotFoundError:
+            return "sbatch not found on PATH; is Slurm installed on this machine?"
+        return None if result.ok else slurm_message(result)
+
+    # -- lookups --------------------------------------------------------------------------
+    def find_by_name(self, job_name: str) -> list[str]:
+        """Ids of this user's jobs named ``job_name`` (arrays by their array job id).
+
+        squeue first (live and recently finished jobs); if it knows none, sacct over the last
+        ``name_lookback_days`` days, when accounting is available.
+        """
+        check_job_name(job_name)
+        result = self._query_cmd(["squeue", "--me", "-h", "-t", "all",
+                                  f"--name={job_name}", "-o", "%F"])
+        ids = [ln.strip() for ln in result.stdout.splitlines() if ln.strip().isdigit()]
+        if not ids:
+            ids = [i.split("_", 1)[0] for i in self._sacct(
+                ["-X", "-P", "-n", f"--name={job_name}", "-S",
+                 f"now-{self.name_lookback_days}days", "--format=JobID"])]
+        return _sorted_ids(i for i in ids if i[:1].isdigit())
+
+    def max_array_size(self) -> int:
+        """The cluster's ``MaxArraySize`` (array indices must stay below it); cached."""
+        if self._max_array_size is None:
+            out = self._query_cmd(["scontrol", "show", "config"]).stdout
+            match = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.M)
+            if not match:
+                raise SchedulerQueryError("`scontrol show config` printed no MaxArraySize")
+            self._max_array_size = int(match.group(1))
+        return self._max_array_size
+
+    def query(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """Task states keyed ``<array job id>_<index>`` (or the plain id for a single job).
+
+        One squeue call and at most one sacct call in total.
+        """
+        ids = _checked_ids(job_ids)
+        if not ids:
+            return {}
+        live = self._squeue_states(ids)
+        rows = self._sacct(["-X", "-P", "-n", "-j", ",".join(ids),
+                            "--format=JobID,State,ExitCode,Reason"])
+        return merge(live, parse_rows("\n".join(rows)))
+
+    def _squeue_states(self, ids: Sequence[str]) -> dict[str, TaskStatus]:
+        argv = ["squeue", "--me", "-h", "-r", "-t", "all", "-j", ",".join(ids),
+                "-O", SQUEUE_FORMAT]
+        result = self._query_cmd(argv, allow_invalid_id=True)
+        return parse_rows(result.stdout) if result.ok else {}
+
+    def _query_cmd(self, argv: Sequence[str], *,
+                   allow_invalid_id: bool = False) -> _proc.ProcResult:
+        """Run a query command; SchedulerQueryError unless it worked.
+
+        With ``allow_invalid_id``, squeue's "Invalid job id specified" (every id is unknown
+        to the controller) is an empty answer, not an error.
+        """
+        try:
+            result = self._run(argv)
+        except (_proc.ProcTimeout, FileNotFoundError) as exc:
+            raise SchedulerQueryError(f"cannot ask Slurm ({argv[0]}): {exc}") from None
+        if result.ok or (allow_invalid_id and "Invalid job id" in result.stderr):
+            return result
+        raise SchedulerQueryError(f"cannot ask Slurm: {result.describe()}")
+
+    def _sacct(self, args: Sequence[str]) -> list[str]:
+        """sacct's output lines, or [] when sacct is missing, disabled or failing."""
+        try:
+            result = self._run(["sacct", *args])
+        except (_proc.ProcTimeout, FileNotFoundError):
+            return []
+        if not result.ok or SACCT_DISABLED in (result.stderr + result.stdout):
+            return []
+        return [ln for ln in result.stdout.splitlines() if ln.strip()]
+
+    # -- cancelling -----------------------------------------------------------------------
+    def cancel(self, job_ids: Sequence[str]) -> None:
+        """Cancel jobs with one scancel call (an array id cancels every task; ``<id>_<i>`` one)."""
+        ids = _checked_ids(job_ids)
+        if ids:
+            self._query_cmd(["scancel", *ids])
