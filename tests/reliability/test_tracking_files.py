@@ -1,4 +1,4 @@
-"""The store (jobs.json): round trips, damage handling, concurrency, crashes mid-write."""
+"""Tracking files (jobs.json): atomic, locked, never silently reset — scenario 10 of the rule."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def _record(name: str, stage: str = "pretrain", n_tasks: int = 2) -> JobRecord:
                      requirements={"cpus": 1})
 
 
-def test_add_update_records_round_trip(exp_home: Path) -> None:
-    store = Store(exp_home, "proj")
+def test_add_update_records_round_trip(experiments_home: Path) -> None:
+    store = Store(experiments_home, "proj")
     assert store.records("pretrain") == []
     assert store.stages() == []
     a, b = _record("a"), _record("b", n_tasks=3)
@@ -41,22 +41,22 @@ def test_add_update_records_round_trip(exp_home: Path) -> None:
     assert [r.name for r in store.all_records()] == ["c", "a", "b"]
     store.remove("pretrain", {"a"})
     assert [r.name for r in store.records("pretrain")] == ["b"]
-    data = json.loads((exp_home / "projects/proj/pretrain/jobs.json").read_text())
+    data = json.loads((experiments_home / "projects/proj/pretrain/jobs.json").read_text())
     assert data["version"] == 1 and data["project"] == "proj"
     assert data["jobs"][0]["tasks"] == [["id0", "Model/x=0-id0"], ["id1", "Model/x=1-id1"],
                                         ["id2", "Model/x=2-id2"]]
 
 
-def test_update_unknown_name_is_store_error(exp_home: Path) -> None:
-    store = Store(exp_home, "proj")
+def test_update_unknown_name_is_store_error(experiments_home: Path) -> None:
+    store = Store(experiments_home, "proj")
     store.add(_record("a"))
     with pytest.raises(StoreError, match=r"jobs.json has no job named nope"):
         store.update("pretrain", "nope", state="cancelled")
     assert store.records("pretrain")[0].state == "submitting"
 
 
-def test_times_are_iso8601_with_offset(exp_home: Path) -> None:
-    store = Store(exp_home, "proj")
+def test_times_are_iso8601_with_offset(experiments_home: Path) -> None:
+    store = Store(experiments_home, "proj")
     store.add(_record("a"))
     stamp = store.records("pretrain")[0].submitted_at
     parsed = datetime.fromisoformat(stamp)
@@ -73,11 +73,11 @@ def test_record_ignores_unknown_fields_from_newer_versions() -> None:
     b"", b'{"version": 1, "project": "proj", "jobs": [{"name": "a"', b"garbage\n",
     b"[]", b'{"version": 1}', b"null",
 ])
-def test_damaged_file_is_reported_and_copied_aside(exp_home: Path, content: bytes) -> None:
-    path = exp_home / "projects/proj/pretrain/jobs.json"
+def test_damaged_file_is_reported_and_copied_aside(experiments_home: Path, content: bytes) -> None:
+    path = experiments_home / "projects/proj/pretrain/jobs.json"
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
-    store = Store(exp_home, "proj")
+    store = Store(experiments_home, "proj")
     with pytest.raises(StoreError, match=rf"tracking file {path} is damaged .*a copy is kept at"):
         store.records("pretrain")
     with pytest.raises(StoreError, match="is damaged"):
@@ -87,27 +87,27 @@ def test_damaged_file_is_reported_and_copied_aside(exp_home: Path, content: byte
     assert copies and all(c.read_bytes() == content for c in copies)
 
 
-def test_non_utf8_file_is_store_error(exp_home: Path) -> None:
-    path = exp_home / "projects/proj/pretrain/jobs.json"
+def test_non_utf8_file_is_store_error(experiments_home: Path) -> None:
+    path = experiments_home / "projects/proj/pretrain/jobs.json"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(StoreError, match="is damaged"):
-        Store(exp_home, "proj").records("pretrain")
+        Store(experiments_home, "proj").records("pretrain")
 
 
 def _add_one(home: str, i: int) -> None:
     Store(Path(home), "proj").add(_record(f"job{i}"))
 
 
-def test_fifty_concurrent_writers_lose_nothing(exp_home: Path) -> None:
+def test_fifty_concurrent_writers_lose_nothing(experiments_home: Path) -> None:
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_add_one, args=(str(exp_home), i)) for i in range(50)]
+    procs = [ctx.Process(target=_add_one, args=(str(experiments_home), i)) for i in range(50)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0] * 50
-    path = exp_home / "projects/proj/pretrain/jobs.json"
+    path = experiments_home / "projects/proj/pretrain/jobs.json"
     data = json.loads(path.read_text())
     assert sorted(r["name"] for r in data["jobs"]) == sorted(f"job{i}" for i in range(50))
     assert [p for p in path.parent.iterdir() if ".tmp-" in p.name] == []
