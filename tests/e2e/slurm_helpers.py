@@ -62,3 +62,10 @@ def cancel_all(name_part: str) -> None:
     ids = {r.split("|")[0].split("_")[0] for r in my_jobs(name_part)}
     if ids:
         subprocess.run(["scancel", *sorted(ids)], check=False, timeout=30)
+
+
+def arrays_known_to_slurm(name_part: str) -> set[str]:
+    """Array job ids, live or recently finished (within MinJobAge), whose name has ``name_part``."""
+    res = subprocess.run(["squeue", "--me", "-h", "-t", "all", "-o", "%F|%j"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return {r.split("|")[0] for r in res.stdout.splitlines() if name_part in r}

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import done_markers, run_cli
-from tests.e2e.slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
+from tests.e2e.slurm_helpers import (arrays_known_to_slurm, cancel_all, count_calls, my_jobs,
+                                     wait_until_idle, wrap_commands)
 
 pytestmark = pytest.mark.slurm
 
@@ -99,6 +100,8 @@ def _assert_built_once(env: dict[str, str], out: Path, expected: int) -> None:
 def _assert_one_job_per_artifact(project: str) -> None:
     owners = Counter(t[0] for r in _records(project) if r.get("job_id") for t in r["tasks"])
     assert owners and max(owners.values()) == 1, owners
+    tracked = {str(r["job_id"]) for r in _records(project) if r.get("job_id")}
+    assert arrays_known_to_slurm(project) == tracked  # no untracked twin was submitted
 
 
 @pytest.mark.parametrize("crash_at", ["before-sbatch:1", "before-sbatch:2", "after-sbatch:1",

@@ -289,3 +289,22 @@ def test_second_worker_on_same_artifact_is_busy(tmp_path: Path) -> None:
         _kill(first)
     assert first.returncode == 128 + signal.SIGTERM
     assert not (spec.art() / ".done").exists()
+
+
+def test_command_that_shrugs_off_sigterm_and_exits_0_is_not_built(tmp_path: Path) -> None:
+    """Slurm signals every process of a cancelled job: a shell that carries on after its killed
+    child and exits 0 must not turn the interruption into a build."""
+    b = _builder(tmp_path)
+    b.run_command('trap "" TERM; touch "$EXPERIMENTS_ARTIFACT_DIR/started"; sleep 2; echo ok')
+    spec = _write(tmp_path, [b])
+    proc = _start(spec)
+    try:
+        _wait_for(spec.art() / "started")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=WORKER_TIMEOUT_S)
+    finally:
+        _kill(proc)
+    assert "ok" in out  # the command really finished with exit code 0
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not (spec.art() / ".done").exists()
+    assert _status(spec)["state"] == "interrupted"
