@@ -8,7 +8,6 @@ import pytest
 
 from tests._slurm import SlurmCluster
 
-
 pytestmark = pytest.mark.slurm
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import done_markers, run_cli
-from .slurm_helpers import (cancel_all, count_calls, my_jobs, wait_until_idle,
-                            wrap_commands)
+from .slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 

@@ -151,6 +151,8 @@ def test_requeue_runs_again_never_failed_and_log_keeps_both(tmp_path: Path,
                                                       for r in my_jobs(env["PROJECT"])):
             time.sleep(0.3)
         time.sleep(1.5)
+        # Slurm keeps a requeued job back for about two minutes (starting it earlier fails with
+        # "Job credential revoked"), so this test takes that long.
         subprocess.run(["scontrol", "requeue", f"{job}_0"], check=True, timeout=30)
         seen: set[str] = set()
         while my_jobs(env["PROJECT"]) and time.monotonic() < deadline + 120:
