@@ -6,36 +6,48 @@ import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PROGRAMS = ("sbatch", "squeue", "sacct", "scancel", "scontrol")
 
 
-def wrap_commands(tmp: Path, extra: dict[str, str] | None = None) -> tuple[dict[str, str], Path]:
-    """A PATH with wrappers that log each Slurm call, then run the real program.
+@dataclass
+class Wrapped:
+    """A PATH whose Slurm commands log each call, then run the real one (maybe with a fault)."""
 
-    ``extra`` maps a program to a bash snippet run *after* the real command (its exit code in
-    ``$rc``), to inject faults such as a timeout after a successful submission.
-    """
-    bindir = tmp / "wrapped-bin"
+    env: dict[str, str]
+    log: Path
+
+    def calls(self, prog: str) -> int:
+        return count_calls(self.log, prog)
+
+
+def wrap(tmp: Path, cluster_env: dict[str, str], faults: dict[str, str] | None = None
+         ) -> Wrapped:
+    """``faults`` maps a program to bash run instead of plain ``exec $REAL "$@"``."""
+    bindir = tmp / "bin"
     bindir.mkdir(exist_ok=True)
-    calls = tmp / "slurm-calls.log"
+    log = tmp / "calls.log"
     for prog in PROGRAMS:
         real = shutil.which(prog)
-        assert real, f"{prog} not found: is Slurm installed?"
-        after = (extra or {}).get(prog, 'exit "$rc"')
-        script = bindir / prog
-        script.write_text(
-            "#!/bin/bash\n"
-            f'echo "{prog} $*" >> {calls}\n'
-            f'{real} "$@"\nrc=$?\n{after}\n'
-        )
-        script.chmod(0o755)
-    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
-    return env, calls
+        assert real, f"{prog} not installed"
+        body = (faults or {}).get(prog, 'exec "$REAL" "$@"')
+        path = bindir / prog
+        path.write_text(f'#!/bin/bash\nREAL={real}\necho "{prog} $*" >> {log}\n{body}\n')
+        path.chmod(0o755)
+    return Wrapped({**cluster_env, "PATH": f"{bindir}:{os.environ['PATH']}"}, log)
+
+
+def wrap_commands(tmp: Path, after: dict[str, str] | None = None) -> tuple[dict[str, str], Path]:
+    """``wrap`` where each fault is bash run *after* the real command (its exit code in $rc)."""
+    faults = {prog: f'"$REAL" "$@"\nrc=$?\n{snippet}' for prog, snippet in (after or {}).items()}
+    w = wrap(tmp, {}, faults)
+    return w.env, w.log
 
 
 def count_calls(calls: Path, prog: str) -> int:
+    """How many times ``prog`` was called, from a wrapper log."""
     if not calls.exists():
         return 0
     return sum(1 for line in calls.read_text().splitlines() if line.split(" ", 1)[0] == prog)

@@ -18,8 +18,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import done_markers, run_cli
-from tests.e2e.slurm_helpers import (arrays_known_to_slurm, cancel_all, count_calls, my_jobs,
-                                     wait_until_idle, wrap_commands)
+from tests.e2e.slurm_helpers import (
+    arrays_known_to_slurm,
+    cancel_all,
+    count_calls,
+    my_jobs,
+    wait_until_idle,
+    wrap_commands,
+)
 
 pytestmark = pytest.mark.slurm
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,8 +23,8 @@ from experiments.backends.slurm.client import (
 )
 from experiments.backends.slurm.script import render_script
 from experiments.errors import SchedulerQueryError, SubmissionError
+from tests.e2e.slurm_helpers import wrap
 
-PROGRAMS = ("sbatch", "squeue", "sacct", "scancel", "scontrol")
 TIMEOUT_ERR = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
 
 
@@ -62,34 +60,6 @@ def test_merge_prefers_squeue_and_distrusts_stale_live_sacct_rows() -> None:
 
 
 # -- the real cluster -----------------------------------------------------------------------
-@dataclass
-class Wrapped:
-    """A PATH whose Slurm commands log each call, then run the real one (maybe with a fault)."""
-
-    env: dict[str, str]
-    log: Path
-
-    def calls(self, prog: str) -> int:
-        lines = self.log.read_text().splitlines() if self.log.exists() else []
-        return sum(1 for line in lines if line.split(" ", 1)[0] == prog)
-
-
-def wrap(tmp: Path, cluster_env: dict[str, str], faults: dict[str, str] | None = None
-         ) -> Wrapped:
-    """``faults`` maps a program to bash run instead of plain ``exec $REAL "$@"``."""
-    bindir = tmp / "bin"
-    bindir.mkdir(exist_ok=True)
-    log = tmp / "calls.log"
-    for prog in PROGRAMS:
-        real = shutil.which(prog)
-        assert real, f"{prog} not installed"
-        body = (faults or {}).get(prog, 'exec "$REAL" "$@"')
-        path = bindir / prog
-        path.write_text(f'#!/bin/bash\nREAL={real}\necho "{prog} $*" >> {log}\n{body}\n')
-        path.chmod(0o755)
-    return Wrapped({**cluster_env, "PATH": f"{bindir}:{os.environ['PATH']}"}, log)
-
-
 def fast_client(env: dict[str, str]) -> SlurmClient:
     return SlurmClient(env, backoff_s=0.05, max_backoff_s=0.2, timeout_s=30)
 
