@@ -77,10 +77,14 @@ class Artifact:
 
     def dependencies(self) -> tuple[Artifact, ...]:
         """The artifacts this one needs, found in its fields (also nested in containers)."""
-        found: list[Artifact] = []
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            _collect(getattr(self, f.name), found)
-        return tuple(found)
+        cached = self.__dict__.get("_exp_deps")
+        if cached is None:
+            found: list[Artifact] = []
+            for name, _default, _factory in identity.field_info(type(self)):
+                _collect(getattr(self, name), found)
+            cached = tuple(found)
+            object.__setattr__(self, "_exp_deps", cached)
+        return cached  # type: ignore[no-any-return]
 
 
 def _collect(value: Any, out: list[Artifact]) -> None:

@@ -68,7 +68,7 @@ _NO_DEFAULT = object()
 _field_cache: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
 
 
-def _field_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
+def field_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     """(name, default, default_factory) of the compared fields of ``cls``, cached per class."""
     info = _field_cache.get(cls)
     if info is None:
@@ -88,7 +88,7 @@ def _field_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
 def identity_fields(obj: Any) -> list[tuple[str, Any]]:
     """The (name, value) pairs that define an artifact: fields whose value is not the default."""
     out = []
-    for name, default, factory in _field_info(type(obj)):
+    for name, default, factory in field_info(type(obj)):
         value = getattr(obj, name)
         if default is not _NO_DEFAULT and _same(value, default):
             continue

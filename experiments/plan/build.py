@@ -7,7 +7,6 @@ from typing import Any
 
 from ..artifact import Artifact
 from ..errors import DefinitionError, PlanError
-from ..identity import encode_params
 from .model import Group, Plan, PlannedTask, Skipped
 
 Requirements = tuple[tuple[str, Any], ...]
@@ -125,11 +124,11 @@ def _group(planner: _Planner, tiers: Mapping[str, int],
             relpath=art.relpath,
             stage=stage,
             class_name=type(art).__qualname__,
-            params=encode_params(art),
             dep_ids=tuple(d.artifact_id for d in deps
                           if planner.status.get(d._experiments_key()) in ("build", "live")),
             dep_relpaths=tuple(d.relpath for d in deps),
             steps=construct(art),
+            artifact=art,
         )
         buckets.setdefault((tiers[key], stage, reqs), []).append(task)
     n_tiers = 1 + max(tiers.values()) if tiers else 0

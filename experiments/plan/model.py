@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..identity import encode_params
 from ..task import Step
 
 
@@ -17,10 +18,15 @@ class PlannedTask:
     relpath: str
     stage: str
     class_name: str
-    params: Mapping[str, Any]
     dep_ids: tuple[str, ...]       # artifact ids of dependencies not yet built
     dep_relpaths: tuple[str, ...]  # every dependency, checked by the worker before it runs
     steps: tuple[Step, ...] = ()
+    artifact: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        """The artifact's parameters as JSON-friendly data (encoded only when a spec needs it)."""
+        return encode_params(self.artifact) if self.artifact is not None else {}
 
 
 @dataclass(frozen=True)
