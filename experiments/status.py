@@ -62,10 +62,18 @@ class StageStatus:
     problems: list[TaskView] = field(default_factory=list)
 
 
+class LiveStates(dict[str, JobState]):
+    """Task states keyed ``<job_id>_<index>``, with the scheduler's reason for held tasks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: dict[str, str] = {}
+
+
 def live_states(records: Sequence[JobRecord],
-                backends: Mapping[str, Querier]) -> dict[str, JobState]:
+                backends: Mapping[str, Querier]) -> LiveStates:
     """Scheduler states of every task of ``records``: one query per backend for all jobs."""
-    out: dict[str, JobState] = {}
+    out = LiveStates()
     by_backend: dict[str, list[JobRecord]] = {}
     for r in records:
         if r.job_id and r.state not in ("finished",):
@@ -73,6 +81,9 @@ def live_states(records: Sequence[JobRecord],
     for name, recs in by_backend.items():
         for key, value in backends[name].query(recs).items():
             out[key] = value if isinstance(value, JobState) else value.state
+            reason = str(getattr(value, "reason", ""))
+            if out[key] is JobState.PENDING and "held" in reason.lower():
+                out.held[key] = reason
     return out
 
 
@@ -99,7 +110,11 @@ def task_state(record: JobRecord, index: int, live: Mapping[str, JobState],
         return TaskView(job_id, index, relpath, BUILT)
     st = live.get(f"{job_id}_{index}")
     if st is not None and st.live:
-        return TaskView(job_id, index, relpath, RUNNING if st is JobState.RUNNING else QUEUED)
+        held = getattr(live, "held", {}).get(f"{job_id}_{index}")
+        detail = (f"held by the scheduler ({held}); it will not start until "
+                  f"`scontrol release {job_id}_{index}`") if held else ""
+        return TaskView(job_id, index, relpath, RUNNING if st is JobState.RUNNING else QUEUED,
+                        detail)
     if record.state == "submitting":
         return TaskView(job_id, index, relpath, SUBMITTING, "submission not confirmed")
     info = read_status(root, relpath)
@@ -144,6 +159,6 @@ def stage_status(stage: str, artifacts: Iterable[Artifact], records: Sequence[Jo
         else:
             view = TaskView("", -1, relpath, NOT_STARTED)
         out.counts[view.state] = out.counts.get(view.state, 0) + 1
-        if view.state in (FAILED, DEP_FAILED, UNKNOWN):
+        if view.state in (FAILED, DEP_FAILED, UNKNOWN) or view.detail.startswith("held"):
             out.problems.append(view)
     return out

@@ -237,3 +237,18 @@ def test_watch_backs_off_and_survives_without_sacct(tmp_path: Path, slurm_cluste
     assert "Traceback" not in stderr
     assert stdout.count("Status") >= 2  # it kept refreshing
     assert count_calls(calls, "squeue") <= 4  # at most every 5 s, growing when idle
+
+
+def test_held_tasks_are_shown_with_the_reason_and_how_to_release(
+        tmp_path: Path, slurm_cluster: object) -> None:
+    script, env, out, _ = _setup(tmp_path, {"REQS": "begin=now+3600"})
+    try:
+        assert run_cli(script, "launch", "a", env=env).returncode == 0
+        job = _records(env["PROJECT"])[0]["job_id"]
+        subprocess.run(["scontrol", "hold", str(job)], check=True, timeout=30)
+        status = run_cli(script, "status", "a", env=env)
+        assert status.returncode == 0
+        assert status.stdout.count("held by the scheduler (JobHeld") == 2  # Admin as root
+        assert f"scontrol release {job}_0" in status.stdout
+    finally:
+        cancel_all(env["PROJECT"])
