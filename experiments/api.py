@@ -23,7 +23,7 @@ from .errors import DefinitionError, ExperimentsError, PlanError, SchedulerQuery
 from .launching import LaunchContext, Progress, pending_intents
 from .plan import Plan, build_plan
 from .sets import ArtifactSet
-from .status import StageStatus, is_built, job_views, live_states, stage_status
+from .status import LiveStates, StageStatus, is_built, job_views, live_states, stage_status
 from .store import JobRecord, Store
 from .task import Download, Task, Upload
 
@@ -148,13 +148,13 @@ class Executor:
         return chosen
 
     def _live(self, records: Sequence[JobRecord], cfg: config_mod.Config,
-              warnings: list[str]) -> dict[str, JobState]:
+              warnings: list[str]) -> LiveStates:
         backends = self._backends_for(records, cfg)
         try:
             return live_states(records, backends)
         except SchedulerQueryError as exc:
             warnings.append(f"could not ask the scheduler ({exc}); live jobs are unknown")
-            return {}
+            return LiveStates()
 
     def _live_artifacts(self, records: Sequence[JobRecord],
                         live: dict[str, JobState]) -> dict[str, str]:

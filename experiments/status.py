@@ -101,8 +101,7 @@ def is_built(root: str, relpath: str) -> bool:
     return os.path.exists(paths.done_marker(root, relpath))
 
 
-def task_state(record: JobRecord, index: int, live: Mapping[str, JobState],
-               root: str) -> TaskView:
+def task_state(record: JobRecord, index: int, live: LiveStates, root: str) -> TaskView:
     """The state of one task; never "built" without the artifact's done marker."""
     job_id = record.job_id or "?"
     relpath = record.tasks[index][1]
@@ -110,7 +109,7 @@ def task_state(record: JobRecord, index: int, live: Mapping[str, JobState],
         return TaskView(job_id, index, relpath, BUILT)
     st = live.get(f"{job_id}_{index}")
     if st is not None and st.live:
-        held = getattr(live, "held", {}).get(f"{job_id}_{index}")
+        held = live.held.get(f"{job_id}_{index}")
         detail = (f"held by the scheduler ({held}); it will not start until "
                   f"`scontrol release {job_id}_{index}`") if held else ""
         return TaskView(job_id, index, relpath, RUNNING if st is JobState.RUNNING else QUEUED,
@@ -135,14 +134,13 @@ def task_state(record: JobRecord, index: int, live: Mapping[str, JobState],
                                                      "not built")
 
 
-def job_views(records: Sequence[JobRecord], live: Mapping[str, JobState],
-              root: str) -> list[JobView]:
+def job_views(records: Sequence[JobRecord], live: LiveStates, root: str) -> list[JobView]:
     return [JobView(r, tuple(task_state(r, i, live, root) for i in range(len(r.tasks))))
             for r in records]
 
 
 def stage_status(stage: str, artifacts: Iterable[Artifact], records: Sequence[JobRecord],
-                 live: Mapping[str, JobState], root: str) -> StageStatus:
+                 live: LiveStates, root: str) -> StageStatus:
     """Per-artifact states of a stage: built, running, queued, failed, …, not started."""
     latest: dict[str, tuple[JobRecord, int]] = {}
     for rec in records:  # later records win: they are the newest attempt
@@ -151,14 +149,16 @@ def stage_status(stage: str, artifacts: Iterable[Artifact], records: Sequence[Jo
     out = StageStatus(stage)
     for art in artifacts:
         relpath = art.relpath
-        if is_built(root, relpath):
-            view = TaskView("", -1, relpath, BUILT)
-        elif art.artifact_id in latest:
+        held = False
+        if art.artifact_id in latest:  # task_state looks at the done marker first
             rec, i = latest[art.artifact_id]
             view = task_state(rec, i, live, root)
+            held = f"{rec.job_id}_{i}" in live.held
+        elif is_built(root, relpath):
+            view = TaskView("", -1, relpath, BUILT)
         else:
             view = TaskView("", -1, relpath, NOT_STARTED)
         out.counts[view.state] = out.counts.get(view.state, 0) + 1
-        if view.state in (FAILED, DEP_FAILED, UNKNOWN) or view.detail.startswith("held"):
+        if view.state in (FAILED, DEP_FAILED, UNKNOWN) or held:
             out.problems.append(view)
     return out
