@@ -30,14 +30,13 @@ __version__ = "0.1.0"
 
 _WHERE = {
     "Artifact": "artifact", "ArtifactSet": "sets", "Task": "task",
-    "Executor": "api", "SlurmExecutor": "api", "LocalExecutor": "api",
+    "Executor": "executor", "SlurmExecutor": "executor", "LocalExecutor": "executor",
     "ExperimentsError": "errors", "DefinitionError": "errors", "PlanError": "errors",
     "ConfigError": "errors", "SubmissionError": "errors", "SchedulerQueryError": "errors",
     "StoreError": "errors", "StorageError": "errors",
 }
 
 if TYPE_CHECKING:
-    from .api import Executor, LocalExecutor, SlurmExecutor
     from .artifact import Artifact
     from .errors import (
         ConfigError,
@@ -49,6 +48,7 @@ if TYPE_CHECKING:
         StoreError,
         SubmissionError,
     )
+    from .executor import Executor, LocalExecutor, SlurmExecutor
     from .sets import ArtifactSet
     from .task import Task
 

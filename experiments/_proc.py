@@ -1,11 +1,20 @@
-"""The one place that starts subprocesses: argv lists only, timeouts, stderr kept for errors."""
+"""The one place that starts and stops subprocesses: argv lists only, timeouts, process groups.
+
+``run`` runs a command to completion and captures its output (scheduler commands, git).
+``spawn`` starts a long-running child as the leader of its own process group, so that
+``Child.terminate`` can stop its whole tree (a user's command and everything it started).
+A shell string is only ever a user's own command, passed as ``["/bin/bash", "-c", cmd]``.
+Standard library only: the worker uses it.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 
 @dataclass(frozen=True)
@@ -63,3 +72,53 @@ def run(
     except subprocess.TimeoutExpired as exc:
         raise ProcTimeout(argv, timeout_s) from exc
     return ProcResult(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+
+@dataclass
+class Child:
+    """A started process that leads its own process group."""
+
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """The exit status (negative: killed by that signal), or None if still running."""
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the child's whole process group (gone already: nothing to do)."""
+        try:
+            os.killpg(self.popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def terminate(self, grace_s: float) -> int:
+        """SIGTERM the group, SIGKILL it after ``grace_s`` seconds; returns the exit status."""
+        self.signal_group(signal.SIGTERM)
+        code = self.wait(grace_s)
+        if code is None:
+            self.signal_group(signal.SIGKILL)
+            code = self.popen.wait()
+        return code
+
+
+def spawn(argv: Sequence[str], *, stdout: IO[bytes] | None = None, cwd: str | None = None,
+          env: Mapping[str, str] | None = None) -> Child:
+    """Start ``argv`` in a new session (its own process group), stdin closed.
+
+    ``stdout`` (and stderr with it) goes to the given file, or is inherited when None; ``env``
+    is the complete environment (None: inherit ours).
+    """
+    if isinstance(argv, str):
+        raise TypeError("spawn() takes an argument list, not a string")
+    popen = subprocess.Popen(
+        list(argv), stdout=stdout, stderr=subprocess.STDOUT if stdout is not None else None,
+        stdin=subprocess.DEVNULL, cwd=cwd, env=None if env is None else dict(env),
+        start_new_session=True)
+    return Child(popen)

@@ -55,7 +55,7 @@ class Artifact:
                     check_artifact_class(type(art))
                     object.__setattr__(art, "_exp_key", identity.canonical_key(art))
             cached = self.__dict__["_exp_key"]
-        return cached
+        return str(cached)
 
     @property
     def artifact_id(self) -> str:
@@ -84,7 +84,7 @@ class Artifact:
                 _collect(getattr(self, name), found)
             cached = tuple(found)
             object.__setattr__(self, "_exp_deps", cached)
-        return cached  # type: ignore[no-any-return]
+        return cached
 
 
 def _collect(value: Any, out: list[Artifact]) -> None:

@@ -7,24 +7,46 @@ launch by looking the job up by its unique name instead of submitting it twice.
 
 from __future__ import annotations
 
+import enum
 import os
 import socket
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import paths, specs
+from .backends.base import JobState
 from .config import Config
 from .plan import Group, Plan, PlannedTask
-from .store import JobRecord, Store
+from .store import JobRecord, RecordState, Store
 from .task import step_to_dict
 
-Progress = Callable[[str, dict[str, Any]], None]
+
+class EventKind(enum.Enum):
+    """What a launch reports as it goes."""
+
+    START = "start"          # the local backend is about to run ``total`` tasks
+    SUBMITTED = "submitted"  # a job was submitted and recorded
+    TASK_ENDED = "task"      # a local task ended in ``state``
+    END = "end"              # the local backend has finished
 
 
-def _no_progress(event: str, data: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class LaunchEvent:
+    """One progress report of a launch."""
+
+    kind: EventKind
+    total: int = 0
+    record: JobRecord | None = None
+    relpath: str = ""
+    state: JobState | None = None
+
+
+Progress = Callable[[LaunchEvent], None]
+
+
+def _no_progress(event: LaunchEvent) -> None:
     return None
 
 
@@ -49,14 +71,19 @@ class LaunchContext:
     artifact_path: str
     code_path: str
     launch_id: str
+    python: str
     progress: Progress = _no_progress
-    python: str = field(default_factory=lambda: sys.executable)
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
 
     @classmethod
-    def for_plan(cls, plan: Plan, **kwargs: Any) -> LaunchContext:
-        ctx = cls(**kwargs)
+    def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
+                 artifact_path: str, code_path: str, python: str,
+                 progress: Progress | None = None) -> LaunchContext:
+        """A context for ``plan``, knowing which live jobs already hold its dependencies."""
+        ctx = cls(project, home, config, store, artifact_path, code_path,
+                  launch_id=os.urandom(4).hex(), python=python,
+                  progress=progress or _no_progress)
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -65,8 +92,12 @@ class LaunchContext:
         return (f"{self.project[:40]}.{group.stage[:40]}.{self.launch_id}"
                 f".t{group.tier}g{group_no}c{chunk_no}")
 
+    def job_env(self, group: Group) -> dict[str, str]:
+        """Environment every task of the job starts with (before the worker runs)."""
+        return {"EXPERIMENTS_PROJECT": self.project, "EXPERIMENTS_STAGE": group.stage}
+
     def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
-                **record_fields: Any) -> PreparedJob:
+                *, pid_start: int | None = None) -> PreparedJob:
         """Write the spec of one job and record its intent in the store."""
         spec = paths.spec_dir(self.home, self.project, name)
         header = {"project": self.project, "stage": group.stage, "job_name": name,
@@ -77,23 +108,40 @@ class LaunchContext:
         record = JobRecord(
             name=name, backend=backend, stage=group.stage, tier=group.tier,
             tasks=[[t.artifact_id, t.relpath] for t in tasks],
-            requirements=group.requirements_dict, depends_on=deps, spec_dir=str(spec),
+            requirements=dict(group.resources.requirements), depends_on=deps,
+            spec_dir=str(spec),
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
-            host=socket.gethostname(), pid=os.getpid(), **record_fields,
+            host=socket.gethostname(), pid=os.getpid(), pid_start=pid_start,
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)
         return PreparedJob(record, group, tuple(tasks), tuple(deps))
 
-    def confirm(self, job: PreparedJob, job_id: str, **changes: Any) -> JobRecord:
+    def confirm(self, job: PreparedJob, job_id: str) -> JobRecord:
         """Record the scheduler's job id for a prepared job."""
         record = self.store.update(job.record.stage, job.record.name, job_id=job_id,
-                                   state=changes.pop("state", "submitted"), **changes)
+                                   state=RecordState.SUBMITTED)
+        job.record = record
         for t in job.tasks:
             self.job_of[t.artifact_id] = job_id
         self.submitted.append(record)
-        self.progress("submitted", {"record": record})
+        self.progress(LaunchEvent(EventKind.SUBMITTED, record=record))
         return record
+
+    def discard(self, job: PreparedJob) -> None:
+        """Forget the intent of a job the scheduler certainly refused."""
+        self.store.remove(job.record.stage, {job.record.name})
+
+    def finish(self, final: Mapping[str, Mapping[str, Any]]) -> list[JobRecord]:
+        """Write ``{record name: changes}`` of jobs that ended during the launch (local runs)."""
+        by_stage: dict[str, dict[str, dict[str, Any]]] = {}
+        for rec in self.submitted:
+            if rec.name in final:
+                by_stage.setdefault(rec.stage, {})[rec.name] = dict(final[rec.name])
+        out: list[JobRecord] = []
+        for stage, changes in by_stage.items():
+            out.extend(self.store.update_many(stage, changes).values())
+        return out
 
 
 def _task_json(task: PlannedTask) -> dict[str, Any]:
@@ -104,4 +152,4 @@ def _task_json(task: PlannedTask) -> dict[str, Any]:
 
 def pending_intents(store: Store) -> list[JobRecord]:
     """Records whose submission was started but never confirmed (a crash in between)."""
-    return [r for r in store.all_records() if r.state == "submitting"]
+    return [r for r in store.all_records() if r.state is RecordState.SUBMITTING]

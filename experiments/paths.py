@@ -58,6 +58,14 @@ def status_file(root: str, relpath: str) -> str:
     return os.path.join(root, relpath, STATUS)
 
 
+def meta_file(root: str, relpath: str) -> str:
+    return os.path.join(root, relpath, META)
+
+
+def lock_file(root: str, relpath: str) -> str:
+    return os.path.join(root, relpath, LOCK)
+
+
 def project_dir(home: Path, project: str) -> Path:
     return home / "projects" / project
 
@@ -74,6 +82,10 @@ def launch_lock(home: Path, project: str) -> Path:
     return project_dir(home, project) / ".launch.lock"
 
 
+def local_job_counter(home: Path, project: str) -> Path:
+    return project_dir(home, project) / "local_job_counter"
+
+
 def spec_dir(home: Path, project: str, job_name: str) -> Path:
     return project_dir(home, project) / "specs" / job_name
 
@@ -82,5 +94,14 @@ def log_dir(log_root: Path, project: str, stage: str) -> Path:
     return log_root / project / stage
 
 
+def task_log(directory: Path, job_id: str, index: int) -> Path:
+    """The log of task ``index`` of job ``job_id`` in a stage's log directory (the Slurm batch
+    script names the same file with ``LOG_PATTERN``)."""
+    return directory / f"{job_id}_{index}.log"
+
+
 def log_file(log_root: Path, project: str, stage: str, job_id: str, index: int) -> Path:
-    return log_dir(log_root, project, stage) / f"{job_id}_{index}.log"
+    return task_log(log_dir(log_root, project, stage), job_id, index)
+
+
+LOG_PATTERN = "%A_%a.log"  # how the Slurm batch script asks for log_file's name

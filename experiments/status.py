@@ -6,36 +6,52 @@ scheduler is asked (once per backend, for all jobs together) only about what may
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from . import paths
 from .artifact import Artifact
-from .backends.base import JobState
-from .store import JobRecord
-
-# Task/artifact states shown to people, in display order.
-BUILT, QUEUED, RUNNING, FAILED, DEP_FAILED = "built", "queued", "running", "failed", "dep-failed"
-CANCELLED, UNKNOWN, NOT_STARTED, SUBMITTING = "cancelled", "unknown", "not started", "submitting"
-ORDER = (BUILT, RUNNING, QUEUED, FAILED, DEP_FAILED, CANCELLED, UNKNOWN, SUBMITTING, NOT_STARTED)
+from .backends.base import Backend, JobState, TaskKey, TaskStatus
+from .errors import SchedulerQueryError
+from .store import JobRecord, RecordState
+from .worker import WorkerState
 
 
-class Querier(Protocol):
-    def query(self, records: Sequence[JobRecord]) -> Mapping[str, Any]: ...
+class ArtifactState(str, enum.Enum):
+    """The state of an artifact (or of the task building it) as people see it."""
+
+    BUILT = "built"
+    RUNNING = "running"
+    QUEUED = "queued"
+    FAILED = "failed"
+    DEP_FAILED = "dep-failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+    SUBMITTING = "submitting"
+    NOT_STARTED = "not started"
+
+
+ORDER = tuple(ArtifactState)  # display order
+PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.UNKNOWN)
 
 
 @dataclass(frozen=True)
 class TaskView:
-    """One array task: which artifact it builds and the state it is in."""
+    """One task: which artifact it builds, the state it is in and why."""
 
     job_id: str
     index: int
     relpath: str
-    state: str
+    state: ArtifactState
     detail: str = ""
+    held: bool = False
+
+    @property
+    def key(self) -> TaskKey | None:
+        return TaskKey(self.job_id, self.index) if self.job_id else None
 
 
 @dataclass(frozen=True)
@@ -46,8 +62,8 @@ class JobView:
     tasks: tuple[TaskView, ...]
 
     @property
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
+    def counts(self) -> dict[ArtifactState, int]:
+        out: dict[ArtifactState, int] = {}
         for t in self.tasks:
             out[t.state] = out.get(t.state, 0) + 1
         return out
@@ -55,39 +71,55 @@ class JobView:
 
 @dataclass
 class StageStatus:
-    """Counts of artifact states in one stage, and the failures with their reasons."""
+    """Counts of artifact states in one stage, and the problems with their reasons."""
 
     stage: str
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[ArtifactState, int] = field(default_factory=dict)
     problems: list[TaskView] = field(default_factory=list)
 
 
-class LiveStates(dict[str, JobState]):
-    """Task states keyed ``<job_id>_<index>``, with the scheduler's reason for held tasks."""
+@dataclass
+class Live:
+    """The scheduler's answer for tracked tasks, and the backends that could not be asked."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.held: dict[str, str] = {}
+    statuses: dict[TaskKey, TaskStatus] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)  # backend name -> why
+
+    def get(self, key: TaskKey) -> TaskStatus | None:
+        return self.statuses.get(key)
+
+    def warnings(self) -> list[str]:
+        return [f"could not ask the {name} scheduler ({why}); live jobs are unknown"
+                for name, why in self.unreachable.items()]
 
 
-def live_states(records: Sequence[JobRecord],
-                backends: Mapping[str, Querier]) -> LiveStates:
+def query_live(records: Sequence[JobRecord], backends: Mapping[str, Backend]) -> Live:
     """Scheduler states of every task of ``records``: one query per backend for all jobs."""
-    out = LiveStates()
+    live = Live()
     by_backend: dict[str, list[JobRecord]] = {}
     for r in records:
-        if r.job_id and r.state not in ("finished",):
+        if r.job_id and r.state is not RecordState.FINISHED:
             by_backend.setdefault(r.backend, []).append(r)
     for name, recs in by_backend.items():
-        for key, value in backends[name].query(recs).items():
-            out[key] = value if isinstance(value, JobState) else value.state
-            reason = str(getattr(value, "reason", ""))
-            if out[key] is JobState.PENDING and "held" in reason.lower():
-                out.held[key] = reason
+        try:
+            live.statuses.update(backends[name].query(recs))
+        except SchedulerQueryError as exc:
+            live.unreachable[name] = str(exc)
+    return live
+
+
+def live_artifacts(records: Sequence[JobRecord], live: Live) -> dict[str, str]:
+    """Artifact id → job id, for artifacts a live task is building."""
+    out: dict[str, str] = {}
+    for rec in records:
+        for i, (artifact_id, _) in enumerate(rec.tasks):
+            st = live.get(TaskKey(rec.job_id or "", i))
+            if st is not None and st.state.live:
+                out[artifact_id] = rec.job_id or ""
     return out
 
 
-def read_status(root: str, relpath: str) -> dict[str, Any]:
+def read_status(root: str, relpath: str) -> dict[str, object]:
     """The worker's last record for an artifact (empty when it never ran)."""
     try:
         with open(paths.status_file(root, relpath), encoding="utf-8") as fh:
@@ -101,64 +133,83 @@ def is_built(root: str, relpath: str) -> bool:
     return os.path.exists(paths.done_marker(root, relpath))
 
 
-def task_state(record: JobRecord, index: int, live: LiveStates, root: str) -> TaskView:
+def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
+          held: bool = False) -> TaskView:
+    return TaskView(record.job_id or "?", index, record.tasks[index][1], state, detail, held)
+
+
+def task_state(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
     """The state of one task; never "built" without the artifact's done marker."""
-    job_id = record.job_id or "?"
     relpath = record.tasks[index][1]
     if is_built(root, relpath):
-        return TaskView(job_id, index, relpath, BUILT)
-    st = live.get(f"{job_id}_{index}")
-    if st is not None and st.live:
-        held = live.held.get(f"{job_id}_{index}")
-        detail = (f"held by the scheduler ({held}); it will not start until "
-                  f"`scontrol release {job_id}_{index}`") if held else ""
-        return TaskView(job_id, index, relpath, RUNNING if st is JobState.RUNNING else QUEUED,
-                        detail)
-    if record.state == "submitting":
-        return TaskView(job_id, index, relpath, SUBMITTING, "submission not confirmed")
-    info = read_status(root, relpath)
+        return _view(record, index, ArtifactState.BUILT)
+    st = live.get(TaskKey(record.job_id or "?", index))
+    if st is not None and st.state.live:
+        state = ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
+        return _view(record, index, state, st.hint, st.held)
+    if record.state is RecordState.SUBMITTING:
+        return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
+    return _ended(record, index, st, live, root)
+
+
+def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
+           root: str) -> TaskView:
+    """A task that is neither built nor live: what the worker and the scheduler say."""
+    info = read_status(root, record.tasks[index][1])
     worker_state, error = info.get("state"), str(info.get("error") or "")
-    if worker_state == "dependency_failed":
-        return TaskView(job_id, index, relpath, DEP_FAILED, error)
-    cancelled = st is JobState.CANCELLED or record.state == "cancelled"
-    if worker_state == "failed" or (worker_state == "interrupted" and not cancelled):
-        return TaskView(job_id, index, relpath, FAILED, error)
+    if worker_state == WorkerState.DEPENDENCY_FAILED:
+        return _view(record, index, ArtifactState.DEP_FAILED, error)
+    cancelled = (st is not None and st.state is JobState.CANCELLED) or (
+        record.state is RecordState.CANCELLED)
+    if worker_state == WorkerState.FAILED or (
+            worker_state == WorkerState.INTERRUPTED and not cancelled):
+        return _view(record, index, ArtifactState.FAILED, error)
     if cancelled:
-        return TaskView(job_id, index, relpath, CANCELLED, error)
-    if st is JobState.FAILED:
-        return TaskView(job_id, index, relpath, FAILED, "the scheduler reports the task failed "
-                                                        "(time limit, memory, node failure…)")
-    if st is JobState.COMPLETED:
-        return TaskView(job_id, index, relpath, FAILED, "task ended without a done marker")
-    return TaskView(job_id, index, relpath, UNKNOWN, "no longer known to the scheduler and "
-                                                     "not built")
+        return _view(record, index, ArtifactState.CANCELLED, error)
+    if st is not None and st.state is JobState.FAILED:
+        return _view(record, index, ArtifactState.FAILED, "the scheduler reports the task "
+                                                          "failed (time limit, memory, node "
+                                                          "failure…)")
+    if st is not None and st.state is JobState.COMPLETED:
+        return _view(record, index, ArtifactState.FAILED, "task ended without a done marker")
+    if record.backend in live.unreachable:
+        return _view(record, index, ArtifactState.UNKNOWN, "the scheduler could not be asked; "
+                                                           "run `status` again later")
+    return _view(record, index, ArtifactState.UNKNOWN, "no longer known to the scheduler and "
+                                                       "not built")
 
 
-def job_views(records: Sequence[JobRecord], live: LiveStates, root: str) -> list[JobView]:
+def job_views(records: Sequence[JobRecord], live: Live, root: str) -> list[JobView]:
     return [JobView(r, tuple(task_state(r, i, live, root) for i in range(len(r.tasks))))
             for r in records]
 
 
-def stage_status(stage: str, artifacts: Iterable[Artifact], records: Sequence[JobRecord],
-                 live: LiveStates, root: str) -> StageStatus:
-    """Per-artifact states of a stage: built, running, queued, failed, …, not started."""
+def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int]]:
+    """Artifact id → its newest task (later records win: they are the newest attempt)."""
     latest: dict[str, tuple[JobRecord, int]] = {}
-    for rec in records:  # later records win: they are the newest attempt
+    for rec in records:
         for i, (artifact_id, _relpath) in enumerate(rec.tasks):
             latest[artifact_id] = (rec, i)
+    return latest
+
+
+def stage_status(stage: str, artifacts: Iterable[Artifact],
+                 latest: Mapping[str, tuple[JobRecord, int]], live: Live,
+                 root: str) -> StageStatus:
+    """Per-artifact states of a stage: built, running, queued, failed, …, not started.
+
+    ``latest`` comes from the records of every stage, so an artifact shared by two stages has
+    one state in both.
+    """
     out = StageStatus(stage)
     for art in artifacts:
-        relpath = art.relpath
-        held = False
         if art.artifact_id in latest:  # task_state looks at the done marker first
-            rec, i = latest[art.artifact_id]
-            view = task_state(rec, i, live, root)
-            held = f"{rec.job_id}_{i}" in live.held
-        elif is_built(root, relpath):
-            view = TaskView("", -1, relpath, BUILT)
+            view = task_state(*latest[art.artifact_id], live, root)
+        elif is_built(root, art.relpath):
+            view = TaskView("", -1, art.relpath, ArtifactState.BUILT)
         else:
-            view = TaskView("", -1, relpath, NOT_STARTED)
+            view = TaskView("", -1, art.relpath, ArtifactState.NOT_STARTED)
         out.counts[view.state] = out.counts.get(view.state, 0) + 1
-        if view.state in (FAILED, DEP_FAILED, UNKNOWN) or held:
+        if view.state in PROBLEMS or view.held:
             out.problems.append(view)
     return out

@@ -26,7 +26,7 @@ GCS_EXTRA = "pip install 'slurm-experiments[gcs]'"
 _SCHEME = re.compile(r"([a-z][a-z0-9+.-]*)://(.*)", re.S)
 _GCS = ("gs", "gcs")
 _LOCAL = ("file", "local")
-_ONE_SHOT: Any = None  # gcsfs.core.GCSFileSystem without its internal retries
+_ONE_SHOT: type[AbstractFileSystem] | None = None  # gcsfs's core class minus its retries
 
 
 def check_url(url: str) -> None:

@@ -7,6 +7,7 @@ reported with how to recover.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import shutil
@@ -30,14 +31,18 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
 
 
+class RecordState(str, enum.Enum):
+    """What we know of a job without asking the scheduler (its string is what jobs.json holds)."""
+
+    SUBMITTING = "submitting"  # intent written, the scheduler has not confirmed a job id yet
+    SUBMITTED = "submitted"
+    CANCELLED = "cancelled"    # cancelled by us
+    FINISHED = "finished"      # the local runner saw every task end
+
+
 @dataclass(frozen=True)
 class JobRecord:
-    """One submitted (or being submitted) array job and the artifacts its tasks build.
-
-    ``state`` is what we know without asking the scheduler: ``submitting`` (intent written,
-    scheduler not yet confirmed), ``submitted``, ``cancelled`` (by us), or ``finished`` (the
-    local runner saw every task end).
-    """
+    """One submitted (or being submitted) array job and the artifacts its tasks build."""
 
     name: str
     backend: str
@@ -49,7 +54,7 @@ class JobRecord:
     spec_dir: str = ""
     log_dir: str = ""
     job_id: str | None = None
-    state: str = "submitting"
+    state: RecordState = RecordState.SUBMITTING
     submitted_at: str = field(default_factory=now_iso)
     host: str | None = None
     pid: int | None = None
@@ -62,11 +67,13 @@ class JobRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRecord:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        fields = {k: v for k, v in data.items() if k in known}
+        fields["state"] = RecordState(fields.get("state", RecordState.SUBMITTING))
+        return cls(**fields)
 
     def log_path(self, index: int) -> Path:
         """The log file of array task ``index``."""
-        return Path(self.log_dir) / f"{self.job_id}_{index}.log"
+        return paths.task_log(Path(self.log_dir), self.job_id or "?", index)
 
 
 class Store:

@@ -10,17 +10,29 @@ writes the ``.done`` marker last. Standard library only, so a task starts fast.
 from __future__ import annotations
 
 import base64
+import enum
 import fcntl
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _atomic, paths, specs
+from . import _atomic, _proc, paths, specs
+from .task import step_from_dict
+
+
+class WorkerState(str, enum.Enum):
+    """The worker's own account of an attempt, as ``.status.json`` records it."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    DEPENDENCY_FAILED = "dependency_failed"
+    INTERRUPTED = "interrupted"
+
 
 EXIT_FAILED = 1
 EXIT_DEPENDENCY_FAILED = 3
@@ -67,36 +79,44 @@ class Build:
         self.task = task
         self.job = job
         self.root: str = header["artifact_path"]
-        self.dir = os.path.join(self.root, task["relpath"])
+        self.dir = paths.artifact_dir(self.root, task["relpath"])
         self.record: dict[str, Any] = {
             "artifact": task["relpath"], "job": job, "host": socket.gethostname(),
             "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
         }
 
-    def status(self, state: str, **extra: Any) -> None:
-        self.record.update(state=state, **extra)
+    def status(self, state: WorkerState, **extra: Any) -> None:
+        self.record.update(state=state.value, **extra)
         try:
-            _atomic.write_json(os.path.join(self.dir, paths.STATUS), self.record, durable=False)
+            _atomic.write_json(paths.status_file(self.root, self.relpath), self.record,
+                               durable=False)
         except OSError as exc:  # e.g. the disk is full: the log still tells what happened
-            _say(f"could not record state {state!r} in {paths.STATUS}: {exc}")
+            _say(f"could not record state {state.value!r} in {paths.STATUS}: {exc}")
+
+    @property
+    def relpath(self) -> str:
+        return str(self.task["relpath"])
+
+    def _built(self, relpath: str) -> bool:
+        return os.path.exists(paths.done_marker(self.root, relpath))
 
     def run(self) -> int:
-        if os.path.exists(os.path.join(self.dir, paths.DONE)):
-            _say(f"{self.task['relpath']} is already built; nothing to do")
+        if self._built(self.relpath):
+            _say(f"{self.relpath} is already built; nothing to do")
             return 0
-        missing = [d for d in self.task["deps"]
-                   if not os.path.exists(os.path.join(self.root, d, paths.DONE))]
+        missing = [d for d in self.task["deps"] if not self._built(d)]
         os.makedirs(self.dir, exist_ok=True)
         if missing:
             _say(f"dependency failed: {missing[0]} is not built; not running")
-            self.status("dependency_failed", finished_at=_now(), missing=missing,
+            self.status(WorkerState.DEPENDENCY_FAILED, finished_at=_now(), missing=missing,
                         error=f"dependency {missing[0]} is not built")
             return EXIT_DEPENDENCY_FAILED
-        lock_fd = os.open(os.path.join(self.dir, paths.LOCK), os.O_RDWR | os.O_CREAT, 0o666)
+        lock_fd = os.open(paths.lock_file(self.root, self.relpath), os.O_RDWR | os.O_CREAT,
+                          0o666)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            _say(f"another worker is building {self.task['relpath']} right now; leaving it")
+            _say(f"another worker is building {self.relpath} right now; leaving it")
             os.close(lock_fd)
             return EXIT_BUSY
         try:
@@ -105,13 +125,13 @@ class Build:
             os.close(lock_fd)
 
     def _build(self) -> int:
-        if os.path.exists(os.path.join(self.dir, paths.DONE)):  # built while we waited
+        if self._built(self.relpath):  # built while we waited
             return 0
         meta = {"class": self.task["class"], "params": self.task["params"],
-                "artifact_id": self.task["id"], "relpath": self.task["relpath"],
+                "artifact_id": self.task["id"], "relpath": self.relpath,
                 "project": self.header["project"], "stage": self.header["stage"]}
-        _atomic.write_json(os.path.join(self.dir, paths.META), meta, durable=False)
-        self.status("running", started_at=_now(), finished_at=None, step=None,
+        _atomic.write_json(paths.meta_file(self.root, self.relpath), meta, durable=False)
+        self.status(WorkerState.RUNNING, started_at=_now(), finished_at=None, step=None,
                     exit_code=None, error=None)
         steps = self.task["steps"]
         for i, step in enumerate(steps):
@@ -123,15 +143,15 @@ class Build:
             except StepFailed as exc:
                 _check_signal()  # a step killed by our own interruption is not a failure
                 _say(f"FAILED at step {i + 1}: {exc}")
-                self.status("failed", finished_at=_now(), step=i + 1,
+                self.status(WorkerState.FAILED, finished_at=_now(), step=i + 1,
                             step_description=_describe(step), exit_code=exc.exit_code,
                             error=str(exc))
                 return EXIT_FAILED
         _check_signal()
-        _atomic.write_json(os.path.join(self.dir, paths.DONE),
+        _atomic.write_json(paths.done_marker(self.root, self.relpath),
                            {"finished_at": _now(), "job": self.job}, durable=True)
-        self.status("done", finished_at=_now(), exit_code=0)
-        _say(f"built {self.task['relpath']}")
+        self.status(WorkerState.DONE, finished_at=_now(), exit_code=0)
+        _say(f"built {self.relpath}")
         return 0
 
     def _step(self, step: dict[str, Any]) -> None:
@@ -164,14 +184,13 @@ class Build:
             raise StepFailed(f"code_path {code_path} does not exist on {socket.gethostname()}")
         env = dict(os.environ)
         env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
-                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.task["relpath"])
+                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath)
         sys.stdout.flush()
         sys.stderr.flush()
-        proc = subprocess.Popen(["/bin/bash", "-c", command], cwd=code_path, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        _signal["child"] = proc
+        child = _proc.spawn(["/bin/bash", "-c", command], cwd=code_path, env=env)
+        _signal["child"] = child
         try:
-            code = _wait(proc)
+            code = _wait(child)
         finally:
             _signal["child"] = None
         _check_signal()
@@ -179,34 +198,22 @@ class Build:
             raise StepFailed(f"command exited with code {code}: {command}", exit_code=code)
 
 
-def _wait(proc: subprocess.Popen[bytes]) -> int:
+def _wait(child: _proc.Child) -> int:
     """Wait for a command; after an interruption, SIGKILL it if it outlives the grace period."""
     while True:
-        try:
-            return proc.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            if _signal["signum"] is not None and time.monotonic() - _signal["at"] > _GRACE_S:
-                _kill_group(proc, signal.SIGKILL)
-
-
-def _kill_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+        code = child.wait(1.0)
+        if code is not None:
+            return code
+        if _signal["signum"] is not None and time.monotonic() - _signal["at"] > _GRACE_S:
+            child.signal_group(signal.SIGKILL)
 
 
 def _describe(step: dict[str, Any]) -> str:
-    kind = step["kind"]
-    if kind == "create_file":
-        return f"create file {step['path']}"
-    if kind == "run_command":
-        return f"run `{step['command']}`"
-    if kind == "upload":
-        return f"upload {step['src']} to {step['url']}"
-    if kind == "download":
-        return f"download {step['url']} to {step['dst']}"
-    return kind
+    """The step's own one-line description (an unknown kind, from a newer spec: its name)."""
+    try:
+        return step_from_dict(step).describe()
+    except (KeyError, TypeError):
+        return str(step.get("kind"))
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
@@ -215,7 +222,7 @@ def _on_signal(signum: int, _frame: Any) -> None:
         _signal.update(signum=signum, at=time.monotonic())
     child = _signal["child"]
     if child is not None:
-        _kill_group(child, signal.SIGTERM)
+        child.signal_group(signal.SIGTERM)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         code = build.run()
     except _Interrupted as exc:
         _say(f"interrupted by {exc}; no done marker written")
-        build.status("interrupted", finished_at=_now(), error=f"interrupted by {exc}")
+        build.status(WorkerState.INTERRUPTED, finished_at=_now(), error=f"interrupted by {exc}")
         return 128 + exc.signum
     _say(f"worker finished with exit code {code} after {time.monotonic() - started:.1f} s")
     return code

@@ -8,7 +8,7 @@
 # /etc/slurm is never touched. munged and MariaDB are shared by every such cluster on the machine.
 # Two clusters with different dirs, ports and names run side by side. Runs as root (SlurmUser=root);
 # jobs run as whoever submits them. Diagnostics go to stderr, only `export SLURM_CONF=...` to stdout.
-# See /work/shared/notes/slurm-local-cluster.md for the facts this is built on.
+# See docs/slurm-notes.md for the facts this is built on.
 set -euo pipefail
 
 DIR=${SLURM_TEST_DIR:-/tmp/experiments-slurm}

@@ -1,12 +1,42 @@
-"""The Backend protocol and the states a job or task can be in, shared by every backend."""
+"""The backend seam: the ``Backend`` protocol and the typed records that cross it.
+
+A backend turns a :class:`~experiments.plan.Plan` into running work and answers questions about
+it. Everything above this line (verbs, status, the CLI) speaks only these types, so no scheduler
+vocabulary leaks upward: a held task arrives as ``TaskStatus(held=True, hint=...)``, never as
+Slurm's reason text to be guessed at.
+
+    resolve(requirements, where) -> Resources      once per distinct requirement set, at planning
+    describe(group, validate=...) -> Description   what drylaunch shows for one group
+    launch(plan, ctx) -> [JobRecord]               submit (or run) every group, recording each job
+    query(records) -> {TaskKey: TaskStatus}        one call for any number of jobs
+    cancel(records)                                stop every live task of those jobs
+    find_by_name(name) -> [job id]                 adopt a job whose submission was not confirmed
+
+Backends are created by name through the registry in :mod:`experiments.backends`.
+"""
 
 from __future__ import annotations
 
 import enum
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ..errors import DefinitionError
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..launching import LaunchContext
+    from ..plan import Group, Plan
+    from ..store import JobRecord
+
+Scalar = str | int | float | bool
 
 
 class JobState(str, enum.Enum):
-    """The state of one task of a job as the scheduler (or the local runner) reports it.
+    """The state of one task as the scheduler (or the local runner) reports it.
 
     UNKNOWN means "the scheduler could not tell"; it never means built. Whether an artifact is
     built is decided by its done marker alone.
@@ -23,3 +53,197 @@ class JobState(str, enum.Enum):
     def live(self) -> bool:
         """True while the task may still run (queued, running or requeued)."""
         return self in (JobState.PENDING, JobState.RUNNING)
+
+
+@dataclass(frozen=True, order=True)
+class TaskKey:
+    """One task of one job: ``(job id, index)``; written ``<job id>_<index>``."""
+
+    job_id: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.job_id}_{self.index}"
+
+    @classmethod
+    def parse(cls, text: str) -> TaskKey | None:
+        """``"12_3"`` → ``TaskKey("12", 3)``; None for anything else."""
+        job_id, sep, index = text.rpartition("_")
+        return cls(job_id, int(index)) if sep and job_id and index.isdigit() else None
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """What a backend knows about one task.
+
+    ``raw`` is the scheduler's own word for the state (``TIMEOUT``, ``CANCELLED by 0``),
+    ``reason`` its explanation (a pending reason), ``exit_code`` ``"<code>:<signal>"``.
+    ``held`` marks a task that will not start until someone releases it, and ``hint`` says how.
+    """
+
+    state: JobState
+    raw: str = ""
+    reason: str = ""
+    exit_code: str = ""
+    held: bool = False
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """An artifact's requirements, resolved once by the backend that will run it.
+
+    ``requirements`` are the merged requirements as asked (config defaults under the artifact's
+    own), sorted: the grouping key and what people see. ``options`` are the backend's own
+    directives (for Slurm: validated ``(option, value)`` pairs, value None for a bare flag).
+    The typed fields are what every backend understands: CPUs and GPUs per task, memory, the
+    time limit and the per-array throttle.
+    """
+
+    requirements: tuple[tuple[str, Scalar], ...]
+    options: tuple[tuple[str, str | None], ...] = ()
+    cpus: int = 1
+    gpus: int = 0
+    mem_mb: int | None = None
+    time_s: int | None = None
+    max_parallel: int | None = None
+
+    def summary(self) -> str:
+        """``k=v k=v`` of the requirements, for plans and messages."""
+        return " ".join(f"{k}={v}" for k, v in self.requirements) or "(no requirements)"
+
+
+@dataclass(frozen=True)
+class Description:
+    """What drylaunch shows for one group: lines to print and problems found."""
+
+    lines: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+class Backend(Protocol):
+    """What every backend offers; see the module docstring for the contract of each method."""
+
+    name: str
+
+    def resolve(self, requirements: Mapping[str, Scalar], where: str) -> Resources: ...
+    def describe(self, group: Group, *, validate: bool) -> Description: ...
+    def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]: ...
+    def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]: ...
+    def cancel(self, records: Sequence[JobRecord]) -> None: ...
+    def find_by_name(self, name: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What the registry hands a backend factory: the configuration and launch options."""
+
+    config: Config
+    workers: int | None = None
+
+
+# -- requirement checks every backend shares ---------------------------------------------------
+THROTTLE_KEY = "max_parallel"
+_GPU_COUNT = re.compile(r"(?:[A-Za-z0-9_.:-]+:)?(\d+)")
+_MEM = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", re.I)
+_MEM_UNIT_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024, "": 1}  # Slurm: bare = MB
+
+
+def freeze_requirements(requirements: object, where: str) -> tuple[tuple[str, Scalar], ...]:
+    """Check a requirements mapping (str keys, scalar values) and return it sorted."""
+    if not isinstance(requirements, Mapping):
+        raise DefinitionError(f"{where}: get_requirements() must return a dict, got "
+                              f"{type(requirements).__name__}")
+    for key, value in requirements.items():
+        if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
+            raise DefinitionError(f"{where}: requirement {key!r} = {value!r:.60} must be a str "
+                                  "key with a str, int, float or bool value")
+    return tuple(sorted(requirements.items()))
+
+
+def parse_duration_s(text: str) -> int | None:
+    """Seconds in a Slurm time string (``30``, ``4:00``, ``12:00:00``, ``1-00:00:00``,
+    ``2-12``); None for ``UNLIMITED``/``INFINITE``. Raises ValueError for anything else."""
+    value = text.strip()
+    if value.upper() in ("UNLIMITED", "INFINITE"):
+        return None
+    days, _, rest = value.rpartition("-")
+    if days and not days.isdigit():
+        raise ValueError(value)
+    parts = rest.split(":")
+    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(value)
+    nums = [int(p) for p in parts]
+    if days:  # d-h, d-h:m, d-h:m:s
+        h, m, s = (nums + [0, 0])[:3]
+        return ((int(days) * 24 + h) * 60 + m) * 60 + s
+    if len(nums) == 1:  # minutes
+        return nums[0] * 60
+    if len(nums) == 2:  # minutes:seconds
+        return nums[0] * 60 + nums[1]
+    return (nums[0] * 60 + nums[1]) * 60 + nums[2]
+
+
+def _count(key: str, value: Scalar, where: str, minimum: int, strings: bool = True) -> int:
+    """An integer requirement (a string of digits too, as Slurm accepts), at least ``minimum``."""
+    if strings and isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise DefinitionError(f"{where}: requirement {key!r} = {value!r:.40} must be an "
+                              f"integer >= {minimum}")
+    return value
+
+
+def _gpus(value: Scalar, where: str) -> int:
+    if isinstance(value, str):
+        match = _GPU_COUNT.fullmatch(value.strip())
+        if not match:
+            raise DefinitionError(f"{where}: requirement 'gpus' = {value!r:.40} is not a GPU "
+                                  "count like 4 or 'A100:4'")
+        return int(match.group(1))
+    return _count("gpus", value, where, 0)
+
+
+def _mem_mb(value: Scalar, where: str) -> int:
+    """An int or float means GB (the friendly unit); a string follows Slurm (bare = MB)."""
+    if isinstance(value, bool):
+        raise DefinitionError(f"{where}: requirement 'mem' expects a size, got {value!r}")
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value) or value < 0:
+            raise DefinitionError(f"{where}: requirement 'mem' = {value!r} is not a size in GB")
+        return math.ceil(value * 1024)
+    match = _MEM.fullmatch(value.strip())
+    if not match:
+        raise DefinitionError(f"{where}: requirement 'mem' = {value!r:.40} is not a size like "
+                              "64 (GB), '64G' or '4000M'")
+    return math.ceil(float(match.group(1)) * _MEM_UNIT_MB[match.group(2).upper()])
+
+
+def _time_s(value: Scalar, where: str) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DefinitionError(f"{where}: requirement 'time' = {value!r:.40} must be a Slurm "
+                              "time like '4:00:00' or '1-00:00:00', or minutes as an int")
+    try:
+        return parse_duration_s(str(value))
+    except ValueError:
+        raise DefinitionError(f"{where}: requirement 'time' = {value!r:.40} is not a time like "
+                              "'4:00:00', '1-00:00:00' or '30' (minutes)") from None
+
+
+def common_resources(requirements: Mapping[str, Scalar], where: str,
+                     options: Sequence[tuple[str, str | None]] = ()) -> Resources:
+    """The typed fields every backend understands, read from checked requirements."""
+    reqs = freeze_requirements(requirements, where)
+    get = dict(reqs).get
+    cpus = get("cpus", get("cpus_per_task", get("cpus-per-task")))
+    gpus, mem, time, throttle = get("gpus"), get("mem"), get("time"), get(THROTTLE_KEY)
+    return Resources(
+        requirements=reqs,
+        options=tuple(options),
+        cpus=1 if cpus is None else _count("cpus", cpus, where, 1),
+        gpus=0 if gpus is None else _gpus(gpus, where),
+        mem_mb=None if mem is None else _mem_mb(mem, where),
+        time_s=None if time is None else _time_s(time, where),
+        max_parallel=(None if throttle is None
+                      else _count(THROTTLE_KEY, throttle, where, 1, strings=False)),
+    )

@@ -1,7 +1,9 @@
-"""Click commands: each verb is a thin call into the executor, rendered by ``render``.
+"""Click commands: each verb is a thin call into :mod:`experiments.verbs`, rendered by ``render``.
 
-``python my_experiment.py <verb>`` (via ``executor.auto_cli()``) or
-``experiments --file my_experiment.py <verb>``.
+One command group serves two doors: ``python my_experiment.py <verb>`` (the file's own
+``executor.auto_cli()``, which passes its executor in) and the bare ``experiments`` command,
+where ``--file my_experiment.py`` names the experiment. Everything here only parses, calls and
+renders; exit codes are decided in one place, :func:`_invoke`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,31 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..api import Executor, registered
+from .. import __version__, _registry, verbs
 from ..errors import ExperimentsError
+from ..launching import EventKind, LaunchEvent
+from ..session import Session
+from ..status import ArtifactState
+from ..store import JobRecord
 from . import render
+
+if TYPE_CHECKING:
+    from ..executor import Executor
+
+EXIT_USAGE = 2
+HELP = """Define experiments as artifacts; run grids as Slurm array jobs, or on this machine.
+
+Point it at an experiment file with --file (`experiments --file my_experiment.py launch`), or
+run the file itself when it ends with `executor.auto_cli()` (`python my_experiment.py launch`).
+"""
+
+
+class UsageProblem(ExperimentsError):
+    """The command line cannot be carried out as typed (exit code 2)."""
 
 
 def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,162 +52,177 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _State:
-    def __init__(self, executor: Executor) -> None:
-        self.base = executor
-        self.opts: dict[str, Any] = {}
+    """The experiment (given, or loaded from --file on first use) and the global options."""
 
-    def executor(self, **opts: Any) -> tuple[Executor, bool | None]:
+    def __init__(self, experiment: Executor | None, file: str | None,
+                 opts: dict[str, Any]) -> None:
+        self._experiment = experiment
+        self.file = file
+        self.opts = {k: v for k, v in opts.items() if v is not None}
+
+    def experiment(self) -> Executor:
+        if self._experiment is None:
+            self._experiment = load_experiment(self.file)
+        return self._experiment
+
+    def session(self, **opts: Any) -> Session:
         merged = {**self.opts, **{k: v for k, v in opts.items() if v is not None}}
-        ex = self.base.with_paths(merged.get("artifact_path"), merged.get("code_path"))
-        if merged.get("workers"):
-            ex.workers = merged["workers"]
-        return ex, (True if merged.get("local") else None)
+        ex = self.experiment().with_paths(merged.get("artifact_path"), merged.get("code_path"))
+        return Session.open(ex, backend="local" if merged.get("local") else None,
+                            workers=merged.get("workers"))
 
 
-def _build(executor: Executor) -> click.Group:
-    @click.group(help=f"Experiments of project '{executor.project}'.")
+def load_experiment(file: str | None) -> Executor:
+    """Run an experiment file and return the last executor it created."""
+    if file is None:
+        raise UsageProblem("name the experiment file: experiments --file my_experiment.py "
+                           "<verb>")
+    if not Path(file).is_file():
+        raise UsageProblem(f"experiment file {file} does not exist")
+    before = len(_registry.created())
+    sys.path.insert(0, str(Path(file).resolve().parent))
+    try:
+        runpy.run_path(file, run_name="__experiments__")
+    except ExperimentsError as exc:
+        raise ExperimentsError(f"{file}: {exc}") from None
+    made = _registry.created()[before:]
+    if not made:
+        raise UsageProblem(f"{file} defines no executor; create a SlurmExecutor or "
+                           "LocalExecutor at module level")
+    return made[-1]  # type: ignore[no-any-return]
+
+
+def make_cli(experiment: Executor | None = None) -> click.Group:
+    """The command group, for ``experiment`` (auto_cli) or for the file named by --file."""
+    title = f"Experiments of project '{experiment.project}'." if experiment else HELP
+
+    @click.group(help=title)
+    @click.version_option(__version__, prog_name="experiments")
+    @click.option("--file", "file", default=None, metavar="PATH", hidden=experiment is not None,
+                  help="The experiment file to run the verb on.")
     @_common
     @click.pass_context
-    def cli(ctx: click.Context, **opts: Any) -> None:
-        state = _State(executor)
-        state.opts = {k: v for k, v in opts.items() if v is not None}
-        ctx.obj = state
+    def cli(ctx: click.Context, /, file: str | None, **opts: Any) -> None:
+        ctx.obj = _State(experiment, file, opts)
 
-    @cli.command(help="Submit the stages' jobs (all stages by default).")
-    @click.argument("stages", nargs=-1)
-    @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
-    @_common
-    @click.pass_obj
-    def launch(state: _State, stages: tuple[str, ...], with_deps: bool, **opts: Any) -> None:
-        ex, local = state.executor(**opts)
-        with render.progress_bar() as bar:
-            handle: dict[str, Any] = {}
-
-            def progress(event: str, data: dict[str, Any]) -> None:
-                if event == "start":
-                    handle["id"] = bar.add_task("build", total=data["total"], failed=0)
-                    handle["failed"] = 0
-                elif event == "task" and "id" in handle:
-                    if data["state"] != "completed":
-                        handle["failed"] += 1
-                    bar.update(handle["id"], advance=1, failed=handle["failed"])
-
-            result = ex.launch(list(stages) or None, local=local, with_deps=with_deps,
-                               progress=progress)
-        render.warnings(result.warnings)
-        render.launched(result)
-        if any(s != "completed" for r in result.records for s in r.task_states.values()):
-            sys.exit(1)
-
-    @cli.command(help="Show what launch would submit, without submitting anything.")
-    @click.argument("stages", nargs=-1)
-    @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
-    @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
-    @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
-    @_common
-    @click.pass_obj
-    def drylaunch(state: _State, stages: tuple[str, ...], with_deps: bool, validate: bool,
-                  verbose: bool, **opts: Any) -> None:
-        ex, local = state.executor(**opts)
-        dry = ex.drylaunch(list(stages) or None, local=local, with_deps=with_deps,
-                           validate=validate)
-        render.plan(dry, verbose)
-        if dry.problems and validate:
-            sys.exit(1)
-
-    @cli.command(help="Per stage: built, running, queued, failed, not started.")
-    @click.argument("stages", nargs=-1)
-    @click.option("--watch", is_flag=True, help="Refresh until interrupted (backs off).")
-    @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
-                  help="First refresh interval in seconds (min 5; grows when idle).")
-    @_common
-    @click.pass_obj
-    def status(state: _State, stages: tuple[str, ...], watch: bool, interval: float,
-               **opts: Any) -> None:
-        ex, _ = state.executor(**opts)
-        last = None
-        while True:
-            result, warns = ex.status(list(stages) or None)
-            render.warnings(warns)
-            render.stage_table(result)
-            if not watch:
-                return
-            snapshot = [s.counts for s in result]
-            interval = interval if snapshot != last else min(interval * 1.5, 300.0)
-            last = snapshot
-            time.sleep(interval)
-
-    @cli.command(help="Every submitted job with its task counts.")
-    @click.argument("stages", nargs=-1)
-    @_common
-    @click.pass_obj
-    def history(state: _State, stages: tuple[str, ...], **opts: Any) -> None:
-        ex, _ = state.executor(**opts)
-        views, warns = ex.history(list(stages) or None)
-        render.warnings(warns)
-        if not views:
-            render.out.print("No jobs submitted yet.")
-            return
-        render.history(views)
-
-    @cli.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>).")
-    @click.argument("job")
-    @click.option("--follow", "-f", is_flag=True, help="Keep printing while the task runs.")
-    @click.option("--all", "show_all", is_flag=True, help="Every task and every log.")
-    @click.option("--failed", is_flag=True, help="The logs of the failed tasks.")
-    @_common
-    @click.pass_obj
-    def cat(state: _State, job: str, follow: bool, show_all: bool, failed: bool,
-            **opts: Any) -> None:
-        ex, _ = state.executor(**opts)
-        _cat(ex, job, follow, show_all, failed)
-
-    @cli.command(help="Cancel the live jobs of the stages (all by default).")
-    @click.argument("stages", nargs=-1)
-    @_common
-    @click.pass_obj
-    def cancel(state: _State, stages: tuple[str, ...], **opts: Any) -> None:
-        ex, _ = state.executor(**opts)
-        cancelled = ex.cancel(list(stages) or None)
-        render.out.print(f"Cancelled {len(cancelled)} job(s): {' '.join(cancelled)}"
-                         if cancelled else "No live jobs to cancel.")
-
+    for command in _COMMANDS:
+        cli.add_command(command)
     return cli
 
 
-def _cat(ex: Executor, job: str, follow: bool, show_all: bool, failed: bool) -> None:
-    from ..status import DEP_FAILED, FAILED
+def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
+    handle: dict[str, Any] = {}
 
-    record, index = ex.find_job(job)
-    views, _ = ex.history([record.stage])
-    view = next(v for v in views if v.record.name == record.name)
+    def progress(event: LaunchEvent) -> None:
+        if event.kind is EventKind.START:
+            handle["id"] = bar.add_task("build", total=event.total, failed=0)
+            handle["failed"] = 0
+        elif event.kind is EventKind.TASK_ENDED and "id" in handle:
+            if event.state is not None and event.state.value != "completed":
+                handle["failed"] += 1
+            bar.update(handle["id"], advance=1, failed=handle["failed"])
+
+    return progress
+
+
+@click.command(help="Submit the stages' jobs (all stages by default).")
+@click.argument("stages", nargs=-1)
+@click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
+@_common
+@click.pass_obj
+def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, **opts: Any) -> None:
+    session = state.session(**opts)
+    with render.progress_bar() as bar:
+        result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
+                              progress=_progress_printer(bar))
+    render.warnings(result.warnings)
+    render.launched(result)
+    if any(s != "completed" for r in result.records for s in r.task_states.values()):
+        sys.exit(1)
+
+
+@click.command(help="Show what launch would submit, without submitting anything.")
+@click.argument("stages", nargs=-1)
+@click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
+@click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
+@click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
+@_common
+@click.pass_obj
+def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, validate: bool,
+              verbose: bool, **opts: Any) -> None:
+    dry = verbs.drylaunch(state.session(**opts), list(stages) or None, with_deps=with_deps,
+                          validate=validate)
+    render.plan(dry, verbose)
+    if dry.problems and validate:
+        sys.exit(1)
+
+
+@click.command(help="Per stage: built, running, queued, failed, not started.")
+@click.argument("stages", nargs=-1)
+@click.option("--watch", is_flag=True, help="Refresh until interrupted (backs off).")
+@click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
+              help="First refresh interval in seconds (min 5; grows when idle).")
+@_common
+@click.pass_obj
+def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: float,
+           **opts: Any) -> None:
+    session = state.session(**opts)
+    last = None
+    while True:
+        report = verbs.status(session, list(stages) or None)
+        render.warnings(report.warnings)
+        render.stage_table(report.stages)
+        if not watch:
+            return
+        snapshot = [s.counts for s in report.stages]
+        interval = interval if snapshot != last else min(interval * 1.5, 300.0)
+        last = snapshot
+        time.sleep(interval)
+
+
+@click.command(help="Every submitted job with its task counts.")
+@click.argument("stages", nargs=-1)
+@_common
+@click.pass_obj
+def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
+    report = verbs.history(state.session(**opts), list(stages) or None)
+    render.warnings(report.warnings)
+    if not report.jobs:
+        render.out.print("No jobs submitted yet.")
+        return
+    render.history(report.jobs)
+
+
+@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>).")
+@click.argument("job")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the task runs.")
+@click.option("--all", "show_all", is_flag=True, help="Every task and every log.")
+@click.option("--failed", is_flag=True, help="The logs of the failed tasks.")
+@_common
+@click.pass_obj
+def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
+        **opts: Any) -> None:
+    session = state.session(**opts)
+    record, index = verbs.find_job(session, job)
+    view = verbs.job_view(session, record)
     if index is None and len(record.tasks) == 1:
         index = 0
     if index is None:
         render.task_table(view, None if show_all else 50)
-        wanted = [t.index for t in view.tasks
-                  if show_all or (failed and t.state in (FAILED, DEP_FAILED))]
+        bad = (ArtifactState.FAILED, ArtifactState.DEP_FAILED)
+        wanted = [t.index for t in view.tasks if show_all or (failed and t.state in bad)]
         if not wanted:
             render.out.print(f"`cat {record.job_id}_<index>` shows one task's log.")
         for i in wanted:
-            _print_log(record.log_path(i), f"{record.job_id}_{i}")
+            render.log_file(record.log_path(i), f"{record.job_id}_{i}")
         return
     path = record.log_path(index)
-    _print_log(path, f"{record.job_id}_{index} {record.tasks[index][1]}")
+    render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}")
     if follow:
-        _follow(ex, record.job_id or "", index, path)
+        _follow(session, record, index, path)
 
 
-def _print_log(path: Path, title: str) -> None:
-    try:
-        render.log(title, path.read_text(encoding="utf-8", errors="replace"))
-    except FileNotFoundError:
-        render.log(title, f"(no log yet at {path}: the task has not started)\n")
-
-
-def _follow(ex: Executor, job_id: str, index: int, path: Path) -> None:
-    from ..status import QUEUED, RUNNING
-
+def _follow(session: Session, record: JobRecord, index: int, path: Path) -> None:
     pos = path.stat().st_size if path.exists() else 0
     delay = 1.0
     while True:
@@ -199,20 +234,32 @@ def _follow(ex: Executor, job_id: str, index: int, path: Path) -> None:
                 pos = fh.tell()
             delay = 1.0
             continue
-        views, _ = ex.history()
-        states = [t.state for v in views if v.record.job_id == job_id for t in v.tasks
-                  if t.index == index]
-        if not states or states[0] not in (QUEUED, RUNNING):
+        task = verbs.job_view(session, record).tasks[index]
+        if task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING):
             return
         delay = min(delay * 1.5, 10.0)
 
 
-def run(executor: Executor, argv: Sequence[str] | None = None) -> int:
-    """Run the CLI for ``executor``; returns the exit code."""
-    cli = _build(executor)
-    args = list(sys.argv[1:] if argv is None else argv)
+@click.command(help="Cancel the live jobs of the stages (all by default).")
+@click.argument("stages", nargs=-1)
+@_common
+@click.pass_obj
+def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
+    cancelled = verbs.cancel(state.session(**opts), list(stages) or None)
+    render.out.print(f"Cancelled {len(cancelled)} job(s): {' '.join(cancelled)}"
+                     if cancelled else "No live jobs to cancel.")
+
+
+_COMMANDS = (launch, drylaunch, status, history, cat, cancel)
+
+
+def _invoke(group: click.Group, args: Sequence[str]) -> int:
+    """Run ``group`` on ``args``; the one place that turns outcomes into exit codes."""
     try:
-        cli.main(args=args, prog_name=Path(sys.argv[0]).name, standalone_mode=False)
+        group.main(args=list(args), prog_name=Path(sys.argv[0]).name, standalone_mode=False)
+    except UsageProblem as exc:
+        render.error(str(exc))
+        return EXIT_USAGE
     except ExperimentsError as exc:
         render.error(str(exc))
         return 1
@@ -221,10 +268,7 @@ def run(executor: Executor, argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        render.error("interrupted")
-        return 130
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         render.error("interrupted")
         return 130
     except SystemExit as exc:
@@ -232,38 +276,18 @@ def run(executor: Executor, argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def run(experiment: Executor, argv: Sequence[str] | None = None) -> int:
+    """Run the CLI for ``experiment`` (``auto_cli``); returns the exit code."""
+    return _invoke(make_cli(experiment), sys.argv[1:] if argv is None else argv)
+
+
+cli = make_cli()
+"""The bare ``experiments`` command: ``experiments --file my_experiment.py <verb>``."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``experiments --file exp.py <verb> ...``: run the CLI of the executor defined in a file."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    file = None
-    for i, a in enumerate(args):
-        if a == "--file" and i + 1 < len(args):
-            file = args[i + 1]
-            del args[i:i + 2]
-            break
-        if a.startswith("--file="):
-            file = a.split("=", 1)[1]
-            del args[i]
-            break
-    if file is None:
-        render.error("name the experiment file: experiments --file my_experiment.py <verb>")
-        return 2
-    if not Path(file).is_file():
-        render.error(f"experiment file {file} does not exist")
-        return 2
-    before = len(registered())
-    try:
-        sys.path.insert(0, str(Path(file).resolve().parent))
-        runpy.run_path(file, run_name="__experiments__")
-    except ExperimentsError as exc:
-        render.error(f"{file}: {exc}")
-        return 1
-    made = registered()[before:]
-    if not made:
-        render.error(f"{file} defines no executor; create a SlurmExecutor or LocalExecutor "
-                     "at module level")
-        return 2
-    return run(made[-1], args)
+    """``experiments [--file exp.py] <verb> ...``; returns the exit code."""
+    return _invoke(cli, sys.argv[1:] if argv is None else argv)
 
 
 def entry() -> None:

@@ -1,26 +1,30 @@
-"""Rich rendering of plans, statuses, histories and logs: the only module that prints."""
+"""Rich rendering of plans, statuses, histories and logs: where the CLI prints.
+
+(The only other writer to the terminal is the excepthook ``experiments/__init__.py`` installs,
+which turns an ``ExperimentsError`` escaping an experiment file into one line on stderr.)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import status as st
-from ..api import DryRun, LaunchResult
 from ..plan import Plan
-from ..status import JobView, StageStatus
+from ..status import ORDER, ArtifactState, JobView, StageStatus
+from ..verbs import DryRun, LaunchResult
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
-_STYLE = {st.BUILT: "green", st.RUNNING: "cyan", st.QUEUED: "blue", st.FAILED: "red",
-          st.DEP_FAILED: "red", st.CANCELLED: "yellow", st.UNKNOWN: "magenta",
-          st.SUBMITTING: "magenta", st.NOT_STARTED: "dim"}
+S = ArtifactState
+_STYLE = {S.BUILT: "green", S.RUNNING: "cyan", S.QUEUED: "blue", S.FAILED: "red",
+          S.DEP_FAILED: "red", S.CANCELLED: "yellow", S.UNKNOWN: "magenta",
+          S.SUBMITTING: "magenta", S.NOT_STARTED: "dim"}
 
 
 def error(message: str) -> None:
@@ -30,10 +34,6 @@ def error(message: str) -> None:
 def warnings(messages: Sequence[str]) -> None:
     for m in messages:
         err.print(f"[yellow]warning:[/] {escape(m)}", soft_wrap=True)
-
-
-def _reqs(requirements: Sequence[tuple[str, Any]]) -> str:
-    return escape(" ".join(f"{k}={v}" for k, v in requirements) or "(no requirements)")
 
 
 def plan(dry: DryRun, verbose: bool) -> None:
@@ -46,10 +46,10 @@ def plan(dry: DryRun, verbose: bool) -> None:
         for group in tier:
             deps = len({d for t in group.tasks for d in t.dep_ids})
             out.print(f"  [cyan]{group.stage}[/]: {len(group.tasks)} task(s), "
-                      f"{_reqs(group.requirements)}"
+                      f"{escape(group.resources.summary())}"
                       + (f", waits for {deps} artifact(s) of earlier tiers" if deps else ""))
             if n < len(dry.details):
-                for line in dry.details[n]:
+                for line in dry.details[n].lines:
                     out.print(f"      {line}", markup=False)
             n += 1
             shown = group.tasks if verbose else group.tasks[:3]
@@ -92,18 +92,18 @@ def launched(result: LaunchResult) -> None:
                   "artifact(s); `status` or `history` to follow them.")
 
 
-def _counts_text(counts: dict[str, int]) -> str:
-    parts = [f"[{_STYLE[k]}]{counts[k]} {k}[/]" for k in st.ORDER if counts.get(k)]
+def _counts_text(counts: dict[ArtifactState, int]) -> str:
+    parts = [f"[{_STYLE[k]}]{counts[k]} {k.value}[/]" for k in ORDER if counts.get(k)]
     return ", ".join(parts) or "-"
 
 
 def stage_table(stages: Sequence[StageStatus]) -> None:
-    shown = [k for k in st.ORDER
-             if k in (st.BUILT, st.NOT_STARTED) or any(s.counts.get(k) for s in stages)]
+    shown = [k for k in ORDER
+             if k in (S.BUILT, S.NOT_STARTED) or any(s.counts.get(k) for s in stages)]
     table = Table(title="Status")
     table.add_column("stage")
     for state in shown:
-        table.add_column(state, justify="right", style=_STYLE[state])
+        table.add_column(state.value, justify="right", style=_STYLE[state])
     table.add_column("total", justify="right")
     for s in stages:
         table.add_row(s.stage, *(str(s.counts.get(k, 0)) for k in shown),
@@ -113,7 +113,7 @@ def stage_table(stages: Sequence[StageStatus]) -> None:
     for p in problems[:20]:
         where = f" — `cat {p.job_id}_{p.index}`" if p.job_id else ""
         detail = escape(p.detail or "no reason recorded")
-        out.print(f"[red]{p.state}[/] {escape(p.relpath)}: {detail}{escape(where)}",
+        out.print(f"[red]{p.state.value}[/] {escape(p.relpath)}: {detail}{escape(where)}",
                   soft_wrap=True)
     if len(problems) > 20:
         out.print(f"… and {len(problems) - 20} more")
@@ -139,7 +139,7 @@ def task_table(view: JobView, limit: int | None) -> None:
     tasks = view.tasks if limit is None else view.tasks[:limit]
     for t in tasks:
         table.add_row(f"{t.job_id}_{t.index}", escape(t.relpath),
-                      f"[{_STYLE[t.state]}]{t.state}[/]", escape(t.detail))
+                      f"[{_STYLE[t.state]}]{t.state.value}[/]", escape(t.detail))
     out.print(table)
     if len(view.tasks) > len(tasks):
         out.print(f"… {len(view.tasks) - len(tasks)} more tasks (--all shows every one)")
@@ -148,6 +148,14 @@ def task_table(view: JobView, limit: int | None) -> None:
 def log(title: str, text: str) -> None:
     out.rule(title)
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
+
+
+def log_file(path: Path, title: str) -> None:
+    """A task's log under a rule with ``title`` (or why there is none yet)."""
+    try:
+        log(title, path.read_text(encoding="utf-8", errors="replace"))
+    except FileNotFoundError:
+        log(title, f"(no log yet at {path}: the task has not started)\n")
 
 
 def raw(text: str) -> None:

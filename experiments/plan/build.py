@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..artifact import Artifact
-from ..errors import DefinitionError, PlanError
+from ..backends.base import Resources
+from ..errors import PlanError
 from .model import Group, Plan, PlannedTask, Skipped
 
-Requirements = tuple[tuple[str, Any], ...]
+
+class _Mark(enum.Enum):
+    """What the planner decided about one artifact."""
+
+    BUILD = "build"
+    BUILT = "built"
+    LIVE = "live"
+    MISSING = "missing"
 
 
 class _Planner:
@@ -27,8 +36,9 @@ class _Planner:
         self.stage_of: dict[str, str] = {}      # key -> stage, for artifacts to build
         self.order: list[Artifact] = []          # artifacts to build, dependencies first
         self.skipped: list[Skipped] = []
-        self.status: dict[str, str] = {}         # key -> "build" | "built" | "live"
+        self.status: dict[str, _Mark] = {}
         self.missing: list[str] = []
+        self.missing_stages: set[str] = set()
 
     def visit(self, root: Artifact, stage: str) -> None:
         """Classify ``root`` and its dependencies (iteratively: chains may be long)."""
@@ -42,22 +52,25 @@ class _Planner:
             if key in self.status:
                 continue
             if self.is_built(art):
-                self._skip(art, stg, key, "built", "built")
+                self._skip(art, stg, key, _Mark.BUILT, "built")
             elif art.artifact_id in self.live:
-                self._skip(art, stg, key, "live", f"already queued/running as job "
-                                                  f"{self.live[art.artifact_id]}")
+                self._skip(art, stg, key, _Mark.LIVE, f"already queued/running as job "
+                                                      f"{self.live[art.artifact_id]}")
             elif key not in self.selected_keys and not self.with_deps:
-                self.status[key] = "missing"
-                self.missing.append(_describe_missing(art, self.owner.get(key)))
+                self.status[key] = _Mark.MISSING
+                owner = self.owner.get(key)
+                self.missing.append(_describe_missing(art, owner))
+                if owner:
+                    self.missing_stages.add(owner)
             else:
-                self.status[key] = "build"
+                self.status[key] = _Mark.BUILD
                 self.stage_of[key] = stg
                 stack.append((art, stg, True))
                 for dep in reversed(art.dependencies()):
                     dkey = dep._experiments_key()
                     stack.append((dep, self.owner.get(dkey, stg), False))
 
-    def _skip(self, art: Artifact, stage: str, key: str, status: str, reason: str) -> None:
+    def _skip(self, art: Artifact, stage: str, key: str, status: _Mark, reason: str) -> None:
         self.status[key] = status
         self.skipped.append(Skipped(art.artifact_id, art.relpath, stage, reason))
 
@@ -73,51 +86,65 @@ def build_plan(
     *,
     is_built: Callable[[Artifact], bool],
     live: Mapping[str, str],
-    requirements: Callable[[Artifact], Mapping[str, Any]],
+    resources: Callable[[Artifact], Resources],
     construct: Callable[[Artifact], tuple[Any, ...]],
     with_deps: bool = False,
 ) -> Plan:
     """Plan the ``selected`` stages: what to build, in which tier and group, and what is skipped.
 
     ``is_built`` says whether an artifact's done marker exists; ``live`` maps artifact ids to
-    the live job holding them; ``requirements`` resolves an artifact's requirements;
-    ``construct`` records its steps.
+    the live job holding them; ``resources`` resolves an artifact's requirements (errors name
+    the artifact); ``construct`` records its steps.
     """
     planner = _Planner(stages, with_deps, is_built, live, selected)
     for name in selected:
         for art in stages[name]:
             planner.visit(art, name)
     if planner.missing:
-        shown = "; ".join(sorted(set(planner.missing))[:5])
-        more = len(set(planner.missing)) - 5
-        raise PlanError(
-            f"{len(set(planner.missing))} dependencies are neither built, queued nor selected: "
-            f"{shown}{f' and {more} more' if more > 0 else ''}. Launch their stage too "
-            "(e.g. `launch pretrain finetune`) or pass --with-deps to build them now"
-        )
+        raise _missing_error(planner, selected)
     tiers = _tiers(planner.order, planner.status)
-    groups = _group(planner, tiers, requirements, construct)
+    groups = _group(planner, tiers, resources, construct)
     return Plan(tuple(selected), groups, tuple(planner.skipped), dict(live))
 
 
-def _tiers(order: list[Artifact], status: Mapping[str, str]) -> dict[str, int]:
+def _missing_error(planner: _Planner, selected: Sequence[str]) -> PlanError:
+    """Name the missing dependencies and the user's own stages to launch with them."""
+    missing = sorted(set(planner.missing))
+    more = len(missing) - 5
+    stages = [s for s in _first_seen(planner.owner.values()) if s in planner.missing_stages]
+    launch = " ".join([*stages, *[s for s in selected if s not in stages]])
+    their = (f"Launch their stage too (`launch {launch}`)" if stages
+             else "Put them in a stage and launch it too")
+    return PlanError(
+        f"{len(missing)} dependencies are neither built, queued nor selected: "
+        f"{'; '.join(missing[:5])}{f' and {more} more' if more > 0 else ''}. {their}, "
+        "or pass --with-deps to build them now"
+    )
+
+
+def _first_seen(names: Iterable[str]) -> list[str]:
+    """Distinct names in first-seen order."""
+    return list(dict.fromkeys(names))
+
+
+def _tiers(order: list[Artifact], status: Mapping[str, _Mark]) -> dict[str, int]:
     """Tier of each artifact to build: 0 without planned deps, else 1 + their highest tier."""
     tier: dict[str, int] = {}
     for art in order:  # dependencies come before dependents in ``order``
         deps = [tier[d._experiments_key()] for d in art.dependencies()
-                if status.get(d._experiments_key()) == "build"]
+                if status.get(d._experiments_key()) is _Mark.BUILD]
         tier[art._experiments_key()] = 1 + max(deps) if deps else 0
     return tier
 
 
 def _group(planner: _Planner, tiers: Mapping[str, int],
-           requirements: Callable[[Artifact], Mapping[str, Any]],
+           resources: Callable[[Artifact], Resources],
            construct: Callable[[Artifact], tuple[Any, ...]]) -> tuple[tuple[Group, ...], ...]:
-    buckets: dict[tuple[int, str, Requirements], list[PlannedTask]] = {}
+    buckets: dict[tuple[int, str, Resources], list[PlannedTask]] = {}
     for art in planner.order:
         key = art._experiments_key()
         stage = planner.stage_of[key]
-        reqs = _freeze_requirements(requirements(art), art)
+        res = resources(art)
         deps = art.dependencies()
         task = PlannedTask(
             artifact_id=art.artifact_id,
@@ -125,29 +152,18 @@ def _group(planner: _Planner, tiers: Mapping[str, int],
             stage=stage,
             class_name=type(art).__qualname__,
             dep_ids=tuple(d.artifact_id for d in deps
-                          if planner.status.get(d._experiments_key()) in ("build", "live")),
+                          if planner.status.get(d._experiments_key())
+                          in (_Mark.BUILD, _Mark.LIVE)),
             dep_relpaths=tuple(d.relpath for d in deps),
             steps=construct(art),
             artifact=art,
         )
-        buckets.setdefault((tiers[key], stage, reqs), []).append(task)
+        buckets.setdefault((tiers[key], stage, res), []).append(task)
     n_tiers = 1 + max(tiers.values()) if tiers else 0
     out: list[list[Group]] = [[] for _ in range(n_tiers)]
-    for (tier, stage, reqs), tasks in buckets.items():
-        out[tier].append(Group(stage, tier, reqs, tuple(tasks)))
+    for (tier, stage, res), tasks in buckets.items():
+        out[tier].append(Group(stage, tier, res, tuple(tasks)))
     return tuple(tuple(t) for t in out)
-
-
-def _freeze_requirements(reqs: Any, art: Artifact) -> Requirements:
-    where = f"{type(art).__qualname__} {art.relpath}"
-    if not isinstance(reqs, Mapping):
-        raise DefinitionError(f"{where}: get_requirements() must return a dict, got "
-                              f"{type(reqs).__name__}")
-    for k, v in reqs.items():
-        if not isinstance(k, str) or not isinstance(v, (str, int, float, bool)):
-            raise DefinitionError(f"{where}: requirement {k!r} = {v!r:.60} must be a str key "
-                                  "with a str, int, float or bool value")
-    return tuple(sorted(reqs.items()))
 
 
 def chunk(tasks: Sequence[PlannedTask], max_size: int) -> Iterable[tuple[PlannedTask, ...]]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..backends.base import Resources
 from ..identity import encode_params
 from ..task import Step
 
@@ -31,16 +32,12 @@ class PlannedTask:
 
 @dataclass(frozen=True)
 class Group:
-    """Tasks of one stage and tier with identical resolved requirements: one array job."""
+    """Tasks of one stage and tier with identical resolved resources: one array job."""
 
     stage: str
     tier: int
-    requirements: tuple[tuple[str, Any], ...]
+    resources: Resources
     tasks: tuple[PlannedTask, ...]
-
-    @property
-    def requirements_dict(self) -> dict[str, Any]:
-        return dict(self.requirements)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The Slurm backend: each (tier, requirement group, chunk) becomes one array job.
+"""The Slurm backend: each (tier, resource group, chunk) becomes one array job.
 
 Dependencies use ``afterany`` on exactly the jobs that hold a task's dependencies (from this
 launch or still live from an earlier one). ``afterany`` never leaves a job pending forever with
@@ -10,69 +10,76 @@ one failed artifact costs only its own dependents.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from ... import _atomic, paths
 from ..._faults import crash_point
 from ...config import Config
 from ...errors import SubmissionError
 from ...launching import LaunchContext
-from ...plan import Group, Plan, chunk
+from ...plan import Group, Plan, PlannedTask, chunk
 from ...store import JobRecord
+from ..base import (
+    Description,
+    JobState,
+    Resources,
+    Scalar,
+    TaskKey,
+    TaskStatus,
+    common_resources,
+)
 from .client import SlurmClient, SubmissionUncertain
-from .options import array_throttle, sbatch_options
+from .options import option_text, slurm_options
 from .script import render_script
 
-BACKEND = "slurm"
+NAME = "slurm"
 
 
 class SlurmBackend:
     """Submits, queries and cancels array jobs through one ``SlurmClient``."""
 
-    name = BACKEND
+    name = NAME
 
     def __init__(self, config: Config, client: SlurmClient | None = None) -> None:
         self.config = config
         self.client = client or SlurmClient()
 
-    def _options(self, group: Group) -> tuple[list[str], int | None]:
-        reqs = group.requirements_dict
-        where = f"stage '{group.stage}' (requirements {reqs})"
-        return sbatch_options(reqs, where=where), array_throttle(reqs)
+    def resolve(self, requirements: Mapping[str, Scalar], where: str) -> Resources:
+        """Checked sbatch options plus the typed fields; errors name ``where`` and the key."""
+        options = slurm_options(requirements, where=where)
+        return common_resources(requirements, where, options)
 
     def _script(self, name: str, group: Group, n_tasks: int, spec_dir: str, log_dir: str,
-                python: str) -> str:
-        options, throttle = self._options(group)
+                python: str, env: Mapping[str, str]) -> str:
+        throttle = group.resources.max_parallel
         array = f"0-{n_tasks - 1}" + (f"%{throttle}" if throttle else "")
-        return render_script(job_name=name, options=options, array=array,
-                             output=f"{log_dir}/%A_%a.log", spec_dir=spec_dir, python=python)
+        return render_script(job_name=name, options=group.resources.options, array=array,
+                             output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
+                             python=python, env=env)
 
     # -- drylaunch --------------------------------------------------------------------------
-    def describe(self, group: Group, executor: Any, *, validate: bool,
-                 problems: list[str]) -> list[str]:
+    def describe(self, group: Group, *, validate: bool) -> Description:
         """The sbatch options of a group (and, with ``validate``, Slurm's verdict on it)."""
-        options, throttle = self._options(group)
-        lines = ["sbatch " + " ".join(options) + (f" --array=…%{throttle}" if throttle else "")]
-        if validate:
-            with tempfile.TemporaryDirectory() as tmp:
-                script = Path(tmp) / paths.SCRIPT
-                script.write_text(self._script("drylaunch-check", group, len(group.tasks),
-                                               tmp, tmp, "python3"))
-                verdict = self.client.test_only(str(script))
-            if verdict:
-                problems.append(f"stage '{group.stage}' {dict(group.requirements)}: {verdict}")
-                lines.append(f"slurm says: {verdict}")
-            else:
-                lines.append("slurm --test-only: accepted")
-        return lines
+        throttle = group.resources.max_parallel
+        lines = ["sbatch " + " ".join(option_text(o) for o in group.resources.options)
+                 + (f" --array=…%{throttle}" if throttle else "")]
+        if not validate:
+            return Description(tuple(lines))
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / paths.SCRIPT
+            script.write_text(self._script("drylaunch-check", group, len(group.tasks), tmp, tmp,
+                                           "python3", {}))
+            verdict = self.client.test_only(str(script))
+        if verdict:
+            lines.append(f"slurm says: {verdict}")
+            return Description(tuple(lines), (f"stage '{group.stage}' "
+                                              f"{group.resources.summary()}: {verdict}",))
+        return Description((*lines, "slurm --test-only: accepted"))
 
     # -- launch ---------------------------------------------------------------------------
     def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
         """Submit every group, tier by tier, recording each job as soon as Slurm accepts it."""
-        for group in plan.groups:
-            self._options(group)  # validate every group before the first sbatch
         max_tasks = self.client.max_array_size()
         group_no = 0
         for tier in plan.tiers:
@@ -83,11 +90,11 @@ class SlurmBackend:
         return ctx.submitted
 
     def _submit_chunk(self, ctx: LaunchContext, group: Group, group_no: int, chunk_no: int,
-                      tasks: Sequence[Any]) -> None:
+                      tasks: Sequence[PlannedTask]) -> None:
         name = ctx.job_name(group, group_no, chunk_no)
-        job = ctx.prepare(group, tasks, name, BACKEND)
+        job = ctx.prepare(group, tasks, name, NAME)
         text = self._script(name, group, len(tasks), job.record.spec_dir, job.record.log_dir,
-                            ctx.python)
+                            ctx.python, ctx.job_env(group))
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         extra = [f"--dependency=afterany:{':'.join(job.depends_on)}"] if job.depends_on else []
@@ -97,16 +104,21 @@ class SlurmBackend:
         except SubmissionUncertain:  # may exist: keep the intent for the next launch
             raise
         except SubmissionError:  # refused for sure: the intent must not linger
-            ctx.store.remove(job.record.stage, {name})
+            ctx.discard(job)
             raise
         crash_point("after-sbatch")
         ctx.confirm(job, job_id)
 
     # -- queries --------------------------------------------------------------------------
-    def query(self, records: Sequence[JobRecord]) -> dict[str, Any]:
-        """Task states keyed ``<job_id>_<index>``: one squeue and at most one sacct call."""
+    def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
+        """Task states: one squeue and at most one sacct call for all the records."""
         ids = [r.job_id for r in records if r.job_id]
-        return dict(self.client.query(ids)) if ids else {}
+        out: dict[TaskKey, TaskStatus] = {}
+        for text, status in (self.client.query(ids) if ids else {}).items():
+            key = TaskKey.parse(text)
+            if key is not None:
+                out[key] = _with_hold(key, status)
+        return out
 
     def cancel(self, records: Sequence[JobRecord]) -> None:
         ids = [r.job_id for r in records if r.job_id]
@@ -115,3 +127,12 @@ class SlurmBackend:
 
     def find_by_name(self, name: str) -> list[str]:
         return self.client.find_by_name(name)
+
+
+def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:
+    """Mark a task Slurm holds (it will never start on its own) and say how to release it."""
+    if status.state is not JobState.PENDING or "held" not in status.reason.lower():
+        return status
+    return TaskStatus(status.state, status.raw, status.reason, status.exit_code, held=True,
+                      hint=f"held by the scheduler ({status.reason}); it will not start "
+                           f"until `scontrol release {key}`")

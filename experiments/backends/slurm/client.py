@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
-from ..base import JobState
+from ..base import JobState, TaskStatus
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -58,16 +58,6 @@ STATES: dict[str, JobState] = {
                      "DEADLINE", "PREEMPTED"], JobState.FAILED),
     "CANCELLED": JobState.CANCELLED, "REVOKED": JobState.CANCELLED,
 }
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """What Slurm says about one task: our state, Slurm's own words, and the exit code."""
-
-    state: JobState
-    raw: str  # Slurm's state, e.g. "CANCELLED by 0"
-    reason: str  # e.g. "JobHeldUser", "DependencyNeverSatisfied", "None"
-    exit_code: str  # "<code>:<signal>", e.g. "1:0"
 
 
 class SubmissionUncertain(SubmissionError):
@@ -220,7 +210,7 @@ class SlurmClient:
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
-        return ceiling * random.uniform(0.5, 1.0)
+        return float(ceiling * random.uniform(0.5, 1.0))
 
     def _lookup(self, job_name: str) -> tuple[list[str], str]:
         """(ids of jobs named ``job_name``, "") or ([], why the lookup failed)."""

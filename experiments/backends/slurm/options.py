@@ -30,8 +30,8 @@ import unicodedata
 from collections.abc import Mapping
 
 from ...errors import DefinitionError
+from ..base import THROTTLE_KEY
 
-THROTTLE_KEY = "max_parallel"
 KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_./:,=+@%^~-]+")
 
@@ -151,8 +151,11 @@ def _value_text(key: str, name: str, value: object, where: str) -> str | None:
                           "int, float or bool")
 
 
-def _option(key: str, value: object, where: str) -> tuple[str, str] | None:
-    """(option name, option string) for one requirement, or None when it adds nothing."""
+Option = tuple[str, str | None]  # (sbatch long option name, value; None for a bare flag)
+
+
+def _option(key: str, value: object, where: str) -> Option | None:
+    """The sbatch option for one requirement, or None when it adds nothing."""
     here = f"{where} requirement {key!r}"
     name = option_name(key, here)
     _check_quantity(key, name, value, here)
@@ -160,20 +163,20 @@ def _option(key: str, value: object, where: str) -> tuple[str, str] | None:
         return None  # no GPU: leave --gpus out rather than ask every cluster to accept 0
     text = _value_text(key, name, value, here)
     if text is not None:
-        return name, f"--{name}={text}"
+        return name, text
     if value:
-        return name, f"--{name}"
+        return name, None
     if name == "requeue":
-        return "no-requeue", "--no-requeue"
+        return "no-requeue", None
     return None
 
 
-def sbatch_options(requirements: Mapping[str, object], *, where: str) -> list[str]:
-    """sbatch option strings (unquoted, sorted by option name) for resolved requirements.
+def slurm_options(requirements: Mapping[str, object], *, where: str) -> list[Option]:
+    """Checked ``(option, value)`` pairs, sorted by option name, for resolved requirements.
 
-    ``where`` names the requirements' owner in error messages, e.g. "stage 'train'".
+    ``where`` names the requirements' owner in error messages, e.g. an artifact.
     """
-    by_name: dict[str, tuple[str, str]] = {}
+    by_name: dict[str, tuple[str, Option]] = {}
     for key, value in requirements.items():
         if key == THROTTLE_KEY:
             array_throttle({key: value}, where=where)
@@ -181,12 +184,22 @@ def sbatch_options(requirements: Mapping[str, object], *, where: str) -> list[st
         option = _option(key, value, where)
         if option is None:
             continue
-        name, text = option
-        if name in by_name:
-            raise DefinitionError(f"{where}: requirements {by_name[name][0]!r} and {key!r} both "
-                                  f"set --{name}; keep one")
-        by_name[name] = (key, text)
+        if option[0] in by_name:
+            raise DefinitionError(f"{where}: requirements {by_name[option[0]][0]!r} and {key!r} "
+                                  f"both set --{option[0]}; keep one")
+        by_name[option[0]] = (key, option)
     return [by_name[name][1] for name in sorted(by_name)]
+
+
+def option_text(option: Option) -> str:
+    """``--name=value`` (or ``--name``), unquoted: how a person would type it."""
+    name, value = option
+    return f"--{name}" if value is None else f"--{name}={value}"
+
+
+def sbatch_options(requirements: Mapping[str, object], *, where: str) -> list[str]:
+    """sbatch option strings (unquoted, sorted by option name) for resolved requirements."""
+    return [option_text(o) for o in slurm_options(requirements, where=where)]
 
 
 def array_throttle(requirements: Mapping[str, object], *,

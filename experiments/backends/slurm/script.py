@@ -10,7 +10,7 @@ The script is a list of ``#SBATCH`` directives, then three lines of bash::
     #SBATCH --error=/logs/proj/train/%A_%a.log
     #SBATCH --open-mode=append           <- a requeued task keeps its earlier attempts' output
     set -u
-    export KEY='value'
+    export EXPERIMENTS_PROJECT=proj      <- the job's environment (project and stage)
     echo "experiments: task ... on <host> at <date>, restart ${SLURM_RESTART_COUNT:-0}" >&2
     exec '<python>' -m experiments.worker '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
 
@@ -27,12 +27,12 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from ...errors import DefinitionError
-from .options import check_not_owned, check_text, quote_directive_value
+from .options import Option, check_not_owned, check_text, quote_directive_value
 
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 JOB_NAME_MAX = 200
 ARRAY_RE = re.compile(r"\d+(-\d+)?(:\d+)?(,\d+(-\d+)?(:\d+)?)*(%\d+)?")
-OPTION_RE = re.compile(r"--([A-Za-z][A-Za-z0-9-]*)(=.*)?", re.S)
+OPTION_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 WORKER_MODULE = "experiments.worker"
 
@@ -50,28 +50,25 @@ def check_job_name(job_name: str) -> str:
     return job_name
 
 
-def directive(option: str, where: str) -> str:
-    """One ``#SBATCH`` line for an option string like ``--mem=64G`` or ``--requeue``."""
-    if not isinstance(option, str):
-        raise DefinitionError(f"{where}: option {option!r} is not a string")
-    match = OPTION_RE.fullmatch(option)
-    if not match:
-        raise DefinitionError(f"{where}: {option!r:.80} is not a long sbatch option like "
-                              "'--mem=64G'")
-    name, value = match.group(1), match.group(2)
+def directive(option: Option, where: str) -> str:
+    """One ``#SBATCH`` line for an ``(option, value)`` pair such as ``("mem", "64G")``."""
+    name, value = option
+    if not isinstance(name, str) or not OPTION_NAME_RE.fullmatch(name):
+        raise DefinitionError(f"{where}: {name!r:.80} is not a long sbatch option name like "
+                              "'mem'")
     if value is None:
         return f"#SBATCH --{name}"
-    text = check_text(value[1:], f"{where} --{name}")
+    text = check_text(value, f"{where} --{name}")
     return f"#SBATCH --{name}={quote_directive_value(text)}"
 
 
-def _user_directives(options: Sequence[str], job_name: str) -> list[str]:
+def _user_directives(options: Sequence[Option], job_name: str) -> list[str]:
+    """The requirements' directives, checked again here so no caller can slip one past."""
     lines = []
     for option in options:
         where = f"job {job_name} option {option!r:.60}"
-        match = OPTION_RE.fullmatch(option) if isinstance(option, str) else None
-        if match:
-            check_not_owned(match.group(1), where)
+        if isinstance(option[0], str):
+            check_not_owned(option[0], where)
         lines.append(directive(option, where))
     return lines
 
@@ -110,7 +107,7 @@ def _shell_word(value: str, what: str, job_name: str) -> str:
     return shlex.quote(check_text(value, f"job {job_name} {what}"))
 
 
-def render_script(*, job_name: str, options: Sequence[str], array: str, output: str,
+def render_script(*, job_name: str, options: Sequence[Option], array: str, output: str,
                   spec_dir: str, python: str, env: Mapping[str, str] | None = None) -> str:
     """The batch script of one array job (pure: the same arguments give the same text).
 

@@ -1,0 +1,143 @@
+"""The executors: an experiment's stages and paths, and the verbs as methods.
+
+An executor holds only what the experiment file says: the project, where artifacts go, where
+the code is, and the stages. Each verb method opens a :class:`~experiments.session.Session`
+and calls the verb function in :mod:`experiments.verbs`, so the same calls work from a
+notebook, a script or the CLI (which ``auto_cli`` hands over to, and which never imports this
+module back). ``SlurmExecutor`` submits to Slurm by default, ``LocalExecutor`` runs on this
+machine; either can be told to use the other backend.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from . import _registry, paths
+from .artifact import Artifact
+from .errors import DefinitionError
+from .sets import ArtifactSet
+
+if TYPE_CHECKING:
+    from .launching import Progress
+    from .session import Session
+    from .verbs import DryRun, HistoryReport, LaunchResult, StatusReport
+
+
+def _caller_file() -> str | None:
+    """The file of the first caller outside this package (the experiment file)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("experiments"):
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame.f_globals.get("__file__") if frame is not None else None
+
+
+class Executor:
+    """The stages of an experiment and where they build: the project, artifact root and code.
+
+    ``project`` defaults to the experiment file's name, ``artifact_path`` to ``artifacts``
+    beside it and ``code_path`` to its folder.
+    """
+
+    default_backend: ClassVar[str] = "slurm"
+
+    def __init__(self, project: str | None = None, artifact_path: str | None = None,
+                 code_path: str | None = None, gs_path: str | None = None,
+                 workers: int | None = None) -> None:
+        source = _caller_file()
+        stem = Path(source).stem if source else "experiments"
+        self.project = paths.check_name("project", project if project is not None else stem)
+        base = Path(source).resolve().parent if source else Path.cwd()
+        self.artifact_path = _absolute(artifact_path or base / "artifacts")
+        self.code_path = _absolute(code_path or base)
+        self.gs_path = gs_path
+        self.workers = workers
+        self.stages: dict[str, ArtifactSet] = {}
+        _registry.add(self)
+
+    def stage(self, name: str, artifacts: Iterable[Artifact]) -> ArtifactSet:
+        """Register ``artifacts`` under the stage ``name``; stages launch in any subset."""
+        paths.check_name("stage", name)
+        if name in self.stages:
+            raise DefinitionError(f"stage {name!r} is defined twice; give each stage its own "
+                                  "name")
+        arts = artifacts if isinstance(artifacts, ArtifactSet) else ArtifactSet(artifacts)
+        self.stages[name] = arts
+        return arts
+
+    def with_paths(self, artifact_path: str | None = None,
+                   code_path: str | None = None) -> Executor:
+        """The same executor with other artifact/code paths (CLI overrides)."""
+        other = object.__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        if artifact_path:
+            other.artifact_path = _absolute(artifact_path)
+        if code_path:
+            other.code_path = _absolute(code_path)
+        return other
+
+    def auto_cli(self, argv: Sequence[str] | None = None) -> None:
+        """Run the command line (launch, drylaunch, status, history, cat, cancel) and exit."""
+        from .cli.main import run
+
+        sys.exit(run(self, argv))
+
+    # -- the verbs, for scripts and notebooks --------------------------------------------------
+    def session(self, *, local: bool | None = None) -> Session:
+        """A session on this executor's backend (``local=True``: this machine)."""
+        from .session import Session
+
+        return Session.open(self, backend="local" if local else None)
+
+    def drylaunch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
+                  with_deps: bool = False, validate: bool = False) -> DryRun:
+        """The plan that ``launch`` would submit; submits and records nothing."""
+        from . import verbs
+
+        return verbs.drylaunch(self.session(local=local), stages, with_deps=with_deps,
+                               validate=validate)
+
+    def launch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
+               with_deps: bool = False, progress: Progress | None = None) -> LaunchResult:
+        """Plan the stages and submit (or run, locally) everything not built or queued."""
+        from . import verbs
+
+        return verbs.launch(self.session(local=local), stages, with_deps=with_deps,
+                            progress=progress)
+
+    def status(self, stages: Sequence[str] | None = None) -> StatusReport:
+        """Per stage: how many artifacts are built, running, queued, failed, not started."""
+        from . import verbs
+
+        return verbs.status(self.session(), stages)
+
+    def history(self, stages: Sequence[str] | None = None) -> HistoryReport:
+        """Every tracked job with per-state task counts."""
+        from . import verbs
+
+        return verbs.history(self.session(), stages)
+
+    def cancel(self, stages: Sequence[str] | None = None) -> list[str]:
+        """Cancel the live jobs of the stages (all by default); returns the job ids."""
+        from . import verbs
+
+        return verbs.cancel(self.session(), stages)
+
+
+class SlurmExecutor(Executor):
+    """Submits each tier's resource groups as Slurm array jobs (``--local`` runs here)."""
+
+    default_backend = "slurm"
+
+
+class LocalExecutor(Executor):
+    """Runs everything on this machine with ``workers`` parallel processes."""
+
+    default_backend = "local"
+
+
+def _absolute(path: str | Path) -> str:
+    return str(Path(path).expanduser().absolute())
+

@@ -1,0 +1,87 @@
+"""A session: what every verb works over — the experiment, the config, the store, the backends.
+
+Opening a session reads the configuration and applies its ``umask`` to this process (every file
+the verbs create follows it); nothing else changes process state. Backends are created by name
+on first use and kept, so one verb asks each scheduler through one object.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from . import backends as registry
+from . import config as config_mod
+from .backends.base import Backend, BackendOptions
+from .errors import DefinitionError, PlanError
+from .status import Live, query_live
+from .store import JobRecord, Store
+
+if TYPE_CHECKING:
+    from .executor import Executor
+
+
+@dataclass
+class Session:
+    """The experiment and the services its verbs need, for one command."""
+
+    experiment: Executor
+    config: config_mod.Config
+    store: Store
+    backend_name: str
+    workers: int | None = None
+    _backends: dict[str, Backend] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, experiment: Executor, *, backend: str | None = None,
+             workers: int | None = None,
+             instances: Mapping[str, Backend] | None = None) -> Session:
+        """A session for ``experiment`` on ``backend`` (default: the executor's own).
+
+        ``instances`` supplies ready backends by name (tests pass a FakeBackend this way).
+        """
+        cfg = config_mod.load()
+        os.umask(cfg.umask)
+        return cls(experiment, cfg, Store(config_mod.home(), experiment.project),
+                   backend or experiment.default_backend,
+                   workers if workers is not None else experiment.workers,
+                   dict(instances or {}))
+
+    @property
+    def home(self) -> str:
+        return str(self.store.home)
+
+    def backend(self, name: str | None = None) -> Backend:
+        """The backend called ``name`` (default: the session's), created once."""
+        name = name or self.backend_name
+        if name not in self._backends:
+            self._backends[name] = registry.get(name, BackendOptions(self.config, self.workers))
+        return self._backends[name]
+
+    def backends_for(self, records: Sequence[JobRecord]) -> dict[str, Backend]:
+        """The backends that track ``records``, by name."""
+        return {r.backend: self.backend(r.backend) for r in records}
+
+    def live(self, records: Sequence[JobRecord]) -> Live:
+        """Ask each backend once about every task of ``records``."""
+        return query_live(records, self.backends_for(records))
+
+    def selected(self, stages: Sequence[str] | None) -> list[str]:
+        """The named stages (all by default), checked against the experiment's stages."""
+        defined = self.experiment.stages
+        if not defined:
+            raise DefinitionError("no stages are defined; call executor.stage(name, artifacts) "
+                                  "in the experiment file")
+        chosen = list(stages) if stages else list(defined)
+        unknown = [s for s in chosen if s not in defined]
+        if unknown:
+            raise PlanError(f"unknown stage {unknown[0]!r}; stages are: {', '.join(defined)}")
+        return chosen
+
+    def records(self, stages: Sequence[str] | None = None) -> list[JobRecord]:
+        """Tracked jobs of the given stages (all tracked stages by default)."""
+        tracked = self.store.stages()
+        names = tracked if stages is None else [s for s in stages if s in tracked]
+        return self.store.all_records(names)
