@@ -152,3 +152,40 @@ def test_interrupt_stops_cleanly_and_records_cancelled(tmp_path: Path) -> None:
     assert set(jobs[0]["task_states"].values()) == {"cancelled"}
     hist = run_cli(script, "history", env=env)
     assert "3 cancelled" in hist.stdout
+
+
+THROTTLED = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task
+
+@dataclass(frozen=True)
+class Slow(Artifact):
+    i: int
+    def get_requirements(self):
+        return {"max_parallel": 1}
+    def construct(self, builder: Task):
+        log = f"{os.environ['OUT']}/spans.txt"
+        builder.run_command(f"echo start {self.i} >> {log}; sleep 0.4; echo end {self.i} >> {log}")
+
+ex = LocalExecutor(project="throttled", artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"], workers=4)
+ex.stage("slow", ArtifactSet.from_product(cls=Slow, params={"i": [0, 1, 2, 3]}))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+def test_max_parallel_throttles_local_tasks_as_slurm_does(tmp_path: Path) -> None:
+    """Four workers, max_parallel=1: the four tasks never overlap (each records its span)."""
+    script = tmp_path / "throttled.py"
+    script.write_text(THROTTLED)
+    out = tmp_path / "out"
+    out.mkdir()
+    res = run_cli(script, "launch", env={"OUT": str(out)})
+    assert res.returncode == 0, res.stderr
+    assert len(done_markers(out)) == 4
+    lines = (out / "spans.txt").read_text().splitlines()
+    assert len(lines) == 8
+    for start, end in zip(lines[::2], lines[1::2], strict=True):  # no start between them
+        assert start.split()[0] == "start" and end == f"end {start.split()[1]}"

@@ -11,6 +11,7 @@ import pytest
 
 from experiments import Artifact, ArtifactSet, DefinitionError, PlanError, Task
 from experiments import config as cfg
+from experiments.backends.base import common_resources
 from experiments.plan import Plan, PlannedTask, build_plan, chunk
 from experiments.task import RunCommand
 
@@ -54,12 +55,18 @@ def _steps(art: Artifact) -> tuple[Any, ...]:
     return tuple(t.steps)
 
 
+def _resources(resolve: Any) -> Any:
+    """The planner's resources callback over a requirements function (default: the artifact's)."""
+    requirements = resolve or (lambda a: a.get_requirements())
+    return lambda a: common_resources(requirements(a), f"{type(a).__qualname__} {a.relpath}")
+
+
 def _plan(stages: Mapping[str, Sequence[Artifact]], selected: Sequence[str], *,
           built: set[str] | None = None, live: Mapping[str, str] | None = None,
           with_deps: bool = False, resolve: Any = None) -> Plan:
     built = built or set()
     return build_plan(stages, selected, is_built=lambda a: a.relpath in built,
-                      live=live or {}, requirements=resolve or (lambda a: a.get_requirements()),
+                      live=live or {}, resources=_resources(resolve),
                       construct=_steps, with_deps=with_deps)
 
 
@@ -105,10 +112,11 @@ def test_grouping_by_resolved_requirements(exp_home: Path) -> None:
     groups = plan.tiers[0]
     assert [[t.relpath for t in g.tasks] for g in groups] == [
         [models[0].relpath, models[1].relpath], [models[2].relpath]]
-    assert groups[0].requirements_dict == {"partition": "gpu", "gpus": "A100:4",
+    assert dict(groups[0].resources.requirements) == {"partition": "gpu", "gpus": "A100:4",
                                            "time": "24:00:00", "cpus": 8, "requeue": True}
-    assert groups[1].requirements_dict["gpus"] == "A100:8"
-    assert groups[0].requirements == tuple(sorted(groups[0].requirements_dict.items()))
+    assert dict(groups[1].resources.requirements)["gpus"] == "A100:8"
+    assert groups[0].resources.requirements == tuple(
+        sorted(dict(groups[0].resources.requirements).items()))
 
 
 def test_skips_built_and_live() -> None:

@@ -71,7 +71,7 @@ def job_script(tmp: Path, array: str = "0", name: str = "x") -> str:
     fake.chmod(0o755)
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
-    text = render_script(job_name=name, options=["--time=5", "--partition=cpu"], array=array,
+    text = render_script(job_name=name, options=[("time", "5"), ("partition", "cpu")], array=array,
                          output=f"{logs}/%A_%a.log", spec_dir=str(tmp), python=str(fake))
     path = tmp / f"{name}.sbatch"
     path.write_text(text)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends.slurm.options import array_throttle, sbatch_options
+from experiments.backends.slurm.options import array_throttle, slurm_options
 from experiments.backends.slurm.script import render_script
 from experiments.errors import DefinitionError
 from tests.backends.slurm.test_options import BAD_CHARS, HOSTILE, sbatch_args
@@ -20,7 +20,7 @@ REFERENCE = Path(__file__).parent / "reference" / "basic.sbatch"
 REQS = {"partition": "gpu", "gpus": "A100:4", "cpus": 8, "time": "24:00:00", "mem": 64,
         "requeue": True, "max_parallel": 10, "comment": "grid #3 of 'olmo'"}
 NAME = "olmo.pretrain.l20261129a.t0g0c0"
-BASIC = dict(job_name=NAME, options=sbatch_options(REQS, where="test"),
+BASIC = dict(job_name=NAME, options=slurm_options(REQS, where="test"),
              array=f"0-99%{array_throttle(REQS)}", output="/logs/olmo/pretrain/%A_%a.log",
              spec_dir=f"/home/u/.experiments/projects/olmo/specs/{NAME}",
              python="/opt/venv/bin/python",
@@ -86,7 +86,7 @@ def _run(script: str, tmp_path: Path) -> dict:
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_requirement_value(value: str) -> None:
     try:
-        options = sbatch_options({"comment": value, "cpus": 2}, where="test")
+        options = slurm_options({"comment": value, "cpus": 2}, where="test")
     except DefinitionError:
         assert value == "" or any(c in value for c in BAD_CHARS)
         return
@@ -124,7 +124,7 @@ def test_hostile_spec_dir_and_env_value_reach_the_worker(value: str, dumper: Pat
 def test_injections_run_nothing(template: str, dumper: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     value = template.format(m=marker)
-    options = sbatch_options({"comment": value}, where="test")
+    options = slurm_options({"comment": value}, where="test")
     output = f"/l/{value}/%A_%a.log" if "\\" not in value else "/l/%A_%a.log"
     script = _render(options=options, output=output, spec_dir=value, python=str(dumper),
                      env={"V": value})
@@ -164,9 +164,9 @@ def test_hostile_job_names_are_refused(name: str) -> None:
 @pytest.mark.parametrize("changes", [
     {"array": "0-9\n#SBATCH --wrap=x"}, {"array": ""}, {"array": "0-9%"},
     {"env": {"A B": "x"}}, {"env": {"1A": "x"}}, {"env": {"A": "a\x00b"}},
-    {"options": ["--output=/etc/x"]}, {"options": ["--outp=/etc/x"]},
-    {"options": ["--dependency=afterok:1"]}, {"options": ["-o /etc/x"]},
-    {"options": ["--comment=a\n#SBATCH --wrap=x"]}, {"options": ["--mem="]},
+    {"options": [("output", "/etc/x")]}, {"options": [("outp", "/etc/x")]},
+    {"options": [("dependency", "afterok:1")]}, {"options": [("-o", "/etc/x")]},
+    {"options": [("comment", "a\n#SBATCH --wrap=x")]}, {"options": [("mem", "")]},
 ])
 def test_bad_arguments_are_refused(changes: dict) -> None:
     with pytest.raises(DefinitionError):
@@ -182,7 +182,7 @@ def test_real_sbatch_reads_hostile_values_back_exactly(slurm_cluster: object,
     try:
         for i, value in enumerate(accepted):
             out = f"/tmp/logs/{value}/%A.log"
-            script = _render(job_name=f"hostile-{i}", options=[f"--comment={value}"],
+            script = _render(job_name=f"hostile-{i}", options=[("comment", value)],
                              output=out, array="0")
             path = tmp_path / f"{i}.sbatch"
             path.write_text(script, encoding="utf-8")
