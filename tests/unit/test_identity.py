@@ -349,6 +349,7 @@ def _ids(arts: Any) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize("numpy_grid", [
+    {"lam": np.logspace(-3, 0, 4), "n": np.arange(1, 4)},        # arrays are swept like lists
     {"lam": list(np.logspace(-3, 0, 4)), "n": list(np.arange(1, 4))},  # lists of NumPy scalars
     {"lam": [np.float32(v) for v in (1e-3, 1e-2, 1e-1, 1.0)] and list(np.logspace(-3, 0, 4)),
      "n": [np.int8(1), np.uint16(2), np.int64(3)]},
@@ -389,6 +390,15 @@ def test_numpy_arrays_are_tuple_like_values() -> None:
     assert encode_params(arr) == {"value": [0.5, 1.0]}
     assert Combo(single=Model(lr=1.0), many=np.array([1, 2])).relpath == Combo(
         single=Model(lr=1.0), many=(1, 2)).relpath
+    # In a grid, an array inside a list is one tuple-like value.
+    fixed = ArtifactSet.from_product(Anything, {"value": [np.array([1, 2])]})
+    assert [a.relpath for a in fixed] == [Anything(value=(1, 2)).relpath]
+
+
+def test_numpy_array_axis_is_deduplicated_like_a_list() -> None:
+    grid = ArtifactSet.from_product(Lam, {"lam": np.array([0.1, 0.1, 0.2])})
+    assert [a.lam for a in grid] == [0.1, 0.2]
+    assert [type(a.lam) for a in grid] == [float, float]
 
 
 @pytest.mark.parametrize("value,type_name", [
