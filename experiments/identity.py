@@ -84,6 +84,8 @@ def _encode(value: Any, where: str, depth: int) -> str:
     exact = _EXACT.get(type(value))
     if exact is not None:  # the common plain types, without the generic checks below
         return exact(value, where)
+    if _is_artifact(value):
+        return value._experiments_key()  # type: ignore[no-any-return]
     value = to_plain(value)
     if value is None or value is True or value is False:
         return _encode_const(value, where)
@@ -97,8 +99,6 @@ def _encode(value: Any, where: str, depth: int) -> str:
         return _encode_float(value, where)
     if isinstance(value, str):
         return _encode_str(value, where)
-    if _is_artifact(value):
-        return value._experiments_key()  # type: ignore[no-any-return]
     if isinstance(value, (tuple, list, dict)):
         return _encode_container(value, where, depth)
     raise _unsupported(value, where)
@@ -171,7 +171,7 @@ def _unsupported(value: Any, where: str) -> DefinitionError:
 
 _NO_DEFAULT = object()
 _field_cache: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
-_default_cache: dict[type, tuple[str | None, ...]] = {}
+_spec_cache: dict[type, tuple[tuple[str, Any, str | None, str], ...]] = {}
 _uncompared_cache: dict[type, tuple[str, ...]] = {}
 
 
@@ -192,13 +192,15 @@ def field_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     return info
 
 
-def _default_keys(cls: type) -> tuple[str | None, ...]:
-    """The canonical encoding of each compared field's default (None: no default), per class."""
-    keys = _default_cache.get(cls)
-    if keys is None:
-        keys = tuple(_default_key(cls, *info) for info in field_info(cls))
-        _default_cache[cls] = keys
-    return keys
+def _field_specs(cls: type) -> tuple[tuple[str, Any, str | None, str], ...]:
+    """(name, default, canonical text of the default or None, where) per compared field."""
+    specs = _spec_cache.get(cls)
+    if specs is None:
+        specs = tuple((name, default, _default_key(cls, name, default, factory),
+                       f"{cls.__qualname__}.{name}")
+                      for name, default, factory in field_info(cls))
+        _spec_cache[cls] = specs
+    return specs
 
 
 def _default_key(cls: type, name: str, default: Any, factory: Any) -> str | None:
@@ -214,13 +216,12 @@ def _identity_parts(obj: Any) -> list[tuple[str, str]]:
     Comparing encodings (not ``==``) means a value equals the default exactly when it would
     give the same identity without one: ``-0.0`` is ``0.0``, but ``(True,)`` is not ``(1,)``.
     """
-    cls = type(obj)
     out = []
-    for (name, default, _), default_key in zip(field_info(cls), _default_keys(cls), strict=True):
+    for name, default, default_key, where in _field_specs(type(obj)):
         value = getattr(obj, name)
         if value is default:  # the default object itself: its encoding is known (and checked)
             continue
-        key = _encode(value, f"{cls.__qualname__}.{name}", 0)
+        key = _encode(value, where, 0)
         if key != default_key:
             out.append((name, key))
     return out
@@ -250,9 +251,10 @@ def identify(obj: Any) -> tuple[str, tuple[str, ...]]:
     cls = type(obj).__qualname__
     parts = _identity_parts(obj)
     key = f"{cls}{{{','.join(f'{n}={k}' for n, k in parts)}}}"
-    _check_text(key, ascii(cls), "class or field name")
+    if not key.isascii():
+        _check_text(key, ascii(cls), "class or field name")
     _check_uncompared(obj)
-    return key, tuple(n for n, _ in parts)
+    return key, tuple([n for n, _ in parts])
 
 
 def canonical_key(obj: Any) -> str:
@@ -268,6 +270,8 @@ def digest(key: str) -> str:
 def _readable(value: Any) -> str:
     if type(value) is str or type(value) is int:
         return str(value)
+    if type(value) is float:
+        return repr(_plain_float(value))
     value = to_plain(value)
     if _is_artifact(value):
         return f"{type(value).__name__}-{value.artifact_id}"
