@@ -53,7 +53,9 @@ class Artifact:
             for art in reversed(order):
                 if "_exp_key" not in art.__dict__:
                     check_artifact_class(type(art))
-                    object.__setattr__(art, "_exp_key", identity.canonical_key(art))
+                    key, names = identity.identify(art)  # checks every value while planning
+                    object.__setattr__(art, "_exp_names", names)
+                    object.__setattr__(art, "_exp_key", key)
             cached = self.__dict__["_exp_key"]
         return str(cached)
 
@@ -71,7 +73,8 @@ class Artifact:
         """The artifact's directory under the artifact root: ``ClassName/k=v,...-<hash>``."""
         cached = self.__dict__.get("_exp_relpath")
         if cached is None:
-            cached = identity.default_relpath(self)
+            self._experiments_key()  # also finds the names of the fields in the identity
+            cached = identity.default_relpath(self, self.__dict__["_exp_names"])
             object.__setattr__(self, "_exp_relpath", cached)
         return cached
 
@@ -87,15 +90,18 @@ class Artifact:
         return cached
 
 
-def _collect(value: Any, out: list[Artifact]) -> None:
+def _collect(value: Any, out: list[Artifact], depth: int = 0) -> None:
+    """Append the artifacts in ``value``; stops below the depth limit (the key check refuses)."""
     if isinstance(value, Artifact):
         out.append(value)
+    elif depth > identity.MAX_DEPTH:
+        return
     elif isinstance(value, (tuple, list)):
         for v in value:
-            _collect(v, out)
+            _collect(v, out, depth + 1)
     elif isinstance(value, dict):
         for v in value.values():
-            _collect(v, out)
+            _collect(v, out, depth + 1)
 
 
 _checked: set[type] = set()

@@ -8,7 +8,7 @@ from typing import Any, overload
 
 from .artifact import Artifact, check_artifact_class
 from .errors import DefinitionError
-from .identity import encode_value
+from .identity import encode_value, to_plain
 
 
 def _dedupe(items: Iterable[Artifact], where: str) -> tuple[Artifact, ...]:
@@ -39,7 +39,9 @@ class ArtifactSet(Sequence[Artifact]):
                      params: Mapping[str, Any] | None = None) -> ArtifactSet:
         """Every combination of ``params`` values as ``cls`` instances.
 
-        A value that is a list is swept over; any other value is a fixed parameter.
+        A value that is a list is swept over; any other value is a fixed parameter. A NumPy array
+        is its list (``np.logspace(-3, 0, 4)`` sweeps like ``[0.001, 0.01, 0.1, 1.0]``): identity
+        is about values, not Python types.
         """
         target = cls
         if not isinstance(target, type) or not issubclass(target, Artifact):
@@ -146,6 +148,7 @@ class Combinations(Sequence[tuple[Any, ...]]):
 
 def _axis(cls: type, name: str, value: Any) -> list[Any]:
     """The distinct values of one parameter (a list is swept, anything else is fixed)."""
+    value = to_plain(value)  # a NumPy array becomes its list, and is swept like one
     values = value if isinstance(value, list) else [value]
     out: dict[str, Any] = {}
     for v in values:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import enum
+import json
 import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pytest
 
-from experiments import Artifact, DefinitionError, Task
-from experiments.identity import check_relpath, encode_value
+from experiments import Artifact, ArtifactSet, DefinitionError, Task, specs
+from experiments.identity import MAX_DEPTH, check_relpath, encode_params, encode_value
 
 from .hostile import HOSTILE
 
@@ -329,3 +332,271 @@ def test_relpath_override_is_checked() -> None:
     art = Escaping(x=1)
     with pytest.raises(DefinitionError, match=r"has an empty, '\.' or '\.\.' component"):
         check_relpath(art.relpath, type(art).__qualname__)
+
+
+# -- values, not Python types (issue 10) ----------------------------------------------------
+@dataclass(frozen=True)
+class Lam(Artifact):
+    lam: float
+    n: int = 1
+
+    def construct(self, builder: Task) -> None:
+        pass
+
+
+def _ids(arts: Any) -> list[tuple[str, str, str]]:
+    return [(a.relpath, a.artifact_id, json.dumps(encode_params(a))) for a in arts]
+
+
+@pytest.mark.parametrize("numpy_grid", [
+    {"lam": np.logspace(-3, 0, 4), "n": np.arange(1, 4)},        # arrays are swept like lists
+    {"lam": list(np.logspace(-3, 0, 4)), "n": list(np.arange(1, 4))},  # lists of NumPy scalars
+    {"lam": [np.float32(v) for v in (1e-3, 1e-2, 1e-1, 1.0)] and list(np.logspace(-3, 0, 4)),
+     "n": [np.int8(1), np.uint16(2), np.int64(3)]},
+])
+def test_numpy_grid_gives_the_literal_grids_relpaths_and_ids(numpy_grid: dict[str, Any]) -> None:
+    literal = ArtifactSet.from_product(Lam, {"lam": [0.001, 0.01, 0.1, 1.0], "n": [1, 2, 3]})
+    grid = ArtifactSet.from_product(Lam, numpy_grid)
+    assert _ids(grid) == _ids(literal)
+    assert "Lam/lam=0.001,n=2-" in grid[1].relpath
+
+
+@pytest.mark.parametrize("numpy_value,plain", [
+    (np.float64(0.1), 0.1), (np.float32(0.5), 0.5), (np.float16(0.25), 0.25),
+    (np.float32(0.1), 0.10000000149011612),  # its exact value, not the literal it came from
+    (np.int64(3), 3), (np.int8(-2), -2), (np.uint64(2**64 - 1), 2**64 - 1),
+    (np.bool_(True), True), (np.bool_(False), False), (np.str_("a b/é"), "a b/é"),
+    (np.float64("nan"), float("nan")), (np.float64("-inf"), float("-inf")),
+    (np.array(2.5), 2.5), (np.array([1, 2, 3]), [1, 2, 3]), (np.array([[1, 2], [3, 4]]),
+                                                          [[1, 2], [3, 4]]),
+    (np.array([True, False]), [True, False]), (np.array(["x", "yz"]), ["x", "yz"]),
+    (np.array([1, "a", None], dtype=object), [1, "a", None]), (np.zeros(0), []),
+    ({"k": np.float64(1.5), "l": [np.int32(7)]}, {"k": 1.5, "l": [7]}),
+])
+def test_numpy_value_has_the_identity_of_the_plain_value(numpy_value: Any, plain: Any) -> None:
+    ours, theirs = Anything(value=numpy_value), Anything(value=plain)
+    assert ours.relpath == theirs.relpath
+    assert ours.artifact_id == theirs.artifact_id
+    assert encode_value(numpy_value, "X.f") == encode_value(plain, "X.f")
+    assert json.dumps(encode_params(ours)) == json.dumps(encode_params(theirs))
+    assert "np." not in ours.relpath and "array" not in ours.relpath
+
+
+def test_numpy_arrays_are_tuple_like_values() -> None:
+    as_tuple, as_list = Anything(value=(0.5, 1.0)), Anything(value=[0.5, 1.0])
+    arr = Anything(value=np.array([0.5, 1.0]))
+    assert arr.relpath == as_tuple.relpath == as_list.relpath == "Anything/value=0.5+1.0-" + (
+        as_tuple.artifact_id)
+    assert encode_params(arr) == {"value": [0.5, 1.0]}
+    assert Combo(single=Model(lr=1.0), many=np.array([1, 2])).relpath == Combo(
+        single=Model(lr=1.0), many=(1, 2)).relpath
+    # In a grid, an array inside a list is one tuple-like value.
+    fixed = ArtifactSet.from_product(Anything, {"value": [np.array([1, 2])]})
+    assert [a.relpath for a in fixed] == [Anything(value=(1, 2)).relpath]
+
+
+def test_numpy_array_axis_is_deduplicated_like_a_list() -> None:
+    grid = ArtifactSet.from_product(Lam, {"lam": np.array([0.1, 0.1, 0.2])})
+    assert [a.lam for a in grid] == [0.1, 0.2]
+    assert [type(a.lam) for a in grid] == [float, float]
+
+
+@pytest.mark.parametrize("value,type_name", [
+    (np.complex128(1 + 2j), "complex"), (np.array([1 + 2j]), "ndarray"),
+    (np.datetime64("2020-01-01"), "datetime64"), (np.array(["2020-01-01"], dtype="M8[ns]"),
+                                                  "ndarray"),
+    (np.longdouble(1) if np.finfo(np.longdouble).bits > 64 else np.clongdouble(1), None),
+    (np.bytes_(b"x"), "bytes"), (np.ma.array([1, 2], mask=[0, 1]), "MaskedArray"),
+    (np.array([{1}], dtype=object), "set"),
+])
+def test_numpy_values_without_exact_python_equivalent_are_refused(value: Any,
+                                                                  type_name: str | None) -> None:
+    with pytest.raises(DefinitionError, match=r"^Anything\.value(\[0\])? has a value of type"
+                       ) as info:
+        _ = Anything(value=value).artifact_id
+    if type_name is not None:
+        assert f"of type {type_name}" in str(info.value)
+
+
+def test_numpy_is_not_imported_for_plain_values() -> None:
+    code = (PINNED_SRC + "\nimport sys, json\nfrom experiments.identity import encode_params\n"
+            "json.dumps(encode_params(ART)); print(ART.relpath)\nprint('numpy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=30, check=True).stdout.splitlines()
+    assert out == [PINNED_RELPATH, "False"]
+
+
+# -- one rule for equal values, with or without a default ------------------------------------
+@dataclass(frozen=True)
+class WithDefaults(Artifact):
+    x: float = 0.0
+    t: tuple = (1,)
+    d: dict = field(default_factory=lambda: {"a": [1]})
+    z: float = float("nan")
+
+    def construct(self, builder: Task) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class NoDefaults(Artifact):
+    x: Any
+    t: Any
+    d: Any
+    z: Any
+
+    def construct(self, builder: Task) -> None:
+        pass
+
+
+_DEFAULTS = {"x": 0.0, "t": (1,), "d": {"a": [1]}, "z": float("nan")}
+
+
+@pytest.mark.parametrize("name,value,same", [
+    ("x", -0.0, True), ("x", np.float64(0.0), True), ("x", np.float64(-0.0), True),
+    ("x", 0, False), ("x", False, False), ("x", 1e-300, False),
+    ("t", (True,), False), ("t", [1], True), ("t", np.array([1]), True),
+    ("t", np.array([True]), False), ("t", (1.0,), False), ("t", (np.int64(1),), True),
+    ("d", {"a": [True]}, False), ("d", {"a": (1,)}, True), ("d", {"a": [np.uint8(1)]}, True),
+    ("z", float("nan"), True), ("z", np.float32("nan"), True), ("z", float("inf"), False),
+])
+def test_a_value_is_the_default_exactly_when_it_would_equal_it_without_one(
+        name: str, value: Any, same: bool) -> None:
+    with_default = WithDefaults(**{name: value})
+    assert (with_default.artifact_id == WithDefaults().artifact_id) is same
+    assert (with_default.relpath == WithDefaults().relpath) is same
+    explicit, plain = NoDefaults(**{**_DEFAULTS, name: value}), NoDefaults(**_DEFAULTS)
+    assert (explicit.artifact_id == plain.artifact_id) is same
+
+
+def test_minus_zero_is_zero_and_true_is_never_one() -> None:
+    assert encode_value(-0.0, "X.f") == encode_value(0.0, "X.f") == "0.0"
+    assert Anything(value=-0.0).relpath == Anything(value=0.0).relpath
+    assert encode_params(Anything(value=[-0.0])) == {"value": [0.0]}
+    assert "-0.0" not in json.dumps(encode_params(Anything(value={"k": -0.0})))
+    for true, one in [(True, 1), ((True,), (1,)), ([0, True], [0, 1]), ({"a": True}, {"a": 1})]:
+        assert Anything(value=true).artifact_id != Anything(value=one).artifact_id
+    assert (Anything(value=np.array([True])).artifact_id
+            == Anything(value=[True]).artifact_id != Anything(value=[1]).artifact_id)
+
+
+# -- every value checked while planning -------------------------------------------------------
+_LISTDIR_NAME = os.fsdecode(b"caf\xe9.txt")  # what os.listdir gives for a Latin-1 file name
+
+
+@pytest.mark.parametrize("value,where,what", [
+    (_LISTDIR_NAME, "Anything.value", "string"),
+    (["ok", "x\udc80"], r"Anything.value\[1\]", "string"),
+    ({"k\udcff": 1}, "Anything.value", "dict key"),
+    ({"k": ("a", "\ud800")}, r"Anything.value\['k'\]\[1\]", "string"),
+    (np.array(["a", "\udc80"]), r"Anything.value\[1\]", "string"),
+    (enum.Enum("Odd", ["x\udc80"])["x\udc80"], "Anything.value", "enum name"),
+])
+def test_lone_surrogates_are_refused_naming_the_field(value: Any, where: str, what: str) -> None:
+    with pytest.raises(DefinitionError, match=rf"^{where}: the {what} .* lone surrogate .*"
+                                              r"os\.fsencode\(name\)\.decode"):
+        _ = Anything(value=value).relpath
+
+
+def test_relpath_override_with_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(DefinitionError, match=r"^MyArt: the relpath .* lone surrogate"):
+        check_relpath(f"Data/{_LISTDIR_NAME}", "MyArt")
+
+
+def _nested(depth: int, leaf: Any = 1) -> Any:
+    for i in range(depth):
+        leaf = [leaf] if i % 2 else {"k": leaf}
+    return leaf
+
+
+def test_values_deeper_than_the_limit_are_refused_naming_the_field() -> None:
+    assert MAX_DEPTH == 32
+    _ = Anything(value=_nested(MAX_DEPTH)).relpath  # exactly at the limit: fine
+    with pytest.raises(DefinitionError, match=r"^Anything\.value\['k'\]\[0\].*nested more than "
+                                              r"32 containers deep.*flatten it"):
+        _ = Anything(value=_nested(MAX_DEPTH + 1)).relpath
+
+
+def test_a_value_holding_itself_is_refused_not_a_recursion_error() -> None:
+    loop: list[Any] = [1]
+    loop.append(loop)
+    looped: dict[str, Any] = {}
+    looped["me"] = looped
+    for value in (loop, looped, (0, [loop])):
+        with pytest.raises(DefinitionError, match=r"^Anything\.value.*holds itself"):
+            _ = Anything(value=value).artifact_id
+
+
+def test_huge_int_is_refused_with_a_hint() -> None:
+    with pytest.raises(DefinitionError, match=r"^Anything\.value: an int of .* bits.*as a str"):
+        _ = Anything(value=10**5000).artifact_id
+
+
+def test_defaults_and_uncompared_fields_are_checked_too() -> None:
+    @dataclass(frozen=True)
+    class BadDefault(Artifact):
+        tags: frozenset = frozenset()
+
+    @dataclass(frozen=True)
+    class Uncompared(Artifact):
+        x: int
+        note: Any = field(default=None, compare=False)
+
+    with pytest.raises(DefinitionError, match=r"\.BadDefault\.tags \(its default\) has a value "
+                                              r"of type frozenset"):
+        _ = BadDefault().artifact_id
+    assert Uncompared(x=1, note="a").artifact_id == Uncompared(x=1).artifact_id
+    with pytest.raises(DefinitionError, match=r"\.Uncompared\.note: the string .* lone surr"):
+        _ = Uncompared(x=1, note=_LISTDIR_NAME).artifact_id
+
+
+class Odd(int):
+    def __str__(self) -> str:
+        return "odd"
+
+
+class Shout(str):
+    def __str__(self) -> str:
+        return "SHOUT"
+
+
+class Weird(float):
+    def __repr__(self) -> str:
+        return "weird"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+def _nasty_values() -> list[Any]:
+    loop: list[Any] = []
+    loop.append(loop)
+    point = collections.namedtuple("point", "x y")
+    return [
+        *HOSTILE, _LISTDIR_NAME, "\udc80", "\ud83d", ["ok", "\udc80"], {"\udc80": 1},
+        "\x00", "\u2028\u2029", "🚀" * 100, 10**5000, -(2**200), float("nan"), float("inf"),
+        -0.0, np.float32("inf"), np.float64("nan"), np.int64(-(2**63)), np.uint64(2**64 - 1),
+        _nested(MAX_DEPTH), _nested(MAX_DEPTH + 1), _nested(500), loop, {1, 2}, b"x", 1 + 2j,
+        np.complex64(1), np.datetime64("2020-01-01"), np.longdouble(1),
+        np.array(["a", "\udc80"]), np.array([{1}], dtype=object), np.array([[1.5], [-0.0]]),
+        np.ma.array([1]), Odd(3), Shout("s"), Weird(0.5), Level.LOW, point(1, "\udc80"),
+        point(1, 2), collections.OrderedDict(b=1, a=2), enum.Enum("Odd", ["x\udc80"])["x\udc80"],
+        Model(lr=np.float64(-0.0)), [Model(lr=0.1), {"m": Model(lr=np.float32(2))}], object(),
+    ]
+
+
+@pytest.mark.parametrize("value", _nasty_values(), ids=lambda v: f"{type(v).__name__}")
+def test_what_passes_the_key_check_is_always_written_as_json(value: Any, tmp_path: Any) -> None:
+    art = Combo(single=Model(lr=1.0), many=(value,), named={"k": value})
+    try:
+        art._experiments_key()
+    except DefinitionError as exc:
+        assert str(exc).startswith("Combo.many[0]")
+        return
+    params = encode_params(art)
+    specs.write_spec(str(tmp_path), {}, [{"params": params, "relpath": art.relpath}])
+    assert specs.read_task(str(tmp_path), 0)["params"] == json.loads(json.dumps(params))
+    text = json.dumps(params, ensure_ascii=False)
+    assert "NaN" not in text and "Infinity" not in text and "-0.0" not in text
+    assert check_relpath(art.relpath, "Combo") == art.relpath
