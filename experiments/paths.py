@@ -84,3 +84,8 @@ def log_dir(log_root: Path, project: str, stage: str) -> Path:
 
 def log_file(log_root: Path, project: str, stage: str, job_id: str, index: int) -> Path:
     return log_dir(log_root, project, stage) / f"{job_id}_{index}.log"
+
+
+def snapshots_dir(home: Path) -> Path:
+    """The content-addressed store of code snapshots: ``<home>/snapshots/<id>/``."""
+    return home / "snapshots"
