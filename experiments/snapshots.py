@@ -1,0 +1,562 @@
+"""Content-addressed snapshots of the user's code, so queued tasks run the code of their launch.
+
+``take`` freezes ``code_path`` into ``<store>/<id>/code/``; the id is a hash of the sorted list of
+(relative path, kind, content hash), so a later launch with identical content reuses the same
+directory and pays only the hashing. ``gc`` removes old snapshots except those live jobs use.
+
+Layout of the store (``paths.snapshots_dir(home)``)::
+
+    <id>/code/            the frozen tree; commands run here
+    <id>/snapshot.json    id, size, creation time, code_path and git state of the take that made it
+    .tmp-*/               a snapshot being built (renamed to <id> when complete, never counted)
+    .trash-*/             a snapshot being deleted by gc (renamed away first, then removed)
+
+What is copied:
+  * a git checkout: tracked files plus untracked files that are not ignored, as they are on disk
+    (uncommitted edits included; the tree is then recorded as dirty). A listed directory (a
+    submodule or a nested repository) is copied as a plain tree with the excludes applied.
+  * any other directory: the whole tree minus ``excludes``.
+  * in both cases ``excludes`` (glob patterns; one without ``/`` matches any path component, one
+    with ``/`` matches the relative path or a parent of it) and ``never_copy`` paths are left out.
+  * symlinks are kept as symlinks. One whose target lies inside the tree (and outside
+    ``never_copy``) points to the copy in the snapshot (made relative); any other (outside, or
+    into an uncopied area) is rewritten to its absolute target, so it resolves to the same place
+    as from ``code_path``. Its content is not frozen: a link to data stays a link to live data.
+  * regular files keep their executable bit; empty directories, sockets, fifos and devices are
+    not copied; the file mode otherwise follows the process umask.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import stat
+import time
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from . import _atomic, _proc
+from .errors import SnapshotError
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".git", "__pycache__", "*.pyc", ".venv", "venv", "node_modules", ".mypy_cache",
+    ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".DS_Store",
+)
+# 100 MB: source code, configs and small fixtures fit with room to spare; past that a tree almost
+# always holds data, checkpoints or an environment. Every launch after an edit writes a full copy,
+# so a larger default would fill a cluster home quota (often 10-50 GB) within a few dozen launches.
+DEFAULT_MAX_BYTES = 100 * 1000**2
+
+META = "snapshot.json"
+CODE = "code"
+_TMP = ".tmp-"
+_TRASH = ".trash-"
+_ID_HEX = 16                 # 64 bits of sha256: no collision among a user's snapshots
+_TEMP_GRACE_S = 6 * 3600.0   # a half-built snapshot younger than this may still be in progress
+_CHUNK = 1 << 20
+_GIT_TIMEOUT_S = 300.0
+_FILE, _EXEC, _LINK = "f", "x", "l"
+
+
+@dataclass(frozen=True)
+class GitInfo:
+    """The git state of ``code_path`` when it was snapshotted (scoped to ``code_path``).
+
+    ``commit`` is None in a repository without commits; ``branch`` is None when HEAD is
+    detached. ``diff_hash`` is a sha256 of ``git diff HEAD --binary`` plus the copied untracked
+    files, or None when the tree is clean.
+    """
+
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    diff_hash: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A frozen code tree: run commands in ``path``.
+
+    ``created_at`` is when the snapshot directory was first made; ``git`` and ``reused`` describe
+    this take (a reused snapshot may have first been made from another commit with equal content).
+    """
+
+    id: str
+    path: str
+    files: int
+    bytes: int
+    created_at: str
+    git: GitInfo | None
+    reused: bool = False
+
+
+@dataclass(frozen=True)
+class RemovedSnapshot:
+    """One directory ``gc`` removed (or would remove): a snapshot, or a leftover of a crash."""
+
+    id: str
+    path: str
+    bytes: int
+    idle_s: float
+
+
+@dataclass(frozen=True)
+class GcResult:
+    """What ``gc`` removed (or, with ``dry_run``, would remove) and what it kept for live jobs."""
+
+    removed: tuple[RemovedSnapshot, ...]
+    kept_in_use: tuple[str, ...]
+    dry_run: bool
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(r.bytes for r in self.removed)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One thing to copy: a regular file (plain or executable) or a symlink with its new target."""
+
+    rel: str
+    kind: str
+    size: int
+    target: str = ""
+
+
+# ---------------------------------------------------------------- choosing what to copy
+
+
+def _excluded(rel: str, excludes: Sequence[str]) -> bool:
+    """True when a pattern matches a component (no ``/``) or the path or a parent (with ``/``)."""
+    parts = rel.split("/")
+    for pat in excludes:
+        if "/" not in pat:
+            if any(fnmatch.fnmatchcase(p, pat) for p in parts):
+                return True
+        elif any(fnmatch.fnmatchcase("/".join(parts[:i]), pat.strip("/"))
+                 for i in range(1, len(parts) + 1)):
+            return True
+    return False
+
+
+def _under(rel: str, roots: Sequence[str]) -> bool:
+    return any(rel == r or rel.startswith(r + "/") for r in roots)
+
+
+def _never_rel(code: str, never_copy: Iterable[str]) -> list[str]:
+    """The ``never_copy`` paths that lie inside ``code``, relative to it (others need nothing)."""
+    out = []
+    for p in never_copy:
+        real = os.path.realpath(p)
+        if real == code:
+            raise SnapshotError(
+                f"{p} is the code directory itself, so it cannot be left out of its snapshot; "
+                "keep the artifact root, EXPERIMENTS_HOME and the snapshot store outside "
+                "code_path or in a subfolder of it")
+        if os.path.commonpath([code, real]) == code:
+            out.append(os.path.relpath(real, code).replace(os.sep, "/"))
+    return out
+
+
+def _walk(code: str, start: str, excludes: Sequence[str], never: Sequence[str]) -> Iterator[str]:
+    """Relative paths of files and symlinks under ``code/start``, pruning excluded folders."""
+    top = os.path.join(code, start) if start else code
+    for dirpath, dirnames, filenames in os.walk(top):
+        base = os.path.relpath(dirpath, code).replace(os.sep, "/")
+        base = "" if base == "." else base + "/"
+        keep = []
+        for d in sorted(dirnames):
+            rel = base + d
+            if _excluded(rel, excludes) or _under(rel, never):
+                continue
+            if os.path.islink(os.path.join(dirpath, d)):
+                yield rel  # a link to a folder is kept as a link, never followed
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+        for f in sorted(filenames):
+            rel = base + f
+            if not (_excluded(rel, excludes) or _under(rel, never)):
+                yield rel
+
+
+def _git(code: str, *args: str) -> _proc.BytesResult:
+    return _proc.run_bytes(["git", "-C", code, *args], timeout_s=_GIT_TIMEOUT_S)
+
+
+def _is_git(code: str) -> bool:
+    try:
+        res = _git(code, "rev-parse", "--is-inside-work-tree")
+    except FileNotFoundError:
+        return False  # no git installed: a plain tree
+    return res.ok and res.stdout.strip() == b"true"
+
+
+def _git_list(code: str, *flags: str) -> list[str]:
+    """``git ls-files -z`` under ``code``, relative to it, decoded as the file system would."""
+    res = _git(code, "ls-files", "-z", *flags, "--", ".")
+    if not res.ok:
+        raise SnapshotError(f"cannot list the files of the git checkout {code}: {res.describe()}")
+    return [os.fsdecode(p).rstrip("/") for p in res.stdout.split(b"\0") if p]
+
+
+def _git_rels(code: str, excludes: Sequence[str], never: Sequence[str]) -> tuple[list[str],
+                                                                                  set[str]]:
+    """Tracked plus untracked-not-ignored paths, and which of them are untracked."""
+    tracked = _git_list(code, "--cached")
+    untracked = set(_git_list(code, "--others", "--exclude-standard"))
+    rels: list[str] = []
+    for rel in sorted(set(tracked) | untracked):
+        if _excluded(rel, excludes) or _under(rel, never):
+            continue
+        full = os.path.join(code, rel)
+        if os.path.isdir(full) and not os.path.islink(full):  # submodule or nested repository
+            rels.extend(_walk(code, rel, excludes, never))
+        else:
+            rels.append(rel)
+    return rels, untracked
+
+
+def _link_target(code: str, rel: str, never: Sequence[str]) -> str:
+    """Where the copy of the symlink ``rel`` points (see the module docstring)."""
+    raw = os.readlink(os.path.join(code, rel))
+    here = os.path.dirname(os.path.join(code, rel))
+    dest = os.path.normpath(os.path.join(here, raw))
+    inside = os.path.commonpath([code, dest]) == code
+    dest_rel = os.path.relpath(dest, code).replace(os.sep, "/")
+    if inside and dest_rel != "." and not _under(dest_rel, never):
+        return os.path.relpath(dest, here)
+    return dest
+
+
+def _entries(code: str, rels: Iterable[str], never: Sequence[str]) -> list[_Entry]:
+    """Classify each path; vanished paths and special files (fifos, sockets) are skipped."""
+    out = []
+    for rel in rels:
+        try:
+            st = os.lstat(os.path.join(code, rel))
+        except FileNotFoundError:
+            continue  # a tracked file deleted in the working tree: snapshot the tree as it is
+        if stat.S_ISLNK(st.st_mode):
+            out.append(_Entry(rel, _LINK, 0, _link_target(code, rel, never)))
+        elif stat.S_ISREG(st.st_mode):
+            kind = _EXEC if st.st_mode & 0o111 else _FILE
+            out.append(_Entry(rel, kind, st.st_size))
+    return out
+
+
+def _list(code: str, excludes: Sequence[str],
+          never: Sequence[str]) -> tuple[list[_Entry], set[str] | None]:
+    """What to copy, and the untracked paths (None when ``code`` is not a git checkout)."""
+    if _is_git(code):
+        rels, untracked = _git_rels(code, excludes, never)
+        return _entries(code, rels, never), untracked
+    return _entries(code, _walk(code, "", excludes, never), never), None
+
+
+# ---------------------------------------------------------------- size limit
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _largest(entries: Sequence[_Entry]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The five biggest files and the five biggest folders (by total size below them)."""
+    folders: dict[str, int] = {}
+    for e in entries:
+        parts = e.rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            key = "/".join(parts[:i]) + "/"
+            folders[key] = folders.get(key, 0) + e.size
+    files = sorted(((e.rel, e.size) for e in entries), key=lambda x: -x[1])[:5]
+    return files, sorted(folders.items(), key=lambda x: -x[1])[:5]
+
+
+def _check_size(code: str, entries: Sequence[_Entry], max_bytes: int, git: bool) -> None:
+    """Refuse a tree past ``max_bytes`` with what is big and how to leave it out."""
+    total = sum(e.size for e in entries)
+    if total <= max_bytes:
+        return
+    files, folders = _largest(entries)
+    big = ", ".join(f"{name} ({_human(size)})" for name, size in files)
+    dirs = ", ".join(f"{name} ({_human(size)})" for name, size in folders) or "none"
+    how = ("add untracked ones to .gitignore, or list them in the snapshot excludes"
+           if git else "list them in the snapshot excludes (glob patterns such as 'data' "
+           "or '*.ckpt')")
+    raise SnapshotError(
+        f"cannot snapshot {code}: {len(entries)} files hold {_human(total)}, more than the "
+        f"snapshot limit of {_human(max_bytes)}. Biggest files: {big}. Biggest folders: {dirs}. "
+        f"Keep data, checkpoints and environments out of the snapshot ({how}), move them out of "
+        "the code directory, or raise the snapshot size limit (max_bytes)")
+
+
+# ---------------------------------------------------------------- hashing and copying
+
+
+def _hash_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _digest(code: str, e: _Entry) -> str:
+    if e.kind == _LINK:
+        return hashlib.sha256(os.fsencode(e.target)).hexdigest()
+    return _hash_file(os.path.join(code, e.rel))
+
+
+def _snapshot_id(items: Iterable[tuple[str, str, str]]) -> str:
+    """Hash of the sorted (relative path, kind, content hash) list: equal content, equal id."""
+    h = hashlib.sha256()
+    for rel, kind, digest in sorted(items, key=lambda t: os.fsencode(t[0])):
+        h.update(os.fsencode(rel) + b"\0" + kind.encode() + b"\0" + digest.encode() + b"\n")
+    return h.hexdigest()[:_ID_HEX]
+
+
+def _copy_file(src: str, dst: str, executable: bool) -> tuple[str, int]:
+    """Copy and hash in one read, so the copy is exactly what its id describes; fsync it."""
+    h = hashlib.sha256()
+    size = 0
+    fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if executable else 0o666)
+    with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
+        while chunk := fin.read(_CHUNK):
+            h.update(chunk)
+            fout.write(chunk)
+            size += len(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return h.hexdigest(), size
+
+
+def _copy_tree(code: str, entries: Sequence[_Entry], dest: str) -> tuple[str, int]:
+    """Copy ``entries`` into ``dest``; return the id of what was copied and its size."""
+    os.makedirs(dest)
+    items, total, dirs = [], 0, {dest}
+    for e in entries:
+        target = os.path.join(dest, e.rel)
+        parent = os.path.dirname(target)
+        if parent not in dirs:
+            os.makedirs(parent, exist_ok=True)
+            dirs.add(parent)
+        if e.kind == _LINK:
+            os.symlink(e.target, target)
+            items.append((e.rel, e.kind, _digest(code, e)))
+            continue
+        digest, size = _copy_file(os.path.join(code, e.rel), target, e.kind == _EXEC)
+        items.append((e.rel, e.kind, digest))
+        total += size
+    for d in sorted(dirs, key=len, reverse=True):
+        _atomic.fsync_dir(d)
+    return _snapshot_id(items), total
+
+
+# ---------------------------------------------------------------- git state
+
+
+def _git_out(code: str, *args: str) -> str | None:
+    res = _git(code, *args)
+    if not res.ok:
+        return None
+    return os.fsdecode(res.stdout).strip() or None
+
+
+def _git_info(code: str, untracked: Sequence[tuple[str, str]]) -> GitInfo:
+    """Commit, branch, and whether (and how) the files under ``code`` differ from HEAD.
+
+    ``untracked`` holds the (path, content hash) of the untracked files that were copied.
+    """
+    commit = _git_out(code, "rev-parse", "--verify", "-q", "HEAD")
+    branch = _git_out(code, "symbolic-ref", "--short", "-q", "HEAD")
+    h = hashlib.sha256()
+    changed = bool(untracked)
+    if commit is None:
+        changed = True  # no commit yet: everything is uncommitted
+    else:
+        diff = _git(code, "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv",
+                    "--no-color", "--", ".")
+        if not diff.ok:
+            raise SnapshotError(f"cannot diff the git checkout {code}: {diff.describe()}")
+        changed = changed or bool(diff.stdout)
+        h.update(diff.stdout)
+    for rel, digest in sorted(untracked):
+        h.update(b"\0untracked\0" + os.fsencode(rel) + b"\0" + digest.encode())
+    return GitInfo(commit, branch, changed, h.hexdigest() if changed else None)
+
+
+# ---------------------------------------------------------------- the store
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _meta(snap_id: str, files: int, size: int, code: str, git: GitInfo | None) -> dict[str, Any]:
+    return {"format": 1, "id": snap_id, "files": files, "bytes": size, "created_at": _now(),
+            "code_path": code, "git": None if git is None else git.__dict__}
+
+
+def load(store_dir: str, snap_id: str) -> Snapshot:
+    """The snapshot ``snap_id`` as recorded when it was made (``git`` of that first take)."""
+    path = os.path.join(store_dir, snap_id)
+    try:
+        with open(os.path.join(path, META), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"snapshot {snap_id} in {store_dir} is missing or unreadable: "
+                            f"{exc}") from exc
+    git = GitInfo(**data["git"]) if data.get("git") else None
+    return Snapshot(data["id"], os.path.join(path, CODE), data["files"], data["bytes"],
+                    data["created_at"], git)
+
+
+def _reuse(store_dir: str, snap_id: str, git: GitInfo | None) -> Snapshot | None:
+    """The stored snapshot ``snap_id`` marked as just used, or None when there is none."""
+    path = os.path.join(store_dir, snap_id)
+    try:
+        os.utime(path)  # gc measures idleness from the last use, not the creation
+    except FileNotFoundError:
+        return None
+    snap = load(store_dir, snap_id)
+    return Snapshot(snap.id, snap.path, snap.files, snap.bytes, snap.created_at, git, True)
+
+
+def _build(code: str, entries: Sequence[_Entry], store_dir: str,
+           git: GitInfo | None) -> Snapshot:
+    """Copy into a temp dir beside the store's snapshots, then rename it to its id at once."""
+    os.makedirs(store_dir, exist_ok=True)
+    tmp = os.path.join(store_dir, f"{_TMP}{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        os.mkdir(tmp)
+        snap_id, size = _copy_tree(code, entries, os.path.join(tmp, CODE))
+        _atomic.write_json(os.path.join(tmp, META), _meta(snap_id, len(entries), size, code, git))
+        _atomic.fsync_dir(tmp)
+        try:
+            os.rename(tmp, os.path.join(store_dir, snap_id))
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            reused = _reuse(store_dir, snap_id, git)  # a concurrent take made the same one
+            if reused is None:
+                raise
+            return reused
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _atomic.fsync_dir(store_dir)
+    return Snapshot(snap_id, os.path.join(store_dir, snap_id, CODE), len(entries), size,
+                    load(store_dir, snap_id).created_at, git)
+
+
+def take(code_path: str, store_dir: str, *, never_copy: Sequence[str] = (),
+         excludes: Sequence[str] = DEFAULT_EXCLUDES,
+         max_bytes: int = DEFAULT_MAX_BYTES) -> Snapshot:
+    """Freeze ``code_path`` into ``store_dir`` (or reuse the snapshot of identical content).
+
+    ``never_copy`` paths (and ``store_dir`` itself) are left out even inside ``code_path``.
+    Raises ``SnapshotError`` past ``max_bytes`` (before reading any file), when ``code_path`` is
+    not a directory, or when git fails on a checkout.
+    """
+    code = os.path.realpath(code_path)
+    if not os.path.isdir(code):
+        raise SnapshotError(f"cannot snapshot {code_path}: not a directory")
+    never = _never_rel(code, [*never_copy, store_dir])
+    entries, untracked = _list(code, excludes, never)
+    _check_size(code_path, entries, max_bytes, untracked is not None)
+    digests = {e.rel: _digest(code, e) for e in entries}
+    git = None
+    if untracked is not None:
+        git = _git_info(code, [(r, d) for r, d in digests.items() if r in untracked])
+    snap_id = _snapshot_id((e.rel, e.kind, digests[e.rel]) for e in entries)
+    return _reuse(store_dir, snap_id, git) or _build(code, entries, store_dir, git)
+
+
+# ---------------------------------------------------------------- garbage collection
+
+
+def _tree_bytes(path: str) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def _idle_s(path: str, now: float) -> float | None:
+    try:
+        return now - os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+def _remove(store_dir: str, name: str) -> None:
+    """Rename away first, so a half-deleted snapshot never looks complete; then delete."""
+    path = os.path.join(store_dir, name)
+    if not name.startswith((_TMP, _TRASH)):
+        trash = os.path.join(store_dir, f"{_TRASH}{name}-{os.urandom(4).hex()}")
+        os.rename(path, trash)
+        path = trash
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _candidate(store_dir: str, name: str, older_than_s: float,
+               now: float) -> RemovedSnapshot | None:
+    """The directory ``name`` if gc may remove it: idle long enough, and ours to remove."""
+    path = os.path.join(store_dir, name)
+    idle = _idle_s(path, now)
+    if idle is None or not os.path.isdir(path) or os.path.islink(path):
+        return None
+    if name.startswith((_TMP, _TRASH)):
+        if idle <= max(older_than_s, _TEMP_GRACE_S):
+            return None
+        return RemovedSnapshot(name, path, _tree_bytes(path), idle)
+    if idle <= older_than_s:
+        return None
+    try:
+        size = load(store_dir, name).bytes
+    except SnapshotError:
+        return None  # not a snapshot: never delete what we did not make
+    return RemovedSnapshot(name, path, size, idle)
+
+
+def gc(store_dir: str, *, in_use: Collection[str], older_than_s: float,
+       dry_run: bool = False) -> GcResult:
+    """Remove snapshots unused for ``older_than_s`` seconds, except the ids in ``in_use``.
+
+    Idleness counts from the last ``take`` that created or reused a snapshot. Leftovers of
+    crashed builds or removals go too once idle for ``older_than_s`` (and at least 6 hours).
+    """
+    now = time.time()
+    removed, kept = [], []
+    try:
+        names = sorted(os.listdir(store_dir))
+    except FileNotFoundError:
+        names = []
+    for name in names:
+        if name in in_use:
+            kept.append(name)
+            continue
+        cand = _candidate(store_dir, name, older_than_s, now)
+        if cand is None:
+            continue
+        if not dry_run:
+            try:
+                _remove(store_dir, name)
+            except FileNotFoundError:
+                continue  # another gc got there first
+        removed.append(cand)
+    return GcResult(tuple(removed), tuple(kept), dry_run)
