@@ -191,11 +191,18 @@ def _git(code: str, *args: str) -> _proc.BytesResult:
 
 
 def _is_git(code: str) -> bool:
+    """True inside a git work tree, unless the checkout ignores ``code`` itself.
+
+    An ignored folder (a scratch tree under a repository) is not part of the checkout, so it
+    is snapshotted as a plain tree rather than as an empty list of tracked files.
+    """
     try:
         res = _git(code, "rev-parse", "--is-inside-work-tree")
     except FileNotFoundError:
         return False  # no git installed: a plain tree
-    return res.ok and res.stdout.strip() == b"true"
+    if not (res.ok and res.stdout.strip() == b"true"):
+        return False
+    return _git(code, "check-ignore", "-q", ".").returncode != 0
 
 
 def _git_list(code: str, *flags: str) -> list[str]:

@@ -220,6 +220,22 @@ def test_untracked_nested_repo_is_copied_as_a_tree(repo: Path, store: str) -> No
     assert not any("/.git/" in n for n in names)
 
 
+def test_ignored_folder_inside_a_checkout_is_a_plain_tree(repo: Path, store: str) -> None:
+    scratch = repo / "build" / "tree"
+    write(scratch / "a.py", "a\n")
+    write(scratch / "__pycache__" / "a.pyc", "c")
+    snap = take(str(scratch), store)
+    assert snap.git is None
+    assert files_in(snap.path) == {"a.py"}
+
+
+def test_subfolder_of_a_checkout_holds_only_its_files(repo: Path, store: str) -> None:
+    write(repo / "pkg" / "extra.py", "e\n")
+    snap = take(str(repo / "pkg"), store)
+    assert files_in(snap.path) == {"model.py", "extra.py"}
+    assert snap.git is not None and snap.git.dirty
+
+
 def test_deleted_tracked_file_is_absent(repo: Path, store: str) -> None:
     (repo / "pkg" / "model.py").unlink()
     snap = take(str(repo), store)
