@@ -37,6 +37,7 @@ import shutil
 import stat
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -60,6 +61,7 @@ _TRASH = ".trash-"
 _ID_HEX = 16                 # 64 bits of sha256: no collision among a user's snapshots
 _TEMP_GRACE_S = 6 * 3600.0   # a half-built snapshot younger than this may still be in progress
 _CHUNK = 1 << 20
+_FSYNC_THREADS = 8
 _GIT_TIMEOUT_S = 300.0
 _FILE, _EXEC, _LINK = "f", "x", "l"
 
@@ -334,7 +336,7 @@ def _snapshot_id(items: Iterable[tuple[str, str, str]]) -> str:
 
 
 def _copy_file(src: str, dst: str, executable: bool) -> tuple[str, int]:
-    """Copy and hash in one read, so the copy is exactly what its id describes; fsync it."""
+    """Copy and hash in one read, so the copy is exactly what its id describes."""
     h = hashlib.sha256()
     size = 0
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777 if executable else 0o666)
@@ -343,28 +345,49 @@ def _copy_file(src: str, dst: str, executable: bool) -> tuple[str, int]:
             h.update(chunk)
             fout.write(chunk)
             size += len(chunk)
-        fout.flush()
-        os.fsync(fout.fileno())
     return h.hexdigest(), size
 
 
+def _copy_entry(code: str, e: _Entry, target: str) -> tuple[str, int]:
+    """Make ``target`` a copy of the file or symlink ``e``: its content hash and size."""
+    if e.kind == _LINK:
+        os.symlink(e.target, target)
+        return _digest(code, e), 0
+    return _copy_file(os.path.join(code, e.rel), target, e.kind == _EXEC)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _copy_tree(code: str, entries: Sequence[_Entry], dest: str) -> tuple[str, int]:
-    """Copy ``entries`` into ``dest``; return the id of what was copied and its size."""
+    """Copy ``entries`` into ``dest``; return the id of what was copied and its size.
+
+    Every file reaches the disk before the snapshot is renamed into place (a power cut must not
+    leave a complete-looking snapshot of empty files, which would be reused forever). The
+    fsyncs run on a few threads while copying goes on: one after each file costs 3-4 times more.
+    """
     os.makedirs(dest)
     items, total, dirs = [], 0, {dest}
-    for e in entries:
-        target = os.path.join(dest, e.rel)
-        parent = os.path.dirname(target)
-        if parent not in dirs:
-            os.makedirs(parent, exist_ok=True)
-            dirs.add(parent)
-        if e.kind == _LINK:
-            os.symlink(e.target, target)
-            items.append((e.rel, e.kind, _digest(code, e)))
-            continue
-        digest, size = _copy_file(os.path.join(code, e.rel), target, e.kind == _EXEC)
-        items.append((e.rel, e.kind, digest))
-        total += size
+    with ThreadPoolExecutor(_FSYNC_THREADS) as pool:
+        synced = []
+        for e in entries:
+            target = os.path.join(dest, e.rel)
+            parent = os.path.dirname(target)
+            if parent not in dirs:
+                os.makedirs(parent, exist_ok=True)
+                dirs.add(parent)
+            digest, size = _copy_entry(code, e, target)
+            items.append((e.rel, e.kind, digest))
+            total += size
+            if e.kind != _LINK:
+                synced.append(pool.submit(_fsync_path, target))
+        for done in synced:
+            done.result()
     for d in sorted(dirs, key=len, reverse=True):
         _atomic.fsync_dir(d)
     return _snapshot_id(items), total
