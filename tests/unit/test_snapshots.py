@@ -210,6 +210,21 @@ def test_symlinks_inside_kept_relative_outside_made_absolute(tmp_path: Path,
     assert (root / "data.csv").read_text() == "d\n"
 
 
+def test_absolute_link_into_the_tree_points_into_the_snapshot(tmp_path: Path,
+                                                              store: str) -> None:
+    code = tmp_path / "plain"
+    real = write(code / "lib" / "real.py", "r\n")
+    write(code / "results" / "out.txt", "o\n")
+    os.symlink(str(real), code / "abs_alias.py")
+    os.symlink(str(code / "results" / "out.txt"), code / "out.txt")
+    snap = take(str(code), store, never_copy=[str(code / "results")])
+    root = Path(snap.path)
+    assert os.readlink(root / "abs_alias.py") == os.path.join("lib", "real.py")
+    real.write_text("edited later\n")
+    assert (root / "abs_alias.py").read_text() == "r\n"  # frozen, not the live file
+    assert os.readlink(root / "out.txt") == str((code / "results" / "out.txt").resolve())
+
+
 def test_untracked_nested_repo_is_copied_as_a_tree(repo: Path, store: str) -> None:
     nested = repo / "vendor" / "dep"
     nested.mkdir(parents=True)
@@ -328,3 +343,23 @@ def test_gc_removes_old_crash_leftovers_and_ignores_foreign(store: str) -> None:
 def test_not_a_directory_is_refused(tmp_path: Path, store: str) -> None:
     with pytest.raises(SnapshotError, match="not a directory"):
         take(str(tmp_path / "missing"), store)
+
+
+def test_failure_mid_copy_leaves_nothing_that_counts(repo: Path, store: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    real_copy = snapshots._copy_file
+    calls = []
+
+    def failing(src: str, dst: str, executable: bool) -> tuple[str, int]:
+        calls.append(src)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real_copy(src, dst, executable)
+
+    monkeypatch.setattr(snapshots, "_copy_file", failing)
+    with pytest.raises(OSError, match="disk full"):
+        take(str(repo), store)
+    assert os.listdir(store) == []  # no snapshot, no temp left behind
+    monkeypatch.setattr(snapshots, "_copy_file", real_copy)
+    snap = take(str(repo), store)
+    assert not snap.reused and files_in(snap.path) == {"train.py", "pkg/model.py", ".gitignore"}
