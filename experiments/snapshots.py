@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -64,6 +66,7 @@ _CHUNK = 1 << 20
 _FSYNC_THREADS = 8
 _GIT_TIMEOUT_S = 300.0
 _FILE, _EXEC, _LINK = "f", "x", "l"
+_GLOB_BODY = re.compile(r"\(\?s:(.*)\)\\[Zz]", re.S)  # fnmatch.translate's wrapper
 
 
 @dataclass(frozen=True)
@@ -134,17 +137,29 @@ class _Entry:
 # ---------------------------------------------------------------- choosing what to copy
 
 
-def _excluded(rel: str, excludes: Sequence[str]) -> bool:
-    """True when a pattern matches a component (no ``/``) or the path or a parent (with ``/``)."""
-    parts = rel.split("/")
+def _glob_body(pattern: str) -> str:
+    """``fnmatch.translate`` without its anchoring wrapper, to embed in a larger regex."""
+    found = _GLOB_BODY.fullmatch(fnmatch.translate(pattern))
+    if found is None:  # a future Python with another wrapper: fail loudly, not silently
+        raise RuntimeError(f"unexpected fnmatch.translate output for {pattern!r}")
+    return found.group(1)
+
+
+@functools.lru_cache(maxsize=16)
+def _exclude_regex(excludes: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for all patterns: a pattern without ``/`` matches any path component, one with
+    ``/`` matches the path from the top or any parent of it (so ``data/raw`` drops its files)."""
+    alts = []
     for pat in excludes:
-        if "/" not in pat:
-            if any(fnmatch.fnmatchcase(p, pat) for p in parts):
-                return True
-        elif any(fnmatch.fnmatchcase("/".join(parts[:i]), pat.strip("/"))
-                 for i in range(1, len(parts) + 1)):
-            return True
-    return False
+        body = _glob_body(pat.strip("/"))
+        alts.append(f"(?:.*/)?{body}(?:/.*)?" if "/" not in pat else f"{body}(?:/.*)?")
+    return re.compile("(?s:" + "|".join(alts) + ")") if alts else None
+
+
+def _excluded(rel: str, excludes: Sequence[str]) -> bool:
+    """True when one of the glob patterns ``excludes`` leaves ``rel`` out of a snapshot."""
+    regex = _exclude_regex(tuple(excludes))
+    return regex is not None and regex.fullmatch(rel) is not None
 
 
 def _under(rel: str, roots: Sequence[str]) -> bool:
@@ -324,7 +339,11 @@ def _hash_file(path: str) -> str:
 def _digest(code: str, e: _Entry) -> str:
     if e.kind == _LINK:
         return hashlib.sha256(os.fsencode(e.target)).hexdigest()
-    return _hash_file(os.path.join(code, e.rel))
+    try:
+        return _hash_file(os.path.join(code, e.rel))
+    except OSError as exc:
+        raise SnapshotError(f"cannot snapshot {code}: {e.rel} cannot be read ({exc.strerror}); "
+                            "make it readable or leave it out with the snapshot excludes") from exc
 
 
 def _snapshot_id(items: Iterable[tuple[str, str, str]]) -> str:

@@ -184,6 +184,17 @@ def test_non_git_tree_default_and_custom_excludes(tmp_path: Path, store: str) ->
     assert files_in(custom.path) == {"main.py", "lib/util.py", "data/keep.txt"}
 
 
+@pytest.mark.parametrize(("rel", "extra", "left_out"), [
+    ("a.py", [], False), ("x.pyc", [], True), ("lib/x.pyc", [], True), (".git/HEAD", [], True),
+    ("deep/venv/lib.py", [], True), ("venvy/a.py", [], False), ("data/raw/a.csv", [], False),
+    ("data/raw/a.csv", ["data/raw"], True), ("data/rawx/a.csv", ["data/raw"], False),
+    ("x/data/raw/a.csv", ["data/raw"], False), ("a/m.ckpt", ["*.ckpt"], True),
+    ("results/a.npy", ["results/*.npy"], True), ("results/a.txt", ["results/*.npy"], False),
+])
+def test_exclude_patterns(rel: str, extra: list[str], left_out: bool) -> None:
+    assert snapshots._excluded(rel, [*snapshots.DEFAULT_EXCLUDES, *extra]) is left_out
+
+
 def test_executable_bit_kept(repo: Path, store: str) -> None:
     write(repo / "run.sh", "#!/bin/sh\necho hi\n", mode=0o755)
     snap = take(str(repo), store)
