@@ -11,40 +11,26 @@ Layout of the store (``paths.snapshots_dir(home)``)::
     .tmp-*/               a snapshot being built (renamed to <id> when complete, never counted)
     .trash-*/             a snapshot being deleted by gc (renamed away first, then removed)
 
-What is copied:
-  * a git checkout: tracked files plus untracked files that are not ignored, as they are on disk
-    (uncommitted edits included; the tree is then recorded as dirty). A listed directory (a
-    submodule or a nested repository) is copied as a plain tree with the excludes applied.
-  * any other directory: the whole tree minus ``excludes``.
-  * in both cases ``excludes`` (glob patterns; one without ``/`` matches any path component, one
-    with ``/`` matches the relative path or a parent of it) and ``never_copy`` paths are left out.
-  * symlinks are kept as symlinks. One whose target lies inside the tree (and outside
-    ``never_copy``) points to the copy in the snapshot (made relative); any other (outside, or
-    into an uncopied area) is rewritten to its absolute target, so it resolves to the same place
-    as from ``code_path``. Its content is not frozen: a link to data stays a link to live data.
-  * regular files keep their executable bit; empty directories, sockets, fifos and devices are
-    not copied; the file mode otherwise follows the process umask.
+What is copied (tracked plus untracked-not-ignored files of a git checkout, or the tree minus
+excludes; symlinks, exec bits) is chosen by ``_snapshot_files``; its docstring says the rules.
 """
 
 from __future__ import annotations
 
 import errno
-import fnmatch
-import functools
 import hashlib
 import json
 import os
-import re
 import shutil
-import stat
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _atomic, _proc
+from . import _atomic
+from ._snapshot_files import EXEC, LINK, Entry, check_size, list_entries, never_rel, run_git
 from .errors import SnapshotError
 
 DEFAULT_EXCLUDES: tuple[str, ...] = (
@@ -64,9 +50,6 @@ _ID_HEX = 16                 # 64 bits of sha256: no collision among a user's sn
 _TEMP_GRACE_S = 6 * 3600.0   # a half-built snapshot younger than this may still be in progress
 _CHUNK = 1 << 20
 _FSYNC_THREADS = 8
-_GIT_TIMEOUT_S = 300.0
-_FILE, _EXEC, _LINK = "f", "x", "l"
-_GLOB_BODY = re.compile(r"\(\?s:(.*)\)\\[Zz]", re.S)  # fnmatch.translate's wrapper
 
 
 @dataclass(frozen=True)
@@ -124,207 +107,6 @@ class GcResult:
         return sum(r.bytes for r in self.removed)
 
 
-@dataclass(frozen=True)
-class _Entry:
-    """One thing to copy: a regular file (plain or executable) or a symlink with its new target."""
-
-    rel: str
-    kind: str
-    size: int
-    target: str = ""
-
-
-# ---------------------------------------------------------------- choosing what to copy
-
-
-def _glob_body(pattern: str) -> str:
-    """``fnmatch.translate`` without its anchoring wrapper, to embed in a larger regex."""
-    found = _GLOB_BODY.fullmatch(fnmatch.translate(pattern))
-    if found is None:  # a future Python with another wrapper: fail loudly, not silently
-        raise RuntimeError(f"unexpected fnmatch.translate output for {pattern!r}")
-    return found.group(1)
-
-
-@functools.lru_cache(maxsize=16)
-def _exclude_regex(excludes: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One regex for all patterns: a pattern without ``/`` matches any path component, one with
-    ``/`` matches the path from the top or any parent of it (so ``data/raw`` drops its files)."""
-    alts = []
-    for pat in excludes:
-        body = _glob_body(pat.strip("/"))
-        alts.append(f"(?:.*/)?{body}(?:/.*)?" if "/" not in pat else f"{body}(?:/.*)?")
-    return re.compile("(?s:" + "|".join(alts) + ")") if alts else None
-
-
-def _excluded(rel: str, excludes: Sequence[str]) -> bool:
-    """True when one of the glob patterns ``excludes`` leaves ``rel`` out of a snapshot."""
-    regex = _exclude_regex(tuple(excludes))
-    return regex is not None and regex.fullmatch(rel) is not None
-
-
-def _under(rel: str, roots: Sequence[str]) -> bool:
-    return any(rel == r or rel.startswith(r + "/") for r in roots)
-
-
-def _never_rel(code: str, never_copy: Iterable[str]) -> list[str]:
-    """The ``never_copy`` paths that lie inside ``code``, relative to it (others need nothing)."""
-    out = []
-    for p in never_copy:
-        real = os.path.realpath(p)
-        if real == code:
-            raise SnapshotError(
-                f"{p} is the code directory itself, so it cannot be left out of its snapshot; "
-                "keep the artifact root, EXPERIMENTS_HOME and the snapshot store outside "
-                "code_path or in a subfolder of it")
-        if os.path.commonpath([code, real]) == code:
-            out.append(os.path.relpath(real, code).replace(os.sep, "/"))
-    return out
-
-
-def _walk(code: str, start: str, excludes: Sequence[str], never: Sequence[str]) -> Iterator[str]:
-    """Relative paths of files and symlinks under ``code/start``, pruning excluded folders."""
-    top = os.path.join(code, start) if start else code
-    for dirpath, dirnames, filenames in os.walk(top):
-        base = os.path.relpath(dirpath, code).replace(os.sep, "/")
-        base = "" if base == "." else base + "/"
-        keep = []
-        for d in sorted(dirnames):
-            rel = base + d
-            if _excluded(rel, excludes) or _under(rel, never):
-                continue
-            if os.path.islink(os.path.join(dirpath, d)):
-                yield rel  # a link to a folder is kept as a link, never followed
-            else:
-                keep.append(d)
-        dirnames[:] = keep
-        for f in sorted(filenames):
-            rel = base + f
-            if not (_excluded(rel, excludes) or _under(rel, never)):
-                yield rel
-
-
-def _git(code: str, *args: str) -> _proc.BytesResult:
-    return _proc.run_bytes(["git", "-C", code, *args], timeout_s=_GIT_TIMEOUT_S)
-
-
-def _is_git(code: str) -> bool:
-    """True inside a git work tree, unless the checkout ignores ``code`` itself.
-
-    An ignored folder (a scratch tree under a repository) is not part of the checkout, so it
-    is snapshotted as a plain tree rather than as an empty list of tracked files.
-    """
-    try:
-        res = _git(code, "rev-parse", "--is-inside-work-tree")
-    except FileNotFoundError:
-        return False  # no git installed: a plain tree
-    if not (res.ok and res.stdout.strip() == b"true"):
-        return False
-    return _git(code, "check-ignore", "-q", ".").returncode != 0
-
-
-def _git_list(code: str, *flags: str) -> list[str]:
-    """``git ls-files -z`` under ``code``, relative to it, decoded as the file system would."""
-    res = _git(code, "ls-files", "-z", *flags, "--", ".")
-    if not res.ok:
-        raise SnapshotError(f"cannot list the files of the git checkout {code}: {res.describe()}")
-    return [os.fsdecode(p).rstrip("/") for p in res.stdout.split(b"\0") if p]
-
-
-def _git_rels(code: str, excludes: Sequence[str], never: Sequence[str]) -> tuple[list[str],
-                                                                                  set[str]]:
-    """Tracked plus untracked-not-ignored paths, and which of them are untracked."""
-    tracked = _git_list(code, "--cached")
-    untracked = set(_git_list(code, "--others", "--exclude-standard"))
-    rels: list[str] = []
-    for rel in sorted(set(tracked) | untracked):
-        if _excluded(rel, excludes) or _under(rel, never):
-            continue
-        full = os.path.join(code, rel)
-        if os.path.isdir(full) and not os.path.islink(full):  # submodule or nested repository
-            rels.extend(_walk(code, rel, excludes, never))
-        else:
-            rels.append(rel)
-    return rels, untracked
-
-
-def _link_target(code: str, rel: str, never: Sequence[str]) -> str:
-    """Where the copy of the symlink ``rel`` points (see the module docstring)."""
-    raw = os.readlink(os.path.join(code, rel))
-    here = os.path.dirname(os.path.join(code, rel))
-    dest = os.path.normpath(os.path.join(here, raw))
-    inside = os.path.commonpath([code, dest]) == code
-    dest_rel = os.path.relpath(dest, code).replace(os.sep, "/")
-    if inside and dest_rel != "." and not _under(dest_rel, never):
-        return os.path.relpath(dest, here)
-    return dest
-
-
-def _entries(code: str, rels: Iterable[str], never: Sequence[str]) -> list[_Entry]:
-    """Classify each path; vanished paths and special files (fifos, sockets) are skipped."""
-    out = []
-    for rel in rels:
-        try:
-            st = os.lstat(os.path.join(code, rel))
-        except FileNotFoundError:
-            continue  # a tracked file deleted in the working tree: snapshot the tree as it is
-        if stat.S_ISLNK(st.st_mode):
-            out.append(_Entry(rel, _LINK, 0, _link_target(code, rel, never)))
-        elif stat.S_ISREG(st.st_mode):
-            kind = _EXEC if st.st_mode & 0o111 else _FILE
-            out.append(_Entry(rel, kind, st.st_size))
-    return out
-
-
-def _list(code: str, excludes: Sequence[str],
-          never: Sequence[str]) -> tuple[list[_Entry], set[str] | None]:
-    """What to copy, and the untracked paths (None when ``code`` is not a git checkout)."""
-    if _is_git(code):
-        rels, untracked = _git_rels(code, excludes, never)
-        return _entries(code, rels, never), untracked
-    return _entries(code, _walk(code, "", excludes, never), never), None
-
-
-# ---------------------------------------------------------------- size limit
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def _largest(entries: Sequence[_Entry]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
-    """The five biggest files and the five biggest folders (by total size below them)."""
-    folders: dict[str, int] = {}
-    for e in entries:
-        parts = e.rel.split("/")[:-1]
-        for i in range(1, len(parts) + 1):
-            key = "/".join(parts[:i]) + "/"
-            folders[key] = folders.get(key, 0) + e.size
-    files = sorted(((e.rel, e.size) for e in entries), key=lambda x: -x[1])[:5]
-    return files, sorted(folders.items(), key=lambda x: -x[1])[:5]
-
-
-def _check_size(code: str, entries: Sequence[_Entry], max_bytes: int, git: bool) -> None:
-    """Refuse a tree past ``max_bytes`` with what is big and how to leave it out."""
-    total = sum(e.size for e in entries)
-    if total <= max_bytes:
-        return
-    files, folders = _largest(entries)
-    big = ", ".join(f"{name} ({_human(size)})" for name, size in files)
-    dirs = ", ".join(f"{name} ({_human(size)})" for name, size in folders) or "none"
-    how = ("add untracked ones to .gitignore, or list them in the snapshot excludes"
-           if git else "list them in the snapshot excludes (glob patterns such as 'data' "
-           "or '*.ckpt')")
-    raise SnapshotError(
-        f"cannot snapshot {code}: {len(entries)} files hold {_human(total)}, more than the "
-        f"snapshot limit of {_human(max_bytes)}. Biggest files: {big}. Biggest folders: {dirs}. "
-        f"Keep data, checkpoints and environments out of the snapshot ({how}), move them out of "
-        "the code directory, or raise the snapshot size limit (max_bytes)")
-
-
 # ---------------------------------------------------------------- hashing and copying
 
 
@@ -336,8 +118,8 @@ def _hash_file(path: str) -> str:
     return h.hexdigest()
 
 
-def _digest(code: str, e: _Entry) -> str:
-    if e.kind == _LINK:
+def _digest(code: str, e: Entry) -> str:
+    if e.kind == LINK:
         return hashlib.sha256(os.fsencode(e.target)).hexdigest()
     try:
         return _hash_file(os.path.join(code, e.rel))
@@ -367,12 +149,12 @@ def _copy_file(src: str, dst: str, executable: bool) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _copy_entry(code: str, e: _Entry, target: str) -> tuple[str, int]:
+def _copy_entry(code: str, e: Entry, target: str) -> tuple[str, int]:
     """Make ``target`` a copy of the file or symlink ``e``: its content hash and size."""
-    if e.kind == _LINK:
+    if e.kind == LINK:
         os.symlink(e.target, target)
         return _digest(code, e), 0
-    return _copy_file(os.path.join(code, e.rel), target, e.kind == _EXEC)
+    return _copy_file(os.path.join(code, e.rel), target, e.kind == EXEC)
 
 
 def _fsync_path(path: str) -> None:
@@ -383,7 +165,7 @@ def _fsync_path(path: str) -> None:
         os.close(fd)
 
 
-def _copy_tree(code: str, entries: Sequence[_Entry], dest: str) -> tuple[str, int]:
+def _copy_tree(code: str, entries: Sequence[Entry], dest: str) -> tuple[str, int]:
     """Copy ``entries`` into ``dest``; return the id of what was copied and its size.
 
     Every file reaches the disk before the snapshot is renamed into place (a power cut must not
@@ -403,7 +185,7 @@ def _copy_tree(code: str, entries: Sequence[_Entry], dest: str) -> tuple[str, in
             digest, size = _copy_entry(code, e, target)
             items.append((e.rel, e.kind, digest))
             total += size
-            if e.kind != _LINK:
+            if e.kind != LINK:
                 synced.append(pool.submit(_fsync_path, target))
         for done in synced:
             done.result()
@@ -416,7 +198,7 @@ def _copy_tree(code: str, entries: Sequence[_Entry], dest: str) -> tuple[str, in
 
 
 def _git_out(code: str, *args: str) -> str | None:
-    res = _git(code, *args)
+    res = run_git(code, *args)
     if not res.ok:
         return None
     return os.fsdecode(res.stdout).strip() or None
@@ -434,7 +216,7 @@ def _git_info(code: str, untracked: Sequence[tuple[str, str]]) -> GitInfo:
     if commit is None:
         changed = True  # no commit yet: everything is uncommitted
     else:
-        diff = _git(code, "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv",
+        diff = run_git(code, "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv",
                     "--no-color", "--", ".")
         if not diff.ok:
             raise SnapshotError(f"cannot diff the git checkout {code}: {diff.describe()}")
@@ -482,7 +264,7 @@ def _reuse(store_dir: str, snap_id: str, git: GitInfo | None) -> Snapshot | None
     return Snapshot(snap.id, snap.path, snap.files, snap.bytes, snap.created_at, git, True)
 
 
-def _build(code: str, entries: Sequence[_Entry], store_dir: str,
+def _build(code: str, entries: Sequence[Entry], store_dir: str,
            git: GitInfo | None) -> Snapshot:
     """Copy into a temp dir beside the store's snapshots, then rename it to its id at once."""
     os.makedirs(store_dir, exist_ok=True)
@@ -520,9 +302,9 @@ def take(code_path: str, store_dir: str, *, never_copy: Sequence[str] = (),
     code = os.path.realpath(code_path)
     if not os.path.isdir(code):
         raise SnapshotError(f"cannot snapshot {code_path}: not a directory")
-    never = _never_rel(code, [*never_copy, store_dir])
-    entries, untracked = _list(code, excludes, never)
-    _check_size(code_path, entries, max_bytes, untracked is not None)
+    never = never_rel(code, [*never_copy, store_dir])
+    entries, untracked = list_entries(code, excludes, never)
+    check_size(code_path, entries, max_bytes, untracked is not None)
     digests = {e.rel: _digest(code, e) for e in entries}
     git = None
     if untracked is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import snapshots
+from experiments import _snapshot_files, snapshots
 from experiments.errors import ExperimentsError, SnapshotError
 from experiments.snapshots import take
 
@@ -192,7 +192,7 @@ def test_non_git_tree_default_and_custom_excludes(tmp_path: Path, store: str) ->
     ("results/a.npy", ["results/*.npy"], True), ("results/a.txt", ["results/*.npy"], False),
 ])
 def test_exclude_patterns(rel: str, extra: list[str], left_out: bool) -> None:
-    assert snapshots._excluded(rel, [*snapshots.DEFAULT_EXCLUDES, *extra]) is left_out
+    assert _snapshot_files.excluded(rel, [*snapshots.DEFAULT_EXCLUDES, *extra]) is left_out
 
 
 def test_executable_bit_kept(repo: Path, store: str) -> None:
