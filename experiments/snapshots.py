@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -204,27 +204,34 @@ def _git_out(code: str, *args: str) -> str | None:
     return os.fsdecode(res.stdout).strip() or None
 
 
-def _git_info(code: str, untracked: Sequence[tuple[str, str]]) -> GitInfo:
+def _is_untracked(rel: str, untracked: Collection[str]) -> bool:
+    """True for an untracked path, or a file inside an untracked folder (a nested repository)."""
+    parts = rel.split("/")
+    return any("/".join(parts[:i]) in untracked for i in range(1, len(parts) + 1))
+
+
+def _git_info(code: str, digests: Mapping[str, str], untracked: Collection[str]) -> GitInfo:
     """Commit, branch, and whether (and how) the files under ``code`` differ from HEAD.
 
-    ``untracked`` holds the (path, content hash) of the untracked files that were copied.
+    ``digests`` maps each copied path to its content hash; the untracked ones (all of them
+    before the first commit) enter the diff hash beside ``git diff HEAD``.
     """
     commit = _git_out(code, "rev-parse", "--verify", "-q", "HEAD")
     branch = _git_out(code, "symbolic-ref", "--short", "-q", "HEAD")
+    extra = sorted((r, d) for r, d in digests.items()
+                   if commit is None or _is_untracked(r, untracked))
     h = hashlib.sha256()
-    changed = bool(untracked)
-    if commit is None:
-        changed = True  # no commit yet: everything is uncommitted
-    else:
+    changed = bool(extra)
+    if commit is not None:
         diff = run_git(code, "diff", "HEAD", "--binary", "--no-ext-diff", "--no-textconv",
-                    "--no-color", "--", ".")
+                       "--no-color", "--", ".")
         if not diff.ok:
             raise SnapshotError(f"cannot diff the git checkout {code}: {diff.describe()}")
         changed = changed or bool(diff.stdout)
         h.update(diff.stdout)
-    for rel, digest in sorted(untracked):
-        h.update(b"\0untracked\0" + os.fsencode(rel) + b"\0" + digest.encode())
-    return GitInfo(commit, branch, changed, h.hexdigest() if changed else None)
+    for rel, digest in extra:
+        h.update(b"\0uncommitted\0" + os.fsencode(rel) + b"\0" + digest.encode())
+    return GitInfo(commit, branch, changed or commit is None, h.hexdigest() if changed else None)
 
 
 # ---------------------------------------------------------------- the store
@@ -308,7 +315,7 @@ def take(code_path: str, store_dir: str, *, never_copy: Sequence[str] = (),
     digests = {e.rel: _digest(code, e) for e in entries}
     git = None
     if untracked is not None:
-        git = _git_info(code, [(r, d) for r, d in digests.items() if r in untracked])
+        git = _git_info(code, digests, untracked)
     snap_id = _snapshot_id((e.rel, e.kind, digests[e.rel]) for e in entries)
     return _reuse(store_dir, snap_id, git) or _build(code, entries, store_dir, git)
 

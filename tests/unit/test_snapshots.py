@@ -241,9 +241,27 @@ def test_untracked_nested_repo_is_copied_as_a_tree(repo: Path, store: str) -> No
     nested.mkdir(parents=True)
     git(nested, "init", "-q")
     write(nested / "dep.py", "dep\n")
-    names = files_in(take(str(repo), store).path)
+    snap = take(str(repo), store)
+    names = files_in(snap.path)
     assert "vendor/dep/dep.py" in names
     assert not any("/.git/" in n for n in names)
+    write(nested / "dep.py", "dep v2\n")  # an edit inside it changes the recorded diff
+    again = take(str(repo), store)
+    assert snap.git is not None and again.git is not None
+    assert again.git.diff_hash != snap.git.diff_hash
+
+
+def test_repository_without_commits_is_dirty(tmp_path: Path, store: str) -> None:
+    r = tmp_path / "fresh"
+    r.mkdir()
+    git(r, "init", "-q")
+    write(r / "a.py", "a\n")
+    git(r, "add", "a.py")
+    first = take(str(r), store)
+    assert first.git is not None and first.git.commit is None and first.git.dirty
+    write(r / "a.py", "b\n")
+    second = take(str(r), store)
+    assert second.git is not None and second.git.diff_hash != first.git.diff_hash
 
 
 def test_ignored_folder_inside_a_checkout_is_a_plain_tree(repo: Path, store: str) -> None:
