@@ -392,3 +392,8 @@ def test_failure_mid_copy_leaves_nothing_that_counts(repo: Path, store: str,
     monkeypatch.setattr(snapshots, "_copy_file", real_copy)
     snap = take(str(repo), store)
     assert not snap.reused and files_in(snap.path) == {"train.py", "pkg/model.py", ".gitignore"}
+
+
+def test_store_location_is_named_in_paths() -> None:
+    from experiments import paths
+    assert paths.snapshots_dir(Path("/h")) == Path("/h/snapshots")
