@@ -122,3 +122,39 @@ def spawn(argv: Sequence[str], *, stdout: IO[bytes] | None = None, cwd: str | No
         stdin=subprocess.DEVNULL, cwd=cwd, env=None if env is None else dict(env),
         start_new_session=True)
     return Child(popen)
+
+
+@dataclass(frozen=True)
+class BytesResult:
+    """A finished command whose stdout is kept as raw bytes (file names, binary diffs)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def describe(self) -> str:
+        """One line naming the command, its exit status and its stderr, for error messages."""
+        return ProcResult(self.argv, self.returncode, "", self.stderr).describe()
+
+
+def run_bytes(argv: Sequence[str], *, timeout_s: float = 60.0) -> BytesResult:
+    """Run ``argv`` (never through a shell); stdout as bytes, because it may not be text.
+
+    ``git ls-files -z`` prints file names in whatever bytes the file system holds, and
+    ``git diff --binary`` is not text; decoding either would fail or lose information.
+    Raises ``FileNotFoundError`` when the program does not exist and ``ProcTimeout`` on timeout.
+    """
+    if isinstance(argv, str):
+        raise TypeError("run_bytes() takes an argument list, not a string")
+    try:
+        done = subprocess.run(list(argv), capture_output=True, timeout=timeout_s,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise ProcTimeout(argv, timeout_s) from exc
+    stderr = done.stderr.decode("utf-8", "replace")
+    return BytesResult(tuple(argv), done.returncode, done.stdout, stderr)

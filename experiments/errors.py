@@ -10,7 +10,8 @@ line and exits non-zero. Anything else escaping is a bug.
     ├── SubmissionError      the scheduler refused or failed a submission
     ├── SchedulerQueryError  the scheduler could not be asked about jobs
     ├── StoreError           a tracking file is damaged or cannot be written
-    └── StorageError         a cloud-storage transfer failed
+    ├── StorageError         a cloud-storage transfer failed
+    └── SnapshotError        the code cannot be snapshotted (too large, unreadable, git failed)
 """
 
 from __future__ import annotations
@@ -46,3 +47,7 @@ class StoreError(ExperimentsError):
 
 class StorageError(ExperimentsError):
     """A transfer to or from remote storage failed."""
+
+
+class SnapshotError(ExperimentsError):
+    """The code directory cannot be frozen into a snapshot (too large, unreadable, git failed)."""

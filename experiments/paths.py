@@ -105,3 +105,8 @@ def log_file(log_root: Path, project: str, stage: str, job_id: str, index: int) 
 
 
 LOG_PATTERN = "%A_%a.log"  # how the Slurm batch script asks for log_file's name
+
+
+def snapshots_dir(home: Path) -> Path:
+    """The content-addressed store of code snapshots: ``<home>/snapshots/<id>/``."""
+    return home / "snapshots"
