@@ -276,7 +276,7 @@ provision() {
 }
 
 accounting_state() {   # what provision() sets up, as sacctmgr shows it (fast reads)
-  echo "users: ${POLICED_USERS[*]}"
+  echo "users: ${POLICED_USERS[*]}; provision() $(declare -f provision | cksum)"   # edits count
   sacctmgr -n -P show qos format=name,priority,preempt,maxsubmitpu,maxjobspu,grptres
   sacctmgr -n -P show assoc cluster="$CLUSTER" format=account,user,qos,defaultqos,maxsubmit,maxjobs,grptres
 }
