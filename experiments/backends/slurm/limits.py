@@ -318,16 +318,19 @@ def remaining_submit_allowance(limits: Sequence[AssocLimits | QosLimits],
                                current_jobs: int) -> int | None:
     """How many more jobs (array tasks count one each) the user may submit; None = no limit.
 
-    ``limits`` are the association(s) the jobs would run under (user row and its account row)
-    and their QOS; ``current_jobs`` is the user's pending and running jobs, counted per task
-    (``squeue --me -h -r -t PD,R,S,CG`` lines). Every job the user has is counted against every
-    limit, which is exact for one account and one QOS and errs on the safe side otherwise.
-    Group limits (GrpSubmit) are shared with other users and are not counted here.
+    ``limits``: the QOS the jobs would run under, and the association they would run under
+    followed by its ancestors (user row, then account rows up the tree), in that order.
+    ``current_jobs``: the user's pending and running jobs, counted per task (lines of
+    ``squeue --me -h -r -t PD,R,S,CG``). Slurm's precedence, seen on the policed cluster: a
+    QOS's MaxSubmitJobsPerUser overrides the association's MaxSubmitJobs (with QOS 100 and
+    association 50, 51 jobs were accepted); without one, the nearest association that sets
+    MaxSubmitJobs decides (a blank one inherits its parent's). Counting every job of the user
+    is exact for one account and one QOS and errs on the safe side otherwise. Group limits
+    (GrpSubmit) are shared with other users and not counted here.
     """
-    caps = []
-    for item in limits:
-        cap = (item.max_submit_jobs if isinstance(item, AssocLimits)
-               else item.max_submit_jobs_per_user)
-        if cap is not None:
-            caps.append(cap)
-    return max(0, min(caps) - current_jobs) if caps else None
+    qos_caps = [q.max_submit_jobs_per_user for q in limits
+                if isinstance(q, QosLimits) and q.max_submit_jobs_per_user is not None]
+    assoc_caps = [a.max_submit_jobs for a in limits
+                  if isinstance(a, AssocLimits) and a.max_submit_jobs is not None]
+    cap = min(qos_caps) if qos_caps else (assoc_caps[0] if assoc_caps else None)
+    return None if cap is None else max(0, cap - current_jobs)

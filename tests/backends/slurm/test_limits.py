@@ -149,12 +149,19 @@ def test_check_job_qos_limits(parts, qos) -> None:
 
 def test_remaining_submit_allowance(assocs, qos) -> None:
     by_key = {(a.account, a.user): a for a in assocs}
-    normal = qos["normal"]
-    assert remaining_submit_allowance([by_key["physics", "expuser1"], normal], 30) == 70
-    assert remaining_submit_allowance([by_key["chemistry", "expuser1"], normal], 30) == 20
+    normal, chem = qos["normal"], by_key["chemistry", "expuser1"]
+    assert remaining_submit_allowance([normal, by_key["physics", "expuser1"]], 30) == 70
+    # the QOS's MaxSubmitJobsPerUser (100) overrides the association's MaxSubmitJobs (50)
+    assert remaining_submit_allowance([normal, chem, by_key["chemistry", ""]], 30) == 70
     assert remaining_submit_allowance([normal], 100) == 0
     assert remaining_submit_allowance([normal], 150) == 0
+    no_qos_cap = dataclasses.replace(normal, max_submit_jobs_per_user=None)
+    assert remaining_submit_allowance([no_qos_cap, chem], 30) == 20
+    # the nearest association that sets a limit wins: user row before its account's row
+    account = AssocLimits("c", "chemistry", "", "", (), "", None, 5)
+    assert remaining_submit_allowance([no_qos_cap, chem, account], 30) == 20
+    blank_user = dataclasses.replace(chem, max_submit_jobs=None)
+    assert remaining_submit_allowance([no_qos_cap, blank_user, account], 3) == 2
     assert remaining_submit_allowance([by_key["physics", "expuser2"]], 5) is None
     assert remaining_submit_allowance([], 5) is None
-    unlimited = AssocLimits("c", "a", "u", "", (), "", None, None)
-    assert remaining_submit_allowance([unlimited, qos["high"]], 3) == 17
+    assert remaining_submit_allowance([qos["high"], normal], 3) == 17  # the stricter QOS
