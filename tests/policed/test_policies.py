@@ -211,3 +211,25 @@ def test_high_qos_preempts_normal_jobs_by_requeueing_them(policed_cluster, job_n
     shown = c.run("scontrol", "show", "job", whole_node).stdout
     assert "Restarts=1" in shown, shown
     assert reasons.explain("BeginTime").outlook is reasons.Outlook.CLEARS
+
+
+def test_qos_limits_override_the_associations_own(policed_cluster, job_name):
+    """expuser1's chemistry association says MaxSubmitJobs=50, MaxJobs=10, GrpTRES=gres/gpu=2;
+    QOS normal sets the same kinds (100, 20 per user, gres/gpu=4), and Slurm obeys the QOS."""
+    c, u1 = policed_cluster, policed_cluster.users[0]
+    out = c.run_as(u1, "sacctmgr", "-n", "-P", "show", "assoc", f"user={u1}",
+                   f"format={limits.ASSOC_FORMAT}").stdout
+    chem = next(a for a in limits.parse_assocs(out) if a.account == c.other_account)
+    assert (chem.max_submit_jobs, chem.max_jobs, limits.gpu_count(chem.grp_tres)) == (50, 10, 2)
+    acct = f"--account={c.other_account}"
+    sbatch(c, u1, job_name, acct, "--begin=now+1hour", "--array=0-50", cmd="true")  # 51 > 50
+    running = job_id(sbatch(c, u1, job_name, acct, "-t", "10", "--array=0-11"))  # 12 > 10
+    gpus = job_id(sbatch(c, u1, job_name, acct, "-p", "gpu", "-t", "10", "--gpus=A100:3"))
+    wait_state(c, gpus, "RUNNING")  # 3 GPUs > the association's 2
+    deadline = time.monotonic() + 30
+    while c.run("squeue", "-h", "-r", "-t", "R", "-j", running, "-o", "%i").stdout.count("\n") < 12:
+        assert time.monotonic() < deadline, "12 tasks should run despite MaxJobs=10"
+        time.sleep(0.3)
+    mine = c.run_as(u1, "squeue", "--me", "-h", "-r", "-o", "%i").stdout.split()
+    assert limits.remaining_submit_allowance([qos(c, u1)["normal"], chem], len(mine)) == \
+        100 - len(mine)
