@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
 
 import pytest
 
@@ -182,6 +183,12 @@ def test_jobs_reaching_into_the_maintenance_window_pend(policed_cluster, job_nam
     brief = job_id(sbatch(c, u1, job_name, f"--account={c.account}", "-p", "gpu", "-t", "10"))
     wait_reason(c, long, "ReqNodeNotAvail, Reserved for maintenance")
     wait_state(c, brief, "RUNNING")  # ends long before the window
+    shown = c.run_as(u1, "env", "TZ=UTC", "SLURM_TIME_FORMAT=standard", "scontrol", "show",
+                     "reservation", "-o").stdout
+    [maint] = limits.parse_reservations(shown)
+    now = datetime.now(timezone.utc)
+    assert maint.maintenance and not maint.endless
+    assert maint.overlaps(now, 11 * 3600) and not maint.overlaps(now, 600)
     said = reasons.explain("ReqNodeNotAvail, Reserved for maintenance")
     assert said.code == "ReqNodeNotAvail" and said.outlook is reasons.Outlook.CLEARS
     forever = reasons.explain("ReqNodeNotAvail, Reserved for maintenance",

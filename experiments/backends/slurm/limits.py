@@ -6,6 +6,7 @@ a default Slurm setup) and passes their output in:
 * ``scontrol show partition -o`` → :func:`parse_partitions` → :class:`PartitionLimits`
 * ``sacctmgr -n -P show assoc user=$USER format=<ASSOC_FORMAT>`` → :func:`parse_assocs`
 * ``sacctmgr -n -P show qos format=<QOS_FORMAT>`` → :func:`parse_qos`
+* ``scontrol show reservation -o`` (TZ=UTC, SLURM_TIME_FORMAT=standard) → :func:`parse_reservations`
 
 Why: with ``EnforcePartLimits=NO`` (Slurm's default) a job asking more than its partition allows
 is accepted and then pends forever, and a launch with more array tasks than the user's submit
@@ -20,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import TypeVar
 
@@ -168,6 +170,55 @@ def parse_partitions(text: str) -> dict[str, PartitionLimits]:
         limits = _checked("scontrol show partition", line, partial(_partition, kv))
         out[limits.name] = limits
     return out
+
+
+# -- reservations ----------------------------------------------------------------------------
+ENDLESS_S = 365 * 86400  # Slurm 22.05 stores Duration=UNLIMITED as 365-00:00:00
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One reservation (``scontrol show reservation -o`` run with TZ=UTC, standard times)."""
+
+    name: str
+    start: datetime
+    end: datetime
+    duration_s: int | None
+    nodes: str
+    flags: tuple[str, ...]
+    state: str  # ACTIVE or INACTIVE
+
+    @property
+    def maintenance(self) -> bool:
+        """A MAINT reservation: jobs reaching into it pend "ReqNodeNotAvail, Reserved for
+        maintenance"."""
+        return "MAINT" in self.flags
+
+    @property
+    def endless(self) -> bool:
+        """It never ends (Duration=UNLIMITED, which Slurm shows as 365 days)."""
+        return self.duration_s is None or self.duration_s >= ENDLESS_S
+
+    def overlaps(self, start: datetime, time_s: int) -> bool:
+        """Whether a job running ``time_s`` from ``start`` would reach into it."""
+        return start < self.end and start + timedelta(seconds=time_s) > self.start
+
+
+def _utc(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def _reservation(kv: Mapping[str, str]) -> Reservation:
+    return Reservation(
+        name=kv["ReservationName"], start=_utc(kv["StartTime"]), end=_utc(kv["EndTime"]),
+        duration_s=parse_time_s(kv.get("Duration", "")), nodes=kv.get("Nodes", ""),
+        flags=_names(kv.get("Flags", "")), state=kv.get("State", ""))
+
+
+def parse_reservations(text: str) -> list[Reservation]:
+    """Reservations from ``scontrol show reservation -o`` ("No reservations …" → [])."""
+    return [_checked("scontrol show reservation", line, partial(_reservation, _key_values(line)))
+            for line in text.splitlines() if line.startswith("ReservationName=")]
 
 
 # -- associations and QOS --------------------------------------------------------------------

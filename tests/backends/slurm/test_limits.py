@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from experiments.backends.slurm.limits import (
     parse_assocs,
     parse_partitions,
     parse_qos,
+    parse_reservations,
     parse_time_s,
     parse_tres,
     remaining_submit_allowance,
@@ -165,3 +167,19 @@ def test_remaining_submit_allowance(assocs, qos) -> None:
     assert remaining_submit_allowance([by_key["physics", "expuser2"]], 5) is None
     assert remaining_submit_allowance([], 5) is None
     assert remaining_submit_allowance([qos["high"], normal], 3) == 17  # the stricter QOS
+
+
+def test_reservations() -> None:
+    [maint] = parse_reservations(read("policed_scontrol_show_reservation.txt"))
+    assert (maint.name, maint.maintenance, maint.endless, maint.state) == (
+        "maintenance", True, False, "INACTIVE")
+    assert maint.duration_s == 7200 and maint.end - maint.start == timedelta(hours=2)
+    assert maint.start.tzinfo is timezone.utc and "IGNORE_JOBS" in maint.flags
+    before = maint.start - timedelta(hours=6)
+    assert maint.overlaps(before, 11 * 3600) and not maint.overlaps(before, 5 * 3600)
+    assert not maint.overlaps(maint.end, 3600)
+    [forever] = parse_reservations(read("policed_scontrol_show_reservation_unlimited.txt"))
+    assert forever.endless and forever.duration_s == 365 * 86400  # Duration=UNLIMITED
+    assert parse_reservations("No reservations in the system\n") == []
+    with pytest.raises(SchedulerQueryError, match="show reservation"):
+        parse_reservations("ReservationName=x StartTime=soon EndTime=later\n")
