@@ -9,15 +9,34 @@
 # Two clusters with different dirs, ports and names run side by side. Runs as root (SlurmUser=root);
 # jobs run as whoever submits them. Diagnostics go to stderr, only `export SLURM_CONF=...` to stdout.
 # See docs/slurm-notes.md for the facts this is built on.
+#
+# SLURM_TEST_POLICED=1 starts the *policed* cluster instead (default dir /tmp/experiments-slurm-policed,
+# ports 16831-16833, name exptestpoliced), which behaves like a shared site cluster:
+#   - AccountingStorageEnforce=associations,limits,qos; a job_submit.lua refuses jobs of non-root
+#     users that name no account. Accounts `physics` (every user of SLURM_TEST_POLICED_USERS,
+#     default "expuser1 expuser2", which must exist as Unix users) and `chemistry` (the first one,
+#     whose association there has MaxSubmitJobs=50, MaxJobs=10, GrpTRES=gres/gpu=2).
+#   - QOS `normal` (everyone's default): MaxSubmitJobsPerUser=100, MaxJobsPerUser=20,
+#     GrpTRES=gres/gpu=4. QOS `high` preempts `normal` jobs by requeueing them (PreemptType=preempt/qos).
+#   - partitions short (default, 1 h), medium (4 h), gpu (12 h, at most 16 CPUs per node), no
+#     oversubscription, EnforcePartLimits=NO (too-long jobs are accepted and pend PartitionTimeLimit).
+#   - reservation `maintenance` (MAINT, whole node, 2 h) kept 5 to 6 hours in the future: each
+#     `start` moves it back if it has come closer. Jobs whose time limit reaches into it pend with
+#     "ReqNodeNotAvail, Reserved for maintenance".
 set -euo pipefail
 
-DIR=${SLURM_TEST_DIR:-/tmp/experiments-slurm}
+POLICED=${SLURM_TEST_POLICED:-0}
+if ((POLICED)); then d_dir=/tmp/experiments-slurm-policed d_port=16831 d_name=exptestpoliced
+else d_dir=/tmp/experiments-slurm d_port=16817 d_name=exptest; fi
+DIR=${SLURM_TEST_DIR:-$d_dir}
 MAX_ARRAY_SIZE=${SLURM_TEST_MAX_ARRAY_SIZE:-1001}
-CTLD_PORT=${SLURM_TEST_CTLD_PORT:-16817}
-SLURMD_PORT=${SLURM_TEST_SLURMD_PORT:-16818}
-DBD_PORT=${SLURM_TEST_DBD_PORT:-16819}
+CTLD_PORT=${SLURM_TEST_CTLD_PORT:-$d_port}
+SLURMD_PORT=${SLURM_TEST_SLURMD_PORT:-$((d_port + 1))}
+DBD_PORT=${SLURM_TEST_DBD_PORT:-$((d_port + 2))}
 ACCOUNTING=${SLURM_TEST_ACCOUNTING:-1}
-CLUSTER=${SLURM_TEST_CLUSTER_NAME:-exptest}
+CLUSTER=${SLURM_TEST_CLUSTER_NAME:-$d_name}
+read -r -a POLICED_USERS <<<"${SLURM_TEST_POLICED_USERS:-expuser1 expuser2}"
+RESV_LEAD_H=6 RESV_MIN_LEAD_H=5   # the maintenance window starts 5-6 h ahead (policed cluster)
 CLUSTER=${CLUSTER,,}                       # Slurm lower-cases cluster names anyway
 HOST=$(hostname -s)
 DB_NAME="slurm_acct_${CLUSTER}" DB_USER=slurmtest DB_PASS=slurmtest   # local, test-only credentials
@@ -28,6 +47,7 @@ unset SLURM_CLUSTERS SLURM_PARTITION SBATCH_PARTITION   # don't let the caller's
 
 log() { echo "slurm-test-cluster[$CLUSTER]: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
+((POLICED)) && ! ((ACCOUNTING)) && die "the policed cluster needs accounting (SLURM_TEST_ACCOUNTING=1)"
 
 # Pid from a pid file if that process is alive and really is the daemon named $2.
 live_pid() {
@@ -107,6 +127,7 @@ AccountingStoragePort=$DBD_PORT"
   else
     acct="AccountingStorageType=accounting_storage/none"   # sacct: "accounting storage is disabled"
   fi
+  policy_lines
   # SchedulerParameters, measured on 2 cores: trivial array tasks complete at ~33/s with the defaults,
   # ~50-60/s with these (sched_interval=1 is what matters; the machine is then CPU bound). No
   # submit-time delay, backfill every second. jobacct_gather/none: sacct still has State/ExitCode.
@@ -144,8 +165,7 @@ GresTypes=gpu
 JobAcctGatherType=jobacct_gather/none
 $acct
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=32 RealMemory=200000 Gres=gpu:A100:8 State=UNKNOWN
-PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
-PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
+$PARTITIONS
 EOF
   echo "NodeName=$HOST Name=gpu Type=A100 File=$DIR/fakegpu[0-7]" >"$DIR/gres.conf"
   (umask 077; cat >"$DIR/slurmdbd.conf" <<EOF
@@ -163,13 +183,122 @@ StorageLoc=$DB_NAME
 EOF
   )
   chmod 600 "$DIR/slurmdbd.conf"
+  write_job_submit_lua
   # A running cluster with a different config (e.g. other MaxArraySize) is restarted.
-  if [[ -f $DIR/slurm.conf ]] && ! cmp -s "$DIR/slurm.conf" "$DIR/slurm.conf.new" &&
+  if { changed slurm.conf || changed job_submit.lua; } &&
      live_pid "$DIR/slurmctld.pid" slurmctld >/dev/null; then
     log "configuration changed: restarting the cluster"
     stop_daemons
   fi
   mv "$DIR/slurm.conf.new" "$DIR/slurm.conf"
+  if [[ -f $DIR/job_submit.lua.new ]]; then mv "$DIR/job_submit.lua.new" "$DIR/job_submit.lua"
+  else rm -f "$DIR/job_submit.lua"; fi
+}
+
+# Whether $DIR/$1.new differs from $DIR/$1 (one of them missing counts as a difference).
+changed() { [[ -f $DIR/$1 || -f $DIR/$1.new ]] && ! cmp -s "$DIR/$1" "$DIR/$1.new"; }
+
+# PARTITIONS, and the policed cluster's extra keys appended to write_config's $acct (the default
+# cluster's slurm.conf stays byte for byte what it was, so a running one is not restarted).
+policy_lines() {
+  if ! ((POLICED)); then
+    PARTITIONS="PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
+PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP OverSubscribe=FORCE:8"
+    return
+  fi
+  # gres/gpu must be an accounted TRES, or GrpTRES=gres/gpu=4 would limit nothing.
+  acct+="
+AccountingStorageEnforce=associations,limits,qos
+AccountingStorageTRES=gres/gpu
+EnforcePartLimits=NO
+JobSubmitPlugins=lua
+PreemptType=preempt/qos
+PreemptMode=REQUEUE"
+  PARTITIONS="PartitionName=short Nodes=$HOST Default=YES DefaultTime=00:30:00 MaxTime=01:00:00 MaxNodes=1 State=UP
+PartitionName=medium Nodes=$HOST DefaultTime=01:00:00 MaxTime=04:00:00 MaxNodes=1 State=UP
+PartitionName=gpu Nodes=$HOST DefaultTime=01:00:00 MaxTime=12:00:00 MaxNodes=1 MaxCPUsPerNode=16 State=UP"
+}
+
+# job_submit.lua (policed cluster only; slurmctld reads it beside slurm.conf): non-root users must
+# name an account, as on sites where one person works for several projects.
+write_job_submit_lua() {
+  ((POLICED)) || return 0
+  cat >"$DIR/job_submit.lua.new" <<'EOF'
+-- Generated by scripts/slurm-test-cluster.sh (policed cluster); edits are overwritten.
+function slurm_job_submit(job_desc, part_list, submit_uid)
+   if submit_uid ~= 0 and (job_desc.account == nil or job_desc.account == '') then
+      slurm.log_user("this cluster requires an account: add --account=<name> " ..
+                     "(`sacctmgr show assoc user=$USER format=account` lists yours)")
+      return slurm.ESLURM_INVALID_ACCOUNT
+   end
+   return slurm.SUCCESS
+end
+
+function slurm_job_modify(job_desc, job_rec, part_list, modify_uid)
+   return slurm.SUCCESS
+end
+EOF
+}
+
+# Accounts, associations and QOS of the policed cluster, idempotently (sacctmgr exits 1 with
+# "Nothing new added" for what exists, so the end state is checked instead). Runs once slurmctld
+# is up: the gres/gpu TRES is in the database only after slurmctld has registered it.
+provision() {
+  local u first=${POLICED_USERS[0]:-}
+  ((POLICED)) || return 0
+  for u in "${POLICED_USERS[@]}"; do
+    id -u "$u" >/dev/null 2>&1 ||
+      die "user $u does not exist: create it (useradd -m $u) or set SLURM_TEST_POLICED_USERS"
+  done
+  if [[ -f $DIR/provisioned ]] && [[ "$(accounting_state)" == "$(cat "$DIR/provisioned")" ]]; then
+    return 0   # as left by the last start: skip the slow writes (~0.5 s each)
+  fi
+  sq add qos high
+  sq modify qos where name=normal set MaxSubmitJobsPerUser=100 MaxJobsPerUser=20 GrpTRES=gres/gpu=4
+  sq modify qos where name=high set Priority=100 Preempt=normal MaxSubmitJobsPerUser=20 MaxJobsPerUser=4
+  sq add account physics,chemistry Cluster="$CLUSTER" Description=test Organization=test
+  sq modify account where name=physics,chemistry cluster="$CLUSTER" set QOS=normal,high DefaultQOS=normal
+  for u in "${POLICED_USERS[@]}"; do
+    sq add user "$u" Account=physics DefaultAccount=physics Cluster="$CLUSTER"
+  done
+  if [[ -n $first ]]; then   # limits on an association too (sacctmgr show assoc must show some)
+    sq add user "$first" Account=chemistry Cluster="$CLUSTER"
+    sq modify user where name="$first" account=chemistry cluster="$CLUSTER" \
+      set MaxSubmitJobs=50 MaxJobs=10 GrpTRES=gres/gpu=2
+  fi
+  [[ "$(sacctmgr -n -P show qos normal format=MaxSubmitPU,MaxJobsPU,GrpTRES)" == "100|20|gres/gpu=4" ]] ||
+    fail_with_logs "QOS normal lacks its limits: $(sacctmgr -n -P show qos normal 2>&1)"
+  for u in "${POLICED_USERS[@]}"; do
+    [[ -n "$(sacctmgr -n -P show assoc cluster="$CLUSTER" user="$u" account=physics format=user)" ]] ||
+      fail_with_logs "no association for $u in account physics"
+  done
+  accounting_state >"$DIR/provisioned"
+}
+
+accounting_state() {   # what provision() sets up, as sacctmgr shows it (fast reads)
+  echo "users: ${POLICED_USERS[*]}; provision() $(declare -f provision | cksum)"   # edits count
+  sacctmgr -n -P show qos format=name,priority,preempt,maxsubmitpu,maxjobspu,grptres
+  sacctmgr -n -P show assoc cluster="$CLUSTER" format=account,user,qos,defaultqos,maxsubmit,maxjobs,grptres
+}
+
+sq() { sacctmgr -i "$@" >/dev/null 2>&1 || true; }   # see provision()
+
+# The maintenance reservation, RESV_MIN_LEAD_H to RESV_LEAD_H hours ahead (see the header).
+arm_reservation() {
+  local start
+  ((POLICED)) || return 0
+  start=$(SLURM_TIME_FORMAT=%s scontrol show reservation maintenance -o 2>/dev/null |
+          sed -n 's/.*StartTime=\([0-9]*\) .*/\1/p') || true   # none yet: scontrol fails
+  if [[ -z $start ]]; then
+    log "creating reservation maintenance in ${RESV_LEAD_H} h"
+    scontrol create reservation ReservationName=maintenance StartTime="now+${RESV_LEAD_H}hours" \
+      Duration=02:00:00 Nodes=ALL Users=root Flags=MAINT,IGNORE_JOBS >&2 ||
+      fail_with_logs "creating the maintenance reservation failed"
+  elif ((start < $(date +%s) + RESV_MIN_LEAD_H * 3600)); then
+    log "moving reservation maintenance to ${RESV_LEAD_H} h from now"
+    scontrol update ReservationName=maintenance StartTime="now+${RESV_LEAD_H}hours" \
+      Duration=02:00:00 >&2 || fail_with_logs "moving the maintenance reservation failed"
+  fi
 }
 
 node_up() {   # the node answers and is usable (idle, or busy with other jobs)
@@ -205,6 +334,8 @@ start() {
   fi
   wait_for "$WAIT_SECS" node_up ||
     fail_with_logs "node $HOST not idle after ${WAIT_SECS}s: $(sinfo -N -h -o '%T %E' 2>&1)"
+  provision
+  arm_reservation
   if ((fresh)); then   # prove that a job really runs (skipped when the cluster was already up)
     jobid=$(sbatch --parsable -J smoke -o /dev/null -e /dev/null --chdir=/ --wrap true </dev/null) ||
       fail_with_logs "sbatch of the smoke job failed"

@@ -10,14 +10,22 @@ Fixtures (session scoped):
   ``CI=true`` and is skipped otherwise (with a loud banner in the terminal summary).
 * ``small_array_cluster`` -- a second, private cluster with ``MaxArraySize=5`` and no accounting
   (``sacct`` answers "accounting storage is disabled"); stopped at the end of the session.
+* ``test_users`` -- the unprivileged Unix users ``expuser1`` and ``expuser2`` (with homes),
+  created with ``useradd`` if missing (needs root).
+* ``policed_cluster`` -- the *policed* cluster (``SLURM_TEST_POLICED=1``: required accounts, QOS
+  limits, partition MaxTime, preemption, a maintenance reservation; the script's header lists
+  them) with associations for ``test_users``. A :class:`PolicedCluster`; stopped at the end of
+  the session if this session started it.
 
-Both return a :class:`SlurmCluster`; run client commands with ``env={**os.environ, **c.env}``.
+All return a :class:`SlurmCluster`; run client commands with ``c.run(...)`` (as root) or
+``c.run_as(user, ...)`` (as an unprivileged user), or with ``env={**os.environ, **c.env}``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import pwd
 import re
 import subprocess
 from pathlib import Path
@@ -43,6 +51,31 @@ class SlurmCluster:
             list(argv), env={**os.environ, **self.env}, capture_output=True, text=True,
             check=check, timeout=timeout, stdin=subprocess.DEVNULL,
         )
+
+    def run_as(self, user: str, *argv: str, check: bool = True, timeout: float = 60,
+               cwd: str | None = None) -> subprocess.CompletedProcess:
+        """Run a command as ``user`` (``runuser``; we are root) against this cluster.
+
+        The command gets a clean environment (PATH, HOME, USER, LOGNAME and the cluster's
+        SLURM_CONF), not root's, and runs in the user's home unless ``cwd`` is given, so that
+        sbatch's default working directory and output files are the user's own.
+        """
+        home = pwd.getpwnam(user).pw_dir
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": home, "USER": user,
+               "LOGNAME": user, "LANG": "C.UTF-8", **self.env}
+        return subprocess.run(
+            ["runuser", "-u", user, "--", *argv], env=env, cwd=cwd or home, capture_output=True,
+            text=True, check=check, timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class PolicedCluster(SlurmCluster):
+    """The policed cluster: who may use it, and under which accounts."""
+
+    users: tuple[str, ...] = ()  # every one has an association in ``account``
+    account: str = "physics"  # the account every test user belongs to (their default)
+    other_account: str = "chemistry"  # only users[0] belongs to it
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -138,3 +171,62 @@ def small_array_cluster():
         yield _cluster(conf)
     finally:
         _script("stop", env)
+
+
+TEST_USERS = ("expuser1", "expuser2")
+
+
+def ensure_user(name: str) -> str | None:
+    """Create the Unix user ``name`` with a home if it is missing; None, or why it can't be had."""
+    try:
+        pwd.getpwnam(name)
+        return None
+    except KeyError:
+        pass
+    if os.geteuid() != 0:
+        return f"user {name} does not exist and only root can create it (useradd -m {name})"
+    r = subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        return f"useradd -m {name} failed: {r.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def test_users() -> tuple[str, ...]:
+    for name in TEST_USERS:
+        problem = ensure_user(name)
+        if problem:
+            _unavailable(problem)
+    return TEST_USERS
+
+
+def policed_env(n: int = 0) -> dict[str, str]:
+    """Script environment of the policed cluster (pytest-xdist worker ``n`` gets its own)."""
+    env = {"SLURM_TEST_POLICED": "1", "SLURM_TEST_POLICED_USERS": " ".join(TEST_USERS)}
+    if n:  # ports 1-3 mod 10: no clash with the small clusters' 7-9 mod 10
+        env.update({
+            "SLURM_TEST_DIR": f"/tmp/experiments-slurm-policed{n}",
+            "SLURM_TEST_CLUSTER_NAME": f"exptestpoliced{n}",
+            "SLURM_TEST_CTLD_PORT": str(16831 + 10 * n),
+            "SLURM_TEST_SLURMD_PORT": str(16832 + 10 * n),
+            "SLURM_TEST_DBD_PORT": str(16833 + 10 * n),
+        })
+    return env
+
+
+@pytest.fixture(scope="session")
+def policed_cluster(test_users: tuple[str, ...]):
+    env = policed_env(_xdist_offset())
+    conf = os.path.join(env.get("SLURM_TEST_DIR", "/tmp/experiments-slurm-policed"), "slurm.conf")
+    was_up = _answers(conf)
+    conf_started, diag = _start(env)  # also when up: re-provisions, re-arms the reservation
+    if conf_started is None:
+        _unavailable(diag)
+    base = _cluster(conf_started)
+    try:
+        yield PolicedCluster(conf=base.conf, env=base.env, max_array_size=base.max_array_size,
+                             users=test_users)
+    finally:
+        if not was_up:
+            _script("stop", env)

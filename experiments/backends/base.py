@@ -167,12 +167,12 @@ def parse_duration_s(text: str) -> int | None:
     value = text.strip()
     if value.upper() in ("UNLIMITED", "INFINITE"):
         return None
-    days, _, rest = value.rpartition("-")
-    if days and not days.isdigit():
-        raise ValueError(value)
+    days, sep, rest = value.rpartition("-")
     parts = rest.split(":")
-    if not 1 <= len(parts) <= 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(value)
+    if (sep and not days.isdigit()) or not 1 <= len(parts) <= 3 or not all(
+            p.isdigit() for p in parts):
+        raise ValueError(f"not a Slurm time: {text!r} (forms: M, M:S, H:M:S, D-H, D-H:M, "
+                         "D-H:M:S, UNLIMITED)")
     nums = [int(p) for p in parts]
     if days:  # d-h, d-h:m, d-h:m:s
         h, m, s = (nums + [0, 0])[:3]
