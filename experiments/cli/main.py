@@ -266,6 +266,131 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(made[-1], args)
 
 
+# -- the bare `experiments` command (issue 17) -----------------------------------------------
+
+_BARE_HELP = """Run experiment grids as dependency-ordered Slurm array jobs, or locally.
+
+An experiment file defines artifacts (frozen dataclasses), groups them into stages and
+creates an executor. Point this command at it with --file, or run the file itself, which
+calls executor.auto_cli():
+
+\b
+    experiments init my_experiment.py              # write a starter experiment
+    experiments --file my_experiment.py launch --local
+    python my_experiment.py status                 # the same verbs, from the file
+
+Documentation: the docs/ folder (mkdocs serve).
+"""
+
+
+class _FileState(_State):
+    """The verbs' state for the bare command: the experiment file is loaded on first use.
+
+    Loading lazily lets ``experiments <verb> --help`` and ``init`` work without a file.
+    """
+
+    def __init__(self, file: str | None) -> None:
+        self.file = file
+        self.opts = {}
+
+    def executor(self, **opts: Any) -> tuple[Executor, bool | None]:
+        if not hasattr(self, "base"):
+            self.base = _load_executor(self.file)
+        return super().executor(**opts)
+
+
+def _load_executor(file: str | None) -> Executor:
+    """Run the experiment ``file`` and return the executor it created last."""
+    if file is None:
+        raise click.UsageError("name the experiment file: "
+                               "experiments --file my_experiment.py <verb>")
+    if not Path(file).is_file():
+        raise click.UsageError(f"experiment file {file} does not exist")
+    before = len(registered())
+    sys.path.insert(0, str(Path(file).resolve().parent))
+    try:
+        runpy.run_path(file, run_name="__experiments__")
+    except ExperimentsError as exc:
+        raise ExperimentsError(f"{file}: {exc}") from exc
+    made = registered()[before:]
+    if not made:
+        raise click.UsageError(f"{file} defines no executor; create a SlurmExecutor or "
+                               "LocalExecutor at module level")
+    return made[-1]
+
+
+def _bare_cli() -> click.Group:
+    """The bare ``experiments`` group: ``--file``, ``--version``, ``init`` and every verb.
+
+    The verbs are the same click commands that ``auto_cli()`` builds (so help and the docs
+    cannot drift); only their state differs: it comes from the file named by ``--file``.
+    """
+    from .. import __version__
+
+    @click.group(help=_BARE_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.option("--file", "file", metavar="PATH", default=None,
+                  help="The experiment file (a Python file that creates an executor).")
+    @click.version_option(__version__, "--version", prog_name="experiments",
+                          message="%(prog)s %(version)s")
+    @_common
+    @click.pass_context
+    def cli(ctx: click.Context, file: str | None, **opts: Any) -> None:
+        state = _FileState(file)
+        state.opts = {k: v for k, v in opts.items() if v is not None}
+        ctx.obj = state
+
+    @cli.command(help="Write a commented starter experiment to PATH.",
+                 short_help="Write a starter experiment file.")
+    @click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
+    def init(path: str) -> None:
+        from ..starter import write_starter
+
+        written = write_starter(path)
+        render.out.print(f"Wrote {written}. Try: python {written} launch --local")
+
+    stand_in = type("_AnyFile", (), {"project": "(the --file)"})()
+    for name, command in _build(stand_in).commands.items():  # type: ignore[arg-type]
+        cli.add_command(command, name)
+    return cli
+
+
+cli = _bare_cli()
+
+
+def _file_first(args: list[str]) -> list[str]:
+    """Move ``--file PATH`` to the front, so it may also follow the verb (as it always could)."""
+    for i, a in enumerate(args):
+        if a == "--file" and i + 1 < len(args):
+            return [a, args[i + 1], *args[:i], *args[i + 2:]]
+        if a.startswith("--file="):
+            return [a, *args[:i], *args[i + 1:]]
+        if a == "--":
+            break
+    return args
+
+
+def bare_main(argv: Sequence[str] | None = None) -> int:
+    """``experiments ...`` and ``python -m experiments ...``: run the bare group; the exit code."""
+    args = _file_first(list(sys.argv[1:] if argv is None else argv))
+    try:
+        cli.main(args=args, prog_name="experiments", complete_var="_EXPERIMENTS_COMPLETE",
+                 standalone_mode=False)
+    except ExperimentsError as exc:
+        render.error(str(exc))
+        return 1
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        render.error("interrupted")
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    return 0
+
+
 def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point: the bare ``experiments`` command."""
+    sys.exit(bare_main())
