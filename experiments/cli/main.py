@@ -327,7 +327,8 @@ def _bare_cli() -> click.Group:
     """
     from .. import __version__
 
-    @click.group(help=_BARE_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+    @click.group(help=_BARE_HELP, invoke_without_command=True,
+                 context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--file", "file", metavar="PATH", default=None,
                   help="The experiment file (a Python file that creates an executor).")
     @click.version_option(__version__, "--version", prog_name="experiments",
@@ -335,6 +336,9 @@ def _bare_cli() -> click.Group:
     @_common
     @click.pass_context
     def cli(ctx: click.Context, file: str | None, **opts: Any) -> None:
+        if ctx.invoked_subcommand is None:  # a bare `experiments`: help, not an error
+            click.echo(ctx.get_help())
+            ctx.exit(0)
         state = _FileState(file)
         state.opts = {k: v for k, v in opts.items() if v is not None}
         ctx.obj = state
