@@ -99,6 +99,24 @@ def test_api_page_lists_exactly_the_public_api(site: Path) -> None:
         assert f'id="experiments.{name}"' in html, f"{name} not rendered"
 
 
+# Known gaps, each to be documented (or made private) by the module that owns it; an entry
+# that gets a docstring must leave this set (the test checks both ways).
+KNOWN_UNDOCUMENTED = {"Executor.backend"}  # moves to the session in the executor restructuring
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    """mkdocstrings renders undocumented names silently; this makes them fail instead."""
+    missing = set()
+    for name in experiments.__all__:
+        obj = getattr(experiments, name)
+        assert (obj.__doc__ or "").strip(), f"experiments.{name} has no docstring"
+        for attr, member in vars(obj).items():
+            if callable(member) and not attr.startswith("_") \
+                    and not (member.__doc__ or "").strip():
+                missing.add(f"{name}.{attr}")
+    assert missing == KNOWN_UNDOCUMENTED, f"undocumented public names: {sorted(missing)}"
+
+
 def test_every_verb_has_a_generated_page_with_its_options(site: Path) -> None:
     assert {"init", "launch", "status", "history", "cat", "cancel"} <= set(cli.commands)
     for name, command in cli.commands.items():
