@@ -27,9 +27,8 @@ def _verbs() -> dict[str, Any]:
 
 
 def _page(name: str, command: Any) -> str:
-    return (f"# experiments {name}\n\n"
-            f"{(command.help or '').strip()}\n\n"
-            "::: mkdocs-click\n"
+    """The page of one verb: mkdocs-click renders its title, help, usage and options."""
+    return ("::: mkdocs-click\n"
             f"    :module: {_MODULE}\n"
             f"    :command: {name}\n"
             f"    :prog_name: experiments {name}\n"
