@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test,gcs,dev]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,gcs,dev,docs]'
 python3 -m ruff check experiments tests bench examples
 python3 -m mypy experiments
 eval "$(bash scripts/slurm-test-cluster.sh start)"

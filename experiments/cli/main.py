@@ -29,10 +29,18 @@ if TYPE_CHECKING:
     from ..executor import Executor
 
 EXIT_USAGE = 2
-HELP = """Define experiments as artifacts; run grids as Slurm array jobs, or on this machine.
+HELP = """Run experiment grids as dependency-ordered Slurm array jobs, or locally.
 
-Point it at an experiment file with --file (`experiments --file my_experiment.py launch`), or
-run the file itself when it ends with `executor.auto_cli()` (`python my_experiment.py launch`).
+An experiment file defines artifacts (frozen dataclasses), groups them into stages and
+creates an executor. Point this command at it with --file, or run the file itself, which
+calls executor.auto_cli():
+
+\b
+    experiments init my_experiment.py              # write a starter experiment
+    experiments --file my_experiment.py launch --local
+    python my_experiment.py status                 # the same verbs, from the file
+
+Documentation: the docs/ folder (mkdocs serve).
 """
 
 
@@ -96,17 +104,24 @@ def make_cli(experiment: Executor | None = None) -> click.Group:
     """The command group, for ``experiment`` (auto_cli) or for the file named by --file."""
     title = f"Experiments of project '{experiment.project}'." if experiment else HELP
 
-    @click.group(help=title)
-    @click.version_option(__version__, prog_name="experiments")
+    @click.group(help=title, invoke_without_command=True,
+                 context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, "--version", prog_name="experiments",
+                          message="%(prog)s %(version)s")
     @click.option("--file", "file", default=None, metavar="PATH", hidden=experiment is not None,
-                  help="The experiment file to run the verb on.")
+                  help="The experiment file (a Python file that creates an executor).")
     @_common
     @click.pass_context
     def cli(ctx: click.Context, /, file: str | None, **opts: Any) -> None:
+        if ctx.invoked_subcommand is None:  # a bare command: help, not an error
+            click.echo(ctx.get_help())
+            ctx.exit(0)
         ctx.obj = _State(experiment, file, opts)
 
     for command in _COMMANDS:
         cli.add_command(command)
+    if experiment is None:
+        cli.add_command(init)
     return cli
 
 
@@ -250,13 +265,24 @@ def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
                      if cancelled else "No live jobs to cancel.")
 
 
+@click.command(help="Write a commented starter experiment to PATH.",
+               short_help="Write a starter experiment file.")
+@click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
+def init(path: str) -> None:
+    from ..starter import write_starter
+
+    written = write_starter(path)
+    render.out.print(f"Wrote {written}. Try: python {written} launch --local")
+
+
 _COMMANDS = (launch, drylaunch, status, history, cat, cancel)
 
 
-def _invoke(group: click.Group, args: Sequence[str]) -> int:
+def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:
     """Run ``group`` on ``args``; the one place that turns outcomes into exit codes."""
     try:
-        group.main(args=list(args), prog_name=Path(sys.argv[0]).name, standalone_mode=False)
+        group.main(args=list(args), prog_name=prog_name or Path(sys.argv[0]).name,
+                   complete_var="_EXPERIMENTS_COMPLETE", standalone_mode=False)
     except UsageProblem as exc:
         render.error(str(exc))
         return EXIT_USAGE
@@ -285,11 +311,24 @@ cli = make_cli()
 """The bare ``experiments`` command: ``experiments --file my_experiment.py <verb>``."""
 
 
+def _file_first(args: list[str]) -> list[str]:
+    """Move ``--file PATH`` to the front, so it may also follow the verb."""
+    for i, a in enumerate(args):
+        if a == "--file" and i + 1 < len(args):
+            return [a, args[i + 1], *args[:i], *args[i + 2:]]
+        if a.startswith("--file="):
+            return [a, *args[:i], *args[i + 1:]]
+        if a == "--":
+            break
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``experiments [--file exp.py] <verb> ...``; returns the exit code."""
-    return _invoke(cli, sys.argv[1:] if argv is None else argv)
+    """``experiments [--file exp.py] <verb> ...`` (and ``python -m experiments``)."""
+    args = _file_first(list(sys.argv[1:] if argv is None else argv))
+    return _invoke(cli, args, prog_name="experiments")
 
 
 def entry() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the bare ``experiments`` command."""
     sys.exit(main())
