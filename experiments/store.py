@@ -42,6 +42,7 @@ from filelock import FileLock, Timeout
 
 from . import _atomic, paths
 from ._faults import crash_point
+from .config import lock_mode
 from .errors import StoreError
 
 FORMAT_VERSION = 1
@@ -52,15 +53,6 @@ LOCK_TIMEOUT_S = 60
 def now_iso() -> str:
     """The current time as ISO 8601 with its UTC offset."""
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def lock_mode(umask: int) -> int:
-    """The mode of lock files: the config's umask applied, and never group- or world-writable.
-
-    filelock sets an explicit mode with ``fchmod`` (the process umask does not apply), so a lock
-    created with its usual 0o666 would let any user hold our stage locks.
-    """
-    return 0o666 & ~umask & ~0o022
 
 
 class RecordState(str, Enum):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import StoreError, _atomic
+from experiments import StoreError, _atomic, config
 from experiments import store as store_mod
 from experiments.store import JobRecord, RecordState, Store
 
@@ -258,4 +258,4 @@ def test_lock_file_is_not_group_or_world_writable(experiments_home: Path) -> Non
     shutil.rmtree(_stage_dir(experiments_home, "t"), ignore_errors=True)
     Store(experiments_home, "proj", umask=0o027).add(_record("b", stage="t"))
     assert (_stage_dir(experiments_home, "t") / "jobs.json.lock").stat().st_mode & 0o777 == 0o640
-    assert store_mod.lock_mode(0o000) == 0o644  # never group/world-writable, whatever the mask
+    assert config.lock_mode(0o000) == 0o644  # never group/world-writable, whatever the mask
