@@ -159,7 +159,7 @@ class Store:
 
     def records(self, stage: str) -> list[JobRecord]:
         """The records of ``stage`` (empty when nothing was ever submitted)."""
-        return [JobRecord.from_dict(r) for r in self._refresh(stage).jobs]
+        return [JobRecord.from_dict(_detached(r)) for r in self._refresh(stage).jobs]
 
     def all_records(self, stages: Sequence[str] | None = None) -> list[JobRecord]:
         return [r for s in (stages if stages is not None else self.stages())
@@ -183,7 +183,7 @@ class Store:
             out: dict[str, JobRecord] = {}
             for name, change in changes.items():  # validate before anything is written
                 for i in st.index[name]:
-                    out[name] = replace(JobRecord.from_dict(st.jobs[i]), **change)
+                    out[name] = replace(JobRecord.from_dict(_detached(st.jobs[i])), **change)
             plain = {n: _plain(c) for n, c in changes.items()}
             self._append(stage, st, {"op": "update", "changes": plain})
         return out
@@ -356,6 +356,17 @@ def _apply(st: _Stage, event: Any, where: Path) -> None:
         st.reindex()
     else:
         raise _damaged(where, f"unknown event {str(event)[:80]}")
+
+
+def _detached(raw: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a cached record whose lists and dicts a caller may change without harm."""
+    out = dict(raw)
+    for key, value in raw.items():
+        if isinstance(value, list):
+            out[key] = [list(v) if isinstance(v, list) else v for v in value]
+        elif isinstance(value, dict):
+            out[key] = dict(value)
+    return out
 
 
 def _write_all(fd: int, data: bytes) -> None:

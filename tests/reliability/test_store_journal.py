@@ -259,3 +259,14 @@ def test_lock_file_is_not_group_or_world_writable(experiments_home: Path) -> Non
     Store(experiments_home, "proj", umask=0o027).add(_record("b", stage="t"))
     assert (_stage_dir(experiments_home, "t") / "jobs.json.lock").stat().st_mode & 0o777 == 0o640
     assert config.lock_mode(0o000) == 0o644  # never group/world-writable, whatever the mask
+
+
+def test_records_are_copies_that_callers_may_change(experiments_home: Path) -> None:
+    store = Store(experiments_home, "proj")
+    store.add(_record("a"))
+    mine = store.records("s")[0]
+    mine.tasks[0][1] = "changed"
+    mine.task_states["0"] = "failed"
+    store.update("s", "a", job_id="1").tasks.append(["x", "y"])
+    again = store.records("s")[0]
+    assert again.tasks == _record("a").tasks and again.task_states == {}
