@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import __version__, _registry, verbs
+from .. import __version__, _registry, logs, verbs
 from ..errors import ExperimentsError
 from ..launching import EventKind, LaunchEvent
 from ..session import Session
@@ -208,14 +208,16 @@ def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
     render.history(report.jobs)
 
 
-@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>).")
+@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>); long logs show "
+                                "their last lines (--full for all).")
 @click.argument("job")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the task runs.")
 @click.option("--all", "show_all", is_flag=True, help="Every task and every log.")
 @click.option("--failed", is_flag=True, help="The logs of the failed tasks.")
+@click.option("--full", is_flag=True, help="Whole logs, not only their last lines.")
 @_common
 @click.pass_obj
-def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
+def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, full: bool,
         **opts: Any) -> None:
     session = state.session(**opts)
     record, index = verbs.find_job(session, job)
@@ -229,30 +231,23 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
         if not wanted:
             render.out.print(f"`cat {record.job_id}_<index>` shows one task's log.")
         for i in wanted:
-            render.log_file(record.log_path(i), f"{record.job_id}_{i}")
+            render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full)
         return
     path = record.log_path(index)
-    render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}")
+    shown = render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
+                            full=full)
     if follow:
-        _follow(session, record, index, path)
+        _follow(session, record, index, path, shown)
 
 
-def _follow(session: Session, record: JobRecord, index: int, path: Path) -> None:
-    pos = path.stat().st_size if path.exists() else 0
-    delay = 1.0
-    while True:
-        time.sleep(delay)
-        if path.exists() and path.stat().st_size > pos:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                fh.seek(pos)
-                render.raw(fh.read())
-                pos = fh.tell()
-            delay = 1.0
-            continue
+def _follow(session: Session, record: JobRecord, index: int, path: Path, start: int) -> None:
+    """Print what the task's log gains until the task is neither queued nor running."""
+    def ended() -> bool:
         task = verbs.job_view(session, record).tasks[index]
-        if task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING):
-            return
-        delay = min(delay * 1.5, 10.0)
+        return task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING)
+
+    for text in logs.follow(path, start, stop=ended):
+        render.raw(text)
 
 
 @click.command(help="Cancel the live jobs of the stages (all by default).")
