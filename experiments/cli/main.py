@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.shell_completion import CompletionItem
 
 from .. import __version__, _registry, logs, verbs
+from .. import config as config_mod
 from ..errors import ExperimentsError
 from ..launching import EventKind, LaunchEvent
 from ..session import Session
 from ..status import ArtifactState
-from ..store import JobRecord
+from ..store import JobRecord, Store
 from . import render
 
 if TYPE_CHECKING:
@@ -100,6 +102,40 @@ def load_experiment(file: str | None) -> Executor:
     return made[-1]  # type: ignore[no-any-return]
 
 
+def _completion_experiment(ctx: click.Context) -> Executor | None:
+    """The experiment while the shell completes a word (no command callback has run yet)."""
+    root = ctx.find_root()
+    given = getattr(root.command, "experiment", None)
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    file = root.params.get("file")
+    try:
+        return load_experiment(file) if file else None
+    except Exception:  # a broken file completes nothing rather than printing a traceback
+        return None
+
+
+def _complete_stages(ctx: click.Context, param: click.Parameter,
+                     incomplete: str) -> list[CompletionItem]:
+    """Stage names of the experiment, for shell completion."""
+    ex = _completion_experiment(ctx)
+    return [CompletionItem(s) for s in (ex.stages if ex else ()) if s.startswith(incomplete)]
+
+
+def _complete_jobs(ctx: click.Context, param: click.Parameter,
+                   incomplete: str) -> list[CompletionItem]:
+    """Tracked job ids of the experiment's project, newest first, for shell completion."""
+    ex = _completion_experiment(ctx)
+    if ex is None:
+        return []
+    try:
+        records = Store(config_mod.home(), ex.project).all_records()
+    except ExperimentsError:
+        return []
+    ids = [r.job_id for r in reversed(records) if r.job_id]
+    return [CompletionItem(i) for i in dict.fromkeys(ids) if i.startswith(incomplete)]
+
+
 def make_cli(experiment: Executor | None = None) -> click.Group:
     """The command group, for ``experiment`` (auto_cli) or for the file named by --file."""
     title = f"Experiments of project '{experiment.project}'." if experiment else HELP
@@ -122,6 +158,7 @@ def make_cli(experiment: Executor | None = None) -> click.Group:
         cli.add_command(command)
     if experiment is None:
         cli.add_command(init)
+    cli.experiment = experiment  # type: ignore[attr-defined]  # read by shell completion
     return cli
 
 
@@ -141,7 +178,7 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
 
 
 @click.command(help="Submit the stages' jobs (all stages by default).")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
 @_common
 @click.pass_obj
@@ -157,7 +194,7 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, **opts: A
 
 
 @click.command(help="Show what launch would submit, without submitting anything.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
 @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
@@ -173,7 +210,7 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
 
 
 @click.command(help="Per stage: built, running, queued, failed, not started.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--watch", is_flag=True, help="Refresh until interrupted (backs off).")
 @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
               help="First refresh interval in seconds (min 5; grows when idle).")
@@ -196,7 +233,7 @@ def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: flo
 
 
 @click.command(help="Every submitted job with its task counts.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @_common
 @click.pass_obj
 def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
@@ -210,7 +247,7 @@ def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
 
 @click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>); long logs show "
                                 "their last lines (--full for all).")
-@click.argument("job")
+@click.argument("job", shell_complete=_complete_jobs)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the task runs.")
 @click.option("--all", "show_all", is_flag=True, help="Every task and every log.")
 @click.option("--failed", is_flag=True, help="The logs of the failed tasks.")
@@ -251,7 +288,7 @@ def _follow(session: Session, record: JobRecord, index: int, path: Path, start: 
 
 
 @click.command(help="Cancel the live jobs of the stages (all by default).")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @_common
 @click.pass_obj
 def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
