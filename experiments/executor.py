@@ -11,9 +11,9 @@ machine; either can be told to use the other backend.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _registry, paths
 from .artifact import Artifact
@@ -22,6 +22,7 @@ from .sets import ArtifactSet
 
 if TYPE_CHECKING:
     from .launching import Progress
+    from .results import ArtifactView, ResultTable
     from .session import Session
     from .verbs import DryRun, HistoryReport, LaunchResult, StatusReport
 
@@ -118,6 +119,22 @@ class Executor:
         from . import verbs
 
         return verbs.history(self.session(), stages)
+
+    def artifacts(self, stage: str, where: Mapping[str, Any] | Sequence[str] | None = None
+                  ) -> list[ArtifactView]:
+        """Each artifact of ``stage`` (matching ``where``: ``{"lr": 0.1}`` or ``["lr=0.1"]``)
+        with its flattened parameters, folder, state, provenance and metrics."""
+        from . import verbs
+
+        return verbs.artifacts(self.session(), stage, where)
+
+    def table(self, stage: str, where: Mapping[str, Any] | Sequence[str] | None = None, *,
+              columns: Sequence[str] | None = None, sort: str | None = None) -> ResultTable:
+        """The results of ``stage`` as rows (``.to_pandas()``, ``.to_csv()``, ...): every
+        parameter, every metric, then state and folder; ``sort="-acc"`` sorts descending."""
+        from . import verbs
+
+        return verbs.table(self.session(), stage, where, columns, sort)
 
     def cancel(self, stages: Sequence[str] | None = None) -> list[str]:
         """Cancel the live jobs of the stages (all by default); returns the job ids."""

@@ -297,6 +297,29 @@ def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
                      if cancelled else "No live jobs to cancel.")
 
 
+@click.command(name="table", help="The results of STAGE: parameters, metrics, state, folder.")
+@click.argument("stage")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only artifacts whose parameter KEY (a field path such as "
+                   "base_model.lr) equals VALUE (read as JSON when it parses). Repeatable.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("--columns", default=None, metavar="A,B,...", help="Only these columns.")
+@click.option("--sort", default=None, metavar="KEY", help="Sort by a column (-KEY: descending).")
+@_common
+@click.pass_obj
+def table_cmd(state: _State, /, stage: str, where: tuple[str, ...], fmt: str,
+              columns: str | None, sort: str | None, **opts: Any) -> None:
+    from ..selection import SelectionError
+
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    try:
+        result = verbs.table(state.session(**opts), stage, where, cols, sort)
+    except SelectionError as exc:
+        raise UsageProblem(str(exc)) from None
+    render.result_table(result, fmt)
+
+
 @click.command(help="Write a commented starter experiment to PATH.",
                short_help="Write a starter experiment file.")
 @click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
@@ -307,7 +330,7 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
-_COMMANDS = (launch, drylaunch, status, history, cat, cancel)
+_COMMANDS = (launch, drylaunch, status, history, cat, cancel, table_cmd)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from .. import logs
 from ..plan import Plan
+from ..results import ResultTable, cell_text
 from ..status import ORDER, ArtifactState, JobView, StageStatus
 from ..verbs import DryRun, LaunchResult
 
@@ -170,3 +171,19 @@ def progress_bar() -> Progress:
     return Progress(TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
                     console=out, transient=False)
+
+
+def result_table(result: ResultTable, fmt: str) -> None:
+    """A results table as a rich table, or as csv, json or markdown text (unwrapped)."""
+    if fmt != "table":
+        text = {"csv": result.to_csv, "json": result.to_json,
+                "markdown": result.to_markdown}[fmt]()
+        out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
+        return
+    table = Table(title=f"{result.stage}: {len(result)} artifact(s)")
+    for col in result.columns:
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in result.metric_columns else "left")
+    for row in result.rows:
+        table.add_row(*(escape(cell_text(v)) for v in row))
+    out.print(table)

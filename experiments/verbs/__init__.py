@@ -8,6 +8,7 @@ from __future__ import annotations
 from .cancel import cancel
 from .inspect import HistoryReport, StatusReport, find_job, history, job_view, status
 from .launch import DryRun, LaunchResult, drylaunch, launch
+from .results import artifacts, table
 
-__all__ = ["DryRun", "HistoryReport", "LaunchResult", "StatusReport", "cancel", "drylaunch",
-           "find_job", "history", "job_view", "launch", "status"]
+__all__ = ["DryRun", "HistoryReport", "LaunchResult", "StatusReport", "artifacts", "cancel",
+           "drylaunch", "find_job", "history", "job_view", "launch", "status", "table"]

@@ -1,0 +1,84 @@
+"""``artifacts`` and ``table``: a stage's results with today's states.
+
+Built artifacts are known from their done markers; the scheduler is asked (once, for all the
+jobs concerned) only when a selected artifact is not built and was submitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .. import paths, selection
+from ..artifact import Artifact
+from ..results import ArtifactView, ResultTable, flatten_params, make_table, read_json, read_metrics
+from ..session import Session
+from ..status import ArtifactState, Live, TaskView, is_built, latest_tasks, task_state
+from ..store import JobRecord
+
+Where = Iterable[str] | Mapping[str, Any] | None
+
+
+def _state(art: Artifact, latest: Mapping[str, tuple[JobRecord, int]], live: Live,
+           root: str) -> TaskView:
+    """As ``status`` counts it: the done marker first, then the artifact's newest task."""
+    if art.artifact_id in latest:
+        return task_state(*latest[art.artifact_id], live, root)
+    if is_built(root, art.relpath):
+        return TaskView("", -1, art.relpath, ArtifactState.BUILT)
+    return TaskView("", -1, art.relpath, ArtifactState.NOT_STARTED)
+
+
+def select(session: Session, stage: str, where: Where = None
+           ) -> list[tuple[Artifact, dict[str, Any]]]:
+    """The artifacts of ``stage`` matching ``where``, with their flattened parameters."""
+    session.selected([stage])
+    conditions = selection.parse_where(where)
+    arts = [(a, flatten_params(a)) for a in session.experiment.stages[stage]]
+    for c in conditions:
+        if arts and not any(selection.known(p, c.key) for _, p in arts):
+            names = sorted({k for _, p in arts for k in p})
+            raise selection.SelectionError(
+                f"--where {c}: stage {stage!r} has no parameter {c.key!r}; its parameters are: "
+                f"{', '.join(names)}")
+    return [(a, p) for a, p in arts if selection.matches(p, conditions)]
+
+
+def states(session: Session, artifacts: Sequence[Artifact]) -> tuple[list[TaskView], Live]:
+    """Today's state of each artifact: one scheduler query at most, none if all are built."""
+    root = session.experiment.artifact_path
+    unbuilt = [a for a in artifacts if not is_built(root, a.relpath)]
+    latest: dict[str, tuple[JobRecord, int]] = {}
+    live = Live()
+    if unbuilt:
+        records = session.records()
+        latest = latest_tasks(records)
+        wanted = {latest[a.artifact_id][0].name for a in unbuilt if a.artifact_id in latest}
+        live = session.live([r for r in records if r.name in wanted])
+    return [_state(a, latest, live, root) for a in artifacts], live
+
+
+def artifacts(session: Session, stage: str, where: Where = None) -> list[ArtifactView]:
+    """One view per artifact of ``stage`` (matching ``where``), in the stage's order."""
+    chosen = select(session, stage, where)
+    views, _live = states(session, [a for a, _ in chosen])
+    root = session.experiment.artifact_path
+    out = []
+    for (art, params), view in zip(chosen, views, strict=True):
+        meta = read_json(paths.meta_file(root, art.relpath)) or {}
+        metrics = read_metrics(root, art)  # also a running one's partial metrics
+        job = f"{view.job_id}_{view.index}" if view.job_id else ""
+        out.append(ArtifactView(art, stage, params, paths.artifact_dir(root, art.relpath),
+                                view.state, meta, metrics, view.detail, job))
+    return out
+
+
+def table(session: Session, stage: str, where: Where = None,
+          columns: Sequence[str] | None = None, sort: str | None = None) -> ResultTable:
+    """The results table of ``stage``: parameters, metrics, state and folder per artifact."""
+    result = make_table(stage, artifacts(session, stage, where))
+    if sort:
+        result = result.sort(sort)
+    if columns:
+        result = result.select(columns)
+    return result
