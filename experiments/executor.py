@@ -22,6 +22,7 @@ from .sets import ArtifactSet
 
 if TYPE_CHECKING:
     from .launching import Progress
+    from .report import ReportWritten
     from .results import ArtifactView, ResultTable
     from .session import Session
     from .verbs import DryRun, HistoryReport, LaunchResult, StatusReport
@@ -135,6 +136,13 @@ class Executor:
         from . import verbs
 
         return verbs.table(self.session(), stage, where, columns, sort)
+
+    def report(self, path: str = "report.html", stages: Sequence[str] | None = None
+               ) -> ReportWritten:
+        """Write the HTML report of ``stages`` (all by default) to ``path``."""
+        from .report import write_report
+
+        return write_report(self.session(), stages, path)
 
     def cancel(self, stages: Sequence[str] | None = None) -> list[str]:
         """Cancel the live jobs of the stages (all by default); returns the job ids."""

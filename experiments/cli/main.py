@@ -320,6 +320,52 @@ def table_cmd(state: _State, /, stage: str, where: tuple[str, ...], fmt: str,
     render.result_table(result, fmt)
 
 
+@click.command(name="report", help="Write an HTML report of the stages (all by default): "
+               "progress, failures with logs, results, plots, provenance and cost, in one "
+               "self-contained file.")
+@click.argument("stages", nargs=-1)
+@click.option("-o", "--output", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False), help="Where to write the report.")
+@_common
+@click.pass_obj
+def report_cmd(state: _State, /, stages: tuple[str, ...], output: str, **opts: Any) -> None:
+    from ..report import write_report
+
+    written = write_report(state.session(**opts), list(stages) or None, output)
+    render.warnings(written.data.warnings)
+    render.report_written(written)
+
+
+@click.command(help="Serve the report live (refreshed as states change), read-only. On any "
+                    "address but localhost, the printed URL carries a token every request needs.")
+@click.argument("stages", nargs=-1)
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="Port to listen on (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind; anything but localhost requires the token.")
+@click.option("--refresh", type=click.FloatRange(min=2.0), default=5.0, show_default=True,
+              help="Seconds between scheduler queries (shared by every viewer).")
+@_common
+@click.pass_obj
+def serve(state: _State, /, stages: tuple[str, ...], port: int, host: str, refresh: float,
+          **opts: Any) -> None:
+    from ..report.serve import make_server
+
+    session = state.session(**opts)
+    try:
+        server = make_server(session, list(stages) or None, host, port, refresh)
+    except OSError as exc:
+        raise UsageProblem(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
+                           "another --port or --host") from None
+    render.serving(session.experiment.project, server.url, server.token is not None)
+    try:
+        server.serve_forever(poll_interval=0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @click.command(help="Write a commented starter experiment to PATH.",
                short_help="Write a starter experiment file.")
 @click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
@@ -330,7 +376,7 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
-_COMMANDS = (launch, drylaunch, status, history, cat, cancel, table_cmd)
+_COMMANDS = (launch, drylaunch, status, history, cat, cancel, table_cmd, report_cmd, serve)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

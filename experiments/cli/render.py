@@ -6,8 +6,10 @@ which turns an ``ExperimentsError`` escaping an experiment file into one line on
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,6 +19,9 @@ from rich.table import Table
 from .. import logs
 from ..plan import Plan
 from ..results import ResultTable, cell_text
+
+if TYPE_CHECKING:
+    from ..report import ReportWritten
 from ..status import ORDER, ArtifactState, JobView, StageStatus
 from ..verbs import DryRun, LaunchResult
 
@@ -187,3 +192,23 @@ def result_table(result: ResultTable, fmt: str) -> None:
     for row in result.rows:
         table.add_row(*(escape(cell_text(v)) for v in row))
     out.print(table)
+
+
+def report_written(written: ReportWritten) -> None:
+    data = written.data
+    counts: dict[str, int] = {}
+    for st in data.stages:
+        for k, n in st.counts.items():
+            counts[k] = counts.get(k, 0) + n
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no artifacts"
+    out.print(f"Wrote {written.path} ({written.size / 1024:,.0f} kB in {written.seconds:.2f} s): "
+              f"{escape(summary)}", soft_wrap=True)
+
+
+def serving(project: str, url: str, token: bool) -> None:
+    out.print(f"Serving the report of {escape(project)} at {url}", soft_wrap=True)
+    if token:
+        out.print("Anyone with this URL (it holds the token) can read the report; requests "
+                  "without it are refused.", soft_wrap=True)
+    out.print("Read-only; Ctrl-C stops.")
+    sys.stdout.flush()

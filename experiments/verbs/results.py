@@ -7,6 +7,7 @@ jobs concerned) only when a selected artifact is not built and was submitted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from .. import paths, selection
@@ -44,7 +45,18 @@ def select(session: Session, stage: str, where: Where = None
     return [(a, p) for a, p in arts if selection.matches(p, conditions)]
 
 
-def states(session: Session, artifacts: Sequence[Artifact]) -> tuple[list[TaskView], Live]:
+@dataclass
+class Grid:
+    """The views of several stages from one look at the scheduler, and where each artifact's
+    newest task is (for its log)."""
+
+    views: dict[str, list[ArtifactView]]
+    latest: dict[str, tuple[JobRecord, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def states(session: Session, artifacts: Sequence[Artifact]
+           ) -> tuple[list[TaskView], dict[str, tuple[JobRecord, int]], Live]:
     """Today's state of each artifact: one scheduler query at most, none if all are built."""
     root = session.experiment.artifact_path
     unbuilt = [a for a in artifacts if not is_built(root, a.relpath)]
@@ -55,13 +67,11 @@ def states(session: Session, artifacts: Sequence[Artifact]) -> tuple[list[TaskVi
         latest = latest_tasks(records)
         wanted = {latest[a.artifact_id][0].name for a in unbuilt if a.artifact_id in latest}
         live = session.live([r for r in records if r.name in wanted])
-    return [_state(a, latest, live, root) for a in artifacts], live
+    return [_state(a, latest, live, root) for a in artifacts], latest, live
 
 
-def artifacts(session: Session, stage: str, where: Where = None) -> list[ArtifactView]:
-    """One view per artifact of ``stage`` (matching ``where``), in the stage's order."""
-    chosen = select(session, stage, where)
-    views, _live = states(session, [a for a, _ in chosen])
+def _views(session: Session, stage: str, chosen: Sequence[tuple[Artifact, dict[str, Any]]],
+           views: Sequence[TaskView]) -> list[ArtifactView]:
     root = session.experiment.artifact_path
     out = []
     for (art, params), view in zip(chosen, views, strict=True):
@@ -71,6 +81,26 @@ def artifacts(session: Session, stage: str, where: Where = None) -> list[Artifac
         out.append(ArtifactView(art, stage, params, paths.artifact_dir(root, art.relpath),
                                 view.state, meta, metrics, view.detail, job))
     return out
+
+
+def artifacts(session: Session, stage: str, where: Where = None) -> list[ArtifactView]:
+    """One view per artifact of ``stage`` (matching ``where``), in the stage's order."""
+    chosen = select(session, stage, where)
+    views, _latest, _live = states(session, [a for a, _ in chosen])
+    return _views(session, stage, chosen, views)
+
+
+def grid(session: Session, stages: Sequence[str] | None = None) -> Grid:
+    """Every artifact of ``stages`` (all by default), with one scheduler query in total."""
+    chosen = {s: select(session, s) for s in session.selected(stages)}
+    flat = [a for c in chosen.values() for a, _ in c]
+    views, latest, live = states(session, flat)
+    out: dict[str, list[ArtifactView]] = {}
+    start = 0
+    for stage, arts in chosen.items():
+        out[stage] = _views(session, stage, arts, views[start:start + len(arts)])
+        start += len(arts)
+    return Grid(out, latest, live.warnings())
 
 
 def table(session: Session, stage: str, where: Where = None,

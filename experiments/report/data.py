@@ -1,0 +1,239 @@
+"""What the report shows, as plain data: progress per stage, the stage graph, failures with
+their logs, the results tables, provenance and cost. One scheduler query for all of it.
+
+Everything here is data for a template or for JSON; nothing is escaped here and nothing is
+HTML: the renderer escapes every string it writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..backends.base import parse_duration_s
+from ..results import ArtifactView, make_table
+from ..session import Session
+from ..status import ORDER, ArtifactState, read_status
+from ..store import JobRecord, now_iso
+from ..verbs.results import grid
+
+TAIL_LINES = 20
+FULL_LOG_BYTES = 200_000  # the end of a long log; the report says it was cut
+MAX_FAILURES = 100  # with logs; the rest are counted and named by `status`
+MAX_JOBS = 50
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """One stage's counts per state, in display order, and its place in the graph."""
+
+    name: str
+    counts: dict[str, int]
+    total: int
+    level: int = 0
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed (or dependency-failed) artifact: why, where, and the end of its last log."""
+
+    stage: str
+    relpath: str
+    state: str
+    reason: str
+    job: str
+    step: str
+    exit_code: Any
+    tail: str
+    log: str
+    log_cut: bool
+    log_found: bool
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """Requested hours per stage from the artifacts' requirements (``used`` hooks: None until
+    the efficiency verb reports what the scheduler accounted)."""
+
+    stage: str
+    artifacts: int
+    cpu_hours: float | None
+    gpu_hours: float | None
+    used_cpu_hours: float | None = None
+    used_gpu_hours: float | None = None
+
+
+@dataclass
+class ReportData:
+    """Everything one page shows; ``tables`` is JSON-ready for the page's script."""
+
+    project: str
+    generated_at: str
+    stages: list[StageProgress]
+    edges: list[tuple[str, str]]
+    failures: list[Failure]
+    more_failures: int
+    tables: list[dict[str, Any]]
+    provenance: list[dict[str, Any]]
+    cost: list[StageCost]
+    jobs: list[dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def states(self) -> list[str]:
+        return [s.value for s in ORDER]
+
+
+def collect(session: Session, stages: Sequence[str] | None = None) -> ReportData:
+    """The report's data for ``stages`` (all by default): one scheduler query in total."""
+    g = grid(session, stages)
+    edges = _edges(session, list(g.views))
+    progress = [_progress(name, views) for name, views in g.views.items()]
+    levels = _levels(list(g.views), edges)
+    progress = [StageProgress(p.name, p.counts, p.total, levels[p.name]) for p in progress]
+    failures = [v for views in g.views.values() for v in views
+                if v.state in (ArtifactState.FAILED, ArtifactState.DEP_FAILED)]
+    return ReportData(
+        project=session.experiment.project, generated_at=now_iso(), stages=progress,
+        edges=edges,
+        failures=[_failure(session.experiment.artifact_path, v, g.latest)
+                  for v in failures[:MAX_FAILURES]],
+        more_failures=max(0, len(failures) - MAX_FAILURES),
+        tables=[table_json(name, views) for name, views in g.views.items()],
+        provenance=_provenance(g.views), cost=[_cost(n, v) for n, v in g.views.items()],
+        jobs=_jobs(session.records(list(g.views))), warnings=g.warnings)
+
+
+def _progress(stage: str, views: Sequence[ArtifactView]) -> StageProgress:
+    counts = {s.value: 0 for s in ORDER}
+    for v in views:
+        counts[v.state.value] += 1
+    return StageProgress(stage, counts, len(views))
+
+
+def _edges(session: Session, stages: Sequence[str]) -> list[tuple[str, str]]:
+    """(earlier, later) when an artifact of ``later`` depends on one of ``earlier``."""
+    owner: dict[str, str] = {}
+    for s in stages:
+        for a in session.experiment.stages[s]:
+            owner.setdefault(a.artifact_id, s)
+    edges: dict[tuple[str, str], None] = {}
+    for s in stages:
+        for a in session.experiment.stages[s]:
+            for d in a.dependencies():
+                src = owner.get(d.artifact_id)
+                if src is not None and src != s:
+                    edges[(src, s)] = None
+    return list(edges)
+
+
+def _levels(stages: Sequence[str], edges: Sequence[tuple[str, str]]) -> dict[str, int]:
+    """Each stage's column in the graph: the longest chain of stages before it."""
+    level = dict.fromkeys(stages, 0)
+    for _ in stages:  # relax; stage graphs are small and acyclic
+        for a, b in edges:
+            level[b] = max(level[b], level[a] + 1)
+    return level
+
+
+def _read_end(path: Path, limit: int) -> tuple[str, bool]:
+    """The last ``limit`` bytes of a text file and whether it was cut."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        fh.seek(max(0, size - limit))
+        raw = fh.read()
+    return raw.decode("utf-8", errors="replace"), size > limit
+
+
+def _failure(root: str, view: ArtifactView, latest: Mapping[str, tuple[JobRecord, int]]
+             ) -> Failure:
+    info = read_status(root, view.relpath)
+    step = ""
+    if info.get("step"):
+        step = f"step {info['step']}: {info.get('step_description') or ''}".strip()
+    text, cut, found = "", False, False
+    if view.artifact_id in latest:
+        record, index = latest[view.artifact_id]
+        try:
+            text, cut = _read_end(record.log_path(index), FULL_LOG_BYTES)
+            found = True
+        except OSError:
+            pass
+    tail = "\n".join(text.rstrip("\n").splitlines()[-TAIL_LINES:])
+    return Failure(view.stage, view.relpath, view.state.value, view.detail or "no reason "
+                   "recorded", view.job, step, info.get("exit_code"), tail, text, cut, found)
+
+
+def table_json(stage: str, views: Sequence[ArtifactView]) -> dict[str, Any]:
+    """A stage's results table for the page's script, with the sweep's axes and relpaths."""
+    table = make_table(stage, views)
+    swept = []
+    for i, col in enumerate(table.param_columns):
+        values = {_key(r[i]) for r in table.rows}
+        if len(values) > 1:
+            swept.append(col)
+    return {"stage": stage, "columns": list(table.columns), "params": list(table.param_columns),
+            "metrics": list(table.metric_columns), "swept": swept,
+            "rows": [list(r) for r in table.rows], "relpaths": [v.relpath for v in views]}
+
+
+def _key(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+_CODE_KEYS = ("snapshot", "snapshot_id", "commit", "git_commit", "code")
+
+
+def _provenance(views: Mapping[str, Sequence[ArtifactView]]) -> list[dict[str, Any]]:
+    """How many built artifacts each (code, class, stage) made; "code" is the snapshot or commit
+    the worker recorded in ``.artifact.json`` when it records one."""
+    groups: dict[tuple[str, str, str], int] = {}
+    for stage, vs in views.items():
+        for v in vs:
+            if not v.provenance or v.state is not ArtifactState.BUILT:
+                continue
+            code = ", ".join(f"{k} {v.provenance[k]}" for k in _CODE_KEYS
+                             if v.provenance.get(k)) or "not recorded"
+            key = (code, str(v.provenance.get("class", type(v.artifact).__qualname__)), stage)
+            groups[key] = groups.get(key, 0) + 1
+    return [{"code": c, "class": k, "stage": s, "artifacts": n}
+            for (c, k, s), n in sorted(groups.items())]
+
+
+def _hours(requirements: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(CPU-hours, GPU-hours) one task asks for; None when it sets no time limit."""
+    try:
+        seconds = parse_duration_s(str(requirements.get("time", "")))
+    except ValueError:
+        return None, None
+    if seconds is None:
+        return None, None
+    cpus = requirements.get("cpus", requirements.get("cpus_per_task", 1))
+    gpus = requirements.get("gpus", 0)
+    gpu_count = int(str(gpus).rpartition(":")[2]) if str(gpus).rpartition(":")[2].isdigit() else 0
+    cpu_count = int(cpus) if str(cpus).isdigit() else 1
+    return cpu_count * seconds / 3600, gpu_count * seconds / 3600
+
+
+def _cost(stage: str, views: Sequence[ArtifactView]) -> StageCost:
+    cpu: float | None = 0.0
+    gpu: float | None = 0.0
+    for v in views:
+        c, g = _hours(v.artifact.get_requirements())
+        cpu = None if cpu is None or c is None else cpu + c
+        gpu = None if gpu is None or g is None else gpu + g
+    return StageCost(stage, len(views), cpu, gpu)
+
+
+def _jobs(records: Sequence[JobRecord]) -> list[dict[str, Any]]:
+    """The newest tracked jobs with what each asked for."""
+    newest = sorted(records, key=lambda r: r.submitted_at)[-MAX_JOBS:]
+    return [{"job": r.job_id or "(unconfirmed)", "stage": r.stage, "tier": r.tier,
+             "backend": r.backend, "tasks": len(r.tasks), "submitted": r.submitted_at,
+             "requirements": ", ".join(f"{k}={v}" for k, v in sorted(r.requirements.items()))}
+            for r in reversed(newest)]
