@@ -37,15 +37,25 @@ def metrics_file(artifact: Artifact) -> str:
 
 def flatten_params(artifact: Artifact, prefix: str = "") -> dict[str, Any]:
     """Every field (defaults included) as JSON-able values, a dependency's by ``dep.field``."""
-    plain = identity.encode_params(artifact)
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(artifact):  # type: ignore[arg-type]
-        value = getattr(artifact, f.name)
-        if isinstance(value, Artifact):
-            out.update(flatten_params(value, f"{prefix}{f.name}."))
-        else:
-            out[f"{prefix}{f.name}"] = plain[f.name]
-    return out
+    flat = _flat(artifact)
+    return {f"{prefix}{k}": v for k, v in flat.items()} if prefix else dict(flat)
+
+
+def _flat(artifact: Artifact) -> dict[str, Any]:
+    """``flatten_params`` without prefix, cached on the (immutable) artifact: a dependency
+    shared by many artifacts is flattened once."""
+    cached = artifact.__dict__.get("_exp_flat")
+    if cached is None:
+        plain = identity.encode_params(artifact)
+        cached = {}
+        for f in dataclasses.fields(artifact):  # type: ignore[arg-type]
+            value = getattr(artifact, f.name)
+            if isinstance(value, Artifact):
+                cached.update({f"{f.name}.{k}": v for k, v in _flat(value).items()})
+            else:
+                cached[f.name] = plain[f.name]
+        object.__setattr__(artifact, "_exp_flat", cached)
+    return cached
 
 
 def flatten_metrics(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

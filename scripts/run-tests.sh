@@ -5,7 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test,gcs,dev,docs]'
+python3 -m pip install --quiet --disable-pip-version-check -e '.[test,gcs,dev,docs,report,results]'
+# The report's browser tests drive Debian's headless Chromium through its chromedriver
+# (selenium is pointed at /usr/bin/chromedriver: nothing downloads a browser).
+if ! command -v chromium >/dev/null || ! [ -x /usr/bin/chromedriver ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
+fi
 python3 -m ruff check experiments tests bench examples
 python3 -m mypy experiments
 eval "$(bash scripts/slurm-test-cluster.sh start)"

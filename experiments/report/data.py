@@ -180,7 +180,10 @@ def table_json(stage: str, views: Sequence[ArtifactView]) -> dict[str, Any]:
             "rows": [list(r) for r in table.rows], "relpaths": [v.relpath for v in views]}
 
 
-def _key(value: Any) -> str:
+def _key(value: Any) -> Any:
+    """A hashable stand-in for a cell (lists and dicts as their JSON)."""
+    if value is None or isinstance(value, (str, int, float)):
+        return (type(value).__name__, value)
     import json
 
     return json.dumps(value, sort_keys=True, default=str)

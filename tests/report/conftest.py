@@ -1,0 +1,69 @@
+"""A real headless Chromium (Debian's ``chromium`` and ``chromium-driver``) driven by selenium.
+
+Nothing downloads a browser: selenium is pointed at ``/usr/bin/chromedriver`` and
+``/usr/bin/chromium``. Without them the browser tests fail under ``CI=true`` and are skipped
+loudly elsewhere (``apt-get install -y chromium chromium-driver``, ``pip install selenium``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+_skipped: list[str] = []
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but no browser for the report tests: {why}", pytrace=False)
+    _skipped.append(why)
+    banner = "!" * 20 + " BROWSER TESTS SKIPPED " + "!" * 20
+    pytest.skip(f"\n{banner}\n{why}\nInstall: apt-get install -y chromium chromium-driver; "
+                f"pip install selenium\n{banner}")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _skipped:
+        terminalreporter.write_sep("!", "BROWSER TESTS WERE SKIPPED", red=True, bold=True)
+        for why in dict.fromkeys(_skipped):
+            terminalreporter.write_line(why, red=True)
+
+
+@pytest.fixture(scope="session")
+def _driver() -> Iterator[Any]:
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _unavailable("selenium is not installed")
+    if not (Path(CHROMEDRIVER).exists() and Path(CHROMIUM).exists()):
+        _unavailable(f"no {CHROMEDRIVER} or {CHROMIUM}")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1800", "--disable-extensions", "--no-first-run"):
+        options.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    except Exception as exc:  # noqa: BLE001 (any start failure means: no browser)
+        _unavailable(f"chromium did not start: {exc}")
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(_driver: Any, tmp_path: Path) -> Iterator[Any]:
+    """The shared browser; a screenshot of the last page goes to the test's tmp folder."""
+    yield _driver
+    try:
+        _driver.save_screenshot(str(tmp_path / "screenshot.png"))
+    except Exception:  # noqa: BLE001 (a screenshot is a courtesy)
+        pass
