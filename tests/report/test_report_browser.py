@@ -4,6 +4,7 @@ failed, dependency-failed and not-started artifacts and hostile strings."""
 from __future__ import annotations
 
 import http.client
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -220,3 +221,17 @@ def test_live_page_changes_counts_without_a_reload(tmp_path: Path, browser: Any,
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_screenshot_of_the_report(page: Any, tmp_path: Path) -> None:
+    """The picture in README and docs/report.md is made here:
+    ``REPORT_SCREENSHOT=docs/img/report.png pytest tests/report -k screenshot``."""
+    page.set_window_size(1200, 1000)
+    page.find_element(By.CSS_SELECTOR, 'details.failure[data-relpath^="Pre/lr=1.0"] summary'
+                      ).click()
+    page.save_screenshot(str(tmp_path / "report.png"))
+    target = os.environ.get("REPORT_SCREENSHOT")
+    if target:
+        Path(target).write_bytes((tmp_path / "report.png").read_bytes())
+    page.set_window_size(1400, 1800)
+    assert (tmp_path / "report.png").stat().st_size > 10_000
