@@ -7,6 +7,7 @@ loudly elsewhere (``apt-get install -y chromium chromium-driver``, ``pip install
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -26,7 +27,15 @@ def _unavailable(why: str) -> None:
     _skipped.append(why)
     banner = "!" * 20 + " BROWSER TESTS SKIPPED " + "!" * 20
     pytest.skip(f"\n{banner}\n{why}\nInstall: apt-get install -y chromium chromium-driver; "
-                f"pip install selenium\n{banner}")
+                f"pip install selenium jinja2\n{banner}", allow_module_level=True)
+
+
+def need(module: str) -> Any:
+    """Import ``module`` for a test module: a failure under CI=true, a loud skip elsewhere."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        _unavailable(f"{module} is not installed")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

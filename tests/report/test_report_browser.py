@@ -18,11 +18,12 @@ from experiments.report.serve import ReportServer, make_server
 from experiments.status import ArtifactState as S
 
 from . import grid as g
+from .conftest import need
 
-pytest.importorskip("jinja2")
-By: Any = pytest.importorskip("selenium.webdriver.common.by").By
-WebDriverWait: Any = pytest.importorskip("selenium.webdriver.support.wait").WebDriverWait
-NoAlert: Any = pytest.importorskip("selenium.common.exceptions").NoAlertPresentException
+need("jinja2")
+By: Any = need("selenium.webdriver.common.by").By
+WebDriverWait: Any = need("selenium.webdriver.support.wait").WebDriverWait
+NoAlert: Any = need("selenium.common.exceptions").NoAlertPresentException
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,9 @@ from experiments.report import write_report
 from experiments.session import Session
 from tests.e2e.helpers import run_cli
 
-pytest.importorskip("jinja2")
+from .conftest import need
+
+need("jinja2")
 
 EXPERIMENT = '''
 import os, sys
@@ -125,3 +127,21 @@ def test_report_of_the_readme_grid_takes_under_a_second(tmp_path: Path,
     assert sum(s.total for s in written.data.stages) == 36
     print(f"report of 36 artifacts: {min(times):.3f} s, {written.size / 1024:.0f} kB")
     assert min(times) < 1.0, times
+
+
+def test_without_the_extras_the_error_names_them(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.errors import ExperimentsError
+    from experiments.report import html
+
+    ex = readme_grid(tmp_path)
+    monkeypatch.setitem(sys.modules, "jinja2", None)  # import jinja2 now raises ImportError
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    html._environment.cache_clear()
+    try:
+        with pytest.raises(ExperimentsError, match=r"slurm-experiments\[report\]"):
+            write_report(ex.session(), None, tmp_path / "r.html")
+        with pytest.raises(ExperimentsError, match=r"slurm-experiments\[results\]"):
+            ex.table("pretrain").to_pandas()
+    finally:
+        html._environment.cache_clear()

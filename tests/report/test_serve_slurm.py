@@ -20,10 +20,11 @@ from tests.e2e.helpers import run_cli
 from tests.e2e.slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands
 from tests.e2e.test_slurm_e2e import EXPERIMENT
 
+from .conftest import need
 from .test_report_browser import _counts
 
 pytestmark = pytest.mark.slurm
-WebDriverWait: Any = pytest.importorskip("selenium.webdriver.support.wait").WebDriverWait
+WebDriverWait: Any = need("selenium.webdriver.support.wait").WebDriverWait
 
 
 def test_live_counts_follow_slurm(tmp_path: Path, slurm_cluster: object, browser: Any) -> None:

@@ -314,8 +314,11 @@
     });
   }
 
+  var t0 = performance.now();
   renderTables();
+  var t1 = performance.now();
   renderPlots();
+  window.reportTimings = {tables_ms: t1 - t0, plots_ms: performance.now() - t1};
   var liveUrl = document.body.getAttribute("data-live");
   if (liveUrl) {
     var every = (data.refresh_s || 5) * 1000;
