@@ -21,6 +21,7 @@ from typing import Any
 from . import identity, paths
 from .artifact import Artifact
 from .errors import ExperimentsError
+from .selection import SelectionError
 from .status import ArtifactState
 
 METRICS_FILE = "metrics.json"
@@ -157,8 +158,8 @@ class ResultTable:
         try:
             return self.columns.index(name)
         except ValueError:
-            raise ExperimentsError(f"no column {name!r} in the {self.stage} table; columns are: "
-                                   f"{', '.join(self.columns)}") from None
+            raise SelectionError(f"no column {name!r} in the {self.stage} table; columns are: "
+                                 f"{', '.join(self.columns)}") from None
 
     def select(self, columns: Sequence[str]) -> ResultTable:
         """Only ``columns``, in that order."""

@@ -304,11 +304,12 @@ def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
                    "base_model.lr) equals VALUE (read as JSON when it parses). Repeatable.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
+@click.option("--json", "as_json", is_flag=True, help="The same as --format json.")
 @click.option("--columns", default=None, metavar="A,B,...", help="Only these columns.")
 @click.option("--sort", default=None, metavar="KEY", help="Sort by a column (-KEY: descending).")
 @_common
 @click.pass_obj
-def table_cmd(state: _State, /, stage: str, where: tuple[str, ...], fmt: str,
+def table_cmd(state: _State, /, stage: str, where: tuple[str, ...], fmt: str, as_json: bool,
               columns: str | None, sort: str | None, **opts: Any) -> None:
     from ..selection import SelectionError
 
@@ -317,7 +318,7 @@ def table_cmd(state: _State, /, stage: str, where: tuple[str, ...], fmt: str,
         result = verbs.table(state.session(**opts), stage, where, cols, sort)
     except SelectionError as exc:
         raise UsageProblem(str(exc)) from None
-    render.result_table(result, fmt)
+    render.result_table(result, "json" if as_json else fmt)
 
 
 @click.command(name="report", help="Write an HTML report of the stages (all by default): "

@@ -147,8 +147,7 @@ def test_cli_formats(ex: LocalExecutor, tmp_path: Path, repo_root: Path) -> None
     rows = list(csv.DictReader(io.StringIO(res.stdout)))
     assert [(r["data"], r["score"], r["state"]) for r in rows] == [("a", "1", "built"),
                                                                     ("bb", "2", "built")]
-    res = run_cli(script, "table", "pretrain", "--format", "json", "--columns", "lr,state",
-                  env=env)
+    res = run_cli(script, "table", "pretrain", "--json", "--columns", "lr,state", env=env)
     assert json.loads(res.stdout) == [{"lr": 0.1, "state": "built"},
                                       {"lr": 0.2, "state": "built"},
                                       {"lr": 0.3, "state": "failed"}]
@@ -158,3 +157,5 @@ def test_cli_formats(ex: LocalExecutor, tmp_path: Path, repo_root: Path) -> None
     assert res.returncode == 0 and "pretrain: 3 artifact(s)" in res.stdout
     bad = run_cli(script, "table", "pretrain", "--where", "nope=1", env=env)
     assert bad.returncode == 2 and "its parameters are: epochs, lr" in bad.stderr
+    bad = run_cli(script, "table", "pretrain", "--columns", "lr,nope", env=env)
+    assert bad.returncode == 2 and "no column 'nope'" in bad.stderr
