@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _atomic, _proc, paths
+from ..bootstrap import worker_argv
 from ..launching import EventKind, LaunchContext, LaunchEvent, PreparedJob
 from ..plan import Group, Plan
 from ..store import JobRecord, RecordState
@@ -208,8 +209,8 @@ class _Runner:
         env = {**os.environ, **self.ctx.job_env(slot.job.group),
                "EXPERIMENTS_JOB": str(TaskKey(rec.job_id or "", slot.index))}
         with open(log, "ab") as out:
-            child = _proc.spawn([self.ctx.python, "-m", "experiments.worker", rec.spec_dir,
-                                 str(slot.index)], stdout=out, env=env)
+            child = _proc.spawn(worker_argv(self.ctx.python, rec.spec_dir, slot.index),
+                                stdout=out, env=env)
             self.children[(rec.name, slot.index)] = child
             code = child.wait()
             self.children.pop((rec.name, slot.index), None)

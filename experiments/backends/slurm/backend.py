@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ... import _atomic, paths
 from ..._faults import crash_point
+from ...bootstrap import PACKAGE_PARENT
 from ...config import Config
 from ...errors import SubmissionError
 from ...launching import LaunchContext
@@ -56,7 +57,7 @@ class SlurmBackend:
         array = f"0-{n_tasks - 1}" + (f"%{throttle}" if throttle else "")
         return render_script(job_name=name, options=group.resources.options, array=array,
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
-                             python=python, env=env)
+                             python=python, env=env, package_dir=PACKAGE_PARENT)
 
     # -- drylaunch --------------------------------------------------------------------------
     def describe(self, group: Group, *, validate: bool) -> Description:
