@@ -80,7 +80,8 @@ class LocalBackend:
         jobs = [self._prepare(ctx, group, n) for n, group in enumerate(plan.groups)]
         slots = [_Slot(job, i) for job in jobs for i in range(len(job.tasks))]
         ctx.progress(LaunchEvent(EventKind.START, total=len(slots)))
-        states = _Runner(self.workers, ctx).run(slots)
+        workers = min(self.workers, ctx.max_running or self.workers)  # the launch's budget
+        states = _Runner(workers, ctx).run(slots)
         final: dict[str, dict[str, Any]] = {}
         for job in jobs:
             task_states = {str(i): states.get((job.record.name, i), JobState.CANCELLED).value

@@ -65,8 +65,13 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
 
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,
-           with_deps: bool = False, progress: Progress | None = None) -> LaunchResult:
-    """Plan the stages and submit (or run, locally) everything not built or queued."""
+           with_deps: bool = False, progress: Progress | None = None,
+           max_running: int | None = None) -> LaunchResult:
+    """Plan the stages and submit (or run, locally) everything not built or queued.
+
+    ``max_running`` (default: config.json's ``max_running`` for the project) bounds how many
+    tasks of this launch run at once, across all its jobs and tiers.
+    """
     ex = session.experiment
     with _launch_lock(session):
         warnings = reconcile(session)
@@ -82,7 +87,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,
-            python=session.config.python or sys.executable, progress=progress)
+            python=session.config.python or sys.executable, progress=progress,
+            max_running=(max_running if max_running is not None
+                         else session.config.max_running_for(ex.project)))
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
         return LaunchResult(plan, submitted, warnings)
 
