@@ -16,16 +16,17 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .. import paths
+from .. import _gc, paths
 from ..artifact import Artifact
 from ..backends.base import Description, Resources, freeze_requirements
 from ..config import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError
 from ..identity import check_relpath
 from ..launching import LaunchContext, Progress, pending_intents
+from ..markers import DoneIndex
 from ..plan import Plan, build_plan
 from ..session import Session
-from ..status import Live, is_built, live_artifacts
+from ..status import Live, live_artifacts
 from ..store import JobRecord, RecordState
 from ..task import Download, Task, Upload
 
@@ -134,27 +135,49 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
     selected = session.selected(stages)
     backend = session.backend()
     cache: dict[tuple[Any, ...], Resources] = {}
+    seen: dict[tuple[type, tuple[tuple[str, Any], ...]], Resources] = {}
 
     def resources(art: Artifact) -> Resources:
+        reqs = art.get_requirements()
+        if type(reqs) is dict:  # the same requirements as an earlier artifact: known already
+            try:
+                return seen[(type(art), tuple(reqs.items()))]
+            except (KeyError, TypeError):  # new, or a value that is not hashable
+                pass
         where = f"{type(art).__qualname__} {art.relpath}"
-        merged = session.config.resolve_requirements(requirements_of(art, where))
+        merged = session.config.resolve_requirements(requirements_of(art, where, reqs))
         key = freeze_requirements(merged, where)
         if key not in cache:
             cache[key] = backend.resolve(merged, where)
+        if type(reqs) is dict:
+            try:
+                seen[(type(art), tuple(reqs.items()))] = cache[key]
+            except TypeError:
+                pass
         return cache[key]
 
+    done = DoneIndex(ex.artifact_path)
+    checked: set[type] = set()
+
     def built(art: Artifact) -> bool:
-        check_relpath(art.relpath, type(art).__qualname__)
-        return is_built(ex.artifact_path, art.relpath)
+        cls = type(art)
+        if cls.relpath is not Artifact.relpath or cls not in checked:
+            check_relpath(art.relpath, cls.__qualname__)  # an override: check every one
+            if cls.relpath is Artifact.relpath:
+                checked.add(cls)  # the default is safe by construction once its class name is
+        return done(art.relpath)
 
-    return build_plan(ex.stages, selected, is_built=built, live=live_artifacts(records, live),
-                      resources=resources, construct=lambda a: record_steps(session, a),
-                      with_deps=with_deps)
+    with _gc.paused():
+        return build_plan(ex.stages, selected, is_built=built,
+                          live=live_artifacts(records, live), resources=resources,
+                          construct=lambda a: record_steps(session, a), with_deps=with_deps)
 
 
-def requirements_of(art: Artifact, where: str) -> dict[str, Any]:
-    """``art.get_requirements()``, checked to be a dict (None means none)."""
-    reqs = art.get_requirements()
+def requirements_of(art: Artifact, where: str, reqs: Any = None) -> dict[str, Any]:
+    """``art.get_requirements()`` (or ``reqs``, its result), checked to be a dict (None means
+    none)."""
+    if reqs is None:
+        reqs = art.get_requirements()
     if reqs is None:
         return {}
     if not isinstance(reqs, dict):
