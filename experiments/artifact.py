@@ -40,7 +40,7 @@ class Artifact:
 
     # -- identity ---------------------------------------------------------------------------
     def _experiments_key(self) -> str:
-        cached = self.__dict__.get("_exp_key")
+        cached: str | None = self.__dict__.get("_exp_key")
         if cached is None:
             # Deepest dependencies first, iteratively: long chains must not hit recursion limits.
             pending, order = [self], []
@@ -53,10 +53,12 @@ class Artifact:
                 if "_exp_key" not in art.__dict__:
                     check_artifact_class(type(art))
                     key, names = identity.identify(art)  # checks every value while planning
+                    # one tuple per distinct name list, not one per artifact (a million of them)
+                    names = _NAMES.setdefault(names, names)
                     object.__setattr__(art, "_exp_names", names)
                     object.__setattr__(art, "_exp_key", key)
             cached = self.__dict__["_exp_key"]
-        return str(cached)
+        return cached
 
     @property
     def artifact_id(self) -> str:
@@ -104,6 +106,7 @@ def _collect(value: Any, out: list[Artifact], depth: int = 0) -> None:
 
 
 _checked: set[type] = set()
+_NAMES: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def check_artifact_class(cls: type) -> None:

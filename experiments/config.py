@@ -36,6 +36,8 @@ OPTIONAL_KEYS = {
     "default_partition": "partition whose defaults apply when an artifact names none",
     "umask": "octal permission mask for files and folders we create, e.g. '077' or '027'",
     "python": "Python interpreter that runs the worker on the compute nodes",
+    "max_running": "at most this many tasks of one launch run at once: an int for every "
+                   'project, or {"<project>": int, ...} (others unlimited)',
 }
 
 
@@ -86,6 +88,13 @@ class Config:
     default_partition: str | None = None
     umask: int = 0o077
     python: str | None = None
+    max_running: int | Mapping[str, int] | None = None
+
+    def max_running_for(self, project: str) -> int | None:
+        """The concurrency budget of a launch of ``project`` (None: no budget)."""
+        if isinstance(self.max_running, Mapping):
+            return self.max_running.get(project)
+        return self.max_running
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -169,7 +178,23 @@ def validate(data: Any, path: Path) -> Config:
     if python is not None and (not isinstance(python, str) or not python.startswith("/")):
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, _log_directory(log_dir, path), slurm_args, partition,
-                  _umask(data.get("umask", "077"), path), python)
+                  _umask(data.get("umask", "077"), path), python,
+                  _max_running(data.get("max_running"), path))
+
+
+def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
+    """``max_running``: a positive int, or an object mapping project names to positive ints."""
+    def positive(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+    if value is None or positive(value):
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, dict) and all(isinstance(k, str) and positive(v)
+                                       for k, v in value.items()):
+        return dict(value)
+    raise ConfigError(f"{path}: max_running must be a positive int (every project) or map "
+                      'project names to positive ints, e.g. {"my-project": 64}; got '
+                      f"{value!r:.60}")
 
 
 def _log_directory(value: str, config_path: Path) -> Path:

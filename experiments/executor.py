@@ -102,12 +102,14 @@ class Executor:
                                validate=validate)
 
     def launch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
-               with_deps: bool = False, progress: Progress | None = None) -> LaunchResult:
-        """Plan the stages and submit (or run, locally) everything not built or queued."""
+               with_deps: bool = False, progress: Progress | None = None,
+               max_running: int | None = None) -> LaunchResult:
+        """Plan the stages and submit (or run, locally) everything not built or queued;
+        ``max_running`` bounds how many of its tasks run at once."""
         from . import verbs
 
         return verbs.launch(self.session(local=local), stages, with_deps=with_deps,
-                            progress=progress)
+                            progress=progress, max_running=max_running)
 
     def status(self, stages: Sequence[str] | None = None) -> StatusReport:
         """Per stage: how many artifacts are built, running, queued, failed, not started."""

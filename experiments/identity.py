@@ -298,11 +298,24 @@ def default_relpath(obj: Any, names: Sequence[str] | None = None) -> str:
     artifact_id = obj.artifact_id  # first: it checks every value (depth, types, text)
     if names is None:
         names = [n for n, _ in identity_fields(obj)]
-    cls = _SAFE.sub("_", type(obj).__name__)
-    readable = ",".join(f"{n}={_SAFE.sub('_', _readable(getattr(obj, n)))}" for n in names)
-    readable = readable.encode("ascii", "replace")[:_MAX_READABLE].decode("ascii")
-    leaf = f"{readable}-{artifact_id}" if readable else artifact_id
-    return f"{cls}/{leaf}"
+    tp = type(obj)
+    cls = _CLASS_PART.get(tp)
+    if cls is None:
+        cls = _CLASS_PART[tp] = _SAFE.sub("_", tp.__name__)
+    if not names:
+        return f"{cls}/{artifact_id}"
+    parts = []
+    for n in names:
+        value = getattr(obj, n)  # an int's digits and sign are safe as they are
+        text = str(value) if type(value) is int else _SAFE.sub("_", _readable(value))
+        parts.append(f"{n}={text}")
+    readable = ",".join(parts)
+    if len(readable) > _MAX_READABLE or not readable.isascii():
+        readable = readable.encode("ascii", "replace")[:_MAX_READABLE].decode("ascii")
+    return f"{cls}/{readable}-{artifact_id}"
+
+
+_CLASS_PART: dict[type, str] = {}
 
 
 def check_relpath(relpath: Any, where: str) -> str:
@@ -331,7 +344,13 @@ def encode_params(obj: Any) -> dict[str, Any]:
     the planning checks and the result always survives ``json.dumps(..., ensure_ascii=False)``.
     """
     obj._experiments_key()
-    return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    names = _all_fields.get(type(obj))
+    if names is None:
+        names = _all_fields[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
+    return {name: _jsonable(getattr(obj, name)) for name in names}
+
+
+_all_fields: dict[type, tuple[str, ...]] = {}
 
 
 def _jsonable(value: Any) -> Any:

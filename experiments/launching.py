@@ -73,17 +73,19 @@ class LaunchContext:
     launch_id: str
     python: str
     progress: Progress = _no_progress
+    max_running: int | None = None  # at most this many tasks of the launch at once
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
 
     @classmethod
     def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
                  artifact_path: str, code_path: str, python: str,
-                 progress: Progress | None = None) -> LaunchContext:
+                 progress: Progress | None = None,
+                 max_running: int | None = None) -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
-                  progress=progress or _no_progress)
+                  progress=progress or _no_progress, max_running=max_running)
         ctx.job_of.update(plan.live_jobs)
         return ctx
 

@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
+from . import _gc
 from .artifact import Artifact, check_artifact_class
 from .errors import DefinitionError
 from .identity import encode_value, to_plain
@@ -13,13 +14,14 @@ from .identity import encode_value, to_plain
 
 def _dedupe(items: Iterable[Artifact], where: str) -> tuple[Artifact, ...]:
     seen: dict[str, Artifact] = {}
-    for a in items:
-        if not isinstance(a, Artifact):
-            raise DefinitionError(
-                f"{where} produced {type(a).__name__} {a!r:.60}, not an Artifact; return an "
-                "instance of an Artifact subclass"
-            )
-        seen.setdefault(a._experiments_key(), a)
+    with _gc.paused():  # many new acyclic objects: see experiments._gc
+        for a in items:
+            if not isinstance(a, Artifact):
+                raise DefinitionError(
+                    f"{where} produced {type(a).__name__} {a!r:.60}, not an Artifact; return "
+                    "an instance of an Artifact subclass"
+                )
+            seen.setdefault(a._experiments_key(), a)
     return tuple(seen.values())
 
 
@@ -53,7 +55,8 @@ class ArtifactSet(Sequence[Artifact]):
         axes = [_axis(target, n, params[n]) for n in names]
         made = (target(**dict(zip(names, combo, strict=True)))
                 for combo in itertools.product(*axes))
-        return set_type(made, _trusted=True)
+        with _gc.paused():  # many new acyclic objects: see experiments._gc
+            return set_type(made, _trusted=True)
 
     @staticmethod
     def join_product(*sets: Iterable[Any]) -> Combinations:

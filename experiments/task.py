@@ -11,7 +11,7 @@ import posixpath
 import re
 import shlex
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import DefinitionError
@@ -73,8 +73,8 @@ _STEP_TYPES: dict[str, type] = {
 
 
 def step_to_dict(step: Step) -> dict[str, str]:
-    """The JSON form of a step."""
-    return asdict(step)
+    """The JSON form of a step (its fields in order; all are strings, so a copy will do)."""
+    return dict(vars(step))
 
 
 def step_from_dict(data: Mapping[str, str]) -> Step:
@@ -95,9 +95,17 @@ class Task:
         self.code_path = code_path
         self.relpath = relpath
         self.gs_path = gs_path
-        self.directory = posixpath.normpath(posixpath.join(artifact_path, relpath))
+        self._directory: str | None = None
         self.steps: list[Step] = []
         self._where = where
+
+    @property
+    def directory(self) -> str:
+        """The artifact's own directory (made on first use: most builders never ask)."""
+        if self._directory is None:
+            self._directory = posixpath.normpath(posixpath.join(self.artifact_path,
+                                                                self.relpath))
+        return self._directory
 
     # -- files ----------------------------------------------------------------------------
     def create_file(self, path: str, content: str | bytes) -> None:

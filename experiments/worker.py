@@ -163,6 +163,9 @@ class Build:
             elif kind == "run_command":
                 self._command(step["command"])
             elif kind in ("upload", "download"):
+                from .bootstrap import ensure_site
+
+                ensure_site()  # the worker starts without site-packages (python -S)
                 from . import storage  # cloud libraries load only when a step needs them
 
                 if kind == "upload":

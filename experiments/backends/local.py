@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _atomic, _proc, paths
+from ..bootstrap import worker_argv
 from ..launching import EventKind, LaunchContext, LaunchEvent, PreparedJob
 from ..plan import Group, Plan
 from ..store import JobRecord, RecordState
@@ -79,7 +80,8 @@ class LocalBackend:
         jobs = [self._prepare(ctx, group, n) for n, group in enumerate(plan.groups)]
         slots = [_Slot(job, i) for job in jobs for i in range(len(job.tasks))]
         ctx.progress(LaunchEvent(EventKind.START, total=len(slots)))
-        states = _Runner(self.workers, ctx).run(slots)
+        workers = min(self.workers, ctx.max_running or self.workers)  # the launch's budget
+        states = _Runner(workers, ctx).run(slots)
         final: dict[str, dict[str, Any]] = {}
         for job in jobs:
             task_states = {str(i): states.get((job.record.name, i), JobState.CANCELLED).value
@@ -208,8 +210,8 @@ class _Runner:
         env = {**os.environ, **self.ctx.job_env(slot.job.group),
                "EXPERIMENTS_JOB": str(TaskKey(rec.job_id or "", slot.index))}
         with open(log, "ab") as out:
-            child = _proc.spawn([self.ctx.python, "-m", "experiments.worker", rec.spec_dir,
-                                 str(slot.index)], stdout=out, env=env)
+            child = _proc.spawn(worker_argv(self.ctx.python, rec.spec_dir, slot.index),
+                                stdout=out, env=env)
             self.children[(rec.name, slot.index)] = child
             code = child.wait()
             self.children.pop((rec.name, slot.index), None)

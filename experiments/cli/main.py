@@ -180,13 +180,17 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
 @click.command(help="Submit the stages' jobs (all stages by default).")
 @click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
+@click.option("--max-running", type=click.IntRange(min=1), default=None, metavar="N",
+              help="At most N tasks of this launch run at once, across all its jobs "
+                   "(default: config.json's max_running).")
 @_common
 @click.pass_obj
-def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, **opts: Any) -> None:
+def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
+           max_running: int | None, **opts: Any) -> None:
     session = state.session(**opts)
     with render.progress_bar() as bar:
         result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
-                              progress=_progress_printer(bar))
+                              progress=_progress_printer(bar), max_running=max_running)
     render.warnings(result.warnings)
     render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):

@@ -41,15 +41,20 @@ class _Planner:
         self.missing_stages: set[str] = set()
 
     def visit(self, root: Artifact, stage: str) -> None:
-        """Classify ``root`` and its dependencies (iteratively: chains may be long)."""
+        """Classify ``root`` and its dependencies (iteratively: chains may be long).
+
+        An artifact whose dependencies are all classified already (the common case: a
+        stage's artifacts after their dependencies' stage) goes straight into ``order``.
+        """
+        status, order = self.status, self.order
         stack: list[tuple[Artifact, str, bool]] = [(root, stage, False)]
         while stack:
             art, stg, expanded = stack.pop()
-            key = art._experiments_key()
             if expanded:
-                self.order.append(art)
+                order.append(art)
                 continue
-            if key in self.status:
+            key = art._experiments_key()
+            if key in status:
                 continue
             if self.is_built(art):
                 self._skip(art, stg, key, _Mark.BUILT, "built")
@@ -57,16 +62,20 @@ class _Planner:
                 self._skip(art, stg, key, _Mark.LIVE, f"already queued/running as job "
                                                       f"{self.live[art.artifact_id]}")
             elif key not in self.selected_keys and not self.with_deps:
-                self.status[key] = _Mark.MISSING
+                status[key] = _Mark.MISSING
                 owner = self.owner.get(key)
                 self.missing.append(_describe_missing(art, owner))
                 if owner:
                     self.missing_stages.add(owner)
             else:
-                self.status[key] = _Mark.BUILD
+                status[key] = _Mark.BUILD
                 self.stage_of[key] = stg
+                pending = [d for d in art.dependencies() if d._experiments_key() not in status]
+                if not pending:
+                    order.append(art)
+                    continue
                 stack.append((art, stg, True))
-                for dep in reversed(art.dependencies()):
+                for dep in reversed(pending):
                     dkey = dep._experiments_key()
                     stack.append((dep, self.owner.get(dkey, stg), False))
 
@@ -131,9 +140,16 @@ def _tiers(order: list[Artifact], status: Mapping[str, _Mark]) -> dict[str, int]
     """Tier of each artifact to build: 0 without planned deps, else 1 + their highest tier."""
     tier: dict[str, int] = {}
     for art in order:  # dependencies come before dependents in ``order``
-        deps = [tier[d._experiments_key()] for d in art.dependencies()
-                if status.get(d._experiments_key()) is _Mark.BUILD]
-        tier[art._experiments_key()] = 1 + max(deps) if deps else 0
+        deps = art.dependencies()
+        if not deps:
+            tier[art._experiments_key()] = 0
+            continue
+        highest = -1
+        for d in deps:
+            t = tier.get(d._experiments_key(), -1)  # not planned (built, live): no tier
+            if t > highest:
+                highest = t
+        tier[art._experiments_key()] = highest + 1
     return tier
 
 
@@ -141,9 +157,11 @@ def _group(planner: _Planner, tiers: Mapping[str, int],
            resources: Callable[[Artifact], Resources],
            construct: Callable[[Artifact], tuple[Any, ...]]) -> tuple[tuple[Group, ...], ...]:
     buckets: dict[tuple[int, str, Resources], list[PlannedTask]] = {}
+    status, stage_of = planner.status, planner.stage_of
+    pending = (_Mark.BUILD, _Mark.LIVE)
     for art in planner.order:
         key = art._experiments_key()
-        stage = planner.stage_of[key]
+        stage = stage_of[key]
         res = resources(art)
         deps = art.dependencies()
         task = PlannedTask(
@@ -151,14 +169,16 @@ def _group(planner: _Planner, tiers: Mapping[str, int],
             relpath=art.relpath,
             stage=stage,
             class_name=type(art).__qualname__,
-            dep_ids=tuple(d.artifact_id for d in deps
-                          if planner.status.get(d._experiments_key())
-                          in (_Mark.BUILD, _Mark.LIVE)),
-            dep_relpaths=tuple(d.relpath for d in deps),
+            dep_ids=tuple([d.artifact_id for d in deps
+                           if status.get(d._experiments_key()) in pending]) if deps else (),
+            dep_relpaths=tuple([d.relpath for d in deps]) if deps else (),
             steps=construct(art),
             artifact=art,
         )
-        buckets.setdefault((tiers[key], stage, res), []).append(task)
+        bucket = buckets.get((tiers[key], stage, res))
+        if bucket is None:
+            bucket = buckets[(tiers[key], stage, res)] = []
+        bucket.append(task)
     n_tiers = 1 + max(tiers.values()) if tiers else 0
     out: list[list[Group]] = [[] for _ in range(n_tiers)]
     for (tier, stage, res), tasks in buckets.items():

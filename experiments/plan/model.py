@@ -11,7 +11,7 @@ from ..identity import encode_params
 from ..task import Step
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million of them must fit in memory
 class PlannedTask:
     """One artifact to build: who it is, what it needs, and the steps that build it."""
 

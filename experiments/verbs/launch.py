@@ -16,16 +16,17 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from .. import paths
+from .. import _gc, paths
 from ..artifact import Artifact
 from ..backends.base import Description, Resources, freeze_requirements
 from ..config import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError
 from ..identity import check_relpath
 from ..launching import LaunchContext, Progress, pending_intents
+from ..markers import DoneIndex
 from ..plan import Plan, build_plan
 from ..session import Session
-from ..status import Live, is_built, live_artifacts
+from ..status import Live, live_artifacts
 from ..store import JobRecord, RecordState
 from ..task import Download, Task, Upload
 
@@ -65,8 +66,13 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
 
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,
-           with_deps: bool = False, progress: Progress | None = None) -> LaunchResult:
-    """Plan the stages and submit (or run, locally) everything not built or queued."""
+           with_deps: bool = False, progress: Progress | None = None,
+           max_running: int | None = None) -> LaunchResult:
+    """Plan the stages and submit (or run, locally) everything not built or queued.
+
+    ``max_running`` (default: config.json's ``max_running`` for the project) bounds how many
+    tasks of this launch run at once, across all its jobs and tiers.
+    """
     ex = session.experiment
     with _launch_lock(session):
         warnings = reconcile(session)
@@ -82,7 +88,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,
-            python=session.config.python or sys.executable, progress=progress)
+            python=session.config.python or sys.executable, progress=progress,
+            max_running=(max_running if max_running is not None
+                         else session.config.max_running_for(ex.project)))
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
         return LaunchResult(plan, submitted, warnings)
 
@@ -127,27 +135,49 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
     selected = session.selected(stages)
     backend = session.backend()
     cache: dict[tuple[Any, ...], Resources] = {}
+    seen: dict[tuple[type, tuple[tuple[str, Any], ...]], Resources] = {}
 
     def resources(art: Artifact) -> Resources:
+        reqs = art.get_requirements()
+        if type(reqs) is dict:  # the same requirements as an earlier artifact: known already
+            try:
+                return seen[(type(art), tuple(reqs.items()))]
+            except (KeyError, TypeError):  # new, or a value that is not hashable
+                pass
         where = f"{type(art).__qualname__} {art.relpath}"
-        merged = session.config.resolve_requirements(requirements_of(art, where))
+        merged = session.config.resolve_requirements(requirements_of(art, where, reqs))
         key = freeze_requirements(merged, where)
         if key not in cache:
             cache[key] = backend.resolve(merged, where)
+        if type(reqs) is dict:
+            try:
+                seen[(type(art), tuple(reqs.items()))] = cache[key]
+            except TypeError:
+                pass
         return cache[key]
 
+    done = DoneIndex(ex.artifact_path)
+    checked: set[type] = set()
+
     def built(art: Artifact) -> bool:
-        check_relpath(art.relpath, type(art).__qualname__)
-        return is_built(ex.artifact_path, art.relpath)
+        cls = type(art)
+        if cls.relpath is not Artifact.relpath or cls not in checked:
+            check_relpath(art.relpath, cls.__qualname__)  # an override: check every one
+            if cls.relpath is Artifact.relpath:
+                checked.add(cls)  # the default is safe by construction once its class name is
+        return done(art.relpath)
 
-    return build_plan(ex.stages, selected, is_built=built, live=live_artifacts(records, live),
-                      resources=resources, construct=lambda a: record_steps(session, a),
-                      with_deps=with_deps)
+    with _gc.paused():
+        return build_plan(ex.stages, selected, is_built=built,
+                          live=live_artifacts(records, live), resources=resources,
+                          construct=lambda a: record_steps(session, a), with_deps=with_deps)
 
 
-def requirements_of(art: Artifact, where: str) -> dict[str, Any]:
-    """``art.get_requirements()``, checked to be a dict (None means none)."""
-    reqs = art.get_requirements()
+def requirements_of(art: Artifact, where: str, reqs: Any = None) -> dict[str, Any]:
+    """``art.get_requirements()`` (or ``reqs``, its result), checked to be a dict (None means
+    none)."""
+    if reqs is None:
+        reqs = art.get_requirements()
     if reqs is None:
         return {}
     if not isinstance(reqs, dict):

@@ -104,8 +104,23 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     msg = str(info.value)
     assert str(path) in msg
     assert "unknown key(s) log_dir, zzz" in msg
-    assert ("valid keys are default_partition, default_slurm_args, log_directory, python, "
-            "umask") in msg
+    assert ("valid keys are default_partition, default_slurm_args, log_directory, "
+            "max_running, python, umask") in msg
+
+
+@pytest.mark.parametrize("value, project, expected", [
+    (None, "p", None), (8, "p", 8), ({"p": 4, "q": 64}, "p", 4), ({"q": 64}, "p", None)])
+def test_max_running_is_an_int_or_per_project(exp_home: Path, value: object, project: str,
+                                               expected: int | None) -> None:
+    _write(exp_home, json.dumps({} if value is None else {"max_running": value}))
+    assert cfg.load().max_running_for(project) == expected
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "8", 2.5, {"p": 0}, {"p": "8"}, [8]])
+def test_bad_max_running_is_refused(exp_home: Path, value: object) -> None:
+    _write(exp_home, json.dumps({"max_running": value}))
+    with pytest.raises(ConfigError, match="max_running must be a positive int"):
+        cfg.load()
 
 
 def test_yaml_python_tag_is_rejected_and_not_executed(exp_home: Path, tmp_path: Path) -> None:

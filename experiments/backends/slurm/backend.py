@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ... import _atomic, paths
 from ..._faults import crash_point
+from ...bootstrap import PACKAGE_PARENT
 from ...config import Config
 from ...errors import SubmissionError
 from ...launching import LaunchContext
@@ -29,6 +30,7 @@ from ..base import (
     TaskStatus,
     common_resources,
 )
+from . import budget
 from .client import SlurmClient, SubmissionUncertain
 from .options import option_text, slurm_options
 from .script import render_script
@@ -51,12 +53,12 @@ class SlurmBackend:
         return common_resources(requirements, where, options)
 
     def _script(self, name: str, group: Group, n_tasks: int, spec_dir: str, log_dir: str,
-                python: str, env: Mapping[str, str]) -> str:
-        throttle = group.resources.max_parallel
+                python: str, env: Mapping[str, str], throttle: int | None = None) -> str:
+        throttle = throttle or group.resources.max_parallel
         array = f"0-{n_tasks - 1}" + (f"%{throttle}" if throttle else "")
         return render_script(job_name=name, options=group.resources.options, array=array,
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
-                             python=python, env=env)
+                             python=python, env=env, package_dir=PACKAGE_PARENT)
 
     # -- drylaunch --------------------------------------------------------------------------
     def describe(self, group: Group, *, validate: bool) -> Description:
@@ -81,23 +83,31 @@ class SlurmBackend:
     def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
         """Submit every group, tier by tier, recording each job as soon as Slurm accepts it."""
         max_tasks = self.client.max_array_size()
-        group_no = 0
-        for tier in plan.tiers:
-            for group in tier:
-                for chunk_no, tasks in enumerate(chunk(group.tasks, max_tasks)):
-                    self._submit_chunk(ctx, group, group_no, chunk_no, tasks)
-                group_no += 1
+        arrays = [(group, group_no, chunk_no, tasks)
+                  for group_no, group in enumerate(g for tier in plan.tiers for g in tier)
+                  for chunk_no, tasks in enumerate(chunk(group.tasks, max_tasks))]
+        shares = budget.split([len(a[3]) for a in arrays],
+                              [a[0].resources.max_parallel for a in arrays], ctx.max_running)
+        ids: list[str] = []
+        for (group, group_no, chunk_no, tasks), share in zip(arrays, shares, strict=True):
+            after = ids[share.after] if share.after is not None else None
+            ids.append(self._submit_chunk(ctx, group, group_no, chunk_no, tasks,
+                                          share.throttle, after))
         return ctx.submitted
 
     def _submit_chunk(self, ctx: LaunchContext, group: Group, group_no: int, chunk_no: int,
-                      tasks: Sequence[PlannedTask]) -> None:
+                      tasks: Sequence[PlannedTask], throttle: int | None = None,
+                      after: str | None = None) -> str:
+        """Submit one array (``throttle``: its share of the launch's budget; ``after``: a job
+        it must also wait for, to keep that budget) and return its job id."""
         name = ctx.job_name(group, group_no, chunk_no)
         job = ctx.prepare(group, tasks, name, NAME)
         text = self._script(name, group, len(tasks), job.record.spec_dir, job.record.log_dir,
-                            ctx.python, ctx.job_env(group))
+                            ctx.python, ctx.job_env(group), throttle)
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
-        extra = [f"--dependency=afterany:{':'.join(job.depends_on)}"] if job.depends_on else []
+        waits = [*job.depends_on, *([after] if after and after not in job.depends_on else [])]
+        extra = [f"--dependency=afterany:{':'.join(waits)}"] if waits else []
         crash_point("before-sbatch")
         try:
             job_id = self.client.submit(script, job_name=name, extra_args=extra)
@@ -108,6 +118,7 @@ class SlurmBackend:
             raise
         crash_point("after-sbatch")
         ctx.confirm(job, job_id)
+        return job_id
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:

@@ -12,7 +12,11 @@ The script is a list of ``#SBATCH`` directives, then three lines of bash::
     set -u
     export EXPERIMENTS_PROJECT=proj      <- the job's environment (project and stage)
     echo "experiments: task ... on <host> at <date>, restart ${SLURM_RESTART_COUNT:-0}" >&2
-    exec '<python>' -m experiments.worker '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
+    exec '<python>' -I -S -c '<bootstrap>' '<package parent>' '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
+
+The last line starts the worker as :mod:`experiments.bootstrap` says (isolated, without
+``site``, this package's folder on ``sys.path``: the interpreter's start is the per-task floor);
+without ``package_dir`` it is ``exec '<python>' -m experiments.worker '<spec_dir>' ...``.
 
 The framework's own directives come *after* the requirements' options, so that even a slip in
 validation could not override them (sbatch keeps the last value of a repeated option). Every
@@ -26,6 +30,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
+from ...bootstrap import BOOTSTRAP, FLAGS
 from ...errors import DefinitionError
 from .options import Option, check_not_owned, check_text, quote_directive_value
 
@@ -107,16 +112,28 @@ def _shell_word(value: str, what: str, job_name: str) -> str:
     return shlex.quote(check_text(value, f"job {job_name} {what}"))
 
 
+def _exec_line(python: str, spec_dir: str, package_dir: str | None, job_name: str) -> str:
+    """The line that replaces the shell with the worker."""
+    spec = _shell_word(spec_dir, "spec_dir", job_name)
+    interpreter = _shell_word(python, "python", job_name)
+    if package_dir is None:
+        return f'exec {interpreter} -m {WORKER_MODULE} {spec} "$SLURM_ARRAY_TASK_ID"'
+    return (f"exec {interpreter} {' '.join(FLAGS)} -c {shlex.quote(BOOTSTRAP)} "
+            f'{_shell_word(package_dir, "package_dir", job_name)} {spec} "$SLURM_ARRAY_TASK_ID"')
+
+
 def render_script(*, job_name: str, options: Sequence[Option], array: str, output: str,
-                  spec_dir: str, python: str, env: Mapping[str, str] | None = None) -> str:
+                  spec_dir: str, python: str, env: Mapping[str, str] | None = None,
+                  package_dir: str | None = None) -> str:
     """The batch script of one array job (pure: the same arguments give the same text).
 
+    ``package_dir`` is the folder holding the ``experiments`` package the worker imports
+    (:data:`experiments.bootstrap.PACKAGE_PARENT`); None starts it with ``-m``.
     Raises ``DefinitionError`` for any value that could not round-trip into the script.
     """
     check_job_name(job_name)
     lines = ["#!/bin/bash", *_user_directives(options, job_name),
              *_own_directives(job_name, array, output),
              "set -u", *_exports(env or {}, job_name), BANNER,
-             f"exec {_shell_word(python, 'python', job_name)} -m {WORKER_MODULE} "
-             f'{_shell_word(spec_dir, "spec_dir", job_name)} "$SLURM_ARRAY_TASK_ID"']
+             _exec_line(python, spec_dir, package_dir, job_name)]
     return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ import pytest
 
 from experiments.backends.slurm.options import array_throttle, slurm_options
 from experiments.backends.slurm.script import render_script
+from experiments.bootstrap import BOOTSTRAP
 from experiments.errors import DefinitionError
 from tests.backends.slurm.test_options import BAD_CHARS, HOSTILE, sbatch_args
 
@@ -23,7 +24,7 @@ NAME = "olmo.pretrain.l20261129a.t0g0c0"
 BASIC = dict(job_name=NAME, options=slurm_options(REQS, where="test"),
              array=f"0-99%{array_throttle(REQS)}", output="/logs/olmo/pretrain/%A_%a.log",
              spec_dir=f"/home/u/.experiments/projects/olmo/specs/{NAME}",
-             python="/opt/venv/bin/python",
+             python="/opt/venv/bin/python", package_dir="/opt/venv/lib/python3.11/site-packages",
              env={"EXPERIMENTS_PROJECT": "olmo", "WANDB_TAGS": "a b,$c"})
 
 
@@ -117,6 +118,8 @@ def test_hostile_spec_dir_and_env_value_reach_the_worker(value: str, dumper: Pat
     seen = _run(script, tmp_path)
     assert seen["argv"] == ["-m", "experiments.worker", value, "7"]
     assert seen["env"]["HOSTILE"] == value
+    script = _render(spec_dir=value, python=str(dumper), package_dir=value)
+    assert _run(script, tmp_path)["argv"] == ["-I", "-S", "-c", BOOTSTRAP, value, value, "7"]
 
 
 @pytest.mark.parametrize("template", ["a'; touch {m}", "$(touch {m})", "`touch {m}`",

@@ -1,0 +1,46 @@
+"""Which artifacts are built, found with one directory listing per folder instead of one
+``stat`` per artifact.
+
+An artifact is built when ``<root>/<relpath>/.done`` exists. Planning or ``status`` of a grid
+asks that of every artifact; most of them share a parent folder (``<root>/<ClassName>/``). One
+listing of that folder says which artifact folders exist at all, and only those are asked for
+their done marker: a grid never run costs one listing per class instead of a million ``stat``
+calls. A folder that cannot be listed falls back to asking each artifact.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import paths
+
+
+class DoneIndex:
+    """``index(relpath)``: does the artifact at ``relpath`` under ``root`` have its done marker?
+
+    Listings are taken on first use and kept, so an index answers for one moment of one
+    command (planning, one ``status``); make a new one for the next.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._folders: dict[str, frozenset[str] | None] = {}
+
+    def __call__(self, relpath: str) -> bool:
+        parent, _, leaf = relpath.rpartition("/")
+        try:
+            names = self._folders[parent]
+        except KeyError:
+            names = self._folders[parent] = self._list(parent)
+        if names is not None and leaf not in names:
+            return False
+        return os.path.exists(paths.done_marker(self.root, relpath))
+
+    def _list(self, parent: str) -> frozenset[str] | None:
+        folder = os.path.join(self.root, parent) if parent else self.root
+        try:
+            return frozenset(os.listdir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()  # no folder: nothing under it is built
+        except OSError:
+            return None  # e.g. not readable: ask each artifact
