@@ -292,8 +292,9 @@ def cancel_dependents(spec_dir: str, index: int, relpath: str, why: str,
             with open(os.path.join(folder, name), encoding="utf-8") as fh:
                 info = json.load(fh)
             dependent = info["tasks"].get(str(index))
-            if dependent is None:
-                continue
+            if dependent is None or os.path.exists(
+                    os.path.join(info["spec_dir"], paths.CANCEL_REQUESTED)):
+                continue  # not waiting on this task, or being cancelled by the user anyway
             key = f"{info['job']}_{index}"
             _proc.run(["scancel", key], timeout_s=10.0)
             record_dependency_failed(info["artifact_path"], dependent, key,

@@ -21,7 +21,7 @@ from ...config import Config
 from ...errors import SubmissionError
 from ...launching import LaunchContext
 from ...plan import Group, Plan
-from ...plan.lanes import ArrayLayout, Wait, Where, layout_plan
+from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
 from ...store import JobRecord
 from ..base import (
     Description,
@@ -44,6 +44,9 @@ class SlurmBackend:
     """Submits, queries and cancels array jobs through one ``SlurmClient``."""
 
     name = NAME
+    # Lanes per upstream array beyond which a group waits for whole arrays instead; 0 gives the
+    # rule before lanes (every dependent array waits for all of its upstream arrays).
+    max_lanes = MAX_LANES
 
     def __init__(self, config: Config, client: SlurmClient | None = None) -> None:
         self.config = config
@@ -85,7 +88,8 @@ class SlurmBackend:
     # -- launch ---------------------------------------------------------------------------
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
         """The arrays this backend submits for ``plan`` (drylaunch shows the same)."""
-        return layout_plan(plan, self.client.max_array_size(), live_places(plan, records))
+        return layout_plan(plan, self.client.max_array_size(), live_places(plan, records),
+                           max_lanes=self.max_lanes)
 
     def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
         """Submit every array, upstream first, recording each job as soon as Slurm accepts it."""
@@ -142,6 +146,8 @@ class SlurmBackend:
 
     def cancel(self, records: Sequence[JobRecord]) -> None:
         ids = [r.job_id for r in records if r.job_id]
+        for r in records:  # dying upstream workers then leave these tasks to the user's cancel
+            deps.mark_cancel_requested(r)
         if ids:
             self.client.cancel(ids)
 

@@ -47,6 +47,17 @@ def write_dependents(upstream: JobRecord, dependent: JobRecord) -> None:
         pass  # best effort: the next status cancels what this would have let the worker cancel
 
 
+def mark_cancel_requested(record: JobRecord) -> None:
+    """Mark a job the user is cancelling, so that its tasks show as cancelled, not as
+    dependency failed (a dying upstream worker skips the dependents of a marked job)."""
+    if record.spec_dir and os.path.isdir(record.spec_dir):
+        try:
+            _atomic.write_bytes(os.path.join(record.spec_dir, paths.CANCEL_REQUESTED), b"",
+                                durable=False)
+        except OSError:
+            pass
+
+
 def never_satisfied(status: TaskStatus) -> bool:
     return status.state is JobState.PENDING and status.reason.startswith(NEVER)
 
