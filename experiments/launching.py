@@ -99,14 +99,26 @@ class LaunchContext:
         return {"EXPERIMENTS_PROJECT": self.project, "EXPERIMENTS_STAGE": group.stage}
 
     def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
-                *, pid_start: int | None = None) -> PreparedJob:
-        """Write the spec of one job and record its intent in the store."""
+                *, pid_start: int | None = None, indices: Sequence[int] | None = None,
+                depends_on: Sequence[str] | None = None) -> PreparedJob:
+        """Write the spec of one job and record its intent in the store.
+
+        ``indices`` are the scheduler's array indices of the tasks when they are not
+        ``0..n-1`` (the spec then maps an index to its task); ``depends_on`` overrides the job
+        ids waited for (by default every job holding a dependency of a task).
+        """
         spec = paths.spec_dir(self.home, self.project, name)
-        header = {"project": self.project, "stage": group.stage, "job_name": name,
-                  "artifact_path": self.artifact_path, "code_path": self.code_path,
-                  "umask": self.config.umask}
+        header: dict[str, Any] = {
+            "project": self.project, "stage": group.stage, "job_name": name,
+            "artifact_path": self.artifact_path, "code_path": self.code_path,
+            "umask": self.config.umask}
+        sparse = list(indices) if indices is not None and list(indices) != list(
+            range(len(tasks))) else []
+        if sparse:
+            header["indices"] = sparse
         specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
-        deps = sorted({self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
+        deps = sorted(set(depends_on) if depends_on is not None else
+                      {self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
         record = JobRecord(
             name=name, backend=backend, stage=group.stage, tier=group.tier,
             tasks=[[t.artifact_id, t.relpath] for t in tasks],
@@ -114,6 +126,7 @@ class LaunchContext:
             spec_dir=str(spec),
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
             host=socket.gethostname(), pid=os.getpid(), pid_start=pid_start,
+            array_indices=sparse,
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)

@@ -33,6 +33,8 @@ LOCK = ".lock"
 SPEC_TASKS = "tasks.jsonl"
 SPEC_INDEX = "tasks.idx"
 SCRIPT = "job.sbatch"
+DEPENDENTS = "dependents"  # in a spec dir: one JSON file per array waiting task-by-task on it
+CANCEL_REQUESTED = "cancel-requested"  # in a spec dir: the user cancelled this job
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 

@@ -55,3 +55,15 @@ def read_task(directory: str, index: int) -> dict[str, Any]:
     with open(os.path.join(directory, SPEC_TASKS), "rb") as fh:
         fh.seek(start)
         return json.loads(fh.read(end - start))  # type: ignore[no-any-return]
+
+
+def position(header: dict[str, Any], index: int) -> int:
+    """The position in the spec of the task at array ``index`` (the same unless the header
+    lists ``indices``: an array laid out on its upstream array's indices)."""
+    indices = header.get("indices")
+    if not indices:
+        return index
+    try:
+        return list(indices).index(index)
+    except ValueError:
+        raise IndexError(f"array index {index} is not one of this spec's tasks") from None

@@ -87,6 +87,9 @@ class JobRecord:
     pid: int | None = None
     pid_start: int | None = None
     task_states: dict[str, str] = field(default_factory=dict)  # index -> final local state
+    # The scheduler's array index of each task when it is not simply its position (an array
+    # laid out to line up with its upstream array's indices); empty means ``0..n-1``.
+    array_indices: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # Callers pass plain strings ("submitted"); keep the field an enum member.
@@ -103,8 +106,12 @@ class JobRecord:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def log_path(self, index: int) -> Path:
-        """The log file of array task ``index``."""
-        return paths.task_log(Path(self.log_dir), self.job_id or "?", index)
+        """The log file of task ``index`` (its position; the file bears its array index)."""
+        return paths.task_log(Path(self.log_dir), self.job_id or "?", self.array_index(index))
+
+    def array_index(self, position: int) -> int:
+        """The scheduler's array index of the task at ``position`` in ``tasks``."""
+        return self.array_indices[position] if self.array_indices else position
 
 
 def _plain(changes: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import enum
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -37,6 +38,10 @@ class WorkerState(str, enum.Enum):
 EXIT_FAILED = 1
 EXIT_DEPENDENCY_FAILED = 3
 EXIT_BUSY = 75  # another worker holds the artifact's lock
+# Set (to "1") by a backend whose dependents wait with ``aftercorr``: an ordinary failure (and a
+# dependency failure) then ends with exit 0, so the counterpart task is released and ends as
+# "dependency failed" at once instead of pending forever. ``.status.json`` keeps the truth.
+EXIT_ZERO_ENV = "EXPERIMENTS_EXIT_ZERO_ON_FAILURE"
 
 
 class _Interrupted(BaseException):  # not Exception: step error handling must not eat it
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_dir = args[0]
     index = int(args[1]) if len(args) > 1 else int(os.environ["SLURM_ARRAY_TASK_ID"])
     header = specs.read_header(spec_dir)
-    task = specs.read_task(spec_dir, index)
+    task = specs.read_task(spec_dir, specs.position(header, index))
     os.umask(int(header.get("umask", 0o077)))
     job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
     build = Build(header, task, job)
@@ -249,9 +254,59 @@ def main(argv: list[str] | None = None) -> int:
     except _Interrupted as exc:
         _say(f"interrupted by {exc}; no done marker written")
         build.status(WorkerState.INTERRUPTED, finished_at=_now(), error=f"interrupted by {exc}")
+        cancel_dependents(spec_dir, index, build.relpath, f"interrupted by {exc}")
         return 128 + exc.signum
     _say(f"worker finished with exit code {code} after {time.monotonic() - started:.1f} s")
+    return scheduler_exit_code(code)
+
+
+def scheduler_exit_code(code: int) -> int:
+    """The exit code the scheduler sees: 0 for an ordinary (or dependency) failure when the
+    backend asked for it (``EXIT_ZERO_ENV``), so tasks waiting with ``aftercorr`` are released."""
+    if os.environ.get(EXIT_ZERO_ENV) == "1" and code in (EXIT_FAILED, EXIT_DEPENDENCY_FAILED):
+        _say(f"exiting 0 instead of {code} so that dependents are released; the failure is "
+             f"recorded in {paths.STATUS}")
+        return 0
     return code
+
+
+def record_dependency_failed(root: str, relpath: str, job: str, error: str) -> None:
+    """Record that an artifact's task was cancelled because a dependency was not built."""
+    if os.path.exists(paths.done_marker(root, relpath)):
+        return
+    os.makedirs(paths.artifact_dir(root, relpath), exist_ok=True)
+    _atomic.write_json(paths.status_file(root, relpath),
+                       {"artifact": relpath, "job": job, "host": socket.gethostname(),
+                        "state": WorkerState.DEPENDENCY_FAILED.value, "finished_at": _now(),
+                        "error": error}, durable=False)
+
+
+def cancel_dependents(spec_dir: str, index: int, relpath: str, why: str,
+                      depth: int = 0) -> None:
+    """Cancel the tasks waiting on task ``index`` with ``aftercorr`` (and theirs, in turn),
+    recording each as dependency failed; they would otherwise pend forever. Best effort."""
+    folder = os.path.join(spec_dir, paths.DEPENDENTS)
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return
+    for name in names:
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                info = json.load(fh)
+            dependent = info["tasks"].get(str(index))
+            if dependent is None or os.path.exists(
+                    os.path.join(info["spec_dir"], paths.CANCEL_REQUESTED)):
+                continue  # not waiting on this task, or being cancelled by the user anyway
+            key = f"{info['job']}_{index}"
+            _proc.run(["scancel", key], timeout_s=10.0)
+            record_dependency_failed(info["artifact_path"], dependent, key,
+                                     f"dependency {relpath} was not built ({why})")
+            _say(f"cancelled {key} ({dependent}): it waited for this task")
+            if depth < 50:
+                cancel_dependents(info["spec_dir"], index, dependent, why, depth + 1)
+        except (OSError, ValueError, KeyError, TypeError, _proc.ProcTimeout) as exc:
+            _say(f"could not cancel the dependents listed in {name}: {exc}")
 
 
 def _slurm_job() -> str | None:

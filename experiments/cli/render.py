@@ -18,6 +18,7 @@ from rich.table import Table
 
 from .. import logs
 from ..plan import Plan
+from ..plan.lanes import ArrayLayout, describe_arrays
 from ..results import ResultTable, cell_text
 
 if TYPE_CHECKING:
@@ -72,9 +73,22 @@ def plan(dry: DryRun, verbose: bool) -> None:
         out.print("Skipped: " + ", ".join(f"{n} {k}" for k, n in reasons.items()))
         for s in p.skipped if verbose else []:
             out.print(f"  - {s.relpath} [{s.stage}]: {s.reason}", markup=False)
+    if dry.arrays:
+        arrays(dry.arrays, verbose)
     for problem in dry.problems:
         err.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
     out.print("[dim]drylaunch submits and records nothing.[/]")
+
+
+def arrays(layout: Sequence[ArrayLayout], verbose: bool, limit: int = 12) -> None:
+    """The arrays a launch submits and what each one's tasks wait for."""
+    out.print(f"[bold]Arrays[/]: {len(layout)} sbatch call(s)")
+    lines = describe_arrays(layout)
+    shown = lines if verbose else lines[:limit]
+    for line in shown:
+        out.print(f"  {line}", markup=False)
+    if len(lines) > len(shown):
+        out.print(f"  … {len(lines) - len(shown)} more (-v lists all)")
 
 
 def launched(result: LaunchResult) -> None:

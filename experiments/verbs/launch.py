@@ -25,6 +25,7 @@ from ..identity import check_relpath
 from ..launching import LaunchContext, Progress, pending_intents
 from ..markers import DoneIndex
 from ..plan import Plan, build_plan
+from ..plan.lanes import ArrayLayout
 from ..session import Session
 from ..status import Live, live_artifacts
 from ..store import JobRecord, RecordState
@@ -39,6 +40,7 @@ class DryRun:
     backend: str
     details: list[Description] = field(default_factory=list)  # one per group, in plan order
     problems: list[str] = field(default_factory=list)
+    arrays: list[ArrayLayout] = field(default_factory=list)  # what launch submits, in order
 
 
 @dataclass
@@ -61,8 +63,20 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
+    dry.arrays = _layout(backend, plan, records)
     check_storage(plan)
     return dry
+
+
+def _layout(backend: object, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
+    """The arrays a backend that lays out dependencies (Slurm) would submit, if it can say."""
+    layout = getattr(backend, "layout", None)
+    if layout is None or not plan.groups:
+        return []
+    try:
+        return list(layout(plan, records))
+    except SchedulerQueryError:
+        return []
 
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,

@@ -1,10 +1,12 @@
-"""The Slurm backend: each (tier, resource group, chunk) becomes one array job.
+"""The Slurm backend: each group is laid out as arrays (:mod:`experiments.plan.lanes`).
 
-Dependencies use ``afterany`` on exactly the jobs that hold a task's dependencies (from this
-launch or still live from an earlier one). ``afterany`` never leaves a job pending forever with
-``DependencyNeverSatisfied`` (as ``afterok`` on a whole array does); instead each task's worker
-checks its own dependencies' done markers and ends as "dependency failed" without running, so
-one failed artifact costs only its own dependents.
+A task with one dependency still to be built sits in a *lane* at its upstream task's index and
+waits for exactly that task (``aftercorr``); other tasks wait (``afterany``) for all tasks of
+exactly the arrays holding their dependencies, or for nothing. Workers exit 0 after an ordinary
+failure (recorded in ``.status.json``, no done marker) so ``aftercorr`` always releases the
+counterpart, whose worker then ends as "dependency failed" at once. What the scheduler kills
+would leave counterparts pending ``DependencyNeverSatisfied``: the dying worker cancels them in
+its grace period (:mod:`.deps` writes who they are), and ``query`` cancels any it still sees.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from ...bootstrap import PACKAGE_PARENT
 from ...config import Config
 from ...errors import SubmissionError
 from ...launching import LaunchContext
-from ...plan import Group, Plan, PlannedTask, chunk
+from ...plan import Group, Plan
+from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
 from ...store import JobRecord
 from ..base import (
     Description,
@@ -30,7 +33,7 @@ from ..base import (
     TaskStatus,
     common_resources,
 )
-from . import budget
+from . import budget, deps
 from .client import SlurmClient, SubmissionUncertain
 from .options import option_text, slurm_options
 from .script import render_script
@@ -42,6 +45,9 @@ class SlurmBackend:
     """Submits, queries and cancels array jobs through one ``SlurmClient``."""
 
     name = NAME
+    # Lanes per upstream array beyond which a group waits for whole arrays instead; 0 gives the
+    # rule before lanes (every dependent array waits for all of its upstream arrays).
+    max_lanes = MAX_LANES
 
     def __init__(self, config: Config, client: SlurmClient | None = None) -> None:
         self.config = config
@@ -52,13 +58,14 @@ class SlurmBackend:
         options = slurm_options(requirements, where=where)
         return common_resources(requirements, where, options)
 
-    def _script(self, name: str, group: Group, n_tasks: int, spec_dir: str, log_dir: str,
+    def _script(self, name: str, group: Group, array_spec: str, spec_dir: str, log_dir: str,
                 python: str, env: Mapping[str, str], throttle: int | None = None) -> str:
         throttle = throttle or group.resources.max_parallel
-        array = f"0-{n_tasks - 1}" + (f"%{throttle}" if throttle else "")
+        array = array_spec + (f"%{throttle}" if throttle else "")
         return render_script(job_name=name, options=group.resources.options, array=array,
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
-                             python=python, env=env, package_dir=PACKAGE_PARENT)
+                             python=python, env={**env, **deps.WORKER_ENV},
+                             package_dir=PACKAGE_PARENT)
 
     # -- drylaunch --------------------------------------------------------------------------
     def describe(self, group: Group, *, validate: bool) -> Description:
@@ -70,8 +77,9 @@ class SlurmBackend:
             return Description(tuple(lines))
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / paths.SCRIPT
-            script.write_text(self._script("drylaunch-check", group, len(group.tasks), tmp, tmp,
-                                           "python3", {}))
+            script.write_text(self._script("drylaunch-check", group,
+                                           f"0-{len(group.tasks) - 1}", tmp, tmp, "python3",
+                                           {}))
             verdict = self.client.test_only(str(script))
         if verdict:
             lines.append(f"slurm says: {verdict}")
@@ -80,34 +88,53 @@ class SlurmBackend:
         return Description((*lines, "slurm --test-only: accepted"))
 
     # -- launch ---------------------------------------------------------------------------
+    def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
+        """The arrays this backend submits for ``plan`` (drylaunch shows the same)."""
+        return layout_plan(plan, self.client.max_array_size(), live_places(plan, records),
+                           max_lanes=self.max_lanes)
+
     def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
-        """Submit every group, tier by tier, recording each job as soon as Slurm accepts it."""
-        max_tasks = self.client.max_array_size()
-        arrays = [(group, group_no, chunk_no, tasks)
-                  for group_no, group in enumerate(g for tier in plan.tiers for g in tier)
-                  for chunk_no, tasks in enumerate(chunk(group.tasks, max_tasks))]
-        shares = budget.split([len(a[3]) for a in arrays],
-                              [a[0].resources.max_parallel for a in arrays], ctx.max_running)
+        """Submit every array, upstream first, recording each job as soon as Slurm accepts it.
+
+        With ``launch --max-running``, each array gets its share of the launch's budget
+        (:mod:`.budget`): its own throttle, and sometimes an earlier array to wait for.
+        """
+        records = ctx.store.all_records()
+        by_ref: dict[str, JobRecord] = {r.job_id: r for r in records if r.job_id}
+        arrays = self.layout(plan, records)
+        shares = budget.split([len(a.tasks) for a in arrays],
+                              [a.group.resources.max_parallel for a in arrays], ctx.max_running)
+        done_in_group: dict[int, int] = {}
         ids: list[str] = []
-        for (group, group_no, chunk_no, tasks), share in zip(arrays, shares, strict=True):
+        for arr, share in zip(arrays, shares, strict=True):
+            chunk_no = done_in_group.get(arr.group_no, 0)
+            done_in_group[arr.group_no] = chunk_no + 1
             after = ids[share.after] if share.after is not None else None
-            ids.append(self._submit_chunk(ctx, group, group_no, chunk_no, tasks,
-                                          share.throttle, after))
+            record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after)
+            by_ref[arr.ref] = record
+            ids.append(record.job_id or "")
         return ctx.submitted
 
-    def _submit_chunk(self, ctx: LaunchContext, group: Group, group_no: int, chunk_no: int,
-                      tasks: Sequence[PlannedTask], throttle: int | None = None,
-                      after: str | None = None) -> str:
+    def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
+                      by_ref: Mapping[str, JobRecord], throttle: int | None = None,
+                      after: str | None = None) -> JobRecord:
         """Submit one array (``throttle``: its share of the launch's budget; ``after``: a job
-        it must also wait for, to keep that budget) and return its job id."""
-        name = ctx.job_name(group, group_no, chunk_no)
-        job = ctx.prepare(group, tasks, name, NAME)
-        text = self._script(name, group, len(tasks), job.record.spec_dir, job.record.log_dir,
-                            ctx.python, ctx.job_env(group), throttle)
+        it must also wait for, to keep that budget) and return its record."""
+        group = arr.group
+        name = ctx.job_name(group, arr.group_no, chunk_no)
+        upstream = [by_ref[r] for r in arr.upstream if r in by_ref]
+        up_ids = [r.job_id for r in upstream if r.job_id]
+        job = ctx.prepare(group, arr.tasks, name, NAME, indices=arr.indices,
+                          depends_on=up_ids)
+        text = self._script(name, group, arr.array_spec(), job.record.spec_dir,
+                            job.record.log_dir, ctx.python, ctx.job_env(group), throttle)
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
-        waits = [*job.depends_on, *([after] if after and after not in job.depends_on else [])]
-        extra = [f"--dependency=afterany:{':'.join(waits)}"] if waits else []
+        kind = "aftercorr" if arr.wait is Wait.CORR else "afterany"
+        waits = [f"{kind}:{':'.join(up_ids)}"] if up_ids else []
+        if after and after not in up_ids:
+            waits.append(f"afterany:{after}")  # all of them (Slurm's "," is AND)
+        extra = [f"--dependency={','.join(waits)}"] if waits else []
         crash_point("before-sbatch")
         try:
             job_id = self.client.submit(script, job_name=name, extra_args=extra)
@@ -117,22 +144,29 @@ class SlurmBackend:
             ctx.discard(job)
             raise
         crash_point("after-sbatch")
-        ctx.confirm(job, job_id)
-        return job_id
+        record = ctx.confirm(job, job_id)
+        if arr.wait is Wait.CORR and upstream:
+            deps.write_dependents(upstream[0], record)
+        return record
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
         """Task states: one squeue and at most one sacct call for all the records."""
         ids = [r.job_id for r in records if r.job_id]
+        positions = {(r.job_id, r.array_index(i)): i for r in records if r.job_id
+                     for i in range(len(r.tasks))}
         out: dict[TaskKey, TaskStatus] = {}
         for text, status in (self.client.query(ids) if ids else {}).items():
             key = TaskKey.parse(text)
             if key is not None:
+                key = TaskKey(key.job_id, positions.get((key.job_id, key.index), key.index))
                 out[key] = _with_hold(key, status)
-        return out
+        return deps.end_never_satisfied(self.client, records, out)
 
     def cancel(self, records: Sequence[JobRecord]) -> None:
         ids = [r.job_id for r in records if r.job_id]
+        for r in records:  # dying upstream workers then leave these tasks to the user's cancel
+            deps.mark_cancel_requested(r)
         if ids:
             self.client.cancel(ids)
 
@@ -147,3 +181,15 @@ def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:
     return TaskStatus(status.state, status.raw, status.reason, status.exit_code, held=True,
                       hint=f"held by the scheduler ({status.reason}); it will not start "
                            f"until `scontrol release {key}`")
+
+
+def live_places(plan: Plan, records: Sequence[JobRecord]) -> dict[str, Where]:
+    """Where each artifact the plan depends on is held by a live job: job id and array index."""
+    out: dict[str, Where] = {}
+    for rec in records:
+        if not rec.job_id:
+            continue
+        for i, (artifact_id, _) in enumerate(rec.tasks):
+            if plan.live_jobs.get(artifact_id) == rec.job_id:
+                out[artifact_id] = Where(rec.job_id, rec.array_index(i))
+    return out
