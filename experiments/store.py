@@ -60,6 +60,14 @@ class JobRecord:
     pid: int | None = None
     pid_start: int | None = None
     task_states: dict[str, str] = field(default_factory=dict)  # index -> final local state
+    # The artifact root the tasks build into; None in records written before roots were kept.
+    artifact_path: str | None = None
+    # Requirement overrides given with ``launch --set`` that apply to this job (already merged
+    # into ``requirements``); empty when none were given.
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # index -> what was first observed when the task ended (see experiments/outcomes.py);
+    # written once per task and never rewritten, so history keeps what happened.
+    ended: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
