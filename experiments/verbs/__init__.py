@@ -6,8 +6,16 @@ a concrete backend: they speak only the seam in :mod:`experiments.backends.base`
 from __future__ import annotations
 
 from .cancel import cancel
-from .inspect import HistoryReport, StatusReport, find_job, history, job_view, status
+from .inspect import (
+    HistoryReport,
+    StatusReport,
+    find_job,
+    history,
+    job_view,
+    status,
+    tracked_roots,
+)
 from .launch import DryRun, LaunchResult, drylaunch, launch
 
 __all__ = ["DryRun", "HistoryReport", "LaunchResult", "StatusReport", "cancel", "drylaunch",
-           "find_job", "history", "job_view", "launch", "status"]
+           "find_job", "history", "job_view", "launch", "status", "tracked_roots"]
