@@ -293,3 +293,17 @@ def test_set_changes_requirements_not_identity_and_is_recorded(ex, fake) -> None
 def test_a_bad_override_names_the_stage_and_the_key(ex, fake) -> None:
     with pytest.raises(Exception, match="with --set time=abc.*'time'"):
         verbs.drylaunch(_session(ex, fake), overrides=parse_overrides(["time=abc"], ["s"]))
+
+
+def test_sacct_names_who_cancelled_where_squeue_does_not() -> None:
+    from experiments.backends.base import TaskStatus
+    from experiments.backends.slurm.client import merge
+
+    squeue = {"5_0": TaskStatus(JobState.CANCELLED, "CANCELLED", "None", "0:15"),
+              "5_1": TaskStatus(JobState.RUNNING, "RUNNING", "None", "0:0")}
+    sacct = {"5_0": TaskStatus(JobState.CANCELLED, "CANCELLED by 1001", "Dependency", "0:0"),
+             "5_1": TaskStatus(JobState.CANCELLED, "CANCELLED by 0", "None", "0:0")}
+    out = merge(squeue, sacct)
+    assert out["5_0"] == TaskStatus(JobState.CANCELLED, "CANCELLED by 1001", "Dependency",
+                                    "0:15")
+    assert out["5_1"] == squeue["5_1"]  # squeue still says it runs: it does
