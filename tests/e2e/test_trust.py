@@ -150,3 +150,5 @@ def test_a_time_limit_is_shown_as_timeout_and_fixed_with_set(project: Project) -
     assert len(done_markers(out)) == 1
     history = _ok(run_cli(script, "history", env=env))
     assert "TIMEOUT" in history and f"rebuilt by {rebuilt.job_id}" in history
+    cat = _ok(run_cli(script, "cat", f"{timed_out.job_id}_0", env=env))
+    assert "failed (TIMEOUT)" in cat and "launch --set time=" in cat
