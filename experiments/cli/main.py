@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.shell_completion import CompletionItem
 
-from .. import __version__, _registry, verbs
+from .. import __version__, _registry, logs, verbs
+from .. import config as config_mod
 from ..errors import ExperimentsError
 from ..launching import EventKind, LaunchEvent
 from ..overrides import parse_overrides
 from ..session import Session
 from ..status import ArtifactState
-from ..store import JobRecord
+from ..store import JobRecord, Store
 from . import render
 
 if TYPE_CHECKING:
@@ -101,6 +103,40 @@ def load_experiment(file: str | None) -> Executor:
     return made[-1]  # type: ignore[no-any-return]
 
 
+def _completion_experiment(ctx: click.Context) -> Executor | None:
+    """The experiment while the shell completes a word (no command callback has run yet)."""
+    root = ctx.find_root()
+    given = getattr(root.command, "experiment", None)
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    file = root.params.get("file")
+    try:
+        return load_experiment(file) if file else None
+    except Exception:  # a broken file completes nothing rather than printing a traceback
+        return None
+
+
+def _complete_stages(ctx: click.Context, param: click.Parameter,
+                     incomplete: str) -> list[CompletionItem]:
+    """Stage names of the experiment, for shell completion."""
+    ex = _completion_experiment(ctx)
+    return [CompletionItem(s) for s in (ex.stages if ex else ()) if s.startswith(incomplete)]
+
+
+def _complete_jobs(ctx: click.Context, param: click.Parameter,
+                   incomplete: str) -> list[CompletionItem]:
+    """Tracked job ids of the experiment's project, newest first, for shell completion."""
+    ex = _completion_experiment(ctx)
+    if ex is None:
+        return []
+    try:
+        records = Store(config_mod.home(), ex.project).all_records()
+    except ExperimentsError:
+        return []
+    ids = [r.job_id for r in reversed(records) if r.job_id]
+    return [CompletionItem(i) for i in dict.fromkeys(ids) if i.startswith(incomplete)]
+
+
 def make_cli(experiment: Executor | None = None) -> click.Group:
     """The command group, for ``experiment`` (auto_cli) or for the file named by --file."""
     title = f"Experiments of project '{experiment.project}'." if experiment else HELP
@@ -123,6 +159,7 @@ def make_cli(experiment: Executor | None = None) -> click.Group:
         cli.add_command(command)
     if experiment is None:
         cli.add_command(init)
+    cli.experiment = experiment  # type: ignore[attr-defined]  # read by shell completion
     return cli
 
 
@@ -150,7 +187,7 @@ def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @click.command(help="Submit the stages' jobs (all stages by default).")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
 @_set_option
 @_common
@@ -169,7 +206,7 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, sets: tup
 
 
 @click.command(help="Show what launch would submit, without submitting anything.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
 @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
@@ -188,7 +225,7 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
 
 
 @click.command(help="Per stage: built, running, queued, failed, not started.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--watch", is_flag=True, help="Refresh until interrupted (backs off).")
 @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
               help="First refresh interval in seconds (min 5; grows when idle).")
@@ -212,7 +249,7 @@ def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: flo
 
 
 @click.command(help="Every submitted job with its task counts.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @_common
 @click.pass_obj
 def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
@@ -224,14 +261,16 @@ def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
     render.history(report.jobs)
 
 
-@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>).")
-@click.argument("job")
+@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>); long logs show "
+                                "their last lines (--full for all).")
+@click.argument("job", shell_complete=_complete_jobs)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the task runs.")
 @click.option("--all", "show_all", is_flag=True, help="Every task and every log.")
 @click.option("--failed", is_flag=True, help="The logs of the failed tasks.")
+@click.option("--full", is_flag=True, help="Whole logs, not only their last lines.")
 @_common
 @click.pass_obj
-def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
+def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, full: bool,
         **opts: Any) -> None:
     session = state.session(**opts)
     record, index = verbs.find_job(session, job)
@@ -245,35 +284,28 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
         if not wanted:
             render.out.print(f"`cat {record.job_id}_<index>` shows one task's log.")
         for i in wanted:
-            render.log_file(record.log_path(i), f"{record.job_id}_{i}")
+            render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full)
         return
     path = record.log_path(index)
     render.task_line(view, index)
-    render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}")
+    shown = render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
+                            full=full)
     if follow:
-        _follow(session, record, index, path)
+        _follow(session, record, index, path, shown)
 
 
-def _follow(session: Session, record: JobRecord, index: int, path: Path) -> None:
-    pos = path.stat().st_size if path.exists() else 0
-    delay = 1.0
-    while True:
-        time.sleep(delay)
-        if path.exists() and path.stat().st_size > pos:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                fh.seek(pos)
-                render.raw(fh.read())
-                pos = fh.tell()
-            delay = 1.0
-            continue
+def _follow(session: Session, record: JobRecord, index: int, path: Path, start: int) -> None:
+    """Print what the task's log gains until the task is neither queued nor running."""
+    def ended() -> bool:
         task = verbs.job_view(session, record).tasks[index]
-        if task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING):
-            return
-        delay = min(delay * 1.5, 10.0)
+        return task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING)
+
+    for text in logs.follow(path, start, stop=ended):
+        render.raw(text)
 
 
 @click.command(help="Cancel the live jobs of the stages (all by default).")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @_common
 @click.pass_obj
 def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:

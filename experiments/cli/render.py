@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .. import logs
 from ..plan import Plan
 from ..status import ORDER, ArtifactState, JobView, StageStatus
 from ..tracking import root_text
@@ -198,12 +199,15 @@ def log(title: str, text: str) -> None:
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
-def log_file(path: Path, title: str) -> None:
-    """A task's log under a rule with ``title`` (or why there is none yet)."""
+def log_file(path: Path, title: str, *, full: bool = False) -> int:
+    """A task's log under a rule with ``title``, streamed in bounded memory (its last lines
+    unless ``full``); returns the byte offset shown up to, for following it."""
+    out.rule(title)
     try:
-        log(title, path.read_text(encoding="utf-8", errors="replace"))
+        return logs.show(path, out.file, full=full).end
     except FileNotFoundError:
-        log(title, f"(no log yet at {path}: the task has not started)\n")
+        out.out(f"(no log yet at {path}: the task has not started)", highlight=False)
+        return 0
 
 
 def raw(text: str) -> None:
