@@ -18,6 +18,7 @@ from typing import Any
 from . import paths, specs
 from .backends.base import JobState
 from .config import Config
+from .overrides import Overrides
 from .plan import Group, Plan, PlannedTask
 from .store import JobRecord, RecordState, Store
 from .task import step_to_dict
@@ -76,16 +77,19 @@ class LaunchContext:
     max_running: int | None = None  # at most this many tasks of the launch at once
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
+    overrides: Overrides = field(default_factory=Overrides)  # --set, kept in each record
 
     @classmethod
     def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
                  artifact_path: str, code_path: str, python: str,
                  progress: Progress | None = None,
-                 max_running: int | None = None) -> LaunchContext:
+                 max_running: int | None = None,
+                 overrides: Overrides | None = None) -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
-                  progress=progress or _no_progress, max_running=max_running)
+                  progress=progress or _no_progress, max_running=max_running,
+                  overrides=overrides or Overrides())
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -127,6 +131,7 @@ class LaunchContext:
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
             host=socket.gethostname(), pid=os.getpid(), pid_start=pid_start,
             array_indices=sparse,
+            artifact_path=self.artifact_path, overrides=self.overrides.for_stage(group.stage),
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)

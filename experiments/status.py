@@ -10,13 +10,15 @@ import enum
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import paths
 from .artifact import Artifact
 from .backends.base import Backend, JobState, TaskKey, TaskStatus
 from .errors import SchedulerQueryError
-from .store import JobRecord, RecordState
+from .outcomes import Verdict, scheduler_reason
+from .store import JobRecord, RecordState, now_iso
 from .worker import WorkerState
 
 
@@ -48,10 +50,18 @@ class TaskView:
     state: ArtifactState
     detail: str = ""
     held: bool = False
+    reason: str = ""    # the scheduler's word for the end: "TIMEOUT", "by an admin, root"
+    note: str = ""      # history: "rebuilt by 9" when another job built the artifact since
+    recorded: bool = False  # history: read from the record's ``ended`` entry
 
     @property
     def key(self) -> TaskKey | None:
         return TaskKey(self.job_id, self.index) if self.job_id else None
+
+    @property
+    def label(self) -> str:
+        """The state with the scheduler's reason: ``failed (TIMEOUT)``."""
+        return f"{self.state.value} ({self.reason})" if self.reason else self.state.value
 
 
 @dataclass(frozen=True)
@@ -60,12 +70,31 @@ class JobView:
 
     record: JobRecord
     tasks: tuple[TaskView, ...]
+    root: str | None = None  # the artifact root it built into (None: not recorded)
+    show_root: bool = False  # the project has jobs of several roots: say which
 
     @property
     def counts(self) -> dict[ArtifactState, int]:
         out: dict[ArtifactState, int] = {}
         for t in self.tasks:
             out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    @property
+    def label_counts(self) -> dict[str, int]:
+        """Counts per :attr:`TaskView.label`, in state order (``1 failed (TIMEOUT)``)."""
+        out: dict[str, int] = {}
+        for t in sorted(self.tasks, key=lambda t: ORDER.index(t.state)):
+            out[t.label] = out.get(t.label, 0) + 1
+        return out
+
+    @property
+    def notes(self) -> dict[str, int]:
+        """Counts per note (``rebuilt by 9``)."""
+        out: dict[str, int] = {}
+        for t in self.tasks:
+            if t.note:
+                out[t.note] = out.get(t.note, 0) + 1
         return out
 
 
@@ -134,8 +163,34 @@ def is_built(root: str, relpath: str) -> bool:
 
 
 def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
-          held: bool = False) -> TaskView:
-    return TaskView(record.job_id or "?", index, record.tasks[index][1], state, detail, held)
+          held: bool = False, reason: str = "") -> TaskView:
+    return TaskView(record.job_id or "?", index, record.tasks[index][1], state, detail, held,
+                    reason)
+
+
+def built_by(root: str, relpath: str) -> str | None:
+    """The job id that wrote the artifact's done marker; "" when the marker does not say;
+    None when the artifact is not built."""
+    try:
+        with open(paths.done_marker(root, relpath), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return ""
+    job = str(data.get("job") or "") if isinstance(data, dict) else ""
+    key = TaskKey.parse(job)
+    return key.job_id if key else job
+
+
+def worker_account(record: JobRecord, index: int, root: str) -> dict[str, object]:
+    """The worker's status file of the artifact, when it is about this very task (a later
+    job's attempt overwrites it; a file that names no job is taken as this task's)."""
+    info = read_status(root, record.tasks[index][1])
+    job = str(info.get("job") or "")
+    if job and job not in (f"{record.job_id}_{index}", record.job_id):
+        return {}
+    return info
 
 
 def task_state(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
@@ -149,16 +204,30 @@ def task_state(record: JobRecord, index: int, live: Live, root: str) -> TaskView
         return _view(record, index, state, st.hint, st.held)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
+    entry = record.ended.get(str(index))
+    if st is None and entry and entry.get("state") != ArtifactState.BUILT.value:
+        return from_entry(record, index, entry)  # the scheduler forgot; what we saw stays
     return _ended(record, index, st, live, root)
+
+
+_VERDICT = {Verdict.FAILED: ArtifactState.FAILED, Verdict.CANCELLED: ArtifactState.CANCELLED,
+            Verdict.DEP_FAILED: ArtifactState.DEP_FAILED}
 
 
 def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
            root: str) -> TaskView:
-    """A task that is neither built nor live: what the worker and the scheduler say."""
-    info = read_status(root, record.tasks[index][1])
+    """A task that is neither built nor live: what the worker and the scheduler say.
+
+    The scheduler's own reason (a time limit, memory, a node failure, who cancelled) wins over
+    the worker's account of the same end ("interrupted by SIGTERM").
+    """
+    info = worker_account(record, index, root)
     worker_state, error = info.get("state"), str(info.get("error") or "")
     if worker_state == WorkerState.DEPENDENCY_FAILED:
         return _view(record, index, ArtifactState.DEP_FAILED, error)
+    why = scheduler_reason(st.raw, st.reason, record.requirements) if st is not None else None
+    if why is not None:
+        return _view(record, index, _VERDICT[why.verdict], why.text, reason=why.label)
     cancelled = (st is not None and st.state is JobState.CANCELLED) or (
         record.state is RecordState.CANCELLED)
     if worker_state == WorkerState.FAILED or (
@@ -182,6 +251,81 @@ def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
 def job_views(records: Sequence[JobRecord], live: Live, root: str) -> list[JobView]:
     return [JobView(r, tuple(task_state(r, i, live, root) for i in range(len(r.tasks))))
             for r in records]
+
+
+# -- what happened (history and cat), as opposed to today's truth (status) --------------------
+TERMINAL = (ArtifactState.BUILT, ArtifactState.FAILED, ArtifactState.DEP_FAILED,
+            ArtifactState.CANCELLED)
+
+
+def from_entry(record: JobRecord, index: int, entry: Mapping[str, Any]) -> TaskView:
+    """The view of a task's recorded end (``JobRecord.ended``)."""
+    try:
+        state = ArtifactState(entry.get("state"))
+    except ValueError:
+        state = ArtifactState.UNKNOWN
+    return TaskView(record.job_id or "?", index, record.tasks[index][1], state,
+                    str(entry.get("detail") or ""), reason=str(entry.get("label") or ""),
+                    recorded=True)
+
+
+def observed(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
+    """What this task did, from today's markers and answers: "built" only when this very task
+    wrote the done marker (or found the artifact already built and ended well)."""
+    relpath = record.tasks[index][1]
+    owner = built_by(root, relpath)
+    if owner is not None and owner in ("", record.job_id):
+        return _view(record, index, ArtifactState.BUILT)
+    st = scheduler_status(record, index, live)
+    if st is not None and st.state.live:
+        state = ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
+        return _view(record, index, state, st.hint, st.held)
+    if record.state is RecordState.SUBMITTING:
+        return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
+    if owner is not None and st is not None and st.state is JobState.COMPLETED:
+        return _view(record, index, ArtifactState.BUILT, f"found it already built by {owner}")
+    return _ended(record, index, st, live, root)
+
+
+def scheduler_status(record: JobRecord, index: int, live: Live) -> TaskStatus | None:
+    """The scheduler's answer for a task, or the final state a local run recorded."""
+    st = live.get(TaskKey(record.job_id or "?", index))
+    final = record.task_states.get(str(index))
+    if st is None and final:
+        try:
+            return TaskStatus(JobState(final))
+        except ValueError:
+            return None
+    return st
+
+
+def task_history(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
+    """What happened to one task: its recorded end if any, else what can be observed now;
+    with "rebuilt by <job>" when another job has built the artifact since."""
+    entry = record.ended.get(str(index))
+    view = from_entry(record, index, entry) if entry else observed(record, index, live, root)
+    if view.state is not ArtifactState.BUILT:
+        owner = built_by(root, record.tasks[index][1])
+        if owner and owner != record.job_id:
+            view = replace(view, note=f"rebuilt by {owner}")
+    return view
+
+
+def ended_entry(record: JobRecord, index: int, live: Live, root: str) -> dict[str, Any] | None:
+    """What to record the first time a task is seen ended (None while it is not, or when the
+    scheduler could not be asked): the state shown, the scheduler's words and the worker's."""
+    if str(index) in record.ended or record.backend in live.unreachable:
+        return None
+    view = observed(record, index, live, root)
+    if view.state not in TERMINAL:
+        return None
+    st = scheduler_status(record, index, live)
+    info = worker_account(record, index, root)
+    return {"state": view.state.value, "label": view.reason, "detail": view.detail,
+            "raw": st.raw if st else "", "reason": st.reason if st else "",
+            "exit_code": st.exit_code if st else "",
+            "worker_state": info.get("state"), "error": info.get("error"),
+            "observed_at": now_iso()}
 
 
 def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int]]:

@@ -90,6 +90,14 @@ class JobRecord:
     # The scheduler's array index of each task when it is not simply its position (an array
     # laid out to line up with its upstream array's indices); empty means ``0..n-1``.
     array_indices: list[int] = field(default_factory=list)
+    # The artifact root the tasks build into; None in records written before roots were kept.
+    artifact_path: str | None = None
+    # Requirement overrides given with ``launch --set`` that apply to this job (already merged
+    # into ``requirements``); empty when none were given.
+    overrides: dict[str, Any] = field(default_factory=dict)
+    # index -> what was first observed when the task ended (see experiments/outcomes.py);
+    # written once per task and never rewritten, so history keeps what happened.
+    ended: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Callers pass plain strings ("submitted"); keep the field an enum member.

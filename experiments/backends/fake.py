@@ -125,8 +125,8 @@ class FakeBackend:
         """Tasks end COMPLETED, with the done marker written as the worker would."""
         for i in self._indices(job_id, index):
             job = self.jobs[job_id]
-            _atomic.write_json(paths.done_marker(job.root, job.relpaths[i]), {"job": job_id},
-                               durable=False)
+            _atomic.write_json(paths.done_marker(job.root, job.relpaths[i]),
+                               {"job": f"{job_id}_{i}"}, durable=False)  # as the worker does
             job.tasks[i] = TaskStatus(JobState.COMPLETED, "COMPLETED", exit_code="0:0")
 
     def fail(self, job_id: str, index: int | None = None, *, error: str = "exit 1",
@@ -141,6 +141,12 @@ class FakeBackend:
     def time_out(self, job_id: str, index: int | None = None) -> None:
         """Tasks are killed by the scheduler at their time limit (no worker account)."""
         self._set(job_id, index, TaskStatus(JobState.FAILED, "TIMEOUT", exit_code="0:15"))
+
+    def end(self, job_id: str, index: int | None = None, *, raw: str, reason: str = "",
+            state: JobState = JobState.FAILED) -> None:
+        """Tasks end as the scheduler words it (``OUT_OF_MEMORY``, ``CANCELLED by 0`` …),
+        with no worker account unless the test writes one."""
+        self._set(job_id, index, TaskStatus(state, raw, reason))
 
     def hold(self, job_id: str, index: int | None = None, reason: str = "JobHeldUser") -> None:
         """Tasks stay pending until released."""

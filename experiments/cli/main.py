@@ -22,6 +22,7 @@ from .. import __version__, _registry, logs, verbs
 from .. import config as config_mod
 from ..errors import ExperimentsError
 from ..launching import EventKind, LaunchEvent
+from ..overrides import parse_overrides
 from ..session import Session
 from ..status import ArtifactState
 from ..store import JobRecord, Store
@@ -177,20 +178,31 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
     return progress
 
 
+def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--set", "sets", multiple=True, metavar="[STAGE:]KEY=VALUE",
+        help="Override a requirement for this launch only (repeatable; STAGE: limits it to "
+             "one stage; VALUE is JSON when it parses, else a string), e.g. --set "
+             "time=2:00:00. Identity is unchanged; the job's record keeps it.")(fn)
+
+
 @click.command(help="Submit the stages' jobs (all stages by default).")
 @click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
 @click.option("--max-running", type=click.IntRange(min=1), default=None, metavar="N",
               help="At most N tasks of this launch run at once, across all its jobs "
                    "(default: config.json's max_running).")
+@_set_option
 @_common
 @click.pass_obj
 def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
-           max_running: int | None, **opts: Any) -> None:
+           max_running: int | None, sets: tuple[str, ...], **opts: Any) -> None:
     session = state.session(**opts)
+    overrides = parse_overrides(sets, session.experiment.stages)
     with render.progress_bar() as bar:
         result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
-                              progress=_progress_printer(bar), max_running=max_running)
+                              progress=_progress_printer(bar), max_running=max_running,
+                              overrides=overrides)
     render.warnings(result.warnings)
     render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):
@@ -202,12 +214,15 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
 @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
+@_set_option
 @_common
 @click.pass_obj
 def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, validate: bool,
-              verbose: bool, **opts: Any) -> None:
-    dry = verbs.drylaunch(state.session(**opts), list(stages) or None, with_deps=with_deps,
-                          validate=validate)
+              verbose: bool, sets: tuple[str, ...], **opts: Any) -> None:
+    session = state.session(**opts)
+    dry = verbs.drylaunch(session, list(stages) or None, with_deps=with_deps,
+                          validate=validate,
+                          overrides=parse_overrides(sets, session.experiment.stages))
     render.plan(dry, verbose)
     if dry.problems and validate:
         sys.exit(1)
@@ -228,6 +243,7 @@ def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: flo
         report = verbs.status(session, list(stages) or None)
         render.warnings(report.warnings)
         render.stage_table(report.stages)
+        render.status_root(report)
         if not watch:
             return
         snapshot = [s.counts for s in report.stages]
@@ -275,6 +291,7 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, 
             render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full)
         return
     path = record.log_path(index)
+    render.task_line(view, index)
     shown = render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
                             full=full)
     if follow:
@@ -296,9 +313,14 @@ def _follow(session: Session, record: JobRecord, index: int, path: Path, start: 
 @_common
 @click.pass_obj
 def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
-    cancelled = verbs.cancel(state.session(**opts), list(stages) or None)
+    session = state.session(**opts)
+    cancelled = verbs.cancel(session, list(stages) or None)
     render.out.print(f"Cancelled {len(cancelled)} job(s): {' '.join(cancelled)}"
                      if cancelled else "No live jobs to cancel.")
+    if len(verbs.tracked_roots(session)) > 1:  # say which root, and that others are left
+        render.out.print(f"(jobs building into {session.experiment.artifact_path}; jobs of "
+                         "other roots are left alone: `--artifact-path DIR cancel` stops them)",
+                         markup=False, soft_wrap=True)
 
 
 @click.command(name="table", help="The results of STAGE: parameters, metrics, state, folder.")

@@ -24,7 +24,8 @@ from ..results import ResultTable, cell_text
 if TYPE_CHECKING:
     from ..report import ReportWritten
 from ..status import ORDER, ArtifactState, JobView, StageStatus
-from ..verbs import DryRun, LaunchResult
+from ..tracking import root_text
+from ..verbs import DryRun, LaunchResult, StatusReport
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -48,6 +49,11 @@ def plan(dry: DryRun, verbose: bool) -> None:
     p: Plan = dry.plan
     out.print(f"[bold]Plan[/] for stages {', '.join(p.stages)} on the {dry.backend} backend: "
               f"{p.task_count} to build in {len(p.groups)} job(s), {len(p.skipped)} skipped")
+    if dry.overrides:
+        sets = [f"{k}={v}" for k, v in dry.overrides.everywhere.items()]
+        sets += [f"{s}:{k}={v}" for s, kv in dry.overrides.per_stage.items()
+                 for k, v in kv.items()]
+        out.print(escape(f"Overrides (--set, this launch only): {' '.join(sets)}"))
     n = 0
     for tier_no, tier in enumerate(p.tiers):
         out.print(f"[bold]Tier {tier_no}[/]")
@@ -134,21 +140,43 @@ def stage_table(stages: Sequence[StageStatus]) -> None:
     for p in problems[:20]:
         where = f" — `cat {p.job_id}_{p.index}`" if p.job_id else ""
         detail = escape(p.detail or "no reason recorded")
-        out.print(f"[red]{p.state.value}[/] {escape(p.relpath)}: {detail}{escape(where)}",
+        out.print(f"[red]{escape(p.label)}[/] {escape(p.relpath)}: {detail}{escape(where)}",
                   soft_wrap=True)
     if len(problems) > 20:
         out.print(f"… and {len(problems) - 20} more")
 
 
+def status_root(report: StatusReport) -> None:
+    """Which root the counts are of, when the project has jobs of other roots too."""
+    if report.other_roots:
+        others = ", ".join(str(r) for r in report.other_roots)
+        out.print(escape(f"Root {report.root}; jobs that built into other roots ({others}) "
+                         "are not counted here (`--artifact-path DIR status` shows one)"),
+                  soft_wrap=True)
+
+
+def _labels_text(view: JobView) -> str:
+    """``2 built, 1 failed (TIMEOUT); 1 rebuilt by 9``: what happened, as recorded."""
+    parts = []
+    for label, n in view.label_counts.items():
+        state = ArtifactState(label.split(" (", 1)[0])
+        parts.append(f"[{_STYLE[state]}]{n} {escape(label)}[/]")
+    notes = [f"{n} {escape(note)}" for note, n in view.notes.items()]
+    return ", ".join(parts) + ("; " + ", ".join(notes) if notes else "") or "-"
+
+
 def history(views: Sequence[JobView]) -> None:
     table = Table(title="Jobs")
-    for col in ("job", "stage", "tier", "backend", "submitted", "tasks", "states"):
+    roots = any(v.show_root for v in views)
+    cols = ("job", "stage", "tier", "backend", "submitted", "tasks", "states")
+    for col in cols + (("root",) if roots else ()):
         table.add_column(col, overflow="fold")
     for v in views:
         r = v.record
         when = r.submitted_at[:16].replace("T", " ")
-        table.add_row(r.job_id or "(unconfirmed)", r.stage, str(r.tier), r.backend, when,
-                      str(len(r.tasks)), _counts_text(v.counts))
+        row = [r.job_id or "(unconfirmed)", r.stage, str(r.tier), r.backend, when,
+               str(len(r.tasks)), _labels_text(v)]
+        table.add_row(*row, *([escape(root_text(v.root))] if roots else []))
     out.print(table)
 
 
@@ -159,11 +187,31 @@ def task_table(view: JobView, limit: int | None) -> None:
         table.add_column(col)
     tasks = view.tasks if limit is None else view.tasks[:limit]
     for t in tasks:
+        detail = " — ".join(x for x in (t.detail, t.note) if x)
         table.add_row(f"{t.job_id}_{t.index}", escape(t.relpath),
-                      f"[{_STYLE[t.state]}]{t.state.value}[/]", escape(t.detail))
+                      f"[{_STYLE[t.state]}]{escape(t.label)}[/]", escape(detail))
     out.print(table)
+    job_facts(view)
     if len(view.tasks) > len(tasks):
         out.print(f"… {len(view.tasks) - len(tasks)} more tasks (--all shows every one)")
+
+
+def job_facts(view: JobView) -> None:
+    """The root a job built into (when the project has several) and its --set overrides."""
+    if view.show_root:
+        out.print(escape(f"built into {root_text(view.root)}"), soft_wrap=True)
+    if view.record.overrides:
+        sets = " ".join(f"{k}={v}" for k, v in view.record.overrides.items())
+        out.print(escape(f"launched with --set {sets}"), soft_wrap=True)
+
+
+def task_line(view: JobView, index: int) -> None:
+    """One task's state as recorded, with the scheduler's reason and what happened since."""
+    t = view.tasks[index]
+    parts = [f"{t.job_id}_{t.index} {t.label}", t.detail, t.note]
+    out.print(f"[{_STYLE[t.state]}]{escape(' — '.join(p for p in parts if p))}[/]",
+              soft_wrap=True)
+    job_facts(view)
 
 
 def log(title: str, text: str) -> None:

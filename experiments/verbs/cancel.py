@@ -8,14 +8,16 @@ from ..backends.base import TaskKey, TaskStatus
 from ..errors import SchedulerQueryError
 from ..session import Session
 from ..store import RecordState
+from ..tracking import of_root
 
 
 def cancel(session: Session, stages: Sequence[str] | None = None) -> list[str]:
-    """Cancel the live jobs of the stages (all by default); returns the cancelled job ids.
+    """Cancel the live jobs of the stages (all by default) that build into the session's
+    artifact root (and jobs of unknown root); returns the cancelled job ids.
 
     Refuses when a scheduler cannot say which jobs are live: cancelling blind could miss some.
     """
-    records = session.records(session.selected(stages))
+    records = of_root(session.records(session.selected(stages)), session.experiment.artifact_path)
     live = session.live(records)
     if live.unreachable:
         raise SchedulerQueryError(live.warnings()[0])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
 from ..session import Session
-from ..status import JobView, StageStatus, job_views, latest_tasks, stage_status
+from ..status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
 from ..store import JobRecord
+from ..tracking import of_root, record_endings, root_of, roots, unknown_root_warning
 
 
 @dataclass
@@ -17,6 +19,8 @@ class StatusReport:
 
     stages: list[StageStatus]
     warnings: list[str] = field(default_factory=list)
+    root: str = ""                                            # the root shown
+    other_roots: list[str] = field(default_factory=list)  # roots of other jobs, not counted
 
 
 @dataclass
@@ -30,21 +34,49 @@ class HistoryReport:
 def status(session: Session, stages: Sequence[str] | None = None) -> StatusReport:
     """Per stage: how many artifacts are built, running, queued, failed, not started."""
     selected = session.selected(stages)
-    records = session.records()  # every stage: an artifact may belong to several
-    live = session.live(records)
-    latest = latest_tasks(records)
     ex = session.experiment
+    every = session.records()  # every stage: an artifact may belong to several
+    records = of_root(every, ex.artifact_path)  # jobs of other roots hold nothing here
+    live = session.live(records)
+    records = record_endings(session.store, records, live, ex.artifact_path)
+    latest = latest_tasks(records)
+    others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path)
-                         for s in selected], live.warnings())
+                         for s in selected],
+                        live.warnings() + unknown_root_warning(records),
+                        ex.artifact_path, others)
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:
     """Every tracked job with per-state task counts (one scheduler query in total)."""
     records = session.records(stages)
     live = session.live(records)
-    views = job_views(records, live, session.experiment.artifact_path)
+    records = record_endings(session.store, records, live, session.experiment.artifact_path)
+    views = what_happened(session, records, live)
     views.sort(key=lambda v: (v.record.submitted_at, v.record.tier))
     return HistoryReport(views, live.warnings())
+
+
+def what_happened(session: Session, records: list[JobRecord], live: Live) -> list[JobView]:
+    """Each job with what happened to its tasks (recorded ends first), and its root."""
+    several = len(roots(session.records())) > 1
+    out = []
+    for rec in records:
+        root = root_of(rec)
+        where = root or session.experiment.artifact_path
+        out.append(JobView(rec, tuple(task_history(rec, i, live, where)
+                                      for i in range(len(rec.tasks))), root, several))
+    return out
+
+
+def root_of_path(path: str) -> str:
+    """A root as records keep it (normalised)."""
+    return os.path.normpath(path)
+
+
+def tracked_roots(session: Session) -> list[str | None]:
+    """The artifact roots the project's jobs built into (None: a job recorded without one)."""
+    return roots(session.records())
 
 
 def find_job(session: Session, job: str) -> tuple[JobRecord, int | None]:
@@ -61,6 +93,7 @@ def find_job(session: Session, job: str) -> tuple[JobRecord, int | None]:
 
 
 def job_view(session: Session, record: JobRecord) -> JobView:
-    """One job with the state of each of its tasks."""
+    """One job with what happened to each of its tasks (recorded ends first)."""
     live = session.live([record])
-    return job_views([record], live, session.experiment.artifact_path)[0]
+    record = record_endings(session.store, [record], live, session.experiment.artifact_path)[0]
+    return what_happened(session, [record], live)[0]

@@ -24,12 +24,14 @@ from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError
 from ..identity import check_relpath
 from ..launching import LaunchContext, Progress, pending_intents
 from ..markers import DoneIndex
+from ..overrides import Overrides, apply_overrides
 from ..plan import Plan, build_plan
 from ..plan.lanes import ArrayLayout
 from ..session import Session
 from ..status import Live, live_artifacts
 from ..store import JobRecord, RecordState
 from ..task import Download, Task, Upload
+from ..tracking import of_root, record_endings, unknown_root_warning
 
 
 @dataclass
@@ -41,6 +43,7 @@ class DryRun:
     details: list[Description] = field(default_factory=list)  # one per group, in plan order
     problems: list[str] = field(default_factory=list)
     arrays: list[ArrayLayout] = field(default_factory=list)  # what launch submits, in order
+    overrides: Overrides = field(default_factory=Overrides)  # --set, merged into the groups
 
 
 @dataclass
@@ -53,13 +56,15 @@ class LaunchResult:
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
-              with_deps: bool = False, validate: bool = False) -> DryRun:
+              with_deps: bool = False, validate: bool = False,
+              overrides: Overrides | None = None) -> DryRun:
     """The plan that ``launch`` would submit; submits and records nothing."""
-    records = session.records()
+    records = of_root(session.records(), session.experiment.artifact_path)
     live = session.live(records)
-    plan = make_plan(session, stages, with_deps, records, live)
+    plan = make_plan(session, stages, with_deps, records, live, overrides=overrides)
     backend = session.backend()
-    dry = DryRun(plan, backend.name, problems=live.warnings())
+    dry = DryRun(plan, backend.name, problems=live.warnings(),
+                 overrides=overrides or Overrides())
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
@@ -81,31 +86,41 @@ def _layout(backend: object, plan: Plan, records: Sequence[JobRecord]) -> list[A
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,
            with_deps: bool = False, progress: Progress | None = None,
-           max_running: int | None = None) -> LaunchResult:
+           max_running: int | None = None,
+           overrides: Overrides | None = None) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued.
 
     ``max_running`` (default: config.json's ``max_running`` for the project) bounds how many
-    tasks of this launch run at once, across all its jobs and tiers.
+    tasks of this launch run at once, across all its jobs and tiers. Only jobs building into
+    this launch's artifact root hold artifacts (jobs of unknown root count too, with a
+    warning). ``overrides`` (``--set``) change the jobs' requirements.
     """
     ex = session.experiment
     with _launch_lock(session):
         warnings = reconcile(session)
-        records = session.records()
+        records = of_root(session.records(), ex.artifact_path)
+        warnings += unknown_root_warning(records)
         live = session.live(records)
         if live.unreachable:
             name, why = next(iter(live.unreachable.items()))
             raise SchedulerQueryError(
                 f"cannot launch: the {name} scheduler could not say which jobs are already "
                 f"queued ({why}); nothing was submitted. Try again when it answers")
-        plan = make_plan(session, stages, with_deps, records, live)
+        record_endings(session.store, records, live, ex.artifact_path)  # before rebuilding
+        plan = make_plan(session, stages, with_deps, records, live, overrides=overrides)
         check_storage(plan)
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,
             python=session.config.python or sys.executable, progress=progress,
             max_running=(max_running if max_running is not None
-                         else session.config.max_running_for(ex.project)))
+                         else session.config.max_running_for(ex.project)),
+            overrides=overrides)
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
+        ended = [r for r in submitted if r.state is not RecordState.SUBMITTED]  # local runs
+        if ended:
+            submitted = record_endings(session.store, submitted, session.live(ended),
+                                       ex.artifact_path)
         return LaunchResult(plan, submitted, warnings)
 
 
@@ -143,8 +158,13 @@ def reconcile(session: Session) -> list[str]:
 
 
 def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
-              records: Sequence[JobRecord], live: Live) -> Plan:
-    """The plan for ``stages``: closure, skips (built or live), tiers and resource groups."""
+              records: Sequence[JobRecord], live: Live, *,
+              overrides: Overrides | None = None) -> Plan:
+    """The plan for ``stages``: closure, skips (built or live), tiers and resource groups.
+
+    Only ``records`` building into the session's root hold artifacts; ``overrides`` are merged
+    last, over the config's defaults and each artifact's own requirements.
+    """
     ex = session.experiment
     selected = session.selected(stages)
     backend = session.backend()
@@ -182,9 +202,11 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
         return done(art.relpath)
 
     with _gc.paused():
-        return build_plan(ex.stages, selected, is_built=built,
-                          live=live_artifacts(records, live), resources=resources,
-                          construct=lambda a: record_steps(session, a), with_deps=with_deps)
+        plan = build_plan(ex.stages, selected, is_built=built,
+                          live=live_artifacts(of_root(records, ex.artifact_path), live),
+                          resources=resources, construct=lambda a: record_steps(session, a),
+                          with_deps=with_deps)
+    return apply_overrides(plan, overrides or Overrides(), backend.resolve)
 
 
 def requirements_of(art: Artifact, where: str, reqs: Any = None) -> dict[str, Any]:

@@ -92,7 +92,8 @@ def test_status_follows_what_happens_to_each_task(world) -> None:
     assert counts["fine"] == {S.DEP_FAILED: 1, S.RUNNING: 1, S.QUEUED: 2}
     details = sorted(p.detail for s in verbs.status(session).stages for p in s.problems
                      if p.state is S.FAILED)
-    assert details[0] == "exit 3" and details[1].startswith("the scheduler reports the task")
+    assert details[0] == "exit 3"
+    assert details[1].startswith("killed by the scheduler at its time limit (time=1:00:00")
 
 
 def test_held_tasks_are_problems_with_the_backends_hint(world) -> None:

@@ -113,12 +113,25 @@ def merge(live: Mapping[str, TaskStatus], accounted: Mapping[str, TaskStatus]
     out = dict(live)
     arrays = {key.split("_", 1)[0] for key in live if "_" in key}
     for key, status in accounted.items():
-        if key in out or key in arrays:  # sacct lags: an array can still show as its plain id
+        if key in out:
+            out[key] = _with_words(out[key], status)
+            continue
+        if key in arrays:  # sacct lags: an array can still show as its plain id
             continue
         if status.state.live:
             status = TaskStatus(JobState.UNKNOWN, status.raw, status.reason, status.exit_code)
         out[key] = status
     return out
+
+
+def _with_words(live: TaskStatus, accounted: TaskStatus) -> TaskStatus:
+    """squeue's ended state with sacct's fuller words for the same end: squeue says
+    ``CANCELLED`` where sacct says ``CANCELLED by 1001`` (who cancelled)."""
+    if live.state.live or accounted.state is not live.state or len(accounted.raw) <= len(
+            live.raw) or not accounted.raw.upper().startswith(live.raw.upper()):
+        return live
+    reason = live.reason if live.reason not in ("", "None") else accounted.reason
+    return TaskStatus(live.state, accounted.raw, reason, live.exit_code, live.held, live.hint)
 
 
 def slurm_message(result: _proc.ProcResult, max_lines: int = 4) -> str:
