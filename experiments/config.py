@@ -28,7 +28,11 @@ OPTIONAL_KEYS = {
     "default_partition": "partition whose defaults apply when an artifact names none",
     "umask": "octal permission mask for files and folders we create, e.g. '077' or '027'",
     "python": "Python interpreter that runs the worker on the compute nodes",
+    "local": 'this machine\'s capacity for --local runs, e.g. {"cpus": 64, "gpus": 8, '
+             '"mem_gb": 512}; a key left out is detected',
 }
+# The keys of "local" and the smallest value each accepts.
+LOCAL_KEYS = {"cpus": 1, "gpus": 0, "mem_gb": 0}
 
 
 def home() -> Path:
@@ -55,6 +59,7 @@ class Config:
     default_partition: str | None = None
     umask: int = 0o077
     python: str | None = None
+    local: Mapping[str, float] = field(default_factory=dict)
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -128,7 +133,29 @@ def validate(data: Any, path: Path) -> Config:
     if python is not None and (not isinstance(python, str) or not python.startswith("/")):
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, expand_path(log_dir), slurm_args, partition,
-                  _umask(data.get("umask", "077"), path), python)
+                  _umask(data.get("umask", "077"), path), python,
+                  local=_local(data.get("local", {}), path))
+
+
+def _local(value: Any, path: Path) -> dict[str, float]:
+    """The ``local`` capacity: cpus and gpus as integers, mem_gb as a number (each optional)."""
+    example = '{"cpus": 64, "gpus": 8, "mem_gb": 512}'
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: local must be an object like {example}")
+    out: dict[str, float] = {}
+    for key, item in value.items():
+        if key not in LOCAL_KEYS:
+            raise ConfigError(f"{path}: unknown key local.{key}; valid keys are "
+                              f"{', '.join(LOCAL_KEYS)} (e.g. {example})")
+        integral = key != "mem_gb"
+        ok_type = isinstance(item, int) if integral else isinstance(item, (int, float))
+        if isinstance(item, bool) or not ok_type or not item >= LOCAL_KEYS[key] or (
+                key == "mem_gb" and not 0 < item < float("inf")):
+            kind = "an integer" if integral else "a number of GB"
+            raise ConfigError(f"{path}: local.{key} must be {kind} >= {LOCAL_KEYS[key]}"
+                              f"{'' if integral else ' (and > 0)'}, got {item!r:.40}")
+        out[key] = item
+    return out
 
 
 def _umask(value: Any, path: Path) -> int:
