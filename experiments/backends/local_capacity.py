@@ -35,7 +35,7 @@ class Capacity:
         return len(self.gpu_ids)
 
     def describe(self) -> str:
-        mem = "unknown memory" if self.mem_mb is None else f"{self.mem_mb / 1024:g} GB"
+        mem = "unknown memory" if self.mem_mb is None else f"{self.mem_mb / 1024:.1f} GB"
         return f"{self.cpus} CPUs, {self.gpus} GPUs, {mem} ({self.source})"
 
     def misfit(self, res: Resources) -> str:
