@@ -161,7 +161,8 @@ class Runner:
             if res.max_parallel is not None and per_job.get(name, 0) >= res.max_parallel:
                 continue
             need_mem = res.mem_mb or 0
-            fits = res.cpus <= cpus and res.gpus <= gpus and (mem is None or need_mem <= mem)
+            fits = (res.cpus <= cpus and (not res.gpus or res.gpus <= gpus)
+                    and (mem is None or not need_mem or need_mem <= mem))
             cpus, gpus = cpus - res.cpus, gpus - res.gpus
             mem = None if mem is None else mem - need_mem
             if fits:
