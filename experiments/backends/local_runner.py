@@ -200,6 +200,11 @@ class Runner:
         worker = self._worker()
         with self.lock:
             self.busy[s.key] = worker
+        if self.cancelled:  # cancelled while this thread got its worker: do not start
+            with self.lock:
+                self.busy.pop(s.key, None)
+                self.idle.append(worker)
+            return JobState.CANCELLED
         limit = s.resources.time_s
         try:
             outcome = worker.build(self._request(s, str(log)), limit, GRACE_S)

@@ -56,7 +56,8 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--local", is_flag=True, default=None,
                       help="Run on this machine instead of Slurm.")(fn)
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
-                      help="Parallel local workers (default: CPU count).")(fn)
+                      help="Local runs: at most N artifacts at once, on top of the "
+                           "machine's CPUs, GPUs and memory (default: no extra cap).")(fn)
     fn = click.option("--artifact-path", default=None, help="Override the artifact root.")(fn)
     fn = click.option("--code-path", default=None, help="Override the code directory.")(fn)
     return fn
