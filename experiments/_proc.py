@@ -111,14 +111,21 @@ class Child:
 
 
 def spawn(argv: Sequence[str], *, stdout: IO[bytes] | None = None, cwd: str | None = None,
-          env: Mapping[str, str] | None = None) -> Child:
+          env: Mapping[str, str] | None = None, pipes: bool = False) -> Child:
     """Start ``argv`` in a new session (its own process group), stdin closed.
 
     ``stdout`` (and stderr with it) goes to the given file, or is inherited when None; ``env``
-    is the complete environment (None: inherit ours).
+    is the complete environment (None: inherit ours). ``pipes=True`` instead connects stdin and
+    stdout to pipes (``child.popen.stdin``/``.stdout``) for a request/reply conversation; stderr
+    is inherited then.
     """
     if isinstance(argv, str):
         raise TypeError("spawn() takes an argument list, not a string")
+    if pipes:
+        popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 cwd=cwd, env=None if env is None else dict(env),
+                                 start_new_session=True)
+        return Child(popen)
     popen = subprocess.Popen(
         list(argv), stdout=stdout, stderr=subprocess.STDOUT if stdout is not None else None,
         stdin=subprocess.DEVNULL, cwd=cwd, env=None if env is None else dict(env),

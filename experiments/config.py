@@ -38,7 +38,11 @@ OPTIONAL_KEYS = {
     "python": "Python interpreter that runs the worker on the compute nodes",
     "max_running": "at most this many tasks of one launch run at once: an int for every "
                    'project, or {"<project>": int, ...} (others unlimited)',
+    "local": 'this machine\'s capacity for --local runs, e.g. {"cpus": 64, "gpus": 8, '
+             '"mem_gb": 512}; a key left out is detected',
 }
+# The keys of "local" and the smallest value each accepts.
+LOCAL_KEYS = {"cpus": 1, "gpus": 0, "mem_gb": 0}
 
 
 def home() -> Path:
@@ -89,6 +93,7 @@ class Config:
     umask: int = 0o077
     python: str | None = None
     max_running: int | Mapping[str, int] | None = None
+    local: Mapping[str, float] = field(default_factory=dict)
 
     def max_running_for(self, project: str) -> int | None:
         """The concurrency budget of a launch of ``project`` (None: no budget)."""
@@ -179,7 +184,8 @@ def validate(data: Any, path: Path) -> Config:
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, _log_directory(log_dir, path), slurm_args, partition,
                   _umask(data.get("umask", "077"), path), python,
-                  _max_running(data.get("max_running"), path))
+                  _max_running(data.get("max_running"), path),
+                  local=_local(data.get("local", {}), path))
 
 
 def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
@@ -200,6 +206,27 @@ def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
 def _log_directory(value: str, config_path: Path) -> Path:
     """``value`` expanded; a relative path is taken relative to the config file's folder."""
     return Path(os.path.normpath(config_path.parent.absolute() / expand_path(value)))
+
+
+def _local(value: Any, path: Path) -> dict[str, float]:
+    """The ``local`` capacity: cpus and gpus as integers, mem_gb as a number (each optional)."""
+    example = '{"cpus": 64, "gpus": 8, "mem_gb": 512}'
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: local must be an object like {example}")
+    out: dict[str, float] = {}
+    for key, item in value.items():
+        if key not in LOCAL_KEYS:
+            raise ConfigError(f"{path}: unknown key local.{key}; valid keys are "
+                              f"{', '.join(LOCAL_KEYS)} (e.g. {example})")
+        integral = key != "mem_gb"
+        ok_type = isinstance(item, int) if integral else isinstance(item, (int, float))
+        if isinstance(item, bool) or not ok_type or not item >= LOCAL_KEYS[key] or (
+                key == "mem_gb" and not 0 < item < float("inf")):
+            kind = "an integer" if integral else "a number of GB"
+            raise ConfigError(f"{path}: local.{key} must be {kind} >= {LOCAL_KEYS[key]}"
+                              f"{'' if integral else ' (and > 0)'}, got {item!r:.40}")
+        out[key] = item
+    return out
 
 
 def _umask(value: Any, path: Path) -> int:

@@ -16,6 +16,7 @@ Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
     projects/<project>/<stage>/jobs.journal-<G>.jsonl   events since that snapshot
     projects/<project>/specs/<job_name>/      task specs read by the worker
     projects/<project>/.launch.lock           one launcher per project at a time
+    projects/<project>/detached/<stamp>.log   output of a `launch --local --detach` launcher
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ def launch_lock(home: Path, project: str) -> Path:
 
 def local_job_counter(home: Path, project: str) -> Path:
     return project_dir(home, project) / "local_job_counter"
+
+
+def detached_log(home: Path, project: str, stamp: str) -> Path:
+    """Where a detached local launcher writes its output (it has no terminal)."""
+    return project_dir(home, project) / "detached" / f"{stamp}.log"
 
 
 def spec_dir(home: Path, project: str, job_name: str) -> Path:

@@ -1,7 +1,9 @@
 """The worker: builds one artifact on the machine that runs its task.
 
 ``python -m experiments.worker <spec_dir> [<index>]`` (the index defaults to
-``$SLURM_ARRAY_TASK_ID``). It skips a built artifact, refuses to run when a dependency is not
+``$SLURM_ARRAY_TASK_ID``); ``python -m experiments.worker --serve`` builds one task per request
+read from stdin (the local backend's pool: one interpreter for many artifacts, see ``serve``).
+It skips a built artifact, refuses to run when a dependency is not
 built ("dependency failed"), runs the steps in order with files written atomically, streams
 command output to its own stdout (the task's log), records each attempt in ``.status.json`` and
 writes the ``.done`` marker last. Standard library only, so a task starts fast.
@@ -18,6 +20,7 @@ import signal
 import socket
 import sys
 import time
+import traceback
 from datetime import datetime, timezone
 from typing import Any
 
@@ -89,6 +92,9 @@ class Build:
             "artifact": task["relpath"], "job": job, "host": socket.gethostname(),
             "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
         }
+        gpus = os.environ.get("EXPERIMENTS_GPUS")
+        if gpus is not None:  # the local backend's placement: these GPU indices, no others
+            self.record["gpus"] = [g for g in gpus.split(",") if g]
 
     def status(self, state: WorkerState, **extra: Any) -> None:
         self.record.update(state=state.value, **extra)
@@ -234,20 +240,26 @@ def _on_signal(signum: int, _frame: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: build the task at ``index`` of the spec directory."""
+    """Entry point: build the task at ``index`` of the spec directory (or ``--serve``)."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
-        sys.stderr.write("usage: python -m experiments.worker SPEC_DIR [INDEX]\n")
+        sys.stderr.write("usage: python -m experiments.worker SPEC_DIR [INDEX] | --serve\n")
         return 2
-    spec_dir = args[0]
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(sig, _on_signal)
+    if args[0] == "--serve":
+        return serve()
     index = int(args[1]) if len(args) > 1 else int(os.environ["SLURM_ARRAY_TASK_ID"])
+    return build_task(args[0], index)
+
+
+def build_task(spec_dir: str, index: int) -> int:
+    """Build one task with the current environment; returns the worker's exit code."""
     header = specs.read_header(spec_dir)
     task = specs.read_task(spec_dir, specs.position(header, index))
     os.umask(int(header.get("umask", 0o077)))
     job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
     build = Build(header, task, job)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-        signal.signal(sig, _on_signal)
     started = time.monotonic()
     try:
         code = build.run()
@@ -307,6 +319,45 @@ def cancel_dependents(spec_dir: str, index: int, relpath: str, why: str,
                 cancel_dependents(info["spec_dir"], index, dependent, why, depth + 1)
         except (OSError, ValueError, KeyError, TypeError, _proc.ProcTimeout) as exc:
             _say(f"could not cancel the dependents listed in {name}: {exc}")
+def serve() -> int:
+    """Build one task per request line on stdin; reply with its exit code, one line each.
+
+    A request is JSON: ``{"spec_dir", "index", "log", "env", "header"}``. The task's output
+    (ours and its commands') goes to ``log``, where ``header`` is written first; ``env`` is laid
+    over the environment this process started with, for that task only. The replies go to the
+    stdout this process started with. After an interruption the process exits: the launcher
+    that signalled it starts a fresh one, so no state leaks from one artifact to the next.
+    """
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    base_env = dict(os.environ)
+    for line in sys.stdin:
+        request = json.loads(line)
+        os.environ.clear()
+        os.environ.update(base_env)
+        os.environ.update(request.get("env", {}))
+        _to_log(request["log"])
+        _say(request.get("header", "") or "task started")
+        try:
+            code = build_task(request["spec_dir"], int(request["index"]))
+        except Exception:  # a bug or a damaged spec: this task fails, the pool lives on
+            traceback.print_exc()
+            code = EXIT_FAILED
+        sys.stdout.flush()
+        sys.stderr.flush()
+        replies.write(f"{code}\n")
+        if _signal["signum"] is not None:
+            return code
+    return 0
+
+
+def _to_log(log: str) -> None:
+    """Point this process's stdout and stderr (and so its commands') at ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
 
 
 def _slurm_job() -> str | None:

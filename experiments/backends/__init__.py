@@ -24,7 +24,7 @@ def _slurm(options: BackendOptions) -> Backend:
 def _local(options: BackendOptions) -> Backend:
     from .local import LocalBackend
 
-    return LocalBackend(options.workers)
+    return LocalBackend(options.workers, options.config)
 
 
 def _fake(options: BackendOptions) -> Backend:

@@ -1,9 +1,14 @@
-"""The local backend: runs a plan's tasks as worker processes on this machine.
+"""The local backend: runs a plan's tasks on this machine as a resource-aware scheduler.
 
-Tasks start as soon as their dependencies have ended, at most ``workers`` at a time, and at most
-``max_parallel`` of one job at a time (as Slurm's array throttle does). A failed artifact stops
-only its dependents (their workers end as "dependency failed" without running). Ctrl-C (or
-``cancel``) stops the running workers and records what was cancelled.
+Tasks start as soon as their dependencies have ended and their ``cpus``, ``gpus`` and ``mem``
+fit in what the machine has free (its :class:`~.local_capacity.Capacity`); ``--workers`` is an
+extra cap on how many run at once and ``max_parallel`` caps one job, as Slurm's array throttle
+does. Each GPU task gets GPU indices no running task holds, in ``CUDA_VISIBLE_DEVICES`` (and the
+ROCm variables). A task that outlives its ``time`` is terminated and ends *timeout*. Tasks are
+built by long-lived pooled worker processes (:mod:`.local_pool`), one artifact at a time each.
+A failed artifact stops only its dependents (their workers end as "dependency failed" without
+running). Ctrl-C (or ``cancel``, a SIGTERM) stops the running tasks and records the
+cancellation.
 """
 
 from __future__ import annotations
@@ -11,20 +16,20 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .. import _atomic, _proc, paths
-from ..bootstrap import worker_argv
+from .. import _atomic, paths
+from ..config import Config
+from ..errors import DefinitionError
 from ..launching import EventKind, LaunchContext, LaunchEvent, PreparedJob
 from ..plan import Group, Plan
 from ..store import JobRecord, RecordState
 from .base import Description, JobState, Resources, Scalar, TaskKey, TaskStatus, common_resources
+from .local_capacity import Capacity, capacity
+from .local_runner import Runner, Slot, format_duration
 
 NAME = "local"
-_GRACE_S = 15.0
 
 
 def process_start(pid: int) -> int | None:
@@ -44,44 +49,60 @@ def launcher_alive(record: JobRecord) -> bool:
     return process_start(record.pid) == record.pid_start
 
 
-@dataclass
-class _Slot:
-    job: PreparedJob
-    index: int
-
-    @property
-    def artifact_id(self) -> str:
-        return self.job.tasks[self.index].artifact_id
-
-    @property
-    def relpath(self) -> str:
-        return self.job.tasks[self.index].relpath
-
-
 class LocalBackend:
     """Runs plans on this machine; the same worker, logs and tracking as on Slurm."""
 
     name = NAME
 
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = max(1, workers or os.cpu_count() or 1)
+    def __init__(self, workers: int | None = None, config: Config | None = None,
+                 machine: Capacity | None = None) -> None:
+        self.workers = workers if workers and workers > 0 else None
+        self._config = config
+        self._machine = machine
+
+    @property
+    def capacity(self) -> Capacity:
+        """The machine's capacity (config over detection), found once on first use."""
+        if self._machine is None:
+            self._machine = capacity(self._config.local if self._config else {})
+        return self._machine
 
     def resolve(self, requirements: Mapping[str, Scalar], where: str) -> Resources:
-        """Typed resources; scheduler-only keys (partition, account, …) are accepted and unused."""
-        return common_resources(requirements, where)
+        """Typed resources, refused when they can never fit on this machine; scheduler-only
+        keys (partition, account, …) are accepted and unused."""
+        res = common_resources(requirements, where)
+        misfit = self.capacity.misfit(res)
+        if misfit:
+            raise DefinitionError(
+                f"{where} {misfit}, more than this machine has ({self.capacity.describe()}); "
+                "lower its requirements, or set the capacity in config.json, e.g. "
+                '"local": {"cpus": 64, "gpus": 8, "mem_gb": 512}')
+        return res
 
     def describe(self, group: Group, *, validate: bool) -> Description:
-        throttle = group.resources.max_parallel
-        limit = min(self.workers, throttle) if throttle else self.workers
-        return Description((f"local: {len(group.tasks)} task(s), at most {limit} at once",))
+        res, cap = group.resources, self.capacity
+        fit = [cap.cpus // res.cpus]
+        if res.gpus:
+            fit.append(cap.gpus // res.gpus)
+        if res.mem_mb and cap.mem_mb is not None:
+            fit.append(cap.mem_mb // res.mem_mb)
+        for extra in (self.workers, res.max_parallel):
+            if extra:
+                fit.append(extra)
+        limit = "none" if res.time_s is None else format_duration(res.time_s)
+        return Description((f"local: {len(group.tasks)} task(s), at most {min(fit)} at once "
+                            f"(each cpus={res.cpus} gpus={res.gpus} time limit={limit}; "
+                            f"machine: {cap.describe()})",))
 
     def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
         """Record one job per group, then run every task; returns the final records."""
         jobs = [self._prepare(ctx, group, n) for n, group in enumerate(plan.groups)]
-        slots = [_Slot(job, i) for job in jobs for i in range(len(job.tasks))]
+        slots = [Slot(job, i) for job in jobs for i in range(len(job.tasks))]
         ctx.progress(LaunchEvent(EventKind.START, total=len(slots)))
-        workers = min(self.workers, ctx.max_running or self.workers)  # the launch's budget
-        states = _Runner(workers, ctx).run(slots)
+        workers = self.workers
+        if ctx.max_running:  # the launch's budget caps the workers too
+            workers = min(workers or ctx.max_running, ctx.max_running)
+        states = Runner(self.capacity, workers, ctx).run(slots)
         final: dict[str, dict[str, Any]] = {}
         for job in jobs:
             task_states = {str(i): states.get((job.record.name, i), JobState.CANCELLED).value
@@ -133,90 +154,3 @@ def _next_job_id(ctx: LaunchContext) -> str:
         n = 1
     _atomic.write_bytes(str(counter), str(n).encode(), durable=False)
     return f"L{n}"
-
-
-class _Runner:
-    """Runs worker processes in dependency order with caps on how many run at once."""
-
-    def __init__(self, workers: int, ctx: LaunchContext) -> None:
-        self.workers = workers
-        self.ctx = ctx
-        self.children: dict[tuple[str, int], _proc.Child] = {}
-        self.cancelled = False
-
-    def run(self, slots: list[_Slot]) -> dict[tuple[str, int], JobState]:
-        waiting: dict[str, int] = {}
-        dependents: dict[str, list[_Slot]] = {}
-        in_launch = {s.artifact_id for s in slots}
-        for s in slots:
-            deps = [d for d in s.job.tasks[s.index].dep_ids if d in in_launch]
-            waiting[s.artifact_id] = len(deps)
-            for d in deps:
-                dependents.setdefault(d, []).append(s)
-        ready = [s for s in slots if waiting[s.artifact_id] == 0]
-        states: dict[tuple[str, int], JobState] = {}
-        old = signal.signal(signal.SIGTERM, signal.default_int_handler)
-        try:
-            with ThreadPoolExecutor(self.workers) as pool:
-                running: dict[Future[JobState], _Slot] = {}
-                try:
-                    while ready or running:
-                        for s in self._startable(ready, running.values()):
-                            ready.remove(s)
-                            running[pool.submit(self._run_one, s)] = s
-                        done, _ = wait(running, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            s = running.pop(fut)
-                            states[(s.job.record.name, s.index)] = fut.result()
-                            self.ctx.progress(LaunchEvent(EventKind.TASK_ENDED,
-                                                          relpath=s.relpath,
-                                                          state=fut.result()))
-                            for dep in dependents.get(s.artifact_id, []):
-                                waiting[dep.artifact_id] -= 1
-                                if waiting[dep.artifact_id] == 0:
-                                    ready.append(dep)
-                except KeyboardInterrupt:
-                    self.cancelled = True
-                    for child in list(self.children.values()):
-                        child.terminate(_GRACE_S)
-                    for s in running.values():
-                        states[(s.job.record.name, s.index)] = JobState.CANCELLED
-        finally:
-            signal.signal(signal.SIGTERM, old)
-        return states
-
-    def _startable(self, ready: list[_Slot], running: Iterable[_Slot]) -> list[_Slot]:
-        """Ready slots that fit under the worker cap and their job's ``max_parallel``."""
-        per_job: dict[str, int] = {}
-        for s in running:
-            per_job[s.job.record.name] = per_job.get(s.job.record.name, 0) + 1
-        free = self.workers - sum(per_job.values())
-        out: list[_Slot] = []
-        for s in ready:
-            if len(out) == free:
-                break
-            name, throttle = s.job.record.name, s.job.group.resources.max_parallel
-            if throttle is None or per_job.get(name, 0) < throttle:
-                per_job[name] = per_job.get(name, 0) + 1
-                out.append(s)
-        return out
-
-    def _run_one(self, slot: _Slot) -> JobState:
-        if self.cancelled:
-            return JobState.CANCELLED
-        rec = slot.job.record
-        log = rec.log_path(slot.index)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.ctx.job_env(slot.job.group),
-               "EXPERIMENTS_JOB": str(TaskKey(rec.job_id or "", slot.index))}
-        with open(log, "ab") as out:
-            child = _proc.spawn(worker_argv(self.ctx.python, rec.spec_dir, slot.index),
-                                stdout=out, env=env)
-            self.children[(rec.name, slot.index)] = child
-            code = child.wait()
-            self.children.pop((rec.name, slot.index), None)
-        if os.path.exists(paths.done_marker(self.ctx.artifact_path, slot.relpath)):
-            return JobState.COMPLETED
-        killed = self.cancelled or (code is not None and code < 0)
-        return JobState.CANCELLED if killed else JobState.FAILED
-

@@ -8,6 +8,7 @@ renders; exit codes are decided in one place, :func:`_invoke`.
 
 from __future__ import annotations
 
+import os
 import runpy
 import sys
 import time
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from click.shell_completion import CompletionItem
+from rich.markup import escape
 
 from .. import __version__, _registry, logs, verbs
 from .. import config as config_mod
+from ..backends import local_detach
 from ..errors import ExperimentsError
 from ..launching import EventKind, LaunchEvent
 from ..overrides import parse_overrides
@@ -56,7 +59,8 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--local", is_flag=True, default=None,
                       help="Run on this machine instead of Slurm.")(fn)
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
-                      help="Parallel local workers (default: CPU count).")(fn)
+                      help="Local runs: at most N artifacts at once, on top of the "
+                           "machine's CPUs, GPUs and memory (default: no extra cap).")(fn)
     fn = click.option("--artifact-path", default=None, help="Override the artifact root.")(fn)
     fn = click.option("--code-path", default=None, help="Override the code directory.")(fn)
     return fn
@@ -193,20 +197,63 @@ def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
               help="At most N tasks of this launch run at once, across all its jobs "
                    "(default: config.json's max_running).")
 @_set_option
+@click.option("--detach", is_flag=True,
+              help="Local runs: keep running in the background after the terminal closes "
+                   "(follow with status/cat, stop with cancel).")
 @_common
 @click.pass_obj
 def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
-           max_running: int | None, sets: tuple[str, ...], **opts: Any) -> None:
+           max_running: int | None, sets: tuple[str, ...], detach: bool, **opts: Any) -> None:
     session = state.session(**opts)
     overrides = parse_overrides(sets, session.experiment.stages)
+    if detach:
+        _detach(state, session)
+        return
     with render.progress_bar() as bar:
+        progress = _progress_printer(bar)
+        if os.environ.get(local_detach.ENV):
+            progress = _announcing(progress)
         result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
-                              progress=_progress_printer(bar), max_running=max_running,
+                              progress=progress, max_running=max_running,
                               overrides=overrides)
     render.warnings(result.warnings)
     render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):
         sys.exit(1)
+
+
+def _announcing(progress: Callable[[LaunchEvent], None]) -> Callable[[LaunchEvent], None]:
+    """Progress that also tells a waiting ``--detach`` parent when the jobs are recorded."""
+    def wrapped(event: LaunchEvent) -> None:
+        if event.kind is EventKind.START:
+            print(local_detach.announce(os.getpid(), event.total), flush=True)
+        progress(event)
+
+    return wrapped
+
+
+def _detach(state: _State, session: Session) -> None:
+    """Re-run this very command without --detach in its own session; report how it went."""
+    if session.backend().name != "local":
+        raise UsageProblem("--detach is for local runs (add --local); Slurm jobs already run "
+                           "without the terminal")
+    args = [a for a in _INVOCATION.get("args", []) if a != "--detach"]
+    if state.file is not None:
+        argv = [sys.executable, "-m", "experiments", *args]
+    else:
+        main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+        if not main_file:
+            raise UsageProblem("--detach needs the experiment file: run it as "
+                               "`python my_experiment.py launch --local --detach`")
+        argv = [sys.executable, os.path.abspath(main_file), *args]
+    started = local_detach.start(argv, session.store.home, session.experiment.project)
+    if started.running:
+        render.out.print(escape(f"Running in the background (pid {started.pid}); output in "
+                                f"{started.log}. Follow with `status` or `cat`, stop with "
+                                "`cancel`."))
+        return
+    (sys.stderr if started.exit_code else sys.stdout).write(started.output)
+    sys.exit(started.exit_code or 0)
 
 
 @click.command(help="Show what launch would submit, without submitting anything.")
@@ -403,11 +450,13 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
+_INVOCATION: dict[str, list[str]] = {}
 _COMMANDS = (launch, drylaunch, status, history, cat, cancel, table_cmd, report_cmd, serve)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:
     """Run ``group`` on ``args``; the one place that turns outcomes into exit codes."""
+    _INVOCATION["args"] = list(args)  # `launch --detach` re-runs the command as typed
     try:
         group.main(args=list(args), prog_name=prog_name or Path(sys.argv[0]).name,
                    complete_var="_EXPERIMENTS_COMPLETE", standalone_mode=False)

@@ -104,7 +104,7 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     msg = str(info.value)
     assert str(path) in msg
     assert "unknown key(s) log_dir, zzz" in msg
-    assert ("valid keys are default_partition, default_slurm_args, log_directory, "
+    assert ("valid keys are default_partition, default_slurm_args, local, log_directory, "
             "max_running, python, umask") in msg
 
 
