@@ -39,13 +39,18 @@ class Executor:
 
     ``project`` defaults to the experiment file's name, ``artifact_path`` to ``artifacts``
     beside it and ``code_path`` to its folder.
+
+    ``snapshot_code`` (default True): each launch freezes ``code_path`` into a content-addressed
+    snapshot and the tasks run there, so editing the code after ``launch`` never changes what
+    queued tasks run. False runs them in the live ``code_path`` (also the config key
+    ``"code_snapshots": false``).
     """
 
     default_backend: ClassVar[str] = "slurm"
 
     def __init__(self, project: str | None = None, artifact_path: str | None = None,
                  code_path: str | None = None, gs_path: str | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, snapshot_code: bool = True) -> None:
         source = _caller_file()
         stem = Path(source).stem if source else "experiments"
         self.project = paths.check_name("project", project if project is not None else stem)
@@ -54,6 +59,7 @@ class Executor:
         self.code_path = _absolute(code_path or base)
         self.gs_path = gs_path
         self.workers = workers
+        self.snapshot_code = snapshot_code
         self.stages: dict[str, ArtifactSet] = {}
         _registry.add(self)
 

@@ -19,6 +19,7 @@ from . import paths, specs
 from .backends.base import JobState
 from .config import Config
 from .plan import Group, Plan, PlannedTask
+from .snapshots import Snapshot
 from .store import JobRecord, RecordState, Store
 from .task import step_to_dict
 
@@ -75,15 +76,17 @@ class LaunchContext:
     progress: Progress = _no_progress
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
+    snapshot: Snapshot | None = None  # the launch's frozen code; None: tasks run in code_path
 
     @classmethod
     def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
                  artifact_path: str, code_path: str, python: str,
-                 progress: Progress | None = None) -> LaunchContext:
+                 progress: Progress | None = None,
+                 snapshot: Snapshot | None = None) -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
-                  progress=progress or _no_progress)
+                  progress=progress or _no_progress, snapshot=snapshot)
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -102,7 +105,7 @@ class LaunchContext:
         spec = paths.spec_dir(self.home, self.project, name)
         header = {"project": self.project, "stage": group.stage, "job_name": name,
                   "artifact_path": self.artifact_path, "code_path": self.code_path,
-                  "umask": self.config.umask}
+                  "umask": self.config.umask, **snapshot_header(self.snapshot, self.code_path)}
         specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
         deps = sorted({self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
         record = JobRecord(
@@ -112,6 +115,7 @@ class LaunchContext:
             spec_dir=str(spec),
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
             host=socket.gethostname(), pid=os.getpid(), pid_start=pid_start,
+            snapshot=self.snapshot.id if self.snapshot else None,
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)
@@ -142,6 +146,18 @@ class LaunchContext:
         for stage, changes in by_stage.items():
             out.extend(self.store.update_many(stage, changes).values())
         return out
+
+
+def snapshot_header(snapshot: Snapshot | None, code_path: str) -> dict[str, Any]:
+    """The spec header keys for the code: with a snapshot, ``code_path`` is the snapshot's tree
+    (the worker's cwd and ``EXPERIMENTS_CODE_PATH``) and ``live_code_path`` the original."""
+    if snapshot is None:
+        return {"snapshot": None}
+    git = None if snapshot.git is None else {
+        "commit": snapshot.git.commit, "branch": snapshot.git.branch,
+        "dirty": snapshot.git.dirty, "diff_hash": snapshot.git.diff_hash}
+    return {"code_path": snapshot.path, "live_code_path": code_path,
+            "snapshot": {"id": snapshot.id, "path": snapshot.path, "git": git}}
 
 
 def _task_json(task: PlannedTask) -> dict[str, Any]:

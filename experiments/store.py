@@ -60,6 +60,7 @@ class JobRecord:
     pid: int | None = None
     pid_start: int | None = None
     task_states: dict[str, str] = field(default_factory=dict)  # index -> final local state
+    snapshot: str | None = None  # id of the code snapshot its tasks run in (None: live code)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
