@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
 from ..session import Session
+from ..staleness import Stale
 from ..status import JobView, StageStatus, job_views, latest_tasks, stage_status
 from ..store import JobRecord
+from .stale import find_stale
 
 
 @dataclass
@@ -17,6 +19,7 @@ class StatusReport:
 
     stages: list[StageStatus]
     warnings: list[str] = field(default_factory=list)
+    stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as built)
 
 
 @dataclass
@@ -34,8 +37,9 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     live = session.live(records)
     latest = latest_tasks(records)
     ex = session.experiment
+    stale, stale_warnings = find_stale(session, selected, with_deps=False)
     return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path)
-                         for s in selected], live.warnings())
+                         for s in selected], live.warnings() + stale_warnings, stale)
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:

@@ -9,7 +9,7 @@ crashed launch, and refuses to plan when a scheduler cannot say what is already 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,9 +24,13 @@ from ..identity import check_relpath
 from ..launching import LaunchContext, Progress, pending_intents
 from ..plan import Plan, build_plan
 from ..session import Session
+from ..snapshots import Snapshot
+from ..staleness import Stale, move_marker_aside, utc_stamp
 from ..status import Live, is_built, live_artifacts
 from ..store import JobRecord, RecordState
 from ..task import Download, Task, Upload
+from .code_snapshots import take as take_snapshot
+from .stale import find_stale
 
 
 @dataclass
@@ -37,6 +41,8 @@ class DryRun:
     backend: str
     details: list[Description] = field(default_factory=list)  # one per group, in plan order
     problems: list[str] = field(default_factory=list)
+    stale: list[Stale] = field(default_factory=list)  # built but stale (rebuilt with the flag)
+    rebuild_stale: bool = False
 
 
 @dataclass
@@ -46,16 +52,26 @@ class LaunchResult:
     plan: Plan
     records: list[JobRecord]
     warnings: list[str] = field(default_factory=list)
+    snapshot: Snapshot | None = None  # the code the tasks run (None: snapshots are off)
+    invalidated: list[str] = field(default_factory=list)  # relpaths whose marker was moved aside
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
-              with_deps: bool = False, validate: bool = False) -> DryRun:
-    """The plan that ``launch`` would submit; submits and records nothing."""
+              with_deps: bool = False, validate: bool = False,
+              rebuild_stale: bool = False) -> DryRun:
+    """The plan that ``launch`` would submit; submits and records nothing.
+
+    Stale built artifacts are listed in ``stale``; with ``rebuild_stale`` they (and their
+    dependents) are planned as ``launch --rebuild-stale`` would.
+    """
     records = session.records()
     live = session.live(records)
-    plan = make_plan(session, stages, with_deps, records, live)
+    stale, stale_warnings = find_stale(session, stages)
+    plan = make_plan(session, stages, with_deps, records, live,
+                     rebuild={s.artifact_id for s in stale} if rebuild_stale else ())
     backend = session.backend()
-    dry = DryRun(plan, backend.name, problems=live.warnings())
+    dry = DryRun(plan, backend.name, problems=live.warnings() + stale_warnings, stale=stale,
+                 rebuild_stale=rebuild_stale)
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
@@ -64,8 +80,14 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
 
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,
-           with_deps: bool = False, progress: Progress | None = None) -> LaunchResult:
-    """Plan the stages and submit (or run, locally) everything not built or queued."""
+           with_deps: bool = False, progress: Progress | None = None,
+           rebuild_stale: bool = False) -> LaunchResult:
+    """Plan the stages and submit (or run, locally) everything not built or queued.
+
+    The code is frozen into a snapshot first (unless snapshots are off) and every job runs in
+    it. With ``rebuild_stale``, stale built artifacts and their dependents are rebuilt: their done
+    markers are moved aside (``.done.invalidated-<time>``) just before submission.
+    """
     ex = session.experiment
     with _launch_lock(session):
         warnings = reconcile(session)
@@ -76,14 +98,30 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             raise SchedulerQueryError(
                 f"cannot launch: the {name} scheduler could not say which jobs are already "
                 f"queued ({why}); nothing was submitted. Try again when it answers")
-        plan = make_plan(session, stages, with_deps, records, live)
+        rebuild: set[str] = set()
+        if rebuild_stale:
+            stale, stale_warnings = find_stale(session, stages)
+            rebuild = {s.artifact_id for s in stale}
+            warnings.extend(stale_warnings)
+        plan = make_plan(session, stages, with_deps, records, live, rebuild=rebuild)
         check_storage(plan)
+        snapshot = take_snapshot(session) if plan.groups else None
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,
-            python=session.config.python or sys.executable, progress=progress)
+            python=session.config.python or sys.executable, progress=progress,
+            snapshot=snapshot)
+        invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
-        return LaunchResult(plan, submitted, warnings)
+        return LaunchResult(plan, submitted, warnings, snapshot, invalidated)
+
+
+def _set_aside(root: str, plan: Plan) -> list[str]:
+    """Move aside the done markers of planned tasks that are built (stale ones, or dependents
+    of what is rebuilt), so the worker rebuilds them; their results stay in place."""
+    stamp = utc_stamp()
+    return [t.relpath for g in plan.groups for t in g.tasks
+            if move_marker_aside(root, t.relpath, stamp)]
 
 
 @contextmanager
@@ -120,8 +158,13 @@ def reconcile(session: Session) -> list[str]:
 
 
 def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
-              records: Sequence[JobRecord], live: Live) -> Plan:
-    """The plan for ``stages``: closure, skips (built or live), tiers and resource groups."""
+              records: Sequence[JobRecord], live: Live, *,
+              rebuild: Collection[str] = ()) -> Plan:
+    """The plan for ``stages``: closure, skips (built or live), tiers and resource groups.
+
+    Artifact ids in ``rebuild`` count as not built (``--rebuild-stale``: staleness is
+    transitive, so the dependents of a stale artifact are in it too).
+    """
     ex = session.experiment
     selected = session.selected(stages)
     backend = session.backend()
@@ -135,9 +178,11 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
             cache[key] = backend.resolve(merged, where)
         return cache[key]
 
+    redo = frozenset(rebuild)
+
     def built(art: Artifact) -> bool:
         check_relpath(art.relpath, type(art).__qualname__)
-        return is_built(ex.artifact_path, art.relpath)
+        return art.artifact_id not in redo and is_built(ex.artifact_path, art.relpath)
 
     return build_plan(ex.stages, selected, is_built=built, live=live_artifacts(records, live),
                       resources=resources, construct=lambda a: record_steps(session, a),
