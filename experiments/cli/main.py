@@ -143,13 +143,16 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
 @click.command(help="Submit the stages' jobs (all stages by default).")
 @click.argument("stages", nargs=-1)
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
+@click.option("--rebuild-stale", is_flag=True,
+              help="Rebuild stale results and their dependents (done markers moved aside).")
 @_common
 @click.pass_obj
-def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, **opts: Any) -> None:
+def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, rebuild_stale: bool,
+           **opts: Any) -> None:
     session = state.session(**opts)
     with render.progress_bar() as bar:
         result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
-                              progress=_progress_printer(bar))
+                              progress=_progress_printer(bar), rebuild_stale=rebuild_stale)
     render.warnings(result.warnings)
     render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):
@@ -161,12 +164,13 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, **opts: A
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
 @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
+@click.option("--rebuild-stale", is_flag=True, help="Plan stale results for rebuilding.")
 @_common
 @click.pass_obj
 def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, validate: bool,
-              verbose: bool, **opts: Any) -> None:
+              verbose: bool, rebuild_stale: bool, **opts: Any) -> None:
     dry = verbs.drylaunch(state.session(**opts), list(stages) or None, with_deps=with_deps,
-                          validate=validate)
+                          validate=validate, rebuild_stale=rebuild_stale)
     render.plan(dry, verbose)
     if dry.problems and validate:
         sys.exit(1)
@@ -187,6 +191,7 @@ def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: flo
         report = verbs.status(session, list(stages) or None)
         render.warnings(report.warnings)
         render.stage_table(report.stages)
+        render.stale(report.stale)
         if not watch:
             return
         snapshot = [s.counts for s in report.stages]
@@ -265,6 +270,54 @@ def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
                      if cancelled else "No live jobs to cancel.")
 
 
+@click.command(help="Mark built artifacts of STAGES for rebuilding: their done markers are moved "
+                    "aside (.done.invalidated-<time>), their results kept. --where key=value "
+                    "(repeatable; the value is JSON when it parses, the key may be dotted like "
+                    "base.lr) chooses which.",
+               short_help="Mark built artifacts for rebuilding.")
+@click.argument("stages", nargs=-1, required=True)
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only artifacts whose parameter KEY equals VALUE (repeatable: all must hold).")
+@click.option("--downstream", is_flag=True,
+              help="Also every built artifact that depends on one of them, in any stage.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_common
+@click.pass_obj
+def invalidate(state: _State, /, stages: tuple[str, ...], where: tuple[str, ...],
+               downstream: bool, yes: bool, **opts: Any) -> None:
+    found = verbs.select_invalidation(state.session(**opts), list(stages), where=list(where),
+                            downstream=downstream)
+    render.invalidation(found, done=False)
+    if not found.targets:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageProblem("invalidate asks for confirmation, but there is no terminal to "
+                               "ask on; pass --yes to mark them without asking")
+        if not click.confirm("Mark them for rebuilding?", default=False):
+            render.out.print("Nothing changed.")
+            return
+    verbs.apply_invalidation(found)
+    render.out.print(f"Moved {len(found.moved)} done marker(s) aside; `launch` rebuilds them.")
+
+
+@click.command(help="Remove code snapshots unused for --older-than days; never one a live job "
+                    "still runs in.", short_help="Remove old code snapshots.")
+@click.option("--snapshots", is_flag=True, default=True, hidden=True,
+              help="Collect code snapshots (the only kind, for now).")
+@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="DAYS", help="Keep snapshots used within this many days.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@_common
+@click.pass_obj
+def gc(state: _State, /, snapshots: bool, older_than: float, dry_run: bool,
+       **opts: Any) -> None:
+    result, warnings = verbs.gc_snapshots(state.session(**opts), older_than_days=older_than,
+                                          dry_run=dry_run)
+    render.warnings(warnings)
+    render.gc_result(result, older_than)
+
+
 @click.command(help="Write a commented starter experiment to PATH.",
                short_help="Write a starter experiment file.")
 @click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
@@ -275,7 +328,7 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
-_COMMANDS = (launch, drylaunch, status, history, cat, cancel)
+_COMMANDS = (launch, drylaunch, status, history, cat, cancel, invalidate, gc)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:
