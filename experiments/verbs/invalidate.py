@@ -114,9 +114,8 @@ def _chosen(arts: Sequence[Artifact], where: Sequence[tuple[list[str], Any]]) ->
 
 
 def _downstream(session: Session, chosen: dict[str, Artifact]) -> dict[str, tuple[Artifact, str]]:
-    """Built artifacts of every stage that depend (transitively) on a chosen one."""
+    """Artifacts of every stage that depend (transitively) on a chosen one, with the cause."""
     everything = list(walk([a for arts in session.experiment.stages.values() for a in arts]))
-    root = session.experiment.artifact_path
     cause: dict[str, str] = {k: a.relpath for k, a in chosen.items()}
     out: dict[str, tuple[Artifact, str]] = {}
     changed = True
@@ -130,14 +129,17 @@ def _downstream(session: Session, chosen: dict[str, Artifact]) -> dict[str, tupl
             if hit is not None:
                 cause[art.artifact_id] = hit
                 changed = True
-                if is_built(root, art.relpath):
-                    out[art.artifact_id] = (art, hit)
+                out[art.artifact_id] = (art, hit)
     return out
 
 
 def select(session: Session, stages: Sequence[str], *, where: Sequence[str] = (),
            downstream: bool = False) -> Invalidation:
-    """The built artifacts ``invalidate`` would mark; refuses artifacts a live job holds."""
+    """The built artifacts ``invalidate`` would mark.
+
+    Refuses (changing nothing) when a live job holds any chosen artifact, built or not: moving
+    a marker while a job builds or rebuilds the artifact would race with it.
+    """
     if not stages:
         raise ExperimentsError("name the stage(s) to invalidate, e.g. `invalidate train "
                                "--where lr=0.1`")
@@ -145,13 +147,14 @@ def select(session: Session, stages: Sequence[str], *, where: Sequence[str] = ()
     arts = list(dict.fromkeys(a for s in session.selected(stages) for a in ex.stages[s]))
     owner = owners(session)
     chosen = {a.artifact_id: a for a in _chosen(arts, parse_where(where))}
-    targets = [Target(a.artifact_id, a.relpath, owner.get(k, ""), "selected")
-               for k, a in chosen.items() if is_built(ex.artifact_path, a.relpath)]
+    candidates = [Target(a.artifact_id, a.relpath, owner.get(k, ""), "selected")
+                  for k, a in chosen.items()]
     if downstream:
-        targets += [Target(k, a.relpath, owner.get(k, ""), f"downstream of {cause}")
-                    for k, (a, cause) in _downstream(session, chosen).items()]
-    _refuse_live(session, targets)
-    return Invalidation(targets, ex.artifact_path)
+        candidates += [Target(k, a.relpath, owner.get(k, ""), f"downstream of {cause}")
+                       for k, (a, cause) in _downstream(session, chosen).items()]
+    _refuse_live(session, candidates)
+    return Invalidation([t for t in candidates if is_built(ex.artifact_path, t.relpath)],
+                        ex.artifact_path)
 
 
 def _refuse_live(session: Session, targets: Sequence[Target]) -> None:
