@@ -303,8 +303,8 @@ def invalidate(state: _State, /, stages: tuple[str, ...], where: tuple[str, ...]
 
 @click.command(help="Remove code snapshots unused for --older-than days; never one a live job "
                     "still runs in.", short_help="Remove old code snapshots.")
-@click.option("--snapshots", is_flag=True, default=True, hidden=True,
-              help="Collect code snapshots (the only kind, for now).")
+@click.option("--snapshots", is_flag=True, default=True,
+              help="Collect code snapshots (the default, and for now the only kind).")
 @click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
               metavar="DAYS", help="Keep snapshots used within this many days.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from .. import paths, snapshots
 from ..backends.base import TaskKey, TaskStatus
+from ..errors import SnapshotError
 from ..session import Session
 from ..store import JobRecord, RecordState, Store
 
@@ -48,9 +49,16 @@ def take(session: Session) -> snapshots.Snapshot | None:
         return None
     settings = session.config.snapshots
     max_bytes = settings.max_bytes or snapshots.DEFAULT_MAX_BYTES
-    return snapshots.take(session.experiment.code_path, store_dir(session),
-                          never_copy=never_copy(session), excludes=_excludes(session),
-                          max_bytes=max_bytes)
+    try:
+        return snapshots.take(session.experiment.code_path, store_dir(session),
+                              never_copy=never_copy(session), excludes=_excludes(session),
+                              max_bytes=max_bytes)
+    except SnapshotError as exc:
+        raise SnapshotError(
+            f"{exc}. In {session.config.path}: \"snapshot_max_mb\" raises the limit, "
+            "\"snapshot_excludes\" sets the excludes, \"code_snapshots\": false (or "
+            "snapshot_code=False on the executor) runs the live code. Nothing was submitted"
+        ) from None
 
 
 def current_id(session: Session) -> str:

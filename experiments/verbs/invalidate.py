@@ -144,7 +144,8 @@ def select(session: Session, stages: Sequence[str], *, where: Sequence[str] = ()
         raise ExperimentsError("name the stage(s) to invalidate, e.g. `invalidate train "
                                "--where lr=0.1`")
     ex = session.experiment
-    arts = list(dict.fromkeys(a for s in session.selected(stages) for a in ex.stages[s]))
+    arts = list({a.artifact_id: a for s in session.selected(stages)
+                 for a in ex.stages[s]}.values())  # by id: artifacts may be unhashable
     owner = owners(session)
     chosen = {a.artifact_id: a for a in _chosen(arts, parse_where(where))}
     candidates = [Target(a.artifact_id, a.relpath, owner.get(k, ""), "selected")

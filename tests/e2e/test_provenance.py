@@ -31,10 +31,10 @@ class Reader(Artifact):
                             'echo "$EXPERIMENTS_CODE_PATH" > "$EXPERIMENTS_ARTIFACT_DIR/code.txt"')
 
 ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"])
-ex.stage("read", ArtifactSet.from_product(cls=Reader, params={"i": list(range(%d))}))
+ex.stage("read", ArtifactSet.from_product(cls=Reader, params={"i": list(range(N_TASKS))}))
 if __name__ == "__main__":
     ex.auto_cli()
-''' % N_TASKS
+'''.replace("N_TASKS", str(N_TASKS))
 
 
 def _git(code: Path, *args: str) -> str:
