@@ -9,6 +9,7 @@ Snapshots are on unless the executor says ``snapshot_code=False`` or the config
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 from .. import paths, snapshots
@@ -39,26 +40,36 @@ def _excludes(session: Session) -> tuple[str, ...]:
     return snapshots.DEFAULT_EXCLUDES if configured is None else configured
 
 
-def take(session: Session) -> snapshots.Snapshot | None:
-    """The launch's snapshot of ``code_path`` (None when snapshots are off).
+def take(session: Session) -> tuple[snapshots.Snapshot | None, list[str]]:
+    """The launch's snapshot of ``code_path`` (None when snapshots are off), and warnings.
 
-    Raises ``SnapshotError`` (past the size limit, unreadable files, git failing) before anything
-    is submitted.
+    When ``code_path`` is itself the artifact root, the experiments home or the log directory
+    (or lies inside one), nothing sensible can be frozen: the tasks run the live code and a
+    warning says so. Raises ``SnapshotError`` (past the size limit, unreadable files, git
+    failing) before anything is submitted.
     """
     if not enabled(session):
-        return None
+        return None, []
+    code = os.path.realpath(session.experiment.code_path)
+    for never in never_copy(session):
+        real = os.path.realpath(never)
+        if code == real or code.startswith(real.rstrip(os.sep) + os.sep):
+            return None, [f"no code snapshot: code_path {session.experiment.code_path} is (or "
+                          f"is inside) {never}, which is never copied; the tasks run the live "
+                          "code. Give the experiment its own code folder to freeze it"]
     settings = session.config.snapshots
     max_bytes = settings.max_bytes or snapshots.DEFAULT_MAX_BYTES
     try:
-        return snapshots.take(session.experiment.code_path, store_dir(session),
+        snap = snapshots.take(session.experiment.code_path, store_dir(session),
                               never_copy=never_copy(session), excludes=_excludes(session),
                               max_bytes=max_bytes)
     except SnapshotError as exc:
         raise SnapshotError(
-            f"{exc}. In {session.config.path}: \"snapshot_max_mb\" raises the limit, "
-            "\"snapshot_excludes\" sets the excludes, \"code_snapshots\": false (or "
-            "snapshot_code=False on the executor) runs the live code. Nothing was submitted"
+            f"{exc}. Snapshot settings in {session.config.path}: \"snapshot_max_mb\" (the "
+            "limit), \"snapshot_excludes\", or \"code_snapshots\": false (or "
+            "snapshot_code=False on the executor) to run the live code. Nothing was submitted"
         ) from None
+    return snap, []
 
 
 def current_id(session: Session) -> str:

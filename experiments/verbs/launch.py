@@ -105,7 +105,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             warnings.extend(stale_warnings)
         plan = make_plan(session, stages, with_deps, records, live, rebuild=rebuild)
         check_storage(plan)
-        snapshot = take_snapshot(session) if plan.groups else None
+        snapshot, snapshot_warnings = take_snapshot(session) if plan.groups else (None, [])
+        warnings.extend(snapshot_warnings)
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,

@@ -143,3 +143,13 @@ def test_invalidate_matches_nested_dict_keys(tmp_path: Path) -> None:
     assert not os.path.exists(paths.done_marker(root, found.targets[0].relpath))
     assert len(list(Path(root).rglob(".done.invalidated-*"))) == 1
     assert len(list(Path(root).rglob(".done"))) == 1
+
+
+def test_code_path_that_is_the_artifact_root_runs_live_with_a_warning(tmp_path: Path) -> None:
+    ex = LocalExecutor(project="p", artifact_path=str(tmp_path), code_path=str(tmp_path))
+    ex.stage("pre", ArtifactSet.from_product(cls=Pre, params={"lr": [0.1]}))
+    session = Session.open(ex, backend="fake", instances={"fake": FakeBackend()})
+    result = verbs.launch(session)
+    assert result.snapshot is None and result.records[0].snapshot is None
+    assert any("no code snapshot" in w for w in result.warnings)
+    assert specs.read_header(result.records[0].spec_dir)["code_path"] == str(tmp_path)
