@@ -153,3 +153,32 @@ def test_code_path_that_is_the_artifact_root_runs_live_with_a_warning(tmp_path: 
     assert result.snapshot is None and result.records[0].snapshot is None
     assert any("no code snapshot" in w for w in result.warnings)
     assert specs.read_header(result.records[0].spec_dir)["code_path"] == str(tmp_path)
+
+
+def _fake_build(root: str, art: Artifact, snapshot: str) -> None:
+    """A built artifact as the worker leaves it (provenance naming ``snapshot``)."""
+    from experiments.identity import encode_params
+
+    os.makedirs(paths.artifact_dir(root, art.relpath), exist_ok=True)
+    meta = {"params": encode_params(art), "provenance": {
+        "build_id": "b1", "dependencies": {}, "code": {"snapshot": snapshot}}}
+    Path(paths.meta_file(root, art.relpath)).write_text(json.dumps(meta))
+    Path(paths.done_marker(root, art.relpath)).write_text(json.dumps({"build_id": "b1"}))
+
+
+def test_code_change_is_stale_only_when_the_config_asks(tmp_path: Path, home: Path) -> None:
+    session, _fake, code = _world(tmp_path)
+    snap = verbs.launch(session).snapshot
+    assert snap is not None
+    root = session.experiment.artifact_path
+    for art in session.experiment.stages["pre"]:
+        _fake_build(root, art, snap.id)
+    assert verbs.status(session).stale == []
+    (code / "train.py").write_text("print('edited')\n")
+    assert verbs.status(session).stale == []  # off by default
+    _config(home, stale_on_code_change=True)
+    session, _fake, _code = _world(tmp_path)
+    stale = verbs.status(session).stale
+    assert len(stale) == 2 and all(f"code snapshot {snap.id}" in s.reason for s in stale)
+    (code / "train.py").write_text("print('hi')\n")  # back to the snapshot's content
+    assert verbs.status(session).stale == []
