@@ -23,7 +23,7 @@ from .sets import ArtifactSet
 if TYPE_CHECKING:
     from .launching import Progress
     from .session import Session
-    from .verbs import DryRun, HistoryReport, LaunchResult, StatusReport
+    from .verbs import DryRun, HistoryReport, Invalidation, LaunchResult, StatusReport
 
 
 def _caller_file() -> str | None:
@@ -98,20 +98,25 @@ class Executor:
         return Session.open(self, backend="local" if local else None)
 
     def drylaunch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
-                  with_deps: bool = False, validate: bool = False) -> DryRun:
+                  with_deps: bool = False, validate: bool = False,
+                  rebuild_stale: bool = False) -> DryRun:
         """The plan that ``launch`` would submit; submits and records nothing."""
         from . import verbs
 
         return verbs.drylaunch(self.session(local=local), stages, with_deps=with_deps,
-                               validate=validate)
+                               validate=validate, rebuild_stale=rebuild_stale)
 
     def launch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
-               with_deps: bool = False, progress: Progress | None = None) -> LaunchResult:
-        """Plan the stages and submit (or run, locally) everything not built or queued."""
+               with_deps: bool = False, progress: Progress | None = None,
+               rebuild_stale: bool = False) -> LaunchResult:
+        """Plan the stages and submit (or run, locally) everything not built or queued.
+
+        ``rebuild_stale``: also rebuild stale results and their dependents.
+        """
         from . import verbs
 
         return verbs.launch(self.session(local=local), stages, with_deps=with_deps,
-                            progress=progress)
+                            progress=progress, rebuild_stale=rebuild_stale)
 
     def status(self, stages: Sequence[str] | None = None) -> StatusReport:
         """Per stage: how many artifacts are built, running, queued, failed, not started."""
@@ -124,6 +129,13 @@ class Executor:
         from . import verbs
 
         return verbs.history(self.session(), stages)
+
+    def invalidate(self, stages: Sequence[str], *, where: Sequence[str] = (),
+                   downstream: bool = False) -> Invalidation:
+        """Mark built artifacts for rebuilding (done markers moved aside), without asking."""
+        from . import verbs
+
+        return verbs.invalidate(self.session(), stages, where=where, downstream=downstream)
 
     def cancel(self, stages: Sequence[str] | None = None) -> list[str]:
         """Cancel the live jobs of the stages (all by default); returns the job ids."""
