@@ -83,8 +83,8 @@ def stale(found: Sequence[Stale], limit: int = 20) -> None:
     out.print(f"[yellow]{len(found)} stale[/] (built, but no longer what the experiment "
               "describes):")
     for s in found[:limit]:
-        out.print(f"[yellow]stale[/] {escape(s.relpath)} [{escape(s.stage)}]: "
-                  f"{escape(s.reason)}", soft_wrap=True)
+        out.print(f"[yellow]stale[/] {escape(f'{s.relpath} [{s.stage}]: {s.reason}')}",
+                  soft_wrap=True)
     if len(found) > limit:
         out.print(f"… and {len(found) - limit} more")
     out.print("`launch --rebuild-stale` rebuilds them and their dependents.")
@@ -160,7 +160,7 @@ def invalidation(inv: Invalidation, done: bool) -> None:
               "aside, results kept):")
     for t in inv.targets:
         why = "" if t.why == "selected" else f" ({t.why})"
-        out.print(f"  - {escape(t.relpath)} [{escape(t.stage)}]{escape(why)}", soft_wrap=True)
+        out.print(escape(f"  - {t.relpath} [{t.stage}]{why}"), soft_wrap=True)
     if done:
         out.print("`launch` rebuilds them.")
 

@@ -116,6 +116,7 @@ def test_changed_default_is_stale_and_rebuilt_with_its_dependents(tmp_path: Path
     assert len(stale) == 9, status
     assert sum("scale was 1.0, now 2.0" in s for s in stale) == 3
     assert sum("is stale" in s for s in stale) == 6  # Fine, through its stale dependency
+    assert all(" [pretrain]: " in s or " [finetune]: " in s for s in stale)  # stage shown
     assert len(_stale_lines(_ok(run_cli(script, "drylaunch", env=env2)))) == 9
     assert "Nothing to launch" in _ok(run_cli(script, "launch", env=env2))
     assert _ok(run_cli(script, "status", env=env)).count("stale") == 0  # the old default
