@@ -19,6 +19,7 @@ Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
     projects/<project>/<stage>/jobs.json      what was submitted (the store)
     projects/<project>/specs/<job_name>/      task specs read by the worker
     projects/<project>/.launch.lock           one launcher per project at a time
+    snapshots/<id>/code/                      frozen code the tasks of a launch run in
 """
 
 from __future__ import annotations
