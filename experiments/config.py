@@ -40,6 +40,11 @@ OPTIONAL_KEYS = {
                    'project, or {"<project>": int, ...} (others unlimited)',
     "local": 'this machine\'s capacity for --local runs, e.g. {"cpus": 64, "gpus": 8, '
              '"mem_gb": 512}; a key left out is detected',
+    "code_snapshots": "true (default): tasks run in a frozen snapshot of code_path; false: live",
+    "snapshot_excludes": "glob patterns left out of code snapshots (replaces the defaults)",
+    "snapshot_max_mb": "largest code snapshot in MB (default 100); a larger one stops launch",
+    "stale_on_code_change": "true: status calls results built from other code stale (default "
+                            "false)",
 }
 # The keys of "local" and the smallest value each accepts.
 LOCAL_KEYS = {"cpus": 1, "gpus": 0, "mem_gb": 0}
@@ -83,6 +88,19 @@ def expand_path(value: str) -> Path:
 
 
 @dataclass(frozen=True)
+class SnapshotSettings:
+    """The config keys about code snapshots and staleness (see ``OPTIONAL_KEYS``).
+
+    ``excludes`` of None means the snapshot module's defaults.
+    """
+
+    enabled: bool = True
+    excludes: tuple[str, ...] | None = None
+    max_bytes: int | None = None
+    stale_on_code_change: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     """The validated configuration."""
 
@@ -100,6 +118,7 @@ class Config:
         if isinstance(self.max_running, Mapping):
             return self.max_running.get(project)
         return self.max_running
+    snapshots: SnapshotSettings = field(default_factory=lambda: SnapshotSettings())
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -185,7 +204,8 @@ def validate(data: Any, path: Path) -> Config:
     return Config(path, _log_directory(log_dir, path), slurm_args, partition,
                   _umask(data.get("umask", "077"), path), python,
                   _max_running(data.get("max_running"), path),
-                  local=_local(data.get("local", {}), path))
+                  local=_local(data.get("local", {}), path),
+                  snapshots=_snapshot_settings(data, path))
 
 
 def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
@@ -227,6 +247,28 @@ def _local(value: Any, path: Path) -> dict[str, float]:
                               f"{'' if integral else ' (and > 0)'}, got {item!r:.40}")
         out[key] = item
     return out
+
+
+def _snapshot_settings(data: Mapping[str, Any], path: Path) -> SnapshotSettings:
+    """``code_snapshots``, ``snapshot_excludes``, ``snapshot_max_mb``, ``stale_on_code_change``."""
+    for key in ("code_snapshots", "stale_on_code_change"):
+        if not isinstance(data.get(key, False), bool):
+            raise ConfigError(f"{path}: {key} must be true or false, got {data[key]!r}")
+    excludes = data.get("snapshot_excludes")
+    if excludes is not None and (not isinstance(excludes, list) or not all(
+            isinstance(e, str) and e for e in excludes)):
+        raise ConfigError(f"{path}: snapshot_excludes must be a list of glob patterns, e.g. "
+                          '[".git", "data", "*.ckpt"]')
+    max_mb = data.get("snapshot_max_mb")
+    if max_mb is not None and (isinstance(max_mb, bool) or not isinstance(max_mb, (int, float))
+                               or max_mb <= 0):
+        raise ConfigError(f"{path}: snapshot_max_mb must be a positive number of megabytes, "
+                          f"got {max_mb!r}")
+    return SnapshotSettings(
+        enabled=data.get("code_snapshots", True),
+        excludes=None if excludes is None else tuple(excludes),
+        max_bytes=None if max_mb is None else int(max_mb * 1000**2),
+        stale_on_code_change=data.get("stale_on_code_change", False))
 
 
 def _umask(value: Any, path: Path) -> int:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .report import ReportWritten
     from .results import ArtifactView, ResultTable
     from .session import Session
-    from .verbs import DryRun, HistoryReport, LaunchResult, StatusReport
+    from .verbs import DryRun, HistoryReport, Invalidation, LaunchResult, StatusReport
 
 
 def _caller_file() -> str | None:
@@ -41,13 +41,18 @@ class Executor:
 
     ``project`` defaults to the experiment file's name, ``artifact_path`` to ``artifacts``
     beside it and ``code_path`` to its folder.
+
+    ``snapshot_code`` (default True): each launch freezes ``code_path`` into a content-addressed
+    snapshot and the tasks run there, so editing the code after ``launch`` never changes what
+    queued tasks run. False runs them in the live ``code_path`` (also the config key
+    ``"code_snapshots": false``).
     """
 
     default_backend: ClassVar[str] = "slurm"
 
     def __init__(self, project: str | None = None, artifact_path: str | None = None,
                  code_path: str | None = None, gs_path: str | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, snapshot_code: bool = True) -> None:
         source = _caller_file()
         stem = Path(source).stem if source else "experiments"
         self.project = paths.check_name("project", project if project is not None else stem)
@@ -56,6 +61,7 @@ class Executor:
         self.code_path = _absolute(code_path or base)
         self.gs_path = gs_path
         self.workers = workers
+        self.snapshot_code = snapshot_code
         self.stages: dict[str, ArtifactSet] = {}
         _registry.add(self)
 
@@ -94,22 +100,25 @@ class Executor:
         return Session.open(self, backend="local" if local else None)
 
     def drylaunch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
-                  with_deps: bool = False, validate: bool = False) -> DryRun:
+                  with_deps: bool = False, validate: bool = False,
+                  rebuild_stale: bool = False) -> DryRun:
         """The plan that ``launch`` would submit; submits and records nothing."""
         from . import verbs
 
         return verbs.drylaunch(self.session(local=local), stages, with_deps=with_deps,
-                               validate=validate)
+                               validate=validate, rebuild_stale=rebuild_stale)
 
     def launch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
                with_deps: bool = False, progress: Progress | None = None,
-               max_running: int | None = None) -> LaunchResult:
+               max_running: int | None = None, rebuild_stale: bool = False) -> LaunchResult:
         """Plan the stages and submit (or run, locally) everything not built or queued;
-        ``max_running`` bounds how many of its tasks run at once."""
+        ``max_running`` bounds how many of its tasks run at once; ``rebuild_stale`` also
+        rebuilds stale results and their dependents."""
         from . import verbs
 
         return verbs.launch(self.session(local=local), stages, with_deps=with_deps,
-                            progress=progress, max_running=max_running)
+                            progress=progress, max_running=max_running,
+                            rebuild_stale=rebuild_stale)
 
     def status(self, stages: Sequence[str] | None = None) -> StatusReport:
         """Per stage: how many artifacts are built, running, queued, failed, not started."""
@@ -145,6 +154,12 @@ class Executor:
         from .report import write_report
 
         return write_report(self.session(), stages, path)
+    def invalidate(self, stages: Sequence[str], *, where: Sequence[str] = (),
+                   downstream: bool = False) -> Invalidation:
+        """Mark built artifacts for rebuilding (done markers moved aside), without asking."""
+        from . import verbs
+
+        return verbs.invalidate(self.session(), stages, where=where, downstream=downstream)
 
     def cancel(self, stages: Sequence[str] | None = None) -> list[str]:
         """Cancel the live jobs of the stages (all by default); returns the job ids."""

@@ -20,6 +20,7 @@ from .backends.base import JobState
 from .config import Config
 from .overrides import Overrides
 from .plan import Group, Plan, PlannedTask
+from .snapshots import Snapshot
 from .store import JobRecord, RecordState, Store
 from .task import step_to_dict
 
@@ -78,18 +79,20 @@ class LaunchContext:
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
     overrides: Overrides = field(default_factory=Overrides)  # --set, kept in each record
+    snapshot: Snapshot | None = None  # the launch's frozen code; None: tasks run in code_path
 
     @classmethod
     def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
                  artifact_path: str, code_path: str, python: str,
                  progress: Progress | None = None,
                  max_running: int | None = None,
-                 overrides: Overrides | None = None) -> LaunchContext:
+                 overrides: Overrides | None = None,
+                 snapshot: Snapshot | None = None) -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
                   progress=progress or _no_progress, max_running=max_running,
-                  overrides=overrides or Overrides())
+                  overrides=overrides or Overrides(), snapshot=snapshot)
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -115,7 +118,7 @@ class LaunchContext:
         header: dict[str, Any] = {
             "project": self.project, "stage": group.stage, "job_name": name,
             "artifact_path": self.artifact_path, "code_path": self.code_path,
-            "umask": self.config.umask}
+            "umask": self.config.umask, **snapshot_header(self.snapshot, self.code_path)}
         sparse = list(indices) if indices is not None and list(indices) != list(
             range(len(tasks))) else []
         if sparse:
@@ -132,6 +135,7 @@ class LaunchContext:
             host=socket.gethostname(), pid=os.getpid(), pid_start=pid_start,
             array_indices=sparse,
             artifact_path=self.artifact_path, overrides=self.overrides.for_stage(group.stage),
+            snapshot=self.snapshot.id if self.snapshot else None,
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)
@@ -162,6 +166,18 @@ class LaunchContext:
         for stage, changes in by_stage.items():
             out.extend(self.store.update_many(stage, changes).values())
         return out
+
+
+def snapshot_header(snapshot: Snapshot | None, code_path: str) -> dict[str, Any]:
+    """The spec header keys for the code: with a snapshot, ``code_path`` is the snapshot's tree
+    (the worker's cwd and ``EXPERIMENTS_CODE_PATH``) and ``live_code_path`` the original."""
+    if snapshot is None:
+        return {"snapshot": None}
+    git = None if snapshot.git is None else {
+        "commit": snapshot.git.commit, "branch": snapshot.git.branch,
+        "dirty": snapshot.git.dirty, "diff_hash": snapshot.git.diff_hash}
+    return {"code_path": snapshot.path, "live_code_path": code_path,
+            "snapshot": {"id": snapshot.id, "path": snapshot.path, "git": git}}
 
 
 def _task_json(task: PlannedTask) -> dict[str, Any]:

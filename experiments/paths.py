@@ -5,7 +5,11 @@ Artifact tree (under the executor's ``artifact_path``)::
     <relpath>/                 the artifact's own directory
     <relpath>/.artifact.json   class and parameters, so a person can tell what a folder is
     <relpath>/.status.json     the last attempt: state, times, host, job, failed step, exit code
-    <relpath>/.done            the done marker, written last and atomically by a successful run
+    <relpath>/.done            the done marker, written last and atomically by a successful run;
+                               holds the build id of that build
+    <relpath>/.done.invalidated-<UTC stamp>
+                               a done marker moved aside by ``invalidate`` or
+                               ``launch --rebuild-stale`` (the results stay where they are)
     <relpath>/.lock            held (flock) by the worker building it
 
 Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
@@ -17,6 +21,7 @@ Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
     projects/<project>/specs/<job_name>/      task specs read by the worker
     projects/<project>/.launch.lock           one launcher per project at a time
     projects/<project>/detached/<stamp>.log   output of a `launch --local --detach` launcher
+    snapshots/<id>/code/                      frozen code the tasks of a launch run in
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ DONE = ".done"
 META = ".artifact.json"
 STATUS = ".status.json"
 LOCK = ".lock"
+INVALIDATED = ".done.invalidated-"  # + a UTC time stamp such as 20261129T143000Z
 SPEC_TASKS = "tasks.jsonl"
 SPEC_INDEX = "tasks.idx"
 SCRIPT = "job.sbatch"
@@ -68,6 +74,11 @@ def meta_file(root: str, relpath: str) -> str:
 
 def lock_file(root: str, relpath: str) -> str:
     return os.path.join(root, relpath, LOCK)
+
+
+def invalidated_marker(root: str, relpath: str, stamp: str) -> str:
+    """Where a done marker goes when its artifact is marked for rebuilding at ``stamp``."""
+    return os.path.join(root, relpath, INVALIDATED + stamp)
 
 
 def project_dir(home: Path, project: str) -> Path:

@@ -320,6 +320,17 @@ def take(code_path: str, store_dir: str, *, never_copy: Sequence[str] = (),
     return _reuse(store_dir, snap_id, git) or _build(code, entries, store_dir, git)
 
 
+def content_id(code_path: str, store_dir: str, *, never_copy: Sequence[str] = (),
+               excludes: Sequence[str] = DEFAULT_EXCLUDES) -> str:
+    """The id ``take`` would give ``code_path`` now, without copying anything (hashing only)."""
+    code = os.path.realpath(code_path)
+    if not os.path.isdir(code):
+        raise SnapshotError(f"cannot snapshot {code_path}: not a directory")
+    never = never_rel(code, [*never_copy, store_dir])
+    entries, _untracked = list_entries(code, excludes, never)
+    return _snapshot_id((e.rel, e.kind, _digest(code, e)) for e in entries)
+
+
 # ---------------------------------------------------------------- garbage collection
 
 

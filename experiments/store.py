@@ -102,6 +102,7 @@ class JobRecord:
     def __post_init__(self) -> None:
         # Callers pass plain strings ("submitted"); keep the field an enum member.
         object.__setattr__(self, "state", RecordState(self.state))
+    snapshot: str | None = None  # id of the code snapshot its tasks run in (None: live code)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -87,6 +87,11 @@ class Task:
 
     Relative paths resolve inside the artifact's own directory; file steps may not write
     outside it, so no parameter value can make a build write elsewhere.
+
+    ``code_path`` is the *live* code directory (planning runs before the launch freezes the
+    code). With code snapshots on (the default), commands run in the snapshot, not here: in a
+    command, refer to code by relative paths (the command's working directory) or
+    ``$EXPERIMENTS_CODE_PATH``, so queued tasks never see later edits.
     """
 
     def __init__(self, *, artifact_path: str, code_path: str, relpath: str,

@@ -24,7 +24,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _atomic, _proc, paths, specs
+from . import _atomic, _proc, paths, provenance, specs
 from .task import step_from_dict
 
 
@@ -138,9 +138,13 @@ class Build:
     def _build(self) -> int:
         if self._built(self.relpath):  # built while we waited
             return 0
+        build_id = provenance.new_build_id()
         meta = {"class": self.task["class"], "params": self.task["params"],
                 "artifact_id": self.task["id"], "relpath": self.relpath,
-                "project": self.header["project"], "stage": self.header["stage"]}
+                "project": self.header["project"], "stage": self.header["stage"],
+                "provenance": provenance.collect(
+                    self.header, self.root, self.task["deps"], build=build_id, job=self.job,
+                    attempt=self.record["attempt"], started_at=_now())}
         _atomic.write_json(paths.meta_file(self.root, self.relpath), meta, durable=False)
         self.status(WorkerState.RUNNING, started_at=_now(), finished_at=None, step=None,
                     exit_code=None, error=None)
@@ -160,7 +164,8 @@ class Build:
                 return EXIT_FAILED
         _check_signal()
         _atomic.write_json(paths.done_marker(self.root, self.relpath),
-                           {"finished_at": _now(), "job": self.job}, durable=True)
+                           {"finished_at": _now(), "job": self.job, "build_id": build_id},
+                           durable=True)
         self.status(WorkerState.DONE, finished_at=_now(), exit_code=0)
         _say(f"built {self.relpath}")
         return 0

@@ -200,10 +200,13 @@ def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--detach", is_flag=True,
               help="Local runs: keep running in the background after the terminal closes "
                    "(follow with status/cat, stop with cancel).")
+@click.option("--rebuild-stale", is_flag=True,
+              help="Rebuild stale results and their dependents (done markers moved aside).")
 @_common
 @click.pass_obj
 def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
-           max_running: int | None, sets: tuple[str, ...], detach: bool, **opts: Any) -> None:
+           max_running: int | None, sets: tuple[str, ...], detach: bool, rebuild_stale: bool,
+           **opts: Any) -> None:
     session = state.session(**opts)
     overrides = parse_overrides(sets, session.experiment.stages)
     if detach:
@@ -215,7 +218,7 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
             progress = _announcing(progress)
         result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
                               progress=progress, max_running=max_running,
-                              overrides=overrides)
+                              overrides=overrides, rebuild_stale=rebuild_stale)
     render.warnings(result.warnings)
     render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):
@@ -262,14 +265,16 @@ def _detach(state: _State, session: Session) -> None:
 @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
 @_set_option
+@click.option("--rebuild-stale", is_flag=True, help="Plan stale results for rebuilding.")
 @_common
 @click.pass_obj
 def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, validate: bool,
-              verbose: bool, sets: tuple[str, ...], **opts: Any) -> None:
+              verbose: bool, sets: tuple[str, ...], rebuild_stale: bool, **opts: Any) -> None:
     session = state.session(**opts)
     dry = verbs.drylaunch(session, list(stages) or None, with_deps=with_deps,
                           validate=validate,
-                          overrides=parse_overrides(sets, session.experiment.stages))
+                          overrides=parse_overrides(sets, session.experiment.stages),
+                          rebuild_stale=rebuild_stale)
     render.plan(dry, verbose)
     if dry.problems and validate:
         sys.exit(1)
@@ -291,6 +296,7 @@ def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: flo
         render.warnings(report.warnings)
         render.stage_table(report.stages)
         render.status_root(report)
+        render.stale(report.stale)
         if not watch:
             return
         snapshot = [s.counts for s in report.stages]
@@ -440,6 +446,54 @@ def serve(state: _State, /, stages: tuple[str, ...], port: int, host: str, refre
         server.server_close()
 
 
+@click.command(help="Mark built artifacts of STAGES for rebuilding: their done markers are moved "
+                    "aside (.done.invalidated-<time>), their results kept. --where key=value "
+                    "(repeatable; the value is JSON when it parses, the key may be dotted like "
+                    "base.lr) chooses which.",
+               short_help="Mark built artifacts for rebuilding.")
+@click.argument("stages", nargs=-1, required=True)
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only artifacts whose parameter KEY equals VALUE (repeatable: all must hold).")
+@click.option("--downstream", is_flag=True,
+              help="Also every built artifact that depends on one of them, in any stage.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_common
+@click.pass_obj
+def invalidate(state: _State, /, stages: tuple[str, ...], where: tuple[str, ...],
+               downstream: bool, yes: bool, **opts: Any) -> None:
+    found = verbs.select_invalidation(state.session(**opts), list(stages), where=list(where),
+                            downstream=downstream)
+    render.invalidation(found, done=False)
+    if not found.targets:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageProblem("invalidate asks for confirmation, but there is no terminal to "
+                               "ask on; pass --yes to mark them without asking")
+        if not click.confirm("Mark them for rebuilding?", default=False):
+            render.out.print("Nothing changed.")
+            return
+    verbs.apply_invalidation(found)
+    render.out.print(f"Moved {len(found.moved)} done marker(s) aside; `launch` rebuilds them.")
+
+
+@click.command(help="Remove code snapshots unused for --older-than days; never one a live job "
+                    "still runs in.", short_help="Remove old code snapshots.")
+@click.option("--snapshots", is_flag=True, default=True,
+              help="Collect code snapshots (the default, and for now the only kind).")
+@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              metavar="DAYS", help="Keep snapshots used within this many days.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@_common
+@click.pass_obj
+def gc(state: _State, /, snapshots: bool, older_than: float, dry_run: bool,
+       **opts: Any) -> None:
+    result, warnings = verbs.gc_snapshots(state.session(**opts), older_than_days=older_than,
+                                          dry_run=dry_run)
+    render.warnings(warnings)
+    render.gc_result(result, older_than)
+
+
 @click.command(help="Write a commented starter experiment to PATH.",
                short_help="Write a starter experiment file.")
 @click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
@@ -451,7 +505,8 @@ def init(path: str) -> None:
 
 
 _INVOCATION: dict[str, list[str]] = {}
-_COMMANDS = (launch, drylaunch, status, history, cat, cancel, table_cmd, report_cmd, serve)
+_COMMANDS = (launch, drylaunch, status, history, cat, cancel, invalidate, gc, table_cmd,
+             report_cmd, serve)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

@@ -23,9 +23,11 @@ from ..results import ResultTable, cell_text
 
 if TYPE_CHECKING:
     from ..report import ReportWritten
+from ..snapshots import GcResult
+from ..staleness import Stale
 from ..status import ORDER, ArtifactState, JobView, StageStatus
 from ..tracking import root_text
-from ..verbs import DryRun, LaunchResult, StatusReport
+from ..verbs import DryRun, Invalidation, LaunchResult, StatusReport
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -81,6 +83,10 @@ def plan(dry: DryRun, verbose: bool) -> None:
             out.print(f"  - {s.relpath} [{s.stage}]: {s.reason}", markup=False)
     if dry.arrays:
         arrays(dry.arrays, verbose)
+    if dry.stale and dry.rebuild_stale:
+        out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
+    else:
+        stale(dry.stale)
     for problem in dry.problems:
         err.print(f"[red]problem:[/] {escape(problem)}", soft_wrap=True)
     out.print("[dim]drylaunch submits and records nothing.[/]")
@@ -95,9 +101,32 @@ def arrays(layout: Sequence[ArrayLayout], verbose: bool, limit: int = 12) -> Non
         out.print(f"  {line}", markup=False)
     if len(lines) > len(shown):
         out.print(f"  … {len(lines) - len(shown)} more (-v lists all)")
+def stale(found: Sequence[Stale], limit: int = 20) -> None:
+    """Stale results with their reasons, and how to rebuild them."""
+    if not found:
+        return
+    out.print(f"[yellow]{len(found)} stale[/] (built, but no longer what the experiment "
+              "describes):")
+    for s in found[:limit]:
+        out.print(f"[yellow]stale[/] {escape(f'{s.relpath} [{s.stage}]: {s.reason}')}",
+                  soft_wrap=True)
+    if len(found) > limit:
+        out.print(f"… and {len(found) - limit} more")
+    out.print("`launch --rebuild-stale` rebuilds them and their dependents.")
 
 
 def launched(result: LaunchResult) -> None:
+    snap = result.snapshot
+    if snap is not None:
+        git = ""
+        if snap.git is not None:
+            git = (f", git {(snap.git.commit or 'no commit')[:12]}"
+                   f"{' (dirty)' if snap.git.dirty else ''}")
+        out.print(escape(f"Code snapshot {snap.id} ({'reused' if snap.reused else 'new'}, "
+                         f"{snap.files} files, {snap.bytes / 1e6:.1f} MB{git})"))
+    if result.invalidated:
+        out.print(f"Moved {len(result.invalidated)} done marker(s) aside to rebuild stale "
+                  "results.")
     if not result.plan.groups:
         out.print(f"Nothing to launch: {len(result.plan.skipped)} artifact(s) already built or "
                   "queued.")
@@ -163,6 +192,29 @@ def _labels_text(view: JobView) -> str:
         parts.append(f"[{_STYLE[state]}]{n} {escape(label)}[/]")
     notes = [f"{n} {escape(note)}" for note, n in view.notes.items()]
     return ", ".join(parts) + ("; " + ", ".join(notes) if notes else "") or "-"
+def invalidation(inv: Invalidation, done: bool) -> None:
+    """What ``invalidate`` will touch (``done=False``) or touched."""
+    if not inv.targets:
+        out.print("Nothing to invalidate: no built artifact matches.")
+        return
+    verb = "Marked" if done else "Will mark"
+    out.print(f"{verb} {len(inv.targets)} built artifact(s) for rebuilding (done marker moved "
+              "aside, results kept):")
+    for t in inv.targets:
+        why = "" if t.why == "selected" else f" ({t.why})"
+        out.print(escape(f"  - {t.relpath} [{t.stage}]{why}"), soft_wrap=True)
+    if done:
+        out.print("`launch` rebuilds them.")
+
+
+def gc_result(result: GcResult, older_than_days: float) -> None:
+    verb = "Would remove" if result.dry_run else "Removed"
+    out.print(f"{verb} {len(result.removed)} snapshot(s) unused for {older_than_days:g} days, "
+              f"{result.bytes_freed / 1e6:.1f} MB; kept {len(result.kept_in_use)} in use by "
+              "live jobs.")
+    for r in result.removed:
+        out.print(f"  - {escape(r.id)} ({r.bytes / 1e6:.1f} MB, idle {r.idle_s / 86400:.1f} "
+                  "days)")
 
 
 def history(views: Sequence[JobView]) -> None:

@@ -1,4 +1,5 @@
-"""The verbs (launch, drylaunch, status, history, cat's lookups, cancel) as functions over a
+"""The verbs (launch, drylaunch, status, history, cat's lookups, cancel, invalidate, gc of code
+snapshots) as functions over a
 :class:`~experiments.session.Session`. They return data; the CLI renders it. None of them knows
 a concrete backend: they speak only the seam in :mod:`experiments.backends.base`.
 """
@@ -6,6 +7,7 @@ a concrete backend: they speak only the seam in :mod:`experiments.backends.base`
 from __future__ import annotations
 
 from .cancel import cancel
+from .code_snapshots import gc as gc_snapshots
 from .inspect import (
     HistoryReport,
     StatusReport,
@@ -15,9 +17,13 @@ from .inspect import (
     status,
     tracked_roots,
 )
+from .invalidate import Invalidation, invalidate
+from .invalidate import apply as apply_invalidation
+from .invalidate import select as select_invalidation
 from .launch import DryRun, LaunchResult, drylaunch, launch
 from .results import artifacts, table
 
-__all__ = ["DryRun", "HistoryReport", "LaunchResult", "StatusReport", "artifacts", "cancel",
-           "drylaunch", "find_job", "history", "job_view", "launch", "status", "table",
-           "tracked_roots"]
+__all__ = ["DryRun", "HistoryReport", "Invalidation", "LaunchResult", "StatusReport",
+           "apply_invalidation", "artifacts", "cancel", "drylaunch", "find_job", "gc_snapshots",
+           "history", "invalidate", "job_view", "launch", "select_invalidation", "status",
+           "table", "tracked_roots"]

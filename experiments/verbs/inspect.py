@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
 from ..session import Session
+from ..staleness import Stale
 from ..status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
 from ..store import JobRecord
 from ..tracking import of_root, record_endings, root_of, roots, unknown_root_warning
+from .stale import find_stale
 
 
 @dataclass
@@ -21,6 +23,7 @@ class StatusReport:
     warnings: list[str] = field(default_factory=list)
     root: str = ""                                            # the root shown
     other_roots: list[str] = field(default_factory=list)  # roots of other jobs, not counted
+    stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as built)
 
 
 @dataclass
@@ -41,10 +44,11 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     records = record_endings(session.store, records, live, ex.artifact_path)
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
+    stale, stale_warnings = find_stale(session, selected, with_deps=False)
     return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path)
                          for s in selected],
-                        live.warnings() + unknown_root_warning(records),
-                        ex.artifact_path, others)
+                        live.warnings() + unknown_root_warning(records) + stale_warnings,
+                        root=ex.artifact_path, other_roots=others, stale=stale)
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:

@@ -9,7 +9,7 @@ crashed launch, and refuses to plan when a scheduler cannot say what is already 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,10 +28,14 @@ from ..overrides import Overrides, apply_overrides
 from ..plan import Plan, build_plan
 from ..plan.lanes import ArrayLayout
 from ..session import Session
+from ..snapshots import Snapshot
+from ..staleness import Stale, move_marker_aside, utc_stamp
 from ..status import Live, live_artifacts
 from ..store import JobRecord, RecordState
 from ..task import Download, Task, Upload
 from ..tracking import of_root, record_endings, unknown_root_warning
+from .code_snapshots import take as take_snapshot
+from .stale import find_stale
 
 
 @dataclass
@@ -44,6 +48,8 @@ class DryRun:
     problems: list[str] = field(default_factory=list)
     arrays: list[ArrayLayout] = field(default_factory=list)  # what launch submits, in order
     overrides: Overrides = field(default_factory=Overrides)  # --set, merged into the groups
+    stale: list[Stale] = field(default_factory=list)  # built but stale (rebuilt with the flag)
+    rebuild_stale: bool = False
 
 
 @dataclass
@@ -53,18 +59,27 @@ class LaunchResult:
     plan: Plan
     records: list[JobRecord]
     warnings: list[str] = field(default_factory=list)
+    snapshot: Snapshot | None = None  # the code the tasks run (None: snapshots are off)
+    invalidated: list[str] = field(default_factory=list)  # relpaths whose marker was moved aside
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
               with_deps: bool = False, validate: bool = False,
-              overrides: Overrides | None = None) -> DryRun:
-    """The plan that ``launch`` would submit; submits and records nothing."""
+              overrides: Overrides | None = None,
+              rebuild_stale: bool = False) -> DryRun:
+    """The plan that ``launch`` would submit; submits and records nothing.
+
+    Stale built artifacts are listed in ``stale``; with ``rebuild_stale`` they (and their
+    dependents) are planned as ``launch --rebuild-stale`` would.
+    """
     records = of_root(session.records(), session.experiment.artifact_path)
     live = session.live(records)
-    plan = make_plan(session, stages, with_deps, records, live, overrides=overrides)
+    stale, stale_warnings = find_stale(session, stages)
+    plan = make_plan(session, stages, with_deps, records, live, overrides=overrides,
+                     rebuild={s.artifact_id for s in stale} if rebuild_stale else ())
     backend = session.backend()
-    dry = DryRun(plan, backend.name, problems=live.warnings(),
-                 overrides=overrides or Overrides())
+    dry = DryRun(plan, backend.name, problems=live.warnings() + stale_warnings,
+                 overrides=overrides or Overrides(), stale=stale, rebuild_stale=rebuild_stale)
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
@@ -87,13 +102,17 @@ def _layout(backend: object, plan: Plan, records: Sequence[JobRecord]) -> list[A
 def launch(session: Session, stages: Sequence[str] | None = None, *,
            with_deps: bool = False, progress: Progress | None = None,
            max_running: int | None = None,
-           overrides: Overrides | None = None) -> LaunchResult:
+           overrides: Overrides | None = None,
+           rebuild_stale: bool = False) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued.
 
     ``max_running`` (default: config.json's ``max_running`` for the project) bounds how many
     tasks of this launch run at once, across all its jobs and tiers. Only jobs building into
     this launch's artifact root hold artifacts (jobs of unknown root count too, with a
-    warning). ``overrides`` (``--set``) change the jobs' requirements.
+    warning). ``overrides`` (``--set``) change the jobs' requirements. The code is frozen into
+    a snapshot first (unless snapshots are off) and every job runs in it. With
+    ``rebuild_stale``, stale built artifacts and their dependents are rebuilt: their done
+    markers are moved aside (``.done.invalidated-<time>``) just before submission.
     """
     ex = session.experiment
     with _launch_lock(session):
@@ -107,21 +126,38 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
                 f"cannot launch: the {name} scheduler could not say which jobs are already "
                 f"queued ({why}); nothing was submitted. Try again when it answers")
         record_endings(session.store, records, live, ex.artifact_path)  # before rebuilding
-        plan = make_plan(session, stages, with_deps, records, live, overrides=overrides)
+        rebuild: set[str] = set()
+        if rebuild_stale:
+            stale, stale_warnings = find_stale(session, stages)
+            rebuild = {s.artifact_id for s in stale}
+            warnings.extend(stale_warnings)
+        plan = make_plan(session, stages, with_deps, records, live, overrides=overrides,
+                         rebuild=rebuild)
         check_storage(plan)
+        snapshot, snapshot_warnings = take_snapshot(session) if plan.groups else (None, [])
+        warnings.extend(snapshot_warnings)
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,
             python=session.config.python or sys.executable, progress=progress,
             max_running=(max_running if max_running is not None
                          else session.config.max_running_for(ex.project)),
-            overrides=overrides)
+            overrides=overrides, snapshot=snapshot)
+        invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
         ended = [r for r in submitted if r.state is not RecordState.SUBMITTED]  # local runs
         if ended:
             submitted = record_endings(session.store, submitted, session.live(ended),
                                        ex.artifact_path)
-        return LaunchResult(plan, submitted, warnings)
+        return LaunchResult(plan, submitted, warnings, snapshot, invalidated)
+
+
+def _set_aside(root: str, plan: Plan) -> list[str]:
+    """Move aside the done markers of planned tasks that are built (stale ones, or dependents
+    of what is rebuilt), so the worker rebuilds them; their results stay in place."""
+    stamp = utc_stamp()
+    return [t.relpath for g in plan.groups for t in g.tasks
+            if move_marker_aside(root, t.relpath, stamp)]
 
 
 @contextmanager
@@ -159,11 +195,14 @@ def reconcile(session: Session) -> list[str]:
 
 def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
               records: Sequence[JobRecord], live: Live, *,
-              overrides: Overrides | None = None) -> Plan:
+              overrides: Overrides | None = None,
+              rebuild: Collection[str] = ()) -> Plan:
     """The plan for ``stages``: closure, skips (built or live), tiers and resource groups.
 
     Only ``records`` building into the session's root hold artifacts; ``overrides`` are merged
-    last, over the config's defaults and each artifact's own requirements.
+    last, over the config's defaults and each artifact's own requirements. Artifact ids in
+    ``rebuild`` count as not built (``--rebuild-stale``: staleness is transitive, so the
+    dependents of a stale artifact are in it too).
     """
     ex = session.experiment
     selected = session.selected(stages)
@@ -192,6 +231,7 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
 
     done = DoneIndex(ex.artifact_path)
     checked: set[type] = set()
+    redo = frozenset(rebuild)
 
     def built(art: Artifact) -> bool:
         cls = type(art)
@@ -199,7 +239,7 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
             check_relpath(art.relpath, cls.__qualname__)  # an override: check every one
             if cls.relpath is Artifact.relpath:
                 checked.add(cls)  # the default is safe by construction once its class name is
-        return done(art.relpath)
+        return art.artifact_id not in redo and done(art.relpath)
 
     with _gc.paused():
         plan = build_plan(ex.stages, selected, is_built=built,

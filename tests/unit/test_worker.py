@@ -106,13 +106,19 @@ def test_success_writes_files_metadata_status_and_done_last(tmp_path: Path) -> N
     assert (art / "sub/data.bin").read_bytes() == b"\x00\xff"
     assert (art / "pwd.txt").read_text().strip() == str(spec.code)
     assert (art / "root.txt").read_text().strip() == str(spec.root)
-    assert json.loads((art / ".artifact.json").read_text()) == {
+    meta = json.loads((art / ".artifact.json").read_text())
+    prov = meta.pop("provenance")
+    assert meta == {
         "class": "Model", "params": {"x": 0}, "artifact_id": "id0", "relpath": REL,
         "project": "proj", "stage": "st"}
     status = _status(spec)
     assert (status["state"], status["exit_code"], status["artifact"]) == ("done", 0, REL)
     done = art / ".done"
-    assert "finished_at" in json.loads(done.read_text())
+    marker = json.loads(done.read_text())
+    assert "finished_at" in marker
+    assert marker["build_id"] == prov["build_id"]  # the build id links marker and provenance
+    assert (prov["attempt"], prov["dependencies"], prov["code"]["snapshot"]) == (1, {}, None)
+    assert prov["python"]["executable"] and prov["host"] and prov["job"]
     for name in ("out.txt", "sub/data.bin", "pwd.txt", ".artifact.json"):
         assert (art / name).stat().st_mtime_ns <= done.stat().st_mtime_ns
     assert "command-output-marker" in res.stdout

@@ -1,0 +1,162 @@
+"""Stale results: built artifacts whose recorded provenance no longer matches today.
+
+A *built* artifact (it has a done marker) is stale when
+
+* its recorded parameters (``params`` in ``.artifact.json``) differ from what the experiment
+  gives today (a changed default, or a field added with a default);
+* a dependency was rebuilt after it: the dependency's build id recorded at build time differs
+  from the id in the dependency's done marker now (or the dependency is no longer built);
+* a dependency is itself stale (it will be rebuilt, so this one must be too);
+* optionally (config ``"stale_on_code_change": true``) it was built from another code snapshot
+  than the code's content now.
+
+Results built before provenance was recorded have nothing to compare and are never called
+stale. Nothing here writes: :func:`move_marker_aside` is the one effect, used by ``invalidate``
+and ``launch --rebuild-stale``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from . import paths, provenance
+from .artifact import Artifact
+from .identity import encode_params
+
+_MAX_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class Stale:
+    """One stale artifact and why."""
+
+    artifact_id: str
+    relpath: str
+    stage: str
+    reason: str
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON gives it back (tuples become lists), for comparing with a file."""
+    return json.loads(json.dumps(value, ensure_ascii=False))
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def params_reason(recorded: Any, today: dict[str, Any]) -> str | None:
+    """Why recorded parameters differ from today's (None when they agree or are unknown)."""
+    if not isinstance(recorded, dict):
+        return None
+    now = _plain(today)
+    if recorded == now:
+        return None
+    diffs = []
+    for name in sorted(set(recorded) | set(now)):
+        if name not in recorded:
+            diffs.append(f"{name} is new (now {_short(now[name])})")
+        elif name not in now:
+            diffs.append(f"{name} was removed (was {_short(recorded[name])})")
+        elif recorded[name] != now[name]:
+            diffs.append(f"{name} was {_short(recorded[name])}, now {_short(now[name])}")
+    more = f" and {len(diffs) - _MAX_SHOWN} more" if len(diffs) > _MAX_SHOWN else ""
+    return ("parameters differ from today's (a changed default?): "
+            + "; ".join(diffs[:_MAX_SHOWN]) + more)
+
+
+class StaleFinder:
+    """Decides staleness for built artifacts of one artifact root, each artifact once."""
+
+    def __init__(self, root: str, code_id: str | None = None) -> None:
+        self.root = root
+        self.code_id = code_id  # the code's snapshot id now; None: do not compare code
+        self._memo: dict[str, str | None] = {}
+
+    def built(self, art: Artifact) -> bool:
+        return os.path.exists(paths.done_marker(self.root, art.relpath))
+
+    def reason(self, art: Artifact) -> str | None:
+        """Why ``art`` is stale, or None (also None when it is not built)."""
+        pending: list[tuple[Artifact, bool]] = [(art, False)]
+        while pending:  # dependencies first, iteratively: chains may be long
+            cur, expanded = pending.pop()
+            key = cur.artifact_id
+            if key in self._memo:
+                continue
+            if expanded:
+                self._memo[key] = self._own_reason(cur)
+                continue
+            pending.append((cur, True))
+            pending.extend((d, False) for d in cur.dependencies()
+                           if d.artifact_id not in self._memo)
+        return self._memo[art.artifact_id]
+
+    def _own_reason(self, art: Artifact) -> str | None:
+        if not self.built(art):
+            return None
+        meta = provenance.read_meta(self.root, art.relpath)
+        found = params_reason(meta.get("params"), encode_params(art))
+        if found:
+            return found
+        prov = meta.get("provenance")
+        if not isinstance(prov, dict):
+            return None  # built before provenance was recorded: nothing to compare
+        for dep in art.dependencies():
+            found = self._dep_reason(dep, prov.get("dependencies") or {})
+            if found:
+                return found
+        code = (prov.get("code") or {}).get("snapshot")
+        if self.code_id and code and code != self.code_id:
+            return f"built from code snapshot {code}; the code is now {self.code_id}"
+        return None
+
+    def _dep_reason(self, dep: Artifact, recorded: dict[str, Any]) -> str | None:
+        if dep.relpath not in recorded:
+            return None
+        if not self.built(dep):
+            return f"dependency {dep.relpath} is no longer built"
+        now = provenance.build_id(self.root, dep.relpath)
+        if recorded[dep.relpath] != now:
+            return (f"dependency {dep.relpath} was rebuilt after it (consumed build "
+                    f"{recorded[dep.relpath]}, now {now})")
+        if self._memo.get(dep.artifact_id):
+            return f"dependency {dep.relpath} is stale"
+        return None
+
+    def find(self, stage: str, artifacts: Iterable[Artifact]) -> list[Stale]:
+        """The stale artifacts among ``artifacts`` (of ``stage``), in order."""
+        out = []
+        for art in artifacts:
+            why = self.reason(art)
+            if why:
+                out.append(Stale(art.artifact_id, art.relpath, stage, why))
+        return out
+
+
+def utc_stamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def move_marker_aside(root: str, relpath: str, stamp: str) -> str | None:
+    """Rename the done marker to ``.done.invalidated-<stamp>`` (results stay); None if not built.
+
+    Returns the new path. An existing file of that name (twice in one second) gets a suffix.
+    """
+    src = paths.done_marker(root, relpath)
+    dst = paths.invalidated_marker(root, relpath, stamp)
+    n = 1
+    while os.path.exists(dst):
+        n += 1
+        dst = paths.invalidated_marker(root, relpath, f"{stamp}-{n}")
+    try:
+        os.rename(src, dst)
+    except FileNotFoundError:
+        return None
+    return dst
