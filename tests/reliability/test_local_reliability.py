@@ -76,6 +76,18 @@ def test_concurrent_launches_one_runs_the_other_refuses(exp: tuple[Path, dict[st
     assert _runs(env) == 3 and len(done_markers(out)) == 3
 
 
+def _writer_of(root: Path, name_part: str) -> int:
+    """The pid of the process that has a file under ``root`` named ``*name_part*`` open."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            targets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:  # gone, or not ours to look at
+            continue
+        if any(t.startswith(str(root)) and name_part in t for t in targets):
+            return int(pid)
+    raise AssertionError(f"no process has {name_part}* under {root} open")
+
+
 def test_sigkilled_task_leaves_no_partial_file_and_is_rebuilt(
         exp: tuple[Path, dict[str, str], Path]) -> None:
     script, env, out = exp
@@ -87,7 +99,7 @@ def test_sigkilled_task_leaves_no_partial_file_and_is_rebuilt(
     while time.monotonic() < deadline and not list(out.glob("Item/*/big.bin.tmp-*")):
         time.sleep(0.005)
     assert list(out.glob("Item/*/big.bin.tmp-*")), "the big write was not seen in progress"
-    subprocess.run(["pkill", "-KILL", "-f", "experiments.worker"], check=False)
+    os.kill(_writer_of(out, "big.bin.tmp-"), signal.SIGKILL)  # this test's worker, no other
     proc.wait(timeout=60)
     art = next(out.glob("Item/*"))
     assert not (art / "big.bin").exists()  # no half-written file at the final path
