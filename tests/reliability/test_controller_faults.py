@@ -1,0 +1,125 @@
+"""Controller faults produced for real on a private test cluster (``faults_cluster``).
+
+Each test stops, freezes (SIGSTOP) or restarts ``slurmctld`` itself, not a wrapper around the
+commands, and checks the promise: no artifact ever has two live jobs, nothing is lost.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests._slurm import FaultsCluster
+from tests.e2e.helpers import run_cli
+from tests.e2e.slurm_helpers import arrays_known_to_slurm, cancel_all, count_calls, my_jobs
+from tests.reliability.test_slurm_reliability import _records, _setup
+
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture
+def faults(faults_cluster: FaultsCluster, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[FaultsCluster]:
+    """The faults cluster as this test's Slurm (``SLURM_CONF``), healed again afterwards."""
+    monkeypatch.setenv("SLURM_CONF", faults_cluster.conf)
+    faults_cluster.heal()
+    try:
+        yield faults_cluster
+    finally:
+        faults_cluster.heal()
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.strip()]
+
+
+def _live_arrays(project: str) -> set[str]:
+    return {r.split("|")[0].split("_")[0] for r in my_jobs(project)}
+
+
+def _queued_project(tmp_path: Path, n: int = 2, **extra: str
+                    ) -> tuple[Path, dict[str, str], Path, Path]:
+    """An experiment whose three stages are launched and stay queued (begin in an hour)."""
+    script, env, out, calls = _setup(tmp_path, {"REQS": "begin=now+3600", "N": str(n), **extra})
+    first = run_cli(script, "launch", env=env)
+    assert first.returncode == 0, first.stderr
+    assert len(_live_arrays(env["PROJECT"])) == 3
+    return script, env, out, calls
+
+
+def _launch_in_background(script: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(script), "launch"], cwd=script.parent,
+                            env={**os.environ, "COLUMNS": "200", **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _assert_no_twins(project: str, tracked_before: set[str]) -> None:
+    tracked = {str(r["job_id"]) for r in _records(project) if r.get("job_id")}
+    assert tracked == tracked_before
+    assert _live_arrays(project) == tracked_before
+    assert arrays_known_to_slurm(project) == tracked_before
+
+
+# -- item 1: launch refuses while the scheduler cannot say what is queued ----------------------
+def test_launch_refuses_while_the_controller_is_stopped(tmp_path: Path,
+                                                        faults: FaultsCluster) -> None:
+    """The controller is down when `launch` starts and comes back 12 s later (as in the issue):
+    the launch must fail with one line, submit nothing, and leave no twin behind."""
+    script, env, _, calls = _queued_project(tmp_path)
+    project = env["PROJECT"]
+    tracked = {str(r["job_id"]) for r in _records(project)}
+    sbatch_before = count_calls(calls, "sbatch")
+    try:
+        faults.stop_ctld()
+        proc = _launch_in_background(script, env)
+        time.sleep(12)
+        faults.start()
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode != 0
+        lines = _error_lines(stderr)
+        assert len(lines) == 1 and "cannot launch" in lines[0], stderr
+        assert "nothing was submitted" in lines[0]
+        assert count_calls(calls, "sbatch") == sbatch_before
+        _assert_no_twins(project, tracked)
+        again = run_cli(script, "launch", env=env)  # the controller answers: nothing to do
+        assert again.returncode == 0, again.stderr
+        assert count_calls(calls, "sbatch") == sbatch_before
+        _assert_no_twins(project, tracked)
+    finally:
+        faults.heal()
+        cancel_all(project)
+
+
+def test_launch_refuses_while_the_controller_is_frozen(tmp_path: Path,
+                                                       faults: FaultsCluster) -> None:
+    """SIGSTOP for longer than MessageTimeout: squeue times out; launch refuses and submits
+    nothing, and once the controller is thawed a relaunch finds everything still queued."""
+    script, env, _, calls = _queued_project(tmp_path)
+    project = env["PROJECT"]
+    tracked = {str(r["job_id"]) for r in _records(project)}
+    sbatch_before = count_calls(calls, "sbatch")
+    frozen_s = faults.message_timeout_s() + 2
+    try:
+        faults.freeze()
+        thaw = threading.Timer(frozen_s, faults.thaw)
+        thaw.start()
+        res = run_cli(script, "launch", env=env, timeout=180)
+        thaw.join()
+        assert res.returncode != 0, res.stdout
+        lines = _error_lines(res.stderr)
+        assert len(lines) == 1 and "cannot launch" in lines[0], res.stderr
+        assert count_calls(calls, "sbatch") == sbatch_before
+        again = run_cli(script, "launch", env=env)
+        assert again.returncode == 0, again.stderr
+        assert count_calls(calls, "sbatch") == sbatch_before
+        _assert_no_twins(project, tracked)
+    finally:
+        faults.heal()
+        cancel_all(project)
