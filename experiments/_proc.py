@@ -17,6 +17,27 @@ from dataclasses import dataclass
 from typing import IO
 
 
+def process_start(pid: int) -> int | None:
+    """The start time (clock ticks since boot) of process ``pid``, or None if it is gone.
+
+    With the pid it names one process for good: a pid reused later has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def alive(pid: int | None, start: int | None) -> bool:
+    """True while the process ``pid`` that started at ``start`` still exists (not a reuse)."""
+    return pid is not None and start is not None and process_start(pid) == start
+
+
 @dataclass(frozen=True)
 class ProcResult:
     """What a finished command left behind."""

@@ -8,6 +8,7 @@ launch by looking the job up by its unique name instead of submitting it twice.
 from __future__ import annotations
 
 import enum
+import json
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths, specs
+from . import _proc, paths, specs
 from .backends.base import JobState
 from .config import Config
+from .errors import LaunchStopped
 from .plan import Group, Plan, PlannedTask
 from .store import JobRecord, RecordState, Store
 from .task import step_to_dict
@@ -98,7 +100,16 @@ class LaunchContext:
 
     def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
                 *, pid_start: int | None = None) -> PreparedJob:
-        """Write the spec of one job and record its intent in the store."""
+        """Write the spec of one job and record its intent in the store.
+
+        Raises ``LaunchStopped`` (before writing anything) when ``cancel`` asked this project's
+        launches to stop: every job recorded so far is then cancelled by it.
+        """
+        who = stop_requested(self.home, self.project)
+        if who:
+            raise LaunchStopped(
+                f"launch stopped by {who} after submitting {len(self.submitted)} job(s), "
+                f"before job {name}; `cancel` cancels what was submitted")
         spec = paths.spec_dir(self.home, self.project, name)
         header = {"project": self.project, "stage": group.stage, "job_name": name,
                   "artifact_path": self.artifact_path, "code_path": self.code_path,
@@ -153,3 +164,44 @@ def _task_json(task: PlannedTask) -> dict[str, Any]:
 def pending_intents(store: Store) -> list[JobRecord]:
     """Records whose submission was started but never confirmed (a crash in between)."""
     return [r for r in store.all_records() if r.state is RecordState.SUBMITTING]
+
+
+# -- stop requests: how ``cancel`` stops a launch that is running --------------------------------
+def request_stop(home: Path, project: str) -> Path:
+    """Ask every launch of ``project`` to stop before its next submission; returns the file.
+
+    The request names this process (host, pid, start time), so one left behind by a killed
+    ``cancel`` is ignored instead of stopping every later launch. Remove it with
+    :func:`clear_stop` when done.
+    """
+    path = paths.launch_stop_request(home, project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(),
+          "start": _proc.process_start(os.getpid())}
+    path.write_text(json.dumps(me))
+    return path
+
+
+def clear_stop(path: Path) -> None:
+    """Withdraw a stop request (only the one this process wrote)."""
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def stop_requested(home: Path, project: str) -> str | None:
+    """Who asks launches of ``project`` to stop (``"cancel (pid N on host)"``), or None.
+
+    A request whose writer is gone (on this host) is stale and ignored; one from another host
+    counts, since its writer cannot be checked from here.
+    """
+    try:
+        data = json.loads(paths.launch_stop_request(home, project).read_text())
+        host, pid, start = str(data["host"]), int(data["pid"]), data.get("start")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if host == socket.gethostname() and not _proc.alive(pid, start):
+        return None
+    return f"`cancel` (pid {pid} on {host})"

@@ -255,7 +255,9 @@ def _follow(session: Session, record: JobRecord, index: int, path: Path, start: 
 @_common
 @click.pass_obj
 def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
-    cancelled = verbs.cancel(state.session(**opts), list(stages) or None)
+    result = verbs.cancel_jobs(state.session(**opts), list(stages) or None)
+    render.warnings(result.notes)
+    cancelled = result.job_ids
     render.out.print(f"Cancelled {len(cancelled)} job(s): {' '.join(cancelled)}"
                      if cancelled else "No live jobs to cancel.")
 

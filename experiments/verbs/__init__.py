@@ -5,9 +5,10 @@ a concrete backend: they speak only the seam in :mod:`experiments.backends.base`
 
 from __future__ import annotations
 
-from .cancel import cancel
+from .cancel import CancelResult, cancel, cancel_jobs
 from .inspect import HistoryReport, StatusReport, find_job, history, job_view, status
 from .launch import DryRun, LaunchResult, drylaunch, launch
 
-__all__ = ["DryRun", "HistoryReport", "LaunchResult", "StatusReport", "cancel", "drylaunch",
+__all__ = ["CancelResult", "DryRun", "HistoryReport", "LaunchResult", "StatusReport", "cancel",
+           "cancel_jobs", "drylaunch",
            "find_job", "history", "job_view", "launch", "status"]

@@ -123,3 +123,61 @@ def test_launch_refuses_while_the_controller_is_frozen(tmp_path: Path,
     finally:
         faults.heal()
         cancel_all(project)
+
+
+# -- item 5: cancel during a launch -------------------------------------------------------------
+# One stage of N artifacts, each with its own time limit: N resource groups, so N arrays.
+MANY_ARRAYS = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class M(Artifact):
+    i: int
+    def get_requirements(self):
+        return {"partition": "cpu", "time": f"{10 + self.i}:00", "begin": "now+3600"}
+    def construct(self, builder: Task):
+        builder.run_command("true")
+
+n = int(os.environ.get("N", "60"))
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("m", ArtifactSet.from_product(cls=M, params={"i": list(range(n))}))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+def _many_arrays(tmp_path: Path, n: int) -> tuple[Path, dict[str, str], Path]:
+    script, env, _, calls = _setup(tmp_path, {"N": str(n)})
+    script.write_text(MANY_ARRAYS)
+    return script, env, calls
+
+
+def _wait_for_calls(calls: Path, prog: str, n: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while count_calls(calls, prog) < n:
+        assert time.monotonic() < deadline, f"{prog} was not called {n} times"
+        time.sleep(0.02)
+
+
+def test_cancel_during_a_launch_leaves_no_live_job(tmp_path: Path, faults: FaultsCluster) -> None:
+    script, env, calls = _many_arrays(tmp_path, 60)
+    project = env["PROJECT"]
+    try:
+        launch = _launch_in_background(script, env)
+        _wait_for_calls(calls, "sbatch", 1)  # the launch is submitting
+        time.sleep(0.7)
+        cancelled = run_cli(script, "cancel", env=env)
+        assert cancelled.returncode == 0, cancelled.stderr
+        _, stderr = launch.communicate(timeout=300)
+        time.sleep(1)
+        assert not my_jobs(project), my_jobs(project)[:5]  # nothing live behind the cancel
+        assert launch.returncode != 0 and "launch stopped by `cancel`" in stderr, stderr
+        assert "asked it to stop" in cancelled.stderr
+        assert count_calls(calls, "sbatch") < 60
+        records = _records(project)
+        assert all(r["state"] == "cancelled" for r in records), records
+    finally:
+        cancel_all(project)
