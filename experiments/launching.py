@@ -122,7 +122,8 @@ class LaunchContext:
             requirements=dict(group.resources.requirements), depends_on=deps,
             spec_dir=str(spec),
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
-            host=socket.gethostname(), pid=os.getpid(), pid_start=pid_start,
+            host=socket.gethostname(), pid=os.getpid(),
+            pid_start=_proc.process_start(os.getpid()) if pid_start is None else pid_start,
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)

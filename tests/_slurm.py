@@ -27,6 +27,7 @@ All return a :class:`SlurmCluster`; run client commands with ``c.run(...)`` (as 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pwd
@@ -34,6 +35,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -244,6 +246,20 @@ class FaultsCluster(SlurmCluster):
         if pid is not None:
             os.kill(pid, signal.SIGCONT)
         self.start()
+
+    @contextlib.contextmanager
+    def queue_full(self) -> Iterator[None]:
+        """``MaxJobCount=1`` (``scontrol reconfigure``): with any job in the controller's table,
+        sbatch hears "temporarily unable to accept job" and sleeps and retries by itself."""
+        conf = Path(self.conf)
+        original = conf.read_text()
+        conf.write_text(re.sub(r"^MaxJobCount=.*$", "MaxJobCount=1", original, flags=re.M))
+        self.run("scontrol", "reconfigure")
+        try:
+            yield
+        finally:
+            conf.write_text(original)
+            self.run("scontrol", "reconfigure", check=False)
 
     def message_timeout_s(self) -> int:
         out = self.run("scontrol", "show", "config").stdout

@@ -22,12 +22,13 @@ from ..backends.base import Description, Resources, freeze_requirements
 from ..config import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError
 from ..identity import check_relpath
-from ..launching import LaunchContext, Progress, pending_intents
+from ..launching import LaunchContext, Progress
 from ..plan import Plan, build_plan
 from ..session import Session
 from ..status import Live, is_built, live_artifacts
-from ..store import JobRecord, RecordState
+from ..store import JobRecord
 from ..task import Download, Task, Upload
+from .reconcile import reconcile_intents
 
 
 @dataclass
@@ -107,17 +108,9 @@ def _launch_lock(session: Session) -> Iterator[None]:
 
 
 def reconcile(session: Session) -> list[str]:
-    """Resolve intents left by a crashed launch: adopt the job if it exists, else drop it."""
-    warnings = []
-    for rec in pending_intents(session.store):
-        found = session.backend(rec.backend).find_by_name(rec.name)
-        if found:
-            session.store.update(rec.stage, rec.name, job_id=found[0],
-                                 state=RecordState.SUBMITTED)
-            warnings.append(f"adopted job {found[0]} submitted by an interrupted launch")
-        else:
-            session.store.remove(rec.stage, {rec.name})
-    return warnings
+    """Resolve intents left by a crashed launch: adopt the job if it exists, drop it only when
+    no submission can still be in flight, and cancel untracked twins (see ``verbs.reconcile``)."""
+    return reconcile_intents(session)
 
 
 def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,

@@ -181,3 +181,44 @@ def test_cancel_during_a_launch_leaves_no_live_job(tmp_path: Path, faults: Fault
         assert all(r["state"] == "cancelled" for r in records), records
     finally:
         cancel_all(project)
+
+
+# -- item 3: an orphaned sbatch ----------------------------------------------------------------
+def _sbatch_of(project: str) -> list[int]:
+    """Pids of sbatch processes submitting a job of ``project``."""
+    out = subprocess.run(["pgrep", "-f", "--", f"--job-name={project}"], capture_output=True,
+                         text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def test_an_orphaned_sbatch_never_submits_a_twin(tmp_path: Path, faults: FaultsCluster) -> None:
+    """The queue is full (sbatch sleeps and retries by itself) when the launcher is SIGKILLed;
+    the relaunch runs while the queue is still full, then the queue empties. The killed
+    launcher's sbatch must have died with it, and exactly one job per artifact exists."""
+    script, env, calls = _many_arrays(tmp_path, 1)
+    project = env["PROJECT"]
+    ours = f"{project}.m."
+    try:
+        for _ in range(2):  # the controller's table holds jobs: MaxJobCount=1 means "full"
+            faults.run("sbatch", "-J", f"{project}-filler", "--begin=now+3600", "-o",
+                       "/dev/null", "--wrap", "true")
+        with faults.queue_full():
+            launcher = _launch_in_background(script, env)
+            _wait_for_calls(calls, "sbatch", 1)
+            time.sleep(2)  # sbatch: "temporarily unable to accept job, sleeping and retrying"
+            assert _sbatch_of(ours), "sbatch is not retrying"
+            launcher.kill()
+            launcher.communicate(timeout=30)
+            time.sleep(0.5)
+            assert not _sbatch_of(ours), "the killed launcher's sbatch lives on"
+            relaunch = _launch_in_background(script, env)
+            _wait_for_calls(calls, "sbatch", 2, timeout_s=120)
+            time.sleep(1)
+        _, stderr = relaunch.communicate(timeout=180)
+        assert relaunch.returncode == 0, stderr
+        time.sleep(20)  # an orphan would retry within 15 s
+        tracked = {str(r["job_id"]) for r in _records(project) if r.get("job_id")}
+        assert len(tracked) == 1 and not _sbatch_of(ours)
+        assert arrays_known_to_slurm(ours) == tracked
+    finally:
+        cancel_all(project)

@@ -166,6 +166,7 @@ class SlurmClient:
         self.name_lookback_days = name_lookback_days
         self._sleep = sleep
         self._max_array_size: int | None = None
+        self._message_timeout_s: float | None = None
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
@@ -258,6 +259,30 @@ class SlurmClient:
                 ["-X", "-P", "-n", f"--name={job_name}", "-S",
                  f"now-{self.name_lookback_days}days", "--format=JobID"])]
         return _sorted_ids(i for i in ids if i[:1].isdigit())
+
+    def live_jobs_by_name(self) -> dict[str, list[str]]:
+        """This user's pending and running jobs, ``{name: [array job id, ...]}`` (one squeue)."""
+        out: dict[str, set[str]] = {}
+        for line in self._query_cmd(["squeue", "--me", "-h", "-o", "%F|%j"]).stdout.splitlines():
+            job_id, sep, name = line.strip().partition("|")
+            if sep and job_id.isdigit():
+                out.setdefault(name, set()).add(job_id)
+        return {name: _sorted_ids(ids) for name, ids in out.items()}
+
+    def sbatch_in_flight(self, job_name: str) -> list[int]:
+        """Pids of ``sbatch`` processes on this machine still submitting ``job_name``."""
+        return _proc.processes_with_arg(f"--job-name={job_name}")
+
+    def message_timeout_s(self) -> float:
+        """The controller's ``MessageTimeout`` (10 s, Slurm's default, if it cannot be read)."""
+        if self._message_timeout_s is None:
+            try:
+                out = self._query_cmd(["scontrol", "show", "config"]).stdout
+            except SchedulerQueryError:
+                return 10.0
+            match = re.search(r"^MessageTimeout\s*=\s*(\d+)", out, re.M)
+            self._message_timeout_s = float(match.group(1)) if match else 10.0
+        return self._message_timeout_s
 
     def max_array_size(self) -> int:
         """The cluster's ``MaxArraySize`` (array indices must stay below it); cached."""
