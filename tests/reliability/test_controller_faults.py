@@ -222,3 +222,51 @@ def test_an_orphaned_sbatch_never_submits_a_twin(tmp_path: Path, faults: FaultsC
         assert arrays_known_to_slurm(ours) == tracked
     finally:
         cancel_all(project)
+
+
+# -- item 2: an ambiguous "Socket timed out" ---------------------------------------------------
+def test_a_frozen_controller_leaves_no_untracked_twin(tmp_path: Path,
+                                                      faults: FaultsCluster) -> None:
+    """Freeze the controller for 13 s, 0.5 s into a launch of 30 arrays: the sbatch in flight
+    times out ("Socket timed out"), the frozen controller creates the job anyway once it runs
+    again, and the first look-up by name may not see it yet. No twin may be left live."""
+    script, env, calls = _many_arrays(tmp_path, 30)
+    project = env["PROJECT"]
+    ours = f"{project}.m."
+    try:
+        launch = _launch_in_background(script, env)
+        _wait_for_calls(calls, "sbatch", 1)
+        time.sleep(0.5)
+        faults.freeze()
+        time.sleep(13)
+        faults.thaw()
+        _, stderr = launch.communicate(timeout=600)
+        time.sleep(3)
+        tracked = {str(r["job_id"]) for r in _records(project) if r.get("job_id")}
+        assert arrays_known_to_slurm(ours) == tracked, stderr  # no twin, none untracked
+        again = run_cli(script, "launch", env=env)  # anything unresolved is reconciled
+        assert again.returncode == 0, again.stderr
+        tracked = {str(r["job_id"]) for r in _records(project) if r.get("job_id")}
+        assert len(tracked) == 30 and _live_arrays(ours) == tracked
+    finally:
+        faults.heal()
+        cancel_all(project)
+
+
+def test_a_twin_is_cancelled_and_reported_at_the_next_launch(tmp_path: Path,
+                                                             faults: FaultsCluster) -> None:
+    """A job carrying the unique name of a tracked job (as a twin left by an ambiguous
+    failure would) is cancelled by the next launch, which says so."""
+    script, env, _, _ = _queued_project(tmp_path)
+    project = env["PROJECT"]
+    try:
+        rec = next(r for r in _records(project) if r["stage"] == "a")
+        twin = faults.run("sbatch", "--parsable", "-J", str(rec["name"]), "--begin=now+3600",
+                          "-o", "/dev/null", "--wrap", "true").stdout.strip().split(";")[0]
+        res = run_cli(script, "launch", env=env)
+        assert res.returncode == 0, res.stderr
+        assert f"cancelled job {twin}: an untracked twin of job {rec['job_id']}" in res.stderr
+        assert twin not in _live_arrays(project)
+        assert str(rec["job_id"]) in _live_arrays(project)
+    finally:
+        cancel_all(project)

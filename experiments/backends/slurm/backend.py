@@ -139,7 +139,7 @@ class SlurmBackend:
         """A submission stuck in a frozen controller is processed within about one
         MessageTimeout of it answering again; wait that long (plus a margin) before trusting
         a look-up that found nothing."""
-        return self.client.message_timeout_s() + 2.0
+        return self.client.settle()
 
 
 def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:

@@ -3,7 +3,9 @@
 Submission. ``sbatch --parsable`` is retried only on transient errors (socket timeouts, an
 unreachable controller, our own timeout …) with exponential backoff and jitter. Such a failure
 is ambiguous — the job may exist anyway — so before every retry the job is looked up by its
-unique name and, if found, that id is returned instead of submitting twice. When that lookup
+unique name and, if found, that id is returned instead of submitting twice; a look-up that
+finds nothing is trusted only when it still finds nothing one MessageTimeout later (a frozen
+controller processes a request its client gave up on once it runs again). When that lookup
 itself fails, nothing is resubmitted; if the attempts run out without an answer the error is
 :class:`SubmissionUncertain`. Exit 0 with noise on stderr ("temporarily unable to accept job")
 is a success. Any other failure is permanent: ``SubmissionError`` with Slurm's words, no retry.
@@ -156,7 +158,7 @@ class SlurmClient:
 
     def __init__(self, env: Mapping[str, str] | None = None, *, attempts: int = 4,
                  backoff_s: float = 1.0, max_backoff_s: float = 8.0, timeout_s: float = 60.0,
-                 name_lookback_days: int = 7,
+                 name_lookback_days: int = 7, settle_s: float | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.env = {**(env or {}), "TZ": "UTC", "SLURM_TIME_FORMAT": "standard"}
         self.attempts = attempts
@@ -167,6 +169,7 @@ class SlurmClient:
         self._sleep = sleep
         self._max_array_size: int | None = None
         self._message_timeout_s: float | None = None
+        self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
@@ -214,7 +217,23 @@ class SlurmClient:
         return float(ceiling * random.uniform(0.5, 1.0))
 
     def _lookup(self, job_name: str) -> tuple[list[str], str]:
-        """(ids of jobs named ``job_name``, "") or ([], why the lookup failed)."""
+        """(ids of jobs named ``job_name``, "") or ([], why the lookup failed).
+
+        Used only after an ambiguous failure, so a look-up that finds nothing is repeated once
+        the controller's MessageTimeout (plus a margin) has passed: a controller that was frozen
+        may hold the submission and create the job after it answers the first look-up.
+        """
+        found, problem = self._lookup_once(job_name)
+        if found or problem:
+            return found, problem
+        self._sleep(self.settle())
+        return self._lookup_once(job_name)
+
+    def settle(self) -> float:
+        """How long after an ambiguous failure a job may still appear (see ``_lookup``)."""
+        return self.settle_s if self.settle_s is not None else self.message_timeout_s() + 2.0
+
+    def _lookup_once(self, job_name: str) -> tuple[list[str], str]:
         try:
             return self.find_by_name(job_name), ""
         except SchedulerQueryError as exc:
