@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import enum
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -36,7 +37,7 @@ class WorkerState(str, enum.Enum):
 
 EXIT_FAILED = 1
 EXIT_DEPENDENCY_FAILED = 3
-EXIT_BUSY = 75  # another worker holds the artifact's lock
+EXIT_BUSY = 75  # another worker held the artifact's lock for longer than we could wait
 
 
 class _Interrupted(BaseException):  # not Exception: step error handling must not eat it
@@ -116,13 +117,48 @@ class Build:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            _say(f"another worker is building {self.relpath} right now; leaving it")
-            os.close(lock_fd)
-            return EXIT_BUSY
+            return self._wait_for_other(lock_fd)
         try:
             return self._build()
         finally:
             os.close(lock_fd)
+
+    def _wait_for_other(self, lock_fd: int) -> int:
+        """Another worker holds the artifact's lock: wait for its build (bounded by our own time
+        limit), then say what really happened instead of failing our dependents for nothing."""
+        other = str(_read_json(paths.status_file(self.root, self.relpath)).get("job")
+                    or "another job")
+        budget = wait_budget_s()
+        _say(f"another worker is building {self.relpath} right now ({other}); waiting up to "
+             f"{budget:.0f} s for it")
+        deadline = time.monotonic() + budget
+        try:
+            while not _try_flock(lock_fd):
+                if _signal["signum"] is not None:
+                    _say(f"interrupted by {signal.Signals(_signal['signum']).name} while "
+                         f"waiting for {other}")
+                    return 128 + int(_signal["signum"])
+                if time.monotonic() >= deadline:
+                    _say(f"gave up waiting for {other} to build {self.relpath}; leaving it")
+                    return EXIT_BUSY
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            return self._after_other(other)
+        finally:
+            os.close(lock_fd)
+
+    def _after_other(self, other: str) -> int:
+        """We hold the lock the other worker released: report its outcome, or build."""
+        if self._built(self.relpath):
+            by = _read_json(paths.done_marker(self.root, self.relpath)).get("job") or other
+            _say(f"{self.relpath} was built by {by} while we waited; nothing to do")
+            return 0
+        record = _read_json(paths.status_file(self.root, self.relpath))
+        if record.get("state") == WorkerState.FAILED.value:
+            _say(f"the build of {self.relpath} by {record.get('job') or other} failed "
+                 f"({record.get('error')}); not building it again here")
+            return EXIT_FAILED
+        _say(f"{other} ended without building {self.relpath}; building it here")
+        return self._build()
 
     def _build(self) -> int:
         if self._built(self.relpath):  # built while we waited
@@ -206,6 +242,63 @@ def _wait(child: _proc.Child) -> int:
             return code
         if _signal["signum"] is not None and time.monotonic() - _signal["at"] > _GRACE_S:
             child.signal_group(signal.SIGKILL)
+
+
+BUSY_WAIT_DEFAULT_S = 24 * 3600.0  # no time limit known: the lock holder's own life bounds it
+BUSY_MARGIN_S = 60.0  # stop waiting this long before our own time limit
+
+
+def wait_budget_s() -> float:
+    """How long a worker may wait for a concurrent build of its artifact.
+
+    ``$EXPERIMENTS_BUSY_WAIT_S`` if set; else until ``BUSY_MARGIN_S`` before the job's end time
+    (``$SLURM_JOB_END_TIME``, or squeue's end time of ``$SLURM_JOB_ID``); else a day.
+    """
+    override = os.environ.get("EXPERIMENTS_BUSY_WAIT_S")
+    if override:
+        try:
+            return max(0.0, float(override))
+        except ValueError:
+            pass
+    end = _job_end_time()
+    if end is None:
+        return BUSY_WAIT_DEFAULT_S
+    return max(0.0, end - time.time() - BUSY_MARGIN_S)
+
+
+def _job_end_time() -> float | None:
+    """Epoch seconds at which the scheduler will end this job, if it says."""
+    text = os.environ.get("SLURM_JOB_END_TIME", "")
+    if text.isdigit():
+        return float(text)
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    try:
+        res = _proc.run(["squeue", "-h", "-j", job, "-o", "%e"], timeout_s=30,
+                        env={"SLURM_TIME_FORMAT": "%s"})
+    except (OSError, _proc.ProcTimeout):
+        return None
+    out = res.stdout.strip()
+    return float(out) if res.ok and out.isdigit() else None
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    """A small JSON object written by a worker ({} when missing or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _describe(step: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ commands, and checks the promise: no artifact ever has two live jobs, nothing is
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,7 +19,13 @@ import pytest
 
 from tests._slurm import FaultsCluster
 from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import arrays_known_to_slurm, cancel_all, count_calls, my_jobs
+from tests.e2e.slurm_helpers import (
+    arrays_known_to_slurm,
+    cancel_all,
+    count_calls,
+    my_jobs,
+    wait_until_idle,
+)
 from tests.reliability.test_slurm_reliability import _records, _setup
 
 pytestmark = pytest.mark.slurm
@@ -270,3 +277,64 @@ def test_a_twin_is_cancelled_and_reported_at_the_next_launch(tmp_path: Path,
         assert str(rec["job_id"]) in _live_arrays(project)
     finally:
         cancel_all(project)
+
+
+# -- item 4: concurrent builders ---------------------------------------------------------------
+# Two projects (PROJECT differs) share OUT and the dependency D; each has its own top artifact.
+SHARED_DEP = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class D(Artifact):
+    n: int
+    def get_requirements(self):
+        return {"partition": "cpu", "time": "10:00"}
+    def construct(self, builder: Task):
+        builder.run_command("sleep 8; echo " + self.relpath + " >> " + os.environ["RUNS"])
+
+@dataclass(frozen=True)
+class T(Artifact):
+    d: D
+    who: str
+    def get_requirements(self):
+        return {"partition": "cpu", "time": "10:00"}
+    def construct(self, builder: Task):
+        builder.run_command("echo " + self.relpath + " >> " + os.environ["RUNS"])
+
+d = ArtifactSet.from_product(cls=D, params={"n": [0]})
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("dep", d)
+ex.stage("top", d.map(lambda x: T(d=x, who=os.environ["PROJECT"])))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+def test_a_concurrent_builder_is_waited_for_not_a_failure(tmp_path: Path,
+                                                          faults: FaultsCluster) -> None:
+    script, env, out, _ = _setup(tmp_path)
+    script.write_text(SHARED_DEP)
+    env2 = {**env, "PROJECT": env["PROJECT"] + "b"}
+    try:
+        first = run_cli(script, "launch", env=env)
+        assert first.returncode == 0, first.stderr
+        time.sleep(2)
+        second = run_cli(script, "launch", env=env2)
+        assert second.returncode == 0, second.stderr
+        assert len(_records(env2["PROJECT"])) == 2  # its own copy of D was submitted too
+        wait_until_idle(env["PROJECT"], 180)
+        statuses = [json.loads(p.read_text()) for p in out.rglob(".status.json")]
+        assert sorted(s["state"] for s in statuses) == ["done"] * 3, statuses
+        runs = Path(env["RUNS"]).read_text().splitlines()
+        assert len(runs) == 3 and len(set(runs)) == 3  # D built once, each T once
+        status = run_cli(script, "status", env=env2)
+        assert "dep-failed" not in status.stdout and "failed" not in status.stdout, status.stdout
+        d_job = next(r for r in _records(env2["PROJECT"]) if r["stage"] == "dep")
+        log = next((Path(os.environ["EXPERIMENTS_HOME"]) / "logs").rglob(
+            f"{d_job['job_id']}_0.log")).read_text()
+        assert "was built by" in log, log
+    finally:
+        cancel_all(env["PROJECT"])
