@@ -36,6 +36,8 @@ OPTIONAL_KEYS = {
     "default_partition": "partition whose defaults apply when an artifact names none",
     "umask": "octal permission mask for files and folders we create, e.g. '077' or '027'",
     "python": "Python interpreter that runs the worker on the compute nodes",
+    "trusted_users": "other users whose .done markers count as built (shared artifact roots)",
+    "trusted_groups": "groups whose .done markers count as built (shared artifact roots)",
 }
 
 
@@ -86,6 +88,8 @@ class Config:
     default_partition: str | None = None
     umask: int = 0o077
     python: str | None = None
+    trusted_uids: tuple[int, ...] = ()  # from trusted_users
+    trusted_gids: tuple[int, ...] = ()  # from trusted_groups
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -169,7 +173,27 @@ def validate(data: Any, path: Path) -> Config:
     if python is not None and (not isinstance(python, str) or not python.startswith("/")):
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, _log_directory(log_dir, path), slurm_args, partition,
-                  _umask(data.get("umask", "077"), path), python)
+                  _umask(data.get("umask", "077"), path), python,
+                  _ids(data.get("trusted_users", []), "trusted_users", path),
+                  _ids(data.get("trusted_groups", []), "trusted_groups", path))
+
+
+def _ids(names: Any, key: str, path: Path) -> tuple[int, ...]:
+    """Numeric ids of the users (or groups) a trust key names; unknown names are errors."""
+    import grp
+    import pwd
+
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{path}: {key} must be a list of names, e.g. [\"alice\"]")
+    out = []
+    for name in names:
+        try:
+            out.append(pwd.getpwnam(name).pw_uid if key == "trusted_users"
+                       else grp.getgrnam(name).gr_gid)
+        except KeyError:
+            raise ConfigError(f"{path}: {key} names {name!r}, which does not exist on this "
+                              "machine") from None
+    return tuple(out)
 
 
 def _log_directory(value: str, config_path: Path) -> Path:

@@ -75,17 +75,19 @@ class LaunchContext:
     launch_id: str
     python: str
     progress: Progress = _no_progress
+    experiment_file: str = ""  # recorded in every job: which file owns it
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
 
     @classmethod
     def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
                  artifact_path: str, code_path: str, python: str,
-                 progress: Progress | None = None) -> LaunchContext:
+                 progress: Progress | None = None,
+                 experiment_file: str = "") -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
-                  progress=progress or _no_progress)
+                  progress=progress or _no_progress, experiment_file=experiment_file)
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -113,7 +115,9 @@ class LaunchContext:
         spec = paths.spec_dir(self.home, self.project, name)
         header = {"project": self.project, "stage": group.stage, "job_name": name,
                   "artifact_path": self.artifact_path, "code_path": self.code_path,
-                  "umask": self.config.umask}
+                  "umask": self.config.umask,
+                  "trusted_uids": list(self.config.trusted_uids),
+                  "trusted_gids": list(self.config.trusted_gids)}
         specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
         deps = sorted({self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
         record = JobRecord(
@@ -122,7 +126,7 @@ class LaunchContext:
             requirements=dict(group.resources.requirements), depends_on=deps,
             spec_dir=str(spec),
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
-            host=socket.gethostname(), pid=os.getpid(),
+            host=socket.gethostname(), pid=os.getpid(), experiment_file=self.experiment_file,
             pid_start=_proc.process_start(os.getpid()) if pid_start is None else pid_start,
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,7 @@ class JobRecord:
     pid: int | None = None
     pid_start: int | None = None
     task_states: dict[str, str] = field(default_factory=dict)  # index -> final local state
+    experiment_file: str = ""  # the experiment file that launched it ("" for older records)
 
     def __post_init__(self) -> None:
         # Callers pass plain strings ("submitted"); keep the field an enum member.

@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _atomic, _proc, paths, specs
+from . import _atomic, _proc, paths, specs, trust
 from .task import step_from_dict
 
 
@@ -99,7 +99,9 @@ class Build:
         return str(self.task["relpath"])
 
     def _built(self, relpath: str) -> bool:
-        return os.path.exists(paths.done_marker(self.root, relpath))
+        """A done marker from a trusted account (ours, or one the spec's config trusts)."""
+        return trust.marker_built(self.root, relpath, self.header.get("trusted_uids", []),
+                                  self.header.get("trusted_gids", []))
 
     def run(self) -> int:
         if self._built(self.relpath):
@@ -192,6 +194,9 @@ class Build:
 
     def _step(self, step: dict[str, Any]) -> None:
         kind = step["kind"]
+        for key in ("path", "dst"):  # every path a step writes to
+            if kind in ("create_file", "download") and key in step:
+                self._check_inside(str(step[key]))
         try:
             if kind == "create_file":
                 data = base64.b64decode(step["content_b64"])
@@ -213,6 +218,15 @@ class Build:
             raise
         except Exception as exc:  # storage errors and the like: record, never crash silently
             raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+
+    def _check_inside(self, path: str) -> None:
+        """Refuse a write outside the artifact's folder (symlinks resolved), whatever the spec
+        says: the builder checks this at launch, but the spec on disk could have been edited."""
+        folder = os.path.realpath(self.dir)
+        target = os.path.realpath(os.path.join(folder, path))
+        if target != folder and not target.startswith(folder + os.sep):
+            raise StepFailed(f"refusing to write {path}: it is outside the artifact's folder "
+                             f"{folder}")
 
     def _command(self, command: str) -> None:
         code_path = self.header["code_path"]

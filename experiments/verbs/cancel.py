@@ -8,6 +8,9 @@ waits for the lock (released by the launch when it has stopped). The final cance
 the lock, when nothing can be submitted any more. If the launch does not
 stop within ``wait_s``, ``cancel`` says so and fails: it never reports success with a launch
 still running.
+
+Jobs record the experiment file that launched them: when two files use one project name,
+``cancel`` from one of them leaves the other's jobs alone and says so.
 """
 
 from __future__ import annotations
@@ -86,6 +89,15 @@ def _cancel_live(session: Session, stages: Sequence[str] | None, result: CancelR
         raise SchedulerQueryError(live.warnings()[0])
     targets = [r for r in records
                if any(_live(live.get(TaskKey(r.job_id or "", i))) for i in range(len(r.tasks)))]
+    theirs = foreign(session, targets)
+    for path in sorted({r.experiment_file for r in theirs}):
+        note = (f"not cancelled: live job(s) "
+                f"{' '.join(r.job_id or '?' for r in theirs if r.experiment_file == path)} of "
+                f"project {session.experiment.project!r} were launched from another experiment "
+                f"file, {path}; cancel them from that file")
+        if note not in result.notes:
+            result.notes.append(note)
+    targets = [r for r in targets if r not in theirs]
     _cancel_records(session, targets)
     result.job_ids.extend(r.job_id or "" for r in targets
                           if (r.job_id or "") not in result.job_ids)
@@ -101,3 +113,18 @@ def _cancel_records(session: Session, targets: Sequence[JobRecord]) -> None:
 
 def _live(status: TaskStatus | None) -> bool:
     return status is not None and status.state.live
+
+
+def foreign(session: Session, records: Sequence[JobRecord]) -> list[JobRecord]:
+    """Records launched from another experiment file that uses the same project name."""
+    mine = getattr(session.experiment, "source_file", "")
+    return [r for r in records if mine and r.experiment_file and r.experiment_file != mine]
+
+
+def other_files(session: Session) -> list[str]:
+    """Warnings naming other experiment files whose jobs share this file's project name."""
+    files = sorted({r.experiment_file for r in foreign(session, session.records())})
+    project = session.experiment.project
+    return [f"project {project!r} is also used by {path}: both files' jobs are tracked "
+            "together (cancel leaves the other file's jobs alone); give each experiment file "
+            "its own project name" for path in files]

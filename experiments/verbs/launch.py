@@ -28,6 +28,7 @@ from ..session import Session
 from ..status import Live, is_built, live_artifacts
 from ..store import JobRecord
 from ..task import Download, Task, Upload
+from .cancel import other_files
 from .reconcile import reconcile_intents
 
 
@@ -70,7 +71,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     """Plan the stages and submit (or run, locally) everything not built or queued."""
     ex = session.experiment
     with _launch_lock(session):
-        warnings = reconcile(session)
+        warnings = reconcile(session) + other_files(session)
         records = session.records()
         live = session.live(records)
         if live.unreachable:
@@ -83,7 +84,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,
-            python=session.config.python or sys.executable, progress=progress)
+            python=session.config.python or sys.executable, progress=progress,
+            experiment_file=getattr(ex, "source_file", ""))
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
         return LaunchResult(plan, submitted, warnings)
 

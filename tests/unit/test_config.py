@@ -105,7 +105,7 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     assert str(path) in msg
     assert "unknown key(s) log_dir, zzz" in msg
     assert ("valid keys are default_partition, default_slurm_args, log_directory, python, "
-            "umask") in msg
+            "trusted_groups, trusted_users, umask") in msg
 
 
 def test_yaml_python_tag_is_rejected_and_not_executed(exp_home: Path, tmp_path: Path) -> None:
