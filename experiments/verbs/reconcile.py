@@ -73,8 +73,10 @@ def cancel_twins(session: Session) -> list[str]:
             continue
         try:
             named = backend.live_jobs_by_name()
-        except SchedulerQueryError:
-            continue  # launch refuses anyway when the scheduler cannot be asked
+        except SchedulerQueryError as exc:  # the live jobs are unknown: refuse, as launch does
+            raise SchedulerQueryError(
+                f"cannot launch: the {name} scheduler could not say which jobs are already "
+                f"queued ({exc}); nothing was submitted. Try again when it answers") from None
         twins = [_as_job(r, j) for r in records if r.backend == name
                  for j in named.get(r.name, []) if j != r.job_id]
         if twins:
