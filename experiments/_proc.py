@@ -9,12 +9,87 @@ Standard library only: the worker uses it.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
+
+
+def process_start(pid: int) -> int | None:
+    """The start time (clock ticks since boot) of process ``pid``, or None if it is gone.
+
+    With the pid it names one process for good: a pid reused later has another start time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    try:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def alive(pid: int | None, start: int | None) -> bool:
+    """True while the process ``pid`` that started at ``start`` still exists (not a reuse)."""
+    return pid is not None and start is not None and process_start(pid) == start
+
+
+def processes_with_arg(text: str) -> list[int]:
+    """Pids of this machine's processes (other than this one) with ``text`` inside an argument.
+
+    Used to find a submission still in flight by its unique job name, e.g. an ``sbatch`` left
+    running by a killed launcher. Empty where ``/proc`` does not exist.
+    """
+    needle = text.encode()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if any(needle in a for a in args):
+            found.append(int(entry))
+    return sorted(found)
+
+
+_PR_SET_PDEATHSIG = 1
+_libc: ctypes.CDLL | None = None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when this process dies (Linux).
+
+    A Slurm command left running by a killed launcher could still submit a job (``sbatch``
+    retries by itself while the queue is full) that nothing tracks. libc is loaded here, in the
+    parent: the child, between fork and exec, only makes the ``prctl`` call.
+    """
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return None
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl, parent = _libc.prctl, os.getpid()
+
+    def setup() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: die now, as it asked
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return setup
 
 
 @dataclass(frozen=True)
@@ -54,7 +129,8 @@ def _capture(argv: Sequence[str], timeout_s: float, env: Mapping[str, str] | Non
         return subprocess.run(
             list(argv), capture_output=True, timeout=timeout_s,
             env=None if env is None else {**os.environ, **env}, input=input_bytes,
-            stdin=None if input_bytes is not None else subprocess.DEVNULL)
+            stdin=None if input_bytes is not None else subprocess.DEVNULL,
+            preexec_fn=_die_with_parent())
     except subprocess.TimeoutExpired as exc:
         raise ProcTimeout(argv, timeout_s) from exc
 
@@ -68,6 +144,7 @@ def run(
 ) -> ProcResult:
     """Run ``argv`` (never through a shell) and capture its output as text.
 
+    On Linux the command is killed when this process dies (see ``_die_with_parent``).
     Raises ``FileNotFoundError`` when the program does not exist and ``ProcTimeout`` on timeout.
     """
     done = _capture(argv, timeout_s, env,

@@ -45,6 +45,8 @@ OPTIONAL_KEYS = {
     "snapshot_max_mb": "largest code snapshot in MB (default 100); a larger one stops launch",
     "stale_on_code_change": "true: status calls results built from other code stale (default "
                             "false)",
+    "trusted_users": "other users whose .done markers count as built (shared artifact roots)",
+    "trusted_groups": "groups whose .done markers count as built (shared artifact roots)",
 }
 # The keys of "local" and the smallest value each accepts.
 LOCAL_KEYS = {"cpus": 1, "gpus": 0, "mem_gb": 0}
@@ -119,6 +121,8 @@ class Config:
             return self.max_running.get(project)
         return self.max_running
     snapshots: SnapshotSettings = field(default_factory=lambda: SnapshotSettings())
+    trusted_uids: tuple[int, ...] = ()  # from trusted_users
+    trusted_gids: tuple[int, ...] = ()  # from trusted_groups
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -205,7 +209,9 @@ def validate(data: Any, path: Path) -> Config:
                   _umask(data.get("umask", "077"), path), python,
                   _max_running(data.get("max_running"), path),
                   local=_local(data.get("local", {}), path),
-                  snapshots=_snapshot_settings(data, path))
+                  snapshots=_snapshot_settings(data, path),
+                  trusted_uids=_ids(data.get("trusted_users", []), "trusted_users", path),
+                  trusted_gids=_ids(data.get("trusted_groups", []), "trusted_groups", path))
 
 
 def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
@@ -221,6 +227,24 @@ def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
     raise ConfigError(f"{path}: max_running must be a positive int (every project) or map "
                       'project names to positive ints, e.g. {"my-project": 64}; got '
                       f"{value!r:.60}")
+
+
+def _ids(names: Any, key: str, path: Path) -> tuple[int, ...]:
+    """Numeric ids of the users (or groups) a trust key names; unknown names are errors."""
+    import grp
+    import pwd
+
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{path}: {key} must be a list of names, e.g. [\"alice\"]")
+    out = []
+    for name in names:
+        try:
+            out.append(pwd.getpwnam(name).pw_uid if key == "trusted_users"
+                       else grp.getgrnam(name).gr_gid)
+        except KeyError:
+            raise ConfigError(f"{path}: {key} names {name!r}, which does not exist on this "
+                              "machine") from None
+    return tuple(out)
 
 
 def _log_directory(value: str, config_path: Path) -> Path:

@@ -8,6 +8,7 @@ line and exits non-zero. Anything else escaping is a bug.
     ├── PlanError            the requested stages cannot be planned (missing dependency, cycle)
     ├── ConfigError          ~/.experiments/config.json is unreadable or holds bad values
     ├── SubmissionError      the scheduler refused or failed a submission
+    ├── LaunchStopped        ``cancel`` stopped a running launch before it submitted everything
     ├── SchedulerQueryError  the scheduler could not be asked about jobs
     ├── StoreError           a tracking file is damaged or cannot be written
     ├── StorageError         a cloud-storage transfer failed
@@ -35,6 +36,10 @@ class ConfigError(ExperimentsError):
 
 class SubmissionError(ExperimentsError):
     """The scheduler refused, or failed to confirm, a submission."""
+
+
+class LaunchStopped(ExperimentsError):
+    """A running launch was asked by ``cancel`` to stop, and stopped before its next job."""
 
 
 class SchedulerQueryError(ExperimentsError):

@@ -55,6 +55,7 @@ class Executor:
                  workers: int | None = None, snapshot_code: bool = True) -> None:
         source = _caller_file()
         stem = Path(source).stem if source else "experiments"
+        self.source_file = str(Path(source).resolve()) if source else ""  # owns its jobs
         self.project = paths.check_name("project", project if project is not None else stem)
         base = Path(source).resolve().parent if source else Path.cwd()
         self.artifact_path = _absolute(artifact_path or base / "artifacts")

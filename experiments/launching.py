@@ -8,6 +8,7 @@ launch by looking the job up by its unique name instead of submitting it twice.
 from __future__ import annotations
 
 import enum
+import json
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import paths, specs
+from . import _proc, paths, specs
 from .backends.base import JobState
 from .config import Config
+from .errors import LaunchStopped
 from .overrides import Overrides
 from .plan import Group, Plan, PlannedTask
 from .snapshots import Snapshot
@@ -76,6 +78,7 @@ class LaunchContext:
     python: str
     progress: Progress = _no_progress
     max_running: int | None = None  # at most this many tasks of the launch at once
+    experiment_file: str = ""  # recorded in every job: which file owns it
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
     overrides: Overrides = field(default_factory=Overrides)  # --set, kept in each record
@@ -87,12 +90,14 @@ class LaunchContext:
                  progress: Progress | None = None,
                  max_running: int | None = None,
                  overrides: Overrides | None = None,
-                 snapshot: Snapshot | None = None) -> LaunchContext:
+                 snapshot: Snapshot | None = None,
+                 experiment_file: str = "") -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
                   progress=progress or _no_progress, max_running=max_running,
-                  overrides=overrides or Overrides(), snapshot=snapshot)
+                  overrides=overrides or Overrides(), snapshot=snapshot,
+                  experiment_file=experiment_file)
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -112,13 +117,22 @@ class LaunchContext:
 
         ``indices`` are the scheduler's array indices of the tasks when they are not
         ``0..n-1`` (the spec then maps an index to its task); ``depends_on`` overrides the job
-        ids waited for (by default every job holding a dependency of a task).
+        ids waited for (by default every job holding a dependency of a task). Raises
+        ``LaunchStopped`` (before writing anything) when ``cancel`` asked this project's
+        launches to stop: every job recorded so far is then cancelled by it.
         """
+        who = stop_requested(self.home, self.project)
+        if who:
+            raise LaunchStopped(
+                f"launch stopped by {who} after submitting {len(self.submitted)} job(s), "
+                f"before job {name}; `cancel` cancels what was submitted")
         spec = paths.spec_dir(self.home, self.project, name)
         header: dict[str, Any] = {
             "project": self.project, "stage": group.stage, "job_name": name,
             "artifact_path": self.artifact_path, "code_path": self.code_path,
-            "umask": self.config.umask, **snapshot_header(self.snapshot, self.code_path)}
+            "umask": self.config.umask, **snapshot_header(self.snapshot, self.code_path),
+            "trusted_uids": list(self.config.trusted_uids),
+            "trusted_gids": list(self.config.trusted_gids)}
         sparse = list(indices) if indices is not None and list(indices) != list(
             range(len(tasks))) else []
         if sparse:
@@ -132,7 +146,8 @@ class LaunchContext:
             requirements=dict(group.resources.requirements), depends_on=deps,
             spec_dir=str(spec),
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
-            host=socket.gethostname(), pid=os.getpid(), pid_start=pid_start,
+            host=socket.gethostname(), pid=os.getpid(), experiment_file=self.experiment_file,
+            pid_start=_proc.process_start(os.getpid()) if pid_start is None else pid_start,
             array_indices=sparse,
             artifact_path=self.artifact_path, overrides=self.overrides.for_stage(group.stage),
             snapshot=self.snapshot.id if self.snapshot else None,
@@ -189,3 +204,44 @@ def _task_json(task: PlannedTask) -> dict[str, Any]:
 def pending_intents(store: Store) -> list[JobRecord]:
     """Records whose submission was started but never confirmed (a crash in between)."""
     return [r for r in store.all_records() if r.state is RecordState.SUBMITTING]
+
+
+# -- stop requests: how ``cancel`` stops a launch that is running --------------------------------
+def request_stop(home: Path, project: str) -> Path:
+    """Ask every launch of ``project`` to stop before its next submission; returns the file.
+
+    The request names this process (host, pid, start time), so one left behind by a killed
+    ``cancel`` is ignored instead of stopping every later launch. Remove it with
+    :func:`clear_stop` when done.
+    """
+    path = paths.launch_stop_request(home, project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(),
+          "start": _proc.process_start(os.getpid())}
+    path.write_text(json.dumps(me))
+    return path
+
+
+def clear_stop(path: Path) -> None:
+    """Withdraw a stop request (only the one this process wrote)."""
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def stop_requested(home: Path, project: str) -> str | None:
+    """Who asks launches of ``project`` to stop (``"cancel (pid N on host)"``), or None.
+
+    A request whose writer is gone (on this host) is stale and ignored; one from another host
+    counts, since its writer cannot be checked from here.
+    """
+    try:
+        data = json.loads(paths.launch_stop_request(home, project).read_text())
+        host, pid, start = str(data["host"]), int(data["pid"]), data.get("start")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if host == socket.gethostname() and not _proc.alive(pid, start):
+        return None
+    return f"`cancel` (pid {pid} on {host})"

@@ -105,6 +105,11 @@ def launch_lock(home: Path, project: str) -> Path:
     return project_dir(home, project) / ".launch.lock"
 
 
+def launch_stop_request(home: Path, project: str) -> Path:
+    """Written by ``cancel`` to ask a running launch of the project to stop submitting."""
+    return project_dir(home, project) / ".launch.stop"
+
+
 def local_job_counter(home: Path, project: str) -> Path:
     return project_dir(home, project) / "local_job_counter"
 

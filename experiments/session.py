@@ -1,6 +1,7 @@
 """A session: what every verb works over — the experiment, the config, the store, the backends.
 
-Opening a session reads the configuration and applies its ``umask`` to this process (every file
+Opening a session reads the configuration and applies its ``umask`` (and whose done markers
+count, see :mod:`experiments.trust`) to this process (every file
 the verbs create follows it); nothing else changes process state. Backends are created by name
 on first use and kept, so one verb asks each scheduler through one object.
 """
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from . import backends as registry
 from . import config as config_mod
+from . import trust
 from .backends.base import Backend, BackendOptions
 from .errors import DefinitionError, PlanError
 from .status import Live, query_live
@@ -44,6 +46,7 @@ class Session:
         """
         cfg = config_mod.load()
         os.umask(cfg.umask)
+        trust.configure(cfg.trusted_uids, cfg.trusted_gids)
         return cls(experiment, cfg, Store(config_mod.home(), experiment.project, umask=cfg.umask),
                    backend or experiment.default_backend,
                    workers if workers is not None else experiment.workers,

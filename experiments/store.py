@@ -98,6 +98,7 @@ class JobRecord:
     # index -> what was first observed when the task ended (see experiments/outcomes.py);
     # written once per task and never rewritten, so history keeps what happened.
     ended: dict[str, dict[str, Any]] = field(default_factory=dict)
+    experiment_file: str = ""  # the experiment file that launched it ("" for older records)
 
     def __post_init__(self) -> None:
         # Callers pass plain strings ("submitted"); keep the field an enum member.

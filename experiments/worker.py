@@ -24,7 +24,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _atomic, _proc, paths, provenance, specs
+from . import _atomic, _proc, paths, provenance, specs, trust
 from .task import step_from_dict
 
 
@@ -40,7 +40,7 @@ class WorkerState(str, enum.Enum):
 
 EXIT_FAILED = 1
 EXIT_DEPENDENCY_FAILED = 3
-EXIT_BUSY = 75  # another worker holds the artifact's lock
+EXIT_BUSY = 75  # another worker held the artifact's lock for longer than we could wait
 # Set (to "1") by a backend whose dependents wait with ``aftercorr``: an ordinary failure (and a
 # dependency failure) then ends with exit 0, so the counterpart task is released and ends as
 # "dependency failed" at once instead of pending forever. ``.status.json`` keeps the truth.
@@ -109,7 +109,9 @@ class Build:
         return str(self.task["relpath"])
 
     def _built(self, relpath: str) -> bool:
-        return os.path.exists(paths.done_marker(self.root, relpath))
+        """A done marker from a trusted account (ours, or one the spec's config trusts)."""
+        return trust.marker_built(self.root, relpath, self.header.get("trusted_uids", []),
+                                  self.header.get("trusted_gids", []))
 
     def run(self) -> int:
         if self._built(self.relpath):
@@ -127,13 +129,48 @@ class Build:
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            _say(f"another worker is building {self.relpath} right now; leaving it")
-            os.close(lock_fd)
-            return EXIT_BUSY
+            return self._wait_for_other(lock_fd)
         try:
             return self._build()
         finally:
             os.close(lock_fd)
+
+    def _wait_for_other(self, lock_fd: int) -> int:
+        """Another worker holds the artifact's lock: wait for its build (bounded by our own time
+        limit), then say what really happened instead of failing our dependents for nothing."""
+        other = str(_read_json(paths.status_file(self.root, self.relpath)).get("job")
+                    or "another job")
+        budget = wait_budget_s()
+        _say(f"another worker is building {self.relpath} right now ({other}); waiting up to "
+             f"{budget:.0f} s for it")
+        deadline = time.monotonic() + budget
+        try:
+            while not _try_flock(lock_fd):
+                if _signal["signum"] is not None:
+                    _say(f"interrupted by {signal.Signals(_signal['signum']).name} while "
+                         f"waiting for {other}")
+                    return 128 + int(_signal["signum"])
+                if time.monotonic() >= deadline:
+                    _say(f"gave up waiting for {other} to build {self.relpath}; leaving it")
+                    return EXIT_BUSY
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            return self._after_other(other)
+        finally:
+            os.close(lock_fd)
+
+    def _after_other(self, other: str) -> int:
+        """We hold the lock the other worker released: report its outcome, or build."""
+        if self._built(self.relpath):
+            by = _read_json(paths.done_marker(self.root, self.relpath)).get("job") or other
+            _say(f"{self.relpath} was built by {by} while we waited; nothing to do")
+            return 0
+        record = _read_json(paths.status_file(self.root, self.relpath))
+        if record.get("state") == WorkerState.FAILED.value:
+            _say(f"the build of {self.relpath} by {record.get('job') or other} failed "
+                 f"({record.get('error')}); not building it again here")
+            return EXIT_FAILED
+        _say(f"{other} ended without building {self.relpath}; building it here")
+        return self._build()
 
     def _build(self) -> int:
         if self._built(self.relpath):  # built while we waited
@@ -172,6 +209,9 @@ class Build:
 
     def _step(self, step: dict[str, Any]) -> None:
         kind = step["kind"]
+        for key in ("path", "dst"):  # every path a step writes to
+            if kind in ("create_file", "download") and key in step:
+                self._check_inside(str(step[key]))
         try:
             if kind == "create_file":
                 data = base64.b64decode(step["content_b64"])
@@ -196,6 +236,15 @@ class Build:
             raise
         except Exception as exc:  # storage errors and the like: record, never crash silently
             raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+
+    def _check_inside(self, path: str) -> None:
+        """Refuse a write outside the artifact's folder (symlinks resolved), whatever the spec
+        says: the builder checks this at launch, but the spec on disk could have been edited."""
+        folder = os.path.realpath(self.dir)
+        target = os.path.realpath(os.path.join(folder, path))
+        if target != folder and not target.startswith(folder + os.sep):
+            raise StepFailed(f"refusing to write {path}: it is outside the artifact's folder "
+                             f"{folder}")
 
     def _command(self, command: str) -> None:
         code_path = self.header["code_path"]
@@ -225,6 +274,63 @@ def _wait(child: _proc.Child) -> int:
             return code
         if _signal["signum"] is not None and time.monotonic() - _signal["at"] > _GRACE_S:
             child.signal_group(signal.SIGKILL)
+
+
+BUSY_WAIT_DEFAULT_S = 24 * 3600.0  # no time limit known: the lock holder's own life bounds it
+BUSY_MARGIN_S = 60.0  # stop waiting this long before our own time limit
+
+
+def wait_budget_s() -> float:
+    """How long a worker may wait for a concurrent build of its artifact.
+
+    ``$EXPERIMENTS_BUSY_WAIT_S`` if set; else until ``BUSY_MARGIN_S`` before the job's end time
+    (``$SLURM_JOB_END_TIME``, or squeue's end time of ``$SLURM_JOB_ID``); else a day.
+    """
+    override = os.environ.get("EXPERIMENTS_BUSY_WAIT_S")
+    if override:
+        try:
+            return max(0.0, float(override))
+        except ValueError:
+            pass
+    end = _job_end_time()
+    if end is None:
+        return BUSY_WAIT_DEFAULT_S
+    return max(0.0, end - time.time() - BUSY_MARGIN_S)
+
+
+def _job_end_time() -> float | None:
+    """Epoch seconds at which the scheduler will end this job, if it says."""
+    text = os.environ.get("SLURM_JOB_END_TIME", "")
+    if text.isdigit():
+        return float(text)
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    try:
+        res = _proc.run(["squeue", "-h", "-j", job, "-o", "%e"], timeout_s=30,
+                        env={"SLURM_TIME_FORMAT": "%s"})
+    except (OSError, _proc.ProcTimeout):
+        return None
+    out = res.stdout.strip()
+    return float(out) if res.ok and out.isdigit() else None
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _read_json(path: str) -> dict[str, Any]:
+    """A small JSON object written by a worker ({} when missing or unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _describe(step: dict[str, Any]) -> str:

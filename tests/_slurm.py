@@ -10,6 +10,10 @@ Fixtures (session scoped):
   ``CI=true`` and is skipped otherwise (with a loud banner in the terminal summary).
 * ``small_array_cluster`` -- a second, private cluster with ``MaxArraySize=5`` and no accounting
   (``sacct`` answers "accounting storage is disabled"); stopped at the end of the session.
+* ``faults_cluster`` -- a third, private cluster (no accounting) whose controller the
+  reliability tests stop, freeze (SIGSTOP) and restart; its slurmctld pid file is
+  ``<dir>/slurmctld.pid``. Stopped at the end of the session if this session started it. A
+  :class:`FaultsCluster`, whose methods do those faults.
 * ``test_users`` -- the unprivileged Unix users ``expuser1`` and ``expuser2`` (with homes),
   created with ``useradd`` if missing (needs root).
 * ``policed_cluster`` -- the *policed* cluster (``SLURM_TEST_POLICED=1``: required accounts, QOS
@@ -23,11 +27,15 @@ All return a :class:`SlurmCluster`; run client commands with ``c.run(...)`` (as 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pwd
 import re
+import signal
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -171,6 +179,109 @@ def small_array_cluster():
         yield _cluster(conf)
     finally:
         _script("stop", env)
+
+
+def faults_env(n: int = 0) -> dict[str, str]:
+    """Script environment of the faults cluster (pytest-xdist worker ``n`` gets its own)."""
+    return {
+        "SLURM_TEST_DIR": f"/tmp/experiments-slurm-faults{n or ''}",
+        "SLURM_TEST_CLUSTER_NAME": f"exptestfaults{n or ''}",
+        "SLURM_TEST_CTLD_PORT": str(16851 + 10 * n),  # ports 1-3 mod 10 above 16850
+        "SLURM_TEST_SLURMD_PORT": str(16852 + 10 * n),
+        "SLURM_TEST_DBD_PORT": str(16853 + 10 * n),
+        "SLURM_TEST_ACCOUNTING": "0",
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultsCluster(SlurmCluster):
+    """A private cluster whose controller tests may stop, freeze and restart."""
+
+    script_env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.script_env["SLURM_TEST_DIR"])
+
+    def ctld_pid(self) -> int | None:
+        """The live slurmctld's pid (None when it is not running)."""
+        try:
+            pid = int((self.dir / "slurmctld.pid").read_text().strip())
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        except (OSError, ValueError):
+            return None
+        return pid if comm == "slurmctld" else None
+
+    def signal_ctld(self, sig: int) -> None:
+        pid = self.ctld_pid()
+        assert pid, "slurmctld is not running"
+        os.kill(pid, sig)
+
+    def freeze(self) -> None:
+        """SIGSTOP the controller: it accepts connections (the kernel does) but never answers."""
+        self.signal_ctld(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.signal_ctld(signal.SIGCONT)
+
+    def stop_ctld(self) -> None:
+        """Stop slurmctld only (SIGTERM, it saves its state), and wait until it is gone."""
+        pid = self.ctld_pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGCONT)  # a frozen controller cannot act on SIGTERM
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+
+    def start(self) -> None:
+        """(Re)start whatever is not running, with the script; waits until the node is up."""
+        r = _script("start", self.script_env)
+        assert r.returncode == 0, r.stderr[-2000:]
+
+    def heal(self) -> None:
+        """Whatever a test did to the controller, leave it running and answering."""
+        pid = self.ctld_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+        self.start()
+
+    @contextlib.contextmanager
+    def queue_full(self) -> Iterator[None]:
+        """``MaxJobCount=1`` (``scontrol reconfigure``): with any job in the controller's table,
+        sbatch hears "temporarily unable to accept job" and sleeps and retries by itself."""
+        conf = Path(self.conf)
+        original = conf.read_text()
+        conf.write_text(re.sub(r"^MaxJobCount=.*$", "MaxJobCount=1", original, flags=re.M))
+        self.run("scontrol", "reconfigure")
+        try:
+            yield
+        finally:
+            conf.write_text(original)
+            self.run("scontrol", "reconfigure", check=False)
+
+    def message_timeout_s(self) -> int:
+        out = self.run("scontrol", "show", "config").stdout
+        m = re.search(r"^MessageTimeout\s*=\s*(\d+)", out, re.M)
+        return int(m.group(1)) if m else 10
+
+
+@pytest.fixture(scope="session")
+def faults_cluster():
+    env = faults_env(_xdist_offset())
+    conf = os.path.join(env["SLURM_TEST_DIR"], "slurm.conf")
+    was_up = _answers(conf)
+    started, diag = _start(env)
+    if started is None:
+        _unavailable(diag)
+    base = _cluster(started)
+    try:
+        yield FaultsCluster(conf=base.conf, env=base.env, max_array_size=base.max_array_size,
+                            script_env=env)
+    finally:
+        if not was_up:
+            _script("stop", env)
 
 
 TEST_USERS = ("expuser1", "expuser2")

@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import DefinitionError
 
@@ -132,6 +132,22 @@ class Backend(Protocol):
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]: ...
     def cancel(self, records: Sequence[JobRecord]) -> None: ...
     def find_by_name(self, name: str) -> list[str]: ...
+
+
+@runtime_checkable
+class SubmissionTracking(Protocol):
+    """What a backend whose submissions can outlive their call offers ``reconcile`` (optional).
+
+    ``submissions_in_flight(name)``: pids of processes on this machine still submitting the job
+    called ``name`` (e.g. an ``sbatch`` retrying by itself). ``lookup_settle_s()``: how long after
+    an ambiguous failure a submission may still appear, so that a look-up by name finding
+    nothing is proof only when repeated that much later. ``live_jobs_by_name()``: this user's
+    live jobs, ``{job name: [job id, ...]}``, in one query, to find untracked twins.
+    """
+
+    def submissions_in_flight(self, name: str) -> list[int]: ...
+    def lookup_settle_s(self) -> float: ...
+    def live_jobs_by_name(self) -> dict[str, list[str]]: ...
 
 
 @dataclass(frozen=True)

@@ -367,7 +367,9 @@ def _follow(session: Session, record: JobRecord, index: int, path: Path, start: 
 @click.pass_obj
 def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
     session = state.session(**opts)
-    cancelled = verbs.cancel(session, list(stages) or None)
+    result = verbs.cancel_jobs(session, list(stages) or None)
+    render.warnings(result.notes)
+    cancelled = result.job_ids
     render.out.print(f"Cancelled {len(cancelled)} job(s): {' '.join(cancelled)}"
                      if cancelled else "No live jobs to cancel.")
     if len(verbs.tracked_roots(session)) > 1:  # say which root, and that others are left

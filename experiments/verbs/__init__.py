@@ -6,7 +6,7 @@ a concrete backend: they speak only the seam in :mod:`experiments.backends.base`
 
 from __future__ import annotations
 
-from .cancel import cancel
+from .cancel import CancelResult, cancel, cancel_jobs
 from .code_snapshots import gc as gc_snapshots
 from .inspect import (
     HistoryReport,
@@ -23,7 +23,7 @@ from .invalidate import select as select_invalidation
 from .launch import DryRun, LaunchResult, drylaunch, launch
 from .results import artifacts, table
 
-__all__ = ["DryRun", "HistoryReport", "Invalidation", "LaunchResult", "StatusReport",
-           "apply_invalidation", "artifacts", "cancel", "drylaunch", "find_job", "gc_snapshots",
-           "history", "invalidate", "job_view", "launch", "select_invalidation", "status",
-           "table", "tracked_roots"]
+__all__ = ["CancelResult", "DryRun", "HistoryReport", "Invalidation", "LaunchResult",
+           "StatusReport", "apply_invalidation", "artifacts", "cancel", "cancel_jobs",
+           "drylaunch", "find_job", "gc_snapshots", "history", "invalidate", "job_view",
+           "launch", "select_invalidation", "status", "table", "tracked_roots"]

@@ -1,35 +1,133 @@
-"""``cancel``: stop every live job of the chosen stages, one call per backend."""
+"""``cancel``: stop every live job of the chosen stages, one call per backend.
+
+A launch of the same project may be running while ``cancel`` is typed; cancelling only what is
+recorded at that moment would leave the launch submitting behind it. So ``cancel`` first asks
+running launches to stop (a stop request they check before each submission); when the project's
+launch lock is held, it cancels what is live at once (which also stops a local launch), then
+waits for the lock (released by the launch when it has stopped). The final cancel runs under
+the lock, when nothing can be submitted any more. If the launch does not
+stop within ``wait_s``, ``cancel`` says so and fails: it never reports success with a launch
+still running.
+
+Jobs record the experiment file that launched them: when two files use one project name,
+``cancel`` from one of them leaves the other's jobs alone and says so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
+from filelock import FileLock, Timeout
+
+from .. import paths
 from ..backends.base import TaskKey, TaskStatus
-from ..errors import SchedulerQueryError
+from ..config import lock_mode
+from ..errors import ExperimentsError, SchedulerQueryError
+from ..launching import clear_stop, request_stop
 from ..session import Session
-from ..store import RecordState
+from ..store import JobRecord, RecordState
 from ..tracking import of_root
+
+CANCEL_WAIT_S = 120.0
+
+
+@dataclass
+class CancelResult:
+    """What ``cancel`` did: the job ids it cancelled and what the user should know."""
+
+    job_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def cancel(session: Session, stages: Sequence[str] | None = None) -> list[str]:
-    """Cancel the live jobs of the stages (all by default) that build into the session's
-    artifact root (and jobs of unknown root); returns the cancelled job ids.
+    """Cancel the live jobs of the stages (all by default); returns the cancelled job ids."""
+    return cancel_jobs(session, stages).job_ids
+
+
+def cancel_jobs(session: Session, stages: Sequence[str] | None = None, *,
+                wait_s: float = CANCEL_WAIT_S) -> CancelResult:
+    """Stop a running launch of the project, then cancel the live jobs of the stages.
 
     Refuses when a scheduler cannot say which jobs are live: cancelling blind could miss some.
     """
+    project = session.experiment.project
+    result = CancelResult()
+    stop = request_stop(session.store.home, project)
+    try:
+        lock_path = paths.launch_lock(session.store.home, project)
+        lock = FileLock(str(lock_path), timeout=0, mode=lock_mode(session.config.umask))
+        if not _try_lock(lock):
+            result.notes.append(f"a launch of project {project!r} was running: asked it to stop")
+            _cancel_live(session, stages, result)  # what is live now (stops local launchers)
+            lock.timeout = wait_s
+            if not _try_lock(lock):
+                raise ExperimentsError(
+                    f"a launch of project {project!r} is still running (lock {lock_path}) and "
+                    f"did not stop within {wait_s:g} s; cancelled {len(result.job_ids)} job(s) "
+                    "so far, but it may submit more: run `cancel` again when it has ended")
+        try:
+            _cancel_live(session, stages, result)  # nothing can be submitted any more
+        finally:
+            lock.release()
+    finally:
+        clear_stop(stop)
+    return result
+
+
+def _try_lock(lock: FileLock) -> bool:
+    try:
+        lock.acquire()
+    except Timeout:
+        return False
+    return True
+
+
+def _cancel_live(session: Session, stages: Sequence[str] | None, result: CancelResult) -> None:
+    """Cancel what is live of the stages' jobs that build into the session's artifact root
+    (and jobs of unknown root), leaving other experiment files' jobs alone."""
     records = of_root(session.records(session.selected(stages)), session.experiment.artifact_path)
     live = session.live(records)
     if live.unreachable:
         raise SchedulerQueryError(live.warnings()[0])
     targets = [r for r in records
                if any(_live(live.get(TaskKey(r.job_id or "", i))) for i in range(len(r.tasks)))]
+    theirs = foreign(session, targets)
+    for path in sorted({r.experiment_file for r in theirs}):
+        note = (f"not cancelled: live job(s) "
+                f"{' '.join(r.job_id or '?' for r in theirs if r.experiment_file == path)} of "
+                f"project {session.experiment.project!r} were launched from another experiment "
+                f"file, {path}; cancel them from that file")
+        if note not in result.notes:
+            result.notes.append(note)
+    targets = [r for r in targets if r not in theirs]
+    _cancel_records(session, targets)
+    result.job_ids.extend(r.job_id or "" for r in targets
+                          if (r.job_id or "") not in result.job_ids)
+
+
+def _cancel_records(session: Session, targets: Sequence[JobRecord]) -> None:
     for name, backend in session.backends_for(targets).items():
         backend.cancel([r for r in targets if r.backend == name])
     for stage in {r.stage for r in targets}:
         session.store.update_many(stage, {r.name: {"state": RecordState.CANCELLED}
                                           for r in targets if r.stage == stage})
-    return [r.job_id or "" for r in targets]
 
 
 def _live(status: TaskStatus | None) -> bool:
     return status is not None and status.state.live
+
+
+def foreign(session: Session, records: Sequence[JobRecord]) -> list[JobRecord]:
+    """Records launched from another experiment file that uses the same project name."""
+    mine = getattr(session.experiment, "source_file", "")
+    return [r for r in records if mine and r.experiment_file and r.experiment_file != mine]
+
+
+def other_files(session: Session) -> list[str]:
+    """Warnings naming other experiment files whose jobs share this file's project name."""
+    files = sorted({r.experiment_file for r in foreign(session, session.records())})
+    project = session.experiment.project
+    return [f"project {project!r} is also used by {path}: both files' jobs are tracked "
+            "together (cancel leaves the other file's jobs alone); give each experiment file "
+            "its own project name" for path in files]

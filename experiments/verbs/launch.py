@@ -22,7 +22,7 @@ from ..backends.base import Description, Resources, freeze_requirements
 from ..config import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError
 from ..identity import check_relpath
-from ..launching import LaunchContext, Progress, pending_intents
+from ..launching import LaunchContext, Progress
 from ..markers import DoneIndex
 from ..overrides import Overrides, apply_overrides
 from ..plan import Plan, build_plan
@@ -34,7 +34,9 @@ from ..status import Live, live_artifacts
 from ..store import JobRecord, RecordState
 from ..task import Download, Task, Upload
 from ..tracking import of_root, record_endings, unknown_root_warning
+from .cancel import other_files
 from .code_snapshots import take as take_snapshot
+from .reconcile import reconcile_intents
 from .stale import find_stale
 
 
@@ -116,7 +118,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     """
     ex = session.experiment
     with _launch_lock(session):
-        warnings = reconcile(session)
+        warnings = reconcile(session) + other_files(session)
         records = of_root(session.records(), ex.artifact_path)
         warnings += unknown_root_warning(records)
         live = session.live(records)
@@ -142,7 +144,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             python=session.config.python or sys.executable, progress=progress,
             max_running=(max_running if max_running is not None
                          else session.config.max_running_for(ex.project)),
-            overrides=overrides, snapshot=snapshot)
+            overrides=overrides, snapshot=snapshot,
+            experiment_file=getattr(ex, "source_file", ""))
         invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
         ended = [r for r in submitted if r.state is not RecordState.SUBMITTED]  # local runs
@@ -180,17 +183,9 @@ def _launch_lock(session: Session) -> Iterator[None]:
 
 
 def reconcile(session: Session) -> list[str]:
-    """Resolve intents left by a crashed launch: adopt the job if it exists, else drop it."""
-    warnings = []
-    for rec in pending_intents(session.store):
-        found = session.backend(rec.backend).find_by_name(rec.name)
-        if found:
-            session.store.update(rec.stage, rec.name, job_id=found[0],
-                                 state=RecordState.SUBMITTED)
-            warnings.append(f"adopted job {found[0]} submitted by an interrupted launch")
-        else:
-            session.store.remove(rec.stage, {rec.name})
-    return warnings
+    """Resolve intents left by a crashed launch: adopt the job if it exists, drop it only when
+    no submission can still be in flight, and cancel untracked twins (see ``verbs.reconcile``)."""
+    return reconcile_intents(session)
 
 
 def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,

@@ -285,7 +285,7 @@ def test_second_worker_on_same_artifact_is_busy(tmp_path: Path) -> None:
     first = _start(spec)
     try:
         _wait_for(spec.art() / "started")
-        second = _run(spec)
+        second = _run(spec, EXPERIMENTS_BUSY_WAIT_S="0")  # may not wait: busy at once
         assert second.returncode == 75
         assert f"another worker is building {REL}" in second.stdout
         assert _status(spec)["state"] == "running"
@@ -295,6 +295,38 @@ def test_second_worker_on_same_artifact_is_busy(tmp_path: Path) -> None:
         _kill(first)
     assert first.returncode == 128 + signal.SIGTERM
     assert not (spec.art() / ".done").exists()
+
+
+def test_a_busy_artifact_is_waited_for_and_reported_built_by_the_other(tmp_path: Path) -> None:
+    b = _builder(tmp_path)
+    b.run_command('touch "$EXPERIMENTS_ARTIFACT_DIR/started"; sleep 2')
+    spec = _write(tmp_path, [b])
+    first = _start(spec)
+    try:
+        _wait_for(spec.art() / "started")
+        second = _run(spec, EXPERIMENTS_JOB="second")
+        first.communicate(timeout=WORKER_TIMEOUT_S)
+    finally:
+        _kill(first)
+    assert second.returncode == 0, second.stdout
+    assert "waiting up to" in second.stdout and "was built by" in second.stdout
+    assert _status(spec)["state"] == "done" and _status(spec)["job"] != "second"
+
+
+def test_a_busy_artifact_whose_build_fails_fails_here_too(tmp_path: Path) -> None:
+    b = _builder(tmp_path)
+    b.run_command('touch "$EXPERIMENTS_ARTIFACT_DIR/started"; sleep 2; exit 4')
+    spec = _write(tmp_path, [b])
+    first = _start(spec)
+    try:
+        _wait_for(spec.art() / "started")
+        second = _run(spec, EXPERIMENTS_JOB="second")
+        first.communicate(timeout=WORKER_TIMEOUT_S)
+    finally:
+        _kill(first)
+    assert second.returncode == 1 and "failed" in second.stdout, second.stdout
+    assert not (spec.art() / ".done").exists()
+    assert _status(spec)["state"] == "failed" and _status(spec)["exit_code"] == 4
 
 
 def test_command_that_shrugs_off_sigterm_and_exits_0_is_not_built(tmp_path: Path) -> None:

@@ -173,6 +173,19 @@ class SlurmBackend:
     def find_by_name(self, name: str) -> list[str]:
         return self.client.find_by_name(name)
 
+    # -- SubmissionTracking (for reconcile) -----------------------------------------------
+    def submissions_in_flight(self, name: str) -> list[int]:
+        return self.client.sbatch_in_flight(name)
+
+    def live_jobs_by_name(self) -> dict[str, list[str]]:
+        return self.client.live_jobs_by_name()
+
+    def lookup_settle_s(self) -> float:
+        """A submission stuck in a frozen controller is processed within about one
+        MessageTimeout of it answering again; wait that long (plus a margin) before trusting
+        a look-up that found nothing."""
+        return self.client.settle()
+
 
 def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:
     """Mark a task Slurm holds (it will never start on its own) and say how to release it."""

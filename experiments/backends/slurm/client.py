@@ -3,7 +3,9 @@
 Submission. ``sbatch --parsable`` is retried only on transient errors (socket timeouts, an
 unreachable controller, our own timeout …) with exponential backoff and jitter. Such a failure
 is ambiguous — the job may exist anyway — so before every retry the job is looked up by its
-unique name and, if found, that id is returned instead of submitting twice. When that lookup
+unique name and, if found, that id is returned instead of submitting twice; a look-up that
+finds nothing is trusted only when it still finds nothing one MessageTimeout later (a frozen
+controller processes a request its client gave up on once it runs again). When that lookup
 itself fails, nothing is resubmitted; if the attempts run out without an answer the error is
 :class:`SubmissionUncertain`. Exit 0 with noise on stderr ("temporarily unable to accept job")
 is a success. Any other failure is permanent: ``SubmissionError`` with Slurm's words, no retry.
@@ -169,7 +171,7 @@ class SlurmClient:
 
     def __init__(self, env: Mapping[str, str] | None = None, *, attempts: int = 4,
                  backoff_s: float = 1.0, max_backoff_s: float = 8.0, timeout_s: float = 60.0,
-                 name_lookback_days: int = 7,
+                 name_lookback_days: int = 7, settle_s: float | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.env = {**(env or {}), "TZ": "UTC", "SLURM_TIME_FORMAT": "standard"}
         self.attempts = attempts
@@ -179,6 +181,8 @@ class SlurmClient:
         self.name_lookback_days = name_lookback_days
         self._sleep = sleep
         self._max_array_size: int | None = None
+        self._message_timeout_s: float | None = None
+        self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
@@ -226,7 +230,23 @@ class SlurmClient:
         return float(ceiling * random.uniform(0.5, 1.0))
 
     def _lookup(self, job_name: str) -> tuple[list[str], str]:
-        """(ids of jobs named ``job_name``, "") or ([], why the lookup failed)."""
+        """(ids of jobs named ``job_name``, "") or ([], why the lookup failed).
+
+        Used only after an ambiguous failure, so a look-up that finds nothing is repeated once
+        the controller's MessageTimeout (plus a margin) has passed: a controller that was frozen
+        may hold the submission and create the job after it answers the first look-up.
+        """
+        found, problem = self._lookup_once(job_name)
+        if found or problem:
+            return found, problem
+        self._sleep(self.settle())
+        return self._lookup_once(job_name)
+
+    def settle(self) -> float:
+        """How long after an ambiguous failure a job may still appear (see ``_lookup``)."""
+        return self.settle_s if self.settle_s is not None else self.message_timeout_s() + 2.0
+
+    def _lookup_once(self, job_name: str) -> tuple[list[str], str]:
         try:
             return self.find_by_name(job_name), ""
         except SchedulerQueryError as exc:
@@ -271,6 +291,30 @@ class SlurmClient:
                 ["-X", "-P", "-n", f"--name={job_name}", "-S",
                  f"now-{self.name_lookback_days}days", "--format=JobID"])]
         return _sorted_ids(i for i in ids if i[:1].isdigit())
+
+    def live_jobs_by_name(self) -> dict[str, list[str]]:
+        """This user's pending and running jobs, ``{name: [array job id, ...]}`` (one squeue)."""
+        out: dict[str, set[str]] = {}
+        for line in self._query_cmd(["squeue", "--me", "-h", "-o", "%F|%j"]).stdout.splitlines():
+            job_id, sep, name = line.strip().partition("|")
+            if sep and job_id.isdigit():
+                out.setdefault(name, set()).add(job_id)
+        return {name: _sorted_ids(ids) for name, ids in out.items()}
+
+    def sbatch_in_flight(self, job_name: str) -> list[int]:
+        """Pids of ``sbatch`` processes on this machine still submitting ``job_name``."""
+        return _proc.processes_with_arg(f"--job-name={job_name}")
+
+    def message_timeout_s(self) -> float:
+        """The controller's ``MessageTimeout`` (10 s, Slurm's default, if it cannot be read)."""
+        if self._message_timeout_s is None:
+            try:
+                out = self._query_cmd(["scontrol", "show", "config"]).stdout
+            except SchedulerQueryError:
+                return 10.0
+            match = re.search(r"^MessageTimeout\s*=\s*(\d+)", out, re.M)
+            self._message_timeout_s = float(match.group(1)) if match else 10.0
+        return self._message_timeout_s
 
     def max_array_size(self) -> int:
         """The cluster's ``MaxArraySize`` (array indices must stay below it); cached."""

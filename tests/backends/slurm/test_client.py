@@ -61,7 +61,7 @@ def test_merge_prefers_squeue_and_distrusts_stale_live_sacct_rows() -> None:
 
 # -- the real cluster -----------------------------------------------------------------------
 def fast_client(env: dict[str, str]) -> SlurmClient:
-    return SlurmClient(env, backoff_s=0.05, max_backoff_s=0.2, timeout_s=30)
+    return SlurmClient(env, backoff_s=0.05, max_backoff_s=0.2, timeout_s=30, settle_s=0.1)
 
 
 def job_script(tmp: Path, array: str = "0", name: str = "x") -> str:
@@ -219,7 +219,8 @@ def test_transient_failures_then_success(slurm_cluster, tmp_path: Path, cleanup)
     cleanup.append((slurm_cluster.env, name))
     job_id = fast_client(w.env).submit(job_script(tmp_path, "0", name), job_name=name)
     assert jobs_named(slurm_cluster.env, name) == {job_id}
-    assert w.calls("sbatch") == 3 and w.calls("squeue") == 2  # a look before each retry
+    # two looks before each retry: at once, and again after the settle time
+    assert w.calls("sbatch") == 3 and w.calls("squeue") == 4
 
 
 @pytest.mark.slurm
