@@ -36,7 +36,7 @@ NOW = "$(date +%s.%N)"
 class Job(Artifact):
     i: int
     gpus: int = 1
-    sleep: float = 0.6
+    sleep: float = 1.5
     time: str = ""
     crash: bool = False
     def get_requirements(self):
