@@ -2,6 +2,8 @@
 
     python examples/multistage_training.py drylaunch
     python examples/multistage_training.py launch --local     # on this machine, in seconds
+                                  # (it needs 4 GPUs and 8 CPUs, or a machine pretending to:
+                                  #  "local": {"cpus": 8, "gpus": 4} in config.json)
     python examples/multistage_training.py status
     python examples/multistage_training.py launch             # on a Slurm cluster
 """

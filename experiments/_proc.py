@@ -187,6 +187,14 @@ class Child:
         return code
 
 
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    """Signal a process group we started but no longer hold a ``Child`` for (gone: nothing)."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def spawn(argv: Sequence[str], *, stdout: IO[bytes] | None = None, cwd: str | None = None,
           env: Mapping[str, str] | None = None, pipes: bool = False) -> Child:
     """Start ``argv`` in a new session (its own process group), stdin closed.

@@ -55,7 +55,7 @@ class _Interrupted(BaseException):  # not Exception: step error handling must no
 
 # Set by the signal handler; checked after every step and before the done marker, so a command
 # that "succeeds" because its shell carried on after a killed child never counts as a build.
-_signal: dict[str, Any] = {"signum": None, "at": 0.0, "child": None}
+_signal: dict[str, Any] = {"signum": None, "at": 0.0, "child": None, "announce": None}
 _GRACE_S = 10.0
 
 
@@ -257,6 +257,8 @@ class Build:
         sys.stderr.flush()
         child = _proc.spawn(["/bin/bash", "-c", command], cwd=code_path, env=env)
         _signal["child"] = child
+        if _signal["announce"] is not None:  # serving: the launcher can stop it if we die
+            _signal["announce"](child.pid)
         try:
             code = _wait(child)
         finally:
@@ -436,10 +438,13 @@ def serve() -> int:
     A request is JSON: ``{"spec_dir", "index", "log", "env", "header"}``. The task's output
     (ours and its commands') goes to ``log``, where ``header`` is written first; ``env`` is laid
     over the environment this process started with, for that task only. The replies go to the
-    stdout this process started with. After an interruption the process exits: the launcher
-    that signalled it starts a fresh one, so no state leaks from one artifact to the next.
+    stdout this process started with, each after a ``pgid <n>`` line per command started (its
+    process group, so the launcher can stop it should this process die). After an
+    interruption the process exits: the launcher that signalled it starts a fresh one, so no
+    state leaks from one artifact to the next.
     """
     replies = os.fdopen(os.dup(1), "w", buffering=1)
+    _signal["announce"] = lambda pgid: replies.write(f"pgid {pgid}\n")
     base_env = dict(os.environ)
     for line in sys.stdin:
         request = json.loads(line)

@@ -45,6 +45,7 @@ class PooledWorker:
         self.child = _proc.spawn([python, "-m", "experiments.worker", "--serve"], env=env,
                                  pipes=True)
         self.alive = True
+        self.command: int | None = None  # process group of the request's latest command
 
     @property
     def pid(self) -> int:
@@ -54,6 +55,7 @@ class PooledWorker:
               grace_s: float) -> Outcome:
         """Send one request and wait for its reply, at most ``time_limit_s`` seconds."""
         stdin, stdout = self._pipes()
+        self.command = None
         try:
             stdin.write(json.dumps(request).encode() + b"\n")
             stdin.flush()
@@ -65,18 +67,27 @@ class PooledWorker:
             readable, _, _ = select.select([stdout], [], [], left)
             if readable:
                 line = stdout.readline()
+                if line.startswith(b"pgid "):  # steps run one by one: only the last may run
+                    self.command = int(line.split()[1])
+                    continue
                 if not line.strip():
                     return self._died()
                 return Outcome(Ending.REPLIED, int(line))
             if deadline is not None and time.monotonic() >= deadline:
-                self.alive = False
-                self.child.terminate(grace_s)
+                self.stop(grace_s)
                 return Outcome(Ending.TIMEOUT, self.child.wait(0))
 
     def stop(self, grace_s: float) -> None:
-        """Terminate the process group (its running artifact with it)."""
+        """Terminate the process (it passes SIGTERM on to its command), then make sure no
+        command of the current request outlives it."""
         self.alive = False
         self.child.terminate(grace_s)
+        self._reap_commands()
+
+    def _reap_commands(self) -> None:
+        if self.command is not None:
+            _proc.kill_group(self.command)
+            self.command = None
 
     def close(self, grace_s: float) -> None:
         """Let an idle process end (no more requests); terminate it if it lingers."""
@@ -93,7 +104,9 @@ class PooledWorker:
     def _died(self) -> Outcome:
         self.alive = False
         code = self.child.wait(5.0)
-        return Outcome(Ending.DIED, self.child.terminate(1.0) if code is None else code)
+        code = self.child.terminate(1.0) if code is None else code
+        self._reap_commands()  # a command orphaned by the crash must not run on unaccounted
+        return Outcome(Ending.DIED, code)
 
     def _pipes(self) -> tuple[IO[bytes], IO[bytes]]:
         stdin, stdout = self.child.popen.stdin, self.child.popen.stdout

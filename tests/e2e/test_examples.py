@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
+from experiments import config as cfg
+
 from .helpers import done_markers, run_cli
+
+
+def _pretend_gpus() -> None:
+    """The demo asks for 4 GPUs and 8 CPUs per pretraining: let this machine pretend to have
+    them (an artifact that can never fit locally is refused before anything runs)."""
+    home = Path(os.environ["EXPERIMENTS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    config = {**cfg.DEFAULT_CONFIG, "local": {"cpus": 8, "gpus": 4}}
+    (home / "config.json").write_text(json.dumps(config))
 
 
 def test_multistage_demo_runs_locally_and_twice_builds_nothing(repo_root: Path,
                                                               tmp_path: Path) -> None:
     script = repo_root / "examples" / "multistage_training.py"
     out = tmp_path / "outputs"
+    _pretend_gpus()
     res = run_cli(script, "launch", "--local", "--artifact-path", str(out))
     assert res.returncode == 0, res.stdout + res.stderr
     assert len(done_markers(out)) == 6 + 12

@@ -36,7 +36,7 @@ NOW = "$(date +%s.%N)"
 class Job(Artifact):
     i: int
     gpus: int = 1
-    sleep: float = 0.6
+    sleep: float = 1.5
     time: str = ""
     crash: bool = False
     def get_requirements(self):
@@ -174,17 +174,20 @@ def test_a_time_limit_ends_a_sleeping_artifact_as_timeout(tmp_path: Path) -> Non
 
 
 def test_a_crashing_artifact_costs_only_itself_and_workers_are_reused(tmp_path: Path) -> None:
-    """Artifact 40 kills its pooled worker process: it fails, the other five are built by
-    long-lived workers: two slots and the one that replaced the dead process."""
+    """Artifact 40 kills its pooled worker process: it fails, its orphaned command is stopped,
+    and the other five are built by long-lived workers: two slots and the one that replaced
+    the dead process."""
     script, env, out = _setup(tmp_path)
     res = run_cli(script, "launch", "crashy", env={**env, "WORKERS": "2"})
     assert res.returncode == 1
     built = sorted(p.parent.name for p in done_markers(out))
     assert len(built) == 5 and not any(b.startswith("i=40") for b in built)
+    time.sleep(2.0)  # long enough for an orphaned artifact 40 to write its end line
     lines = (out / "spans.txt").read_text().splitlines()
     pids = {line.split()[-1] for line in lines if line.startswith("end ")
             and line.split()[1] != "40"}
     dead = next(line.split()[-1] for line in lines if line.startswith("start 40 "))
+    assert not [line for line in lines if line.startswith("end 40 ")]  # not left running
     assert dead not in pids and len(pids) <= 3  # five artifacts, at most three interpreters
     status = run_cli(script, "status", env=env)
     assert "worker process died" in status.stdout

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+from experiments import config as cfg
 
 from .helpers import done_markers, run_cli
 
@@ -107,6 +110,12 @@ def seed_project(tmp_path: Path) -> tuple[Path, list[str], dict[str, str]]:
     (code / "train.py").write_text(TRAIN)
     (code / "finetune.py").write_text(FINETUNE)
     out = tmp_path / "outputs"
+    # The seed asks for 4 A100s and 8 CPUs per pretraining: this machine pretends to have them
+    # (an artifact that can never fit locally is refused before anything runs).
+    home = Path(os.environ["EXPERIMENTS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    config = {**cfg.DEFAULT_CONFIG, "local": {"cpus": 8, "gpus": 4}}
+    (home / "config.json").write_text(json.dumps(config))
     args = ["--local", "--artifact-path", str(out), "--code-path", str(code)]
     return script, args, {"RUNS_LOG": str(tmp_path / "runs.log")}
 
