@@ -63,7 +63,7 @@ class TrainedModel(Artifact):
     epochs: int
 
     def get_requirements(self):
-        # Becomes #SBATCH lines on a cluster (ignored by --local).
+        # #SBATCH lines on a cluster; --local starts it when a CPU is free and enforces the time.
         return {{"partition": "cpu", "cpus": 1, "time": "0:10:00"}}
 
     def construct(self, builder: Task):
