@@ -226,3 +226,21 @@ def test_find_job(world) -> None:
         verbs.find_job(session, "100_7")
     with pytest.raises(Exception, match="no job '9'"):
         verbs.find_job(session, "9")
+
+
+def test_a_numpy_grid_after_a_literal_grid_plans_nothing(tmp_path: Path) -> None:
+    """Identity is about values: np.logspace gives the same artifacts as the literal floats."""
+    import numpy as np
+
+    ex = LocalExecutor(project="np", artifact_path=str(tmp_path / "a"), code_path=str(tmp_path))
+    ex.stage("pre", ArtifactSet.from_product(cls=Pre, params={"lr": [0.001, 0.01, 0.1, 1.0]}))
+    fake = FakeBackend()
+    first = verbs.launch(Session.open(ex, backend="fake", instances={"fake": fake}))
+    assert first.plan.task_count == 4
+    fake.finish("100")
+    grid = ArtifactSet.from_product(cls=Pre, params={"lr": np.logspace(-3, 0, 4)})
+    again = LocalExecutor(project="np", artifact_path=str(tmp_path / "a"),
+                          code_path=str(tmp_path))
+    again.stage("pre", grid)
+    dry = verbs.drylaunch(Session.open(again, backend="fake", instances={"fake": fake}))
+    assert dry.plan.task_count == 0 and len(dry.plan.skipped) == 4
