@@ -28,7 +28,11 @@ from . import render
 if TYPE_CHECKING:
     from ..executor import Executor
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_LIVE = 3
+EXIT_CODES = {verbs.Outcome.BUILT: 0, verbs.Outcome.FAILED: EXIT_FAILED,
+              verbs.Outcome.LIVE: EXIT_LIVE, verbs.Outcome.TIMED_OUT: EXIT_LIVE}
 HELP = """Run experiment grids as dependency-ordered Slurm array jobs, or locally.
 
 An experiment file defines artifacts (frozen dataclasses), groups them into stages and
@@ -172,9 +176,12 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
         sys.exit(1)
 
 
-@click.command(help="Per stage: built, running, queued, failed, not started.")
+@click.command(help="Per stage: built, running, queued, failed, not started. Exit code 0 "
+                    "all built, 1 something failed or is not built, 3 something is queued or "
+                    "running.")
 @click.argument("stages", nargs=-1)
-@click.option("--watch", is_flag=True, help="Refresh until interrupted (backs off).")
+@click.option("--watch", is_flag=True,
+              help="Refresh until nothing is queued or running (backs off when idle).")
 @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
               help="First refresh interval in seconds (min 5; grows when idle).")
 @_common
@@ -182,17 +189,36 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
 def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: float,
            **opts: Any) -> None:
     session = state.session(**opts)
-    last = None
-    while True:
-        report = verbs.status(session, list(stages) or None)
-        render.warnings(report.warnings)
-        render.stage_table(report.stages)
-        if not watch:
-            return
-        snapshot = [s.counts for s in report.stages]
-        interval = interval if snapshot != last else min(interval * 1.5, 300.0)
-        last = snapshot
-        time.sleep(interval)
+    report = verbs.status(session, list(stages) or None)
+    if watch and verbs.outcome(report) is verbs.Outcome.LIVE:
+        with render.PollDisplay("status --watch") as display:
+            report = verbs.wait(session, list(stages) or None, interval_s=interval,
+                                on_poll=display.show).report
+    render.warnings(report.warnings)
+    render.stage_table(report.stages)
+    sys.exit(EXIT_CODES[verbs.outcome(report)])
+
+
+@click.command(name="wait", help="Block until every artifact of the stages (all by default) "
+                                 "is built, failed or cancelled. Exit code 0 all built, 1 some "
+                                 "failed or not built, 3 timed out.")
+@click.argument("stages", nargs=-1)
+@click.option("--timeout", "timeout", type=click.FloatRange(min=0), default=None,
+              metavar="SECONDS", help="Give up after this long (exit code 3).")
+@click.option("--interval", type=click.FloatRange(min=1.0), default=5.0,
+              help="First poll interval in seconds (grows while nothing changes).")
+@_common
+@click.pass_obj
+def wait(state: _State, /, stages: tuple[str, ...], timeout: float | None, interval: float,
+         **opts: Any) -> None:
+    session = state.session(**opts)
+    with render.PollDisplay("wait") as display:
+        result = verbs.wait(session, list(stages) or None, timeout_s=timeout,
+                            interval_s=interval, on_poll=display.show)
+    render.warnings(result.report.warnings)
+    render.stage_table(result.report.stages)
+    render.wait_summary(result)
+    sys.exit(EXIT_CODES[result.outcome])
 
 
 @click.command(help="Every submitted job with its task counts.")
@@ -275,7 +301,7 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
-_COMMANDS = (launch, drylaunch, status, history, cat, cancel)
+_COMMANDS = (launch, drylaunch, status, wait, history, cat, cancel)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

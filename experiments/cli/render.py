@@ -6,17 +6,20 @@ which turns an ``ExperimentsError`` escaping an experiment file into one line on
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..plan import Plan
 from ..status import ORDER, ArtifactState, JobView, StageStatus
-from ..verbs import DryRun, LaunchResult
+from ..verbs import DryRun, LaunchResult, Outcome, StatusReport, WaitResult
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -98,6 +101,11 @@ def _counts_text(counts: dict[ArtifactState, int]) -> str:
 
 
 def stage_table(stages: Sequence[StageStatus]) -> None:
+    out.print(_stage_table(stages))
+    _problems(stages)
+
+
+def _stage_table(stages: Sequence[StageStatus]) -> Table:
     shown = [k for k in ORDER
              if k in (S.BUILT, S.NOT_STARTED) or any(s.counts.get(k) for s in stages)]
     table = Table(title="Status")
@@ -108,7 +116,10 @@ def stage_table(stages: Sequence[StageStatus]) -> None:
     for s in stages:
         table.add_row(s.stage, *(str(s.counts.get(k, 0)) for k in shown),
                       str(sum(s.counts.values())))
-    out.print(table)
+    return table
+
+
+def _problems(stages: Sequence[StageStatus]) -> None:
     problems = [p for s in stages for p in s.problems]
     for p in problems[:20]:
         where = f" — `cat {p.job_id}_{p.index}`" if p.job_id else ""
@@ -166,3 +177,63 @@ def progress_bar() -> Progress:
     return Progress(TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
                     console=out, transient=False)
+
+
+# -- waiting and watching ------------------------------------------------------------------
+def counts_line(stages: Sequence[StageStatus]) -> str:
+    """``train: 3 built, 1 running; eval: 2 queued`` — one plain line, stable for grep."""
+    return "; ".join(f"{s.stage}: " + (", ".join(f"{s.counts[k]} {k.value}" for k in ORDER
+                                                 if s.counts.get(k)) or "-")
+                     for s in stages)
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def poll_line(stages: Sequence[StageStatus], elapsed_s: float, next_s: float | None) -> None:
+    """One plain line per poll (piped output): time, elapsed, counts, next poll."""
+    after = f"; next check in {next_s:.0f}s" if next_s is not None else ""
+    out.print(f"[{_clock()}] {elapsed_s:.0f}s {counts_line(stages)}{after}", markup=False,
+              soft_wrap=True)
+
+
+class PollDisplay:
+    """Where each poll of ``wait``/``status --watch`` goes: a redrawn table on a terminal,
+    plain periodic lines when piped."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.live: Live | None = None
+        if out.is_terminal:
+            self.live = Live(console=out, auto_refresh=False, transient=True)
+
+    def __enter__(self) -> PollDisplay:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def show(self, report: StatusReport, elapsed_s: float, next_s: float | None) -> None:
+        stages = report.stages
+        if self.live is None:
+            poll_line(stages, elapsed_s, next_s)
+            return
+        after = f", next refresh in {next_s:.0f}s" if next_s is not None else ""
+        footer = Text(f"{self.title}: last refresh {_clock()} ({elapsed_s:.0f}s elapsed"
+                      f"{after}); Ctrl-C stops watching, not the jobs", style="dim")
+        self.live.update(Group(_stage_table(stages), footer), refresh=True)
+
+
+def wait_summary(result: WaitResult) -> None:
+    """How a wait ended, in one line."""
+    took = f"after {result.elapsed_s:.0f}s ({result.polls} check(s))"
+    text = {Outcome.BUILT: f"All built {took}.",
+            Outcome.FAILED: f"Done {took}, not all built: `status` shows why, "
+                            "`cat JOB --failed` the logs.",
+            Outcome.TIMED_OUT: f"Timed out {took}; still queued or running.",
+            Outcome.LIVE: f"Still queued or running {took}."}[result.outcome]
+    out.print(f"{text} {counts_line(result.report.stages)}", markup=False, soft_wrap=True)

@@ -162,7 +162,7 @@ def test_arrays_above_max_array_size_are_split(tmp_path: Path, small_array_clust
     while time.monotonic() < deadline and len(done_markers(out)) < 12:
         time.sleep(0.5)
     assert len(done_markers(out)) == 12
-    status = subprocess.run(["python", str(script), "status"], env=deadline_env,
+    status = subprocess.run(["python", str(script), "status", "pretrain"], env=deadline_env,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "12" in status.stdout  # works without sacct
 

@@ -1,0 +1,71 @@
+"""Life after ``launch`` on the real Slurm test cluster: wait, setup lines, checkpoints and
+requeues across a real time limit, retries with escalation, efficiency from sacct."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import done_markers, run_cli
+from tests.e2e.slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands
+
+pytestmark = pytest.mark.slurm
+
+# One stage of N artifacts; artifact FAIL (an index) fails; COMMAND overrides the command.
+GRID = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+FAIL = int(os.environ.get("FAIL", "-1"))
+REQS = json.loads(os.environ.get("REQS", "{}")) if (json := __import__("json")) else {}
+COMMAND = os.environ.get("COMMAND", "")
+
+@dataclass(frozen=True)
+class Job(Artifact):
+    i: int
+    def get_requirements(self):
+        return {"partition": "cpu", "time": "5:00", **REQS}
+    def construct(self, builder: Task):
+        builder.run_command(COMMAND or f"sleep 2; test {self.i} != {FAIL}")
+
+n = int(os.environ.get("N", "3"))
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("jobs", ArtifactSet.from_product(cls=Job, params={"i": list(range(n))}))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+def _setup(tmp_path: Path, **extra: str) -> tuple[Path, dict[str, str], Path, Path]:
+    script = tmp_path / "exp.py"
+    script.write_text(GRID)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    wrapped, calls = wrap_commands(tmp_path)
+    env = {"OUT": str(out), "PROJECT": f"o{uuid.uuid4().hex[:8]}", **wrapped, **extra}
+    return script, env, out, calls
+
+
+def test_wait_exit_codes_with_a_failing_task(tmp_path: Path, slurm_cluster: object) -> None:
+    script, env, out, calls = _setup(tmp_path, FAIL="1")
+    try:
+        assert run_cli(script, "launch", env=env).returncode == 0
+        early = run_cli(script, "wait", "--timeout", "0", env=env)
+        assert early.returncode == 3, early.stdout + early.stderr  # still queued or running
+        before = count_calls(calls, "squeue")
+        done = run_cli(script, "wait", "--timeout", "200", "--interval", "1", env=env)
+        assert done.returncode == 1, done.stdout + done.stderr  # one failed
+        assert "2 built, 1 failed" in done.stdout and "command exited with code 1" in done.stdout
+        polls = [line for line in done.stdout.splitlines() if line.startswith("[")]
+        assert count_calls(calls, "squeue") - before <= len(polls) + 1  # one squeue per poll
+        assert count_calls(calls, "sacct") <= count_calls(calls, "squeue")
+        assert len(done_markers(out)) == 2
+        status = run_cli(script, "status", env=env)
+        assert status.returncode == 1
+    finally:
+        cancel_all(env["PROJECT"])
+        wait_until_idle(env["PROJECT"])
