@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _atomic
+from . import _atomic, task_setup
 from .errors import ConfigError
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -28,6 +28,7 @@ OPTIONAL_KEYS = {
     "default_partition": "partition whose defaults apply when an artifact names none",
     "umask": "octal permission mask for files and folders we create, e.g. '077' or '027'",
     "python": "Python interpreter that runs the worker on the compute nodes",
+    "setup": "shell lines run before every task (a partition's own go in default_slurm_args)",
 }
 
 
@@ -55,15 +56,25 @@ class Config:
     default_partition: str | None = None
     umask: int = 0o077
     python: str | None = None
+    setup: tuple[str, ...] = ()
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
         partition = requirements.get("partition") or self.default_partition
-        merged: dict[str, Any] = dict(self.default_slurm_args.get(str(partition), {}))
+        merged: dict[str, Any] = {k: v for k, v in
+                                  self.default_slurm_args.get(str(partition), {}).items()
+                                  if k != task_setup.KEY}  # setup lines are not requirements
         merged.update(requirements)
         if partition:
             merged["partition"] = partition
         return merged
+
+
+    def setup_for(self, partition: object) -> tuple[str, ...]:
+        """Setup lines for a task on ``partition``: the global ones, then the partition's."""
+        name = partition or self.default_partition
+        own = self.default_slurm_args.get(str(name), {}).get(task_setup.KEY, ())
+        return (*self.setup, *own)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -128,7 +139,19 @@ def validate(data: Any, path: Path) -> Config:
     if python is not None and (not isinstance(python, str) or not python.startswith("/")):
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, expand_path(log_dir), slurm_args, partition,
-                  _umask(data.get("umask", "077"), path), python)
+                  _umask(data.get("umask", "077"), path), python, *_setup(data, path))
+
+
+def _setup(data: dict[str, Any], path: Path) -> tuple[tuple[str, ...]]:
+    """The global setup lines; a partition's own are checked here and read by ``setup_for``."""
+    try:
+        for name, entry in data.get("default_slurm_args", {}).items():
+            if task_setup.KEY in entry:
+                task_setup.check_lines(entry[task_setup.KEY],
+                                       f"{path}: default_slurm_args.{name}.setup")
+        return (task_setup.check_lines(data.get(task_setup.KEY, []), f"{path}: setup"),)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _umask(value: Any, path: Path) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from . import _registry, paths
+from . import _registry, paths, task_setup
 from .artifact import Artifact
 from .errors import DefinitionError
 from .sets import ArtifactSet
@@ -38,14 +38,15 @@ class Executor:
     """The stages of an experiment and where they build: the project, artifact root and code.
 
     ``project`` defaults to the experiment file's name, ``artifact_path`` to ``artifacts``
-    beside it and ``code_path`` to its folder.
+    beside it and ``code_path`` to its folder. ``setup`` lists shell lines run before each
+    task (after those of ``config.json``), e.g. ``["module load cuda/12.1"]``.
     """
 
     default_backend: ClassVar[str] = "slurm"
 
     def __init__(self, project: str | None = None, artifact_path: str | None = None,
                  code_path: str | None = None, gs_path: str | None = None,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, setup: Sequence[str] | None = None) -> None:
         source = _caller_file()
         stem = Path(source).stem if source else "experiments"
         self.project = paths.check_name("project", project if project is not None else stem)
@@ -54,6 +55,10 @@ class Executor:
         self.code_path = _absolute(code_path or base)
         self.gs_path = gs_path
         self.workers = workers
+        try:  # shell lines run before each task, after config.json's (see task_setup)
+            self.setup = task_setup.check_lines(list(setup or []), "executor")
+        except ValueError as exc:
+            raise DefinitionError(str(exc)) from None
         self.stages: dict[str, ArtifactSet] = {}
         _registry.add(self)
 

@@ -73,17 +73,19 @@ class LaunchContext:
     launch_id: str
     python: str
     progress: Progress = _no_progress
+    setup: tuple[str, ...] = ()  # the executor's setup lines (config.json's come first)
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
 
     @classmethod
     def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
                  artifact_path: str, code_path: str, python: str,
-                 progress: Progress | None = None) -> LaunchContext:
+                 progress: Progress | None = None,
+                 setup: Sequence[str] = ()) -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
-                  progress=progress or _no_progress)
+                  progress=progress or _no_progress, setup=tuple(setup))
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -96,13 +98,26 @@ class LaunchContext:
         """Environment every task of the job starts with (before the worker runs)."""
         return {"EXPERIMENTS_PROJECT": self.project, "EXPERIMENTS_STAGE": group.stage}
 
+    def setup_lines(self, group: Group) -> list[str]:
+        """Setup lines for the group's tasks: config.json's global and partition lines, then
+        the executor's."""
+        partition = dict(group.resources.requirements).get("partition")
+        return [*self.config.setup_for(partition), *self.setup]
+
     def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
-                *, pid_start: int | None = None) -> PreparedJob:
-        """Write the spec of one job and record its intent in the store."""
+                *, pid_start: int | None = None, setup_in_worker: bool = False) -> PreparedJob:
+        """Write the spec of one job and record its intent in the store.
+
+        ``setup_in_worker``: the worker runs the setup lines before each command (for backends
+        without a batch script of their own to put them in).
+        """
         spec = paths.spec_dir(self.home, self.project, name)
-        header = {"project": self.project, "stage": group.stage, "job_name": name,
-                  "artifact_path": self.artifact_path, "code_path": self.code_path,
-                  "umask": self.config.umask}
+        header: dict[str, Any] = {
+            "project": self.project, "stage": group.stage, "job_name": name,
+            "artifact_path": self.artifact_path, "code_path": self.code_path,
+            "umask": self.config.umask}
+        if setup_in_worker and self.setup_lines(group):
+            header["setup"] = self.setup_lines(group)
         specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
         deps = sorted({self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
         record = JobRecord(

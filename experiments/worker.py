@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _atomic, _proc, paths, specs
+from . import _atomic, _proc, paths, specs, task_setup
 from .task import step_from_dict
 
 
@@ -185,9 +185,11 @@ class Build:
         env = dict(os.environ)
         env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
                    EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath)
+        setup = self.header.get("setup") or []  # set when the backend has no batch script
+        script = "\n".join([*task_setup.prelude(setup), command])
         sys.stdout.flush()
         sys.stderr.flush()
-        child = _proc.spawn(["/bin/bash", "-c", command], cwd=code_path, env=env)
+        child = _proc.spawn(["/bin/bash", "-c", script], cwd=code_path, env=env)
         _signal["child"] = child
         try:
             code = _wait(child)

@@ -81,7 +81,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
             store=session.store, artifact_path=ex.artifact_path, code_path=ex.code_path,
-            python=session.config.python or sys.executable, progress=progress)
+            python=session.config.python or sys.executable, progress=progress,
+            setup=getattr(ex, "setup", ()))
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
         return LaunchResult(plan, submitted, warnings)
 

@@ -3,6 +3,7 @@ requeues across a real time limit, retries with escalation, efficiency from sacc
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -15,12 +16,13 @@ pytestmark = pytest.mark.slurm
 
 # One stage of N artifacts; artifact FAIL (an index) fails; COMMAND overrides the command.
 GRID = '''
+import json
 import os
 from dataclasses import dataclass
 from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
 
 FAIL = int(os.environ.get("FAIL", "-1"))
-REQS = json.loads(os.environ.get("REQS", "{}")) if (json := __import__("json")) else {}
+REQS = json.loads(os.environ.get("REQS", "{}"))
 COMMAND = os.environ.get("COMMAND", "")
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class Job(Artifact):
 
 n = int(os.environ.get("N", "3"))
 ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
-                   code_path=os.environ["OUT"])
+                   code_path=os.environ["OUT"], setup=json.loads(os.environ.get("SETUP", "[]")))
 ex.stage("jobs", ArtifactSet.from_product(cls=Job, params={"i": list(range(n))}))
 if __name__ == "__main__":
     ex.auto_cli()
@@ -69,3 +71,22 @@ def test_wait_exit_codes_with_a_failing_task(tmp_path: Path, slurm_cluster: obje
     finally:
         cancel_all(env["PROJECT"])
         wait_until_idle(env["PROJECT"])
+
+
+def test_setup_lines_run_in_the_batch_script_before_the_worker(
+        tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
+    (experiments_home / "config.json").write_text(json.dumps({
+        "setup": ["export A=1"],
+        "default_slurm_args": {"cpu": {"setup": ["export B=2"]}}}))
+    script, env, out, _ = _setup(tmp_path, N="1", COMMAND='test "$A$B$C" = 123',
+                                 SETUP=json.dumps(["export C=3"]))
+    try:
+        assert run_cli(script, "launch", env=env).returncode == 0
+        done = run_cli(script, "wait", "--timeout", "120", "--interval", "1", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        batch = next(experiments_home.rglob("job.sbatch")).read_text()
+        lines = batch.splitlines()
+        assert lines.index("export A=1") < lines.index("export B=2") < lines.index(
+            "export C=3") < next(i for i, x in enumerate(lines) if x.startswith("exec "))
+    finally:
+        cancel_all(env["PROJECT"])

@@ -51,12 +51,12 @@ class SlurmBackend:
         return common_resources(requirements, where, options)
 
     def _script(self, name: str, group: Group, n_tasks: int, spec_dir: str, log_dir: str,
-                python: str, env: Mapping[str, str]) -> str:
+                python: str, env: Mapping[str, str], setup: Sequence[str] = ()) -> str:
         throttle = group.resources.max_parallel
         array = f"0-{n_tasks - 1}" + (f"%{throttle}" if throttle else "")
         return render_script(job_name=name, options=group.resources.options, array=array,
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
-                             python=python, env=env)
+                             python=python, env=env, setup=setup)
 
     # -- drylaunch --------------------------------------------------------------------------
     def describe(self, group: Group, *, validate: bool) -> Description:
@@ -94,7 +94,7 @@ class SlurmBackend:
         name = ctx.job_name(group, group_no, chunk_no)
         job = ctx.prepare(group, tasks, name, NAME)
         text = self._script(name, group, len(tasks), job.record.spec_dir, job.record.log_dir,
-                            ctx.python, ctx.job_env(group))
+                            ctx.python, ctx.job_env(group), ctx.setup_lines(group))
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         extra = [f"--dependency=afterany:{':'.join(job.depends_on)}"] if job.depends_on else []

@@ -11,6 +11,7 @@ The script is a list of ``#SBATCH`` directives, then three lines of bash::
     #SBATCH --open-mode=append           <- a requeued task keeps its earlier attempts' output
     set -u
     export EXPERIMENTS_PROJECT=proj      <- the job's environment (project and stage)
+    module load cuda                     <- setup lines, if any (each followed by a check)
     echo "experiments: task ... on <host> at <date>, restart ${SLURM_RESTART_COUNT:-0}" >&2
     exec '<python>' -m experiments.worker '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
 
@@ -26,6 +27,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
+from ... import task_setup
 from ...errors import DefinitionError
 from .options import Option, check_not_owned, check_text, quote_directive_value
 
@@ -107,16 +109,30 @@ def _shell_word(value: str, what: str, job_name: str) -> str:
     return shlex.quote(check_text(value, f"job {job_name} {what}"))
 
 
+def _setup(setup: Sequence[str], job_name: str) -> list[str]:
+    """The user's setup lines (their own shell, run as written), each checked after it runs;
+    ``set -u`` is off meanwhile, since activation scripts often read unset variables."""
+    if not setup:
+        return []
+    try:
+        lines = task_setup.check_lines(list(setup), f"job {job_name}")
+    except ValueError as exc:
+        raise DefinitionError(str(exc)) from None
+    return ["set +u", *task_setup.prelude(lines), "set -u"]
+
+
 def render_script(*, job_name: str, options: Sequence[Option], array: str, output: str,
-                  spec_dir: str, python: str, env: Mapping[str, str] | None = None) -> str:
+                  spec_dir: str, python: str, env: Mapping[str, str] | None = None,
+                  setup: Sequence[str] = ()) -> str:
     """The batch script of one array job (pure: the same arguments give the same text).
 
-    Raises ``DefinitionError`` for any value that could not round-trip into the script.
+    ``setup`` lines run after the exports, before the worker. Raises ``DefinitionError`` for
+    any value that could not round-trip into the script.
     """
     check_job_name(job_name)
     lines = ["#!/bin/bash", *_user_directives(options, job_name),
              *_own_directives(job_name, array, output),
-             "set -u", *_exports(env or {}, job_name), BANNER,
+             "set -u", *_exports(env or {}, job_name), *_setup(setup, job_name), BANNER,
              f"exec {_shell_word(python, 'python', job_name)} -m {WORKER_MODULE} "
              f'{_shell_word(spec_dir, "spec_dir", job_name)} "$SLURM_ARRAY_TASK_ID"']
     return "\n".join(lines) + "\n"
