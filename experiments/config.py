@@ -139,7 +139,16 @@ def validate(data: Any, path: Path) -> Config:
     if python is not None and (not isinstance(python, str) or not python.startswith("/")):
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, expand_path(log_dir), slurm_args, partition,
-                  _umask(data.get("umask", "077"), path), python, *_setup(data, path))
+                  _umask(data.get("umask", f"{default_umask():03o}"), path), python,
+                  *_setup(data, path))
+
+
+def default_umask() -> int:
+    """The user's own umask (results readable the way the rest of their files are), but never
+    leaving files world-writable and never restricting the owner."""
+    current = os.umask(0o077)  # reading the umask means setting it; put it straight back
+    os.umask(current)
+    return (current & 0o077) | 0o002
 
 
 def _setup(data: dict[str, Any], path: Path) -> tuple[tuple[str, ...]]:

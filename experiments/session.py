@@ -1,7 +1,8 @@
 """A session: what every verb works over — the experiment, the config, the store, the backends.
 
 Opening a session reads the configuration and applies its ``umask`` to this process (every file
-the verbs create follows it); nothing else changes process state. Backends are created by name
+the verbs create follows it) and keeps the experiments home private (mode 700); nothing else
+changes process state. Backends are created by name
 on first use and kept, so one verb asks each scheduler through one object.
 """
 
@@ -21,6 +22,17 @@ from .store import JobRecord, Store
 
 if TYPE_CHECKING:
     from .executor import Executor
+
+
+def keep_private(home: os.PathLike[str] | str) -> None:
+    """The experiments home (records, specs, default logs) stays readable by its owner only,
+    whatever umask results are written with; a home of someone else's is left alone."""
+    try:
+        st = os.stat(home)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(home, st.st_mode & 0o700)
+    except OSError:
+        pass
 
 
 @dataclass
@@ -43,6 +55,7 @@ class Session:
         ``instances`` supplies ready backends by name (tests pass a FakeBackend this way).
         """
         cfg = config_mod.load()
+        keep_private(config_mod.home())
         os.umask(cfg.umask)
         return cls(experiment, cfg, Store(config_mod.home(), experiment.project),
                    backend or experiment.default_backend,

@@ -147,15 +147,22 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
 @click.command(help="Submit the stages' jobs (all stages by default).")
 @click.argument("stages", nargs=-1)
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the jobs submitted as JSON (for scripts).")
 @_common
 @click.pass_obj
-def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, **opts: Any) -> None:
+def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, as_json: bool,
+           **opts: Any) -> None:
     session = state.session(**opts)
-    with render.progress_bar() as bar:
-        result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
-                              progress=_progress_printer(bar))
-    render.warnings(result.warnings)
-    render.launched(result)
+    if as_json:
+        result = verbs.launch(session, list(stages) or None, with_deps=with_deps)
+        render.as_json(render.launch_json(result))
+    else:
+        with render.progress_bar() as bar:
+            result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
+                                  progress=_progress_printer(bar))
+        render.warnings(result.warnings)
+        render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):
         sys.exit(1)
 
@@ -184,18 +191,24 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
               help="Refresh until nothing is queued or running (backs off when idle).")
 @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
               help="First refresh interval in seconds (min 5; grows when idle).")
+@click.option("-v", "--all", "show_all", is_flag=True,
+              help="List every problem (the default shows the first 20).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts).")
 @_common
 @click.pass_obj
 def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: float,
-           **opts: Any) -> None:
+           show_all: bool, as_json: bool, **opts: Any) -> None:
     session = state.session(**opts)
     report = verbs.status(session, list(stages) or None)
     if watch and verbs.outcome(report) is verbs.Outcome.LIVE:
-        with render.PollDisplay("status --watch") as display:
+        with render.PollDisplay("status --watch", quiet=as_json) as display:
             report = verbs.wait(session, list(stages) or None, interval_s=interval,
                                 on_poll=display.show).report
-    render.warnings(report.warnings)
-    render.stage_table(report.stages)
+    if as_json:
+        render.as_json(render.status_json(report, verbs.outcome(report)))
+    else:
+        render.warnings(report.warnings)
+        render.stage_table(report.stages, None if show_all else 20)
     sys.exit(EXIT_CODES[verbs.outcome(report)])
 
 
@@ -223,10 +236,15 @@ def wait(state: _State, /, stages: tuple[str, ...], timeout: float | None, inter
 
 @click.command(help="Every submitted job with its task counts.")
 @click.argument("stages", nargs=-1)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print every job and task state as JSON (for scripts).")
 @_common
 @click.pass_obj
-def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
+def history(state: _State, /, stages: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     report = verbs.history(state.session(**opts), list(stages) or None)
+    if as_json:
+        render.as_json(render.history_json(report))
+        return
     render.warnings(report.warnings)
     if not report.jobs:
         render.out.print("No jobs submitted yet.")
@@ -281,14 +299,33 @@ def _follow(session: Session, record: JobRecord, index: int, path: Path) -> None
         delay = min(delay * 1.5, 10.0)
 
 
-@click.command(help="Cancel the live jobs of the stages (all by default).")
+@click.command(help="Cancel the live jobs of the stages. Without stages it lists every live "
+                    "job and asks first (or needs --yes when there is no terminal to ask).")
 @click.argument("stages", nargs=-1)
+@click.option("--yes", "-y", is_flag=True, help="Cancel every live job without asking.")
 @_common
 @click.pass_obj
-def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
-    cancelled = verbs.cancel(state.session(**opts), list(stages) or None)
+def cancel(state: _State, /, stages: tuple[str, ...], yes: bool, **opts: Any) -> None:
+    session = state.session(**opts)
+    targets = None
+    if not stages and not yes:
+        targets = verbs.cancel_targets(session)
+        if targets:
+            render.cancel_list(targets)
+            if not can_ask():
+                raise UsageProblem(f"cancel without stages would cancel all {len(targets)} "
+                                   "live job(s) above; name the stages, or pass --yes")
+            if not click.confirm(f"Cancel these {len(targets)} job(s)?", default=False):
+                render.out.print("Nothing cancelled.")
+                return
+    cancelled = verbs.cancel(session, list(stages) or None, targets=targets)
     render.out.print(f"Cancelled {len(cancelled)} job(s): {' '.join(cancelled)}"
                      if cancelled else "No live jobs to cancel.")
+
+
+def can_ask() -> bool:
+    """True when someone is at a terminal to answer a question (never in a pipe or a job)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 @click.command(help="Write a commented starter experiment to PATH.",

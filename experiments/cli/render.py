@@ -6,6 +6,8 @@ which turns an ``ExperimentsError`` escaping an experiment file into one line on
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,11 +20,23 @@ from rich.table import Table
 from rich.text import Text
 
 from ..plan import Plan
-from ..status import ORDER, ArtifactState, JobView, StageStatus
-from ..verbs import DryRun, LaunchResult, Outcome, StatusReport, WaitResult
+from ..status import ORDER, ArtifactState, JobView, StageStatus, TaskView
+from ..store import JobRecord
+from ..verbs import DryRun, HistoryReport, LaunchResult, Outcome, StatusReport, WaitResult
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for stdout or stderr: the terminal's width on a terminal; when piped, no
+    wrapping at all (full lines, tables as wide as their content)."""
+    if Console(stderr=stderr).is_terminal:
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=WIDE, soft_wrap=True)
+
+
+out = _console()
+err = _console(stderr=True)
 
 S = ArtifactState
 _STYLE = {S.BUILT: "green", S.RUNNING: "cyan", S.QUEUED: "blue", S.FAILED: "red",
@@ -100,9 +114,9 @@ def _counts_text(counts: dict[ArtifactState, int]) -> str:
     return ", ".join(parts) or "-"
 
 
-def stage_table(stages: Sequence[StageStatus]) -> None:
+def stage_table(stages: Sequence[StageStatus], limit: int | None = 20) -> None:
     out.print(_stage_table(stages))
-    _problems(stages)
+    _problems(stages, limit)
 
 
 def _stage_table(stages: Sequence[StageStatus]) -> Table:
@@ -119,15 +133,15 @@ def _stage_table(stages: Sequence[StageStatus]) -> Table:
     return table
 
 
-def _problems(stages: Sequence[StageStatus]) -> None:
+def _problems(stages: Sequence[StageStatus], limit: int | None) -> None:
     problems = [p for s in stages for p in s.problems]
-    for p in problems[:20]:
+    for p in problems if limit is None else problems[:limit]:
         where = f" — `cat {p.job_id}_{p.index}`" if p.job_id else ""
         detail = escape(p.detail or "no reason recorded")
         out.print(f"[red]{p.state.value}[/] {escape(p.relpath)}: {detail}{escape(where)}",
                   soft_wrap=True)
-    if len(problems) > 20:
-        out.print(f"… and {len(problems) - 20} more")
+    if limit is not None and len(problems) > limit:
+        out.print(f"… and {len(problems) - limit} more (`status -v` lists all)", markup=False)
 
 
 def history(views: Sequence[JobView]) -> None:
@@ -157,7 +171,10 @@ def task_table(view: JobView, limit: int | None) -> None:
 
 
 def log(title: str, text: str) -> None:
-    out.rule(title)
+    if out.is_terminal:
+        out.rule(title)
+    else:
+        out.print(f"==> {title} <==", markup=False)
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
@@ -202,10 +219,11 @@ class PollDisplay:
     """Where each poll of ``wait``/``status --watch`` goes: a redrawn table on a terminal,
     plain periodic lines when piped."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, quiet: bool = False) -> None:
         self.title = title
+        self.quiet = quiet  # JSON follows on stdout: show nothing meanwhile
         self.live: Live | None = None
-        if out.is_terminal:
+        if out.is_terminal and not quiet:
             self.live = Live(console=out, auto_refresh=False, transient=True)
 
     def __enter__(self) -> PollDisplay:
@@ -219,6 +237,8 @@ class PollDisplay:
 
     def show(self, report: StatusReport, elapsed_s: float, next_s: float | None) -> None:
         stages = report.stages
+        if self.quiet:
+            return
         if self.live is None:
             poll_line(stages, elapsed_s, next_s)
             return
@@ -237,3 +257,58 @@ def wait_summary(result: WaitResult) -> None:
             Outcome.TIMED_OUT: f"Timed out {took}; still queued or running.",
             Outcome.LIVE: f"Still queued or running {took}."}[result.outcome]
     out.print(f"{text} {counts_line(result.report.stages)}", markup=False, soft_wrap=True)
+
+
+def cancel_list(records: Sequence[JobRecord]) -> None:
+    """The jobs a bare ``cancel`` would stop, one line each."""
+    out.print(f"Live jobs ({len(records)}):", markup=False)
+    for r in records:
+        out.print(f"  {r.job_id}  {r.stage}  tier {r.tier}  {len(r.tasks)} task(s)  "
+                  f"submitted {r.submitted_at[:16].replace('T', ' ')}", markup=False,
+                  soft_wrap=True)
+
+
+# -- JSON for scripts (--json): plain data, one document on stdout -------------------------
+def as_json(data: object) -> None:
+    """Print ``data`` as one JSON document (nothing else goes to stdout)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def _task_json(t: TaskView) -> dict[str, object]:
+    return {"relpath": t.relpath, "state": t.state.value, "detail": t.detail,
+            "task": str(t.key) if t.key else None, "held": t.held}
+
+
+def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
+    """``status --json``: the outcome, per stage the counts and every problem."""
+    return {"outcome": outcome.value,
+            "stages": [{"stage": s.stage,
+                        "counts": {k.value: s.counts[k] for k in ORDER if s.counts.get(k)},
+                        "total": sum(s.counts.values()),
+                        "problems": [_task_json(p) for p in s.problems]}
+                       for s in report.stages],
+            "warnings": list(report.warnings)}
+
+
+def _record_json(r: JobRecord) -> dict[str, object]:
+    return {"job_id": r.job_id, "name": r.name, "stage": r.stage, "tier": r.tier,
+            "backend": r.backend, "submitted_at": r.submitted_at,
+            "depends_on": list(r.depends_on), "tasks": len(r.tasks)}
+
+
+def history_json(report: HistoryReport) -> dict[str, object]:
+    """``history --json``: every job, with each task's artifact and state."""
+    return {"jobs": [{**_record_json(v.record),
+                      "counts": {k.value: n for k, n in v.counts.items()},
+                      "task_states": [_task_json(t) for t in v.tasks]}
+                     for v in report.jobs],
+            "warnings": list(report.warnings)}
+
+
+def launch_json(result: LaunchResult) -> dict[str, object]:
+    """``launch --json``: the jobs submitted (or run locally) and what was skipped."""
+    return {"jobs": [{**_record_json(r), "task_states": dict(r.task_states)}
+                     for r in result.records],
+            "to_build": result.plan.task_count, "skipped": len(result.plan.skipped),
+            "warnings": list(result.warnings)}

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from ..backends.base import TaskKey, TaskStatus
 from ..errors import SchedulerQueryError
 from ..session import Session
-from ..store import RecordState
+from ..store import JobRecord, RecordState
 
 
-def cancel(session: Session, stages: Sequence[str] | None = None) -> list[str]:
-    """Cancel the live jobs of the stages (all by default); returns the cancelled job ids.
+def cancel_targets(session: Session, stages: Sequence[str] | None = None) -> list[JobRecord]:
+    """The jobs ``cancel`` would stop: those of the stages with a live task (one query).
 
     Refuses when a scheduler cannot say which jobs are live: cancelling blind could miss some.
     """
@@ -19,8 +19,18 @@ def cancel(session: Session, stages: Sequence[str] | None = None) -> list[str]:
     live = session.live(records)
     if live.unreachable:
         raise SchedulerQueryError(live.warnings()[0])
-    targets = [r for r in records
-               if any(_live(live.get(TaskKey(r.job_id or "", i))) for i in range(len(r.tasks)))]
+    return [r for r in records
+            if any(_live(live.get(TaskKey(r.job_id or "", i))) for i in range(len(r.tasks)))]
+
+
+def cancel(session: Session, stages: Sequence[str] | None = None, *,
+           targets: Sequence[JobRecord] | None = None) -> list[str]:
+    """Cancel the live jobs of the stages (all by default); returns the cancelled job ids.
+
+    ``targets`` are jobs already chosen by :func:`cancel_targets` (say, shown and confirmed).
+    """
+    if targets is None:
+        targets = cancel_targets(session, stages)
     for name, backend in session.backends_for(targets).items():
         backend.cancel([r for r in targets if r.backend == name])
     for stage in {r.stage for r in targets}:

@@ -132,7 +132,7 @@ def test_relaunch_while_queued_submits_nothing_and_cancel_clears(
     assert count_calls(calls, "sbatch") == 2
     dry = run_cli(script, "drylaunch", env=env)
     assert "9 already queued/running" in dry.stdout
-    res = run_cli(script, "cancel", env=env)
+    res = run_cli(script, "cancel", "--yes", env=env)
     assert res.returncode == 0 and "Cancelled 2 job(s)" in res.stdout, res.stdout + res.stderr
     assert count_calls(calls, "scancel") == 1  # one call for every live job
     wait_until_idle(env["PROJECT"], 60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 from pathlib import Path
@@ -48,7 +49,18 @@ def test_first_load_creates_seed_config(exp_home: Path) -> None:
     assert conf.default_slurm_args["gpu"] == {"time": "24:00:00", "cpus": 8, "requeue": True}
     assert conf.default_slurm_args["cpu"] == {"time": "4:00:00", "cpus": 1}
     assert conf.default_partition is None
-    assert conf.umask == 0o077
+    assert conf.umask == cfg.default_umask()
+
+
+@pytest.mark.parametrize(("users", "ours"), [(0o022, 0o022), (0o000, 0o002), (0o027, 0o027),
+                                             (0o277, 0o077)])
+def test_default_umask_follows_the_users_but_never_world_writable(users: int, ours: int) -> None:
+    before = os.umask(users)
+    try:
+        assert cfg.default_umask() == ours
+        assert os.umask(users) == users  # reading it left it as it was
+    finally:
+        os.umask(before)
 
 
 def test_existing_config_is_not_overwritten(exp_home: Path) -> None:
