@@ -281,6 +281,49 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
         _follow(session, record, index, path)
 
 
+@click.command(help="The logs of one artifact, every attempt (relaunches and requeues), "
+                    "newest last. SELECTOR is its relpath or a unique prefix, or a stage with "
+                    "--where key=value. With --failed: the last failed attempt of each failed "
+                    "artifact of the stage SELECTOR (all stages without one).",
+               short_help="Every attempt's log of one artifact.")
+@click.argument("selector", required=False)
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="Choose the artifact of stage SELECTOR by parameter (repeatable; dotted "
+                   "keys reach into dependencies: base.lr=0.1).")
+@click.option("--failed", is_flag=True,
+              help="The last failed attempt of each failed artifact of stage SELECTOR.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the newest attempt runs.")
+@_common
+@click.pass_obj
+def logs(state: _State, /, selector: str | None, where: tuple[str, ...], failed: bool,
+         follow: bool, **opts: Any) -> None:
+    from ..verbs import logs as logs_verb
+
+    session = state.session(**opts)
+    if failed:
+        found = logs_verb.failed_attempts(session, [selector] if selector else None)
+        for a in found:
+            render.log_file(a.log, f"{a.task} {a.record.tasks[a.index][1]} "
+                                   f"[{a.record.stage}]: {a.view.detail if a.view else ''}")
+        render.out.print(f"{len(found)} failed artifact(s).", markup=False)
+        return
+    if selector is None:
+        raise UsageProblem("name the artifact: logs RELPATH, logs STAGE --where key=value, or "
+                           "logs --failed [STAGE]")
+    art = logs_verb.select(session, selector, where)
+    found = logs_verb.attempts(session, art)
+    if not found:
+        render.out.print(f"{art.relpath} was never launched.", markup=False)
+        return
+    for n, a in enumerate(found, 1):
+        now = f", {a.view.state.value}" if a.view else ""
+        render.log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} [{a.record.stage}] "
+                               f"submitted {a.record.submitted_at[:19]}{now}")
+    last = found[-1]
+    if follow and last.view and last.view.state in (ArtifactState.QUEUED, ArtifactState.RUNNING):
+        _follow(session, last.record, last.index, last.log)
+
+
 def _follow(session: Session, record: JobRecord, index: int, path: Path) -> None:
     pos = path.stat().st_size if path.exists() else 0
     delay = 1.0
@@ -338,7 +381,7 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
-_COMMANDS = (launch, drylaunch, status, wait, history, cat, cancel)
+_COMMANDS = (launch, drylaunch, status, wait, history, cat, logs, cancel)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:
