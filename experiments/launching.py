@@ -118,6 +118,11 @@ class LaunchContext:
             "umask": self.config.umask}
         if setup_in_worker and self.setup_lines(group):
             header["setup"] = self.setup_lines(group)
+        res = group.resources
+        if res.checkpoint_before_s:  # the worker requeues after this signal (see worker.py)
+            header["checkpoint"] = {
+                "signal": res.checkpoint_signal, "max_requeues": res.max_requeues,
+                "requeue": dict(res.requirements).get("requeue", True) is not False}
         specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
         deps = sorted({self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
         record = JobRecord(

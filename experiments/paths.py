@@ -28,6 +28,7 @@ from .errors import DefinitionError
 DONE = ".done"
 META = ".artifact.json"
 STATUS = ".status.json"
+CHECKPOINT = ".checkpoint"  # EXPERIMENTS_CHECKPOINT_DIR: kept across attempts
 LOCK = ".lock"
 SPEC_TASKS = "tasks.jsonl"
 SPEC_INDEX = "tasks.idx"
@@ -48,6 +49,11 @@ def check_name(kind: str, name: object) -> str:
 
 def artifact_dir(root: str, relpath: str) -> str:
     return os.path.join(root, relpath)
+
+
+def checkpoint_dir(root: str, relpath: str) -> str:
+    """Where a command keeps its checkpoints (``EXPERIMENTS_CHECKPOINT_DIR``)."""
+    return os.path.join(root, relpath, CHECKPOINT)
 
 
 def done_marker(root: str, relpath: str) -> str:

@@ -90,3 +90,38 @@ def test_setup_lines_run_in_the_batch_script_before_the_worker(
             "export C=3") < next(i for i, x in enumerate(lines) if x.startswith("exec "))
     finally:
         cancel_all(env["PROJECT"])
+
+
+CHECKPOINTING = r'''
+c="$EXPERIMENTS_CHECKPOINT_DIR/count"
+if [ -e "$c" ]; then
+  echo "resumed from $(cat "$c") in attempt $EXPERIMENTS_ATTEMPT" > "$EXPERIMENTS_ARTIFACT_DIR/result"
+  exit 0
+fi
+trap 'echo 41 > "$c"; echo "checkpointed in attempt $EXPERIMENTS_ATTEMPT"; exit 1' USR2
+echo "working in attempt $EXPERIMENTS_ATTEMPT"
+for i in $(seq 300); do sleep 1; done
+'''
+
+
+def test_checkpoint_signal_before_a_real_time_limit_then_requeue(
+        tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
+    """Limit 2 min, signal 60 s before (Slurm may send it up to 60 s early): the first attempt
+    checkpoints and is requeued, the second resumes from the checkpoint and finishes."""
+    reqs = {"time": "0:02:00", "checkpoint_before": 60, "max_requeues": 1}
+    script, env, out, _ = _setup(tmp_path, N="1", COMMAND=CHECKPOINTING, REQS=json.dumps(reqs))
+    try:
+        assert run_cli(script, "launch", env=env).returncode == 0
+        done = run_cli(script, "wait", "--timeout", "420", "--interval", "2", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        (result,) = out.rglob("result")
+        assert result.read_text().strip() == "resumed from 41 in attempt 2"
+        (ckpt,) = out.rglob(".checkpoint")
+        assert ckpt.parent == result.parent  # inside the artifact folder, kept across attempts
+        logs = run_cli(script, "logs", "jobs", "--where", "i=0", env=env)
+        assert "checkpointed in attempt 1" in logs.stdout and "requeued (restart 1" in logs.stdout
+        assert "restart 1" in logs.stdout  # the second attempt's banner, in the same log
+        batch = next(experiments_home.rglob("job.sbatch")).read_text()
+        assert "#SBATCH --signal=B:USR2@60" in batch
+    finally:
+        cancel_all(env["PROJECT"])

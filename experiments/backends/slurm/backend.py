@@ -54,9 +54,12 @@ class SlurmBackend:
                 python: str, env: Mapping[str, str], setup: Sequence[str] = ()) -> str:
         throttle = group.resources.max_parallel
         array = f"0-{n_tasks - 1}" + (f"%{throttle}" if throttle else "")
+        res = group.resources
+        signal = (f"B:{res.checkpoint_signal}@{res.checkpoint_before_s}"
+                  if res.checkpoint_before_s else None)
         return render_script(job_name=name, options=group.resources.options, array=array,
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
-                             python=python, env=env, setup=setup)
+                             python=python, env=env, setup=setup, signal=signal)
 
     # -- drylaunch --------------------------------------------------------------------------
     def describe(self, group: Group, *, validate: bool) -> Description:

@@ -75,6 +75,18 @@ def _user_directives(options: Sequence[Option], job_name: str) -> list[str]:
     return lines
 
 
+SIGNAL_RE = re.compile(r"B:[A-Z0-9]+@\d+")
+
+
+def _signal_directive(signal: str | None, job_name: str) -> list[str]:
+    """``--signal=B:USR2@300``: to the batch shell (our worker), 300 s before the limit."""
+    if signal is None:
+        return []
+    if not SIGNAL_RE.fullmatch(signal):
+        raise DefinitionError(f"job {job_name}: signal {signal!r:.40} is not like 'B:USR2@300'")
+    return [f"#SBATCH --signal={signal}"]
+
+
 def _own_directives(job_name: str, array: str, output: str) -> list[str]:
     if not isinstance(array, str) or not ARRAY_RE.fullmatch(array):
         raise DefinitionError(f"job {job_name}: array {array!r:.60} is not an index "
@@ -123,15 +135,16 @@ def _setup(setup: Sequence[str], job_name: str) -> list[str]:
 
 def render_script(*, job_name: str, options: Sequence[Option], array: str, output: str,
                   spec_dir: str, python: str, env: Mapping[str, str] | None = None,
-                  setup: Sequence[str] = ()) -> str:
+                  setup: Sequence[str] = (), signal: str | None = None) -> str:
     """The batch script of one array job (pure: the same arguments give the same text).
 
-    ``setup`` lines run after the exports, before the worker. Raises ``DefinitionError`` for
+    ``setup`` lines run after the exports, before the worker; ``signal`` (``B:USR2@300``)
+    asks Slurm to signal the worker before the time limit. Raises ``DefinitionError`` for
     any value that could not round-trip into the script.
     """
     check_job_name(job_name)
     lines = ["#!/bin/bash", *_user_directives(options, job_name),
-             *_own_directives(job_name, array, output),
+             *_own_directives(job_name, array, output), *_signal_directive(signal, job_name),
              "set -u", *_exports(env or {}, job_name), *_setup(setup, job_name), BANNER,
              f"exec {_shell_word(python, 'python', job_name)} -m {WORKER_MODULE} "
              f'{_shell_word(spec_dir, "spec_dir", job_name)} "$SLURM_ARRAY_TASK_ID"']
