@@ -117,6 +117,20 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class TaskUsage:
+    """What accounting says one task used (a backend that keeps accounts offers
+    ``usage(records) -> {TaskKey: TaskUsage}``, one call for any number of jobs).
+
+    ``cpu_s`` and ``max_rss_mb`` are None when the scheduler does not gather them.
+    """
+
+    state: str
+    elapsed_s: int
+    cpu_s: float | None = None
+    max_rss_mb: float | None = None
+
+
+@dataclass(frozen=True)
 class Description:
     """What drylaunch shows for one group: lines to print and problems found."""
 

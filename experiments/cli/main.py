@@ -176,9 +176,12 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, as_json: 
 @click.pass_obj
 def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, validate: bool,
               verbose: bool, **opts: Any) -> None:
+    from ..verbs.cost import plan_cost
+
     dry = verbs.drylaunch(state.session(**opts), list(stages) or None, with_deps=with_deps,
                           validate=validate)
     render.plan(dry, verbose)
+    render.cost(plan_cost(dry.plan))
     if dry.problems and validate:
         sys.exit(1)
 
@@ -324,6 +327,23 @@ def logs(state: _State, /, selector: str | None, where: tuple[str, ...], failed:
         _follow(session, last.record, last.index, last.log)
 
 
+@click.command(help="What finished tasks used against what they asked for, per stage: "
+                    "elapsed vs requested time, CPU efficiency, peak memory vs requested, and "
+                    "the tasks that waste most (one sacct call).",
+               short_help="Elapsed, CPU and memory use vs requested.")
+@click.argument("stages", nargs=-1)
+@click.option("-v", "--all", "show_all", is_flag=True,
+              help="List every task, not only the 5 that waste most per stage.")
+@_common
+@click.pass_obj
+def efficiency(state: _State, /, stages: tuple[str, ...], show_all: bool, **opts: Any) -> None:
+    from ..verbs.efficiency import efficiency as efficiency_verb
+
+    report = efficiency_verb(state.session(**opts), list(stages) or None)
+    render.warnings(report.warnings)
+    render.efficiency(report, show_all)
+
+
 def _follow(session: Session, record: JobRecord, index: int, path: Path) -> None:
     pos = path.stat().st_size if path.exists() else 0
     delay = 1.0
@@ -381,7 +401,7 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
-_COMMANDS = (launch, drylaunch, status, wait, history, cat, logs, cancel)
+_COMMANDS = (launch, drylaunch, status, wait, history, cat, logs, efficiency, cancel)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

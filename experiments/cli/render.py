@@ -23,6 +23,8 @@ from ..plan import Plan
 from ..status import ORDER, ArtifactState, JobView, StageStatus, TaskView
 from ..store import JobRecord
 from ..verbs import DryRun, HistoryReport, LaunchResult, Outcome, StatusReport, WaitResult
+from ..verbs.cost import StageCost
+from ..verbs.efficiency import EfficiencyReport
 
 WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
 
@@ -312,3 +314,55 @@ def launch_json(result: LaunchResult) -> dict[str, object]:
                      for r in result.records],
             "to_build": result.plan.task_count, "skipped": len(result.plan.skipped),
             "warnings": list(result.warnings)}
+
+
+# -- cost and efficiency ---------------------------------------------------------------------
+def cost(costs: Sequence[StageCost]) -> None:
+    """Requested GPU-hours and CPU-hours per stage and in total (array × limit × GPUs)."""
+    for c in costs:
+        apart = (f" (+{c.unlimited_tasks} task(s) without a time limit)"
+                 if c.unlimited_tasks else "")
+        label = "Total" if c.stage == "total" else f"Cost of {c.stage}"
+        out.print(f"{label}: {c.tasks} task(s), {c.gpu_hours:,.1f} GPU-hours, "
+                  f"{c.cpu_hours:,.1f} CPU-hours requested{apart}", markup=False)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def _hours(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 3600:.2f}h"
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else (f"{value / 1024:.1f}G" if value >= 1024
+                                        else f"{value:.0f}M")
+
+
+def efficiency(report: EfficiencyReport, show_all: bool) -> None:
+    """Per stage: use against requests; then the tasks that waste most (or all with -v)."""
+    table = Table(title="Efficiency")
+    for col in ("stage", "tasks", "elapsed", "requested", "time used", "CPU eff",
+                "peak mem", "mem used"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for s in report.stages:
+        req = s.requested_h
+        table.add_row(s.stage, str(len(s.tasks)), f"{s.elapsed_h:.2f}h",
+                      "n/a" if req is None else f"{req:.2f}h",
+                      _pct(s.mean("time_used")), _pct(s.mean("cpu_efficiency")),
+                      _mb(s.peak_mem_mb), _pct(s.mean("mem_used")))
+    out.print(table)
+    for s in report.stages:
+        shown = s.tasks if show_all else s.worst()
+        if not shown:
+            continue
+        out.print(f"{s.stage}: {'every task' if show_all else 'wasting most'}", markup=False)
+        for t in shown:
+            out.print(f"  {t.task} {t.relpath}: {t.state}, {_hours(t.elapsed_s)} of "
+                      f"{_hours(t.time_s)} ({_pct(t.time_used)}), CPU {_pct(t.cpu_efficiency)}"
+                      f" of {t.cpus}, memory {_mb(t.max_rss_mb)} of {_mb(t.mem_mb)}",
+                      markup=False, soft_wrap=True)
+        if len(s.tasks) > len(shown):
+            out.print(f"  … {len(s.tasks) - len(shown)} more (`efficiency -v` lists all)",
+                      markup=False)

@@ -95,7 +95,8 @@ def test_setup_lines_run_in_the_batch_script_before_the_worker(
 CHECKPOINTING = r'''
 c="$EXPERIMENTS_CHECKPOINT_DIR/count"
 if [ -e "$c" ]; then
-  echo "resumed from $(cat "$c") in attempt $EXPERIMENTS_ATTEMPT" > "$EXPERIMENTS_ARTIFACT_DIR/result"
+  r="$EXPERIMENTS_ARTIFACT_DIR/result"
+  echo "resumed from $(cat "$c") in attempt $EXPERIMENTS_ATTEMPT" > "$r"
   exit 0
 fi
 trap 'echo 41 > "$c"; echo "checkpointed in attempt $EXPERIMENTS_ATTEMPT"; exit 1' USR2
@@ -123,5 +124,26 @@ def test_checkpoint_signal_before_a_real_time_limit_then_requeue(
         assert "restart 1" in logs.stdout  # the second attempt's banner, in the same log
         batch = next(experiments_home.rglob("job.sbatch")).read_text()
         assert "#SBATCH --signal=B:USR2@60" in batch
+    finally:
+        cancel_all(env["PROJECT"])
+
+
+def test_efficiency_from_one_real_sacct_call(tmp_path: Path, slurm_cluster: object) -> None:
+    reqs = {"time": "10:00", "cpus": 2, "mem": "500M"}
+    script, env, out, calls = _setup(tmp_path, N="2", REQS=json.dumps(reqs),
+                                     COMMAND="sleep 4; for i in $(seq 200000); do :; done")
+    try:
+        assert run_cli(script, "launch", env=env).returncode == 0
+        assert run_cli(script, "wait", "--timeout", "200", "--interval", "1",
+                       env=env).returncode == 0
+        before = count_calls(calls, "sacct")
+        res = run_cli(script, "efficiency", env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert count_calls(calls, "sacct") - before == 1
+        row = next(line for line in res.stdout.splitlines() if line.startswith("│ jobs"))
+        cells = [c.strip() for c in row.strip("│").split("│")]
+        assert cells[1] == "2" and cells[3] == "0.33h"  # 2 tasks × 10 min requested
+        assert cells[4].endswith("%") and 0 < int(cells[4][:-1]) <= 10  # ~5-20 s of 10 min
+        assert "jobs: wasting most" in res.stdout and "of 2" in res.stdout
     finally:
         cancel_all(env["PROJECT"])

@@ -27,6 +27,7 @@ from ..base import (
     Scalar,
     TaskKey,
     TaskStatus,
+    TaskUsage,
     common_resources,
 )
 from .client import SlurmClient, SubmissionUncertain
@@ -121,6 +122,16 @@ class SlurmBackend:
             key = TaskKey.parse(text)
             if key is not None:
                 out[key] = _with_hold(key, status)
+        return out
+
+    def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:
+        """Accounting for every task of ``records``: one sacct call."""
+        ids = [r.job_id for r in records if r.job_id]
+        out: dict[TaskKey, TaskUsage] = {}
+        for text, used in (self.client.usage(ids) if ids else {}).items():
+            key = TaskKey.parse(text)
+            if key is not None:
+                out[key] = used
         return out
 
     def cancel(self, records: Sequence[JobRecord]) -> None:
