@@ -29,7 +29,11 @@ OPTIONAL_KEYS = {
     "umask": "octal permission mask for files and folders we create, e.g. '077' or '027'",
     "python": "Python interpreter that runs the worker on the compute nodes",
     "setup": "shell lines run before every task (a partition's own go in default_slurm_args)",
+    "escalation": "opt-in policy for `launch --retry-failed`, e.g. "
+                  '{"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2}, '
+                  '"caps": {"time": "3-00:00:00", "mem": "512G"}}',
 }
+ESCALATABLE = ("time", "mem")
 
 
 def home() -> Path:
@@ -57,6 +61,7 @@ class Config:
     umask: int = 0o077
     python: str | None = None
     setup: tuple[str, ...] = ()
+    escalation: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -140,7 +145,29 @@ def validate(data: Any, path: Path) -> Config:
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, expand_path(log_dir), slurm_args, partition,
                   _umask(data.get("umask", f"{default_umask():03o}"), path), python,
-                  *_setup(data, path))
+                  *_setup(data, path), escalation=_escalation(data.get("escalation", {}), path))
+
+
+def _escalation(value: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """``{"TIMEOUT": {"time": 2}, "caps": {"time": "3-00:00:00"}}``: per scheduler state, a
+    factor per requirement (time or mem, > 1); ``caps`` bounds each requirement."""
+    where = f"{path}: escalation"
+    example = ('e.g. {"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2}, '
+               '"caps": {"time": "3-00:00:00", "mem": "512G"}}')
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be an object, {example}")
+    for state, rule in value.items():
+        if not isinstance(rule, dict) or not set(rule) <= set(ESCALATABLE) or not rule:
+            raise ConfigError(f"{where}.{state} must map {' or '.join(ESCALATABLE)} to a "
+                              f"{'cap' if state == 'caps' else 'factor'}, {example}")
+        if state != "caps" and not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and f > 1
+                for f in rule.values()):
+            raise ConfigError(f"{where}.{state}: factors must be numbers above 1, {example}")
+        if state != "caps" and state != state.upper():
+            raise ConfigError(f"{where}: {state!r} must be a Slurm state in capitals such as "
+                              "TIMEOUT or OUT_OF_MEMORY")
+    return value
 
 
 def default_umask() -> int:

@@ -129,6 +129,10 @@ def make_cli(experiment: Executor | None = None) -> click.Group:
     return cli
 
 
+RETRY_HELP = ("Only the failed (and dependency-failed) artifacts, with requirements escalated "
+              "by the config's escalation policy (e.g. TIMEOUT: time x2).")
+
+
 def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
     handle: dict[str, Any] = {}
 
@@ -149,19 +153,22 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the jobs submitted as JSON (for scripts).")
+@click.option("--retry-failed", is_flag=True, help=RETRY_HELP)
 @_common
 @click.pass_obj
 def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, as_json: bool,
-           **opts: Any) -> None:
+           retry_failed: bool, **opts: Any) -> None:
     session = state.session(**opts)
     if as_json:
-        result = verbs.launch(session, list(stages) or None, with_deps=with_deps)
-        render.as_json(render.launch_json(result))
+        result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
+                              retry_failed=retry_failed)
+        render.as_json({**render.launch_json(result), "changes": result.changes})
     else:
         with render.progress_bar() as bar:
             result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
-                                  progress=_progress_printer(bar))
+                                  progress=_progress_printer(bar), retry_failed=retry_failed)
         render.warnings(result.warnings)
+        render.changes(result.changes)
         render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):
         sys.exit(1)
@@ -172,14 +179,16 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, as_json: 
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
 @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
+@click.option("--retry-failed", is_flag=True, help=RETRY_HELP)
 @_common
 @click.pass_obj
 def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, validate: bool,
-              verbose: bool, **opts: Any) -> None:
+              verbose: bool, retry_failed: bool, **opts: Any) -> None:
     from ..verbs.cost import plan_cost
 
     dry = verbs.drylaunch(state.session(**opts), list(stages) or None, with_deps=with_deps,
-                          validate=validate)
+                          validate=validate, retry_failed=retry_failed)
+    render.changes(dry.changes)
     render.plan(dry, verbose)
     render.cost(plan_cost(dry.plan))
     if dry.problems and validate:
@@ -212,6 +221,11 @@ def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: flo
     else:
         render.warnings(report.warnings)
         render.stage_table(report.stages, None if show_all else 20)
+        if session.config.escalation and any(
+                s.counts.get(ArtifactState.FAILED) for s in report.stages):
+            render.out.print("`launch --retry-failed` resubmits the failed artifacts with the "
+                             "escalation policy of config.json (`drylaunch --retry-failed` "
+                             "shows the changes).", markup=False)
     sys.exit(EXIT_CODES[verbs.outcome(report)])
 
 

@@ -366,3 +366,12 @@ def efficiency(report: EfficiencyReport, show_all: bool) -> None:
         if len(s.tasks) > len(shown):
             out.print(f"  … {len(s.tasks) - len(shown)} more (`efficiency -v` lists all)",
                       markup=False)
+
+
+def changes(lines: Sequence[str]) -> None:
+    """``--retry-failed``: each escalated requirement and why, one line each."""
+    if lines:
+        out.print(f"Escalated ({len(lines)} change(s), from config.json's escalation):",
+                  markup=False)
+    for line in lines:
+        out.print(f"  {line}", markup=False, soft_wrap=True)

@@ -27,6 +27,7 @@ from ..session import Session
 from ..status import Live, is_built, live_artifacts
 from ..store import JobRecord, RecordState
 from ..task import Download, Task, Upload
+from .retry import RetrySelection, select_failed
 
 
 @dataclass
@@ -37,6 +38,7 @@ class DryRun:
     backend: str
     details: list[Description] = field(default_factory=list)  # one per group, in plan order
     problems: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
 
 
 @dataclass
@@ -46,16 +48,20 @@ class LaunchResult:
     plan: Plan
     records: list[JobRecord]
     warnings: list[str] = field(default_factory=list)
+    changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
-              with_deps: bool = False, validate: bool = False) -> DryRun:
+              with_deps: bool = False, validate: bool = False,
+              retry_failed: bool = False) -> DryRun:
     """The plan that ``launch`` would submit; submits and records nothing."""
     records = session.records()
     live = session.live(records)
-    plan = make_plan(session, stages, with_deps, records, live)
+    retry = _retry(session, records, live) if retry_failed else None
+    plan = make_plan(session, stages, with_deps, records, live, retry)
     backend = session.backend()
-    dry = DryRun(plan, backend.name, problems=live.warnings())
+    dry = DryRun(plan, backend.name, problems=live.warnings(),
+                 changes=[c.describe() for c in retry.changes] if retry else [])
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
@@ -64,7 +70,8 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
 
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,
-           with_deps: bool = False, progress: Progress | None = None) -> LaunchResult:
+           with_deps: bool = False, progress: Progress | None = None,
+           retry_failed: bool = False) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued."""
     ex = session.experiment
     with _launch_lock(session):
@@ -76,7 +83,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             raise SchedulerQueryError(
                 f"cannot launch: the {name} scheduler could not say which jobs are already "
                 f"queued ({why}); nothing was submitted. Try again when it answers")
-        plan = make_plan(session, stages, with_deps, records, live)
+        retry = _retry(session, records, live) if retry_failed else None
+        plan = make_plan(session, stages, with_deps, records, live, retry)
         check_storage(plan)
         ctx = LaunchContext.for_plan(
             plan, project=ex.project, home=session.store.home, config=session.config,
@@ -84,7 +92,13 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             python=session.config.python or sys.executable, progress=progress,
             setup=getattr(ex, "setup", ()))
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
-        return LaunchResult(plan, submitted, warnings)
+        return LaunchResult(plan, submitted, warnings,
+                            [c.describe() for c in retry.changes] if retry else [])
+
+
+def _retry(session: Session, records: Sequence[JobRecord], live: Live) -> RetrySelection:
+    return select_failed(records, live, session.experiment.artifact_path,
+                         session.config.escalation)
 
 
 @contextmanager
@@ -121,8 +135,13 @@ def reconcile(session: Session) -> list[str]:
 
 
 def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
-              records: Sequence[JobRecord], live: Live) -> Plan:
-    """The plan for ``stages``: closure, skips (built or live), tiers and resource groups."""
+              records: Sequence[JobRecord], live: Live,
+              retry: RetrySelection | None = None) -> Plan:
+    """The plan for ``stages``: closure, skips (built or live), tiers and resource groups.
+
+    With ``retry``, only its failed artifacts are planned (every other one counts as done),
+    with its escalated requirements.
+    """
     ex = session.experiment
     selected = session.selected(stages)
     backend = session.backend()
@@ -131,6 +150,8 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
     def resources(art: Artifact) -> Resources:
         where = f"{type(art).__qualname__} {art.relpath}"
         merged = session.config.resolve_requirements(requirements_of(art, where))
+        if retry is not None:
+            merged.update(retry.overrides(art, merged))
         key = freeze_requirements(merged, where)
         if key not in cache:
             cache[key] = backend.resolve(merged, where)
@@ -138,6 +159,8 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
 
     def built(art: Artifact) -> bool:
         check_relpath(art.relpath, type(art).__qualname__)
+        if retry is not None and art.artifact_id not in retry.ids:
+            return True  # --retry-failed: only the failed artifacts are planned
         return is_built(ex.artifact_path, art.relpath)
 
     return build_plan(ex.stages, selected, is_built=built, live=live_artifacts(records, live),

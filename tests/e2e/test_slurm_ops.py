@@ -31,7 +31,8 @@ class Job(Artifact):
     def get_requirements(self):
         return {"partition": "cpu", "time": "5:00", **REQS}
     def construct(self, builder: Task):
-        builder.run_command(COMMAND or f"sleep 2; test {self.i} != {FAIL}")
+        builder.run_command(COMMAND.replace("{i}", str(self.i))
+                            or f"sleep 2; test {self.i} != {FAIL}")
 
 n = int(os.environ.get("N", "3"))
 ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
@@ -145,5 +146,42 @@ def test_efficiency_from_one_real_sacct_call(tmp_path: Path, slurm_cluster: obje
         assert cells[1] == "2" and cells[3] == "0.33h"  # 2 tasks × 10 min requested
         assert cells[4].endswith("%") and 0 < int(cells[4][:-1]) <= 10  # ~5-20 s of 10 min
         assert "jobs: wasting most" in res.stdout and "of 2" in res.stdout
+    finally:
+        cancel_all(env["PROJECT"])
+
+
+def test_retry_failed_escalates_time_after_a_real_timeout(
+        tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
+    (experiments_home / "config.json").write_text(json.dumps({
+        "escalation": {"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2},
+                       "caps": {"time": "0:03:00"}}}))
+    script, env, out, calls = _setup(tmp_path, N="2", REQS=json.dumps({"time": "1"}),
+                                     COMMAND="test {i} != 0 || test -e ok || sleep 600")
+    try:
+        assert run_cli(script, "launch", env=env).returncode == 0
+        first = run_cli(script, "wait", "--timeout", "300", "--interval", "2", env=env)
+        assert first.returncode == 1, first.stdout + first.stderr  # i=0 hit its limit
+        status = run_cli(script, "status", env=env)
+        assert "launch --retry-failed" in status.stdout  # the policy is configured
+        job = run_cli(script, "history", "--json", env=env)
+        job_id = json.loads(job.stdout)["jobs"][0]["job_id"]
+        dry = run_cli(script, "drylaunch", "--retry-failed", env=env)
+        assert f"time 0:01:00 → 0:02:00 after TIMEOUT in job {job_id}_0" in dry.stdout
+        assert "1 to build" in dry.stdout, dry.stdout
+        (out / "ok").touch()
+        sbatch_before = count_calls(calls, "sbatch")
+        again = run_cli(script, "launch", "--retry-failed", "--json", env=env)
+        assert again.returncode == 0, again.stdout + again.stderr
+        launched = json.loads(again.stdout)
+        assert launched["to_build"] == 1 and len(launched["changes"]) == 1
+        assert count_calls(calls, "sbatch") - sbatch_before == 1
+        assert run_cli(script, "wait", "--timeout", "200", "--interval", "2",
+                       env=env).returncode == 0
+        (record,) = [j for j in json.loads(run_cli(script, "history", "--json",
+                                                   env=env).stdout)["jobs"]
+                     if j["job_id"] == launched["jobs"][0]["job_id"]]
+        assert record["tasks"] == 1
+        scripts = sorted(experiments_home.rglob("job.sbatch"), key=lambda p: p.stat().st_mtime)
+        assert "#SBATCH --time=0:02:00" in scripts[-1].read_text()
     finally:
         cancel_all(env["PROJECT"])
