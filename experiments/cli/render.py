@@ -25,6 +25,7 @@ from ..store import JobRecord
 from ..verbs import DryRun, HistoryReport, LaunchResult, Outcome, StatusReport, WaitResult
 from ..verbs.cost import StageCost
 from ..verbs.efficiency import EfficiencyReport
+from ..verbs.retry import format_time
 
 WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
 
@@ -331,8 +332,9 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
-def _hours(seconds: float | None) -> str:
-    return "n/a" if seconds is None else f"{seconds / 3600:.2f}h"
+def _duration(seconds: float | None) -> str:
+    """``0:00:06``, ``2:00:00``, ``1-00:00:00`` (as Slurm writes times)."""
+    return "n/a" if seconds is None else format_time(int(seconds))
 
 
 def _mb(value: float | None) -> str:
@@ -359,8 +361,8 @@ def efficiency(report: EfficiencyReport, show_all: bool) -> None:
             continue
         out.print(f"{s.stage}: {'every task' if show_all else 'wasting most'}", markup=False)
         for t in shown:
-            out.print(f"  {t.task} {t.relpath}: {t.state}, {_hours(t.elapsed_s)} of "
-                      f"{_hours(t.time_s)} ({_pct(t.time_used)}), CPU {_pct(t.cpu_efficiency)}"
+            out.print(f"  {t.task} {t.relpath}: {t.state}, {_duration(t.elapsed_s)} of "
+                      f"{_duration(t.time_s)} ({_pct(t.time_used)}), CPU {_pct(t.cpu_efficiency)}"
                       f" of {t.cpus}, memory {_mb(t.max_rss_mb)} of {_mb(t.mem_mb)}",
                       markup=False, soft_wrap=True)
         if len(s.tasks) > len(shown):
