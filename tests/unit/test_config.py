@@ -115,7 +115,8 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     msg = str(info.value)
     assert str(path) in msg
     assert "unknown key(s) log_dir, zzz" in msg
-    assert ("valid keys are default_partition, default_slurm_args, log_directory, python, setup, "
+    assert ("valid keys are default_partition, default_slurm_args, escalation, log_directory, "
+            "python, setup, "
             "umask") in msg
 
 
