@@ -45,6 +45,20 @@ class ProcTimeout(Exception):
         self.timeout_s = timeout_s
 
 
+def _capture(argv: Sequence[str], timeout_s: float, env: Mapping[str, str] | None = None,
+             input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` with its output captured as bytes; the checks both ``run`` forms share."""
+    if isinstance(argv, str):  # a shell string would be a bug in our code
+        raise TypeError("run() takes an argument list, not a string")
+    try:
+        return subprocess.run(
+            list(argv), capture_output=True, timeout=timeout_s,
+            env=None if env is None else {**os.environ, **env}, input=input_bytes,
+            stdin=None if input_bytes is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise ProcTimeout(argv, timeout_s) from exc
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -52,26 +66,14 @@ def run(
     env: Mapping[str, str] | None = None,
     input_text: str | None = None,
 ) -> ProcResult:
-    """Run ``argv`` (never through a shell) and capture its output.
+    """Run ``argv`` (never through a shell) and capture its output as text.
 
     Raises ``FileNotFoundError`` when the program does not exist and ``ProcTimeout`` on timeout.
     """
-    if isinstance(argv, str):  # a shell string would be a bug in our code
-        raise TypeError("run() takes an argument list, not a string")
-    full_env = None if env is None else {**os.environ, **env}
-    try:
-        done = subprocess.run(
-            list(argv),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=full_env,
-            input=input_text,
-            stdin=None if input_text is not None else subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ProcTimeout(argv, timeout_s) from exc
-    return ProcResult(tuple(argv), done.returncode, done.stdout, done.stderr)
+    done = _capture(argv, timeout_s, env,
+                    None if input_text is None else input_text.encode("utf-8"))
+    return ProcResult(tuple(argv), done.returncode, done.stdout.decode("utf-8", "replace"),
+                      done.stderr.decode("utf-8", "replace"))
 
 
 @dataclass
@@ -149,12 +151,6 @@ def run_bytes(argv: Sequence[str], *, timeout_s: float = 60.0) -> BytesResult:
     ``git diff --binary`` is not text; decoding either would fail or lose information.
     Raises ``FileNotFoundError`` when the program does not exist and ``ProcTimeout`` on timeout.
     """
-    if isinstance(argv, str):
-        raise TypeError("run_bytes() takes an argument list, not a string")
-    try:
-        done = subprocess.run(list(argv), capture_output=True, timeout=timeout_s,
-                              stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired as exc:
-        raise ProcTimeout(argv, timeout_s) from exc
-    stderr = done.stderr.decode("utf-8", "replace")
-    return BytesResult(tuple(argv), done.returncode, done.stdout, stderr)
+    done = _capture(argv, timeout_s)
+    return BytesResult(tuple(argv), done.returncode, done.stdout,
+                       done.stderr.decode("utf-8", "replace"))

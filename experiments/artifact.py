@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import identity
@@ -122,17 +121,3 @@ def check_artifact_class(cls: type) -> None:
             "its parameters (and so its identity) cannot change after creation"
         )
     _checked.add(cls)
-
-
-def walk(artifacts: Iterator[Artifact] | list[Artifact]) -> Iterator[Artifact]:
-    """Yield the given artifacts and all their transitive dependencies, each once."""
-    seen: set[str] = set()
-    stack = list(artifacts)
-    while stack:
-        a = stack.pop()
-        key = a._experiments_key()
-        if key in seen:
-            continue
-        seen.add(key)
-        yield a
-        stack.extend(a.dependencies())

@@ -1,7 +1,15 @@
 """``~/.experiments/config.json``: created on first use, validated, merged under requirements.
 
-``EXPERIMENTS_HOME`` relocates the whole folder. A path in the config that starts with
-``~/.experiments`` means "inside the experiments home", so a relocated home stays self-contained.
+``EXPERIMENTS_HOME`` relocates the whole folder; it must be a folder (or not exist yet), else a
+one-line ``ConfigError`` says so. A path in the config that starts with ``~/.experiments`` means
+"inside the experiments home", so a relocated home stays self-contained.
+
+``log_directory`` may be relative: it is resolved against the folder of the config file (not the
+directory ``launch`` runs in), so every command finds the same logs. Resolved paths are absolute.
+
+``umask`` must keep files private to the owner or the group: masks that leave files
+world-writable (``mask & 0o002 == 0``, e.g. ``"000"`` or ``"020"``) are refused. Lock files follow
+the mask too (``lock_mode``) and are never group- or world-writable.
 """
 
 from __future__ import annotations
@@ -37,9 +45,32 @@ ESCALATABLE = ("time", "mem")
 
 
 def home() -> Path:
-    """The experiments home: ``$EXPERIMENTS_HOME`` or ``~/.experiments``."""
+    """The experiments home: ``$EXPERIMENTS_HOME`` or ``~/.experiments``, as an absolute path.
+
+    Raises ``ConfigError`` (one line, saying how to fix it) when the home is not usable as a
+    folder, instead of letting a later ``mkdir`` or ``open`` fail with a traceback.
+    """
     env = os.environ.get("EXPERIMENTS_HOME")
-    return Path(env).expanduser() if env else Path("~/.experiments").expanduser()
+    path = (Path(env) if env else Path("~/.experiments")).expanduser().absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(_home_problem(env, path, "is a file, not a folder"))
+    return path
+
+
+def _home_problem(env: str | None, path: Path, what: str) -> str:
+    if env:
+        return f"EXPERIMENTS_HOME={env} {what}; point it at a folder"
+    return (f"{path} {what}; move it away, or set EXPERIMENTS_HOME to a folder for "
+            "experiments to use")
+
+
+def lock_mode(umask: int) -> int:
+    """The mode of lock files we create: ``umask`` applied, never group- or world-writable.
+
+    filelock applies an explicit mode with ``fchmod`` (the process umask does not apply), so a
+    lock created with its usual 0o666 would let any user take or hold our locks.
+    """
+    return 0o666 & ~umask & ~0o022
 
 
 def expand_path(value: str) -> Path:
@@ -104,11 +135,7 @@ def load() -> Config:
     """Read (creating on first use) and validate the configuration file."""
     path = home() / "config.json"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        try:
-            _atomic.write_json(str(path), DEFAULT_CONFIG, mode=0o600, indent=2)
-        except FileExistsError:
-            pass
+        _create_default(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -117,6 +144,20 @@ def load() -> Config:
         raise ConfigError(f"{path} is not UTF-8 text; fix it, or delete it to get the "
                           "default back") from None
     return validate(parse_json(text, str(path)), path)
+
+
+def _create_default(path: Path) -> None:
+    """Write the default config on first use; an unusable home is a one-line ConfigError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _atomic.write_json(str(path), DEFAULT_CONFIG, mode=0o600, indent=2)
+    except FileExistsError:
+        if not path.parent.is_dir():  # a file somewhere on the way
+            raise ConfigError(_home_problem(os.environ.get("EXPERIMENTS_HOME"), path.parent,
+                                            "is not usable as a folder")) from None
+    except OSError as exc:
+        raise ConfigError(_home_problem(os.environ.get("EXPERIMENTS_HOME"), path.parent,
+                                        f"cannot be used ({exc.strerror})")) from None
 
 
 def validate(data: Any, path: Path) -> Config:
@@ -143,7 +184,7 @@ def validate(data: Any, path: Path) -> Config:
     python = data.get("python")
     if python is not None and (not isinstance(python, str) or not python.startswith("/")):
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
-    return Config(path, expand_path(log_dir), slurm_args, partition,
+    return Config(path, _log_directory(log_dir, path), slurm_args, partition,
                   _umask(data.get("umask", f"{default_umask():03o}"), path), python,
                   *_setup(data, path), escalation=_escalation(data.get("escalation", {}), path))
 
@@ -190,6 +231,11 @@ def _setup(data: dict[str, Any], path: Path) -> tuple[tuple[str, ...]]:
         raise ConfigError(str(exc)) from None
 
 
+def _log_directory(value: str, config_path: Path) -> Path:
+    """``value`` expanded; a relative path is taken relative to the config file's folder."""
+    return Path(os.path.normpath(config_path.parent.absolute() / expand_path(value)))
+
+
 def _umask(value: Any, path: Path) -> int:
     try:
         mask = int(str(value), 8)
@@ -198,4 +244,7 @@ def _umask(value: Any, path: Path) -> int:
     if not 0 <= mask <= 0o777 or mask & 0o700:
         raise ConfigError(f"{path}: umask must be an octal string such as '077' (private) or "
                           f"'027' (shared with your group), got {value!r}")
+    if not mask & 0o002:
+        raise ConfigError(f"{path}: umask {value!r} leaves the files we create world-writable; "
+                          "use '027' (shared with your group) or '077' (private)")
     return mask

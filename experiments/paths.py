@@ -12,7 +12,8 @@ Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
 
     config.json
     logs/<project>/<stage>/<job>_<index>.log
-    projects/<project>/<stage>/jobs.json      what was submitted (the store)
+    projects/<project>/<stage>/jobs.json      what was submitted (the store's snapshot)
+    projects/<project>/<stage>/jobs.journal-<G>.jsonl   events since that snapshot
     projects/<project>/specs/<job_name>/      task specs read by the worker
     projects/<project>/.launch.lock           one launcher per project at a time
 """
@@ -82,6 +83,14 @@ def stage_dir(home: Path, project: str, stage: str) -> Path:
 
 def jobs_file(home: Path, project: str, stage: str) -> Path:
     return stage_dir(home, project, stage) / "jobs.json"
+
+
+JOURNAL_PREFIX, JOURNAL_SUFFIX = "jobs.journal-", ".jsonl"
+
+
+def journal_file(home: Path, project: str, stage: str, generation: int) -> Path:
+    """The store's append-only event journal of one stage, for snapshot ``generation``."""
+    return stage_dir(home, project, stage) / f"{JOURNAL_PREFIX}{generation}{JOURNAL_SUFFIX}"
 
 
 def launch_lock(home: Path, project: str) -> Path:

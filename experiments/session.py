@@ -57,7 +57,7 @@ class Session:
         cfg = config_mod.load()
         keep_private(config_mod.home())
         os.umask(cfg.umask)
-        return cls(experiment, cfg, Store(config_mod.home(), experiment.project),
+        return cls(experiment, cfg, Store(config_mod.home(), experiment.project, umask=cfg.umask),
                    backend or experiment.default_backend,
                    workers if workers is not None else experiment.workers,
                    dict(instances or {}))

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import runpy
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.shell_completion import CompletionItem
 
-from .. import __version__, _registry, verbs
+from .. import __version__, _registry, logs, verbs
+from .. import config as config_mod
 from ..errors import ExperimentsError
 from ..launching import EventKind, LaunchEvent
 from ..session import Session
 from ..status import ArtifactState
-from ..store import JobRecord
+from ..store import JobRecord, Store
 from . import render
 
 if TYPE_CHECKING:
@@ -104,6 +105,40 @@ def load_experiment(file: str | None) -> Executor:
     return made[-1]  # type: ignore[no-any-return]
 
 
+def _completion_experiment(ctx: click.Context) -> Executor | None:
+    """The experiment while the shell completes a word (no command callback has run yet)."""
+    root = ctx.find_root()
+    given = getattr(root.command, "experiment", None)
+    if given is not None:
+        return given  # type: ignore[no-any-return]
+    file = root.params.get("file")
+    try:
+        return load_experiment(file) if file else None
+    except Exception:  # a broken file completes nothing rather than printing a traceback
+        return None
+
+
+def _complete_stages(ctx: click.Context, param: click.Parameter,
+                     incomplete: str) -> list[CompletionItem]:
+    """Stage names of the experiment, for shell completion."""
+    ex = _completion_experiment(ctx)
+    return [CompletionItem(s) for s in (ex.stages if ex else ()) if s.startswith(incomplete)]
+
+
+def _complete_jobs(ctx: click.Context, param: click.Parameter,
+                   incomplete: str) -> list[CompletionItem]:
+    """Tracked job ids of the experiment's project, newest first, for shell completion."""
+    ex = _completion_experiment(ctx)
+    if ex is None:
+        return []
+    try:
+        records = Store(config_mod.home(), ex.project).all_records()
+    except ExperimentsError:
+        return []
+    ids = [r.job_id for r in reversed(records) if r.job_id]
+    return [CompletionItem(i) for i in dict.fromkeys(ids) if i.startswith(incomplete)]
+
+
 def make_cli(experiment: Executor | None = None) -> click.Group:
     """The command group, for ``experiment`` (auto_cli) or for the file named by --file."""
     title = f"Experiments of project '{experiment.project}'." if experiment else HELP
@@ -126,6 +161,7 @@ def make_cli(experiment: Executor | None = None) -> click.Group:
         cli.add_command(command)
     if experiment is None:
         cli.add_command(init)
+    cli.experiment = experiment  # type: ignore[attr-defined]  # read by shell completion
     return cli
 
 
@@ -149,7 +185,7 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
 
 
 @click.command(help="Submit the stages' jobs (all stages by default).")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also build missing dependencies.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the jobs submitted as JSON (for scripts).")
@@ -175,7 +211,7 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool, as_json: 
 
 
 @click.command(help="Show what launch would submit, without submitting anything.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
 @click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
@@ -198,7 +234,7 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
 @click.command(help="Per stage: built, running, queued, failed, not started. Exit code 0 "
                     "all built, 1 something failed or is not built, 3 something is queued or "
                     "running.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--watch", is_flag=True,
               help="Refresh until nothing is queued or running (backs off when idle).")
 @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
@@ -252,7 +288,7 @@ def wait(state: _State, /, stages: tuple[str, ...], timeout: float | None, inter
 
 
 @click.command(help="Every submitted job with its task counts.")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--json", "as_json", is_flag=True,
               help="Print every job and task state as JSON (for scripts).")
 @_common
@@ -269,14 +305,16 @@ def history(state: _State, /, stages: tuple[str, ...], as_json: bool, **opts: An
     render.history(report.jobs)
 
 
-@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>).")
-@click.argument("job")
+@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>); long logs show "
+                                "their last lines (--full for all).")
+@click.argument("job", shell_complete=_complete_jobs)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the task runs.")
 @click.option("--all", "show_all", is_flag=True, help="Every task and every log.")
 @click.option("--failed", is_flag=True, help="The logs of the failed tasks.")
+@click.option("--full", is_flag=True, help="Whole logs, not only their last lines.")
 @_common
 @click.pass_obj
-def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
+def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, full: bool,
         **opts: Any) -> None:
     session = state.session(**opts)
     record, index = verbs.find_job(session, job)
@@ -290,15 +328,17 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
         if not wanted:
             render.out.print(f"`cat {record.job_id}_<index>` shows one task's log.")
         for i in wanted:
-            render.log_file(record.log_path(i), f"{record.job_id}_{i}")
+            render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full)
         return
     path = record.log_path(index)
-    render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}")
+    shown = render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
+                            full=full)
     if follow:
-        _follow(session, record, index, path)
+        _follow(session, record, index, path, shown)
 
 
-@click.command(help="The logs of one artifact, every attempt (relaunches and requeues), "
+@click.command(name="logs",
+               help="The logs of one artifact, every attempt (relaunches and requeues), "
                     "newest last. SELECTOR is its relpath or a unique prefix, or a stage with "
                     "--where key=value. With --failed: the last failed attempt of each failed "
                     "artifact of the stage SELECTOR (all stages without one).",
@@ -310,10 +350,11 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool,
 @click.option("--failed", is_flag=True,
               help="The last failed attempt of each failed artifact of stage SELECTOR.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the newest attempt runs.")
+@click.option("--full", is_flag=True, help="Whole logs, not only their last lines.")
 @_common
 @click.pass_obj
-def logs(state: _State, /, selector: str | None, where: tuple[str, ...], failed: bool,
-         follow: bool, **opts: Any) -> None:
+def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...], failed: bool,
+                 follow: bool, full: bool, **opts: Any) -> None:
     from ..verbs import logs as logs_verb
 
     session = state.session(**opts)
@@ -321,7 +362,8 @@ def logs(state: _State, /, selector: str | None, where: tuple[str, ...], failed:
         found = logs_verb.failed_attempts(session, [selector] if selector else None)
         for a in found:
             render.log_file(a.log, f"{a.task} {a.record.tasks[a.index][1]} "
-                                   f"[{a.record.stage}]: {a.view.detail if a.view else ''}")
+                                   f"[{a.record.stage}]: {a.view.detail if a.view else ''}",
+                            full=full)
         render.out.print(f"{len(found)} failed artifact(s).", markup=False)
         return
     if selector is None:
@@ -332,13 +374,15 @@ def logs(state: _State, /, selector: str | None, where: tuple[str, ...], failed:
     if not found:
         render.out.print(f"{art.relpath} was never launched.", markup=False)
         return
+    shown = 0
     for n, a in enumerate(found, 1):
         now = f", {a.view.state.value}" if a.view else ""
-        render.log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} [{a.record.stage}] "
-                               f"submitted {a.record.submitted_at[:19]}{now}")
+        shown = render.log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} "
+                                       f"[{a.record.stage}] submitted "
+                                       f"{a.record.submitted_at[:19]}{now}", full=full)
     last = found[-1]
     if follow and last.view and last.view.state in (ArtifactState.QUEUED, ArtifactState.RUNNING):
-        _follow(session, last.record, last.index, last.log)
+        _follow(session, last.record, last.index, last.log, shown)
 
 
 @click.command(help="What finished tasks used against what they asked for, per stage: "
@@ -358,27 +402,19 @@ def efficiency(state: _State, /, stages: tuple[str, ...], show_all: bool, **opts
     render.efficiency(report, show_all)
 
 
-def _follow(session: Session, record: JobRecord, index: int, path: Path) -> None:
-    pos = path.stat().st_size if path.exists() else 0
-    delay = 1.0
-    while True:
-        time.sleep(delay)
-        if path.exists() and path.stat().st_size > pos:
-            with open(path, encoding="utf-8", errors="replace") as fh:
-                fh.seek(pos)
-                render.raw(fh.read())
-                pos = fh.tell()
-            delay = 1.0
-            continue
+def _follow(session: Session, record: JobRecord, index: int, path: Path, start: int) -> None:
+    """Print what the task's log gains until the task is neither queued nor running."""
+    def ended() -> bool:
         task = verbs.job_view(session, record).tasks[index]
-        if task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING):
-            return
-        delay = min(delay * 1.5, 10.0)
+        return task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING)
+
+    for text in logs.follow(path, start, stop=ended):
+        render.raw(text)
 
 
 @click.command(help="Cancel the live jobs of the stages. Without stages it lists every live "
                     "job and asks first (or needs --yes when there is no terminal to ask).")
-@click.argument("stages", nargs=-1)
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
 @click.option("--yes", "-y", is_flag=True, help="Cancel every live job without asking.")
 @_common
 @click.pass_obj
@@ -415,7 +451,7 @@ def init(path: str) -> None:
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")
 
 
-_COMMANDS = (launch, drylaunch, status, wait, history, cat, logs, efficiency, cancel)
+_COMMANDS = (launch, drylaunch, status, wait, history, cat, logs_command, efficiency, cancel)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from .. import logs
 from ..plan import Plan
 from ..status import ORDER, ArtifactState, JobView, StageStatus, TaskView
 from ..store import JobRecord
@@ -173,20 +174,28 @@ def task_table(view: JobView, limit: int | None) -> None:
         out.print(f"… {len(view.tasks) - len(tasks)} more tasks (--all shows every one)")
 
 
-def log(title: str, text: str) -> None:
+def _title(title: str) -> None:
+    """A rule with ``title`` on a terminal; one plain ``==> title <==`` line when piped."""
     if out.is_terminal:
         out.rule(title)
     else:
         out.print(f"==> {title} <==", markup=False)
+
+
+def log(title: str, text: str) -> None:
+    _title(title)
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
-def log_file(path: Path, title: str) -> None:
-    """A task's log under a rule with ``title`` (or why there is none yet)."""
+def log_file(path: Path, title: str, *, full: bool = False) -> int:
+    """A task's log under a rule with ``title``, streamed in bounded memory (its last lines
+    unless ``full``); returns the byte offset shown up to, for following it."""
+    _title(title)
     try:
-        log(title, path.read_text(encoding="utf-8", errors="replace"))
+        return logs.show(path, out.file, full=full).end
     except FileNotFoundError:
-        log(title, f"(no log yet at {path}: the task has not started)\n")
+        out.out(f"(no log yet at {path}: the task has not started)", highlight=False)
+        return 0
 
 
 def raw(text: str) -> None:

@@ -19,6 +19,7 @@ from filelock import FileLock, Timeout
 from .. import paths
 from ..artifact import Artifact
 from ..backends.base import Description, Resources, freeze_requirements
+from ..config import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError
 from ..identity import check_relpath
 from ..launching import LaunchContext, Progress, pending_intents
@@ -107,7 +108,7 @@ def _launch_lock(session: Session) -> Iterator[None]:
     project = session.experiment.project
     path = paths.launch_lock(session.store.home, project)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=2)
+    lock = FileLock(str(path), timeout=2, mode=lock_mode(session.config.umask))
     try:
         lock.acquire()
     except Timeout:

@@ -132,3 +132,26 @@ def test_completion_completes_verbs() -> None:
                  COMP_CWORD="1")
     assert result.returncode == 0
     assert result.stdout.split() == ["plain,drylaunch"]
+
+
+def _complete(words: str, cwd: Path) -> list[str]:
+    result = run(_EXPERIMENTS_COMPLETE="bash_complete", COMP_WORDS=words,
+                 COMP_CWORD=str(len(words.split()) - (0 if words.endswith(" ") else 1)),
+                 cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_completion_completes_stage_names_and_job_ids(tmp_path: Path) -> None:
+    assert run("init", "exp.py", cwd=tmp_path).returncode == 0
+    stages = _complete("experiments --file exp.py launch ", tmp_path)
+    assert stages and all(s.startswith("plain,") for s in stages)
+    names = [s.split(",", 1)[1] for s in stages]
+    first = names[0]
+    assert _complete(f"experiments --file exp.py status {first[:2]}", tmp_path) == [
+        f"plain,{n}" for n in names if n.startswith(first[:2])]
+    assert _complete("experiments --file exp.py cat ", tmp_path) == []  # nothing launched yet
+    launched = subprocess.run([sys.executable, "exp.py", "launch", "--local"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300, env=_env())
+    assert launched.returncode == 0, launched.stderr
+    assert "plain,L1" in _complete("experiments --file exp.py cat L", tmp_path)

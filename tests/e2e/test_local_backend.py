@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from experiments.store import Store
+
 from .helpers import done_markers, run_cli
 
 EXPERIMENT = '''
@@ -77,8 +79,8 @@ def test_failure_costs_only_its_dependents_and_relaunch_rebuilds_that_chain(tmp_
     hist = run_cli(script, "history", env=env)
     # the second launch submitted exactly the failed chain: 1 pretrain + 2 finetunes
     assert "L3" in hist.stdout and "L4" in hist.stdout
-    jobs = json.loads(next((Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / "proj")
-                           .glob("pretrain/jobs.json")).read_text())["jobs"]
+    jobs = [r.to_dict() for r in Store(Path(os.environ["EXPERIMENTS_HOME"]), "proj")
+            .records("pretrain")]
     assert [len(j["tasks"]) for j in jobs] == [3, 1]
 
 
@@ -146,8 +148,8 @@ def test_interrupt_stops_cleanly_and_records_cancelled(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert not done_markers(out)
-    jobs = json.loads((Path(os.environ["EXPERIMENTS_HOME"]) / "projects/proj/pretrain/jobs.json")
-                      .read_text())["jobs"]
+    jobs = [r.to_dict() for r in Store(Path(os.environ["EXPERIMENTS_HOME"]), "proj")
+            .records("pretrain")]
     assert jobs[0]["state"] == "cancelled"
     assert set(jobs[0]["task_states"].values()) == {"cancelled"}
     hist = run_cli(script, "history", env=env)

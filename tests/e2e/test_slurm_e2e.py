@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from pathlib import Path
 
 import pytest
+
+from experiments.store import Store
 
 from .helpers import done_markers, run_cli
 from .slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
@@ -70,8 +71,8 @@ def project(tmp_path: Path, slurm_cluster: object) -> tuple[Path, dict[str, str]
 
 
 def _jobs(stage: str, project: str) -> list[dict[str, object]]:
-    path = Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / project / stage / "jobs.json"
-    return json.loads(path.read_text())["jobs"]
+    return [r.to_dict() for r in Store(Path(os.environ["EXPERIMENTS_HOME"]), project)
+            .records(stage)]
 
 
 def test_two_stage_grid_runs_to_completion(project: tuple[Path, dict[str, str], Path]) -> None:

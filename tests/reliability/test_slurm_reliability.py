@@ -6,7 +6,6 @@ two live jobs — whatever crashes, races, fails or is typed in.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.store import Store
 from tests.e2e.helpers import done_markers, run_cli
 from tests.e2e.slurm_helpers import (
     arrays_known_to_slurm,
@@ -90,9 +90,8 @@ def _setup(tmp_path: Path, extra: dict[str, str] | None = None,
 
 
 def _records(project: str) -> list[dict[str, object]]:
-    root = Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / project
-    return [j for f in sorted(root.glob("*/jobs.json"))
-            for j in json.loads(f.read_text())["jobs"]]
+    store = Store(Path(os.environ["EXPERIMENTS_HOME"]), project)
+    return [r.to_dict() for r in store.all_records()]
 
 
 def _assert_built_once(env: dict[str, str], out: Path, expected: int) -> None:
@@ -189,10 +188,8 @@ def test_vanished_and_reused_jobs_are_never_built(tmp_path: Path, slurm_cluster:
         # a record pointing at an unrelated job id that completed is still not "built"
         other = subprocess.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "true"],
                                capture_output=True, text=True, check=True).stdout.strip()
-        f = Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / env["PROJECT"] / "a/jobs.json"
-        data = json.loads(f.read_text())
-        data["jobs"][0]["job_id"] = other.split(";")[0]
-        f.write_text(json.dumps(data))
+        store = Store(Path(os.environ["EXPERIMENTS_HOME"]), env["PROJECT"])
+        store.update("a", store.records("a")[0].name, job_id=other.split(";")[0])
         time.sleep(3)
         hist = run_cli(script, "history", env=env)
         assert "built" not in hist.stdout

@@ -41,6 +41,7 @@ def test_add_update_records_round_trip(experiments_home: Path) -> None:
     assert [r.name for r in store.all_records()] == ["c", "a", "b"]
     store.remove("pretrain", {"a"})
     assert [r.name for r in store.records("pretrain")] == ["b"]
+    store.compact("pretrain")  # recent events live in the journal; fold them into jobs.json
     data = json.loads((experiments_home / "projects/proj/pretrain/jobs.json").read_text())
     assert data["version"] == 1 and data["project"] == "proj"
     assert data["jobs"][0]["tasks"] == [["id0", "Model/x=0-id0"], ["id1", "Model/x=1-id1"],
@@ -108,6 +109,7 @@ def test_fifty_concurrent_writers_lose_nothing(experiments_home: Path) -> None:
         p.join(60)
     assert [p.exitcode for p in procs] == [0] * 50
     path = experiments_home / "projects/proj/pretrain/jobs.json"
+    Store(experiments_home, "proj").compact("pretrain")  # fold the journal into jobs.json
     data = json.loads(path.read_text())
     assert sorted(r["name"] for r in data["jobs"]) == sorted(f"job{i}" for i in range(50))
     assert [p for p in path.parent.iterdir() if ".tmp-" in p.name] == []

@@ -131,8 +131,8 @@ def test_yaml_python_tag_is_rejected_and_not_executed(exp_home: Path, tmp_path: 
     # inside a JSON string it is just text
     _write(exp_home, json.dumps({"log_directory": f"!!python/object/apply:os.system "
                                                   f"['touch {canary}']"}))
-    conf = cfg.load()
-    assert str(conf.log_directory).startswith("!!python")
+    conf = cfg.load()  # a relative path: resolved against the config's folder
+    assert str(conf.log_directory).startswith(str(exp_home / "!!python"))
     assert not canary.exists()
 
 
@@ -148,6 +148,9 @@ def test_yaml_python_tag_is_rejected_and_not_executed(exp_home: Path, tmp_path: 
     ({"umask": "999"}, "umask must be an octal string"),
     ({"umask": "777"}, "umask must be an octal string"),  # would lock the owner out
     ({"umask": "abc"}, "umask must be an octal string"),
+    ({"umask": "000"}, r"umask '000' leaves the files we create world-writable; use '027'"),
+    ({"umask": "020"}, r"umask '020' leaves .* world-writable; .*'027'.* or '077'"),
+    ({"umask": "075"}, r"umask '075' leaves .* world-writable"),
 ])
 def test_bad_values_rejected_naming_file(exp_home: Path, data: object, match: str) -> None:
     path = _write(exp_home, json.dumps(data))
@@ -190,3 +193,66 @@ def test_resolve_requirements_default_partition(exp_home: Path) -> None:
                                              "partition": "gpu"}
     assert conf.resolve_requirements({"partition": "cpu", "time": "0:10:00"}) == {
         "time": "0:10:00", "cpus": 1, "partition": "cpu"}
+
+
+# -- issue 11, item 9 -------------------------------------------------------------------------
+@pytest.mark.parametrize("mask", ["022", "027", "002", "077"])
+def test_masks_that_keep_files_from_the_world_are_accepted(exp_home: Path, mask: str) -> None:
+    _write(exp_home, json.dumps({"umask": mask}))
+    assert cfg.load().umask == int(mask, 8)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("logs", "logs"), ("./a/b/../c", "a/c"), ("../shared-logs", "../shared-logs"),
+])
+def test_relative_log_directory_is_resolved_against_the_config_folder(
+        exp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str,
+        expected: str) -> None:
+    _write(exp_home, json.dumps({"log_directory": value}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # launch may run anywhere: the logs must not follow it
+    conf = cfg.load()
+    assert conf.log_directory.is_absolute()
+    assert conf.log_directory == Path(os.path.normpath(exp_home / expected))
+
+
+def test_relative_experiments_home_becomes_absolute(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXPERIMENTS_HOME", "rel-home")
+    conf = cfg.load()
+    assert cfg.home() == tmp_path / "rel-home"
+    assert conf.path == tmp_path / "rel-home" / "config.json"
+    assert conf.log_directory == tmp_path / "rel-home" / "logs"
+
+
+def test_experiments_home_that_is_a_file_is_one_config_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    afile = tmp_path / "x"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("EXPERIMENTS_HOME", str(afile))
+    message = f"EXPERIMENTS_HOME={afile} is a file, not a folder; point it at a folder"
+    with pytest.raises(ConfigError) as info:
+        cfg.home()
+    assert str(info.value) == message
+    with pytest.raises(ConfigError) as info:
+        cfg.load()
+    assert str(info.value) == message
+    assert afile.read_text() == "not a folder"
+
+
+def test_experiments_home_under_a_file_is_one_config_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "x").write_text("")
+    monkeypatch.setenv("EXPERIMENTS_HOME", str(tmp_path / "x" / "home"))
+    with pytest.raises(ConfigError, match=r"^EXPERIMENTS_HOME=.*/x/home cannot be used \(Not a "
+                                          r"directory\); point it at a folder$"):
+        cfg.load()
+
+
+@pytest.mark.parametrize("mask, mode", [(0o077, 0o600), (0o027, 0o640), (0o022, 0o644),
+                                        (0o002, 0o644), (0o000, 0o644)])
+def test_lock_files_follow_the_mask_and_are_never_group_or_world_writable(
+        mask: int, mode: int) -> None:
+    assert cfg.lock_mode(mask) == mode

@@ -1,0 +1,95 @@
+"""LaunchContext: specs and intents before submission, records after, dependencies by job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task, specs
+from experiments.backends.fake import FakeBackend
+from experiments.launching import EventKind, LaunchContext, LaunchEvent, pending_intents
+from experiments.session import Session
+from experiments.status import Live
+from experiments.store import RecordState
+from experiments.verbs.launch import make_plan
+
+
+@dataclass(frozen=True)
+class Up(Artifact):
+    i: int
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command(f"echo {self.i}")
+
+
+@dataclass(frozen=True)
+class Down(Artifact):
+    up: Up
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Session:
+    ex = LocalExecutor(project="lp", artifact_path=str(tmp_path / "a"), code_path=str(tmp_path))
+    ups = ArtifactSet.from_product(cls=Up, params={"i": [0, 1]})
+    ex.stage("up", ups)
+    ex.stage("down", ups.map(lambda u: Down(u)))
+    return Session.open(ex, backend="fake", instances={"fake": FakeBackend()})
+
+
+def _ctx(session: Session, events: list[LaunchEvent]) -> tuple[LaunchContext, object]:
+    plan = make_plan(session, None, False, [], Live())
+    ex = session.experiment
+    ctx = LaunchContext.for_plan(plan, project=ex.project, home=session.store.home,
+                                 config=session.config, store=session.store,
+                                 artifact_path=ex.artifact_path, code_path=ex.code_path,
+                                 python="/usr/bin/python3", progress=events.append)
+    return ctx, plan
+
+
+def test_prepare_writes_the_spec_and_an_intent_before_any_job_id(session: Session) -> None:
+    events: list[LaunchEvent] = []
+    ctx, plan = _ctx(session, events)
+    group = plan.tiers[0][0]  # type: ignore[attr-defined]
+    job = ctx.prepare(group, group.tasks, ctx.job_name(group, 0, 0), "fake")
+    [intent] = pending_intents(session.store)
+    assert intent.name == job.record.name and intent.state is RecordState.SUBMITTING
+    assert intent.job_id is None and intent.tasks == [[t.artifact_id, t.relpath]
+                                                     for t in group.tasks]
+    header = specs.read_header(job.record.spec_dir)
+    assert header["project"] == "lp" and header["stage"] == "up"
+    assert specs.read_task(job.record.spec_dir, 1)["relpath"] == group.tasks[1].relpath
+    assert events == []
+
+
+def test_confirm_records_the_job_and_dependents_wait_for_it(session: Session) -> None:
+    events: list[LaunchEvent] = []
+    ctx, plan = _ctx(session, events)
+    up, down = plan.tiers[0][0], plan.tiers[1][0]  # type: ignore[attr-defined]
+    job = ctx.prepare(up, up.tasks, ctx.job_name(up, 0, 0), "fake")
+    record = ctx.confirm(job, "77")
+    assert record.state is RecordState.SUBMITTED and record.job_id == "77"
+    assert pending_intents(session.store) == []
+    assert [e.kind for e in events] == [EventKind.SUBMITTED] and events[0].record == record
+    dependent = ctx.prepare(down, down.tasks, ctx.job_name(down, 1, 0), "fake")
+    assert dependent.depends_on == ("77",)
+
+
+def test_discard_forgets_a_refused_intent(session: Session) -> None:
+    ctx, plan = _ctx(session, [])
+    group = plan.tiers[0][0]  # type: ignore[attr-defined]
+    job = ctx.prepare(group, group.tasks, ctx.job_name(group, 0, 0), "fake")
+    ctx.discard(job)
+    assert session.store.all_records() == []
+
+
+def test_job_names_are_unique_per_launch_and_group(session: Session) -> None:
+    ctx, plan = _ctx(session, [])
+    other, _ = _ctx(session, [])
+    group = plan.tiers[0][0]  # type: ignore[attr-defined]
+    names = {ctx.job_name(group, g, c) for g in range(3) for c in range(3)}
+    assert len(names) == 9 and ctx.job_name(group, 0, 0) != other.job_name(group, 0, 0)
