@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _atomic
+from . import _atomic, task_setup
 from .errors import ConfigError
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -47,7 +47,12 @@ OPTIONAL_KEYS = {
                             "false)",
     "trusted_users": "other users whose .done markers count as built (shared artifact roots)",
     "trusted_groups": "groups whose .done markers count as built (shared artifact roots)",
+    "setup": "shell lines run before every task (a partition's own go in default_slurm_args)",
+    "escalation": "opt-in policy for `launch --retry-failed`, e.g. "
+                  '{"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2}, '
+                  '"caps": {"time": "3-00:00:00", "mem": "512G"}}',
 }
+ESCALATABLE = ("time", "mem")
 # The keys of "local" and the smallest value each accepts.
 LOCAL_KEYS = {"cpus": 1, "gpus": 0, "mem_gb": 0}
 
@@ -123,15 +128,26 @@ class Config:
     snapshots: SnapshotSettings = field(default_factory=lambda: SnapshotSettings())
     trusted_uids: tuple[int, ...] = ()  # from trusted_users
     trusted_gids: tuple[int, ...] = ()  # from trusted_groups
+    setup: tuple[str, ...] = ()
+    escalation: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
         partition = requirements.get("partition") or self.default_partition
-        merged: dict[str, Any] = dict(self.default_slurm_args.get(str(partition), {}))
+        merged: dict[str, Any] = {k: v for k, v in
+                                  self.default_slurm_args.get(str(partition), {}).items()
+                                  if k != task_setup.KEY}  # setup lines are not requirements
         merged.update(requirements)
         if partition:
             merged["partition"] = partition
         return merged
+
+
+    def setup_for(self, partition: object) -> tuple[str, ...]:
+        """Setup lines for a task on ``partition``: the global ones, then the partition's."""
+        name = partition or self.default_partition
+        own = self.default_slurm_args.get(str(name), {}).get(task_setup.KEY, ())
+        return (*self.setup, *own)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -206,12 +222,14 @@ def validate(data: Any, path: Path) -> Config:
     if python is not None and (not isinstance(python, str) or not python.startswith("/")):
         raise ConfigError(f"{path}: python must be an absolute path to an interpreter")
     return Config(path, _log_directory(log_dir, path), slurm_args, partition,
-                  _umask(data.get("umask", "077"), path), python,
+                  _umask(data.get("umask", f"{default_umask():03o}"), path), python,
                   _max_running(data.get("max_running"), path),
                   local=_local(data.get("local", {}), path),
                   snapshots=_snapshot_settings(data, path),
                   trusted_uids=_ids(data.get("trusted_users", []), "trusted_users", path),
-                  trusted_gids=_ids(data.get("trusted_groups", []), "trusted_groups", path))
+                  trusted_gids=_ids(data.get("trusted_groups", []), "trusted_groups", path),
+                  setup=_setup(data, path)[0],
+                  escalation=_escalation(data.get("escalation", {}), path))
 
 
 def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
@@ -245,6 +263,48 @@ def _ids(names: Any, key: str, path: Path) -> tuple[int, ...]:
             raise ConfigError(f"{path}: {key} names {name!r}, which does not exist on this "
                               "machine") from None
     return tuple(out)
+
+
+def _escalation(value: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """``{"TIMEOUT": {"time": 2}, "caps": {"time": "3-00:00:00"}}``: per scheduler state, a
+    factor per requirement (time or mem, > 1); ``caps`` bounds each requirement."""
+    where = f"{path}: escalation"
+    example = ('e.g. {"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2}, '
+               '"caps": {"time": "3-00:00:00", "mem": "512G"}}')
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be an object, {example}")
+    for state, rule in value.items():
+        if not isinstance(rule, dict) or not set(rule) <= set(ESCALATABLE) or not rule:
+            raise ConfigError(f"{where}.{state} must map {' or '.join(ESCALATABLE)} to a "
+                              f"{'cap' if state == 'caps' else 'factor'}, {example}")
+        if state != "caps" and not all(
+                isinstance(f, (int, float)) and not isinstance(f, bool) and f > 1
+                for f in rule.values()):
+            raise ConfigError(f"{where}.{state}: factors must be numbers above 1, {example}")
+        if state != "caps" and state != state.upper():
+            raise ConfigError(f"{where}: {state!r} must be a Slurm state in capitals such as "
+                              "TIMEOUT or OUT_OF_MEMORY")
+    return value
+
+
+def default_umask() -> int:
+    """The user's own umask (results readable the way the rest of their files are), but never
+    leaving files world-writable and never restricting the owner."""
+    current = os.umask(0o077)  # reading the umask means setting it; put it straight back
+    os.umask(current)
+    return (current & 0o077) | 0o002
+
+
+def _setup(data: dict[str, Any], path: Path) -> tuple[tuple[str, ...]]:
+    """The global setup lines; a partition's own are checked here and read by ``setup_for``."""
+    try:
+        for name, entry in data.get("default_slurm_args", {}).items():
+            if task_setup.KEY in entry:
+                task_setup.check_lines(entry[task_setup.KEY],
+                                       f"{path}: default_slurm_args.{name}.setup")
+        return (task_setup.check_lines(data.get(task_setup.KEY, []), f"{path}: setup"),)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _log_directory(value: str, config_path: Path) -> Path:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import _registry, paths
+from . import _registry, paths, task_setup
 from .artifact import Artifact
 from .errors import DefinitionError
 from .sets import ArtifactSet
@@ -40,7 +40,8 @@ class Executor:
     """The stages of an experiment and where they build: the project, artifact root and code.
 
     ``project`` defaults to the experiment file's name, ``artifact_path`` to ``artifacts``
-    beside it and ``code_path`` to its folder.
+    beside it and ``code_path`` to its folder. ``setup`` lists shell lines run before each
+    task (after those of ``config.json``), e.g. ``["module load cuda/12.1"]``.
 
     ``snapshot_code`` (default True): each launch freezes ``code_path`` into a content-addressed
     snapshot and the tasks run there, so editing the code after ``launch`` never changes what
@@ -52,7 +53,8 @@ class Executor:
 
     def __init__(self, project: str | None = None, artifact_path: str | None = None,
                  code_path: str | None = None, gs_path: str | None = None,
-                 workers: int | None = None, snapshot_code: bool = True) -> None:
+                 workers: int | None = None, snapshot_code: bool = True,
+                 setup: Sequence[str] | None = None) -> None:
         source = _caller_file()
         stem = Path(source).stem if source else "experiments"
         self.source_file = str(Path(source).resolve()) if source else ""  # owns its jobs
@@ -63,6 +65,10 @@ class Executor:
         self.gs_path = gs_path
         self.workers = workers
         self.snapshot_code = snapshot_code
+        try:  # shell lines run before each task, after config.json's (see task_setup)
+            self.setup = task_setup.check_lines(list(setup or []), "executor")
+        except ValueError as exc:
+            raise DefinitionError(str(exc)) from None
         self.stages: dict[str, ArtifactSet] = {}
         _registry.add(self)
 

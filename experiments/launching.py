@@ -79,6 +79,7 @@ class LaunchContext:
     progress: Progress = _no_progress
     max_running: int | None = None  # at most this many tasks of the launch at once
     experiment_file: str = ""  # recorded in every job: which file owns it
+    setup: tuple[str, ...] = ()  # the executor's setup lines (config.json's come first)
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
     overrides: Overrides = field(default_factory=Overrides)  # --set, kept in each record
@@ -91,13 +92,14 @@ class LaunchContext:
                  max_running: int | None = None,
                  overrides: Overrides | None = None,
                  snapshot: Snapshot | None = None,
-                 experiment_file: str = "") -> LaunchContext:
+                 experiment_file: str = "",
+                 setup: Sequence[str] = ()) -> LaunchContext:
         """A context for ``plan``, knowing which live jobs already hold its dependencies."""
         ctx = cls(project, home, config, store, artifact_path, code_path,
                   launch_id=os.urandom(4).hex(), python=python,
                   progress=progress or _no_progress, max_running=max_running,
                   overrides=overrides or Overrides(), snapshot=snapshot,
-                  experiment_file=experiment_file)
+                  experiment_file=experiment_file, setup=tuple(setup))
         ctx.job_of.update(plan.live_jobs)
         return ctx
 
@@ -110,16 +112,25 @@ class LaunchContext:
         """Environment every task of the job starts with (before the worker runs)."""
         return {"EXPERIMENTS_PROJECT": self.project, "EXPERIMENTS_STAGE": group.stage}
 
+    def setup_lines(self, group: Group) -> list[str]:
+        """Setup lines for the group's tasks: config.json's global and partition lines, then
+        the executor's."""
+        partition = dict(group.resources.requirements).get("partition")
+        return [*self.config.setup_for(partition), *self.setup]
+
     def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
                 *, pid_start: int | None = None, indices: Sequence[int] | None = None,
-                depends_on: Sequence[str] | None = None) -> PreparedJob:
+                depends_on: Sequence[str] | None = None,
+                setup_in_worker: bool = False) -> PreparedJob:
         """Write the spec of one job and record its intent in the store.
 
         ``indices`` are the scheduler's array indices of the tasks when they are not
         ``0..n-1`` (the spec then maps an index to its task); ``depends_on`` overrides the job
-        ids waited for (by default every job holding a dependency of a task). Raises
-        ``LaunchStopped`` (before writing anything) when ``cancel`` asked this project's
-        launches to stop: every job recorded so far is then cancelled by it.
+        ids waited for (by default every job holding a dependency of a task);
+        ``setup_in_worker``: the worker runs the setup lines before each command (for backends
+        without a batch script of their own to put them in). Raises ``LaunchStopped`` (before
+        writing anything) when ``cancel`` asked this project's launches to stop: every job
+        recorded so far is then cancelled by it.
         """
         who = stop_requested(self.home, self.project)
         if who:
@@ -137,6 +148,13 @@ class LaunchContext:
             range(len(tasks))) else []
         if sparse:
             header["indices"] = sparse
+        if setup_in_worker and self.setup_lines(group):
+            header["setup"] = self.setup_lines(group)
+        res = group.resources
+        if res.checkpoint_before_s:  # the worker requeues after this signal (see worker.py)
+            header["checkpoint"] = {
+                "signal": res.checkpoint_signal, "max_requeues": res.max_requeues,
+                "requeue": dict(res.requirements).get("requeue", True) is not False}
         specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
         deps = sorted(set(depends_on) if depends_on is not None else
                       {self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})

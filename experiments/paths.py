@@ -35,6 +35,7 @@ from .errors import DefinitionError
 DONE = ".done"
 META = ".artifact.json"
 STATUS = ".status.json"
+CHECKPOINT = ".checkpoint"  # EXPERIMENTS_CHECKPOINT_DIR: kept across attempts
 LOCK = ".lock"
 INVALIDATED = ".done.invalidated-"  # + a UTC time stamp such as 20261129T143000Z
 SPEC_TASKS = "tasks.jsonl"
@@ -58,6 +59,11 @@ def check_name(kind: str, name: object) -> str:
 
 def artifact_dir(root: str, relpath: str) -> str:
     return os.path.join(root, relpath)
+
+
+def checkpoint_dir(root: str, relpath: str) -> str:
+    """Where a command keeps its checkpoints (``EXPERIMENTS_CHECKPOINT_DIR``)."""
+    return os.path.join(root, relpath, CHECKPOINT)
 
 
 def done_marker(root: str, relpath: str) -> str:

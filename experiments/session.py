@@ -1,8 +1,9 @@
 """A session: what every verb works over — the experiment, the config, the store, the backends.
 
 Opening a session reads the configuration and applies its ``umask`` (and whose done markers
-count, see :mod:`experiments.trust`) to this process (every file
-the verbs create follows it); nothing else changes process state. Backends are created by name
+count, see :mod:`experiments.trust`) to this process (every file the verbs create follows it)
+and keeps the experiments home private (mode 700); nothing else changes process state.
+Backends are created by name
 on first use and kept, so one verb asks each scheduler through one object.
 """
 
@@ -25,6 +26,17 @@ if TYPE_CHECKING:
     from .executor import Executor
 
 
+def keep_private(home: os.PathLike[str] | str) -> None:
+    """The experiments home (records, specs, default logs) stays readable by its owner only,
+    whatever umask results are written with; a home of someone else's is left alone."""
+    try:
+        st = os.stat(home)
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(home, st.st_mode & 0o700)
+    except OSError:
+        pass
+
+
 @dataclass
 class Session:
     """The experiment and the services its verbs need, for one command."""
@@ -45,6 +57,7 @@ class Session:
         ``instances`` supplies ready backends by name (tests pass a FakeBackend this way).
         """
         cfg = config_mod.load()
+        keep_private(config_mod.home())
         os.umask(cfg.umask)
         trust.configure(cfg.trusted_uids, cfg.trusted_gids)
         return cls(experiment, cfg, Store(config_mod.home(), experiment.project, umask=cfg.umask),

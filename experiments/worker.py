@@ -24,7 +24,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _atomic, _proc, paths, provenance, specs, trust
+from . import _atomic, _proc, paths, provenance, specs, task_setup, trust
 from .task import step_from_dict
 
 
@@ -36,6 +36,7 @@ class WorkerState(str, enum.Enum):
     FAILED = "failed"
     DEPENDENCY_FAILED = "dependency_failed"
     INTERRUPTED = "interrupted"
+    REQUEUED = "requeued"  # checkpointed before the time limit; Slurm runs it again
 
 
 EXIT_FAILED = 1
@@ -55,7 +56,8 @@ class _Interrupted(BaseException):  # not Exception: step error handling must no
 
 # Set by the signal handler; checked after every step and before the done marker, so a command
 # that "succeeds" because its shell carried on after a killed child never counts as a build.
-_signal: dict[str, Any] = {"signum": None, "at": 0.0, "child": None, "announce": None}
+_signal: dict[str, Any] = {"signum": None, "at": 0.0, "child": None, "announce": None,
+                           "checkpoint": False}
 _GRACE_S = 10.0
 
 
@@ -194,6 +196,8 @@ class Build:
                 _check_signal()
             except StepFailed as exc:
                 _check_signal()  # a step killed by our own interruption is not a failure
+                if _signal["checkpoint"] and self._requeue(i + 1, exc):
+                    return 0
                 _say(f"FAILED at step {i + 1}: {exc}")
                 self.status(WorkerState.FAILED, finished_at=_now(), step=i + 1,
                             step_description=_describe(step), exit_code=exc.exit_code,
@@ -206,6 +210,33 @@ class Build:
         self.status(WorkerState.DONE, finished_at=_now(), exit_code=0)
         _say(f"built {self.relpath}")
         return 0
+
+    def _requeue(self, step: int, exc: StepFailed) -> bool:
+        """After the checkpoint signal, ask Slurm to run this task again (at most
+        ``max_requeues`` times); False when it may not, so the attempt counts as failed."""
+        conf = self.header.get("checkpoint") or {}
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
+        job = os.environ.get("SLURM_JOB_ID")
+        if not conf.get("requeue", True) or not job:
+            _say("checkpoint signal received, but this task may not be requeued")
+            return False
+        if restarts >= int(conf.get("max_requeues", 3)):
+            _say(f"checkpoint signal received, but the task was already requeued {restarts} "
+                 "time(s) (max_requeues); not again")
+            return False
+        try:
+            result = _proc.run(["scontrol", "requeue", job], timeout_s=60)
+            ok, why = result.returncode == 0, (result.stderr or result.stdout).strip()
+        except (OSError, _proc.ProcTimeout) as err:
+            ok, why = False, str(err)
+        if not ok:
+            _say(f"could not requeue job {job}: {why}")
+            return False
+        _say(f"checkpoint signal: {exc}; requeued (restart {restarts + 1} of at most "
+             f"{conf.get('max_requeues', 3)})")
+        self.status(WorkerState.REQUEUED, finished_at=_now(), step=step, error=None,
+                    exit_code=exc.exit_code)
+        return True
 
     def _step(self, step: dict[str, Any]) -> None:
         kind = step["kind"]
@@ -251,14 +282,22 @@ class Build:
         if not os.path.isdir(code_path):
             raise StepFailed(f"code_path {code_path} does not exist on {socket.gethostname()}")
         env = dict(os.environ)
+        checkpoints = paths.checkpoint_dir(self.root, self.relpath)
+        os.makedirs(checkpoints, exist_ok=True)
         env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
-                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath)
+                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath,
+                   EXPERIMENTS_CHECKPOINT_DIR=checkpoints,
+                   EXPERIMENTS_ATTEMPT=str(self.record["attempt"]))
+        setup = self.header.get("setup") or []  # set when the backend has no batch script
+        script = "\n".join([*task_setup.prelude(setup), command])
         sys.stdout.flush()
         sys.stderr.flush()
-        child = _proc.spawn(["/bin/bash", "-c", command], cwd=code_path, env=env)
+        child = _proc.spawn(["/bin/bash", "-c", script], cwd=code_path, env=env)
         _signal["child"] = child
         if _signal["announce"] is not None:  # serving: the launcher can stop it if we die
             _signal["announce"](child.pid)
+        if _signal["checkpoint"]:  # the limit is near: this command must checkpoint at once
+            child.signal_group(getattr(signal, "SIG" + self.header["checkpoint"]["signal"]))
         try:
             code = _wait(child)
         finally:
@@ -352,6 +391,15 @@ def _on_signal(signum: int, _frame: Any) -> None:
         child.signal_group(signal.SIGTERM)
 
 
+def _on_checkpoint(signum: int, _frame: Any) -> None:
+    """The checkpoint signal (before the time limit): remember it and pass the same signal on
+    to the running command, which saves its state and exits."""
+    _signal["checkpoint"] = True
+    child = _signal["child"]
+    if child is not None:
+        child.signal_group(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: build the task at ``index`` of the spec directory (or ``--serve``)."""
     args = sys.argv[1:] if argv is None else argv
@@ -373,6 +421,8 @@ def build_task(spec_dir: str, index: int) -> int:
     os.umask(int(header.get("umask", 0o077)))
     job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
     build = Build(header, task, job)
+    if header.get("checkpoint"):
+        signal.signal(getattr(signal, "SIG" + header["checkpoint"]["signal"]), _on_checkpoint)
     started = time.monotonic()
     try:
         code = build.run()

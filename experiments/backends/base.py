@@ -107,10 +107,27 @@ class Resources:
     mem_mb: int | None = None
     time_s: int | None = None
     max_parallel: int | None = None
+    checkpoint_before_s: int | None = None  # ask for a signal this long before the time limit
+    checkpoint_signal: str = "USR2"
+    max_requeues: int = 3  # after a checkpoint signal, requeue at most this many times
 
     def summary(self) -> str:
         """``k=v k=v`` of the requirements, for plans and messages."""
         return " ".join(f"{k}={v}" for k, v in self.requirements) or "(no requirements)"
+
+
+@dataclass(frozen=True)
+class TaskUsage:
+    """What accounting says one task used (a backend that keeps accounts offers
+    ``usage(records) -> {TaskKey: TaskUsage}``, one call for any number of jobs).
+
+    ``cpu_s`` and ``max_rss_mb`` are None when the scheduler does not gather them.
+    """
+
+    state: str
+    elapsed_s: int
+    cpu_s: float | None = None
+    max_rss_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +177,12 @@ class BackendOptions:
 
 # -- requirement checks every backend shares ---------------------------------------------------
 THROTTLE_KEY = "max_parallel"
+CHECKPOINT_KEYS = ("checkpoint_before", "checkpoint_signal", "max_requeues")
+# Framework requirements: read into Resources, never passed to a scheduler as options.
+FRAMEWORK_KEYS = (THROTTLE_KEY, *CHECKPOINT_KEYS)
+# SIGUSR1 is claimed by NCCL's and some frameworks' own handlers (PyTorch Lightning requeues on
+# it); SIGTERM is what Slurm sends at the limit and on cancel, so it cannot mean "checkpoint".
+SIGNALS = ("USR2", "USR1", "URG", "INT", "HUP")
 _GPU_COUNT = re.compile(r"(?:[A-Za-z0-9_.:-]+:)?(\d+)")
 _MEM = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", re.I)
 _MEM_UNIT_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024, "": 1}  # Slurm: bare = MB
@@ -253,6 +276,7 @@ def common_resources(requirements: Mapping[str, Scalar], where: str,
     get = dict(reqs).get
     cpus = get("cpus", get("cpus_per_task", get("cpus-per-task")))
     gpus, mem, time, throttle = get("gpus"), get("mem"), get("time"), get(THROTTLE_KEY)
+    before, signal, requeues = (get(k) for k in CHECKPOINT_KEYS)
     return Resources(
         requirements=reqs,
         options=tuple(options),
@@ -262,4 +286,26 @@ def common_resources(requirements: Mapping[str, Scalar], where: str,
         time_s=None if time is None else _time_s(time, where),
         max_parallel=(None if throttle is None
                       else _count(THROTTLE_KEY, throttle, where, 1, strings=False)),
+        checkpoint_before_s=None if before is None else _before_s(before, where),
+        checkpoint_signal=_signal(signal, where),
+        max_requeues=3 if requeues is None else _count("max_requeues", requeues, where, 0,
+                                                        strings=False),
     )
+
+
+def _before_s(value: Scalar, where: str) -> int:
+    """``checkpoint_before``: seconds (an int) or a time string like ``5:00``; at least 1 s."""
+    seconds = (value if isinstance(value, int) and not isinstance(value, bool)
+               else _time_s(value, where) if isinstance(value, str) else None)
+    if seconds is None or seconds < 1:
+        raise DefinitionError(f"{where}: requirement 'checkpoint_before' = {value!r:.40} must "
+                              "be seconds (an int, e.g. 300) or a time like '5:00' (M:S)")
+    return seconds
+
+
+def _signal(value: Scalar | None, where: str) -> str:
+    name = "USR2" if value is None else str(value).upper().removeprefix("SIG")
+    if name not in SIGNALS:
+        raise DefinitionError(f"{where}: requirement 'checkpoint_signal' = {value!r:.40} must be "
+                              f"one of {', '.join(SIGNALS)} (default USR2)")
+    return name

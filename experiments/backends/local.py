@@ -117,7 +117,7 @@ class LocalBackend:
 
     def _prepare(self, ctx: LaunchContext, group: Group, n: int) -> PreparedJob:
         job = ctx.prepare(group, group.tasks, ctx.job_name(group, n, 0), NAME,
-                          pid_start=process_start(os.getpid()))
+                          pid_start=process_start(os.getpid()), setup_in_worker=True)
         ctx.confirm(job, _next_job_id(ctx))
         return job
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import runpy
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,11 @@ from . import render
 if TYPE_CHECKING:
     from ..executor import Executor
 
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_LIVE = 3
+EXIT_CODES = {verbs.Outcome.BUILT: 0, verbs.Outcome.FAILED: EXIT_FAILED,
+              verbs.Outcome.LIVE: EXIT_LIVE, verbs.Outcome.TIMED_OUT: EXIT_LIVE}
 HELP = """Run experiment grids as dependency-ordered Slurm array jobs, or locally.
 
 An experiment file defines artifacts (frozen dataclasses), groups them into stages and
@@ -167,6 +170,10 @@ def make_cli(experiment: Executor | None = None) -> click.Group:
     return cli
 
 
+RETRY_HELP = ("Only the failed (and dependency-failed) artifacts, with requirements escalated "
+              "by the config's escalation policy (e.g. TIMEOUT: time x2).")
+
+
 def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
     handle: dict[str, Any] = {}
 
@@ -202,25 +209,37 @@ def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                    "(follow with status/cat, stop with cancel).")
 @click.option("--rebuild-stale", is_flag=True,
               help="Rebuild stale results and their dependents (done markers moved aside).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the jobs submitted as JSON (for scripts).")
+@click.option("--retry-failed", is_flag=True, help=RETRY_HELP)
 @_common
 @click.pass_obj
 def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
            max_running: int | None, sets: tuple[str, ...], detach: bool, rebuild_stale: bool,
-           **opts: Any) -> None:
+           as_json: bool, retry_failed: bool, **opts: Any) -> None:
     session = state.session(**opts)
     overrides = parse_overrides(sets, session.experiment.stages)
     if detach:
         _detach(state, session)
         return
-    with render.progress_bar() as bar:
-        progress = _progress_printer(bar)
-        if os.environ.get(local_detach.ENV):
-            progress = _announcing(progress)
-        result = verbs.launch(session, list(stages) or None, with_deps=with_deps,
-                              progress=progress, max_running=max_running,
-                              overrides=overrides, rebuild_stale=rebuild_stale)
-    render.warnings(result.warnings)
-    render.launched(result)
+
+    def run(progress: Callable[[LaunchEvent], None] | None) -> verbs.LaunchResult:
+        return verbs.launch(session, list(stages) or None, with_deps=with_deps,
+                            progress=progress, max_running=max_running, overrides=overrides,
+                            rebuild_stale=rebuild_stale, retry_failed=retry_failed)
+
+    if as_json:
+        result = run(None)
+        render.as_json({**render.launch_json(result), "changes": result.changes})
+    else:
+        with render.progress_bar() as bar:
+            progress = _progress_printer(bar)
+            if os.environ.get(local_detach.ENV):
+                progress = _announcing(progress)
+            result = run(progress)
+        render.warnings(result.warnings)
+        render.changes(result.changes)
+        render.launched(result)
     if any(s != "completed" for r in result.records for s in r.task_states.values()):
         sys.exit(1)
 
@@ -266,51 +285,95 @@ def _detach(state: _State, session: Session) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
 @_set_option
 @click.option("--rebuild-stale", is_flag=True, help="Plan stale results for rebuilding.")
+@click.option("--retry-failed", is_flag=True, help=RETRY_HELP)
 @_common
 @click.pass_obj
 def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, validate: bool,
-              verbose: bool, sets: tuple[str, ...], rebuild_stale: bool, **opts: Any) -> None:
+              verbose: bool, sets: tuple[str, ...], rebuild_stale: bool, retry_failed: bool,
+              **opts: Any) -> None:
+    from ..verbs.cost import plan_cost
+
     session = state.session(**opts)
     dry = verbs.drylaunch(session, list(stages) or None, with_deps=with_deps,
                           validate=validate,
                           overrides=parse_overrides(sets, session.experiment.stages),
-                          rebuild_stale=rebuild_stale)
+                          rebuild_stale=rebuild_stale, retry_failed=retry_failed)
+    render.changes(dry.changes)
     render.plan(dry, verbose)
+    render.cost(plan_cost(dry.plan))
     if dry.problems and validate:
         sys.exit(1)
 
 
-@click.command(help="Per stage: built, running, queued, failed, not started.")
+@click.command(help="Per stage: built, running, queued, failed, not started. Exit code 0 "
+                    "all built, 1 something failed or is not built, 3 something is queued or "
+                    "running.")
 @click.argument("stages", nargs=-1, shell_complete=_complete_stages)
-@click.option("--watch", is_flag=True, help="Refresh until interrupted (backs off).")
+@click.option("--watch", is_flag=True,
+              help="Refresh until nothing is queued or running (backs off when idle).")
 @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
               help="First refresh interval in seconds (min 5; grows when idle).")
+@click.option("-v", "--all", "show_all", is_flag=True,
+              help="List every problem (the default shows the first 20).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts).")
 @_common
 @click.pass_obj
 def status(state: _State, /, stages: tuple[str, ...], watch: bool, interval: float,
-           **opts: Any) -> None:
+           show_all: bool, as_json: bool, **opts: Any) -> None:
     session = state.session(**opts)
-    last = None
-    while True:
-        report = verbs.status(session, list(stages) or None)
+    report = verbs.status(session, list(stages) or None)
+    if watch and verbs.outcome(report) is verbs.Outcome.LIVE:
+        with render.PollDisplay("status --watch", quiet=as_json) as display:
+            report = verbs.wait(session, list(stages) or None, interval_s=interval,
+                                on_poll=display.show).report
+    if as_json:
+        render.as_json(render.status_json(report, verbs.outcome(report)))
+    else:
         render.warnings(report.warnings)
-        render.stage_table(report.stages)
+        render.stage_table(report.stages, None if show_all else 20)
         render.status_root(report)
         render.stale(report.stale)
-        if not watch:
-            return
-        snapshot = [s.counts for s in report.stages]
-        interval = interval if snapshot != last else min(interval * 1.5, 300.0)
-        last = snapshot
-        time.sleep(interval)
+        if session.config.escalation and any(
+                s.counts.get(ArtifactState.FAILED) for s in report.stages):
+            render.out.print("`launch --retry-failed` resubmits the failed artifacts with the "
+                             "escalation policy of config.json (`drylaunch --retry-failed` "
+                             "shows the changes).", markup=False)
+    sys.exit(EXIT_CODES[verbs.outcome(report)])
+
+
+@click.command(name="wait", help="Block until every artifact of the stages (all by default) "
+                                 "is built, failed or cancelled. Exit code 0 all built, 1 some "
+                                 "failed or not built, 3 timed out.")
+@click.argument("stages", nargs=-1, shell_complete=_complete_stages)
+@click.option("--timeout", "timeout", type=click.FloatRange(min=0), default=None,
+              metavar="SECONDS", help="Give up after this long (exit code 3).")
+@click.option("--interval", type=click.FloatRange(min=1.0), default=5.0,
+              help="First poll interval in seconds (grows while nothing changes).")
+@_common
+@click.pass_obj
+def wait(state: _State, /, stages: tuple[str, ...], timeout: float | None, interval: float,
+         **opts: Any) -> None:
+    session = state.session(**opts)
+    with render.PollDisplay("wait") as display:
+        result = verbs.wait(session, list(stages) or None, timeout_s=timeout,
+                            interval_s=interval, on_poll=display.show)
+    render.warnings(result.report.warnings)
+    render.stage_table(result.report.stages)
+    render.wait_summary(result)
+    sys.exit(EXIT_CODES[result.outcome])
 
 
 @click.command(help="Every submitted job with its task counts.")
 @click.argument("stages", nargs=-1, shell_complete=_complete_stages)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print every job and task state as JSON (for scripts).")
 @_common
 @click.pass_obj
-def history(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
+def history(state: _State, /, stages: tuple[str, ...], as_json: bool, **opts: Any) -> None:
     report = verbs.history(state.session(**opts), list(stages) or None)
+    if as_json:
+        render.as_json(render.history_json(report))
+        return
     render.warnings(report.warnings)
     if not report.jobs:
         render.out.print("No jobs submitted yet.")
@@ -351,6 +414,71 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, 
         _follow(session, record, index, path, shown)
 
 
+@click.command(name="logs",
+               help="The logs of one artifact, every attempt (relaunches and requeues), "
+                    "newest last. SELECTOR is its relpath or a unique prefix, or a stage with "
+                    "--where key=value. With --failed: the last failed attempt of each failed "
+                    "artifact of the stage SELECTOR (all stages without one).",
+               short_help="Every attempt's log of one artifact.")
+@click.argument("selector", required=False)
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="Choose the artifact of stage SELECTOR by parameter (repeatable; dotted "
+                   "keys reach into dependencies: base.lr=0.1).")
+@click.option("--failed", is_flag=True,
+              help="The last failed attempt of each failed artifact of stage SELECTOR.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing while the newest attempt runs.")
+@click.option("--full", is_flag=True, help="Whole logs, not only their last lines.")
+@_common
+@click.pass_obj
+def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...], failed: bool,
+                 follow: bool, full: bool, **opts: Any) -> None:
+    from ..verbs import logs as logs_verb
+
+    session = state.session(**opts)
+    if failed:
+        found = logs_verb.failed_attempts(session, [selector] if selector else None)
+        for a in found:
+            render.log_file(a.log, f"{a.task} {a.record.tasks[a.index][1]} "
+                                   f"[{a.record.stage}]: {a.view.detail if a.view else ''}",
+                            full=full)
+        render.out.print(f"{len(found)} failed artifact(s).", markup=False)
+        return
+    if selector is None:
+        raise UsageProblem("name the artifact: logs RELPATH, logs STAGE --where key=value, or "
+                           "logs --failed [STAGE]")
+    art = logs_verb.select(session, selector, where)
+    found = logs_verb.attempts(session, art)
+    if not found:
+        render.out.print(f"{art.relpath} was never launched.", markup=False)
+        return
+    shown = 0
+    for n, a in enumerate(found, 1):
+        now = f", {a.view.state.value}" if a.view else ""
+        shown = render.log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} "
+                                       f"[{a.record.stage}] submitted "
+                                       f"{a.record.submitted_at[:19]}{now}", full=full)
+    last = found[-1]
+    if follow and last.view and last.view.state in (ArtifactState.QUEUED, ArtifactState.RUNNING):
+        _follow(session, last.record, last.index, last.log, shown)
+
+
+@click.command(help="What finished tasks used against what they asked for, per stage: "
+                    "elapsed vs requested time, CPU efficiency, peak memory vs requested, and "
+                    "the tasks that waste most (one sacct call).",
+               short_help="Elapsed, CPU and memory use vs requested.")
+@click.argument("stages", nargs=-1)
+@click.option("-v", "--all", "show_all", is_flag=True,
+              help="List every task, not only the 5 that waste most per stage.")
+@_common
+@click.pass_obj
+def efficiency(state: _State, /, stages: tuple[str, ...], show_all: bool, **opts: Any) -> None:
+    from ..verbs.efficiency import efficiency as efficiency_verb
+
+    report = efficiency_verb(state.session(**opts), list(stages) or None)
+    render.warnings(report.warnings)
+    render.efficiency(report, show_all)
+
+
 def _follow(session: Session, record: JobRecord, index: int, path: Path, start: int) -> None:
     """Print what the task's log gains until the task is neither queued nor running."""
     def ended() -> bool:
@@ -361,12 +489,24 @@ def _follow(session: Session, record: JobRecord, index: int, path: Path, start: 
         render.raw(text)
 
 
-@click.command(help="Cancel the live jobs of the stages (all by default).")
+@click.command(help="Cancel the live jobs of the stages. Without stages it lists every live "
+                    "job and asks first (or needs --yes when there is no terminal to ask).")
 @click.argument("stages", nargs=-1, shell_complete=_complete_stages)
+@click.option("--yes", "-y", is_flag=True, help="Cancel every live job without asking.")
 @_common
 @click.pass_obj
-def cancel(state: _State, /, stages: tuple[str, ...], **opts: Any) -> None:
+def cancel(state: _State, /, stages: tuple[str, ...], yes: bool, **opts: Any) -> None:
     session = state.session(**opts)
+    if not stages and not yes:
+        targets = verbs.cancel_targets(session)
+        if targets:
+            render.cancel_list(targets)
+            if not can_ask():
+                raise UsageProblem(f"cancel without stages would cancel all {len(targets)} "
+                                   "live job(s) above; name the stages, or pass --yes")
+            if not click.confirm(f"Cancel these {len(targets)} job(s)?", default=False):
+                render.out.print("Nothing cancelled.")
+                return
     result = verbs.cancel_jobs(session, list(stages) or None)
     render.warnings(result.notes)
     cancelled = result.job_ids
@@ -496,6 +636,11 @@ def gc(state: _State, /, snapshots: bool, older_than: float, dry_run: bool,
     render.gc_result(result, older_than)
 
 
+def can_ask() -> bool:
+    """True when someone is at a terminal to answer a question (never in a pipe or a job)."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
 @click.command(help="Write a commented starter experiment to PATH.",
                short_help="Write a starter experiment file.")
 @click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
@@ -507,8 +652,8 @@ def init(path: str) -> None:
 
 
 _INVOCATION: dict[str, list[str]] = {}
-_COMMANDS = (launch, drylaunch, status, history, cat, cancel, invalidate, gc, table_cmd,
-             report_cmd, serve)
+_COMMANDS = (launch, drylaunch, status, wait, history, cat, logs_command, efficiency, cancel,
+             invalidate, gc, table_cmd, report_cmd, serve)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

@@ -6,15 +6,19 @@ which turns an ``ExperimentsError`` escaping an experiment file into one line on
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from .. import logs
 from ..plan import Plan
@@ -25,12 +29,35 @@ if TYPE_CHECKING:
     from ..report import ReportWritten
 from ..snapshots import GcResult
 from ..staleness import Stale
-from ..status import ORDER, ArtifactState, JobView, StageStatus
+from ..status import ORDER, ArtifactState, JobView, StageStatus, TaskView
+from ..store import JobRecord
 from ..tracking import root_text
-from ..verbs import DryRun, Invalidation, LaunchResult, StatusReport
+from ..verbs import (
+    DryRun,
+    HistoryReport,
+    Invalidation,
+    LaunchResult,
+    Outcome,
+    StatusReport,
+    WaitResult,
+)
+from ..verbs.cost import StageCost
+from ..verbs.efficiency import EfficiencyReport
+from ..verbs.retry import format_time
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console for stdout or stderr: the terminal's width on a terminal; when piped, no
+    wrapping at all (full lines, tables as wide as their content)."""
+    if Console(stderr=stderr).is_terminal:
+        return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, width=WIDE, soft_wrap=True)
+
+
+out = _console()
+err = _console(stderr=True)
 
 S = ArtifactState
 _STYLE = {S.BUILT: "green", S.RUNNING: "cyan", S.QUEUED: "blue", S.FAILED: "red",
@@ -153,7 +180,12 @@ def _counts_text(counts: dict[ArtifactState, int]) -> str:
     return ", ".join(parts) or "-"
 
 
-def stage_table(stages: Sequence[StageStatus]) -> None:
+def stage_table(stages: Sequence[StageStatus], limit: int | None = 20) -> None:
+    out.print(_stage_table(stages))
+    _problems(stages, limit)
+
+
+def _stage_table(stages: Sequence[StageStatus]) -> Table:
     shown = [k for k in ORDER
              if k in (S.BUILT, S.NOT_STARTED) or any(s.counts.get(k) for s in stages)]
     table = Table(title="Status")
@@ -164,15 +196,18 @@ def stage_table(stages: Sequence[StageStatus]) -> None:
     for s in stages:
         table.add_row(s.stage, *(str(s.counts.get(k, 0)) for k in shown),
                       str(sum(s.counts.values())))
-    out.print(table)
+    return table
+
+
+def _problems(stages: Sequence[StageStatus], limit: int | None) -> None:
     problems = [p for s in stages for p in s.problems]
-    for p in problems[:20]:
+    for p in problems if limit is None else problems[:limit]:
         where = f" — `cat {p.job_id}_{p.index}`" if p.job_id else ""
         detail = escape(p.detail or "no reason recorded")
         out.print(f"[red]{escape(p.label)}[/] {escape(p.relpath)}: {detail}{escape(where)}",
                   soft_wrap=True)
-    if len(problems) > 20:
-        out.print(f"… and {len(problems) - 20} more")
+    if limit is not None and len(problems) > limit:
+        out.print(f"… and {len(problems) - limit} more (`status -v` lists all)", markup=False)
 
 
 def status_root(report: StatusReport) -> None:
@@ -264,17 +299,23 @@ def task_line(view: JobView, index: int) -> None:
     out.print(f"[{_STYLE[t.state]}]{escape(' — '.join(p for p in parts if p))}[/]",
               soft_wrap=True)
     job_facts(view)
+def _title(title: str) -> None:
+    """A rule with ``title`` on a terminal; one plain ``==> title <==`` line when piped."""
+    if out.is_terminal:
+        out.rule(title)
+    else:
+        out.print(f"==> {title} <==", markup=False)
 
 
 def log(title: str, text: str) -> None:
-    out.rule(title)
+    _title(title)
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
 def log_file(path: Path, title: str, *, full: bool = False) -> int:
     """A task's log under a rule with ``title``, streamed in bounded memory (its last lines
     unless ``full``); returns the byte offset shown up to, for following it."""
-    out.rule(title)
+    _title(title)
     try:
         return logs.show(path, out.file, full=full).end
     except FileNotFoundError:
@@ -326,3 +367,181 @@ def serving(project: str, url: str, token: bool) -> None:
                   "without it are refused.", soft_wrap=True)
     out.print("Read-only; Ctrl-C stops.")
     sys.stdout.flush()
+# -- waiting and watching ------------------------------------------------------------------
+def counts_line(stages: Sequence[StageStatus]) -> str:
+    """``train: 3 built, 1 running; eval: 2 queued`` — one plain line, stable for grep."""
+    return "; ".join(f"{s.stage}: " + (", ".join(f"{s.counts[k]} {k.value}" for k in ORDER
+                                                 if s.counts.get(k)) or "-")
+                     for s in stages)
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def poll_line(stages: Sequence[StageStatus], elapsed_s: float, next_s: float | None) -> None:
+    """One plain line per poll (piped output): time, elapsed, counts, next poll."""
+    after = f"; next check in {next_s:.0f}s" if next_s is not None else ""
+    out.print(f"[{_clock()}] {elapsed_s:.0f}s {counts_line(stages)}{after}", markup=False,
+              soft_wrap=True)
+
+
+class PollDisplay:
+    """Where each poll of ``wait``/``status --watch`` goes: a redrawn table on a terminal,
+    plain periodic lines when piped."""
+
+    def __init__(self, title: str, quiet: bool = False) -> None:
+        self.title = title
+        self.quiet = quiet  # JSON follows on stdout: show nothing meanwhile
+        self.live: Live | None = None
+        if out.is_terminal and not quiet:
+            self.live = Live(console=out, auto_refresh=False, transient=True)
+
+    def __enter__(self) -> PollDisplay:
+        if self.live is not None:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+
+    def show(self, report: StatusReport, elapsed_s: float, next_s: float | None) -> None:
+        stages = report.stages
+        if self.quiet:
+            return
+        if self.live is None:
+            poll_line(stages, elapsed_s, next_s)
+            return
+        after = f", next refresh in {next_s:.0f}s" if next_s is not None else ""
+        footer = Text(f"{self.title}: last refresh {_clock()} ({elapsed_s:.0f}s elapsed"
+                      f"{after}); Ctrl-C stops watching, not the jobs", style="dim")
+        self.live.update(Group(_stage_table(stages), footer), refresh=True)
+
+
+def wait_summary(result: WaitResult) -> None:
+    """How a wait ended, in one line."""
+    took = f"after {result.elapsed_s:.0f}s ({result.polls} check(s))"
+    text = {Outcome.BUILT: f"All built {took}.",
+            Outcome.FAILED: f"Done {took}, not all built: `status` shows why, "
+                            "`cat JOB --failed` the logs.",
+            Outcome.TIMED_OUT: f"Timed out {took}; still queued or running.",
+            Outcome.LIVE: f"Still queued or running {took}."}[result.outcome]
+    out.print(f"{text} {counts_line(result.report.stages)}", markup=False, soft_wrap=True)
+
+
+def cancel_list(records: Sequence[JobRecord]) -> None:
+    """The jobs a bare ``cancel`` would stop, one line each."""
+    out.print(f"Live jobs ({len(records)}):", markup=False)
+    for r in records:
+        out.print(f"  {r.job_id}  {r.stage}  tier {r.tier}  {len(r.tasks)} task(s)  "
+                  f"submitted {r.submitted_at[:16].replace('T', ' ')}", markup=False,
+                  soft_wrap=True)
+
+
+# -- JSON for scripts (--json): plain data, one document on stdout -------------------------
+def as_json(data: object) -> None:
+    """Print ``data`` as one JSON document (nothing else goes to stdout)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+def _task_json(t: TaskView) -> dict[str, object]:
+    return {"relpath": t.relpath, "state": t.state.value, "detail": t.detail,
+            "task": str(t.key) if t.key else None, "held": t.held}
+
+
+def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
+    """``status --json``: the outcome, per stage the counts and every problem."""
+    return {"outcome": outcome.value,
+            "stages": [{"stage": s.stage,
+                        "counts": {k.value: s.counts[k] for k in ORDER if s.counts.get(k)},
+                        "total": sum(s.counts.values()),
+                        "problems": [_task_json(p) for p in s.problems]}
+                       for s in report.stages],
+            "warnings": list(report.warnings)}
+
+
+def _record_json(r: JobRecord) -> dict[str, object]:
+    return {"job_id": r.job_id, "name": r.name, "stage": r.stage, "tier": r.tier,
+            "backend": r.backend, "submitted_at": r.submitted_at,
+            "depends_on": list(r.depends_on), "tasks": len(r.tasks)}
+
+
+def history_json(report: HistoryReport) -> dict[str, object]:
+    """``history --json``: every job, with each task's artifact and state."""
+    return {"jobs": [{**_record_json(v.record),
+                      "counts": {k.value: n for k, n in v.counts.items()},
+                      "task_states": [_task_json(t) for t in v.tasks]}
+                     for v in report.jobs],
+            "warnings": list(report.warnings)}
+
+
+def launch_json(result: LaunchResult) -> dict[str, object]:
+    """``launch --json``: the jobs submitted (or run locally) and what was skipped."""
+    return {"jobs": [{**_record_json(r), "task_states": dict(r.task_states)}
+                     for r in result.records],
+            "to_build": result.plan.task_count, "skipped": len(result.plan.skipped),
+            "warnings": list(result.warnings)}
+
+
+# -- cost and efficiency ---------------------------------------------------------------------
+def cost(costs: Sequence[StageCost]) -> None:
+    """Requested GPU-hours and CPU-hours per stage and in total (array × limit × GPUs)."""
+    for c in costs:
+        apart = (f" (+{c.unlimited_tasks} task(s) without a time limit)"
+                 if c.unlimited_tasks else "")
+        label = "Total" if c.stage == "total" else f"Cost of {c.stage}"
+        out.print(f"{label}: {c.tasks} task(s), {c.gpu_hours:,.1f} GPU-hours, "
+                  f"{c.cpu_hours:,.1f} CPU-hours requested{apart}", markup=False)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def _duration(seconds: float | None) -> str:
+    """``0:00:06``, ``2:00:00``, ``1-00:00:00`` (as Slurm writes times)."""
+    return "n/a" if seconds is None else format_time(int(seconds))
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None else (f"{value / 1024:.1f}G" if value >= 1024
+                                        else f"{value:.0f}M")
+
+
+def efficiency(report: EfficiencyReport, show_all: bool) -> None:
+    """Per stage: use against requests; then the tasks that waste most (or all with -v)."""
+    table = Table(title="Efficiency")
+    for col in ("stage", "tasks", "elapsed", "requested", "time used", "CPU eff",
+                "peak mem", "mem used"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
+    for s in report.stages:
+        req = s.requested_h
+        table.add_row(s.stage, str(len(s.tasks)), f"{s.elapsed_h:.2f}h",
+                      "n/a" if req is None else f"{req:.2f}h",
+                      _pct(s.mean("time_used")), _pct(s.mean("cpu_efficiency")),
+                      _mb(s.peak_mem_mb), _pct(s.mean("mem_used")))
+    out.print(table)
+    for s in report.stages:
+        shown = s.tasks if show_all else s.worst()
+        if not shown:
+            continue
+        out.print(f"{s.stage}: {'every task' if show_all else 'wasting most'}", markup=False)
+        for t in shown:
+            out.print(f"  {t.task} {t.relpath}: {t.state}, {_duration(t.elapsed_s)} of "
+                      f"{_duration(t.time_s)} ({_pct(t.time_used)}), CPU {_pct(t.cpu_efficiency)}"
+                      f" of {t.cpus}, memory {_mb(t.max_rss_mb)} of {_mb(t.mem_mb)}",
+                      markup=False, soft_wrap=True)
+        if len(s.tasks) > len(shown):
+            out.print(f"  … {len(s.tasks) - len(shown)} more (`efficiency -v` lists all)",
+                      markup=False)
+
+
+def changes(lines: Sequence[str]) -> None:
+    """``--retry-failed``: each escalated requirement and why, one line each."""
+    if lines:
+        out.print(f"Escalated ({len(lines)} change(s), from config.json's escalation):",
+                  markup=False)
+    for line in lines:
+        out.print(f"  {line}", markup=False, soft_wrap=True)

@@ -131,3 +131,18 @@ def other_files(session: Session) -> list[str]:
     return [f"project {project!r} is also used by {path}: both files' jobs are tracked "
             "together (cancel leaves the other file's jobs alone); give each experiment file "
             "its own project name" for path in files]
+
+
+def cancel_targets(session: Session, stages: Sequence[str] | None = None) -> list[JobRecord]:
+    """The jobs ``cancel`` would stop (shown before a bare ``cancel`` asks): those of the
+    stages, building into this artifact root, with a live task (one query).
+
+    Refuses when a scheduler cannot say which jobs are live: cancelling blind could miss some.
+    """
+    records = of_root(session.records(session.selected(stages)), session.experiment.artifact_path)
+    live = session.live(records)
+    if live.unreachable:
+        raise SchedulerQueryError(live.warnings()[0])
+    targets = [r for r in records
+               if any(_live(live.get(TaskKey(r.job_id or "", i))) for i in range(len(r.tasks)))]
+    return [r for r in targets if r not in foreign(session, targets)]

@@ -37,6 +37,7 @@ from ..tracking import of_root, record_endings, unknown_root_warning
 from .cancel import other_files
 from .code_snapshots import take as take_snapshot
 from .reconcile import reconcile_intents
+from .retry import RetrySelection, select_failed
 from .stale import find_stale
 
 
@@ -52,6 +53,7 @@ class DryRun:
     overrides: Overrides = field(default_factory=Overrides)  # --set, merged into the groups
     stale: list[Stale] = field(default_factory=list)  # built but stale (rebuilt with the flag)
     rebuild_stale: bool = False
+    changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
 
 
 @dataclass
@@ -63,25 +65,30 @@ class LaunchResult:
     warnings: list[str] = field(default_factory=list)
     snapshot: Snapshot | None = None  # the code the tasks run (None: snapshots are off)
     invalidated: list[str] = field(default_factory=list)  # relpaths whose marker was moved aside
+    changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
               with_deps: bool = False, validate: bool = False,
               overrides: Overrides | None = None,
-              rebuild_stale: bool = False) -> DryRun:
+              rebuild_stale: bool = False, retry_failed: bool = False) -> DryRun:
     """The plan that ``launch`` would submit; submits and records nothing.
 
     Stale built artifacts are listed in ``stale``; with ``rebuild_stale`` they (and their
-    dependents) are planned as ``launch --rebuild-stale`` would.
+    dependents) are planned as ``launch --rebuild-stale`` would; with ``retry_failed`` only
+    the failed artifacts, with their escalated requirements listed in ``changes``.
     """
     records = of_root(session.records(), session.experiment.artifact_path)
     live = session.live(records)
     stale, stale_warnings = find_stale(session, stages)
+    retry = _retry(session, records, live) if retry_failed else None
     plan = make_plan(session, stages, with_deps, records, live, overrides=overrides,
-                     rebuild={s.artifact_id for s in stale} if rebuild_stale else ())
+                     rebuild={s.artifact_id for s in stale} if rebuild_stale else (),
+                     retry=retry)
     backend = session.backend()
     dry = DryRun(plan, backend.name, problems=live.warnings() + stale_warnings,
-                 overrides=overrides or Overrides(), stale=stale, rebuild_stale=rebuild_stale)
+                 overrides=overrides or Overrides(), stale=stale, rebuild_stale=rebuild_stale,
+                 changes=[c.describe() for c in retry.changes] if retry else [])
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
@@ -105,7 +112,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
            with_deps: bool = False, progress: Progress | None = None,
            max_running: int | None = None,
            overrides: Overrides | None = None,
-           rebuild_stale: bool = False) -> LaunchResult:
+           rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued.
 
     ``max_running`` (default: config.json's ``max_running`` for the project) bounds how many
@@ -114,7 +121,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     warning). ``overrides`` (``--set``) change the jobs' requirements. The code is frozen into
     a snapshot first (unless snapshots are off) and every job runs in it. With
     ``rebuild_stale``, stale built artifacts and their dependents are rebuilt: their done
-    markers are moved aside (``.done.invalidated-<time>``) just before submission.
+    markers are moved aside (``.done.invalidated-<time>``) just before submission. With
+    ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
+    policy.
     """
     ex = session.experiment
     with _launch_lock(session):
@@ -133,8 +142,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             stale, stale_warnings = find_stale(session, stages)
             rebuild = {s.artifact_id for s in stale}
             warnings.extend(stale_warnings)
+        retry = _retry(session, records, live) if retry_failed else None
         plan = make_plan(session, stages, with_deps, records, live, overrides=overrides,
-                         rebuild=rebuild)
+                         rebuild=rebuild, retry=retry)
         check_storage(plan)
         snapshot, snapshot_warnings = take_snapshot(session) if plan.groups else (None, [])
         warnings.extend(snapshot_warnings)
@@ -145,14 +155,16 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             max_running=(max_running if max_running is not None
                          else session.config.max_running_for(ex.project)),
             overrides=overrides, snapshot=snapshot,
-            experiment_file=getattr(ex, "source_file", ""))
+            experiment_file=getattr(ex, "source_file", ""),
+            setup=getattr(ex, "setup", ()))
         invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
         ended = [r for r in submitted if r.state is not RecordState.SUBMITTED]  # local runs
         if ended:
             submitted = record_endings(session.store, submitted, session.live(ended),
                                        ex.artifact_path)
-        return LaunchResult(plan, submitted, warnings, snapshot, invalidated)
+        return LaunchResult(plan, submitted, warnings, snapshot, invalidated,
+                            [c.describe() for c in retry.changes] if retry else [])
 
 
 def _set_aside(root: str, plan: Plan) -> list[str]:
@@ -161,6 +173,11 @@ def _set_aside(root: str, plan: Plan) -> list[str]:
     stamp = utc_stamp()
     return [t.relpath for g in plan.groups for t in g.tasks
             if move_marker_aside(root, t.relpath, stamp)]
+
+
+def _retry(session: Session, records: Sequence[JobRecord], live: Live) -> RetrySelection:
+    return select_failed(records, live, session.experiment.artifact_path,
+                         session.config.escalation)
 
 
 @contextmanager
@@ -191,13 +208,15 @@ def reconcile(session: Session) -> list[str]:
 def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
               records: Sequence[JobRecord], live: Live, *,
               overrides: Overrides | None = None,
-              rebuild: Collection[str] = ()) -> Plan:
+              rebuild: Collection[str] = (),
+              retry: RetrySelection | None = None) -> Plan:
     """The plan for ``stages``: closure, skips (built or live), tiers and resource groups.
 
     Only ``records`` building into the session's root hold artifacts; ``overrides`` are merged
     last, over the config's defaults and each artifact's own requirements. Artifact ids in
     ``rebuild`` count as not built (``--rebuild-stale``: staleness is transitive, so the
-    dependents of a stale artifact are in it too).
+    dependents of a stale artifact are in it too). With ``retry``, only its failed artifacts
+    are planned (every other one counts as done), with its escalated requirements.
     """
     ex = session.experiment
     selected = session.selected(stages)
@@ -214,6 +233,8 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
                 pass
         where = f"{type(art).__qualname__} {art.relpath}"
         merged = session.config.resolve_requirements(requirements_of(art, where, reqs))
+        if retry is not None:
+            merged.update(retry.overrides(art, merged))
         key = freeze_requirements(merged, where)
         if key not in cache:
             cache[key] = backend.resolve(merged, where)
@@ -234,6 +255,8 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
             check_relpath(art.relpath, cls.__qualname__)  # an override: check every one
             if cls.relpath is Artifact.relpath:
                 checked.add(cls)  # the default is safe by construction once its class name is
+        if retry is not None and art.artifact_id not in retry.ids:
+            return True  # --retry-failed: only the failed artifacts are planned
         return art.artifact_id not in redo and done(art.relpath)
 
     with _gc.paused():

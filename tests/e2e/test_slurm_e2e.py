@@ -133,7 +133,7 @@ def test_relaunch_while_queued_submits_nothing_and_cancel_clears(
     assert count_calls(calls, "sbatch") == 3
     dry = run_cli(script, "drylaunch", env=env)
     assert "9 already queued/running" in dry.stdout
-    res = run_cli(script, "cancel", env=env)
+    res = run_cli(script, "cancel", "--yes", env=env)
     assert res.returncode == 0 and "Cancelled 3 job(s)" in res.stdout, res.stdout + res.stderr
     assert count_calls(calls, "scancel") == 1  # one call for every live job
     wait_until_idle(env["PROJECT"], 60)
@@ -163,7 +163,7 @@ def test_arrays_above_max_array_size_are_split(tmp_path: Path, small_array_clust
     while time.monotonic() < deadline and len(done_markers(out)) < 12:
         time.sleep(0.5)
     assert len(done_markers(out)) == 12
-    status = subprocess.run(["python", str(script), "status"], env=deadline_env,
+    status = subprocess.run(["python", str(script), "status", "pretrain"], env=deadline_env,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "12" in status.stdout  # works without sacct
 

@@ -214,14 +214,14 @@ def test_files_are_private_and_secrets_stay_out(exp: tuple[Path, dict[str, str],
     res = run_cli(script, "launch", env={**env, "WANDB_API_KEY": secret})
     assert res.returncode == 0, res.stderr
     home = Path(os.environ["EXPERIMENTS_HOME"])
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700  # records and logs: the owner's only
     checked = 0
     for root in (home, out):
         for p in root.rglob("*"):
             if p.is_file() and not p.name.endswith(".lock"):
                 mode = stat.S_IMODE(p.stat().st_mode)
-                if root == home or p.name.startswith("."):
-                    assert mode & 0o077 == 0, f"{p} is {oct(mode)}"
-                    checked += 1
+                assert mode & 0o002 == 0, f"{p} is world-writable: {oct(mode)}"
+                checked += 1
                 assert secret.encode() not in p.read_bytes(), p
     assert checked >= 10
 
@@ -249,7 +249,7 @@ def test_cancel_of_a_local_launch_from_another_process(exp: tuple[Path, dict[str
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not list(out.glob("Item/*/.status.json")):
         time.sleep(0.1)
-    res = run_cli(script, "cancel", env=env)
+    res = run_cli(script, "cancel", "--yes", env=env)
     assert res.returncode == 0 and "Cancelled 1 job(s): L1" in res.stdout, res.stderr
     proc.communicate(timeout=60)
     assert not done_markers(out)

@@ -73,10 +73,10 @@ def test_launch_status_history_cancel(ex: FakeExecutor, fake: FakeBackend,
     fake.finish("100", 0)
     fake.fail("100", 1, error="boom")
     code, out = _run(ex, "status", capsys=capsys)
-    assert code == 0 and "boom" in out and "cat 100_1" in out
+    assert code == 3 and "boom" in out and "cat 100_1" in out  # 100_2 still queued
     code, out = _run(ex, "history", capsys=capsys)
     assert code == 0 and "100" in out and "1 built" in out and "1 failed" in out
-    code, out = _run(ex, "cancel", capsys=capsys)
+    code, out = _run(ex, "cancel", "--yes", capsys=capsys)
     assert code == 0 and "Cancelled 1 job(s): 100" in out
     assert fake.calls["cancel"] == 1
 

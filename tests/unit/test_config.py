@@ -49,7 +49,18 @@ def test_first_load_creates_seed_config(exp_home: Path) -> None:
     assert conf.default_slurm_args["gpu"] == {"time": "24:00:00", "cpus": 8, "requeue": True}
     assert conf.default_slurm_args["cpu"] == {"time": "4:00:00", "cpus": 1}
     assert conf.default_partition is None
-    assert conf.umask == 0o077
+    assert conf.umask == cfg.default_umask()
+
+
+@pytest.mark.parametrize(("users", "ours"), [(0o022, 0o022), (0o000, 0o002), (0o027, 0o027),
+                                             (0o277, 0o077)])
+def test_default_umask_follows_the_users_but_never_world_writable(users: int, ours: int) -> None:
+    before = os.umask(users)
+    try:
+        assert cfg.default_umask() == ours
+        assert os.umask(users) == users  # reading it left it as it was
+    finally:
+        os.umask(before)
 
 
 def test_existing_config_is_not_overwritten(exp_home: Path) -> None:
@@ -104,9 +115,10 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     msg = str(info.value)
     assert str(path) in msg
     assert "unknown key(s) log_dir, zzz" in msg
-    assert ("valid keys are code_snapshots, default_partition, default_slurm_args, local, "
-            "log_directory, max_running, python, snapshot_excludes, snapshot_max_mb, "
-            "stale_on_code_change, trusted_groups, trusted_users, umask") in msg
+    assert ("valid keys are code_snapshots, default_partition, default_slurm_args, escalation, "
+            "local, log_directory, max_running, python, setup, snapshot_excludes, "
+            "snapshot_max_mb, stale_on_code_change, trusted_groups, trusted_users, "
+            "umask") in msg
 
 
 @pytest.mark.parametrize("value, project, expected", [

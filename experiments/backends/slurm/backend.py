@@ -31,6 +31,7 @@ from ..base import (
     Scalar,
     TaskKey,
     TaskStatus,
+    TaskUsage,
     common_resources,
 )
 from . import budget, deps
@@ -59,13 +60,17 @@ class SlurmBackend:
         return common_resources(requirements, where, options)
 
     def _script(self, name: str, group: Group, array_spec: str, spec_dir: str, log_dir: str,
-                python: str, env: Mapping[str, str], throttle: int | None = None) -> str:
+                python: str, env: Mapping[str, str], throttle: int | None = None,
+                setup: Sequence[str] = ()) -> str:
         throttle = throttle or group.resources.max_parallel
         array = array_spec + (f"%{throttle}" if throttle else "")
-        return render_script(job_name=name, options=group.resources.options, array=array,
+        res = group.resources
+        signal = (f"B:{res.checkpoint_signal}@{res.checkpoint_before_s}"
+                  if res.checkpoint_before_s else None)
+        return render_script(job_name=name, options=res.options, array=array,
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
                              python=python, env={**env, **deps.WORKER_ENV},
-                             package_dir=PACKAGE_PARENT)
+                             package_dir=PACKAGE_PARENT, setup=setup, signal=signal)
 
     # -- drylaunch --------------------------------------------------------------------------
     def describe(self, group: Group, *, validate: bool) -> Description:
@@ -127,7 +132,8 @@ class SlurmBackend:
         job = ctx.prepare(group, arr.tasks, name, NAME, indices=arr.indices,
                           depends_on=up_ids)
         text = self._script(name, group, arr.array_spec(), job.record.spec_dir,
-                            job.record.log_dir, ctx.python, ctx.job_env(group), throttle)
+                            job.record.log_dir, ctx.python, ctx.job_env(group), throttle,
+                            ctx.setup_lines(group))
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         kind = "aftercorr" if arr.wait is Wait.CORR else "afterany"
@@ -162,6 +168,16 @@ class SlurmBackend:
                 key = TaskKey(key.job_id, positions.get((key.job_id, key.index), key.index))
                 out[key] = _with_hold(key, status)
         return deps.end_never_satisfied(self.client, records, out)
+
+    def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:
+        """Accounting for every task of ``records``: one sacct call."""
+        ids = [r.job_id for r in records if r.job_id]
+        out: dict[TaskKey, TaskUsage] = {}
+        for text, used in (self.client.usage(ids) if ids else {}).items():
+            key = TaskKey.parse(text)
+            if key is not None:
+                out[key] = used
+        return out
 
     def cancel(self, records: Sequence[JobRecord]) -> None:
         ids = [r.job_id for r in records if r.job_id]

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
-from ..base import JobState, TaskStatus
+from ..base import JobState, TaskStatus, TaskUsage
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -134,6 +134,54 @@ def _with_words(live: TaskStatus, accounted: TaskStatus) -> TaskStatus:
         return live
     reason = live.reason if live.reason not in ("", "None") else accounted.reason
     return TaskStatus(live.state, accounted.raw, reason, live.exit_code, live.held, live.hint)
+def _seconds(text: str) -> float | None:
+    """``[D-][HH:]MM:SS[.mmm]`` (sacct's Elapsed and TotalCPU) in seconds; None if empty."""
+    text = text.strip()
+    if not text or text in ("INVALID", "UNLIMITED", "Partition_Limit"):
+        return None
+    days, _, rest = text.rpartition("-")
+    parts = rest.split(":")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        return None
+    while len(nums) < 3:
+        nums.insert(0, 0.0)
+    return (int(days or 0) * 24 + nums[0]) * 3600 + nums[1] * 60 + nums[2]
+
+
+_RSS_UNIT_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024, "": 1 / 1024 / 1024}
+
+
+def _rss_mb(text: str) -> float | None:
+    text = text.strip()
+    if not text:
+        return None
+    unit = text[-1].upper() if text[-1].isalpha() else ""
+    try:
+        return float(text[:-1] if unit else text) * _RSS_UNIT_MB.get(unit, 1.0)
+    except ValueError:
+        return None
+
+
+def parse_usage(rows: Sequence[str]) -> dict[str, TaskUsage]:
+    """Rows ``JobID|State|Elapsed|TotalCPU|MaxRSS`` (tasks and their steps) keyed by task."""
+    tasks: dict[str, TaskUsage] = {}
+    rss: dict[str, float] = {}
+    for row in rows:
+        cols = row.split("|")
+        if len(cols) < 5:
+            continue
+        job, _, step = cols[0].partition(".")
+        mb = _rss_mb(cols[4])
+        if mb is not None:
+            rss[job] = max(rss.get(job, 0.0), mb)
+        if step:
+            continue
+        elapsed = _seconds(cols[2])
+        tasks[job] = TaskUsage(cols[1].split(" ")[0], int(elapsed or 0), _seconds(cols[3]))
+    return {job: TaskUsage(u.state, u.elapsed_s, u.cpu_s, rss.get(job))
+            for job, u in tasks.items()}
 
 
 def slurm_message(result: _proc.ProcResult, max_lines: int = 4) -> str:
@@ -369,6 +417,17 @@ class SlurmClient:
         if not result.ok or SACCT_DISABLED in (result.stderr + result.stdout):
             return []
         return [ln for ln in result.stdout.splitlines() if ln.strip()]
+
+    def usage(self, job_ids: Sequence[str]) -> dict[str, TaskUsage]:
+        """Accounting per task (``<array id>_<index>``): one sacct call for every job.
+
+        Elapsed and TotalCPU come from each task's own line; MaxRSS is the largest over its
+        steps (``.batch``, ``.extern``, …). Empty when sacct is missing or disabled.
+        """
+        ids = _checked_ids(job_ids)
+        rows = self._sacct(["-P", "-n", "-j", ",".join(ids),
+                            "--format=JobID,State,Elapsed,TotalCPU,MaxRSS"]) if ids else []
+        return parse_usage(rows)
 
     # -- cancelling -----------------------------------------------------------------------
     def cancel(self, job_ids: Sequence[str]) -> None:

@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Mapping
 
 from ...errors import DefinitionError
-from ..base import THROTTLE_KEY
+from ..base import FRAMEWORK_KEYS, THROTTLE_KEY
 
 KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_./:,=+@%^~-]+")
@@ -55,6 +55,7 @@ OWNED: dict[str, str] = {
     "export": "set environment variables in the task's steps",
     "export-file": "set environment variables in the task's steps",
     "wait": "submission must not block until the job ends",
+    "signal": "use the 'checkpoint_before' requirement (and 'checkpoint_signal')",
     "clusters": "jobs must stay on the cluster the framework queries",
     "help": "not a requirement",
     "usage": "not a requirement",
@@ -180,6 +181,8 @@ def slurm_options(requirements: Mapping[str, object], *, where: str) -> list[Opt
     for key, value in requirements.items():
         if key == THROTTLE_KEY:
             array_throttle({key: value}, where=where)
+            continue
+        if key in FRAMEWORK_KEYS:  # checked by common_resources, not an sbatch option
             continue
         option = _option(key, value, where)
         if option is None:

@@ -11,6 +11,7 @@ The script is a list of ``#SBATCH`` directives, then three lines of bash::
     #SBATCH --open-mode=append           <- a requeued task keeps its earlier attempts' output
     set -u
     export EXPERIMENTS_PROJECT=proj      <- the job's environment (project and stage)
+    module load cuda                     <- setup lines, if any (each followed by a check)
     echo "experiments: task ... on <host> at <date>, restart ${SLURM_RESTART_COUNT:-0}" >&2
     exec '<python>' -I -S -c '<bootstrap>' '<package parent>' '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
 
@@ -30,6 +31,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
+from ... import task_setup
 from ...bootstrap import BOOTSTRAP, FLAGS
 from ...errors import DefinitionError
 from .options import Option, check_not_owned, check_text, quote_directive_value
@@ -78,6 +80,18 @@ def _user_directives(options: Sequence[Option], job_name: str) -> list[str]:
     return lines
 
 
+SIGNAL_RE = re.compile(r"B:[A-Z0-9]+@\d+")
+
+
+def _signal_directive(signal: str | None, job_name: str) -> list[str]:
+    """``--signal=B:USR2@300``: to the batch shell (our worker), 300 s before the limit."""
+    if signal is None:
+        return []
+    if not SIGNAL_RE.fullmatch(signal):
+        raise DefinitionError(f"job {job_name}: signal {signal!r:.40} is not like 'B:USR2@300'")
+    return [f"#SBATCH --signal={signal}"]
+
+
 def _own_directives(job_name: str, array: str, output: str) -> list[str]:
     if not isinstance(array, str) or not ARRAY_RE.fullmatch(array):
         raise DefinitionError(f"job {job_name}: array {array!r:.60} is not an index "
@@ -120,20 +134,33 @@ def _exec_line(python: str, spec_dir: str, package_dir: str | None, job_name: st
         return f'exec {interpreter} -m {WORKER_MODULE} {spec} "$SLURM_ARRAY_TASK_ID"'
     return (f"exec {interpreter} {' '.join(FLAGS)} -c {shlex.quote(BOOTSTRAP)} "
             f'{_shell_word(package_dir, "package_dir", job_name)} {spec} "$SLURM_ARRAY_TASK_ID"')
+def _setup(setup: Sequence[str], job_name: str) -> list[str]:
+    """The user's setup lines (their own shell, run as written), each checked after it runs;
+    ``set -u`` is off meanwhile, since activation scripts often read unset variables."""
+    if not setup:
+        return []
+    try:
+        lines = task_setup.check_lines(list(setup), f"job {job_name}")
+    except ValueError as exc:
+        raise DefinitionError(str(exc)) from None
+    return ["set +u", *task_setup.prelude(lines), "set -u"]
 
 
 def render_script(*, job_name: str, options: Sequence[Option], array: str, output: str,
                   spec_dir: str, python: str, env: Mapping[str, str] | None = None,
-                  package_dir: str | None = None) -> str:
+                  package_dir: str | None = None, setup: Sequence[str] = (),
+                  signal: str | None = None) -> str:
     """The batch script of one array job (pure: the same arguments give the same text).
 
     ``package_dir`` is the folder holding the ``experiments`` package the worker imports
-    (:data:`experiments.bootstrap.PACKAGE_PARENT`); None starts it with ``-m``.
-    Raises ``DefinitionError`` for any value that could not round-trip into the script.
+    (:data:`experiments.bootstrap.PACKAGE_PARENT`); None starts it with ``-m``. ``setup``
+    lines run after the exports, before the worker; ``signal`` (``B:USR2@300``) asks Slurm to
+    signal the worker before the time limit. Raises ``DefinitionError`` for any value that
+    could not round-trip into the script.
     """
     check_job_name(job_name)
     lines = ["#!/bin/bash", *_user_directives(options, job_name),
-             *_own_directives(job_name, array, output),
-             "set -u", *_exports(env or {}, job_name), BANNER,
+             *_own_directives(job_name, array, output), *_signal_directive(signal, job_name),
+             "set -u", *_exports(env or {}, job_name), *_setup(setup, job_name), BANNER,
              _exec_line(python, spec_dir, package_dir, job_name)]
     return "\n".join(lines) + "\n"

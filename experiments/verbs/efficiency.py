@@ -1,0 +1,132 @@
+"""``efficiency``: what finished tasks used against what they asked for, from one accounting
+call per backend (for Slurm one ``sacct``), per stage, with the tasks that waste most.
+
+For each task: elapsed time against the time limit, CPU time against elapsed × CPUs (CPU
+efficiency), peak memory against the memory asked. Waste is reserved CPU time not used
+(elapsed × CPUs − CPU time). A value the scheduler does not gather (no CPU time or memory
+accounting on the cluster) is None and left out of the averages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..backends.base import Resources, TaskKey, TaskUsage
+from ..session import Session
+from ..store import JobRecord
+
+WORST = 5
+
+
+class _Accounting(Protocol):
+    def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]: ...
+
+
+@dataclass(frozen=True)
+class TaskEfficiency:
+    """One task's use of what it asked for (fractions; None where unknown)."""
+
+    task: str
+    relpath: str
+    state: str
+    elapsed_s: int
+    time_s: int | None
+    cpus: int
+    cpu_s: float | None
+    max_rss_mb: float | None
+    mem_mb: int | None
+
+    @property
+    def time_used(self) -> float | None:
+        return self.elapsed_s / self.time_s if self.time_s else None
+
+    @property
+    def cpu_efficiency(self) -> float | None:
+        if not self.cpu_s or not self.elapsed_s:
+            return None
+        return self.cpu_s / (self.elapsed_s * self.cpus)
+
+    @property
+    def mem_used(self) -> float | None:
+        return self.max_rss_mb / self.mem_mb if self.max_rss_mb and self.mem_mb else None
+
+    @property
+    def wasted_cpu_s(self) -> float | None:
+        return None if not self.cpu_s else max(self.elapsed_s * self.cpus - self.cpu_s, 0.0)
+
+
+@dataclass
+class StageEfficiency:
+    """The tasks of one stage that accounting knows, and their averages."""
+
+    stage: str
+    tasks: list[TaskEfficiency] = field(default_factory=list)
+
+    def mean(self, attr: str) -> float | None:
+        values = [v for t in self.tasks if (v := getattr(t, attr)) is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def elapsed_h(self) -> float:
+        return sum(t.elapsed_s for t in self.tasks) / 3600
+
+    @property
+    def requested_h(self) -> float | None:
+        limits = [t.time_s for t in self.tasks]
+        return None if any(v is None for v in limits) else sum(
+            v or 0 for v in limits) / 3600
+
+    @property
+    def peak_mem_mb(self) -> float | None:
+        values = [t.max_rss_mb for t in self.tasks if t.max_rss_mb is not None]
+        return max(values) if values else None
+
+    def worst(self, n: int = WORST) -> list[TaskEfficiency]:
+        """The tasks that waste most: unused reserved CPU time, else unused time limit."""
+        def waste(t: TaskEfficiency) -> float:
+            if t.wasted_cpu_s is not None:
+                return t.wasted_cpu_s
+            return float((t.time_s or t.elapsed_s) - t.elapsed_s) * t.cpus
+        return sorted(self.tasks, key=waste, reverse=True)[:n]
+
+
+@dataclass
+class EfficiencyReport:
+    """Per stage, and the backends that keep no accounts (or could not be asked)."""
+
+    stages: list[StageEfficiency]
+    warnings: list[str] = field(default_factory=list)
+
+
+def efficiency(session: Session, stages: Sequence[str] | None = None) -> EfficiencyReport:
+    """Accounting for every tracked task of the stages: one call per backend."""
+    selected = session.selected(stages)
+    records = session.records(selected)
+    report = EfficiencyReport([StageEfficiency(s) for s in selected])
+    by_stage = {s.stage: s for s in report.stages}
+    for name, backend in session.backends_for(records).items():
+        mine = [r for r in records if r.backend == name and r.job_id]
+        usage_of = getattr(backend, "usage", None)
+        if usage_of is None:
+            report.warnings.append(f"the {name} backend keeps no accounts; its "
+                                   f"{len(mine)} job(s) are left out")
+            continue
+        used: dict[TaskKey, TaskUsage] = usage_of(mine)
+        resolved: dict[tuple[Any, ...], Resources] = {}
+        for rec in mine:
+            key = tuple(sorted(rec.requirements.items()))
+            if key not in resolved:
+                resolved[key] = backend.resolve(rec.requirements, f"job {rec.job_id}")
+            res = resolved[key]
+            for i, (_, relpath) in enumerate(rec.tasks):
+                u = used.get(TaskKey(rec.job_id or "", i))
+                if u is None or u.elapsed_s == 0:
+                    continue
+                by_stage[rec.stage].tasks.append(TaskEfficiency(
+                    f"{rec.job_id}_{i}", relpath, u.state, u.elapsed_s, res.time_s, res.cpus,
+                    u.cpu_s, u.max_rss_mb, res.mem_mb))
+    if not any(s.tasks for s in report.stages) and not report.warnings:
+        report.warnings.append("accounting knows no task of these stages that has run")
+    return report

@@ -1,0 +1,129 @@
+"""``logs``: every attempt of one artifact (or the last failed attempt of each failed one).
+
+An artifact is chosen by its relpath (or a unique prefix of it), or by a stage and
+``key=value`` conditions on its parameters. Its attempts are the tasks of every tracked job
+that built it — relaunches are separate jobs, oldest first; Slurm requeues append to the same
+log, each starting with the worker's banner line. No scheduler is asked except to say whether
+the newest attempt is still live.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..artifact import Artifact
+from ..errors import ExperimentsError
+from ..session import Session
+from ..status import ArtifactState, TaskView, task_state
+from ..store import JobRecord
+from .inspect import status
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One task that tried to build the artifact: its job record, index, log and state."""
+
+    record: JobRecord
+    index: int
+    view: TaskView | None = None
+
+    @property
+    def task(self) -> str:
+        return f"{self.record.job_id}_{self.index}"
+
+    @property
+    def log(self) -> Path:
+        return self.record.log_path(self.index)
+
+
+def parse_where(conditions: Sequence[str]) -> dict[str, Any]:
+    """``["lr=0.1", "model.name=vit"]`` → ``{"lr": 0.1, "model.name": "vit"}`` (JSON values
+    where they parse, else strings)."""
+    out: dict[str, Any] = {}
+    for cond in conditions:
+        key, sep, raw = cond.partition("=")
+        if not sep or not key:
+            raise ExperimentsError(f"--where {cond!r}: write key=value, e.g. lr=0.1 or "
+                                   "model.name=vit")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+def param(art: object, key: str) -> Any:
+    """The parameter at the dotted ``key`` of an artifact (``base.lr``); KeyError if none."""
+    value = art
+    for part in key.split("."):
+        names = {f.name for f in dataclasses.fields(value)} if dataclasses.is_dataclass(
+            value) else set()
+        if part not in names:
+            raise KeyError(key)
+        value = getattr(value, part)
+    return value
+
+
+def _matches(art: Artifact, where: dict[str, Any]) -> bool:
+    try:
+        return all((v := param(art, k)) == want or str(v) == str(want)
+                   for k, want in where.items())
+    except KeyError:
+        return False
+
+
+def _unique(arts: Iterable[Artifact]) -> list[Artifact]:
+    seen: dict[str, Artifact] = {}
+    for a in arts:
+        seen.setdefault(a.artifact_id, a)
+    return list(seen.values())
+
+
+def select(session: Session, selector: str, where: Sequence[str] = ()) -> Artifact:
+    """The one artifact named by a relpath (or unique prefix), or by a stage and ``where``."""
+    ex = session.experiment
+    if where:
+        conds = parse_where(where)
+        found = [a for a in ex.stages[session.selected([selector])[0]] if _matches(a, conds)]
+        what = f"stage {selector!r} with {' '.join(where)}"
+    else:
+        every = _unique(a for arts in ex.stages.values() for a in arts)
+        exact = [a for a in every if a.relpath == selector.rstrip("/")]
+        found = exact or [a for a in every if a.relpath.startswith(selector)]
+        what = f"relpath {selector!r}"
+    found = _unique(found)
+    if not found:
+        raise ExperimentsError(f"no artifact matches {what}; `status -v` lists the failed ones "
+                               "and `drylaunch -v` every artifact")
+    if len(found) > 1:
+        names = ", ".join(a.relpath for a in found[:5])
+        raise ExperimentsError(f"{len(found)} artifacts match {what} ({names}"
+                               f"{', …' if len(found) > 5 else ''}); narrow it down")
+    return found[0]
+
+
+def attempts(session: Session, art: Artifact) -> list[Attempt]:
+    """Every tracked task of ``art``, oldest first; the newest carries its current state."""
+    found = [Attempt(r, i) for r in session.records()
+             for i, (artifact_id, _) in enumerate(r.tasks) if artifact_id == art.artifact_id]
+    found.sort(key=lambda a: (a.record.submitted_at, a.record.job_id or ""))
+    if found:
+        last = found[-1]
+        view = task_state(last.record, last.index, session.live([last.record]),
+                          session.experiment.artifact_path)
+        found[-1] = Attempt(last.record, last.index, view)
+    return found
+
+
+def failed_attempts(session: Session, stages: Sequence[str] | None) -> list[Attempt]:
+    """The last attempt of each failed artifact of the stages (one scheduler query)."""
+    report = status(session, stages)
+    wanted = {(p.job_id, p.index): p for s in report.stages for p in s.problems
+              if p.state is ArtifactState.FAILED and p.job_id}
+    return [Attempt(r, i, wanted[(r.job_id or "", i)]) for r in session.records()
+            for i in range(len(r.tasks)) if (r.job_id or "", i) in wanted]

@@ -1,0 +1,97 @@
+"""``wait`` and the outcome shared with ``status``: is the grid built, failed, or still live?
+
+Waiting is polling ``status``: one scheduler query per backend per poll (for Slurm one
+``squeue`` and at most one ``sacct``), with an interval that grows while nothing changes, so a
+long wait costs the scheduler little. The verb returns data; the CLI turns the outcome into an
+exit code and decides how to show each poll.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..session import Session
+from ..status import ArtifactState, StageStatus
+from .inspect import StatusReport, status
+
+LIVE_STATES = (ArtifactState.RUNNING, ArtifactState.QUEUED, ArtifactState.SUBMITTING)
+FAILED_STATES = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.CANCELLED,
+                 ArtifactState.UNKNOWN)
+MAX_INTERVAL_S = 120.0
+GROWTH = 1.5
+
+
+class Outcome(str, enum.Enum):
+    """Where the selected artifacts stand, from the most final to the least."""
+
+    BUILT = "built"  # every selected artifact is built
+    FAILED = "failed"  # nothing is live and something failed, was cancelled or never ran
+    LIVE = "live"  # something is queued or running (or the scheduler could not be asked)
+    TIMED_OUT = "timed out"  # ``wait`` gave up while something was still live
+
+
+def is_live(stages: Sequence[StageStatus], warnings: Sequence[str] = ()) -> bool:
+    """True while any artifact is queued, running or being submitted, or a scheduler that
+    tracks some of them could not be asked (then nothing can be called final)."""
+    return bool(warnings) or any(s.counts.get(k) for s in stages for k in LIVE_STATES)
+
+
+def outcome(report: StatusReport) -> Outcome:
+    """The outcome of a status report: live beats failed (the verdict is not in yet)."""
+    if is_live(report.stages, report.warnings):
+        return Outcome.LIVE
+    built = all(set(s.counts) <= {ArtifactState.BUILT} for s in report.stages)
+    return Outcome.BUILT if built else Outcome.FAILED
+
+
+@dataclass
+class WaitResult:
+    """The last status seen, how the wait ended, and what it cost."""
+
+    report: StatusReport
+    outcome: Outcome
+    elapsed_s: float
+    polls: int
+
+
+Poll = Callable[[StatusReport, float, float], None]  # report, elapsed s, next interval s
+
+
+def next_interval(current: float, changed: bool, first: float) -> float:
+    """Back to ``first`` after a change, else ``GROWTH`` times longer (at most 2 minutes)."""
+    return first if changed else min(current * GROWTH, max(MAX_INTERVAL_S, first))
+
+
+def wait(session: Session, stages: Sequence[str] | None = None, *,
+         timeout_s: float | None = None, interval_s: float = 5.0,
+         on_poll: Poll | None = None,
+         sleep: Callable[[float], None] = time.sleep,
+         clock: Callable[[], float] = time.monotonic) -> WaitResult:
+    """Poll ``status`` until nothing selected is live, or until ``timeout_s`` has passed.
+
+    ``on_poll`` sees every report with the elapsed time and the interval before the next poll.
+    """
+    selected = session.selected(stages)  # a typo fails before the first poll
+    start = clock()
+    interval, last, polls = interval_s, None, 0
+    while True:
+        report = status(session, selected)
+        polls += 1
+        elapsed = clock() - start
+        result = outcome(report)
+        if result is not Outcome.LIVE:
+            return WaitResult(report, result, elapsed, polls)
+        snapshot = [s.counts for s in report.stages]
+        if last is not None:
+            interval = next_interval(interval, snapshot != last, interval_s)
+        last = snapshot
+        if timeout_s is not None and elapsed + 0.01 >= timeout_s:
+            return WaitResult(report, Outcome.TIMED_OUT, elapsed, polls)
+        if timeout_s is not None:
+            interval = min(interval, max(timeout_s - elapsed, 0.01))
+        if on_poll is not None:
+            on_poll(report, elapsed, interval)
+        sleep(interval)
