@@ -97,7 +97,33 @@ def driver(layout: str, script: str) -> None:
     runpy.run_path(script)["ex"].launch()
 
 
-def measure(layout: str, sleeps: list[float], values: list[str], tmp: Path) -> dict[str, float]:
+def _stuck(project: str, out: Path) -> bool:
+    """True when a task of ``project`` can no longer be built (an upstream killed from outside,
+    e.g. by another test on a shared cluster): the measurement is then void."""
+    for path in out.glob("*/*/.status.json"):
+        try:
+            if json.loads(path.read_text())["state"] != "done" and \
+                    json.loads(path.read_text())["state"] != "running":
+                return True
+        except (OSError, ValueError, KeyError):
+            continue
+    rows = subprocess.run(["squeue", "--me", "-h", "-r", "-o", "%j|%r"], capture_output=True,
+                          text=True, timeout=30).stdout.splitlines()
+    return any(r.startswith(project + ".") and "DependencyNeverSatisfied" in r for r in rows)
+
+
+def _cancel(project: str) -> None:
+    """Cancel this run's own jobs (by id: nobody else's)."""
+    rows = subprocess.run(["squeue", "--me", "-h", "-o", "%F|%j"], capture_output=True,
+                          text=True, timeout=30).stdout.splitlines()
+    ids = sorted({r.split("|")[0] for r in rows if r.split("|")[-1].startswith(project + ".")})
+    if ids:
+        subprocess.run(["scancel", *ids], check=False, timeout=30)
+
+
+def measure(layout: str, sleeps: list[float], values: list[str],
+            tmp: Path) -> dict[str, float] | None:
+    """One launch of the grid with ``layout``; None when an outside kill voided it."""
     out = tmp / layout / "out"
     out.mkdir(parents=True)
     script = tmp / layout / "exp.py"
@@ -112,6 +138,7 @@ def measure(layout: str, sleeps: list[float], values: list[str], tmp: Path) -> d
     subprocess.run([sys.executable, __file__, "--driver", layout, str(script)], env=env,
                    check=True, timeout=300)
     first = None
+    polls = 0
     while True:
         downs = len(list((out / "Down").glob("*/.done"))) if (out / "Down").exists() else 0
         if downs and first is None:
@@ -120,6 +147,12 @@ def measure(layout: str, sleeps: list[float], values: list[str], tmp: Path) -> d
             break
         if time.monotonic() - start > 600:
             raise SystemExit(f"{layout}: not built after 600 s")
+        polls += 1
+        if polls % 25 == 0 and _stuck(project, out):
+            _cancel(project)
+            print(f"{layout}: an upstream task was killed from outside; run repeated",
+                  file=sys.stderr)
+            return None
         time.sleep(0.2)
     makespan = time.monotonic() - start
     jobs = sum(len(json.loads(p.read_text())["jobs"])
@@ -145,8 +178,14 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {"today": [], "lanes": [], "ideal": []}
     for _ in range(args.repeat):
         for layout, done in runs.items():  # interleaved, so load drifts hit every layout
-            with tempfile.TemporaryDirectory(prefix="bench-deps-") as tmp:
-                done.append(measure(layout, sleeps, values, Path(tmp)))
+            for _attempt in range(3):
+                with tempfile.TemporaryDirectory(prefix="bench-deps-") as tmp:
+                    result = measure(layout, sleeps, values, Path(tmp))
+                if result is not None:
+                    done.append(result)
+                    break
+            else:
+                raise SystemExit(f"{layout}: three runs in a row were killed from outside")
     results = {layout: {k: median([r[k] for r in done]) for k in done[0]}
                for layout, done in runs.items()}
     ideal, today = results["ideal"], results["today"]
