@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
+from ..markers import DoneIndex
 from ..session import Session
 from ..status import JobView, StageStatus, job_views, latest_tasks, stage_status
 from ..store import JobRecord
@@ -34,7 +35,8 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     live = session.live(records)
     latest = latest_tasks(records)
     ex = session.experiment
-    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path)
+    done = DoneIndex(ex.artifact_path)  # one listing per folder, shared by the stages
+    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done)
                          for s in selected], live.warnings())
 
 
