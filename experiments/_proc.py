@@ -14,7 +14,10 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+
+TYPE_CHECKING = False  # typing costs every task's worker a few ms: only mypy reads this
+if TYPE_CHECKING:
+    from typing import IO
 
 
 @dataclass(frozen=True)

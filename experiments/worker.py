@@ -14,14 +14,15 @@ import enum
 import fcntl
 import os
 import signal
-import socket
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 from . import _atomic, _proc, paths, specs
-from .task import step_from_dict
+
+TYPE_CHECKING = False  # typing, socket and dataclass steps stay out of every task's start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class WorkerState(str, enum.Enum):
@@ -81,7 +82,7 @@ class Build:
         self.root: str = header["artifact_path"]
         self.dir = paths.artifact_dir(self.root, task["relpath"])
         self.record: dict[str, Any] = {
-            "artifact": task["relpath"], "job": job, "host": socket.gethostname(),
+            "artifact": task["relpath"], "job": job, "host": _hostname(),
             "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
         }
 
@@ -184,7 +185,7 @@ class Build:
     def _command(self, command: str) -> None:
         code_path = self.header["code_path"]
         if not os.path.isdir(code_path):
-            raise StepFailed(f"code_path {code_path} does not exist on {socket.gethostname()}")
+            raise StepFailed(f"code_path {code_path} does not exist on {_hostname()}")
         env = dict(os.environ)
         env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
                    EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath)
@@ -213,10 +214,12 @@ def _wait(child: _proc.Child) -> int:
 
 def _describe(step: dict[str, Any]) -> str:
     """The step's own one-line description (an unknown kind, from a newer spec: its name)."""
-    try:
-        return step_from_dict(step).describe()
-    except (KeyError, TypeError):
-        return str(step.get("kind"))
+    return specs.describe_step(step)
+
+
+def _hostname() -> str:
+    """This machine's name (what ``socket.gethostname()`` says, without importing socket)."""
+    return os.uname().nodename
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
