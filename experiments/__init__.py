@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+
+TYPE_CHECKING = False  # not from typing: importing it costs every task's worker a few ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "Artifact",

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from ._faults import crash_point
+
+TYPE_CHECKING = False  # typing costs every task's worker a few ms: only mypy reads this
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def write_bytes(path: str, data: bytes, mode: int = 0o666, durable: bool = True,

@@ -9,15 +9,16 @@ Standard library only: the worker uses it.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+
+TYPE_CHECKING = False  # typing costs every task's worker a few ms: only mypy reads this
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 
 def process_start(pid: int) -> int | None:
@@ -67,7 +68,7 @@ def processes_with_arg(text: str) -> list[int]:
 
 
 _PR_SET_PDEATHSIG = 1
-_libc: ctypes.CDLL | None = None
+_libc: Any = None  # ctypes.CDLL of libc, loaded on first use (ctypes is slow to import)
 
 
 def _die_with_parent() -> Callable[[], None] | None:
@@ -81,6 +82,9 @@ def _die_with_parent() -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     if _libc is None:
+        import ctypes
+        import ctypes.util
+
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     prctl, parent = _libc.prctl, os.getpid()
 

@@ -28,9 +28,12 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from .errors import DefinitionError
+
+TYPE_CHECKING = False  # typing costs every task's worker a few ms: only mypy reads this
+if TYPE_CHECKING:
+    from pathlib import Path
 
 DONE = ".done"
 META = ".artifact.json"

@@ -26,14 +26,15 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import socket
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
 
 from . import paths
+
+TYPE_CHECKING = False  # the worker imports this module: keep typing out of every task's start
+if TYPE_CHECKING:
+    from typing import Any
 
 FORMAT = 1
 
@@ -42,6 +43,9 @@ def new_build_id() -> str:
     """A unique, time-sortable id for one build: ``20261129T143000Z-3f2a9c1d``."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{os.urandom(4).hex()}"
+
+
+_IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy"}  # as platform names them
 
 
 def _read_json(path: str) -> dict[str, Any]:
@@ -74,9 +78,10 @@ def collect(header: Mapping[str, Any], root: str, deps: Iterable[str], *, build:
         "started_at": started_at,
         "job": job,
         "attempt": attempt,
-        "host": socket.gethostname(),
-        "python": {"version": platform.python_version(),
-                   "implementation": platform.python_implementation(),
+        "host": os.uname().nodename,
+        "python": {"version": ".".join(str(n) for n in sys.version_info[:3]),
+                   "implementation": _IMPLEMENTATIONS.get(sys.implementation.name,
+                                                          sys.implementation.name),
                    "executable": sys.executable},
         "code": {"snapshot": snap.get("id"), "path": header.get("code_path"),
                  "live_path": header.get("live_code_path", header.get("code_path")),

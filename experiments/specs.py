@@ -12,10 +12,13 @@ import json
 import os
 import struct
 from collections.abc import Iterable
-from typing import Any
 
 from . import _atomic
 from .paths import SPEC_INDEX, SPEC_TASKS
+
+TYPE_CHECKING = False  # typing costs every task's worker a few ms: only mypy reads this
+if TYPE_CHECKING:
+    from typing import Any
 
 HEADER = "job.json"
 _OFF = struct.Struct("<Q")
@@ -35,6 +38,24 @@ def write_spec(directory: str, header: dict[str, Any], tasks: Iterable[dict[str,
                         b"".join(_OFF.pack(o) for o in offsets), durable=False)
     _atomic.write_json(os.path.join(directory, HEADER), header, durable=False)
     return len(offsets) - 1
+
+
+_DESCRIBE = {
+    "create_file": "create file {path}",
+    "run_command": "run `{command}`",
+    "upload": "upload {src} to {url}",
+    "download": "download {url} to {dst}",
+}
+
+
+def describe_step(step: dict[str, Any]) -> str:
+    """One line saying what a step (in its JSON form) does; an unknown kind (from a newer
+    spec) or a malformed step: its kind."""
+    template = _DESCRIBE.get(str(step.get("kind")))
+    try:
+        return template.format(**step) if template else str(step.get("kind"))
+    except (KeyError, IndexError, ValueError):
+        return str(step.get("kind"))
 
 
 def read_header(directory: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from . import paths, trust
 from .artifact import Artifact
 from .backends.base import Backend, JobState, TaskKey, TaskStatus
 from .errors import SchedulerQueryError
+from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
 from .store import JobRecord, RecordState, now_iso
 from .worker import WorkerState
@@ -193,10 +194,13 @@ def worker_account(record: JobRecord, index: int, root: str) -> dict[str, object
     return info
 
 
-def task_state(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
-    """The state of one task; never "built" without the artifact's done marker."""
+def task_state(record: JobRecord, index: int, live: Live, root: str,
+               done: DoneIndex | None = None) -> TaskView:
+    """The state of one task; never "built" without the artifact's done marker.
+
+    ``done`` answers "built?" for many tasks with one listing per folder (default: a stat)."""
     relpath = record.tasks[index][1]
-    if is_built(root, relpath):
+    if done(relpath) if done is not None else is_built(root, relpath):
         return _view(record, index, ArtifactState.BUILT)
     st = live.get(TaskKey(record.job_id or "?", index))
     if st is not None and st.state.live:
@@ -249,7 +253,8 @@ def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
 
 
 def job_views(records: Sequence[JobRecord], live: Live, root: str) -> list[JobView]:
-    return [JobView(r, tuple(task_state(r, i, live, root) for i in range(len(r.tasks))))
+    done = DoneIndex(root)
+    return [JobView(r, tuple(task_state(r, i, live, root, done) for i in range(len(r.tasks))))
             for r in records]
 
 
@@ -339,17 +344,18 @@ def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int
 
 def stage_status(stage: str, artifacts: Iterable[Artifact],
                  latest: Mapping[str, tuple[JobRecord, int]], live: Live,
-                 root: str) -> StageStatus:
+                 root: str, done: DoneIndex | None = None) -> StageStatus:
     """Per-artifact states of a stage: built, running, queued, failed, …, not started.
 
     ``latest`` comes from the records of every stage, so an artifact shared by two stages has
     one state in both.
     """
     out = StageStatus(stage)
+    done = done or DoneIndex(root)
     for art in artifacts:
         if art.artifact_id in latest:  # task_state looks at the done marker first
-            view = task_state(*latest[art.artifact_id], live, root)
-        elif is_built(root, art.relpath):
+            view = task_state(*latest[art.artifact_id], live, root, done)
+        elif done(art.relpath):
             view = TaskView("", -1, art.relpath, ArtifactState.BUILT)
         else:
             view = TaskView("", -1, art.relpath, ArtifactState.NOT_STARTED)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import DefinitionError
+from .specs import describe_step
 
 _KW_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
@@ -28,7 +29,7 @@ class CreateFile:
     kind: str = "create_file"
 
     def describe(self) -> str:
-        return f"create file {self.path}"
+        return describe_step(vars(self))  # the text the worker logs, too
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class RunCommand:
     kind: str = "run_command"
 
     def describe(self) -> str:
-        return f"run `{self.command}`"
+        return describe_step(vars(self))  # the text the worker logs, too
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class Upload:
     kind: str = "upload"
 
     def describe(self) -> str:
-        return f"upload {self.src} to {self.url}"
+        return describe_step(vars(self))  # the text the worker logs, too
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Download:
     kind: str = "download"
 
     def describe(self) -> str:
-        return f"download {self.url} to {self.dst}"
+        return describe_step(vars(self))  # the text the worker logs, too
 
 
 Step = CreateFile | RunCommand | Upload | Download

@@ -17,15 +17,16 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import traceback
 from datetime import datetime, timezone
-from typing import Any
 
 from . import _atomic, _proc, paths, provenance, specs, task_setup, trust
-from .task import step_from_dict
+
+TYPE_CHECKING = False  # typing, socket and dataclass steps stay out of every task's start
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class WorkerState(str, enum.Enum):
@@ -91,7 +92,7 @@ class Build:
         self.root: str = header["artifact_path"]
         self.dir = paths.artifact_dir(self.root, task["relpath"])
         self.record: dict[str, Any] = {
-            "artifact": task["relpath"], "job": job, "host": socket.gethostname(),
+            "artifact": task["relpath"], "job": job, "host": _hostname(),
             "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
         }
         gpus = os.environ.get("EXPERIMENTS_GPUS")
@@ -280,7 +281,7 @@ class Build:
     def _command(self, command: str) -> None:
         code_path = self.header["code_path"]
         if not os.path.isdir(code_path):
-            raise StepFailed(f"code_path {code_path} does not exist on {socket.gethostname()}")
+            raise StepFailed(f"code_path {code_path} does not exist on {_hostname()}")
         env = dict(os.environ)
         checkpoints = paths.checkpoint_dir(self.root, self.relpath)
         os.makedirs(checkpoints, exist_ok=True)
@@ -376,10 +377,12 @@ def _read_json(path: str) -> dict[str, Any]:
 
 def _describe(step: dict[str, Any]) -> str:
     """The step's own one-line description (an unknown kind, from a newer spec: its name)."""
-    try:
-        return step_from_dict(step).describe()
-    except (KeyError, TypeError):
-        return str(step.get("kind"))
+    return specs.describe_step(step)
+
+
+def _hostname() -> str:
+    """This machine's name (what ``socket.gethostname()`` says, without importing socket)."""
+    return os.uname().nodename
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
@@ -451,7 +454,7 @@ def record_dependency_failed(root: str, relpath: str, job: str, error: str) -> N
         return
     os.makedirs(paths.artifact_dir(root, relpath), exist_ok=True)
     _atomic.write_json(paths.status_file(root, relpath),
-                       {"artifact": relpath, "job": job, "host": socket.gethostname(),
+                       {"artifact": relpath, "job": job, "host": _hostname(),
                         "state": WorkerState.DEPENDENCY_FAILED.value, "finished_at": _now(),
                         "error": error}, durable=False)
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
+from ..markers import DoneIndex
 from ..session import Session
 from ..staleness import Stale
 from ..status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
@@ -45,7 +46,8 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False)
-    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path)
+    done = DoneIndex(ex.artifact_path)  # one listing per folder, shared by the stages
+    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done)
                          for s in selected],
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
                         root=ex.artifact_path, other_roots=others, stale=stale)
