@@ -1,7 +1,8 @@
 """Which artifacts are built, found with one directory listing per folder instead of one
 ``stat`` per artifact.
 
-An artifact is built when ``<root>/<relpath>/.done`` exists. Planning or ``status`` of a grid
+An artifact is built when ``<root>/<relpath>/.done`` exists and a trusted account owns it
+(:mod:`experiments.trust`). Planning or ``status`` of a grid
 asks that of every artifact; most of them share a parent folder (``<root>/<ClassName>/``). One
 listing of that folder says which artifact folders exist at all, and only those are asked for
 their done marker: a grid never run costs one listing per class instead of a million ``stat``
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from . import paths
+from . import trust
 
 
 class DoneIndex:
@@ -34,7 +35,7 @@ class DoneIndex:
             names = self._folders[parent] = self._list(parent)
         if names is not None and leaf not in names:
             return False
-        return os.path.exists(paths.done_marker(self.root, relpath))
+        return trust.marker_built(self.root, relpath)  # exists, and from a trusted account
 
     def _list(self, parent: str) -> frozenset[str] | None:
         folder = os.path.join(self.root, parent) if parent else self.root

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from experiments.backends.local import process_start
+from experiments.store import Store
 
 from .helpers import done_markers, run_cli
 
@@ -194,11 +195,9 @@ def test_a_crashing_artifact_costs_only_itself_and_workers_are_reused(tmp_path: 
 
 
 def _launcher(home: Path) -> tuple[int, int | None] | None:
-    found = list((home / "projects" / "sched").glob("*/jobs.json"))
-    for path in found:
-        for job in json.loads(path.read_text())["jobs"]:
-            if job.get("pid") and job.get("job_id"):
-                return job["pid"], job.get("pid_start")
+    for job in Store(home, "sched").all_records():  # the store's journal, not a stale jobs.json
+        if job.pid and job.job_id:
+            return job.pid, job.pid_start
     return None
 
 
@@ -238,7 +237,7 @@ def test_a_detached_run_survives_its_session_and_is_cancelled_from_elsewhere(tmp
     cancel = run_cli(script, "cancel", "slow", env=env)  # another process, another session
     assert cancel.returncode == 0, cancel.stderr
     _wait_for(lambda: process_start(pid) != pid_start, timeout=60)
-    jobs = json.loads((home / "projects/sched/slow/jobs.json").read_text())["jobs"]
+    jobs = [r.to_dict() for r in Store(home, "sched").records("slow")]
     assert jobs[0]["state"] == "cancelled"
     assert "cancelled" in set(jobs[0]["task_states"].values())
     assert not done_markers(out)
@@ -264,11 +263,8 @@ def test_two_detached_runs_never_build_an_artifact_twice(tmp_path: Path) -> None
     assert sorted(starts) == ["50", "51", "52", "53"]  # each artifact ran exactly once
 
 
-def _launcher_pids(home: Path) -> list[tuple[int, int | None]]:
-    out = []
-    for path in (home / "projects" / "sched").glob("*/jobs.json"):
-        out += [(j["pid"], j.get("pid_start")) for j in json.loads(path.read_text())["jobs"]]
-    return out
+def _launcher_pids(home: Path) -> list[tuple[int | None, int | None]]:
+    return [(j.pid, j.pid_start) for j in Store(home, "sched").all_records()]
 
 
 def _alive(launcher: tuple[int, int | None]) -> bool:

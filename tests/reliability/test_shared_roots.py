@@ -53,7 +53,7 @@ def test_cancel_from_one_file_leaves_the_other_files_jobs(
         by_file = {str(r["job_id"]): r["experiment_file"] for r in _records(project)}
         assert {by_file[j] for j in mine} == {str(script.resolve())}
         assert {by_file[j] for j in theirs} == {str(other.resolve())}
-        cancelled = run_cli(script, "cancel", env=env)
+        cancelled = run_cli(script, "cancel", "--yes", env=env)
         assert cancelled.returncode == 0, cancelled.stderr
         assert "another experiment file" in cancelled.stderr and str(other.resolve()) in \
             cancelled.stderr.replace("\n", "")
