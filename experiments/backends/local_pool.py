@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import select
 import time
 from collections.abc import Mapping
@@ -46,6 +47,7 @@ class PooledWorker:
                                  pipes=True)
         self.alive = True
         self.command: int | None = None  # process group of the request's latest command
+        self._buffer = b""  # what the worker wrote that is not yet a whole line
 
     @property
     def pid(self) -> int:
@@ -63,19 +65,38 @@ class PooledWorker:
             return self._died()
         deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
         while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            readable, _, _ = select.select([stdout], [], [], left)
-            if readable:
-                line = stdout.readline()
-                if line.startswith(b"pgid "):  # steps run one by one: only the last may run
-                    self.command = int(line.split()[1])
-                    continue
-                if not line.strip():
-                    return self._died()
-                return Outcome(Ending.REPLIED, int(line))
-            if deadline is not None and time.monotonic() >= deadline:
+            line = self._line(stdout, deadline)
+            if line is None:  # the time limit passed before a reply
                 self.stop(grace_s)
                 return Outcome(Ending.TIMEOUT, self.child.wait(0))
+            if line.startswith(b"pgid "):  # steps run one by one: only the last may run
+                self.command = int(line.split()[1])
+                continue
+            if not line.strip():
+                return self._died()
+            return Outcome(Ending.REPLIED, int(line))
+
+    def _line(self, stdout: IO[bytes], deadline: float | None) -> bytes | None:
+        """The next line from the worker (b"" at end of file), or None after ``deadline``.
+
+        Reads the raw descriptor into our own buffer: a buffered ``readline`` after ``select``
+        can swallow a second line that arrived with the first (a ``pgid`` and the reply), and
+        ``select`` then waits forever for bytes that already came.
+        """
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([stdout], [], [], left)
+            if not readable:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                continue
+            chunk = os.read(stdout.fileno(), 65536)
+            if not chunk:
+                line, self._buffer = self._buffer, b""
+                return line
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
 
     def stop(self, grace_s: float) -> None:
         """Terminate the process (it passes SIGTERM on to its command), then make sure no
