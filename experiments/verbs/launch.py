@@ -224,9 +224,11 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
     cache: dict[tuple[Any, ...], Resources] = {}
     seen: dict[tuple[type, tuple[tuple[str, Any], ...]], Resources] = {}
 
+    memo = retry is None  # --retry-failed escalates per artifact: equal asks may differ
+
     def resources(art: Artifact) -> Resources:
         reqs = art.get_requirements()
-        if type(reqs) is dict:  # the same requirements as an earlier artifact: known already
+        if memo and type(reqs) is dict:  # the same requirements as an earlier artifact
             try:
                 return seen[(type(art), tuple(reqs.items()))]
             except (KeyError, TypeError):  # new, or a value that is not hashable
@@ -238,7 +240,7 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
         key = freeze_requirements(merged, where)
         if key not in cache:
             cache[key] = backend.resolve(merged, where)
-        if type(reqs) is dict:
+        if memo and type(reqs) is dict:
             try:
                 seen[(type(art), tuple(reqs.items()))] = cache[key]
             except TypeError:
