@@ -63,7 +63,10 @@ def _records(project: str) -> list[JobRecord]:
 
 
 def _ok(res: subprocess.CompletedProcess[str]) -> str:
-    assert res.returncode == 0, res.stdout + res.stderr
+    """The output of a command that worked; ``status`` answers with the documented exit codes
+    (0 all built, 1 something failed or is not built, 3 something is queued or running)."""
+    allowed = (0, 1, 3) if "status" in res.args else (0,)
+    assert res.returncode in allowed, res.stdout + res.stderr
     return res.stdout
 
 
@@ -122,7 +125,10 @@ def test_a_failure_stays_in_history_after_the_rebuild(project: Project) -> None:
     assert "failed" in task and "code 7" in task and f"rebuilt by {second}" in task
     assert "2 " in _ok(run_cli(script, "status", env=env))  # today: both built
     [rec] = [r for r in _records(env["PROJECT"]) if r.job_id == first]
-    assert rec.ended["0"]["state"] == "failed" and rec.ended["0"]["raw"].startswith("FAILED")
+    # Slurm says COMPLETED (the worker exits 0 so aftercorr dependents are released, issue 15);
+    # the recorded end is still "failed", from the worker's own account
+    assert rec.ended["0"]["state"] == "failed" and rec.ended["0"]["raw"].startswith("COMPLETED")
+    assert rec.ended["0"]["worker_state"] == "failed"
     assert rec.ended["1"]["state"] == "built"
 
 
