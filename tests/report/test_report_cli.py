@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,22 +110,18 @@ def readme_grid(root: Path, factor: int = 1) -> SlurmExecutor:
     return ex
 
 
-def test_report_of_the_readme_grid_takes_under_a_second(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_of_the_built_readme_grid_asks_no_scheduler(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every artifact built: the report is made from the files alone. (Its speed is measured
+    by bench/bench_report.py, not asserted here.)"""
     ex = readme_grid(tmp_path)
 
     def no_scheduler(self: Session, records: object) -> object:
         raise AssertionError("the report asked a scheduler about built artifacts")
 
     monkeypatch.setattr(Session, "live", no_scheduler)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        written = write_report(ex.session(), None, tmp_path / "report.html")
-        times.append(time.perf_counter() - start)
+    written = write_report(ex.session(), None, tmp_path / "report.html")
     assert sum(s.total for s in written.data.stages) == 36
-    print(f"report of 36 artifacts: {min(times):.3f} s, {written.size / 1024:.0f} kB")
-    assert min(times) < 1.0, times
 
 
 def test_without_the_extras_the_error_names_them(tmp_path: Path,
