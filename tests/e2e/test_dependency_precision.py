@@ -79,8 +79,11 @@ class Run:
         self.env = {"OUT": str(self.out), "PROJECT": self.project, **wrapped}
 
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run a verb that must work; ``status`` answers with its documented exit codes
+        (0 all built, 1 something failed or is not built, 3 something queued or running)."""
         res = run_cli(self.script, *args, env={**self.env, **env})
-        assert res.returncode == 0, res.stdout + res.stderr
+        allowed = (0, 1, 3) if args and args[0] == "status" else (0,)
+        assert res.returncode in allowed, res.stdout + res.stderr
         return res
 
     def built(self, cls: str) -> set[str]:
