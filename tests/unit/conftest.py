@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from experiments import backends
+from experiments.backends.fake import FakeBackend
 
 
 @pytest.fixture(autouse=True)
@@ -14,3 +18,14 @@ def exp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("EXPERIMENTS_HOME", str(home))
     monkeypatch.delenv("EXPERIMENTS_CRASH_AT", raising=False)
     return home
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBackend]:
+    """A FakeBackend registered as the "fake" backend for this test (then the factory is put
+    back), so executors whose default_backend is "fake" and the CLI reach it by name."""
+    backend = FakeBackend()
+    previous = backends.register("fake", lambda options: backend)
+    yield backend
+    assert previous is not None
+    backends.register("fake", previous)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from experiments import Artifact, ArtifactSet, Executor, Task, __version__, backends
+from experiments import Artifact, ArtifactSet, Executor, Task, __version__
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 
@@ -24,15 +23,6 @@ class Node(Artifact):
 
 class FakeExecutor(Executor):
     default_backend = "fake"
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBackend]:
-    backend = FakeBackend()
-    previous = backends.register("fake", lambda options: backend)
-    yield backend
-    assert previous is not None
-    backends.register("fake", previous)
 
 
 @pytest.fixture

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Task, backends
+from experiments import Artifact, ArtifactSet, Task
 from experiments.backends.fake import FakeBackend
 from experiments.backends.slurm.client import parse_usage
 from experiments.cli import main as cli_main
@@ -36,15 +35,6 @@ class Cpu(Artifact):
 
     def construct(self, builder: Task) -> None:
         builder.run_command("true")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBackend]:
-    backend = FakeBackend()
-    previous = backends.register("fake", lambda options: backend)
-    yield backend
-    assert previous is not None
-    backends.register("fake", previous)
 
 
 def test_drylaunch_shows_requested_hours_per_stage_and_total(

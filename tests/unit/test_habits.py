@@ -9,27 +9,17 @@ import stat
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from experiments import ArtifactSet, backends
+from experiments import ArtifactSet
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.session import Session
 
 from .test_cli import FakeExecutor, Node
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBackend]:
-    backend = FakeBackend()
-    previous = backends.register("fake", lambda options: backend)
-    yield backend
-    assert previous is not None
-    backends.register("fake", previous)
 
 
 def _ex(tmp_path: Path, n: int = 3) -> FakeExecutor:

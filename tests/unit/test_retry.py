@@ -4,13 +4,12 @@ shown with its reason; the policy is checked in config.json."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Task, backends, config
+from experiments import Artifact, ArtifactSet, Task, config
 from experiments.backends.base import JobState, TaskStatus
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
@@ -30,15 +29,6 @@ class Big(Artifact):
 
     def construct(self, builder: Task) -> None:
         builder.run_command("true")
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBackend]:
-    backend = FakeBackend()
-    previous = backends.register("fake", lambda options: backend)
-    yield backend
-    assert previous is not None
-    backends.register("fake", previous)
 
 
 def _config(home: Path, data: object) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from experiments import ArtifactSet, backends
+from experiments import ArtifactSet
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.session import Session
@@ -18,15 +17,6 @@ from experiments.verbs import Outcome, wait
 from experiments.verbs.wait import next_interval
 
 from .test_cli import FakeExecutor, Node  # noqa: F401  (fixtures below reuse the classes)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBackend]:
-    backend = FakeBackend()
-    previous = backends.register("fake", lambda options: backend)
-    yield backend
-    assert previous is not None
-    backends.register("fake", previous)
 
 
 @pytest.fixture
