@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from experiments.backends.slurm.client import SlurmClient
+from experiments.store import Store
 
 from .helpers import run_cli
 from .slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
@@ -98,9 +99,9 @@ class Run:
         return out
 
     def jobs(self, stage: str) -> list[dict[str, object]]:
-        path = (Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / self.project / stage
-                / "jobs.json")
-        return list(json.loads(path.read_text())["jobs"])
+        """The stage's job records, through the store (jobs.json alone lags its journal)."""
+        home = Path(os.environ["EXPERIMENTS_HOME"])
+        return [r.to_dict() for r in Store(home, self.project).records(stage)]
 
     def wait_for(self, predicate: object, timeout_s: float = 120) -> float:
         start = time.monotonic()
