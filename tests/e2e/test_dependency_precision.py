@@ -131,8 +131,8 @@ def _kill_worker(spec_dir: str, index: int) -> None:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"experiments.worker" in argv and spec_dir.encode() in argv and \
-                argv[-2:] == [str(index).encode(), b""]:
+        # the worker: `python -I -S -c <bootstrap> <package dir> <spec dir> <index>`
+        if spec_dir.encode() in argv and argv[-2:] == [str(index).encode(), b""]:
             os.kill(int(pid), signal.SIGKILL)
             return
     raise AssertionError(f"no worker of task {index} of {spec_dir} is running")
