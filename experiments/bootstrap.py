@@ -46,6 +46,12 @@ def worker_argv(python: str, spec_dir: str, index: int | None = None,
     return [python, *FLAGS, "-c", BOOTSTRAP, package_parent, spec_dir, *tail]
 
 
+def serve_argv(python: str, package_parent: str = PACKAGE_PARENT) -> list[str]:
+    """The command line of a pooled local worker (``--serve``: one task per request), started
+    like every task, so a ``python`` without this package installed works as well."""
+    return [python, *FLAGS, "-c", BOOTSTRAP, package_parent, "--serve"]
+
+
 def ensure_site() -> None:
     """Add site-packages now, when a step needs an installed package (the worker starts
     without ``site``); a no-op when ``site`` already ran."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .. import _proc
+from ..bootstrap import serve_argv
 
 
 class Ending(enum.Enum):
@@ -43,8 +44,7 @@ class PooledWorker:
     """One ``experiments.worker --serve`` process, used by one launcher thread at a time."""
 
     def __init__(self, python: str, env: Mapping[str, str] | None = None) -> None:
-        self.child = _proc.spawn([python, "-m", "experiments.worker", "--serve"], env=env,
-                                 pipes=True)
+        self.child = _proc.spawn(serve_argv(python), env=env, pipes=True)
         self.alive = True
         self.command: int | None = None  # process group of the request's latest command
         self._buffer = b""  # what the worker wrote that is not yet a whole line
