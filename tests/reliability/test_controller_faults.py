@@ -176,7 +176,7 @@ def test_cancel_during_a_launch_leaves_no_live_job(tmp_path: Path, faults: Fault
         launch = _launch_in_background(script, env)
         _wait_for_calls(calls, "sbatch", 1)  # the launch is submitting
         time.sleep(0.7)
-        cancelled = run_cli(script, "cancel", env=env)
+        cancelled = run_cli(script, "cancel", "--yes", env=env)
         assert cancelled.returncode == 0, cancelled.stderr
         _, stderr = launch.communicate(timeout=300)
         time.sleep(1)
