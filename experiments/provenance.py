@@ -48,7 +48,8 @@ def new_build_id() -> str:
 _IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy"}  # as platform names them
 
 
-def _read_json(path: str) -> dict[str, Any]:
+def read_json(path: str) -> dict[str, Any]:
+    """A small JSON object written by a worker ({} when missing or unreadable)."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -59,13 +60,13 @@ def _read_json(path: str) -> dict[str, Any]:
 
 def build_id(root: str, relpath: str) -> str | None:
     """The build id in the artifact's done marker (None: not built, or built before build ids)."""
-    found = _read_json(paths.done_marker(root, relpath)).get("build_id")
+    found = read_json(paths.done_marker(root, relpath)).get("build_id")
     return found if isinstance(found, str) else None
 
 
 def read_meta(root: str, relpath: str) -> dict[str, Any]:
     """The artifact's ``.artifact.json`` (empty when missing or unreadable)."""
-    return _read_json(paths.meta_file(root, relpath))
+    return read_json(paths.meta_file(root, relpath))
 
 
 def collect(header: Mapping[str, Any], root: str, deps: Iterable[str], *, build: str,

@@ -141,7 +141,7 @@ class Build:
     def _wait_for_other(self, lock_fd: int) -> int:
         """Another worker holds the artifact's lock: wait for its build (bounded by our own time
         limit), then say what really happened instead of failing our dependents for nothing."""
-        other = str(_read_json(paths.status_file(self.root, self.relpath)).get("job")
+        other = str(provenance.read_json(paths.status_file(self.root, self.relpath)).get("job")
                     or "another job")
         budget = wait_budget_s()
         _say(f"another worker is building {self.relpath} right now ({other}); waiting up to "
@@ -164,10 +164,11 @@ class Build:
     def _after_other(self, other: str) -> int:
         """We hold the lock the other worker released: report its outcome, or build."""
         if self._built(self.relpath):
-            by = _read_json(paths.done_marker(self.root, self.relpath)).get("job") or other
+            done = provenance.read_json(paths.done_marker(self.root, self.relpath))
+            by = done.get("job") or other
             _say(f"{self.relpath} was built by {by} while we waited; nothing to do")
             return 0
-        record = _read_json(paths.status_file(self.root, self.relpath))
+        record = provenance.read_json(paths.status_file(self.root, self.relpath))
         if record.get("state") == WorkerState.FAILED.value:
             _say(f"the build of {self.relpath} by {record.get('job') or other} failed "
                  f"({record.get('error')}); not building it again here")
@@ -365,14 +366,6 @@ def _try_flock(fd: int) -> bool:
     return True
 
 
-def _read_json(path: str) -> dict[str, Any]:
-    """A small JSON object written by a worker ({} when missing or unreadable)."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _describe(step: dict[str, Any]) -> str:
