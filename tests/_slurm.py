@@ -148,49 +148,77 @@ def _unavailable(msg: str) -> None:
 def slurm_cluster() -> SlurmCluster:
     conf = os.environ.get("SLURM_CONF")
     if not (conf and _answers(conf)):
-        conf, diag = _start({})
+        conf, diag = _start(cluster_env("default"))
         if conf is None:
             _unavailable(diag)
     os.environ["SLURM_CONF"] = conf  # left set for the rest of the session
     return _cluster(conf)
 
 
-def _xdist_offset() -> int:
+def _slot() -> int:
+    """Which set of private clusters this pytest process uses: ``$EXPERIMENTS_TEST_SLOT``
+    (for several checkouts tested side by side on one machine) times ten plus the pytest-xdist
+    worker number, so no two processes ever share a private cluster's directory or ports."""
     m = re.search(r"(\d+)$", os.environ.get("PYTEST_XDIST_WORKER", ""))
-    return int(m.group(1)) if m else 0
+    return int(os.environ.get("EXPERIMENTS_TEST_SLOT") or 0) * 10 + (int(m.group(1)) if m else 0)
+
+
+#: The kinds of test cluster, with the third digit of their ports (see :func:`cluster_env`).
+_KINDS = {"default": 0, "small": 1, "faults": 2, "policed": 3}
+
+
+def cluster_env(kind: str, slot: int | None = None) -> dict[str, str]:
+    """Script environment of test cluster ``kind`` for ``slot`` (default: :func:`_slot`).
+
+    Slot 0's default and policed clusters are the script's own (/tmp/experiments-slurm, ports
+    16817-16819; /tmp/experiments-slurm-policed, 16831-16833). Every other cluster gets its own
+    directory and the ports ``17000 + 100*slot + 10*kind + 0..2``.
+    """
+    slot = _slot() if slot is None else slot
+    env = {"SLURM_TEST_POLICED": "1", "SLURM_TEST_POLICED_USERS": " ".join(TEST_USERS)} \
+        if kind == "policed" else {}
+    if slot or kind in ("small", "faults"):
+        port = 17000 + 100 * slot + 10 * _KINDS[kind]
+        suffix = f"{kind}{slot}" if kind != "default" else f"s{slot}"
+        env.update({
+            "SLURM_TEST_DIR": f"/tmp/experiments-slurm-{suffix}",
+            "SLURM_TEST_CLUSTER_NAME": f"exptest{suffix}",
+            "SLURM_TEST_CTLD_PORT": str(port),
+            "SLURM_TEST_SLURMD_PORT": str(port + 1),
+            "SLURM_TEST_DBD_PORT": str(port + 2),
+        })
+    if kind in ("small", "faults"):
+        env["SLURM_TEST_ACCOUNTING"] = "0"
+    if kind == "small":
+        env["SLURM_TEST_MAX_ARRAY_SIZE"] = "5"
+    return env
+
+
+@contextlib.contextmanager
+def _private(kind: str, stop_always: bool = False) -> Iterator[tuple[SlurmCluster, dict[str, str]]]:
+    """Start (or re-provision) test cluster ``kind``; stop it at the end if this started it."""
+    env = cluster_env(kind)
+    default_dir = "/tmp/experiments-slurm-policed" if kind == "policed" else "/tmp/experiments-slurm"
+    was_up = _answers(os.path.join(env.get("SLURM_TEST_DIR", default_dir), "slurm.conf"))
+    conf, diag = _start(env)  # also when up: the policed start re-arms its reservation
+    if conf is None:
+        _unavailable(diag)
+    try:
+        yield _cluster(conf), env
+    finally:
+        if stop_always or not was_up:
+            _script("stop", env)
 
 
 @pytest.fixture(scope="session")
 def small_array_cluster():
-    n = _xdist_offset()  # each pytest-xdist worker gets its own small cluster
-    env = {
-        "SLURM_TEST_DIR": f"/tmp/experiments-slurm-small{n}",
-        "SLURM_TEST_CLUSTER_NAME": f"exptestsmall{n}",
-        "SLURM_TEST_CTLD_PORT": str(16827 + 10 * n),
-        "SLURM_TEST_SLURMD_PORT": str(16828 + 10 * n),
-        "SLURM_TEST_DBD_PORT": str(16829 + 10 * n),
-        "SLURM_TEST_MAX_ARRAY_SIZE": "5",
-        "SLURM_TEST_ACCOUNTING": "0",
-    }
-    conf, diag = _start(env)
-    if conf is None:
-        _unavailable(diag)
-    try:
-        yield _cluster(conf)
-    finally:
-        _script("stop", env)
+    with _private("small", stop_always=True) as (cluster, _env):
+        yield cluster
 
 
-def faults_env(n: int = 0) -> dict[str, str]:
-    """Script environment of the faults cluster (pytest-xdist worker ``n`` gets its own)."""
-    return {
-        "SLURM_TEST_DIR": f"/tmp/experiments-slurm-faults{n or ''}",
-        "SLURM_TEST_CLUSTER_NAME": f"exptestfaults{n or ''}",
-        "SLURM_TEST_CTLD_PORT": str(16851 + 10 * n),  # ports 1-3 mod 10 above 16850
-        "SLURM_TEST_SLURMD_PORT": str(16852 + 10 * n),
-        "SLURM_TEST_DBD_PORT": str(16853 + 10 * n),
-        "SLURM_TEST_ACCOUNTING": "0",
-    }
+def faults_env(n: int | None = None) -> dict[str, str]:
+    """Script environment of the faults cluster (each slot gets its own)."""
+    return cluster_env("faults", n)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,19 +297,9 @@ class FaultsCluster(SlurmCluster):
 
 @pytest.fixture(scope="session")
 def faults_cluster():
-    env = faults_env(_xdist_offset())
-    conf = os.path.join(env["SLURM_TEST_DIR"], "slurm.conf")
-    was_up = _answers(conf)
-    started, diag = _start(env)
-    if started is None:
-        _unavailable(diag)
-    base = _cluster(started)
-    try:
+    with _private("faults") as (base, env):
         yield FaultsCluster(conf=base.conf, env=base.env, max_array_size=base.max_array_size,
                             script_env=env)
-    finally:
-        if not was_up:
-            _script("stop", env)
 
 
 TEST_USERS = ("expuser1", "expuser2")
@@ -312,32 +330,13 @@ def test_users() -> tuple[str, ...]:
     return TEST_USERS
 
 
-def policed_env(n: int = 0) -> dict[str, str]:
-    """Script environment of the policed cluster (pytest-xdist worker ``n`` gets its own)."""
-    env = {"SLURM_TEST_POLICED": "1", "SLURM_TEST_POLICED_USERS": " ".join(TEST_USERS)}
-    if n:  # ports 1-3 mod 10: no clash with the small clusters' 7-9 mod 10
-        env.update({
-            "SLURM_TEST_DIR": f"/tmp/experiments-slurm-policed{n}",
-            "SLURM_TEST_CLUSTER_NAME": f"exptestpoliced{n}",
-            "SLURM_TEST_CTLD_PORT": str(16831 + 10 * n),
-            "SLURM_TEST_SLURMD_PORT": str(16832 + 10 * n),
-            "SLURM_TEST_DBD_PORT": str(16833 + 10 * n),
-        })
-    return env
+def policed_env(n: int | None = None) -> dict[str, str]:
+    """Script environment of the policed cluster (each slot gets its own)."""
+    return cluster_env("policed", n)
 
 
 @pytest.fixture(scope="session")
 def policed_cluster(test_users: tuple[str, ...]):
-    env = policed_env(_xdist_offset())
-    conf = os.path.join(env.get("SLURM_TEST_DIR", "/tmp/experiments-slurm-policed"), "slurm.conf")
-    was_up = _answers(conf)
-    conf_started, diag = _start(env)  # also when up: re-provisions, re-arms the reservation
-    if conf_started is None:
-        _unavailable(diag)
-    base = _cluster(conf_started)
-    try:
+    with _private("policed") as (base, _env):
         yield PolicedCluster(conf=base.conf, env=base.env, max_array_size=base.max_array_size,
                              users=test_users)
-    finally:
-        if not was_up:
-            _script("stop", env)
