@@ -38,7 +38,10 @@ def _environment() -> Any:
 
 
 def _hours(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}"
+    """Hours to one decimal; "<0.1" for a little, so "nothing" and "not known" stay apart."""
+    if value is None:
+        return "—"
+    return "<0.1" if 0 < value < 0.05 else f"{value:,.1f}"
 
 
 def _clean(value: Any) -> Any:

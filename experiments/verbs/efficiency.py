@@ -37,6 +37,7 @@ class TaskEfficiency:
     cpu_s: float | None
     max_rss_mb: float | None
     mem_mb: int | None
+    gpus: int = 0
 
     @property
     def time_used(self) -> float | None:
@@ -77,6 +78,17 @@ class StageEfficiency:
         limits = [t.time_s for t in self.tasks]
         return None if any(v is None for v in limits) else sum(
             v or 0 for v in limits) / 3600
+
+    @property
+    def used_cpu_h(self) -> float | None:
+        """CPU time the tasks used (None when accounting gathers no CPU time)."""
+        values = [t.cpu_s for t in self.tasks if t.cpu_s is not None]
+        return sum(values) / 3600 if values else None
+
+    @property
+    def used_gpu_h(self) -> float:
+        """GPU-hours held: a task keeps its GPUs for its whole run."""
+        return sum(t.elapsed_s * t.gpus for t in self.tasks) / 3600
 
     @property
     def peak_mem_mb(self) -> float | None:
@@ -126,7 +138,7 @@ def efficiency(session: Session, stages: Sequence[str] | None = None) -> Efficie
                     continue
                 by_stage[rec.stage].tasks.append(TaskEfficiency(
                     f"{rec.job_id}_{i}", relpath, u.state, u.elapsed_s, res.time_s, res.cpus,
-                    u.cpu_s, u.max_rss_mb, res.mem_mb))
+                    u.cpu_s, u.max_rss_mb, res.mem_mb, res.gpus))
     if not any(s.tasks for s in report.stages) and not report.warnings:
         report.warnings.append("accounting knows no task of these stages that has run")
     return report
