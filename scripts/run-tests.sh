@@ -15,4 +15,4 @@ python3 -m ruff check experiments tests bench examples
 python3 -m mypy experiments
 eval "$(bash scripts/slurm-test-cluster.sh start)"
 export SLURM_CONF
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+exec python3 -m pytest -q -p no:cacheprovider --durations=25 "$@"
