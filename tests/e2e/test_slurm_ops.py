@@ -107,6 +107,7 @@ for i in $(seq 300); do sleep 1; done
 '''
 
 
+@pytest.mark.long_wait
 def test_checkpoint_signal_before_a_real_time_limit_then_requeue(
         tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
     """Limit 2 min, signal 60 s before (Slurm may send it up to 60 s early): the first attempt
@@ -158,6 +159,7 @@ def test_efficiency_from_one_real_sacct_call(tmp_path: Path, slurm_cluster: obje
         cancel_all(env["PROJECT"])
 
 
+@pytest.mark.long_wait
 def test_retry_failed_escalates_time_after_a_real_timeout(
         tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
     (experiments_home / "config.json").write_text(json.dumps({
