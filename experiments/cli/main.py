@@ -29,6 +29,8 @@ from ..session import Session
 from ..status import ArtifactState
 from ..store import JobRecord, Store
 from . import render
+from .config_cmd import config_group
+from .options import common as _common
 
 if TYPE_CHECKING:
     from ..executor import Executor
@@ -55,18 +57,6 @@ Documentation: the docs/ folder (mkdocs serve).
 
 class UsageProblem(ExperimentsError):
     """The command line cannot be carried out as typed (exit code 2)."""
-
-
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every verb accepts (also before the verb)."""
-    fn = click.option("--local", is_flag=True, default=None,
-                      help="Run on this machine instead of Slurm.")(fn)
-    fn = click.option("--workers", type=click.IntRange(min=1), default=None,
-                      help="Local runs: at most N artifacts at once, on top of the "
-                           "machine's CPUs, GPUs and memory (default: no extra cap).")(fn)
-    fn = click.option("--artifact-path", default=None, help="Override the artifact root.")(fn)
-    fn = click.option("--code-path", default=None, help="Override the code directory.")(fn)
-    return fn
 
 
 class _State:
@@ -653,7 +643,7 @@ def init(path: str) -> None:
 
 _INVOCATION: dict[str, list[str]] = {}
 _COMMANDS = (launch, drylaunch, status, wait, history, cat, logs_command, efficiency, cancel,
-             invalidate, gc, table_cmd, report_cmd, serve)
+             invalidate, gc, table_cmd, report_cmd, serve, config_group)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:
