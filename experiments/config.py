@@ -256,7 +256,7 @@ def _site_data(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path) -> dict[str, Any]:
     """A config file's parsed JSON; unreadable or not UTF-8 is a ConfigError naming it."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -268,7 +268,7 @@ def _read(path: Path) -> Any:
     data = parse_json(text, str(path))
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a JSON object, like the default config")
-    return data
+    return dict(data)
 
 
 def _create_default(path: Path) -> None:
