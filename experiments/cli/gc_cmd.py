@@ -29,8 +29,8 @@ _WHAT = {Kind.LOG: "task log(s)", Kind.SPEC: "spec folder(s)",
               metavar="DAYS", help="Keep what was in use within this many days.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @click.option("--json", "as_json", is_flag=True, help="Print what was removed as JSON.")
-@click.option("--snapshots", is_flag=True, default=True, hidden=True,
-              help="Accepted for compatibility: snapshots are always collected.")
+@click.option("--snapshots", is_flag=True, default=True,
+              help="Accepted for compatibility: code snapshots are always collected.")
 @common
 @click.pass_obj
 def gc(state: _State, /, older_than: float, dry_run: bool, as_json: bool, snapshots: bool,
