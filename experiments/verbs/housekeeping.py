@@ -16,7 +16,9 @@ What goes, for the session's project, once it is older than ``older_than_days``:
 * **code snapshots** no live job uses (:func:`.code_snapshots.gc`, every project of the home).
 
 Never touched: anything of a live job — queued or running per the scheduler, being submitted,
-or whose scheduler cannot be asked (we cannot tell) — nor files no record names. A launch may
+whose scheduler cannot be asked (we cannot tell), or whose record does not hold every task's
+end — nor files no record names. ``--dry-run`` judges exactly as the real run (the ends it
+would record are kept in memory). A launch may
 run meanwhile: its jobs are recorded as being submitted before their files matter, and the
 markers it moves aside are new.
 """
@@ -27,7 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
 
@@ -35,7 +37,7 @@ from .. import paths
 from ..backends.base import TaskKey
 from ..session import Session
 from ..snapshots import GcResult
-from ..status import Live, live_artifacts
+from ..status import Live, ended_entry, live_artifacts
 from ..store import JobRecord, RecordState, now_iso
 from ..tracking import record_endings, root_of
 from .code_snapshots import gc as gc_snapshots
@@ -88,8 +90,11 @@ def collect(session: Session, *, older_than_days: float, dry_run: bool = False) 
     records = session.records()
     live = session.live(records)
     report.warnings.extend(live.warnings())
-    if not dry_run:  # history keeps each end before the files go
-        records = record_endings(session.store, records, live, session.experiment.artifact_path)
+    root = session.experiment.artifact_path
+    if dry_run:  # what the real run would record, kept in memory
+        records = [_seen_ended(rec, live, root) for rec in records]
+    else:  # history keeps each end before the files go
+        records = record_endings(session.store, records, live, root)
     _jobs(session, records, live, cutoff, report)
     _markers(session, records, live, cutoff, report)
     _detached(session, records, live, cutoff, report)
@@ -100,6 +105,17 @@ def collect(session: Session, *, older_than_days: float, dry_run: bool = False) 
 
 
 # ------------------------------------------------------------------------------ jobs
+
+
+def _seen_ended(record: JobRecord, live: Live, default_root: str) -> JobRecord:
+    """The record with the ends ``record_endings`` would write now (nothing is written)."""
+    if not record.job_id:
+        return record
+    root = root_of(record) or default_root
+    seen = {str(i): e for i in range(len(record.tasks))
+            if (e := ended_entry(record, i, live, root)) is not None}
+    return replace(record, ended={**seen, **record.ended}) if seen else record
+
 
 
 def liveness(record: JobRecord, live: Live) -> str:
@@ -119,11 +135,17 @@ def why_kept(record: JobRecord, live: Live, cutoff: float) -> str:
     """Why a job's logs and spec must stay ('' when they may go)."""
     if why := liveness(record, live):
         return why
-    if record.job_id and any(str(i) not in record.ended for i in range(len(record.tasks))):
+    if _unended(record):
         return "its end is not recorded yet"
     if _last_sign_of_life(record) > cutoff:
         return "ended recently"
     return ""
+
+
+def _unended(record: JobRecord) -> bool:
+    """A submitted job whose record does not hold every task's end yet."""
+    return bool(record.job_id) and any(str(i) not in record.ended
+                                       for i in range(len(record.tasks)))
 
 
 def _last_sign_of_life(record: JobRecord) -> float:
@@ -190,7 +212,7 @@ def _markers(session: Session, records: Sequence[JobRecord], live: Live, cutoff:
              report: GcReport) -> None:
     """Moved-aside done markers older than the cutoff, of artifacts no live task builds."""
     busy = set(live_artifacts(records, live))
-    busy |= {a for r in records if liveness(r, live) for a, _ in r.tasks}
+    busy |= {a for r in records if liveness(r, live) or _unended(r) for a, _ in r.tasks}
     for root, artifact_id, relpath in _artifact_dirs(session, records):
         if artifact_id in busy:
             continue
