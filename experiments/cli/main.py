@@ -28,7 +28,12 @@ from ..overrides import parse_overrides
 from ..session import Session
 from ..status import ArtifactState
 from ..store import JobRecord, Store
+from ..verbs.housekeeping import missing_log_note
+from ..verbs.site import run_here_warnings
 from . import render
+from .config_cmd import config_group
+from .gc_cmd import gc
+from .options import common as _common
 
 if TYPE_CHECKING:
     from ..executor import Executor
@@ -55,18 +60,6 @@ Documentation: the docs/ folder (mkdocs serve).
 
 class UsageProblem(ExperimentsError):
     """The command line cannot be carried out as typed (exit code 2)."""
-
-
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every verb accepts (also before the verb)."""
-    fn = click.option("--local", is_flag=True, default=None,
-                      help="Run on this machine instead of Slurm.")(fn)
-    fn = click.option("--workers", type=click.IntRange(min=1), default=None,
-                      help="Local runs: at most N artifacts at once, on top of the "
-                           "machine's CPUs, GPUs and memory (default: no extra cap).")(fn)
-    fn = click.option("--artifact-path", default=None, help="Override the artifact root.")(fn)
-    fn = click.option("--code-path", default=None, help="Override the code directory.")(fn)
-    return fn
 
 
 class _State:
@@ -219,6 +212,7 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
            as_json: bool, retry_failed: bool, **opts: Any) -> None:
     session = state.session(**opts)
     overrides = parse_overrides(sets, session.experiment.stages)
+    render.warnings(run_here_warnings(session))
     if detach:
         _detach(state, session)
         return
@@ -294,6 +288,7 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
     from ..verbs.cost import plan_cost
 
     session = state.session(**opts)
+    render.warnings(run_here_warnings(session))
     dry = verbs.drylaunch(session, list(stages) or None, with_deps=with_deps,
                           validate=validate,
                           overrides=parse_overrides(sets, session.experiment.stages),
@@ -404,12 +399,13 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, 
         if not wanted:
             render.out.print(f"`cat {record.job_id}_<index>` shows one task's log.")
         for i in wanted:
-            render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full)
+            render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full,
+                            gone=missing_log_note(record))
         return
     path = record.log_path(index)
     render.task_line(view, index)
     shown = render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
-                            full=full)
+                            full=full, gone=missing_log_note(record))
     if follow:
         _follow(session, record, index, path, shown)
 
@@ -440,7 +436,7 @@ def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...],
         for a in found:
             render.log_file(a.log, f"{a.task} {a.record.tasks[a.index][1]} "
                                    f"[{a.record.stage}]: {a.view.detail if a.view else ''}",
-                            full=full)
+                            full=full, gone=missing_log_note(a.record))
         render.out.print(f"{len(found)} failed artifact(s).", markup=False)
         return
     if selector is None:
@@ -456,7 +452,8 @@ def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...],
         now = f", {a.view.state.value}" if a.view else ""
         shown = render.log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} "
                                        f"[{a.record.stage}] submitted "
-                                       f"{a.record.submitted_at[:19]}{now}", full=full)
+                                       f"{a.record.submitted_at[:19]}{now}", full=full,
+                                 gone=missing_log_note(a.record))
     last = found[-1]
     if follow and last.view and last.view.state in (ArtifactState.QUEUED, ArtifactState.RUNNING):
         _follow(session, last.record, last.index, last.log, shown)
@@ -619,23 +616,6 @@ def invalidate(state: _State, /, stages: tuple[str, ...], where: tuple[str, ...]
     render.out.print(f"Moved {len(found.moved)} done marker(s) aside; `launch` rebuilds them.")
 
 
-@click.command(help="Remove code snapshots unused for --older-than days; never one a live job "
-                    "still runs in.", short_help="Remove old code snapshots.")
-@click.option("--snapshots", is_flag=True, default=True,
-              help="Collect code snapshots (the default, and for now the only kind).")
-@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              metavar="DAYS", help="Keep snapshots used within this many days.")
-@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-@_common
-@click.pass_obj
-def gc(state: _State, /, snapshots: bool, older_than: float, dry_run: bool,
-       **opts: Any) -> None:
-    result, warnings = verbs.gc_snapshots(state.session(**opts), older_than_days=older_than,
-                                          dry_run=dry_run)
-    render.warnings(warnings)
-    render.gc_result(result, older_than)
-
-
 def can_ask() -> bool:
     """True when someone is at a terminal to answer a question (never in a pipe or a job)."""
     return sys.stdin.isatty() and sys.stdout.isatty()
@@ -653,7 +633,7 @@ def init(path: str) -> None:
 
 _INVOCATION: dict[str, list[str]] = {}
 _COMMANDS = (launch, drylaunch, status, wait, history, cat, logs_command, efficiency, cancel,
-             invalidate, gc, table_cmd, report_cmd, serve)
+             invalidate, gc, table_cmd, report_cmd, serve, config_group)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:

@@ -314,14 +314,16 @@ def log(title: str, text: str) -> None:
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
-def log_file(path: Path, title: str, *, full: bool = False) -> int:
+def log_file(path: Path, title: str, *, full: bool = False, gone: str | None = None) -> int:
     """A task's log under a rule with ``title``, streamed in bounded memory (its last lines
-    unless ``full``); returns the byte offset shown up to, for following it."""
+    unless ``full``); returns the byte offset shown up to, for following it. ``gone`` says why
+    a missing log is missing (default: the task has not started)."""
     _title(title)
     try:
         return logs.show(path, out.file, full=full).end
     except FileNotFoundError:
-        out.out(f"(no log yet at {path}: the task has not started)", highlight=False)
+        out.out(f"(no log at {path}: {gone})" if gone else
+                f"(no log yet at {path}: the task has not started)", highlight=False)
         return 0
 
 
