@@ -22,13 +22,13 @@ from rich.markup import escape
 from .. import __version__, _registry, logs, verbs
 from .. import config as config_mod
 from ..backends import local_detach
-from ..errors import ExperimentsError
+from ..errors import ExperimentsError, LaunchIncomplete
 from ..launching import EventKind, LaunchEvent
 from ..overrides import parse_overrides
 from ..session import Session
 from ..status import ArtifactState
 from ..store import JobRecord, Store
-from . import render
+from . import launch_report, render
 
 if TYPE_CHECKING:
     from ..executor import Executor
@@ -181,6 +181,8 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
         if event.kind is EventKind.START:
             handle["id"] = bar.add_task("build", total=event.total, failed=0)
             handle["failed"] = 0
+        elif event.kind is EventKind.WAITING:
+            launch_report.print_waiting(event)
         elif event.kind is EventKind.TASK_ENDED and "id" in handle:
             if event.state is not None and event.state.value != "completed":
                 handle["failed"] += 1
@@ -229,7 +231,11 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
                             rebuild_stale=rebuild_stale, retry_failed=retry_failed)
 
     if as_json:
-        result = run(None)
+        try:
+            result = run(None)
+        except LaunchIncomplete as exc:
+            render.as_json(launch_report.incomplete_json(exc))
+            sys.exit(exc.exit_code)
         render.as_json({**render.launch_json(result), "changes": result.changes})
     else:
         with render.progress_bar() as bar:
@@ -667,7 +673,7 @@ def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = Non
         return EXIT_USAGE
     except ExperimentsError as exc:
         render.error(str(exc))
-        return 1
+        return int(getattr(exc, "exit_code", 1))  # LaunchIncomplete: 4
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
