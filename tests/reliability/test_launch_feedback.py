@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._slurm import FaultsCluster
+from tests._slurm import FaultsCluster, PolicedCluster
 from tests.e2e.helpers import run_cli
 from tests.e2e.slurm_helpers import cancel_all, count_calls, wrap
 from tests.reliability.test_slurm_reliability import _records
@@ -38,7 +38,8 @@ from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
 class A(Artifact):
     i: int
     def get_requirements(self):
-        return {"partition": "cpu", "time": "5:00", "begin": "now+3600"}  # stays queued
+        return {"partition": os.environ.get("PARTITION", "cpu"), "time": "5:00",
+                "begin": "now+3600"}  # stays queued
     def construct(self, builder: Task):
         builder.run_command("true")
 
@@ -46,7 +47,8 @@ class A(Artifact):
 class B(Artifact):
     a: A
     def get_requirements(self):
-        return {"partition": os.environ.get("B_PARTITION", "cpu"), "time": "5:00"}
+        return {"partition": os.environ.get("B_PARTITION", os.environ.get("PARTITION", "cpu")),
+                "time": "5:00"}
     def construct(self, builder: Task):
         builder.run_command("true")
 
@@ -107,6 +109,49 @@ def test_a_launch_refused_part_way_says_what_is_queued_and_what_to_run(
         assert records["b"]["depends_on"] == [a_id] and len(records["b"]["tasks"]) == 3
         assert "Submitted 1 job(s) for 3 artifact(s)" in again.stdout
     finally:
+        cancel_all(project)
+
+
+# The second sbatch of the launch finds the user's submit allowance (QOS MaxSubmitJobsPerUser=100
+# on the policed cluster) used up by another submission of the same user made just before it:
+# a race no planning can foresee. The wrapper makes that submission, then runs the real sbatch.
+FILL_BEFORE_SECOND = '''if [ "$(grep -c '^sbatch ' {log})" = 2 ]; then
+  n=$(squeue --me -h -r | wc -l)
+  "$REAL" --parsable -J {project}-filler --begin=now+3600 -o /dev/null -t 5 \\
+      --array=0-$((99 - n)) --wrap true >/dev/null
+fi
+exec "$REAL" "$@"'''
+
+
+def test_a_launch_refused_at_the_submit_limit_part_way_can_be_completed_later(
+        tmp_path: Path, policed_cluster: PolicedCluster, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    monkeypatch.setenv("SLURM_CONF", policed_cluster.conf)
+    project = f"f{uuid.uuid4().hex[:8]}"
+    body = FILL_BEFORE_SECOND.replace("{log}", str(tmp_path / "calls.log")).replace(
+        "{project}", project)
+    script, env, calls = _project(tmp_path, sbatch=body, PROJECT=project, PARTITION="short")
+    try:
+        refused = run_cli(script, "launch", env=env)
+        assert refused.returncode == 4, refused.stdout + refused.stderr
+        text = " ".join(refused.stderr.split())
+        assert "QOSMaxSubmitJobPerUserLimit" in text
+        [a_job] = _records(project)
+        assert f"job {a_job['job_id']} [stage a, tier 0]: 3 artifact(s)" in text
+        assert "Not submitted: 3 artifact(s) of stage b (tier 1)." in text
+        policed_cluster.run("scancel", f"--name={project}-filler")
+        deadline = time.monotonic() + 60
+        while policed_cluster.run("squeue", "-h", "-n", f"{project}-filler").stdout.strip():
+            assert time.monotonic() < deadline, "the filler jobs stay"
+            time.sleep(0.3)
+        again = run_cli(script, "launch", env=env)
+        assert again.returncode == 0, again.stderr
+        records = {r["stage"]: r for r in _records(project)}
+        assert len(records) == 2 and records["a"]["job_id"] == a_job["job_id"]
+        assert records["b"]["depends_on"] == [str(a_job["job_id"])]
+        assert count_calls(calls, "sbatch") == 3  # a, the refused b, and b again: no twin
+    finally:
+        policed_cluster.run("scancel", f"--name={project}-filler", check=False)
         cancel_all(project)
 
 
