@@ -59,8 +59,9 @@ def me(job: str) -> dict[str, Any]:
 
 
 def describe(owner: dict[str, Any]) -> str:
-    """``job 12_3 (pid 4242 on node7)`` for messages."""
-    return f"{owner.get('job') or 'a worker'} (pid {owner.get('pid')} on {owner.get('host')})"
+    """``12_3 (pid 4242 on node7)`` for messages."""
+    where = f" (pid {owner['pid']} on {owner.get('host')})" if owner.get("pid") else ""
+    return f"{owner.get('job') or 'a worker'}{where}"
 
 
 class ArtifactLock:
@@ -128,7 +129,12 @@ class ArtifactLock:
             try:
                 fd = os.open(self.file_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
             except FileExistsError:
-                raw = _read(self.file_path)
+                try:
+                    raw = _read(self.file_path)
+                except PermissionError:  # another account's: it cannot be judged from here
+                    self.holder = {"job": f"another account's worker ({self.file_path} is "
+                                          "not readable here)"}
+                    return False
                 if raw is None:  # gone in between: try again
                     continue
                 owner = _parse(raw)
@@ -143,6 +149,7 @@ class ArtifactLock:
                 raise LockError(exc.errno, f"cannot create the lock file {self.file_path}: "
                                 f"{os.strerror(exc.errno or 0)}") from None
             try:
+                os.fchmod(fd, 0o644)  # who holds it is no secret: any builder may judge it
                 os.write(fd, data)
                 os.fsync(fd)
             finally:
