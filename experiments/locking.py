@@ -104,9 +104,13 @@ class ArtifactLock:
     # -- flock ------------------------------------------------------------------------------
     def _flock(self) -> bool | None:
         """True/False from flock; None when flock is unsupported here (switches to a file)."""
-        try:
-            if self._fd is None:
+        if self._fd is None:
+            try:
                 self._fd = os.open(self.flock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise LockError(exc.errno, f"cannot open {self.flock_path}: "
+                                f"{os.strerror(exc.errno or 0)}") from None
+        try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError as exc:

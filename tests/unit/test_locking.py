@@ -192,3 +192,14 @@ def test_an_unexpected_flock_error_fails_loudly(tmp_path: Path) -> None:
     assert "cannot lock" in res.stdout and "Input/output error" in res.stdout
     assert _status(spec)["state"] == "failed"
     assert not (spec.art() / ".done").exists()
+
+
+def test_a_lock_that_cannot_be_opened_fails_loudly_not_busy(tmp_path: Path) -> None:
+    """``.lock`` is a directory here (EISDIR): the task fails naming it, never "busy"."""
+    spec = _write(tmp_path, [_builder(tmp_path)])
+    (spec.art() / ".lock").mkdir(parents=True)
+    res = subprocess.run([sys.executable, "-m", "experiments.worker", spec.dir, "0"],
+                         capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=_env())
+    assert res.returncode == 1, res.stdout
+    assert f"cannot open {spec.art() / '.lock'}: Is a directory" in res.stdout
+    assert "another worker is building" not in res.stdout and not (spec.art() / ".done").exists()
