@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from ..backends.waits import SubmitWait, WaitPhase
 from ..errors import LaunchIncomplete
-from ..launching import LaunchEvent
+from ..launching import EventKind, LaunchEvent
 from . import render
 
 
@@ -52,6 +52,12 @@ def waiting_line(event: LaunchEvent) -> str:
 def print_waiting(event: LaunchEvent) -> None:
     """One line per wait, above the progress bar."""
     render.out.print(f"[yellow]{escape(waiting_line(event))}[/]", soft_wrap=True)
+
+
+def waits_to_stderr(event: LaunchEvent) -> None:
+    """``launch --json``'s progress: only the waits, on stderr (stdout holds the JSON)."""
+    if event.kind is EventKind.WAITING:
+        render.err.print(escape(waiting_line(event)), soft_wrap=True)
 
 
 def incomplete_json(exc: LaunchIncomplete) -> dict[str, object]:

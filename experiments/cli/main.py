@@ -232,7 +232,7 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
 
     if as_json:
         try:
-            result = run(None)
+            result = run(launch_report.waits_to_stderr)
         except LaunchIncomplete as exc:
             render.as_json(launch_report.incomplete_json(exc))
             sys.exit(exc.exit_code)

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -168,24 +169,31 @@ def faults(faults_cluster: FaultsCluster, monkeypatch: pytest.MonkeyPatch
 
 
 class _Lines:
-    """A launcher in the background whose stdout lines are collected as they come."""
+    """A launcher in the background whose output lines are collected as they come (the
+    waiting lines: stdout, or stderr with ``--json``)."""
 
-    def __init__(self, script: Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(script), "launch", "a"],
+    def __init__(self, script: Path, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(script), "launch", "a", *args],
                                      cwd=script.parent, text=True,
                                      env={**os.environ, "COLUMNS": "300", **env},
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.errors: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(pipe, into), daemon=True)
+                         for pipe, into in ((self.proc.stdout, self.lines),
+                                            (self.proc.stderr, self.errors))]
+        for reader in self._readers:
+            reader.start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
+    @staticmethod
+    def _read(pipe: IO[str] | None, into: list[str]) -> None:
+        assert pipe is not None
+        for line in pipe:
+            into.append(line.rstrip("\n"))
 
     def waiting(self) -> list[str]:
-        return [ln for ln in self.lines if ln.startswith("Slurm is slow to accept")]
+        return [ln for ln in self.lines + self.errors
+                if ln.startswith("Slurm is slow to accept")]
 
     def wait_for_waiting(self, n: int, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
@@ -195,13 +203,15 @@ class _Lines:
             time.sleep(0.2)
 
     def finish(self, timeout_s: float = 300) -> tuple[int, str]:
-        _, stderr = self.proc.communicate(timeout=timeout_s)
-        self._reader.join(timeout=10)
-        return self.proc.returncode, stderr
+        code = self.proc.wait(timeout=timeout_s)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        return code, "\n".join(self.errors)
 
 
+@pytest.mark.parametrize("as_json", [False, True])
 def test_launch_prints_what_it_waits_for_while_the_queue_is_full(
-        tmp_path: Path, faults: FaultsCluster) -> None:
+        tmp_path: Path, faults: FaultsCluster, as_json: bool) -> None:
     script, env, _ = _project(tmp_path)
     project = env["PROJECT"]
     try:
@@ -209,7 +219,7 @@ def test_launch_prints_what_it_waits_for_while_the_queue_is_full(
             faults.run("sbatch", "-J", f"{project}-filler", "--begin=now+3600", "-o",
                        "/dev/null", "--wrap", "true")
         with faults.queue_full():
-            launch = _Lines(script, env)
+            launch = _Lines(script, env, *(["--json"] if as_json else []))
             launch.wait_for_waiting(2)  # sbatch retries by itself; we report it as it goes
         code, stderr = launch.finish()
         assert code == 0, stderr
@@ -220,7 +230,11 @@ def test_launch_prints_what_it_waits_for_while_the_queue_is_full(
             'and retrying"' in first
         assert "Next: sbatch is stopped at " in first
         assert "then the job is looked up by name and submitted again (attempt 2 of 4)" in first
-        assert any("Submitted 1 job(s) for 3 artifact(s)" in ln for ln in launch.lines)
+        if as_json:  # the waits went to stderr; stdout is the JSON document alone
+            assert first in launch.errors
+            assert len(json.loads("\n".join(launch.lines))["jobs"]) == 1
+        else:
+            assert any("Submitted 1 job(s) for 3 artifact(s)" in ln for ln in launch.lines)
         assert len(_records(project)) == 1
     finally:
         cancel_all(project)
