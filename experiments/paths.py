@@ -11,6 +11,8 @@ Artifact tree (under the executor's ``artifact_path``)::
                                a done marker moved aside by ``invalidate`` or
                                ``launch --rebuild-stale`` (the results stay where they are)
     <relpath>/.lock            held (flock) by the worker building it
+    <relpath>/.build-lock      where flock is unsupported: created (O_EXCL) by the worker
+                               building it, naming its job, host and pid (see ``locking``)
 
 Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
 
@@ -40,6 +42,7 @@ META = ".artifact.json"
 STATUS = ".status.json"
 CHECKPOINT = ".checkpoint"  # EXPERIMENTS_CHECKPOINT_DIR: kept across attempts
 LOCK = ".lock"
+BUILD_LOCK = ".build-lock"  # the lock file used where flock is not supported
 INVALIDATED = ".done.invalidated-"  # + a UTC time stamp such as 20261129T143000Z
 SPEC_TASKS = "tasks.jsonl"
 SPEC_INDEX = "tasks.idx"
@@ -83,6 +86,11 @@ def meta_file(root: str, relpath: str) -> str:
 
 def lock_file(root: str, relpath: str) -> str:
     return os.path.join(root, relpath, LOCK)
+
+
+def lock_file_fallback(root: str, relpath: str) -> str:
+    """The exclusive-create lock file a worker uses where ``flock`` is not supported."""
+    return os.path.join(root, relpath, BUILD_LOCK)
 
 
 def invalidated_marker(root: str, relpath: str, stamp: str) -> str:

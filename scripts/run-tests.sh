@@ -11,6 +11,10 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test,gcs,dev,do
 if ! command -v chromium >/dev/null || ! [ -x /usr/bin/chromedriver ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
+# Syscall faults (flock failing as on Lustre without flock) are injected with strace -e inject.
+if ! command -v strace >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
+fi
 python3 -m ruff check experiments tests bench examples
 python3 -m mypy experiments
 eval "$(bash scripts/slurm-test-cluster.sh start)"

@@ -22,7 +22,7 @@ from rich.markup import escape
 from .. import __version__, _registry, logs, verbs
 from .. import config as config_mod
 from ..backends import local_detach
-from ..errors import ExperimentsError
+from ..errors import ExperimentsError, LaunchIncomplete
 from ..launching import EventKind, LaunchEvent
 from ..overrides import parse_overrides
 from ..session import Session
@@ -30,7 +30,7 @@ from ..status import ArtifactState
 from ..store import JobRecord, Store
 from ..verbs.housekeeping import missing_log_note
 from ..verbs.site import run_here_warnings
-from . import render
+from . import launch_report, render
 from .config_cmd import config_group
 from .gc_cmd import gc
 from .options import common as _common
@@ -174,6 +174,8 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
         if event.kind is EventKind.START:
             handle["id"] = bar.add_task("build", total=event.total, failed=0)
             handle["failed"] = 0
+        elif event.kind is EventKind.WAITING:
+            launch_report.print_waiting(event)
         elif event.kind is EventKind.TASK_ENDED and "id" in handle:
             if event.state is not None and event.state.value != "completed":
                 handle["failed"] += 1
@@ -223,7 +225,11 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
                             rebuild_stale=rebuild_stale, retry_failed=retry_failed)
 
     if as_json:
-        result = run(None)
+        try:
+            result = run(launch_report.waits_to_stderr)
+        except LaunchIncomplete as exc:
+            render.as_json(launch_report.incomplete_json(exc))
+            sys.exit(exc.exit_code)
         render.as_json({**render.launch_json(result), "changes": result.changes})
     else:
         with render.progress_bar() as bar:
@@ -647,7 +653,7 @@ def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = Non
         return EXIT_USAGE
     except ExperimentsError as exc:
         render.error(str(exc))
-        return 1
+        return int(getattr(exc, "exit_code", 1))  # LaunchIncomplete: 4
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

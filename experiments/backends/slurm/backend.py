@@ -20,7 +20,7 @@ from ..._faults import crash_point
 from ...bootstrap import PACKAGE_PARENT
 from ...config import Config
 from ...errors import SubmissionError
-from ...launching import LaunchContext
+from ...launching import EventKind, LaunchContext, LaunchEvent
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
 from ...store import JobRecord
@@ -34,6 +34,7 @@ from ..base import (
     TaskUsage,
     common_resources,
 )
+from ..waits import OnWait, SubmitWait
 from . import budget, deps
 from .client import SlurmClient, SubmissionUncertain
 from .options import option_text, slurm_options
@@ -111,20 +112,23 @@ class SlurmBackend:
                               [a.group.resources.max_parallel for a in arrays], ctx.max_running)
         done_in_group: dict[int, int] = {}
         ids: list[str] = []
-        for arr, share in zip(arrays, shares, strict=True):
+        for n, (arr, share) in enumerate(zip(arrays, shares, strict=True)):
             chunk_no = done_in_group.get(arr.group_no, 0)
             done_in_group[arr.group_no] = chunk_no + 1
             after = ids[share.after] if share.after is not None else None
-            record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after)
+            record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after,
+                                        position=(n + 1, len(arrays)))
             by_ref[arr.ref] = record
             ids.append(record.job_id or "")
         return ctx.submitted
 
     def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
                       by_ref: Mapping[str, JobRecord], throttle: int | None = None,
-                      after: str | None = None) -> JobRecord:
+                      after: str | None = None, position: tuple[int, int] = (1, 1)
+                      ) -> JobRecord:
         """Submit one array (``throttle``: its share of the launch's budget; ``after``: a job
-        it must also wait for, to keep that budget) and return its record."""
+        it must also wait for, to keep that budget; ``position``: n of m submissions, for the
+        progress reported while Slurm is slow) and return its record."""
         group = arr.group
         name = ctx.job_name(group, arr.group_no, chunk_no)
         upstream = [by_ref[r] for r in arr.upstream if r in by_ref]
@@ -143,7 +147,8 @@ class SlurmBackend:
         extra = [f"--dependency={','.join(waits)}"] if waits else []
         crash_point("before-sbatch")
         try:
-            job_id = self.client.submit(script, job_name=name, extra_args=extra)
+            job_id = self.client.submit(script, job_name=name, extra_args=extra,
+                                        on_wait=_waiting(ctx, job.record, position))
         except SubmissionUncertain:  # may exist: keep the intent for the next launch
             raise
         except SubmissionError:  # refused for sure: the intent must not linger
@@ -201,6 +206,15 @@ class SlurmBackend:
         MessageTimeout of it answering again; wait that long (plus a margin) before trusting
         a look-up that found nothing."""
         return self.client.settle()
+
+
+def _waiting(ctx: LaunchContext, record: JobRecord, position: tuple[int, int]) -> OnWait:
+    """Pass the client's waits on as the launch's progress, naming the submission."""
+    def report(wait: SubmitWait) -> None:
+        ctx.progress(LaunchEvent(EventKind.WAITING, total=position[1], record=record,
+                                 wait=wait, position=position[0]))
+
+    return report
 
 
 def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:

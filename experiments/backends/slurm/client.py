@@ -33,11 +33,12 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ..base import JobState, TaskStatus, TaskUsage
+from ..waits import OnWait, SubmitWait, WaitPhase
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -214,13 +215,32 @@ class _Transient:
     message: str
 
 
+@dataclass
+class _Watch:
+    """Reports the waits of one submission (``submit``'s ``on_wait``); silent without one."""
+
+    job_name: str
+    attempts: int
+    on_wait: OnWait | None
+    started: float = field(default_factory=time.monotonic)
+    attempt: int = 1
+
+    def report(self, phase: WaitPhase, next_in_s: float, said: str = "") -> None:
+        if self.on_wait is not None:
+            lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
+            self.on_wait(SubmitWait(phase, self.job_name, time.monotonic() - self.started,
+                                    self.attempt, self.attempts, max(0.0, next_in_s),
+                                    lines[-1] if lines else ""))
+
+
 class SlurmClient:
     """Runs Slurm's commands by name (a ``PATH`` lookup) with ``TZ=UTC`` and standard times."""
 
     def __init__(self, env: Mapping[str, str] | None = None, *, attempts: int = 4,
                  backoff_s: float = 1.0, max_backoff_s: float = 8.0, timeout_s: float = 60.0,
                  name_lookback_days: int = 7, settle_s: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 notice_after_s: float = 5.0, notice_every_s: float = 10.0) -> None:
         self.env = {**(env or {}), "TZ": "UTC", "SLURM_TIME_FORMAT": "standard"}
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -231,35 +251,54 @@ class SlurmClient:
         self._max_array_size: int | None = None
         self._message_timeout_s: float | None = None
         self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
+        self.notice_after_s = notice_after_s  # a slow sbatch is reported after this long,
+        self.notice_every_s = notice_every_s  # and again this often
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
 
     # -- submission -----------------------------------------------------------------------
-    def submit(self, script_path: str, *, job_name: str, extra_args: Sequence[str] = ()) -> str:
-        """Submit a batch script under ``job_name`` (unique per submission); return the job id."""
+    def submit(self, script_path: str, *, job_name: str, extra_args: Sequence[str] = (),
+               on_wait: OnWait | None = None) -> str:
+        """Submit a batch script under ``job_name`` (unique per submission); return the job id.
+
+        ``on_wait`` hears about every wait: sbatch slow to answer (after ``notice_after_s``,
+        then every ``notice_every_s``), a retry's backoff, a look-up repeated after settling.
+        """
         check_job_name(job_name)
         argv = ["sbatch", "--parsable", f"--job-name={job_name}", *extra_args, script_path]
+        watch = _Watch(job_name, self.attempts, on_wait)
         problem = ""
         for attempt in range(self.attempts):
+            watch.attempt = attempt + 1
             if attempt:
-                self._sleep(self._backoff(attempt))
-                found, lookup_problem = self._lookup(job_name)
+                delay = self._backoff(attempt)
+                watch.report(WaitPhase.RETRY, delay, problem)
+                self._sleep(delay)
+                found, lookup_problem = self._lookup(job_name, watch)
                 if found:
                     return found[0]
                 if lookup_problem:  # we can't tell whether the job exists: don't risk a twin
                     problem = f"{problem}; looking it up failed: {lookup_problem}"
                     continue
-            outcome = self._sbatch_once(argv, job_name)
+            outcome = self._sbatch_once(argv, job_name, watch)
             if not isinstance(outcome, _Transient):
                 return outcome
             problem = outcome.message
-        return self._last_look(job_name, problem)
+        return self._last_look(job_name, problem, watch)
 
-    def _sbatch_once(self, argv: Sequence[str], job_name: str) -> str | _Transient:
+    def _sbatch_once(self, argv: Sequence[str], job_name: str,
+                     watch: _Watch | None = None) -> str | _Transient:
         """The job id, or a transient failure; raises SubmissionError on a permanent one."""
         try:
-            result = self._run(argv)
+            if watch is None or watch.on_wait is None:
+                result = self._run(argv)
+            else:
+                result = _proc.run_watched(
+                    argv, timeout_s=self.timeout_s, env=self.env, first_s=self.notice_after_s,
+                    every_s=self.notice_every_s,
+                    tick=lambda elapsed, err: watch.report(
+                        WaitPhase.SUBMITTING, self.timeout_s - elapsed, err))
         except _proc.ProcTimeout as exc:
             return _Transient(str(exc))
         except FileNotFoundError:
@@ -277,7 +316,7 @@ class SlurmClient:
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return float(ceiling * random.uniform(0.5, 1.0))
 
-    def _lookup(self, job_name: str) -> tuple[list[str], str]:
+    def _lookup(self, job_name: str, watch: _Watch | None = None) -> tuple[list[str], str]:
         """(ids of jobs named ``job_name``, "") or ([], why the lookup failed).
 
         Used only after an ambiguous failure, so a look-up that finds nothing is repeated once
@@ -287,6 +326,8 @@ class SlurmClient:
         found, problem = self._lookup_once(job_name)
         if found or problem:
             return found, problem
+        if watch is not None:
+            watch.report(WaitPhase.LOOKUP, self.settle())
         self._sleep(self.settle())
         return self._lookup_once(job_name)
 
@@ -300,9 +341,13 @@ class SlurmClient:
         except SchedulerQueryError as exc:
             return [], str(exc)
 
-    def _last_look(self, job_name: str, problem: str) -> str:
-        self._sleep(self._backoff(self.attempts))
-        found, lookup_problem = self._lookup(job_name)
+    def _last_look(self, job_name: str, problem: str, watch: _Watch | None = None) -> str:
+        delay = self._backoff(self.attempts)
+        if watch is not None:
+            watch.attempt = self.attempts + 1  # past the last: only a look-up is left
+            watch.report(WaitPhase.RETRY, delay, problem)
+        self._sleep(delay)
+        found, lookup_problem = self._lookup(job_name, watch)
         if found:
             return found[0]
         if lookup_problem:
