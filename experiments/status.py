@@ -14,7 +14,7 @@ from typing import Any
 
 from . import paths, trust
 from .artifact import Artifact
-from .backends.base import Backend, JobState, TaskKey, TaskStatus
+from .backends.base import Backend, JobState, Outlook, TaskKey, TaskStatus
 from .errors import SchedulerQueryError
 from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
@@ -50,9 +50,10 @@ class TaskView:
     state: ArtifactState
     detail: str = ""
     held: bool = False
-    reason: str = ""    # the scheduler's word for the end: "TIMEOUT", "by an admin, root"
+    reason: str = ""    # the scheduler's word for the end ("TIMEOUT") or the wait ("Priority")
     note: str = ""      # history: "rebuilt by 9" when another job built the artifact since
     recorded: bool = False  # history: read from the record's ``ended`` entry
+    outlook: Outlook | None = None  # queued with a reason: whether it clears on its own
 
     @property
     def key(self) -> TaskKey | None:
@@ -105,6 +106,7 @@ class StageStatus:
     stage: str
     counts: dict[ArtifactState, int] = field(default_factory=dict)
     problems: list[TaskView] = field(default_factory=list)
+    waiting: list[TaskView] = field(default_factory=list)  # queued tasks the scheduler explains
 
 
 @dataclass
@@ -169,6 +171,15 @@ def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
                     reason)
 
 
+def _live_view(record: JobRecord, index: int, st: TaskStatus) -> TaskView:
+    """A running or queued task; a queued one with the scheduler's reason, hint and outlook."""
+    if st.state is JobState.RUNNING:
+        return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
+    reason = st.reason if st.outlook is not None else ""
+    return replace(_view(record, index, ArtifactState.QUEUED, st.hint, st.held, reason),
+                   outlook=st.outlook)
+
+
 def built_by(root: str, relpath: str) -> str | None:
     """The job id that wrote the artifact's done marker; "" when the marker does not say;
     None when the artifact is not built."""
@@ -204,8 +215,7 @@ def task_state(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = live.get(TaskKey(record.job_id or "?", index))
     if st is not None and st.state.live:
-        state = ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
-        return _view(record, index, state, st.hint, st.held)
+        return _live_view(record, index, st)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     entry = record.ended.get(str(index))
@@ -283,8 +293,7 @@ def observed(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
         return _view(record, index, ArtifactState.BUILT)
     st = scheduler_status(record, index, live)
     if st is not None and st.state.live:
-        state = ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
-        return _view(record, index, state, st.hint, st.held)
+        return _live_view(record, index, st)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     if owner is not None and st is not None and st.state is JobState.COMPLETED:
@@ -362,4 +371,6 @@ def stage_status(stage: str, artifacts: Iterable[Artifact],
         out.counts[view.state] = out.counts.get(view.state, 0) + 1
         if view.state in PROBLEMS or view.held:
             out.problems.append(view)
+        elif view.outlook is not None:
+            out.waiting.append(view)
     return out

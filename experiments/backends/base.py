@@ -72,13 +72,23 @@ class TaskKey:
         return cls(job_id, int(index)) if sep and job_id and index.isdigit() else None
 
 
+class Outlook(str, enum.Enum):
+    """Whether the reason a queued task waits for goes away without anyone doing anything."""
+
+    CLEARS = "clears on its own"
+    NEVER = "never clears on its own"
+    UNKNOWN = "may not clear on its own"
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     """What a backend knows about one task.
 
     ``raw`` is the scheduler's own word for the state (``TIMEOUT``, ``CANCELLED by 0``),
     ``reason`` its explanation (a pending reason), ``exit_code`` ``"<code>:<signal>"``.
-    ``held`` marks a task that will not start until someone releases it, and ``hint`` says how.
+    ``held`` marks a task that will not start until someone releases it. For a queued task,
+    ``hint`` says in plain words why it waits and what to change, and ``outlook`` whether that
+    reason clears on its own (None when the backend gives no reason).
     """
 
     state: JobState
@@ -87,6 +97,7 @@ class TaskStatus:
     exit_code: str = ""
     held: bool = False
     hint: str = ""
+    outlook: Outlook | None = None
 
 
 @dataclass(frozen=True)

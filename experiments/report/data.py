@@ -70,6 +70,7 @@ class ReportData:
     jobs: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     cost_notes: list[str] = field(default_factory=list)  # why used hours are missing
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # why queued tasks wait
 
     @property
     def states(self) -> list[str]:
@@ -100,7 +101,8 @@ def collect(session: Session, stages: Sequence[str] | None = None, *,
         provenance=_provenance(g.views), cost=cost,
         jobs=_jobs(session.records(list(g.views))),
         warnings=[*g.warnings, *cost_problems],
-        cost_notes=list(used.warnings) if used else ["accounting was not asked"])
+        cost_notes=list(used.warnings) if used else ["accounting was not asked"],
+        waiting=[{**w.as_dict(), "text": w.text} for w in g.waiting])
 
 
 def _progress(stage: str, views: Sequence[ArtifactView]) -> StageProgress:

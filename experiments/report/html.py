@@ -97,8 +97,9 @@ def _context(data: ReportData, log_query: str | None) -> dict[str, Any]:
 
 
 def page_data(data: ReportData, refresh_s: float | None = None) -> dict[str, Any]:
-    """What the page's script reads: the tables (and the live refresh interval)."""
-    return {"tables": data.tables, "refresh_s": refresh_s}
+    """What the page's script reads: the tables, why queued tasks wait (and the live refresh
+    interval)."""
+    return {"tables": data.tables, "waiting": data.waiting, "refresh_s": refresh_s}
 
 
 def render_html(data: ReportData, *, live: str | None = None,

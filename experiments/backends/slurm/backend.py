@@ -19,7 +19,7 @@ from ... import _atomic, paths
 from ..._faults import crash_point
 from ...bootstrap import PACKAGE_PARENT
 from ...config import Config
-from ...errors import SubmissionError
+from ...errors import SchedulerQueryError, SubmissionError
 from ...launching import EventKind, LaunchContext, LaunchEvent
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
@@ -35,7 +35,7 @@ from ..base import (
     common_resources,
 )
 from ..waits import OnWait, SubmitWait
-from . import budget, deps
+from . import budget, deps, limits, pending
 from .client import SlurmClient, SubmissionUncertain
 from .options import option_text, slurm_options
 from .script import render_script
@@ -81,6 +81,7 @@ class SlurmBackend:
                  + (f" --array=…%{throttle}" if throttle else "")]
         if not validate:
             return Description(tuple(lines))
+        problems = self._limit_problems(group)
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / paths.SCRIPT
             script.write_text(self._script("drylaunch-check", group,
@@ -89,9 +90,35 @@ class SlurmBackend:
             verdict = self.client.test_only(str(script))
         if verdict:
             lines.append(f"slurm says: {verdict}")
-            return Description(tuple(lines), (f"stage '{group.stage}' "
-                                              f"{group.resources.summary()}: {verdict}",))
-        return Description((*lines, "slurm --test-only: accepted"))
+            problems.append(f"stage '{group.stage}' {group.resources.summary()}: {verdict}")
+        elif problems:
+            lines.append("slurm --test-only: accepted, but over the partition's limits (below)")
+        else:
+            lines.append("slurm --test-only: accepted; within the partition's limits")
+        return Description(tuple(lines), tuple(problems))
+
+    def _limit_problems(self, group: Group) -> list[str]:
+        """The group's time, CPUs and GPUs against its partition's limits, whatever
+        ``EnforcePartLimits`` says: with Slurm's default (NO) such a job is accepted, even by
+        ``--test-only``, and then pends forever. Each problem names an artifact and the fix."""
+        try:
+            parts = self.client.partitions()
+        except SchedulerQueryError:
+            return []  # --test-only reports what is wrong with the controller
+        res = group.resources
+        reqs = dict(res.requirements)
+        name = reqs.get("partition")
+        part = (parts.get(str(name)) if name is not None
+                else next((p for p in parts.values() if p.default), None))
+        nodes = reqs.get("nodes")
+        found = [] if part is None else limits.check_job(
+            part, res.time_s, res.cpus, res.gpus,
+            nodes=nodes if isinstance(nodes, int) and nodes > 0 else 1)
+        first, more = group.tasks[0].relpath, len(group.tasks) - 1
+        who = f"artifact {first}" + (f" and {more} more like it" if more else "")
+        return [f"stage '{group.stage}', {who}: {p.replace('the job asks', 'it asks')}; "
+                "Slurm would accept it and leave it queued, which never clears on its own"
+                for p in found]
 
     # -- launch ---------------------------------------------------------------------------
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
@@ -172,6 +199,7 @@ class SlurmBackend:
             if key is not None:
                 key = TaskKey(key.job_id, positions.get((key.job_id, key.index), key.index))
                 out[key] = _with_hold(key, status)
+        out = pending.explain_pending(self.client, records, out)
         return deps.end_never_satisfied(self.client, records, out)
 
     def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:

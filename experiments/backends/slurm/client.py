@@ -39,6 +39,7 @@ from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ..base import JobState, TaskStatus, TaskUsage
 from ..waits import OnWait, SubmitWait, WaitPhase
+from . import limits
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -253,6 +254,9 @@ class SlurmClient:
         self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
         self.notice_after_s = notice_after_s  # a slow sbatch is reported after this long,
         self.notice_every_s = notice_every_s  # and again this often
+        self._partitions: dict[str, limits.PartitionLimits] | None = None
+        self._qos: dict[str, limits.QosLimits] | None = None
+        self._reservations: list[limits.Reservation] | None = None
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
@@ -480,3 +484,39 @@ class SlurmClient:
         ids = _checked_ids(job_ids)
         if ids:
             self._query_cmd(["scancel", *ids])
+
+    # -- site limits (read only when a pending reason or drylaunch --validate needs them) --
+    def partitions(self) -> dict[str, limits.PartitionLimits]:
+        """Partitions and their limits (``scontrol show partition -o``), cached per client."""
+        if self._partitions is None:
+            out = self._query_cmd(["scontrol", "show", "partition", "-o"]).stdout
+            self._partitions = limits.parse_partitions(out)
+        return self._partitions
+
+    def qos_limits(self) -> dict[str, limits.QosLimits]:
+        """Every QOS and its limits (``sacctmgr show qos``), cached; {} without accounting."""
+        if self._qos is None:
+            try:
+                out = self._query_cmd(["sacctmgr", "-n", "-P", "show", "qos",
+                                       f"format={limits.QOS_FORMAT}"]).stdout
+            except SchedulerQueryError:
+                out = ""
+            self._qos = limits.parse_qos(out)
+        return self._qos
+
+    def reservations(self) -> list[limits.Reservation]:
+        """The cluster's reservations (``scontrol show reservation -o``), cached."""
+        if self._reservations is None:
+            out = self._query_cmd(["scontrol", "show", "reservation", "-o"]).stdout
+            self._reservations = limits.parse_reservations(out)
+        return self._reservations
+
+    def job_qos(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The QOS each of this user's live jobs runs under, by (array) job id: one squeue."""
+        ids = _checked_ids(job_ids)
+        if not ids:
+            return {}
+        result = self._query_cmd(["squeue", "--me", "-h", "-j", ",".join(ids), "-o", "%F|%q"],
+                                 allow_invalid_id=True)
+        pairs = (line.strip().partition("|") for line in result.stdout.splitlines())
+        return {job: qos for job, sep, qos in pairs if sep and job.isdigit()}
