@@ -51,7 +51,7 @@ def show(out: Console, groups: Sequence[WaitGroup], limit: int | None = 20) -> N
 
 
 def summary(stages: Sequence[StageStatus]) -> str:
-    """`` — queued: 12 PartitionTimeLimit (never clears on its own)`` for one poll line."""
+    """`` — why: 12 PartitionTimeLimit (never clears on its own)`` for one poll line."""
     text = waiting.short(of_stages(stages))
-    return f" — queued: {text}" if text else ""
+    return f" — why: {text}" if text else ""
 

@@ -92,7 +92,9 @@ class SlurmBackend:
             lines.append(f"slurm says: {verdict}")
             problems.append(f"stage '{group.stage}' {group.resources.summary()}: {verdict}")
         elif problems:
-            lines.append("slurm --test-only: accepted, but over the partition's limits (below)")
+            lines.append("slurm --test-only: accepted, but over the partition's limits (below); "
+                         "set them in the artifact's get_requirements() or config.json's "
+                         "default_slurm_args, or `--set KEY=VALUE` for one launch")
         else:
             lines.append("slurm --test-only: accepted; within the partition's limits")
         return Description(tuple(lines), tuple(problems))
