@@ -257,6 +257,7 @@ class SlurmClient:
         self._partitions: dict[str, limits.PartitionLimits] | None = None
         self._qos: dict[str, limits.QosLimits] | None = None
         self._reservations: list[limits.Reservation] | None = None
+        self._job_qos: dict[str, str] = {}
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
@@ -512,11 +513,13 @@ class SlurmClient:
         return self._reservations
 
     def job_qos(self, job_ids: Sequence[str]) -> dict[str, str]:
-        """The QOS each of this user's live jobs runs under, by (array) job id: one squeue."""
+        """The QOS each of this user's live jobs runs under, by (array) job id; one squeue for
+        the ids not asked about before (``wait`` polls ask once per job)."""
         ids = _checked_ids(job_ids)
-        if not ids:
-            return {}
-        result = self._query_cmd(["squeue", "--me", "-h", "-j", ",".join(ids), "-o", "%F|%q"],
-                                 allow_invalid_id=True)
-        pairs = (line.strip().partition("|") for line in result.stdout.splitlines())
-        return {job: qos for job, sep, qos in pairs if sep and job.isdigit()}
+        unknown = [i for i in ids if i not in self._job_qos]
+        if unknown:
+            result = self._query_cmd(["squeue", "--me", "-h", "-j", ",".join(unknown), "-o",
+                                      "%F|%q"], allow_invalid_id=True)
+            pairs = (line.strip().partition("|") for line in result.stdout.splitlines())
+            self._job_qos.update({job: qos for job, sep, qos in pairs if sep and job.isdigit()})
+        return {i: self._job_qos[i] for i in ids if i in self._job_qos}

@@ -120,3 +120,11 @@ def test_job_request_reads_the_records_requirements() -> None:
                       None)
     assert (got.partition, got.time_s, got.cpus, got.gpus) == ("gpu", 86400, 8, 2)
     assert job_request({"time": "soon"}, "short").partition == "short"  # unreadable: partition
+
+
+def test_a_wait_asks_each_jobs_qos_once() -> None:
+    client = CapturedClient()
+    records = [_record("16", partition="gpu", gpus="A100:5", time="10")]
+    for _ in range(3):  # three polls of the same client
+        explain_pending(client, records, {TaskKey("16", 0): _pending("QOSGrpGRES")})
+    assert client.calls == ["squeue", "sacctmgr"]
