@@ -10,7 +10,8 @@ the one Slurm 22.05 gives that user, and every limit is read with that user's ri
 * ``maint``: 11 hours reach into the maintenance reservation 5-6 h ahead (ReqNodeNotAvail,
   Reserved for maintenance);
 * ``greedy``: 5 GPUs under QOS normal's GrpTRES=gres/gpu=4 (QOSGrpGRES, never on its own);
-* ``later``: ``begin=now+1hour`` through the requirement passthrough (BeginTime).
+* ``later``: ``begin=now+1hour`` through the requirement passthrough (BeginTime);
+* ``wide``: 20 CPUs where the gpu partition allows 16 per node (PartitionConfig).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ REQS = {
     "maint": {"partition": "gpu", "time": "11:00:00"},
     "greedy": {"partition": "gpu", "gpus": "A100:5", "time": "10"},
     "later": {"partition": "short", "time": "10", "begin": "now+1hour"},
+    "wide": {"partition": "gpu", "cpus": 20, "time": "10"},
 }
 
 @dataclass(frozen=True)
@@ -75,7 +77,9 @@ MAINT = ("2 queued: ReqNodeNotAvail, Reserved for maintenance — a maintenance 
          "until the maintenance is over [maint]")
 LATER = "2 queued: BeginTime — waiting for its start time"
 REASONS = {"long": "PartitionTimeLimit", "maint": "ReqNodeNotAvail, Reserved for maintenance",
-           "greedy": "QOSGrpGRES", "later": "BeginTime"}
+           "greedy": "QOSGrpGRES", "later": "BeginTime", "wide": "PartitionConfig"}
+WIDE = ("2 queued: PartitionConfig — the gpu partition allows 16 CPUs per node, the artifact "
+        "asks 20; lower `cpus` (never clears on its own) [wide]")
 
 
 @pytest.fixture(scope="session")
@@ -152,11 +156,18 @@ def test_drylaunch_validate_names_the_artifact_over_its_partitions_time(project)
     r = project.cli("drylaunch", "--validate")
     assert r.returncode == 1, r.stdout + r.stderr
     problems = [ln for ln in r.stderr.splitlines() if ln.startswith("problem:")]
-    assert len(problems) == 1, r.stderr  # maint, greedy and later are within their partitions
+    # maint, greedy and later are within their partitions; --test-only accepts long (limits
+    # not enforced) but refuses wide, though sbatch accepts it and it pends PartitionConfig
+    assert len(problems) == 3, r.stderr
+    assert problems[2].startswith("problem: stage 'wide' account=physics cpus=20") and (
+        "Requested node configuration is not available" in problems[2])
     assert re.match(r"problem: stage 'long', artifact Job/kind=long,i=0-\w+ and 1 more like "
                     r"it: the gpu partition allows 12:00:00, it asks 24:00:00; lower `time` "
                     r"\(Slurm: PartitionTimeLimit\); Slurm would accept it and leave it queued, "
                     r"which never clears on its own", problems[0]), problems[0]
+    assert re.match(r"problem: stage 'wide', artifact Job/kind=wide,i=0-\w+ and 1 more like "
+                    r"it: the gpu partition allows 16 CPUs per node, it asks 20; lower `cpus` "
+                    r"\(Slurm: PartitionConfig\)", problems[1]), problems[1]
     assert "slurm --test-only: accepted, but over the partition's limits" in r.stdout
     assert r.stdout.count("slurm --test-only: accepted; within the partition's limits") == 3
     assert project.cli("history").stdout.strip() == "No jobs submitted yet."
@@ -167,30 +178,31 @@ def test_status_wait_history_and_report_say_why_tasks_wait(project):
     assert launched.returncode == 0, launched.stdout + launched.stderr
     data = _explained(project)
     queued = {s["stage"]: s["queued"] for s in data["stages"]}
-    assert {t["outlook"] for t in queued["long"] + queued["greedy"]} == {
+    assert {t["outlook"] for t in queued["long"] + queued["greedy"] + queued["wide"]} == {
         "never clears on its own"}
     assert {t["outlook"] for t in queued["maint"] + queued["later"]} == {"clears on its own"}
     assert all(t["task"] and t["relpath"] for ts in queued.values() for t in ts)
     groups = {g["stage"]: g for g in data["waiting"]}
     assert groups["long"]["never_clears"] and groups["long"]["count"] == 2
-    assert [g["never_clears"] for g in data["waiting"]] == [True, True, False, False]
+    assert [g["never_clears"] for g in data["waiting"]] == [True, True, True, False, False]
 
     status = project.cli("status")
     assert status.returncode == 3, status.stdout + status.stderr
     lines = [ln.strip() for ln in status.stdout.splitlines()]
-    for line in (LONG, GREEDY, MAINT):
+    for line in (LONG, GREEDY, WIDE, MAINT):
         assert line in lines, status.stdout
     later = next(ln for ln in lines if ln.startswith(LATER))
     assert later.endswith("[later]") and "never" not in later
-    assert max(lines.index(LONG), lines.index(GREEDY)) < min(lines.index(MAINT),
-                                                              lines.index(later))
-    assert "4 queued task(s) will never start on their own" in status.stdout
+    assert max(lines.index(LONG), lines.index(GREEDY), lines.index(WIDE)) < min(
+        lines.index(MAINT), lines.index(later))
+    assert "6 queued task(s) will never start on their own" in status.stdout
 
     waited = project.cli("wait", "--timeout", "3", "--interval", "1")
     assert waited.returncode == 3, waited.stdout + waited.stderr
     poll = next(ln for ln in waited.stdout.splitlines() if ln.startswith("["))
-    assert ("why: 2 PartitionTimeLimit (never clears on its own), 2 QOSGrpGRES (never clears "
-            "on its own), 2 BeginTime, 2 ReqNodeNotAvail, Reserved for maintenance") in poll
+    assert ("why: 2 PartitionConfig (never clears on its own), 2 PartitionTimeLimit (never "
+            "clears on its own), 2 QOSGrpGRES (never clears on its own), 2 BeginTime, "
+            "2 ReqNodeNotAvail, Reserved for maintenance") in poll
     assert LONG in waited.stdout
 
     history = project.cli("history")
