@@ -152,24 +152,28 @@ def _explained(project: Project, timeout_s: float = 90) -> dict[str, object]:
         time.sleep(1)
 
 
-def test_drylaunch_validate_names_the_artifact_over_its_partitions_time(project):
+def test_drylaunch_validate_names_each_artifact_over_a_limit_and_the_fix(project):
     r = project.cli("drylaunch", "--validate")
     assert r.returncode == 1, r.stdout + r.stderr
     problems = [ln for ln in r.stderr.splitlines() if ln.startswith("problem:")]
-    # maint, greedy and later are within their partitions; --test-only accepts long (limits
-    # not enforced) but refuses wide, though sbatch accepts it and it pends PartitionConfig
-    assert len(problems) == 3, r.stderr
-    assert problems[2].startswith("problem: stage 'wide' account=physics cpus=20") and (
-        "Requested node configuration is not available" in problems[2])
-    assert re.match(r"problem: stage 'long', artifact Job/kind=long,i=0-\w+ and 1 more like "
-                    r"it: the gpu partition allows 12:00:00, it asks 24:00:00; lower `time` "
-                    r"\(Slurm: PartitionTimeLimit\); Slurm would accept it and leave it queued, "
-                    r"which never clears on its own", problems[0]), problems[0]
-    assert re.match(r"problem: stage 'wide', artifact Job/kind=wide,i=0-\w+ and 1 more like "
-                    r"it: the gpu partition allows 16 CPUs per node, it asks 20; lower `cpus` "
-                    r"\(Slurm: PartitionConfig\)", problems[1]), problems[1]
-    assert "slurm --test-only: accepted, but over the partition's limits" in r.stdout
-    assert r.stdout.count("slurm --test-only: accepted; within the partition's limits") == 3
+    # maint and later are within every limit; --test-only accepts long and greedy (limits not
+    # enforced) but refuses wide, though sbatch accepts it and it pends PartitionConfig
+    assert len(problems) == 4, r.stderr
+    never = "Slurm would accept it and leave it queued, which never clears on its own"
+    assert re.fullmatch(r"problem: stage 'long', artifact Job/kind=long,i=0-\w+ and 1 more like "
+                        r"it: the gpu partition allows 12:00:00, it asks 24:00:00; lower `time` "
+                        r"\(Slurm: PartitionTimeLimit\); " + never, problems[0]), problems[0]
+    assert re.fullmatch(r"problem: stage 'greedy', artifact Job/kind=greedy,i=0-\w+ and 1 more "
+                        r"like it: QOS normal allows 4 GPUs for all its jobs together, it asks "
+                        r"5; lower `gpus` \(it would pend forever, Slurm: QOS…GRES Grp\); "
+                        + never, problems[1]), problems[1]
+    assert re.fullmatch(r"problem: stage 'wide', artifact Job/kind=wide,i=0-\w+ and 1 more like "
+                        r"it: the gpu partition allows 16 CPUs per node, it asks 20; lower "
+                        r"`cpus` \(Slurm: PartitionConfig\); " + never, problems[2]), problems[2]
+    assert problems[3].startswith("problem: stage 'wide' account=physics cpus=20") and (
+        "Requested node configuration is not available" in problems[3])
+    assert r.stdout.count("slurm --test-only: accepted, but over the site's limits") == 2
+    assert r.stdout.count("slurm --test-only: accepted; within the site's limits") == 2
     assert project.cli("history").stdout.strip() == "No jobs submitted yet."
 
 

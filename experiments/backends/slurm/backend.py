@@ -92,17 +92,18 @@ class SlurmBackend:
             lines.append(f"slurm says: {verdict}")
             problems.append(f"stage '{group.stage}' {group.resources.summary()}: {verdict}")
         elif problems:
-            lines.append("slurm --test-only: accepted, but over the partition's limits (below); "
+            lines.append("slurm --test-only: accepted, but over the site's limits (below); "
                          "set them in the artifact's get_requirements() or config.json's "
                          "default_slurm_args, or `--set KEY=VALUE` for one launch")
         else:
-            lines.append("slurm --test-only: accepted; within the partition's limits")
+            lines.append("slurm --test-only: accepted; within the site's limits")
         return Description(tuple(lines), tuple(problems))
 
     def _limit_problems(self, group: Group) -> list[str]:
-        """The group's time, CPUs and GPUs against its partition's limits, whatever
-        ``EnforcePartLimits`` says: with Slurm's default (NO) such a job is accepted, even by
-        ``--test-only``, and then pends forever. Each problem names an artifact and the fix."""
+        """The group's time, CPUs and GPUs against its partition's limits (and its QOS's, when
+        accounting can be asked), whatever ``EnforcePartLimits`` says: with Slurm's default (NO)
+        such a job is accepted, even by ``--test-only``, and then pends forever. Each problem
+        names an artifact and the fix."""
         try:
             parts = self.client.partitions()
         except SchedulerQueryError:
@@ -114,13 +115,25 @@ class SlurmBackend:
                 else next((p for p in parts.values() if p.default), None))
         nodes = reqs.get("nodes")
         found = [] if part is None else limits.check_job(
-            part, res.time_s, res.cpus, res.gpus,
+            part, res.time_s, res.cpus, res.gpus, qos=self._qos_of(reqs),
             nodes=nodes if isinstance(nodes, int) and nodes > 0 else 1)
         first, more = group.tasks[0].relpath, len(group.tasks) - 1
         who = f"artifact {first}" + (f" and {more} more like it" if more else "")
         return [f"stage '{group.stage}', {who}: {p.replace('the job asks', 'it asks')}; "
                 "Slurm would accept it and leave it queued, which never clears on its own"
                 for p in found]
+
+    def _qos_of(self, reqs: Mapping[str, Scalar]) -> limits.QosLimits | None:
+        """The QOS a job would run under: its ``qos``, else the default QOS of the user's
+        association (with its ``account``); None when that cannot be told or read."""
+        qos = self.client.qos_limits()
+        name = reqs.get("qos")
+        if name is None and qos:
+            account = reqs.get("account")
+            defaults = {a.default_qos for a in self.client.associations()
+                        if a.user and a.default_qos and account in (None, a.account)}
+            name = defaults.pop() if len(defaults) == 1 else None
+        return qos.get(str(name)) if name is not None else None
 
     # -- launch ---------------------------------------------------------------------------
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:

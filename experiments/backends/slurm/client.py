@@ -29,6 +29,8 @@ still reported PREEMPTED was preempted for good.
 
 from __future__ import annotations
 
+import os
+import pwd
 import random
 import re
 import time
@@ -258,6 +260,7 @@ class SlurmClient:
         self._qos: dict[str, limits.QosLimits] | None = None
         self._reservations: list[limits.Reservation] | None = None
         self._job_qos: dict[str, str] = {}
+        self._assocs: list[limits.AssocLimits] | None = None
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
@@ -504,6 +507,19 @@ class SlurmClient:
                 out = ""
             self._qos = limits.parse_qos(out)
         return self._qos
+
+    def associations(self) -> list[limits.AssocLimits]:
+        """This user's associations (``sacctmgr show assoc user=<me>``), cached; [] when
+        accounting cannot be asked."""
+        if self._assocs is None:
+            me = pwd.getpwuid(os.getuid()).pw_name
+            try:
+                out = self._query_cmd(["sacctmgr", "-n", "-P", "show", "assoc", f"user={me}",
+                                       f"format={limits.ASSOC_FORMAT}"]).stdout
+            except SchedulerQueryError:
+                out = ""
+            self._assocs = limits.parse_assocs(out)
+        return self._assocs
 
     def reservations(self) -> list[limits.Reservation]:
         """The cluster's reservations (``scontrol show reservation -o``), cached."""
