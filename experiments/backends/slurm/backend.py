@@ -39,6 +39,7 @@ from . import budget, deps, limits, pending
 from .client import SlurmClient, SubmissionUncertain
 from .options import option_text, slurm_options
 from .script import render_script
+from .site import SiteLimits
 
 NAME = "slurm"
 
@@ -54,6 +55,7 @@ class SlurmBackend:
     def __init__(self, config: Config, client: SlurmClient | None = None) -> None:
         self.config = config
         self.client = client or SlurmClient()
+        self.site = SiteLimits(self.client)  # limits, read once when needed
 
     def resolve(self, requirements: Mapping[str, Scalar], where: str) -> Resources:
         """Checked sbatch options plus the typed fields; errors name ``where`` and the key."""
@@ -105,7 +107,7 @@ class SlurmBackend:
         such a job is accepted, even by ``--test-only``, and then pends forever. Each problem
         names an artifact and the fix."""
         try:
-            parts = self.client.partitions()
+            parts = self.site.partitions()
         except SchedulerQueryError:
             return []  # --test-only reports what is wrong with the controller
         res = group.resources
@@ -126,11 +128,11 @@ class SlurmBackend:
     def _qos_of(self, reqs: Mapping[str, Scalar]) -> limits.QosLimits | None:
         """The QOS a job would run under: its ``qos``, else the default QOS of the user's
         association (with its ``account``); None when that cannot be told or read."""
-        qos = self.client.qos_limits()
+        qos = self.site.qos_limits()
         name = reqs.get("qos")
         if name is None and qos:
             account = reqs.get("account")
-            defaults = {a.default_qos for a in self.client.associations()
+            defaults = {a.default_qos for a in self.site.associations()
                         if a.user and a.default_qos and account in (None, a.account)}
             name = defaults.pop() if len(defaults) == 1 else None
         return qos.get(str(name)) if name is not None else None
@@ -214,7 +216,7 @@ class SlurmBackend:
             if key is not None:
                 key = TaskKey(key.job_id, positions.get((key.job_id, key.index), key.index))
                 out[key] = _with_hold(key, status)
-        out = pending.explain_pending(self.client, records, out)
+        out = pending.explain_pending(self.site, records, out)
         return deps.end_never_satisfied(self.client, records, out)
 
     def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:

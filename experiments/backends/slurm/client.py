@@ -29,8 +29,6 @@ still reported PREEMPTED was preempted for good.
 
 from __future__ import annotations
 
-import os
-import pwd
 import random
 import re
 import time
@@ -41,7 +39,6 @@ from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ..base import JobState, TaskStatus, TaskUsage
 from ..waits import OnWait, SubmitWait, WaitPhase
-from . import limits
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -256,11 +253,6 @@ class SlurmClient:
         self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
         self.notice_after_s = notice_after_s  # a slow sbatch is reported after this long,
         self.notice_every_s = notice_every_s  # and again this often
-        self._partitions: dict[str, limits.PartitionLimits] | None = None
-        self._qos: dict[str, limits.QosLimits] | None = None
-        self._reservations: list[limits.Reservation] | None = None
-        self._job_qos: dict[str, str] = {}
-        self._assocs: list[limits.AssocLimits] | None = None
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
@@ -446,6 +438,11 @@ class SlurmClient:
         result = self._query_cmd(argv, allow_invalid_id=True)
         return parse_rows(result.stdout) if result.ok else {}
 
+    def ask(self, argv: Sequence[str], *, allow_invalid_id: bool = False) -> _proc.ProcResult:
+        """Run a read-only Slurm command (``scontrol show …``, ``sacctmgr show …``) for the
+        other modules of this package; SchedulerQueryError unless it worked."""
+        return self._query_cmd(argv, allow_invalid_id=allow_invalid_id)
+
     def _query_cmd(self, argv: Sequence[str], *,
                    allow_invalid_id: bool = False) -> _proc.ProcResult:
         """Run a query command; SchedulerQueryError unless it worked.
@@ -489,53 +486,3 @@ class SlurmClient:
         if ids:
             self._query_cmd(["scancel", *ids])
 
-    # -- site limits (read only when a pending reason or drylaunch --validate needs them) --
-    def partitions(self) -> dict[str, limits.PartitionLimits]:
-        """Partitions and their limits (``scontrol show partition -o``), cached per client."""
-        if self._partitions is None:
-            out = self._query_cmd(["scontrol", "show", "partition", "-o"]).stdout
-            self._partitions = limits.parse_partitions(out)
-        return self._partitions
-
-    def qos_limits(self) -> dict[str, limits.QosLimits]:
-        """Every QOS and its limits (``sacctmgr show qos``), cached; {} without accounting."""
-        if self._qos is None:
-            try:
-                out = self._query_cmd(["sacctmgr", "-n", "-P", "show", "qos",
-                                       f"format={limits.QOS_FORMAT}"]).stdout
-            except SchedulerQueryError:
-                out = ""
-            self._qos = limits.parse_qos(out)
-        return self._qos
-
-    def associations(self) -> list[limits.AssocLimits]:
-        """This user's associations (``sacctmgr show assoc user=<me>``), cached; [] when
-        accounting cannot be asked."""
-        if self._assocs is None:
-            me = pwd.getpwuid(os.getuid()).pw_name
-            try:
-                out = self._query_cmd(["sacctmgr", "-n", "-P", "show", "assoc", f"user={me}",
-                                       f"format={limits.ASSOC_FORMAT}"]).stdout
-            except SchedulerQueryError:
-                out = ""
-            self._assocs = limits.parse_assocs(out)
-        return self._assocs
-
-    def reservations(self) -> list[limits.Reservation]:
-        """The cluster's reservations (``scontrol show reservation -o``), cached."""
-        if self._reservations is None:
-            out = self._query_cmd(["scontrol", "show", "reservation", "-o"]).stdout
-            self._reservations = limits.parse_reservations(out)
-        return self._reservations
-
-    def job_qos(self, job_ids: Sequence[str]) -> dict[str, str]:
-        """The QOS each of this user's live jobs runs under, by (array) job id; one squeue for
-        the ids not asked about before (``wait`` polls ask once per job)."""
-        ids = _checked_ids(job_ids)
-        unknown = [i for i in ids if i not in self._job_qos]
-        if unknown:
-            result = self._query_cmd(["squeue", "--me", "-h", "-j", ",".join(unknown), "-o",
-                                      "%F|%q"], allow_invalid_id=True)
-            pairs = (line.strip().partition("|") for line in result.stdout.splitlines())
-            self._job_qos.update({job: qos for job, sep, qos in pairs if sep and job.isdigit()})
-        return {i: self._job_qos[i] for i in ids if i in self._job_qos}

@@ -6,9 +6,10 @@ Reserved for maintenance``) and gets a plain ``hint`` ("the gpu partition allows
 artifact asks 24:00:00; lower `time`") and an ``outlook`` (clears on its own or never) from
 :mod:`.reasons`, so nothing above the seam has to know Slurm's vocabulary.
 
-The site's limits are read only when a reason needs them (partition reasons → ``scontrol show
-partition``; a QOS GRES reason → the jobs' QOS and ``sacctmgr show qos``; maintenance →
-``scontrol show reservation``), once per client, so an ordinary ``status`` costs no extra call.
+The site's limits (:mod:`.site`) are read only when a reason needs them (partition reasons →
+``scontrol show partition``; a QOS GRES reason → the jobs' QOS and ``sacctmgr show qos``;
+maintenance → ``scontrol show reservation``), once per backend, so an ordinary ``status``
+costs no extra call.
 What the job asks comes from its record's requirements; a limit that cannot be read only makes
 the hint less concrete.
 """
@@ -23,8 +24,8 @@ from ...errors import DefinitionError, SchedulerQueryError
 from ...store import JobRecord
 from ..base import JobState, TaskKey, TaskStatus, common_resources
 from . import reasons
-from .client import SlurmClient
 from .limits import PartitionLimits, QosLimits, Reservation
+from .site import SiteLimits
 
 PARTITION_CODES = frozenset({"PartitionTimeLimit", "PartitionConfig", "PartitionNodeLimit"})
 NO_REASON = ("", "None")
@@ -57,20 +58,19 @@ def _quietly(read: Callable[[], _T]) -> _T | None:
 class _Context:
     """The site's limits, read lazily, and one explanation per (job, reason)."""
 
-    def __init__(self, client: SlurmClient, records: Sequence[JobRecord],
+    def __init__(self, site: SiteLimits, records: Sequence[JobRecord],
                  pending: Mapping[TaskKey, TaskStatus]) -> None:
-        self.client = client
         self.records = {r.job_id: r for r in records if r.job_id}
         codes = {reasons.split_reason(s.reason)[0] for s in pending.values()}
         self.partitions: dict[str, PartitionLimits] = (
-            _quietly(client.partitions) if codes & PARTITION_CODES else None) or {}
+            _quietly(site.partitions) if codes & PARTITION_CODES else None) or {}
         gres_jobs = sorted({k.job_id for k, s in pending.items() if "GRES" in s.reason})
         self.job_qos: dict[str, str] = (
-            _quietly(lambda: client.job_qos(gres_jobs)) if gres_jobs else None) or {}
+            _quietly(lambda: site.job_qos(gres_jobs)) if gres_jobs else None) or {}
         self.qos: dict[str, QosLimits] = (
-            _quietly(client.qos_limits) if self.job_qos else None) or {}
+            _quietly(site.qos_limits) if self.job_qos else None) or {}
         maint = any("maintenance" in s.reason.lower() for s in pending.values())
-        resv: list[Reservation] = (_quietly(client.reservations) if maint else None) or []
+        resv: list[Reservation] = (_quietly(site.reservations) if maint else None) or []
         self.reservation_ends = not any(r.maintenance and r.endless for r in resv)
         self.default_partition = next((p.name for p in self.partitions.values() if p.default),
                                       None)
@@ -88,14 +88,14 @@ class _Context:
         return self._cache[key]
 
 
-def explain_pending(client: SlurmClient, records: Sequence[JobRecord],
+def explain_pending(site: SiteLimits, records: Sequence[JobRecord],
                     statuses: Mapping[TaskKey, TaskStatus]) -> dict[TaskKey, TaskStatus]:
     """``statuses`` with every pending task's reason explained (held tasks keep their hint)."""
     pending = {k: s for k, s in statuses.items() if has_reason(s)}
     out = dict(statuses)
     if not pending:
         return out
-    ctx = _Context(client, records, pending)
+    ctx = _Context(site, records, pending)
     for key, status in pending.items():
         said = ctx.explain(key.job_id, status.reason)
         hint = status.hint if status.held else (said.hint or said.meaning)

@@ -1,4 +1,5 @@
-"""pending.py: each queued task explained in its context, limits read only when needed.
+"""pending.py and site.py: each queued task explained in its context, limits read only when
+needed and once.
 
 The commands' answers are the policed cluster's own output (data/); the client's ``_run`` is
 served from them so that the calls can be counted. tests/policed/test_pending_reasons.py runs
@@ -14,6 +15,7 @@ from experiments import _proc
 from experiments.backends.base import JobState, Outlook, TaskKey, TaskStatus
 from experiments.backends.slurm.client import SlurmClient
 from experiments.backends.slurm.pending import explain_pending, has_reason, job_request
+from experiments.backends.slurm.site import SiteLimits
 from experiments.store import JobRecord, RecordState
 
 DATA = Path(__file__).parent / "data"
@@ -53,9 +55,10 @@ def _pending(reason: str) -> TaskStatus:
 
 def test_an_ordinary_wait_costs_no_extra_call() -> None:
     client = CapturedClient()
+    site = SiteLimits(client)
     statuses = {TaskKey("15", 0): _pending("Priority"), TaskKey("15", 1): _pending("None"),
                 TaskKey("16", 0): TaskStatus(JobState.RUNNING, "RUNNING", "None")}
-    out = explain_pending(client, [_record("15")], statuses)
+    out = explain_pending(site, [_record("15")], statuses)
     assert client.calls == []
     assert out[TaskKey("15", 0)] == TaskStatus(
         JobState.PENDING, "PENDING", "Priority", hint="other jobs are ahead of it in the queue",
@@ -67,10 +70,11 @@ def test_an_ordinary_wait_costs_no_extra_call() -> None:
 
 def test_partition_time_limit_names_the_partition_and_what_the_job_asks() -> None:
     client = CapturedClient()
+    site = SiteLimits(client)
     records = [_record("15", partition="gpu", gpus=1, time="24:00:00"), _record("17")]
     statuses = {TaskKey("15", i): _pending("PartitionTimeLimit") for i in range(2)}
     statuses[TaskKey("17", 0)] = _pending("PartitionTimeLimit")  # no partition: the default
-    out = explain_pending(client, records, statuses)
+    out = explain_pending(site, records, statuses)
     assert client.calls == ["scontrol"]  # once for all tasks
     said = out[TaskKey("15", 1)]
     assert (said.reason, said.outlook) == ("PartitionTimeLimit", Outlook.NEVER)
@@ -81,7 +85,8 @@ def test_partition_time_limit_names_the_partition_and_what_the_job_asks() -> Non
 
 def test_qos_gres_reads_the_jobs_qos_and_its_limit() -> None:
     client = CapturedClient()
-    out = explain_pending(client, [_record("16", partition="gpu", gpus="A100:5", time="10")],
+    site = SiteLimits(client)
+    out = explain_pending(site, [_record("16", partition="gpu", gpus="A100:5", time="10")],
                           {TaskKey("16", 0): _pending("QOSGrpGRES")})
     assert client.calls == ["squeue", "sacctmgr"]
     said = out[TaskKey("16", 0)]
@@ -91,7 +96,8 @@ def test_qos_gres_reads_the_jobs_qos_and_its_limit() -> None:
 
 def test_an_endless_maintenance_reservation_never_clears() -> None:
     client = CapturedClient()
-    out = explain_pending(client, [_record("14")],
+    site = SiteLimits(client)
+    out = explain_pending(site, [_record("14")],
                           {TaskKey("14", 0): _pending("ReqNodeNotAvail, Reserved for maintenance")})
     said = out[TaskKey("14", 0)]
     assert client.calls == ["scontrol"]
@@ -101,7 +107,8 @@ def test_an_endless_maintenance_reservation_never_clears() -> None:
 
 def test_limits_that_cannot_be_read_leave_a_plainer_hint() -> None:
     client = CapturedClient(answers={})
-    out = explain_pending(client, [_record("15", partition="gpu", time="24:00:00")],
+    site = SiteLimits(client)
+    out = explain_pending(site, [_record("15", partition="gpu", time="24:00:00")],
                           {TaskKey("15", 0): _pending("PartitionTimeLimit")})
     said = out[TaskKey("15", 0)]
     assert said.outlook is Outlook.NEVER
@@ -110,7 +117,7 @@ def test_limits_that_cannot_be_read_leave_a_plainer_hint() -> None:
 
 def test_held_tasks_keep_their_release_hint() -> None:
     held = TaskStatus(JobState.PENDING, "PENDING", "JobHeldUser", held=True, hint="release it")
-    out = explain_pending(CapturedClient(), [_record("24")], {TaskKey("24", 0): held})
+    out = explain_pending(SiteLimits(CapturedClient()), [_record("24")], {TaskKey("24", 0): held})
     assert out[TaskKey("24", 0)].hint == "release it"
     assert out[TaskKey("24", 0)].outlook is Outlook.NEVER
 
@@ -124,7 +131,8 @@ def test_job_request_reads_the_records_requirements() -> None:
 
 def test_a_wait_asks_each_jobs_qos_once() -> None:
     client = CapturedClient()
+    site = SiteLimits(client)
     records = [_record("16", partition="gpu", gpus="A100:5", time="10")]
     for _ in range(3):  # three polls of the same client
-        explain_pending(client, records, {TaskKey("16", 0): _pending("QOSGrpGRES")})
+        explain_pending(site, records, {TaskKey("16", 0): _pending("QOSGrpGRES")})
     assert client.calls == ["squeue", "sacctmgr"]
