@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -74,12 +74,16 @@ def params_reason(recorded: Any, today: dict[str, Any]) -> str | None:
 class StaleFinder:
     """Decides staleness for built artifacts of one artifact root, each artifact once."""
 
-    def __init__(self, root: str, code_id: str | None = None) -> None:
+    def __init__(self, root: str, code_id: str | None = None,
+                 built: Callable[[str], bool] | None = None) -> None:
         self.root = root
         self.code_id = code_id  # the code's snapshot id now; None: do not compare code
         self._memo: dict[str, str | None] = {}
+        self._built = built  # relpath -> built? (a DoneIndex: one listing per folder)
 
     def built(self, art: Artifact) -> bool:
+        if self._built is not None:
+            return self._built(art.relpath)
         return os.path.exists(paths.done_marker(self.root, art.relpath))
 
     def reason(self, art: Artifact) -> str | None:
@@ -93,14 +97,16 @@ class StaleFinder:
             if expanded:
                 self._memo[key] = self._own_reason(cur)
                 continue
+            if not self.built(cur):  # not built: never stale, whatever its dependencies
+                self._memo[key] = None
+                continue
             pending.append((cur, True))
             pending.extend((d, False) for d in cur.dependencies()
                            if d.artifact_id not in self._memo)
         return self._memo[art.artifact_id]
 
     def _own_reason(self, art: Artifact) -> str | None:
-        if not self.built(art):
-            return None
+        """Why a built ``art`` is stale (its dependencies' verdicts are in the memo)."""
         meta = provenance.read_meta(self.root, art.relpath)
         found = params_reason(meta.get("params"), encode_params(art))
         if found:
