@@ -26,11 +26,15 @@ class DoneIndex:
     def __init__(self, root: str) -> None:
         self.root = root
         self._folders: dict[str, frozenset[str] | None] = {}
+        self._built: dict[str, bool] = {}
 
     def __call__(self, relpath: str) -> bool:
         if not self.has_folder(relpath):
             return False
-        return trust.marker_built(self.root, relpath)  # exists, and from a trusted account
+        built = self._built.get(relpath)
+        if built is None:  # exists, and from a trusted account; asked once per artifact
+            built = self._built[relpath] = trust.marker_built(self.root, relpath)
+        return built
 
     def has_folder(self, relpath: str) -> bool:
         """False when the listing shows the artifact has no folder (so no marker and no file

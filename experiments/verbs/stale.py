@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import paths
 from ..artifact import Artifact, walk
 from ..errors import SnapshotError
 from ..markers import DoneIndex
 from ..session import Session
+from ..stale_cache import VerdictCache
 from ..staleness import Stale, StaleFinder
 from .code_snapshots import current_id
 
@@ -22,7 +24,10 @@ def finder(session: Session, done: DoneIndex | None = None) -> tuple[StaleFinder
             code_id = current_id(session)
         except SnapshotError as exc:
             warnings.append(f"cannot compare results with the current code: {exc}")
-    return StaleFinder(session.experiment.artifact_path, code_id, done), warnings
+    root = session.experiment.artifact_path
+    cache = VerdictCache(paths.stale_cache_file(session.store.home, session.experiment.project,
+                                                root), root)
+    return StaleFinder(root, code_id, done, cache), warnings
 
 
 def owners(session: Session) -> dict[str, str]:
@@ -56,4 +61,5 @@ def find_stale(session: Session, stages: Sequence[str] | None = None,
         if why:
             owner = owners(session) if owner is None else owner
             out.append(Stale(art.artifact_id, art.relpath, owner.get(art.artifact_id, ""), why))
+    found.save()
     return out, warnings
