@@ -353,11 +353,13 @@ def ended_entry(record: JobRecord, index: int, live: Live, root: str,
         return None
     st = scheduler_status(record, index, live)
     info = worker_account(record, index, root, done)
-    return {"state": view.state.value, "label": view.reason, "detail": view.detail,
-            "raw": st.raw if st else "", "reason": st.reason if st else "",
-            "exit_code": st.exit_code if st else "",
-            "worker_state": info.get("state"), "error": info.get("error"),
-            "observed_at": now_iso()}
+    entry = {"state": view.state.value, "label": view.reason, "detail": view.detail,
+             "raw": st.raw if st else "", "reason": st.reason if st else "",
+             "exit_code": st.exit_code if st else "",
+             "worker_state": info.get("state"), "error": info.get("error"),
+             "observed_at": now_iso()}
+    # Empty words are left out (readers default them): 100,000 recorded ends stay small.
+    return {k: v for k, v in entry.items() if v not in ("", None)}
 
 
 def recorded_raw(record: JobRecord, index: int) -> str:
@@ -410,7 +412,15 @@ def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
     relpath = record.tasks[index][1]
     if not done.has_folder(relpath):
         st = live.get(TaskKey(record.job_id or "?", index))
-        if st is not None and st.state.live and not st.held:
+        if st is None:  # not asked: an end recorded without a worker (cancelled while queued)
+            entry = record.ended.get(str(index))
+            state = _RECORDED.get(entry.get("state")) if entry else None
+            return state if state is not None and state not in PROBLEMS else None
+        if st.state.live and not st.held:
             return ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
         return None
     return ArtifactState.BUILT if done(relpath) else None
+
+
+# Recorded ends that stand as they are (a recorded "built" without its marker does not).
+_RECORDED = {s.value: s for s in TERMINAL if s is not ArtifactState.BUILT}
