@@ -231,7 +231,9 @@ def _keyed(states: Mapping[str, TaskStatus], records: Mapping[str, JobRecord]
            ) -> dict[TaskKey, TaskStatus]:
     """Statuses keyed by task position (``TaskKey``), held tasks marked. The rows of an array
     not yet split share one status object, so ``_with_hold`` is asked once per object unless
-    it changes something (a held task's hint names the task)."""
+    it changes something (a held task's hint names the task). A job answered only by its plain
+    id (sacct keeps an array cancelled while wholly pending that way, for good, once the
+    controller forgot it) gives that answer to each of its tasks without one of its own."""
     positions = {job_id: {a: i for i, a in enumerate(r.array_indices)}
                  for job_id, r in records.items() if r.array_indices}
     out: dict[TaskKey, TaskStatus] = {}
@@ -245,9 +247,14 @@ def _keyed(states: Mapping[str, TaskStatus], records: Mapping[str, JobRecord]
         if id(status) in unchanged:
             out[key] = status
             continue
-        out[key] = marked = _with_hold(key, status)
+        out[key] = marked = _with_hold(TaskKey(job_id, number), status)  # Slurm's own name
         if marked is status:
             unchanged.add(id(status))
+    for job_id, rec in records.items():  # an array accounting knows only as a whole: an
+        whole = states.get(job_id)        # array cancelled before any task was split off
+        if whole is not None:
+            for i in range(len(rec.tasks)):
+                out.setdefault(TaskKey(job_id, i), whole)
     return out
 
 
