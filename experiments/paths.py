@@ -22,12 +22,14 @@ Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
     projects/<project>/<stage>/jobs.journal-<G>.jsonl   events since that snapshot
     projects/<project>/specs/<job_name>/      task specs read by the worker
     projects/<project>/.launch.lock           one launcher per project at a time
+    projects/<project>/stale-cache/<root>.json   staleness verdicts kept between commands
     projects/<project>/detached/<stamp>.log   output of a `launch --local --detach` launcher
     snapshots/<id>/code/                      frozen code the tasks of a launch run in
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -125,6 +127,12 @@ def launch_lock(home: Path, project: str) -> Path:
 def launch_stop_request(home: Path, project: str) -> Path:
     """Written by ``cancel`` to ask a running launch of the project to stop submitting."""
     return project_dir(home, project) / ".launch.stop"
+
+
+def stale_cache_file(home: Path, project: str, root: str) -> Path:
+    """Staleness verdicts of one artifact root kept between commands (a cache)."""
+    tag = hashlib.blake2b(os.path.normpath(root).encode("utf-8"), digest_size=8).hexdigest()
+    return project_dir(home, project) / "stale-cache" / f"{tag}.json"
 
 
 def local_job_counter(home: Path, project: str) -> Path:

@@ -36,7 +36,7 @@ from ..base import (
 )
 from ..waits import OnWait, SubmitWait
 from . import budget, deps, limits, pending
-from .client import SlurmClient, SubmissionUncertain
+from .client import SlurmClient, SubmissionUncertain, merge
 from .options import option_text, slurm_options
 from .script import render_script
 from .site import SiteLimits
@@ -206,17 +206,16 @@ class SlurmBackend:
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
-        """Task states: one squeue and at most one sacct call for all the records."""
-        ids = [r.job_id for r in records if r.job_id]
-        positions = {(r.job_id, r.array_index(i)): i for r in records if r.job_id
-                     for i in range(len(r.tasks))}
-        out: dict[TaskKey, TaskStatus] = {}
-        for text, status in (self.client.query(ids) if ids else {}).items():
-            key = TaskKey.parse(text)
-            if key is not None:
-                key = TaskKey(key.job_id, positions.get((key.job_id, key.index), key.index))
-                out[key] = _with_hold(key, status)
-        out = pending.explain_pending(self.site, records, out)
+        """Task states: one squeue for all the records, then one sacct only about the jobs
+        that have a task whose end is not recorded and that squeue does not show live (it
+        ended, or the controller forgot it); none at all while every such task is live."""
+        mine = {r.job_id: r for r in records if r.job_id}
+        if not mine:
+            return {}
+        queued = self.client.queue_states(list(mine))
+        ask = _to_account(mine, queued)
+        states = merge(queued, self.client.accounted_states(ask)) if ask else queued
+        out = pending.explain_pending(self.site, records, _keyed(states, mine))
         return deps.end_never_satisfied(self.client, records, out)
 
     def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:
@@ -260,6 +259,62 @@ def _waiting(ctx: LaunchContext, record: JobRecord, position: tuple[int, int]) -
                                  wait=wait, position=position[0]))
 
     return report
+
+
+def _to_account(records: Mapping[str, JobRecord], queued: Mapping[str, TaskStatus]
+                ) -> list[str]:
+    """The jobs with a task whose end is not recorded and that squeue does not show live
+    (it ended, or the controller forgot it): only sacct can say how those ended."""
+    live: dict[str, int] = {}
+    for text, status in queued.items():
+        if status.state.live:
+            job_id = text.rpartition("_")[0]
+            live[job_id] = live.get(job_id, 0) + 1
+    out = []
+    for job_id, rec in records.items():
+        if len(rec.ended) >= len(rec.tasks):
+            continue
+        if not rec.ended and live.get(job_id, 0) >= len(rec.tasks):
+            continue  # nothing recorded and every task live (the common case, counted)
+        if any(str(i) not in rec.ended and not _live(queued.get(f"{job_id}_{a}"))
+               for i, a in enumerate(rec.array_indices or range(len(rec.tasks)))):
+            out.append(job_id)
+    return out
+
+
+def _live(status: TaskStatus | None) -> bool:
+    return status is not None and status.state.live
+
+
+def _keyed(states: Mapping[str, TaskStatus], records: Mapping[str, JobRecord]
+           ) -> dict[TaskKey, TaskStatus]:
+    """Statuses keyed by task position (``TaskKey``), held tasks marked. The rows of an array
+    not yet split share one status object, so ``_with_hold`` is asked once per object unless
+    it changes something (a held task's hint names the task). A job answered only by its plain
+    id (sacct keeps an array cancelled while wholly pending that way, for good, once the
+    controller forgot it) gives that answer to each of its tasks without one of its own."""
+    positions = {job_id: {a: i for i, a in enumerate(r.array_indices)}
+                 for job_id, r in records.items() if r.array_indices}
+    out: dict[TaskKey, TaskStatus] = {}
+    unchanged: set[int] = set()  # ids of status objects _with_hold leaves alone
+    for text, status in states.items():
+        job_id, sep, index = text.rpartition("_")
+        if not (sep and job_id and index.isdigit()):
+            continue
+        at, number = positions.get(job_id), int(index)
+        key = TaskKey(job_id, at.get(number, number) if at else number)
+        if id(status) in unchanged:
+            out[key] = status
+            continue
+        out[key] = marked = _with_hold(TaskKey(job_id, number), status)  # Slurm's own name
+        if marked is status:
+            unchanged.add(id(status))
+    for job_id, rec in records.items():  # an array accounting knows only as a whole: an
+        whole = states.get(job_id)        # array cancelled before any task was split off
+        if whole is not None:
+            for i in range(len(rec.tasks)):
+                out.setdefault(TaskKey(job_id, i), whole)
+    return out
 
 
 def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:

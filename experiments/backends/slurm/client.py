@@ -10,10 +10,11 @@ itself fails, nothing is resubmitted; if the attempts run out without an answer 
 :class:`SubmissionUncertain`. Exit 0 with noise on stderr ("temporarily unable to accept job")
 is a success. Any other failure is permanent: ``SubmissionError`` with Slurm's words, no retry.
 
-Queries. One ``squeue`` call (``--me -r -t all``) and at most one ``sacct`` call for any number
+Queries. One ``squeue`` call (``--me -t all``) and at most one ``sacct`` call for any number
 of jobs. squeue is authoritative for what the controller still holds; sacct fills in what it
-has forgotten. Rows for arrays not yet split into tasks (``12_[0-4,6-99%10]``, which both
-commands print, squeue even with ``-r`` once such an array is cancelled) are expanded. A task
+has forgotten, so the backend asks it only about jobs with a task whose end is not recorded
+and that squeue does not show live. Rows for arrays not yet split into tasks
+(``12_[0-4,6-99%10]``, which both commands print) are expanded. A task
 that sacct calls live but squeue no longer knows is UNKNOWN (accounting lagging). A missing or
 disabled sacct is not an error: the answer is what squeue knows, and keys missing from the
 answer mean "unknown" to the caller. A task of an unsplit array cancelled by itself leaves no
@@ -427,14 +428,17 @@ class SlurmClient:
         ids = _checked_ids(job_ids)
         if not ids:
             return {}
-        live = self._squeue_states(ids)
-        rows = self._sacct(["-X", "-P", "-n", "-j", ",".join(ids),
-                            "--format=JobID,State,ExitCode,Reason"])
-        return merge(live, parse_rows("\n".join(rows)))
+        return merge(self.queue_states(ids), self.accounted_states(ids))
 
-    def _squeue_states(self, ids: Sequence[str]) -> dict[str, TaskStatus]:
-        argv = ["squeue", "--me", "-h", "-r", "-t", "all", "-j", ",".join(ids),
-                "-O", SQUEUE_FORMAT]
+    def queue_states(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """What the controller still holds about these jobs (one squeue; {} for no ids).
+
+        Without ``-r``: an array's tasks not yet started come back as one row
+        (``12_[5-999]``), expanded here, so 100,000 queued tasks are a hundred lines."""
+        ids = _checked_ids(job_ids)
+        if not ids:
+            return {}
+        argv = ["squeue", "--me", "-h", "-t", "all", "-j", ",".join(ids), "-O", SQUEUE_FORMAT]
         result = self._query_cmd(argv, allow_invalid_id=True)
         return parse_rows(result.stdout) if result.ok else {}
 
@@ -442,6 +446,14 @@ class SlurmClient:
         """Run a read-only Slurm command (``scontrol show …``, ``sacctmgr show …``) for the
         other modules of this package; SchedulerQueryError unless it worked."""
         return self._query_cmd(argv, allow_invalid_id=allow_invalid_id)
+
+    def accounted_states(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """What accounting knows about these jobs (one sacct; {} for no ids, or when sacct is
+        missing, disabled or failing)."""
+        ids = _checked_ids(job_ids)
+        rows = self._sacct(["-X", "-P", "-n", "-j", ",".join(ids),
+                            "--format=JobID,State,ExitCode,Reason"]) if ids else []
+        return parse_rows("\n".join(rows))
 
     def _query_cmd(self, argv: Sequence[str], *,
                    allow_invalid_id: bool = False) -> _proc.ProcResult:

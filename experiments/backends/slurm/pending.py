@@ -96,8 +96,14 @@ def explain_pending(site: SiteLimits, records: Sequence[JobRecord],
     if not pending:
         return out
     ctx = _Context(site, records, pending)
+    # The tasks of an array not yet split share one status object: explain it once per job.
+    made: dict[tuple[int, str], TaskStatus] = {}
     for key, status in pending.items():
-        said = ctx.explain(key.job_id, status.reason)
-        hint = status.hint if status.held else (said.hint or said.meaning)
-        out[key] = replace(status, reason=said.label, hint=hint, outlook=said.outlook)
+        explained = made.get((id(status), key.job_id))
+        if explained is None:
+            said = ctx.explain(key.job_id, status.reason)
+            hint = status.hint if status.held else (said.hint or said.meaning)
+            explained = made[(id(status), key.job_id)] = replace(
+                status, reason=said.label, hint=hint, outlook=said.outlook)
+        out[key] = explained
     return out
