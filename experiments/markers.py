@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from . import trust
+from . import paths, trust
 
 
 class DoneIndex:
@@ -28,14 +28,22 @@ class DoneIndex:
         self._folders: dict[str, frozenset[str] | None] = {}
 
     def __call__(self, relpath: str) -> bool:
+        if not self.may_exist(relpath):
+            return False
+        return trust.marker_built(self.root, relpath)  # exists, and from a trusted account
+
+    def exists(self, relpath: str) -> bool:
+        """Whether the done marker exists at all, whoever wrote it (staleness asks this)."""
+        return self.may_exist(relpath) and os.path.exists(paths.done_marker(self.root, relpath))
+
+    def may_exist(self, relpath: str) -> bool:
+        """False when the listing of the artifact's parent folder says its folder is absent."""
         parent, _, leaf = relpath.rpartition("/")
         try:
             names = self._folders[parent]
         except KeyError:
             names = self._folders[parent] = self._list(parent)
-        if names is not None and leaf not in names:
-            return False
-        return trust.marker_built(self.root, relpath)  # exists, and from a trusted account
+        return names is None or leaf in names
 
     def _list(self, parent: str) -> frozenset[str] | None:
         folder = os.path.join(self.root, parent) if parent else self.root

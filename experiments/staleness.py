@@ -27,8 +27,10 @@ from typing import Any
 from . import paths, provenance
 from .artifact import Artifact
 from .identity import encode_params
+from .markers import DoneIndex
 
 _MAX_SHOWN = 3
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,20 @@ class StaleFinder:
         self.root = root
         self.code_id = code_id  # the code's snapshot id now; None: do not compare code
         self._memo: dict[str, str | None] = {}
+        self._done = DoneIndex(root)  # one listing per folder, not a stat per artifact
 
     def built(self, art: Artifact) -> bool:
-        return os.path.exists(paths.done_marker(self.root, art.relpath))
+        return self._done.exists(art.relpath)
 
     def reason(self, art: Artifact) -> str | None:
         """Why ``art`` is stale, or None (also None when it is not built)."""
+        memo = self._memo
+        found = memo.get(art.artifact_id, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+        if not self.built(art):  # not built: never stale, whatever its dependencies are
+            memo[art.artifact_id] = None
+            return None
         pending: list[tuple[Artifact, bool]] = [(art, False)]
         while pending:  # dependencies first, iteratively: chains may be long
             cur, expanded = pending.pop()

@@ -34,18 +34,24 @@ def owners(session: Session) -> dict[str, str]:
 
 def find_stale(session: Session, stages: Sequence[str] | None = None,
                *, with_deps: bool = True) -> tuple[list[Stale], list[str]]:
-    """Stale built artifacts of the stages (and, with ``with_deps``, their dependencies)."""
+    """Stale built artifacts of the stages (and, with ``with_deps``, their dependencies).
+
+    Unbuilt artifacts (most of a new grid) cost a look-up in a folder listing each; the stage
+    owning each stale one is looked up only when something is stale.
+    """
     ex = session.experiment
-    selected = session.selected(stages)
-    roots: list[Artifact] = [a for s in selected for a in ex.stages[s]]
-    arts = list(walk(roots)) if with_deps else roots
-    owner = owners(session)
+    roots: list[Artifact] = [a for s in session.selected(stages) for a in ex.stages[s]]
     found, warnings = finder(session)
+    reason = found.reason
+    stale = [(art, why) for art in (walk(roots) if with_deps else roots)
+             if (why := reason(art)) is not None]
+    if not stale:
+        return [], warnings
+    owner = owners(session)
     out: list[Stale] = []
     seen: set[str] = set()
-    for art in arts:
-        if art.artifact_id in seen:
-            continue
-        seen.add(art.artifact_id)
-        out.extend(found.find(owner.get(art.artifact_id, ""), [art]))
+    for art, why in stale:
+        if art.artifact_id not in seen:
+            seen.add(art.artifact_id)
+            out.append(Stale(art.artifact_id, art.relpath, owner.get(art.artifact_id, ""), why))
     return out, warnings
