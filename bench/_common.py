@@ -33,6 +33,7 @@ class Measured:
     returncode: int
     timed_out: bool = False
     stderr_tail: str = ""
+    cpu_s: float = float("nan")  # user + system CPU of the child (and its children)
 
 
 def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
@@ -63,7 +64,13 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         err.seek(0)
         tail = err.read().decode(errors="replace")[-2000:]
     err_path.unlink(missing_ok=True)
-    return Measured(wall, rusage.ru_maxrss / 1024, proc.returncode, timed_out, tail)
+    return Measured(wall, rusage.ru_maxrss / 1024, proc.returncode, timed_out, tail,
+                    rusage.ru_utime + rusage.ru_stime)
+
+
+def load() -> str:
+    """The 1-minute load average now (other sessions share these cores: state it by figures)."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def median(values: Sequence[float]) -> float:

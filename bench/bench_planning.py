@@ -5,27 +5,39 @@ i. Ours is an experiment file (two stages, `ArtifactSet.from_product` + `.map`) 
 `python exp.py drylaunch --local > /dev/null`; snakemake's is an idiomatic wildcard Snakefile
 (rule `all` listing every finetune output, `pretrain/{i}.out` -> `finetune/{i}.out`) run as
 `snakemake -n --cores 1 --quiet`. Each run is a fresh process (fresh EXPERIMENTS_HOME / fresh
-working directory); wall time and that process's peak RSS (wait4) are reported as medians.
-Also timed in-process: `ArtifactSet.from_product` of 100,000 points (goal: well under 1 s).
+working directory); wall time, CPU time and that process's peak RSS (wait4) are medians. The
+floors are measured in the same run: a bare `python -c pass` and the CLI's imports alone. Every
+row states the load average, since other sessions share the cores.
+
+`--big 1000000` adds a drylaunch of that many artifacts (goal: 15 s, 1.5 GB); `--launch
+1000000` launches that grid on a private Slurm cluster (scripts/slurm-test-cluster.sh, with
+MaxJobCount raised to hold it) whose partitions are DOWN, so nothing runs: wall time until
+`launch` returns (goal: 30 s), beside bare `sbatch --array` calls of the same sizes.
 
     bash bench/setup_peers.sh            # snakemake into bench/.peers
     python bench/bench_planning.py       # ~10 minutes (snakemake at N=100,000 dominates)
-    python bench/bench_planning.py --sizes 1000,10000 --reps 3 --profile 100000
+    python bench/bench_planning.py --sizes 10000,100000 --reps 3 --big 1000000 --profile 100000
+    python bench/bench_planning.py --sizes 10000 --no-snakemake --launch 1000000
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from _common import WORK, Measured, machine, median, peer, run_measured, table
+from _common import REPO, WORK, Measured, load, machine, median, peer, run_measured, table
 
 GOAL_SPEEDUP = 30.0
+GOAL_BIG_S, GOAL_BIG_MB, GOAL_LAUNCH_S = 15.0, 1500.0, 30.0
+# The checkout this script lives in (not whatever `experiments` is installed), with bytecode
+# caching as a user has it (a session may export PYTHONDONTWRITEBYTECODE).
+TREE_ENV = {"PYTHONPATH": str(REPO)}
 LINEAR_EXPONENT_MAX = 1.15   # t ~ N^k between the two largest sizes counts as linear below this
 
 EXPERIMENT = '''\
@@ -126,6 +138,22 @@ print(statistics.median(build), statistics.median(relpath), statistics.median(ch
 '''
 
 
+def _no_bytecode_flag() -> None:
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
+def floors(reps: int) -> list[list[object]]:
+    """Rows for a bare interpreter and for the CLI's imports (what every command pays)."""
+    rows: list[list[object]] = []
+    for label, code in (("python -c pass", "pass"),
+                        ("CLI imports (import experiments.cli.main)",
+                         "import experiments.cli.main")):
+        runs = [run_measured([sys.executable, "-c", code], env=TREE_ENV) for _ in range(reps)]
+        rows.append([label, median([m.wall_s for m in runs]), median([m.cpu_s for m in runs]),
+                     median([m.maxrss_mb for m in runs]), load()])
+    return rows
+
+
 def ours(n: int, reps: int, root: Path) -> list[Measured]:
     exp = root / "exp_planning.py"
     exp.write_text(EXPERIMENT)
@@ -135,7 +163,7 @@ def ours(n: int, reps: int, root: Path) -> list[Measured]:
         with tempfile.TemporaryDirectory(dir=root) as home:
             m = run_measured([sys.executable, str(exp), "drylaunch", "--local"], cwd=root,
                              env={"BENCH_N": str(n), "EXPERIMENTS_HOME": home,
-                                  "BENCH_ARTIFACTS": str(root / "artifacts")})
+                                  "BENCH_ARTIFACTS": str(root / "artifacts"), **TREE_ENV})
         if m.returncode != 0:
             sys.exit(f"drylaunch failed at N={n}:\n{m.stderr_tail}")
         out.append(m)
@@ -176,13 +204,62 @@ def profile(n: int, root: Path) -> None:
     with tempfile.TemporaryDirectory(dir=root) as home:
         subprocess.run([sys.executable, "-m", "cProfile", "-o", str(prof), str(exp), "drylaunch",
                         "--local"], cwd=root, check=True, stdout=subprocess.DEVNULL,
-                       env={**__import__("os").environ, "BENCH_N": str(n),
-                            "EXPERIMENTS_HOME": home, "BENCH_ARTIFACTS": str(root / "artifacts")})
+                       env={**os.environ, "BENCH_N": str(n), "EXPERIMENTS_HOME": home,
+                            "BENCH_ARTIFACTS": str(root / "artifacts"), **TREE_ENV})
     stats = pstats.Stats(str(prof))
     print(f"### cProfile of drylaunch, N={n:,} (cumulative; experiments/ functions)\n")
     stats.sort_stats("cumulative").print_stats(r"experiments/", 25)
     print(f"### cProfile of drylaunch, N={n:,} (own time, all functions)\n")
     stats.sort_stats("tottime").print_stats(20)
+
+
+def big(n: int, root: Path) -> list[object]:
+    """One drylaunch of ``n`` artifacts against the goals (wall, CPU, peak memory)."""
+    m = ours(n, 1, root)[0]
+    met = m.wall_s <= GOAL_BIG_S and m.maxrss_mb <= GOAL_BIG_MB
+    return [n, m.wall_s, m.cpu_s, m.maxrss_mb, load(), "yes" if met else "no"]
+
+
+def launch(n: int, root: Path, max_array: int, cap_s: float) -> list[list[object]]:
+    """``launch`` of the two-stage grid of ``n`` on a private cluster with its partitions DOWN,
+    beside bare ``sbatch --array`` calls of the same sizes (N/2 + N/2 tasks, chunked)."""
+    import bench_slurm as bs
+
+    args = argparse.Namespace(cluster="private", max_array_size=max_array, partition="cpu",
+                               max_job_count=2 * n + 100_000)  # every array task is a job
+    cluster = bs.start_cluster(args)
+    code = root / "launch-code"  # its own folder: the launch's code snapshot stays small
+    code.mkdir(exist_ok=True)
+    (code / "exp_planning.py").write_text(EXPERIMENT)
+    rows: list[list[object]] = []
+    try:
+        cluster.cancel_all()
+        for part in ("cpu", "gpu"):
+            cluster.run("scontrol", "update", f"PartitionName={part}", "State=DOWN")
+        half = str(n // 2)
+        bare = run_measured(["bash", "-c", f"{bs.BARE}\n{bs.BARE}", "bare", half,
+                             str(cluster.max_array), "cpu"], env=cluster.env, timeout_s=cap_s)
+        arrays = len(cluster.queue())
+        rows.append(["bare sbatch --array (same sizes)", n, bare.wall_s, bare.cpu_s, arrays,
+                     load(), "–"])
+        cluster.cancel_all()
+        with tempfile.TemporaryDirectory(dir=root) as home:
+            m = run_measured([sys.executable, str(code / "exp_planning.py"), "launch"],
+                             env={**cluster.env, "BENCH_N": str(n), "EXPERIMENTS_HOME": home,
+                                  "BENCH_ARTIFACTS": str(root / "artifacts"), **TREE_ENV},
+                             timeout_s=cap_s)
+        arrays = len(cluster.queue())
+        note = "yes" if m.returncode == 0 and m.wall_s <= GOAL_LAUNCH_S else "no"
+        if m.timed_out:
+            note = f"no (stopped at {cap_s:.0f} s)"
+        elif m.returncode:
+            note = f"failed: {m.stderr_tail.strip().splitlines()[-1][:80]}"
+        rows.append(["ours: launch (two stages)", n, m.wall_s, m.cpu_s, arrays, load(), note])
+    finally:
+        cluster.cancel_all()
+        for part in ("cpu", "gpu"):
+            cluster.run("scontrol", "update", f"PartitionName={part}", "State=UP", check=False)
+    return rows
 
 
 def main() -> None:
@@ -193,18 +270,52 @@ def main() -> None:
     ap.add_argument("--snakemake-cap", type=float, default=300.0,
                     help="seconds after which a snakemake run is stopped and reported as capped")
     ap.add_argument("--no-snakemake", action="store_true", help="measure only ours")
+    ap.add_argument("--big", type=int, metavar="N", help="also one drylaunch of N (1,000,000)")
+    ap.add_argument("--launch", type=int, metavar="N",
+                    help="also launch N on a private cluster with partitions DOWN")
+    ap.add_argument("--max-array-size", type=int, default=1001,
+                    help="MaxArraySize of the private cluster of --launch")
+    ap.add_argument("--launch-cap", type=float, default=1800.0,
+                    help="seconds after which a --launch run is stopped")
     ap.add_argument("--profile", type=int, metavar="N", help="also cProfile a drylaunch of N")
     args = ap.parse_args()
+    _no_bytecode_flag()
     sizes = [int(s) for s in args.sizes.split(",")]
     root = WORK / "planning"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    print(f"Machine: {machine()}\n", flush=True)
+    print(f"Machine: {machine()}; load average at start {load()}\n", flush=True)
+    print(table(f"Floors (median of {args.reps}; wall s, CPU s, peak RSS MB)",
+                ["process", "wall s", "cpu s", "MB", "load"], floors(args.reps)), flush=True)
+    drylaunch_vs_snakemake(args, sizes, root)
+    if args.big:
+        print(table(f"drylaunch of {args.big:,} (goal ≤ {GOAL_BIG_S:.0f} s, "
+                    f"≤ {GOAL_BIG_MB:,.0f} MB)",
+                    ["N", "wall s", "cpu s", "MB", "load", "met"], [big(args.big, root)]),
+              flush=True)
+    if args.launch:
+        print(table(f"launch of {args.launch:,}, partitions DOWN (goal ≤ {GOAL_LAUNCH_S:.0f} s; "
+                    f"MaxArraySize {args.max_array_size})",
+                    ["what", "N", "wall s", "cpu s", "arrays queued", "load", "met"],
+                    launch(args.launch, root, args.max_array_size, args.launch_cap)),
+              flush=True)
+    build, relpath, child = from_product(max(args.reps, 5))
+    print(table("ArtifactSet in-process (median of 5; seconds)",
+                ["operation", "s", "goal"],
+                [["from_product, 100,000 points (100 lr x 1,000 seeds)", build, "≪ 1 s"],
+                 ["relpath of those 100,000 (identity hashing)", relpath, ""],
+                 ["map 50,000 -> Child(base=...) (dependency artifacts)", child, ""]]))
+    if args.profile:
+        profile(args.profile, root)
 
+
+def drylaunch_vs_snakemake(args: argparse.Namespace, sizes: list[int], root: Path) -> None:
+    """The side-by-side table: ours and snakemake at each N, in the same run."""
     rows, ours_t, capped = [], {}, False
     for n in sizes:
         mine = ours(n, args.reps, root)
         t, rss = median([m.wall_s for m in mine]), median([m.maxrss_mb for m in mine])
+        cpu = median([m.cpu_s for m in mine])
         ours_t[n] = t
         sm_t = sm_rss = float("nan")
         sm_note = "skipped"
@@ -216,20 +327,21 @@ def main() -> None:
             else:
                 sm_t = median([m.wall_s for m in sm])
                 sm_rss = median([m.maxrss_mb for m in sm])
-                sm_note = f"{sm_t:.2f}"
+                sm_cpu = median([m.cpu_s for m in sm])
+                sm_note = f"{sm_t:.2f} ({sm_cpu:.1f} CPU, {sm_cpu / cpu:.0f}x ours)"
         elif capped:
             sm_note = "not run (capped at a smaller N)"
         ratio = sm_t / t if sm_t == sm_t else float("nan")
         ratio_s = (f"> {ratio:.0f}x" if sm_note.startswith(">") else
                    f"{ratio:.1f}x" if ratio == ratio else "–")
         met = "–" if ratio != ratio else ("yes" if ratio >= GOAL_SPEEDUP else "no")
-        rows.append([n, t, rss, sm_note, sm_rss, ratio_s, met])
-        print(f"N={n:,}: ours {t:.3f} s / {rss:.0f} MB, snakemake {sm_note}", file=sys.stderr,
-              flush=True)
+        rows.append([n, t, cpu, rss, sm_note, sm_rss, ratio_s, met, load()])
+        print(f"N={n:,}: ours {t:.3f} s ({cpu:.2f} s CPU) / {rss:.0f} MB, snakemake {sm_note}",
+              file=sys.stderr, flush=True)
 
-    print(table(f"drylaunch vs snakemake -n (median of {args.reps}; wall s, peak RSS MB)",
-                ["N", "ours s", "ours MB", "snakemake s", "snakemake MB",
-                 "snakemake/ours", f"≥{GOAL_SPEEDUP:.0f}x"], rows))
+    print(table(f"drylaunch vs snakemake -n (median of {args.reps}; wall s, CPU s, peak RSS MB)",
+                ["N", "ours s", "ours cpu s", "ours MB", "snakemake s", "snakemake MB",
+                 "snakemake/ours", f"≥{GOAL_SPEEDUP:.0f}x", "load"], rows))
     if len(sizes) >= 2:
         a, b = sizes[-2], sizes[-1]
         k = math.log(ours_t[b] / ours_t[a]) / math.log(b / a)
@@ -237,18 +349,11 @@ def main() -> None:
         print(f"Growth of ours: t ~ N^{k:.2f} between N={a:,} and N={b:,} "
               f"({'linear' if k <= LINEAR_EXPONENT_MAX else 'super-linear'}); "
               f"µs per artifact: " + ", ".join(f"{p:.0f}" for p in per) + "\n")
-    met_all = all(r[6] == "yes" for r in rows if r[6] != "–")
-    print(f"Goal (≥{GOAL_SPEEDUP:.0f}x faster than snakemake at every N): "
-          f"{'met' if met_all else 'MISSED'}\n")
-
-    build, relpath, child = from_product(max(args.reps, 5))
-    print(table("ArtifactSet in-process (median of 5; seconds)",
-                ["operation", "s", "goal"],
-                [["from_product, 100,000 points (100 lr x 1,000 seeds)", build, "≪ 1 s"],
-                 ["relpath of those 100,000 (identity hashing)", relpath, ""],
-                 ["map 50,000 -> Child(base=...) (dependency artifacts)", child, ""]]))
-    if args.profile:
-        profile(args.profile, root)
+    judged = [r[7] for r in rows if r[7] != "–"]
+    verdict = "not measured" if not judged else "met" if all(
+        j == "yes" for j in judged) else "MISSED"
+    print(f"Goal (≥{GOAL_SPEEDUP:.0f}x faster than snakemake at every N): {verdict}\n",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -176,6 +176,7 @@ def start_cluster(args: argparse.Namespace) -> Cluster:
         for key, value in PRIVATE_CLUSTER.items():
             env.setdefault(key, value)
         env["SLURM_TEST_MAX_ARRAY_SIZE"] = str(args.max_array_size)
+        env["SLURM_TEST_MAX_JOB_COUNT"] = str(getattr(args, "max_job_count", 100_000))
         verb = "start"
     else:
         verb = "env"

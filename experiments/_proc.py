@@ -9,6 +9,7 @@ Standard library only: the worker uses it.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -124,17 +125,48 @@ class ProcTimeout(Exception):
         self.timeout_s = timeout_s
 
 
+_SETPRIV: list[list[str]] = []  # [argv prefix] once probed; [[]] when unusable
+
+
+def _pdeathsig_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL --`` when it works here (util-linux 2.33+), else ``[]``.
+
+    A ``preexec_fn`` makes Python fork the whole process instead of ``vfork``: 0.3-0.5 s per
+    command from a launcher holding a million-artifact plan (1 GB), against ~5 ms. setpriv sets
+    the same parent-death signal between its own (cheap) start and the command's exec.
+    """
+    if not _SETPRIV:
+        import shutil  # not at import time: the worker imports this module on every start
+
+        found = shutil.which("setpriv") if sys.platform.startswith("linux") else None
+        prefix = [found, "--pdeathsig", "KILL", "--"] if found else []
+        if prefix and subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+            prefix = []
+        _SETPRIV.append(prefix)
+    return _SETPRIV[0]
+
+
 def _capture(argv: Sequence[str], timeout_s: float, env: Mapping[str, str] | None = None,
              input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
     """Run ``argv`` with its output captured as bytes; the checks both ``run`` forms share."""
     if isinstance(argv, str):  # a shell string would be a bug in our code
         raise TypeError("run() takes an argument list, not a string")
+    full_env = None if env is None else {**os.environ, **env}
+    cmd, preexec = list(argv), None
+    prefix = _pdeathsig_prefix()
+    if prefix:  # the program is looked up here, so a missing one fails as it did without
+        import shutil
+
+        program = shutil.which(cmd[0], path=(full_env or os.environ).get("PATH"))
+        if program is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cmd[0])
+        cmd = [*prefix, program, *cmd[1:]]
+    else:
+        preexec = _die_with_parent()
     try:
         return subprocess.run(
-            list(argv), capture_output=True, timeout=timeout_s,
-            env=None if env is None else {**os.environ, **env}, input=input_bytes,
-            stdin=None if input_bytes is not None else subprocess.DEVNULL,
-            preexec_fn=_die_with_parent())
+            cmd, capture_output=True, timeout=timeout_s, env=full_env, input=input_bytes,
+            stdin=None if input_bytes is not None else subprocess.DEVNULL, preexec_fn=preexec)
     except subprocess.TimeoutExpired as exc:
         raise ProcTimeout(argv, timeout_s) from exc
 

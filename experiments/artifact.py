@@ -40,56 +40,81 @@ class Artifact:
         )
 
     # -- identity ---------------------------------------------------------------------------
+    # The caches below live in the instance's ``__dict__`` (written directly: a frozen
+    # dataclass's ``__setattr__`` refuses, and ``object.__setattr__`` costs twice as much on a
+    # grid of a million artifacts).
     def _experiments_key(self) -> str:
         cached: str | None = self.__dict__.get("_exp_key")
         if cached is None:
-            # Deepest dependencies first, iteratively: long chains must not hit recursion limits.
-            pending, order = [self], []
-            while pending:
-                art = pending.pop()
-                if "_exp_key" not in art.__dict__:
-                    order.append(art)
-                    pending.extend(art.dependencies())
-            for art in reversed(order):
-                if "_exp_key" not in art.__dict__:
-                    check_artifact_class(type(art))
-                    key, names = identity.identify(art)  # checks every value while planning
-                    # one tuple per distinct name list, not one per artifact (a million of them)
-                    names = _NAMES.setdefault(names, names)
-                    object.__setattr__(art, "_exp_names", names)
-                    object.__setattr__(art, "_exp_key", key)
-            cached = self.__dict__["_exp_key"]
+            cached = _compute_key(self)
         return cached
 
     @property
     def artifact_id(self) -> str:
         """A short stable hash of the class name and parameters."""
-        cached = self.__dict__.get("_exp_id")
+        d = self.__dict__
+        cached: str | None = d.get("_exp_id")
         if cached is None:
-            cached = identity.digest(self._experiments_key())
-            object.__setattr__(self, "_exp_id", cached)
+            cached = d["_exp_id"] = identity.digest(d.get("_exp_key") or _compute_key(self))
         return cached
 
     @property
     def relpath(self) -> str:
         """The artifact's directory under the artifact root: ``ClassName/k=v,...-<hash>``."""
-        cached = self.__dict__.get("_exp_relpath")
+        d = self.__dict__
+        cached: str | None = d.get("_exp_relpath")
         if cached is None:
-            self._experiments_key()  # also finds the names of the fields in the identity
-            cached = identity.default_relpath(self, self.__dict__["_exp_names"])
-            object.__setattr__(self, "_exp_relpath", cached)
+            if "_exp_key" not in d:
+                _compute_key(self)  # also finds the names of the fields in the identity
+            cached = d["_exp_relpath"] = identity.default_relpath(self, d["_exp_names"])
         return cached
 
     def dependencies(self) -> tuple[Artifact, ...]:
         """The artifacts this one needs, found in its fields (also nested in containers)."""
-        cached = self.__dict__.get("_exp_deps")
+        cached: tuple[Artifact, ...] | None = self.__dict__.get("_exp_deps")
         if cached is None:
             found: list[Artifact] = []
-            for name, _default, _factory in identity.field_info(type(self)):
-                _collect(getattr(self, name), found)
-            cached = tuple(found)
-            object.__setattr__(self, "_exp_deps", cached)
+            for name in identity.field_names(type(self)):
+                value = getattr(self, name)
+                if type(value) not in _LEAVES:  # a plain scalar holds no artifact
+                    _collect(value, found)
+            cached = self.__dict__["_exp_deps"] = tuple(found) if found else ()
         return cached
+
+
+_LEAVES = frozenset({int, float, str, bool, type(None)})
+
+
+def _compute_key(art: Artifact) -> str:
+    """Compute and cache the canonical key of ``art`` (and of its dependencies first)."""
+    for dep in art.dependencies():
+        if "_exp_key" not in dep.__dict__:
+            break
+    else:  # the common case: every dependency already has its key
+        return _store_key(art)
+    # Deepest dependencies first, iteratively: long chains must not hit recursion limits.
+    pending, order = [art], []
+    while pending:
+        cur = pending.pop()
+        if "_exp_key" not in cur.__dict__:
+            order.append(cur)
+            pending.extend(cur.dependencies())
+    for cur in reversed(order):
+        if "_exp_key" not in cur.__dict__:
+            _store_key(cur)
+    return art.__dict__["_exp_key"]  # type: ignore[no-any-return]
+
+
+def _store_key(art: Artifact) -> str:
+    """Identify ``art`` (its dependencies have keys) and cache its key and identity names."""
+    if type(art) not in _checked:
+        check_artifact_class(type(art))
+    key, names = identity.identify(art)  # checks every value while planning
+    d = art.__dict__
+    # one tuple per distinct name list, not one per artifact (a million of them)
+    d["_exp_names"] = _NAMES.setdefault(names, names)
+    d["_exp_key"] = key
+    return key
 
 
 def _collect(value: Any, out: list[Artifact], depth: int = 0) -> None:

@@ -22,6 +22,9 @@ from typing import Any
 
 from .errors import DefinitionError
 
+_sha256 = hashlib.sha256
+_json_str: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
 _SAFE = re.compile(r"[^A-Za-z0-9._+=-]")
 _MAX_READABLE = 120  # bytes of the readable k=v prefix; the hash keeps it unique
 _HASH_LEN = 12
@@ -117,7 +120,7 @@ def _encode_float(value: float, where: str) -> str:
 
 def _encode_str(value: str, where: str) -> str:
     _check_text(value, where, "string")
-    return json.dumps(value, ensure_ascii=True)
+    return _json_str(value)  # exactly json.dumps(value, ensure_ascii=True), without its calls
 
 
 def _encode_int(value: int, where: str) -> str:
@@ -192,6 +195,17 @@ def field_info(cls: type) -> tuple[tuple[str, Any, Any], ...]:
     return info
 
 
+def field_names(cls: type) -> tuple[str, ...]:
+    """The names of the compared fields of ``cls``, cached per class."""
+    names = _names_cache.get(cls)
+    if names is None:
+        names = _names_cache[cls] = tuple(name for name, _, _ in field_info(cls))
+    return names
+
+
+_names_cache: dict[type, tuple[str, ...]] = {}
+
+
 def _field_specs(cls: type) -> tuple[tuple[str, Any, str | None, str], ...]:
     """(name, default, canonical text of the default or None, where) per compared field."""
     specs = _spec_cache.get(cls)
@@ -210,26 +224,9 @@ def _default_key(cls: type, name: str, default: Any, factory: Any) -> str | None
     return _encode(value, f"{cls.__qualname__}.{name} (its default)", 0)
 
 
-def _identity_parts(obj: Any) -> list[tuple[str, str]]:
-    """(name, encoding) of each field whose encoding differs from its default's.
-
-    Comparing encodings (not ``==``) means a value equals the default exactly when it would
-    give the same identity without one: ``-0.0`` is ``0.0``, but ``(True,)`` is not ``(1,)``.
-    """
-    out = []
-    for name, default, default_key, where in _field_specs(type(obj)):
-        value = getattr(obj, name)
-        if value is default:  # the default object itself: its encoding is known (and checked)
-            continue
-        key = _encode(value, where, 0)
-        if key != default_key:
-            out.append((name, key))
-    return out
-
-
 def identity_fields(obj: Any) -> list[tuple[str, Any]]:
     """The (name, value) pairs that define an artifact: fields whose value is not the default."""
-    return [(name, getattr(obj, name)) for name, _ in _identity_parts(obj)]
+    return [(name, getattr(obj, name)) for name in identify(obj)[1]]
 
 
 def _check_uncompared(obj: Any) -> None:
@@ -246,15 +243,31 @@ def _check_uncompared(obj: Any) -> None:
 def identify(obj: Any) -> tuple[str, tuple[str, ...]]:
     """The canonical key ``QualName{field=value,...}`` and the names of the fields in it.
 
-    Every value is checked here (types, depth, text), also defaults and ``compare=False`` fields.
+    Only fields whose encoding differs from their default's are in it. Comparing encodings (not
+    ``==``) means a value equals the default exactly when it would give the same identity
+    without one: ``-0.0`` is ``0.0``, but ``(True,)`` is not ``(1,)``. Every value is checked
+    here (types, depth, text), also defaults and ``compare=False`` fields. (One plain loop, no
+    comprehensions: this runs once per artifact of a million-artifact grid.)
     """
-    cls = type(obj).__qualname__
-    parts = _identity_parts(obj)
-    key = f"{cls}{{{','.join(f'{n}={k}' for n, k in parts)}}}"
+    tp = type(obj)
+    body = ""
+    names: tuple[str, ...] = ()
+    for name, default, default_key, where in _spec_cache.get(tp) or _field_specs(tp):
+        value = getattr(obj, name)
+        if value is default:  # the default object itself: its encoding is known (and checked)
+            continue
+        exact = _EXACT.get(type(value))  # the common plain types, one call fewer
+        text = exact(value, where) if exact is not None else _encode(value, where, 0)
+        if text != default_key:
+            body = f"{body},{name}={text}" if body else f"{name}={text}"
+            names += (name,)
+    key = f"{tp.__qualname__}{{{body}}}"
     if not key.isascii():
-        _check_text(key, ascii(cls), "class or field name")
-    _check_uncompared(obj)
-    return key, tuple([n for n, _ in parts])
+        _check_text(key, ascii(tp.__qualname__), "class or field name")
+    uncompared = _uncompared_cache.get(tp)
+    if uncompared is None or uncompared:
+        _check_uncompared(obj)
+    return key, names
 
 
 def canonical_key(obj: Any) -> str:
@@ -264,7 +277,7 @@ def canonical_key(obj: Any) -> str:
 
 def digest(key: str) -> str:
     """A short, stable hex digest of a canonical key."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:_HASH_LEN]
+    return _sha256(key.encode("utf-8")).hexdigest()[:_HASH_LEN]
 
 
 def _readable(value: Any) -> str:
@@ -297,22 +310,35 @@ def default_relpath(obj: Any, names: Sequence[str] | None = None) -> str:
     """
     artifact_id = obj.artifact_id  # first: it checks every value (depth, types, text)
     if names is None:
-        names = [n for n, _ in identity_fields(obj)]
-    tp = type(obj)
-    cls = _CLASS_PART.get(tp)
-    if cls is None:
-        cls = _CLASS_PART[tp] = _SAFE.sub("_", tp.__name__)
+        names = identify(obj)[1]
+    cls = _class_part(type(obj))
     if not names:
         return f"{cls}/{artifact_id}"
     parts = []
     for n in names:
-        value = getattr(obj, n)  # an int's digits and sign are safe as they are
-        text = str(value) if type(value) is int else _SAFE.sub("_", _readable(value))
+        value = getattr(obj, n)
+        tp = type(value)
+        if tp is int:  # an int's digits and sign are safe as they are
+            text = str(value)
+        elif tp is str:
+            text = _SAFE.sub("_", value)
+        elif getattr(tp, "__experiments_artifact__", False) is True:  # a hex id is safe too
+            text = f"{_class_part(tp)}-{value.artifact_id}"
+        else:
+            text = _SAFE.sub("_", _readable(value))
         parts.append(f"{n}={text}")
     readable = ",".join(parts)
     if len(readable) > _MAX_READABLE or not readable.isascii():
         readable = readable.encode("ascii", "replace")[:_MAX_READABLE].decode("ascii")
     return f"{cls}/{readable}-{artifact_id}"
+
+
+def _class_part(tp: type) -> str:
+    """The class's name, made safe for a path (cached per class)."""
+    part = _CLASS_PART.get(tp)
+    if part is None:
+        part = _CLASS_PART[tp] = _SAFE.sub("_", tp.__name__)
+    return part
 
 
 _CLASS_PART: dict[type, str] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from . import trust
+from . import paths, trust
 
 
 class DoneIndex:
@@ -35,6 +35,10 @@ class DoneIndex:
         if built is None:  # exists, and from a trusted account; asked once per artifact
             built = self._built[relpath] = trust.marker_built(self.root, relpath)
         return built
+
+    def exists(self, relpath: str) -> bool:
+        """Whether the done marker exists at all, whoever wrote it (staleness asks this)."""
+        return self.has_folder(relpath) and os.path.exists(paths.done_marker(self.root, relpath))
 
     def has_folder(self, relpath: str) -> bool:
         """False when the listing shows the artifact has no folder (so no marker and no file

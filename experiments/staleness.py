@@ -27,9 +27,11 @@ from typing import Any
 from . import paths, provenance
 from .artifact import Artifact
 from .identity import encode_params
+from .markers import DoneIndex
 from .stale_cache import VerdictCache, file_id, params_digest
 
 _MAX_SHOWN = 3
+_UNKNOWN = object()
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,24 @@ class StaleFinder:
         self.root = root
         self.code_id = code_id  # the code's snapshot id now; None: do not compare code
         self._memo: dict[str, str | None] = {}
-        self._built = built  # relpath -> built? (a DoneIndex: one listing per folder)
+        # relpath -> built? (a DoneIndex: one listing per folder, not a stat per artifact)
+        self._built = built if built is not None else DoneIndex(root).exists
         self._ids: dict[str, str | None] = {}  # relpath -> build id of its done marker
         self._cache = cache  # verdicts of earlier commands, reused while nothing changed
         self._done_ids: dict[str, str | None] = {}  # relpath -> file id of its done marker
 
     def built(self, art: Artifact) -> bool:
-        if self._built is not None:
-            return self._built(art.relpath)
-        return os.path.exists(paths.done_marker(self.root, art.relpath))
+        return self._built(art.relpath)
 
     def reason(self, art: Artifact) -> str | None:
         """Why ``art`` is stale, or None (also None when it is not built)."""
+        memo = self._memo
+        found = memo.get(art.artifact_id, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+        if not self.built(art):  # not built: never stale, whatever its dependencies are
+            memo[art.artifact_id] = None
+            return None
         pending: list[tuple[Artifact, bool]] = [(art, False)]
         while pending:  # dependencies first, iteratively: chains may be long
             cur, expanded = pending.pop()

@@ -30,6 +30,10 @@ if ((POLICED)); then d_dir=/tmp/experiments-slurm-policed d_port=16831 d_name=ex
 else d_dir=/tmp/experiments-slurm d_port=16817 d_name=exptest; fi
 DIR=${SLURM_TEST_DIR:-$d_dir}
 MAX_ARRAY_SIZE=${SLURM_TEST_MAX_ARRAY_SIZE:-1001}
+# Every array *task* counts against MaxJobCount: an sbatch beyond it is answered "temporarily
+# unable to accept job" and sbatch sleeps and retries (bench_planning's million-task launch
+# raises it).
+MAX_JOB_COUNT=${SLURM_TEST_MAX_JOB_COUNT:-100000}
 CTLD_PORT=${SLURM_TEST_CTLD_PORT:-$d_port}
 SLURMD_PORT=${SLURM_TEST_SLURMD_PORT:-$((d_port + 1))}
 DBD_PORT=${SLURM_TEST_DBD_PORT:-$((d_port + 2))}
@@ -157,7 +161,7 @@ SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
 SchedulerParameters=sched_interval=1,sched_min_interval=0,batch_sched_delay=0,bf_interval=1,default_queue_depth=1000,partition_job_depth=0
 MaxArraySize=$MAX_ARRAY_SIZE
-MaxJobCount=100000
+MaxJobCount=$MAX_JOB_COUNT
 MinJobAge=300
 ReturnToService=2
 SlurmdParameters=config_overrides

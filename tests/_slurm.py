@@ -8,7 +8,7 @@ Fixtures (session scoped):
   named by ``$SLURM_CONF`` if it answers ``sinfo``, else starts one with the script. Sets
   ``os.environ["SLURM_CONF"]`` for the session. If no cluster can be had the test fails when
   ``CI=true`` and is skipped otherwise (with a loud banner in the terminal summary).
-* ``small_array_cluster`` -- a second, private cluster with ``MaxArraySize=5`` and no accounting
+* ``small_array_cluster`` -- a second, private cluster with ``MaxArraySize=5``, ``MaxJobCount=200`` and no accounting
   (``sacct`` answers "accounting storage is disabled"); stopped at the end of the session.
 * ``faults_cluster`` -- a third, private cluster (no accounting) whose controller the
   reliability tests stop, freeze (SIGSTOP) and restart; its slurmctld pid file is
@@ -191,6 +191,7 @@ def cluster_env(kind: str, slot: int | None = None) -> dict[str, str]:
         env["SLURM_TEST_ACCOUNTING"] = "0"
     if kind == "small":
         env["SLURM_TEST_MAX_ARRAY_SIZE"] = "5"
+        env["SLURM_TEST_MAX_JOB_COUNT"] = "200"  # small enough for a launch to exceed it
     return env
 
 

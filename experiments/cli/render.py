@@ -145,6 +145,9 @@ def stale(found: Sequence[Stale], limit: int = 20) -> None:
     out.print("`launch --rebuild-stale` rebuilds them and their dependents.")
 
 
+_MAX_JOB_LINES = 20  # a million-artifact launch is a thousand arrays: list the first ten
+
+
 def launched(result: LaunchResult) -> None:
     snap = result.snapshot
     if snap is not None:
@@ -161,13 +164,16 @@ def launched(result: LaunchResult) -> None:
         out.print(f"Nothing to launch: {len(result.plan.skipped)} artifact(s) already built or "
                   "queued.")
         return
-    for rec in result.records:
+    shown = result.records if len(result.records) <= _MAX_JOB_LINES else result.records[:10]
+    for rec in shown:
         counts: dict[str, int] = {}
         for s in rec.task_states.values():
             counts[s] = counts.get(s, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or f"{len(rec.tasks)} tasks"
         deps = f" after {','.join(rec.depends_on)}" if rec.depends_on else ""
         out.print(escape(f"job {rec.job_id} [{rec.stage}, tier {rec.tier}]{deps}: {summary}"))
+    if len(shown) < len(result.records):
+        out.print(f"… and {len(result.records) - len(shown)} more job(s): `history` lists them")
     failed = sum(1 for r in result.records for s in r.task_states.values() if s != "completed")
     if result.records and all(r.backend == "local" for r in result.records):
         out.print(f"Built {result.plan.task_count - failed} of {result.plan.task_count}; "

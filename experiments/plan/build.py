@@ -9,7 +9,7 @@ from typing import Any
 from ..artifact import Artifact
 from ..backends.base import Resources
 from ..errors import PlanError
-from .model import Group, Plan, PlannedTask, Skipped
+from .model import Group, Plan, PlannedTask, Skipped, new_task
 
 
 class _Mark(enum.Enum):
@@ -22,23 +22,47 @@ class _Mark(enum.Enum):
 
 
 class _Planner:
+    """Classifies artifacts, dependencies first, into ``order`` with their stage and tier.
+
+    Which stage owns a dependency and which keys are selected are needed only for a dependency
+    not classified yet (its stage is listed after its dependents', or in no selected stage),
+    so those maps are built on first use: a grid whose stages come in dependency order never
+    pays for them.
+    """
+
     def __init__(self, stages: Mapping[str, Sequence[Artifact]], with_deps: bool,
                  is_built: Callable[[Artifact], bool], live: Mapping[str, str],
                  selected: Sequence[str]) -> None:
+        self.stages = stages
+        self.selected = selected
         self.with_deps = with_deps
         self.is_built = is_built
         self.live = live
-        self.owner: dict[str, str] = {}
-        for name, arts in stages.items():
-            for a in arts:
-                self.owner.setdefault(a._experiments_key(), name)
-        self.selected_keys = {a._experiments_key() for name in selected for a in stages[name]}
+        self._owner: dict[str, str] | None = None
+        self._selected_keys: set[str] | None = None
         self.stage_of: dict[str, str] = {}      # key -> stage, for artifacts to build
+        self.tier: dict[str, int] = {}          # key -> tier, for artifacts to build
         self.order: list[Artifact] = []          # artifacts to build, dependencies first
         self.skipped: list[Skipped] = []
         self.status: dict[str, _Mark] = {}
         self.missing: list[str] = []
         self.missing_stages: set[str] = set()
+
+    @property
+    def owner(self) -> dict[str, str]:
+        """Key -> the first stage listing the artifact."""
+        if self._owner is None:
+            self._owner = {}
+            for name, arts in self.stages.items():
+                for a in arts:
+                    self._owner.setdefault(a._experiments_key(), name)
+        return self._owner
+
+    def _selected(self, key: str) -> bool:
+        if self._selected_keys is None:
+            self._selected_keys = {a._experiments_key() for name in self.selected
+                                   for a in self.stages[name]}
+        return key in self._selected_keys
 
     def visit(self, root: Artifact, stage: str) -> None:
         """Classify ``root`` and its dependencies (iteratively: chains may be long).
@@ -46,22 +70,22 @@ class _Planner:
         An artifact whose dependencies are all classified already (the common case: a
         stage's artifacts after their dependencies' stage) goes straight into ``order``.
         """
-        status, order = self.status, self.order
+        status = self.status
         stack: list[tuple[Artifact, str, bool]] = [(root, stage, False)]
         while stack:
             art, stg, expanded = stack.pop()
             if expanded:
-                order.append(art)
+                self._planned(art)
                 continue
             key = art._experiments_key()
             if key in status:
                 continue
             if self.is_built(art):
                 self._skip(art, stg, key, _Mark.BUILT, "built")
-            elif art.artifact_id in self.live:
+            elif self.live and art.artifact_id in self.live:
                 self._skip(art, stg, key, _Mark.LIVE, f"already queued/running as job "
                                                       f"{self.live[art.artifact_id]}")
-            elif key not in self.selected_keys and not self.with_deps:
+            elif art is not root and not self.with_deps and not self._selected(key):
                 status[key] = _Mark.MISSING
                 owner = self.owner.get(key)
                 self.missing.append(_describe_missing(art, owner))
@@ -70,14 +94,26 @@ class _Planner:
             else:
                 status[key] = _Mark.BUILD
                 self.stage_of[key] = stg
-                pending = [d for d in art.dependencies() if d._experiments_key() not in status]
+                deps = art.dependencies()
+                pending = [d for d in deps if d._experiments_key() not in status] if deps else ()
                 if not pending:
-                    order.append(art)
+                    self._planned(art)
                     continue
                 stack.append((art, stg, True))
                 for dep in reversed(pending):
-                    dkey = dep._experiments_key()
-                    stack.append((dep, self.owner.get(dkey, stg), False))
+                    stack.append((dep, self.owner.get(dep._experiments_key(), stg), False))
+
+    def _planned(self, art: Artifact) -> None:
+        """Put ``art`` (its dependencies classified) in ``order``, one tier above the highest
+        of its dependencies to build (built and live ones have no tier)."""
+        tier = self.tier
+        t = 0
+        for d in art.dependencies():
+            above = tier.get(d._experiments_key(), -1) + 1
+            if above > t:
+                t = above
+        tier[art._experiments_key()] = t
+        self.order.append(art)
 
     def _skip(self, art: Artifact, stage: str, key: str, status: _Mark, reason: str) -> None:
         self.status[key] = status
@@ -111,8 +147,7 @@ def build_plan(
             planner.visit(art, name)
     if planner.missing:
         raise _missing_error(planner, selected)
-    tiers = _tiers(planner.order, planner.status)
-    groups = _group(planner, tiers, resources, construct)
+    groups = _group(planner, resources, construct)
     return Plan(tuple(selected), groups, tuple(planner.skipped), dict(live))
 
 
@@ -136,54 +171,45 @@ def _first_seen(names: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _tiers(order: list[Artifact], status: Mapping[str, _Mark]) -> dict[str, int]:
-    """Tier of each artifact to build: 0 without planned deps, else 1 + their highest tier."""
-    tier: dict[str, int] = {}
-    for art in order:  # dependencies come before dependents in ``order``
-        deps = art.dependencies()
-        if not deps:
-            tier[art._experiments_key()] = 0
-            continue
-        highest = -1
-        for d in deps:
-            t = tier.get(d._experiments_key(), -1)  # not planned (built, live): no tier
-            if t > highest:
-                highest = t
-        tier[art._experiments_key()] = highest + 1
-    return tier
-
-
-def _group(planner: _Planner, tiers: Mapping[str, int],
-           resources: Callable[[Artifact], Resources],
+def _group(planner: _Planner, resources: Callable[[Artifact], Resources],
            construct: Callable[[Artifact], tuple[Any, ...]]) -> tuple[tuple[Group, ...], ...]:
+    """One PlannedTask per artifact to build, bucketed by tier, stage and resources.
+
+    Consecutive artifacts usually share their bucket (and the very same ``Resources``
+    object, resolved once per distinct requirement set), so the bucket is looked up by
+    identity first and hashed only when it changes.
+    """
     buckets: dict[tuple[int, str, Resources], list[PlannedTask]] = {}
-    status, stage_of = planner.status, planner.stage_of
-    pending = (_Mark.BUILD, _Mark.LIVE)
+    status, stage_of, tiers = planner.status, planner.stage_of, planner.tier
+    last: tuple[int, str, Resources] | None = None
+    bucket: list[PlannedTask] = []
     for art in planner.order:
         key = art._experiments_key()
         stage = stage_of[key]
+        tier = tiers[key]
         res = resources(art)
         deps = art.dependencies()
-        task = PlannedTask(
-            artifact_id=art.artifact_id,
-            relpath=art.relpath,
-            stage=stage,
-            class_name=type(art).__qualname__,
-            dep_ids=tuple([d.artifact_id for d in deps
-                           if status.get(d._experiments_key()) in pending]) if deps else (),
-            dep_relpaths=tuple([d.relpath for d in deps]) if deps else (),
-            steps=construct(art),
-            artifact=art,
-        )
-        bucket = buckets.get((tiers[key], stage, res))
-        if bucket is None:
-            bucket = buckets[(tiers[key], stage, res)] = []
+        if not deps:
+            dep_ids: tuple[str, ...] = ()
+            dep_relpaths: tuple[str, ...] = ()
+        else:
+            dep_ids = tuple([d.artifact_id for d in deps
+                             if status.get(d._experiments_key()) in _PENDING])
+            dep_relpaths = tuple([d.relpath for d in deps])
+        task = new_task(art.artifact_id, art.relpath, stage, type(art).__qualname__, dep_ids,
+                        dep_relpaths, construct(art), art)
+        if last is None or last[0] != tier or last[1] is not stage or last[2] is not res:
+            last = (tier, stage, res)
+            bucket = buckets.setdefault(last, [])
         bucket.append(task)
     n_tiers = 1 + max(tiers.values()) if tiers else 0
     out: list[list[Group]] = [[] for _ in range(n_tiers)]
     for (tier, stage, res), tasks in buckets.items():
         out[tier].append(Group(stage, tier, res, tuple(tasks)))
     return tuple(tuple(t) for t in out)
+
+
+_PENDING = (_Mark.BUILD, _Mark.LIVE)
 
 
 def chunk(tasks: Sequence[PlannedTask], max_size: int) -> Iterable[tuple[PlannedTask, ...]]:

@@ -9,7 +9,7 @@ crashed launch, and refuses to plan when a scheduler cannot say what is already 
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -266,12 +266,14 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
                 checked.add(cls)  # the default is safe by construction once its class name is
         if retry is not None and art.artifact_id not in retry.ids:
             return True  # --retry-failed: only the failed artifacts are planned
-        return art.artifact_id not in redo and done(art.relpath)
+        if redo and art.artifact_id in redo:
+            return False
+        return done(art.relpath)
 
     with _gc.paused():
         plan = build_plan(ex.stages, selected, is_built=built,
                           live=live_artifacts(of_root(records, ex.artifact_path), live),
-                          resources=resources, construct=lambda a: record_steps(session, a),
+                          resources=resources, construct=steps_recorder(session),
                           with_deps=with_deps)
     return apply_overrides(plan, overrides or Overrides(), backend.resolve)
 
@@ -289,19 +291,26 @@ def requirements_of(art: Artifact, where: str, reqs: Any = None) -> dict[str, An
     return reqs
 
 
-def record_steps(session: Session, art: Artifact) -> tuple[Any, ...]:
-    """Run ``art.construct`` on a fresh ``Task`` builder and return the steps it recorded."""
+def steps_recorder(session: Session) -> Callable[[Artifact], tuple[Any, ...]]:
+    """A function that runs an artifact's ``construct`` on a fresh ``Task`` builder and returns
+    the steps it recorded (the experiment's paths looked up once, not per artifact)."""
     ex = session.experiment
-    builder = Task(artifact_path=ex.artifact_path, code_path=ex.code_path, relpath=art.relpath,
-                   gs_path=ex.gs_path, where=f"{type(art).__qualname__} {art.relpath}")
-    try:
-        art.construct(builder)
-    except ExperimentsError:
-        raise
-    except Exception as exc:
-        raise DefinitionError(f"{type(art).__qualname__}.construct raised "
-                              f"{type(exc).__name__}: {exc} (artifact {art.relpath})") from exc
-    return tuple(builder.steps)
+    artifact_path, code_path, gs_path = ex.artifact_path, ex.code_path, ex.gs_path
+
+    def record(art: Artifact) -> tuple[Any, ...]:
+        relpath = art.relpath
+        builder = Task(artifact_path=artifact_path, code_path=code_path, relpath=relpath,
+                       gs_path=gs_path, where=f"{type(art).__qualname__} {relpath}")
+        try:
+            art.construct(builder)
+        except ExperimentsError:
+            raise
+        except Exception as exc:
+            raise DefinitionError(f"{type(art).__qualname__}.construct raised "
+                                  f"{type(exc).__name__}: {exc} (artifact {relpath})") from exc
+        return tuple(builder.steps)
+
+    return record
 
 
 def check_storage(plan: Plan) -> None:

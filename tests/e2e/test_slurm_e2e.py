@@ -168,6 +168,24 @@ def test_arrays_above_max_array_size_are_split(tmp_path: Path, small_array_clust
     assert status.returncode == 0 and "12" in status.stdout  # works without sacct
 
 
+def test_launch_beyond_max_job_count_is_refused_before_any_sbatch(
+        tmp_path: Path, small_array_cluster: object) -> None:
+    """Each array task counts against MaxJobCount (200 here); past it sbatch would retry
+    without end. The launch must say so before submitting anything."""
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    out = tmp_path / "out"
+    out.mkdir()
+    wrapped, calls = wrap_commands(tmp_path)
+    env = {"OUT": str(out), "PROJECT": "toomany", "N_PRE": "250", **wrapped,
+           **small_array_cluster.env}  # type: ignore[attr-defined]
+    res = run_cli(script, "launch", "pretrain", env=env)
+    assert res.returncode != 0
+    assert "250 tasks" in res.stderr and "MaxJobCount=200" in res.stderr, res.stderr
+    assert count_calls(calls, "sbatch") == 0
+    assert _jobs("pretrain", "toomany") == []
+
+
 def test_socket_timeout_after_submission_does_not_duplicate(tmp_path: Path,
                                                             slurm_cluster: object) -> None:
     script = tmp_path / "exp.py"

@@ -50,3 +50,16 @@ def test_an_unreadable_folder_falls_back_to_a_stat_each(tmp_path: Path,
 
     monkeypatch.setattr(os, "listdir", refuse)
     assert DoneIndex(str(tmp_path))("A/x")
+
+
+def test_exists_answers_like_a_stat_whoever_owns_the_marker(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """Staleness asks whether a marker exists at all; trust is the planner's question."""
+    _make(tmp_path, "A/x-1", True)
+    _make(tmp_path, "A/y-2", False)
+    monkeypatch.setattr(os, "geteuid", lambda: 12345)  # the marker is now someone else's
+    index = DoneIndex(str(tmp_path))
+    assert index.exists("A/x-1") and not index("A/x-1")
+    assert not index.exists("A/y-2") and not index.exists("B/z") and not index.exists("A/nope")
+    assert index.may_exist("A/y-2") and not index.may_exist("A/nope")

@@ -245,3 +245,16 @@ def test_chunk_splits_in_order() -> None:
     assert list(chunk([], 5)) == []
     with pytest.raises(ValueError, match="max_size must be at least 1"):
         list(chunk(tasks, 0))
+
+
+def test_new_task_is_the_same_object_as_the_dataclass_makes() -> None:
+    """The planner's fast constructor must set every field (one added to PlannedTask too)."""
+    from experiments.plan.model import new_task
+    from experiments.task import RunCommand
+
+    values = ("id", "Rel/x-1", "stage", "Cls", ("d1",), ("Dep/y-2",), (RunCommand("true"),),
+              object())
+    made, fast = PlannedTask(*values), new_task(*values)
+    assert made == fast
+    assert [getattr(fast, n) for n in PlannedTask.__slots__] == list(values)
+    assert len(PlannedTask.__slots__) == len(values)

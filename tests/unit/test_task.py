@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import enum
 import subprocess
 import uuid
@@ -160,6 +161,20 @@ def test_run_command_default_kwformat_matches_readme() -> None:
                                              "lr": 0.001})
     assert t.steps == [RunCommand("python train.py --config=config.yaml "
                                   "--output=/data/output --lr=0.001")]
+
+
+def test_recorded_command_step_is_an_ordinary_run_command() -> None:
+    """The builder makes its steps without the dataclass's __init__: nothing may tell."""
+    t = _task()
+    t.run_command("python a.py", kwargs={"x": 1})
+    t.run_command("python a.py", kwargs={"x": 1})  # the key is checked once, the step is alike
+    made = RunCommand("python a.py --x=1")
+    assert t.steps == [made, made] and hash(t.steps[0]) == hash(made)
+    assert step_to_dict(t.steps[0]) == step_to_dict(made) == {"command": "python a.py --x=1",
+                                                              "kind": "run_command"}
+    assert list(vars(t.steps[0])) == list(vars(made))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        t.steps[0].command = "rm -rf x"  # type: ignore[misc]
 
 
 @pytest.mark.parametrize("kwformat", ["--{key}={v}", "--{0}", "--{k", "--{k}={v!z}"])

@@ -152,6 +152,7 @@ class SlurmBackend:
         records = ctx.store.all_records()
         by_ref: dict[str, JobRecord] = {r.job_id: r for r in records if r.job_id}
         arrays = self.layout(plan, records)
+        self._check_job_count(plan)
         shares = budget.split([len(a.tasks) for a in arrays],
                               [a.group.resources.max_parallel for a in arrays], ctx.max_running)
         done_in_group: dict[int, int] = {}
@@ -165,6 +166,18 @@ class SlurmBackend:
             by_ref[arr.ref] = record
             ids.append(record.job_id or "")
         return ctx.submitted
+
+    def _check_job_count(self, plan: Plan) -> None:
+        """Refuse, before submitting anything, a launch with more tasks than the cluster's
+        ``MaxJobCount``: Slurm counts each array task as a job and would make sbatch retry
+        without end once the queue is full, leaving half a launch behind."""
+        limit = self.client.max_job_count()
+        if limit is not None and plan.task_count >= limit:
+            raise SubmissionError(
+                f"this launch has {plan.task_count:,} tasks, but the cluster holds at most "
+                f"MaxJobCount={limit:,} jobs at once (each array task counts as one); nothing "
+                "was submitted. Launch fewer stages at a time (or fewer artifacts per stage), or "
+                "ask the cluster's administrators to raise MaxJobCount")
 
     def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
                       by_ref: Mapping[str, JobRecord], throttle: int | None = None,

@@ -250,6 +250,7 @@ class SlurmClient:
         self.name_lookback_days = name_lookback_days
         self._sleep = sleep
         self._max_array_size: int | None = None
+        self._config_text: str | None = None
         self._message_timeout_s: float | None = None
         self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
         self.notice_after_s = notice_after_s  # a slow sbatch is reported after this long,
@@ -413,12 +414,23 @@ class SlurmClient:
     def max_array_size(self) -> int:
         """The cluster's ``MaxArraySize`` (array indices must stay below it); cached."""
         if self._max_array_size is None:
-            out = self._query_cmd(["scontrol", "show", "config"]).stdout
-            match = re.search(r"^MaxArraySize\s*=\s*(\d+)", out, re.M)
-            if not match:
+            found = self._config_int("MaxArraySize")
+            if found is None:
                 raise SchedulerQueryError("`scontrol show config` printed no MaxArraySize")
-            self._max_array_size = int(match.group(1))
+            self._max_array_size = found
         return self._max_array_size
+
+    def max_job_count(self) -> int | None:
+        """The cluster's ``MaxJobCount`` (every array *task* counts as one job; beyond it sbatch
+        is told "temporarily unable to accept job" and retries); None if not printed."""
+        return self._config_int("MaxJobCount")
+
+    def _config_int(self, key: str) -> int | None:
+        """An integer of ``scontrol show config`` (read once per client)."""
+        if self._config_text is None:
+            self._config_text = self._query_cmd(["scontrol", "show", "config"]).stdout
+        match = re.search(rf"^{key}\s*=\s*(\d+)", self._config_text, re.M)
+        return int(match.group(1)) if match else None
 
     def query(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
         """Task states keyed ``<array job id>_<index>`` (or the plain id for a single job).
