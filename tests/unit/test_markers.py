@@ -62,4 +62,4 @@ def test_exists_answers_like_a_stat_whoever_owns_the_marker(tmp_path: Path,
     index = DoneIndex(str(tmp_path))
     assert index.exists("A/x-1") and not index("A/x-1")
     assert not index.exists("A/y-2") and not index.exists("B/z") and not index.exists("A/nope")
-    assert index.may_exist("A/y-2") and not index.may_exist("A/nope")
+    assert index.has_folder("A/y-2") and not index.has_folder("A/nope")
