@@ -314,12 +314,20 @@ def log(title: str, text: str) -> None:
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
-def log_file(path: Path, title: str, *, full: bool = False) -> int:
+def log_file(path: Path, title: str, *, full: bool = False, section: str | None = None) -> int:
     """A task's log under a rule with ``title``, streamed in bounded memory (its last lines
-    unless ``full``); returns the byte offset shown up to, for following it."""
+    unless ``full``); ``section``: only that artifact's part of a pack's log. Returns the byte
+    offset shown up to, for following it."""
     _title(title)
     try:
-        return logs.show(path, out.file, full=full).end
+        if section is None:
+            return logs.show(path, out.file, full=full).end
+        found = logs.sections(path, section)
+        if not found:
+            out.out(f"(nothing yet for {section} in the pack's log {path}: its task has not "
+                    "reached it)", highlight=False)
+            return 0
+        return logs.show_sections(path, out.file, found, full=full).end
     except FileNotFoundError:
         out.out(f"(no log yet at {path}: the task has not started)", highlight=False)
         return 0

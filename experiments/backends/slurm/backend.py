@@ -23,6 +23,7 @@ from ...errors import SubmissionError
 from ...launching import LaunchContext
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
+from ...plan.packs import PackFit, fit_pack
 from ...store import JobRecord
 from ..base import (
     Description,
@@ -36,7 +37,8 @@ from ..base import (
 )
 from . import budget, deps
 from .client import SlurmClient, SubmissionUncertain
-from .options import option_text, slurm_options
+from .limits import format_time
+from .options import Option, option_text, slurm_options
 from .script import render_script
 
 NAME = "slurm"
@@ -61,13 +63,15 @@ class SlurmBackend:
 
     def _script(self, name: str, group: Group, array_spec: str, spec_dir: str, log_dir: str,
                 python: str, env: Mapping[str, str], throttle: int | None = None,
-                setup: Sequence[str] = ()) -> str:
+                setup: Sequence[str] = (), time_s: int | None = None) -> str:
+        """The batch script; ``time_s``: a pack's own time limit instead of the artifact's."""
         throttle = throttle or group.resources.max_parallel
         array = array_spec + (f"%{throttle}" if throttle else "")
         res = group.resources
         signal = (f"B:{res.checkpoint_signal}@{res.checkpoint_before_s}"
                   if res.checkpoint_before_s else None)
-        return render_script(job_name=name, options=res.options, array=array,
+        options = res.options if time_s is None else with_time(res.options, time_s)
+        return render_script(job_name=name, options=options, array=array,
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
                              python=python, env={**env, **deps.WORKER_ENV},
                              package_dir=PACKAGE_PARENT, setup=setup, signal=signal)
@@ -76,15 +80,22 @@ class SlurmBackend:
     def describe(self, group: Group, *, validate: bool) -> Description:
         """The sbatch options of a group (and, with ``validate``, Slurm's verdict on it)."""
         throttle = group.resources.max_parallel
-        lines = ["sbatch " + " ".join(option_text(o) for o in group.resources.options)
+        fit = self.pack_fit(group.resources)
+        options = group.resources.options
+        if fit.size > 1 and fit.time_s is not None:
+            options = tuple(with_time(options, fit.time_s))
+        lines = ["sbatch " + " ".join(option_text(o) for o in options)
                  + (f" --array=…%{throttle}" if throttle else "")]
+        if group.resources.pack > 1:
+            lines.append(describe_pack(group.resources.pack, fit))
         if not validate:
             return Description(tuple(lines))
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / paths.SCRIPT
-            script.write_text(self._script("drylaunch-check", group,
-                                           f"0-{len(group.tasks) - 1}", tmp, tmp, "python3",
-                                           {}))
+            tasks = -(-len(group.tasks) // fit.size)
+            script.write_text(self._script("drylaunch-check", group, f"0-{tasks - 1}", tmp, tmp,
+                                           "python3", {},
+                                           time_s=fit.time_s if fit.size > 1 else None))
             verdict = self.client.test_only(str(script))
         if verdict:
             lines.append(f"slurm says: {verdict}")
@@ -96,7 +107,28 @@ class SlurmBackend:
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
         """The arrays this backend submits for ``plan`` (drylaunch shows the same)."""
         return layout_plan(plan, self.client.max_array_size(), live_places(plan, records),
-                           max_lanes=self.max_lanes)
+                           max_lanes=self.max_lanes,
+                           packs=[self.pack_fit(g.resources).size for g in plan.groups])
+
+    def pack_fit(self, res: Resources) -> PackFit:
+        """A group's pack size and the pack's time limit, under its partition's MaxTime (an
+        artifact without ``time`` counts the partition's DefaultTime, as Slurm would)."""
+        if res.pack == 1:
+            return PackFit(1)
+        max_time_s, default_time_s = self._partition_times(res)
+        time_s = res.time_s if res.time_s is not None else default_time_s
+        return fit_pack(res.pack, time_s, res.pack_time_s, max_time_s)
+
+    def _partition_times(self, res: Resources) -> tuple[int | None, int | None]:
+        """MaxTime and DefaultTime of the partition(s) the group asks for (the default one if
+        none), the strictest when several; None when unlimited or unknown."""
+        limits = self.client.partition_limits()
+        asked = dict(res.requirements).get("partition")
+        names = str(asked).split(",") if asked else [n for n, p in limits.items() if p.default]
+        found = [limits[n] for n in names if n in limits]
+        max_times = [p.max_time_s for p in found if p.max_time_s is not None]
+        defaults = [p.default_time_s for p in found if p.default_time_s is not None]
+        return (min(max_times) if max_times else None, min(defaults) if defaults else None)
 
     def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
         """Submit every array, upstream first, recording each job as soon as Slurm accepts it.
@@ -107,7 +139,7 @@ class SlurmBackend:
         records = ctx.store.all_records()
         by_ref: dict[str, JobRecord] = {r.job_id: r for r in records if r.job_id}
         arrays = self.layout(plan, records)
-        shares = budget.split([len(a.tasks) for a in arrays],
+        shares = budget.split([a.task_count for a in arrays],
                               [a.group.resources.max_parallel for a in arrays], ctx.max_running)
         done_in_group: dict[int, int] = {}
         ids: list[str] = []
@@ -133,7 +165,8 @@ class SlurmBackend:
                           depends_on=up_ids)
         text = self._script(name, group, arr.array_spec(), job.record.spec_dir,
                             job.record.log_dir, ctx.python, ctx.job_env(group), throttle,
-                            ctx.setup_lines(group))
+                            ctx.setup_lines(group),
+                            self.pack_fit(group.resources).time_s if arr.pack > 1 else None)
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         kind = "aftercorr" if arr.wait is Wait.CORR else "afterany"
@@ -159,14 +192,18 @@ class SlurmBackend:
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
         """Task states: one squeue and at most one sacct call for all the records."""
         ids = [r.job_id for r in records if r.job_id]
-        positions = {(r.job_id, r.array_index(i)): i for r in records if r.job_id
-                     for i in range(len(r.tasks))}
+        positions: dict[tuple[str, int], list[int]] = {}
+        for r in records:
+            if r.job_id and r.array_indices:  # lanes and packs: positions differ from indices
+                for i in range(len(r.tasks)):
+                    positions.setdefault((r.job_id, r.array_index(i)), []).append(i)
         out: dict[TaskKey, TaskStatus] = {}
         for text, status in (self.client.query(ids) if ids else {}).items():
             key = TaskKey.parse(text)
-            if key is not None:
-                key = TaskKey(key.job_id, positions.get((key.job_id, key.index), key.index))
-                out[key] = _with_hold(key, status)
+            if key is None:
+                continue
+            for i in positions.get((key.job_id, key.index), [key.index]):  # a pack: each one
+                out[TaskKey(key.job_id, i)] = _with_hold(TaskKey(key.job_id, i), status)
         return deps.end_never_satisfied(self.client, records, out)
 
     def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:
@@ -218,7 +255,21 @@ def live_places(plan: Plan, records: Sequence[JobRecord]) -> dict[str, Where]:
     for rec in records:
         if not rec.job_id:
             continue
+        packed = rec.packed
         for i, (artifact_id, _) in enumerate(rec.tasks):
             if plan.live_jobs.get(artifact_id) == rec.job_id:
-                out[artifact_id] = Where(rec.job_id, rec.array_index(i))
+                out[artifact_id] = Where(rec.job_id, rec.array_index(i), packed)
     return out
+
+
+def with_time(options: Sequence[Option], time_s: int) -> list[Option]:
+    """The options with ``--time`` set to ``time_s`` (a pack's limit), kept sorted by name."""
+    return sorted([o for o in options if o[0] != "time"] + [("time", format_time(time_s))])
+
+
+def describe_pack(asked: int, fit: PackFit) -> str:
+    """What drylaunch says about a packed group: how many per task, the time, and why."""
+    time = f", --time={format_time(fit.time_s)} per task" if fit.time_s is not None else (
+        ", --time left to the artifact's own (no `time` requirement)")
+    line = f"pack: up to {fit.size} artifact(s) per task{time}"
+    return f"{line} ({fit.why})" if fit.why else line

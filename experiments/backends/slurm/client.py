@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ..base import JobState, TaskStatus, TaskUsage
+from .limits import PartitionLimits, parse_partitions
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -229,6 +230,7 @@ class SlurmClient:
         self.name_lookback_days = name_lookback_days
         self._sleep = sleep
         self._max_array_size: int | None = None
+        self._partitions: dict[str, PartitionLimits] | None = None
         self._message_timeout_s: float | None = None
         self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
 
@@ -373,6 +375,13 @@ class SlurmClient:
                 raise SchedulerQueryError("`scontrol show config` printed no MaxArraySize")
             self._max_array_size = int(match.group(1))
         return self._max_array_size
+
+    def partition_limits(self) -> dict[str, PartitionLimits]:
+        """Every partition's limits (``scontrol show partition -o``), by name; cached."""
+        if self._partitions is None:
+            out = self._query_cmd(["scontrol", "show", "partition", "-o"]).stdout
+            self._partitions = parse_partitions(out)
+        return self._partitions
 
     def query(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
         """Task states keyed ``<array job id>_<index>`` (or the plain id for a single job).
