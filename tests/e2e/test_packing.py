@@ -208,21 +208,23 @@ def test_a_requeued_pack_resumes_with_the_artifacts_it_has_not_built(run: Run) -
 def test_a_pack_cut_by_its_time_limit_is_finished_by_a_relaunch(run: Run) -> None:
     """``pack_time`` is the pack's own limit; at the TIMEOUT the running artifact is
     interrupted, those not started stay unbuilt, and a relaunch builds only those."""
-    env = {"N": "4", "SLEEP": "25"}
+    env = {"N": "4", "SLEEP": "40"}  # 160 s of work; Slurm ends it 60-90 s in
     run.cli("launch", "up", "--set", "pack=4", "--set", "pack_time=1", **env)
     job = str(run.jobs("up")[0]["job_id"])
     limit = subprocess.run(["squeue", "-h", "-j", job, "-o", "%l"], capture_output=True,
                            text=True, timeout=30).stdout.split()
     assert limit[:1] == ["1:00"], limit  # one minute for the whole pack, not 4 × 5:00
     wait_until_idle(run.project, 240)
-    states = run.states("Up")
-    assert [states.get(i) for i in range(4)] == ["done", "done", "interrupted", None], states
+    states = [run.states("Up").get(i) for i in range(4)]
+    built = states.count("done")
+    assert 1 <= built <= 3 and states == ["done"] * built + ["interrupted"] + [None] * (
+        3 - built), states  # in order: built, the one cut, the ones never started
     status = run.cli("status", "up", ok=(1,), **env).stdout
-    assert _status_counts(status)["up"]["built"] == "2" and "TIMEOUT" in status
+    assert _status_counts(status)["up"]["built"] == str(built) and "TIMEOUT" in status
     dry = run.cli("drylaunch", "up", "--set", "pack=4", **env).stdout
-    assert "2 artifact(s) in 1 task(s) of up to 4" in dry
+    assert f"{4 - built} artifact(s) in 1 task(s) of up to 4" in dry
     run.cli("launch", "up", "--set", "pack=4", **env)
-    wait_until_idle(run.project, 120)
+    wait_until_idle(run.project, 240)
     assert run.built("Up") == 4
-    runs = {i: (run.out / f"runs-{i}").read_text().split() for i in range(4)}
-    assert runs == {0: ["0"], 1: ["1"], 2: ["2", "2"], 3: ["3"]}
+    runs = {i: len((run.out / f"runs-{i}").read_text().split()) for i in range(4)}
+    assert runs == {i: 2 if i == built else 1 for i in range(4)}  # only the cut one twice
