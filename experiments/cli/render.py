@@ -112,6 +112,8 @@ def plan(dry: DryRun, verbose: bool) -> None:
             out.print(f"  - {s.relpath} [{s.stage}]: {s.reason}", markup=False)
     if dry.arrays:
         arrays(dry.arrays, verbose)
+    for note in dry.layout_notes:
+        out.print(f"  {note}", markup=False)
     if dry.stale and dry.rebuild_stale:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
     else:
@@ -123,7 +125,8 @@ def plan(dry: DryRun, verbose: bool) -> None:
 
 def arrays(layout: Sequence[ArrayLayout], verbose: bool, limit: int = 12) -> None:
     """The arrays a launch submits and what each one's tasks wait for."""
-    out.print(f"[bold]Arrays[/]: {len(layout)} sbatch call(s)")
+    tasks = sum(a.task_count for a in layout)
+    out.print(f"[bold]Arrays[/]: {len(layout)} sbatch call(s), {tasks} array task(s)")
     lines = describe_arrays(layout)
     shown = lines if verbose else lines[:limit]
     for line in shown:

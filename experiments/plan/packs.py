@@ -66,12 +66,16 @@ def pack_count(n: int, size: int) -> int:
     return -(-n // size)
 
 
-def smallest_fitting(count: Callable[[int], int], allowance: int, largest: int) -> int | None:
-    """The smallest pack size ``p`` in ``1..largest`` whose ``count(p)`` (array tasks, which
-    must not grow with ``p``) is at most ``allowance``; None when even ``largest`` is too many."""
+def smallest_fitting(count: Callable[[int], int], allowance: int, largest: int,
+                     smallest: int = 1) -> int | None:
+    """The smallest pack size ``p`` in ``smallest..largest`` whose ``count(p)`` (array tasks,
+    which must not grow with ``p``) is at most ``allowance``; None when even ``largest`` is too
+    many. A ``smallest`` known not to be too large (no smaller pack can fit) saves layouts."""
+    lo, hi = max(1, min(smallest, largest)), largest
+    if count(lo) <= allowance:
+        return lo
     if count(largest) > allowance:
         return None
-    lo, hi = 1, largest
     while lo < hi:
         mid = (lo + hi) // 2
         if count(mid) <= allowance:

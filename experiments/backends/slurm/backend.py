@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ... import _atomic, paths
@@ -36,6 +37,7 @@ from ..base import (
     common_resources,
 )
 from . import budget, deps
+from .allowance import Allowance, Fit, allowance_for, fit_packs
 from .client import SlurmClient, SubmissionUncertain
 from .limits import format_time
 from .options import Option, option_text, slurm_options
@@ -106,18 +108,77 @@ class SlurmBackend:
     # -- launch ---------------------------------------------------------------------------
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
         """The arrays this backend submits for ``plan`` (drylaunch shows the same)."""
-        return layout_plan(plan, self.client.max_array_size(), live_places(plan, records),
-                           max_lanes=self.max_lanes,
-                           packs=[self.pack_fit(g.resources).size for g in plan.groups])
+        return self.arrays_for(plan, records).arrays
 
-    def pack_fit(self, res: Resources) -> PackFit:
-        """A group's pack size and the pack's time limit, under its partition's MaxTime (an
-        artifact without ``time`` counts the partition's DefaultTime, as Slurm would)."""
-        if res.pack == 1:
+    def layout_notes(self, plan: Plan, records: Sequence[JobRecord]
+                     ) -> tuple[list[ArrayLayout], list[str], list[str]]:
+        """The arrays, with what drylaunch says about them: notes (packed to fit the submit
+        limit, and why) and problems (a launch that cannot fit it)."""
+        got = self.arrays_for(plan, records)
+        if got.fit is None:
+            return got.arrays, [], []
+        if got.fit.pack is None:
+            return got.arrays, [], [got.fit.note]
+        return got.arrays, [got.fit.note], []
+
+    def arrays_for(self, plan: Plan, records: Sequence[JobRecord]) -> Arrays:
+        """Each group's pack (its ``pack`` under MaxTime) and the arrays; when their tasks
+        would exceed the user's remaining submit allowance, the smallest larger pack that fits
+        (:mod:`.allowance`)."""
+        live, size = live_places(plan, records), self.client.max_array_size()
+
+        def lay(fits: Sequence[PackFit]) -> list[ArrayLayout]:
+            return layout_plan(plan, size, live, max_lanes=self.max_lanes,
+                               packs=[f.size for f in fits])
+
+        fits = [self.pack_fit(g.resources) for g in plan.groups]
+        arrays = lay(fits)
+        tasks = sum(a.task_count for a in arrays)
+        allowance = self._allowance(plan, tasks)
+        if allowance is None:
+            return Arrays(arrays, fits)
+        caps = [self.pack_fit(g.resources, len(g.tasks)).size for g in plan.groups]
+
+        def fits_for(p: int) -> list[PackFit]:
+            return [f if f.size >= min(p, cap) else self.pack_fit(g.resources, min(p, cap))
+                    for f, cap, g in zip(fits, caps, plan.groups, strict=True)]
+
+        def count(p: int) -> int:
+            return sum(a.task_count for a in lay(fits_for(p)))
+
+        fit = fit_packs(count, tasks, plan.task_count, allowance, max(caps))
+        if fit.pack is None:
+            return Arrays(arrays, fits, fit)
+        chosen = fits_for(fit.pack)
+        return Arrays(lay(chosen), chosen, fit)
+
+    def _allowance(self, plan: Plan, tasks: int) -> Allowance | None:
+        """The user's remaining submit allowance when ``tasks`` would exceed it, else None
+        (also when no limit is set or none can be read; the job count is asked only then)."""
+        limits = self.client.submit_limits()
+        if limits is None:
+            return None
+        assocs, qos = limits
+        pairs = {(_text(dict(g.resources.requirements).get("account")),
+                  _text(dict(g.resources.requirements).get("qos"))) for g in plan.groups}
+        if not any(allowance_for(assocs, qos, 0, *pair) for pair in pairs):
+            return None  # no submit limit applies: no need to count the user's jobs
+        current = self.client.live_task_count()
+        found = [a for pair in pairs if (a := allowance_for(assocs, qos, current, *pair))]
+        least = min(found, key=lambda a: a.remaining) if found else None
+        return least if least is not None and tasks > least.remaining else None
+
+    def pack_fit(self, res: Resources, pack: int | None = None) -> PackFit:
+        """A group's pack size (``pack``, default its own) and the pack's time limit, under its
+        partition's MaxTime (an artifact without ``time`` counts the partition's DefaultTime,
+        as Slurm would); its ``pack_time`` applies to its own pack size only."""
+        asked = res.pack if pack is None else pack
+        if asked == 1:
             return PackFit(1)
         max_time_s, default_time_s = self._partition_times(res)
         time_s = res.time_s if res.time_s is not None else default_time_s
-        return fit_pack(res.pack, time_s, res.pack_time_s, max_time_s)
+        return fit_pack(asked, time_s, res.pack_time_s if asked == res.pack else None,
+                        max_time_s)
 
     def _partition_times(self, res: Resources) -> tuple[int | None, int | None]:
         """MaxTime and DefaultTime of the partition(s) the group asks for (the default one if
@@ -138,7 +199,10 @@ class SlurmBackend:
         """
         records = ctx.store.all_records()
         by_ref: dict[str, JobRecord] = {r.job_id: r for r in records if r.job_id}
-        arrays = self.layout(plan, records)
+        got = self.arrays_for(plan, records)
+        if got.fit is not None and got.fit.pack is None:
+            raise SubmissionError(f"cannot launch: {got.fit.note}; nothing was submitted")
+        arrays = got.arrays
         shares = budget.split([a.task_count for a in arrays],
                               [a.group.resources.max_parallel for a in arrays], ctx.max_running)
         done_in_group: dict[int, int] = {}
@@ -147,16 +211,18 @@ class SlurmBackend:
             chunk_no = done_in_group.get(arr.group_no, 0)
             done_in_group[arr.group_no] = chunk_no + 1
             after = ids[share.after] if share.after is not None else None
-            record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after)
+            record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after,
+                                        got.fits[arr.group_no])
             by_ref[arr.ref] = record
             ids.append(record.job_id or "")
         return ctx.submitted
 
     def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
                       by_ref: Mapping[str, JobRecord], throttle: int | None = None,
-                      after: str | None = None) -> JobRecord:
+                      after: str | None = None, fit: PackFit = PackFit(1)) -> JobRecord:
         """Submit one array (``throttle``: its share of the launch's budget; ``after``: a job
-        it must also wait for, to keep that budget) and return its record."""
+        it must also wait for, to keep that budget; ``fit``: its group's pack and that pack's
+        time limit) and return its record."""
         group = arr.group
         name = ctx.job_name(group, arr.group_no, chunk_no)
         upstream = [by_ref[r] for r in arr.upstream if r in by_ref]
@@ -165,8 +231,7 @@ class SlurmBackend:
                           depends_on=up_ids)
         text = self._script(name, group, arr.array_spec(), job.record.spec_dir,
                             job.record.log_dir, ctx.python, ctx.job_env(group), throttle,
-                            ctx.setup_lines(group),
-                            self.pack_fit(group.resources).time_s if arr.pack > 1 else None)
+                            ctx.setup_lines(group), fit.time_s if arr.pack > 1 else None)
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         kind = "aftercorr" if arr.wait is Wait.CORR else "afterany"
@@ -238,6 +303,20 @@ class SlurmBackend:
         MessageTimeout of it answering again; wait that long (plus a margin) before trusting
         a look-up that found nothing."""
         return self.client.settle()
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """What a launch submits: the arrays, each group's pack (plan order) and, when the launch
+    was packed to fit the user's submit limit (or cannot fit it), why."""
+
+    arrays: list[ArrayLayout]
+    fits: list[PackFit]
+    fit: Fit | None = None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:

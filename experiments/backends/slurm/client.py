@@ -29,6 +29,8 @@ still reported PREEMPTED was preempted for good.
 
 from __future__ import annotations
 
+import os
+import pwd
 import random
 import re
 import time
@@ -38,7 +40,16 @@ from dataclasses import dataclass
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ..base import JobState, TaskStatus, TaskUsage
-from .limits import PartitionLimits, parse_partitions
+from .limits import (
+    ASSOC_FORMAT,
+    QOS_FORMAT,
+    AssocLimits,
+    PartitionLimits,
+    QosLimits,
+    parse_assocs,
+    parse_partitions,
+    parse_qos,
+)
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -48,6 +59,7 @@ JOB_ID_RE = re.compile(r"(\d+)(?:;\S+)?")
 QUERY_ID_RE = re.compile(r"\d+(_\d+)?")
 RANGE_RE = re.compile(r"(\d+)_\[([0-9,\-]+)(?:%\d+)?\]")
 SACCT_DISABLED = "accounting storage is disabled"
+SACCTMGR_TIMEOUT_S = 15.0  # submit limits are optional: a slow slurmdbd must not stall launch
 SQUEUE_FORMAT = "JobArrayID:|,State:|,exit_code:|,Reason:|"  # "|" is a suffix, not a width
 
 _P, _R = JobState.PENDING, JobState.RUNNING
@@ -383,6 +395,26 @@ class SlurmClient:
             self._partitions = parse_partitions(out)
         return self._partitions
 
+    def submit_limits(self) -> tuple[list[AssocLimits], dict[str, QosLimits]] | None:
+        """This user's associations and every QOS (two ``sacctmgr`` calls, to slurmdbd), or
+        None when they cannot be read (no accounting): then no submit limit is known."""
+        user = pwd.getpwuid(os.getuid()).pw_name
+        try:
+            assoc = self._query_cmd(["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}",
+                                     f"format={ASSOC_FORMAT}"], timeout_s=SACCTMGR_TIMEOUT_S)
+            qos = self._query_cmd(["sacctmgr", "-n", "-P", "show", "qos",
+                                   f"format={QOS_FORMAT}"], timeout_s=SACCTMGR_TIMEOUT_S)
+            return parse_assocs(assoc.stdout), parse_qos(qos.stdout)
+        except SchedulerQueryError:
+            return None
+
+    def live_task_count(self) -> int:
+        """How many jobs of this user are pending, running or suspended, counting each array
+        task (what MaxSubmitJobsPerUser counts): one squeue call."""
+        out = self._query_cmd(["squeue", "--me", "-h", "-r", "-t", "PD,R,S,CG", "-o",
+                               "%i"]).stdout
+        return sum(len(expand_key(line.strip())) for line in out.splitlines() if line.strip())
+
     def query(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
         """Task states keyed ``<array job id>_<index>`` (or the plain id for a single job).
 
@@ -402,15 +434,16 @@ class SlurmClient:
         result = self._query_cmd(argv, allow_invalid_id=True)
         return parse_rows(result.stdout) if result.ok else {}
 
-    def _query_cmd(self, argv: Sequence[str], *,
-                   allow_invalid_id: bool = False) -> _proc.ProcResult:
+    def _query_cmd(self, argv: Sequence[str], *, allow_invalid_id: bool = False,
+                   timeout_s: float | None = None) -> _proc.ProcResult:
         """Run a query command; SchedulerQueryError unless it worked.
 
         With ``allow_invalid_id``, squeue's "Invalid job id specified" (every id is unknown
         to the controller) is an empty answer, not an error.
         """
         try:
-            result = self._run(argv)
+            result = (self._run(argv) if timeout_s is None else
+                      _proc.run(argv, timeout_s=timeout_s, env=self.env))
         except (_proc.ProcTimeout, FileNotFoundError) as exc:
             raise SchedulerQueryError(f"cannot ask Slurm ({argv[0]}): {exc}") from None
         if result.ok or (allow_invalid_id and "Invalid job id" in result.stderr):
