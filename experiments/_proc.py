@@ -157,6 +157,57 @@ def run(
                       done.stderr.decode("utf-8", "replace"))
 
 
+def run_watched(argv: Sequence[str], *, tick: Callable[[float, str], None],
+                timeout_s: float = 60.0, env: Mapping[str, str] | None = None,
+                first_s: float = 5.0, every_s: float = 10.0) -> ProcResult:
+    """``run``, calling ``tick(elapsed_s, stderr_so_far)`` once the command has run ``first_s``
+    seconds and every ``every_s`` after, so a caller can say what a slow command is doing
+    (``sbatch`` retrying by itself while the controller's queue is full)."""
+    import threading
+    import time
+
+    if isinstance(argv, str):
+        raise TypeError("run_watched() takes an argument list, not a string")
+    popen = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL,
+                             env=None if env is None else {**os.environ, **env},
+                             preexec_fn=_die_with_parent())
+    chunks: dict[str, list[bytes]] = {"out": [], "err": []}
+    readers = [threading.Thread(target=_drain, args=(pipe, chunks[key]), daemon=True)
+               for key, pipe in (("out", popen.stdout), ("err", popen.stderr))]
+    for reader in readers:
+        reader.start()
+    start = time.monotonic()
+    deadline, next_tick = start + timeout_s, start + first_s
+    while popen.poll() is None:
+        now = time.monotonic()
+        if now >= deadline:
+            popen.kill()
+            popen.wait()
+            raise ProcTimeout(argv, timeout_s)
+        if now >= next_tick:
+            tick(now - start, b"".join(chunks["err"]).decode("utf-8", "replace"))
+            next_tick += every_s
+        try:
+            popen.wait(timeout=max(0.01, min(deadline, next_tick) - now))
+        except subprocess.TimeoutExpired:
+            pass
+    for reader in readers:
+        reader.join()
+    return ProcResult(tuple(argv), popen.returncode,
+                      b"".join(chunks["out"]).decode("utf-8", "replace"),
+                      b"".join(chunks["err"]).decode("utf-8", "replace"))
+
+
+def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:
+    """Read a pipe to its end (a thread per pipe, so neither fills up and blocks the child)."""
+    if pipe is None:
+        return
+    with pipe:
+        for chunk in iter(lambda: pipe.read1(4096), b""):  # type: ignore[attr-defined]
+            into.append(chunk)
+
+
 @dataclass
 class Child:
     """A started process that leads its own process group."""

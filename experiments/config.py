@@ -1,4 +1,13 @@
-"""``~/.experiments/config.json``: created on first use, validated, merged under requirements.
+"""``config.json``: the user's file over the site's over built-in defaults, validated, merged
+under requirements.
+
+Layers (see :mod:`experiments.config_layers` for how they merge): the built-in defaults (the
+seed README's ``config.json``), then the site file — ``$EXPERIMENTS_SITE_CONFIG`` when set (an
+empty value means none), else ``/etc/experiments/config.json`` when it exists — then the user's
+``~/.experiments/config.json``. Each file holds the same keys and is validated on its own, so an
+error names the file and the key. The user's file is created on first use holding ``{}`` (the
+user's changes: none yet), so a new user inherits the site. A user file identical to the seed's
+old first-use content was never edited: it changes nothing, and the site's values apply.
 
 ``EXPERIMENTS_HOME`` relocates the whole folder; it must be a folder (or not exist yet), else a
 one-line ``ConfigError`` says so. A path in the config that starts with ``~/.experiments`` means
@@ -16,12 +25,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import _atomic, task_setup
+from .config_layers import Layer, Merged, merge, without_nulls
 from .errors import ConfigError
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -53,6 +64,10 @@ OPTIONAL_KEYS = {
                   '"caps": {"time": "3-00:00:00", "mem": "512G"}}',
 }
 ESCALATABLE = ("time", "mem")
+SITE_ENV = "EXPERIMENTS_SITE_CONFIG"
+SITE_PATH = "/etc/experiments/config.json"
+EVERY_PARTITION = "*"  # default_slurm_args entry that applies under every partition's own
+FIRST_USE: dict[str, Any] = {}  # the user's file on first use: no changes yet
 # The keys of "local" and the smallest value each accepts.
 LOCAL_KEYS = {"cpus": 1, "gpus": 0, "mem_gb": 0}
 
@@ -134,8 +149,9 @@ class Config:
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
         partition = requirements.get("partition") or self.default_partition
-        merged: dict[str, Any] = {k: v for k, v in
-                                  self.default_slurm_args.get(str(partition), {}).items()
+        defaults = {**self.default_slurm_args.get(EVERY_PARTITION, {}),
+                    **self.default_slurm_args.get(str(partition), {})}
+        merged: dict[str, Any] = {k: v for k, v in defaults.items()
                                   if k != task_setup.KEY}  # setup lines are not requirements
         merged.update(requirements)
         if partition:
@@ -144,10 +160,13 @@ class Config:
 
 
     def setup_for(self, partition: object) -> tuple[str, ...]:
-        """Setup lines for a task on ``partition``: the global ones, then the partition's."""
+        """Setup lines for a task on ``partition``: the global ones, those of ``"*"`` (every
+        partition), then the partition's."""
         name = partition or self.default_partition
-        own = self.default_slurm_args.get(str(name), {}).get(task_setup.KEY, ())
-        return (*self.setup, *own)
+        every = self.default_slurm_args.get(EVERY_PARTITION, {}).get(task_setup.KEY, ())
+        own = () if name == EVERY_PARTITION else (
+            self.default_slurm_args.get(str(name), {}).get(task_setup.KEY, ()))
+        return (*self.setup, *every, *own)
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -169,10 +188,76 @@ def parse_json(text: str, where: str) -> Any:
 
 
 def load() -> Config:
-    """Read (creating on first use) and validate the configuration file."""
-    path = home() / "config.json"
-    if not path.exists():
-        _create_default(path)
+    """Read every layer (creating the user's file on first use), validate, merge."""
+    return from_layers(layers())
+
+
+def from_layers(found: tuple[Layer, ...]) -> Config:
+    """The validated configuration of ``found`` (each file already checked on its own)."""
+    user = found[-1]
+    assert user.path is not None
+    return validate(merge(found).data, user.path)
+
+
+def merged() -> Merged:
+    """The merged settings with where each value came from (for ``config show``); the files
+    are validated first, so an error names the file and the key."""
+    found = layers()
+    from_layers(found)
+    return merge(found)
+
+
+def layers() -> tuple[Layer, ...]:
+    """Built-in defaults, the site file (if any), the user's file: each read and validated."""
+    site = site_path()
+    user = home() / "config.json"
+    if not user.exists():
+        _create_default(user)
+    out = [Layer("built-in", None, DEFAULT_CONFIG)]
+    if site is not None:
+        out.append(Layer("site", site, _site_data(site)))
+    data = _read(user)
+    validate(without_nulls(data), user)
+    if data == DEFAULT_CONFIG:
+        out.append(Layer("user", user, {}, note="the unedited first-use default of earlier "
+                         "versions: it changes nothing"))
+    else:
+        out.append(Layer("user", user, data))
+    return tuple(out)
+
+
+def site_path() -> Path | None:
+    """The site file: ``$EXPERIMENTS_SITE_CONFIG`` (must exist; empty: none), else
+    ``/etc/experiments/config.json`` when it exists."""
+    env = os.environ.get(SITE_ENV)
+    if env is not None:
+        if not env:
+            return None
+        path = Path(env).expanduser().absolute()
+        if not path.is_file():
+            raise ConfigError(f"{SITE_ENV}={env} names no file; point it at the site's "
+                              "config.json, or set it empty for none")
+        return path
+    default = Path(SITE_PATH)
+    return default if default.is_file() else None
+
+
+def _site_data(path: Path) -> dict[str, Any]:
+    """The site file's settings, checked: not writable by everyone (its setup lines run in
+    every user's jobs), valid on its own; a relative log_directory is taken from its folder."""
+    if path.stat().st_mode & 0o002:
+        raise ConfigError(f"{path} is writable by every user, so anyone could change every "
+                          "user's jobs (its setup lines run in them); chmod o-w it")
+    data = _read(path)
+    validate(without_nulls(data), path)
+    log_dir = data.get("log_directory")
+    if isinstance(log_dir, str):
+        data["log_directory"] = str(_log_directory(log_dir, path))
+    return data
+
+
+def _read(path: Path) -> dict[str, Any]:
+    """A config file's parsed JSON; unreadable or not UTF-8 is a ConfigError naming it."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -180,14 +265,18 @@ def load() -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not UTF-8 text; fix it, or delete it to get the "
                           "default back") from None
-    return validate(parse_json(text, str(path)), path)
+    data = parse_json(text, str(path))
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object, like the default config")
+    return dict(data)
 
 
 def _create_default(path: Path) -> None:
-    """Write the default config on first use; an unusable home is a one-line ConfigError."""
+    """Write the user's config on first use (no changes yet: the site and built-in defaults
+    apply); an unusable home is a one-line ConfigError."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic.write_json(str(path), DEFAULT_CONFIG, mode=0o600, indent=2)
+        _atomic.write_json(str(path), FIRST_USE, mode=0o600, indent=2)
     except FileExistsError:
         if not path.parent.is_dir():  # a file somewhere on the way
             raise ConfigError(_home_problem(os.environ.get("EXPERIMENTS_HOME"), path.parent,
@@ -308,8 +397,14 @@ def _setup(data: dict[str, Any], path: Path) -> tuple[tuple[str, ...]]:
 
 
 def _log_directory(value: str, config_path: Path) -> Path:
-    """``value`` expanded; a relative path is taken relative to the config file's folder."""
-    return Path(os.path.normpath(config_path.parent.absolute() / expand_path(value)))
+    """``value`` expanded (``~``, ``$USER`` and other variables); a relative path is taken
+    relative to the config file's folder."""
+    expanded = os.path.expandvars(value)
+    unset = re.search(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", expanded)
+    if unset:
+        raise ConfigError(f"{config_path}: log_directory {value!r} uses ${unset.group(1)}, which "
+                          "is not set in this environment; set it or write the path out")
+    return Path(os.path.normpath(config_path.parent.absolute() / expand_path(expanded)))
 
 
 def _local(value: Any, path: Path) -> dict[str, float]:

@@ -8,6 +8,7 @@ line and exits non-zero. Anything else escaping is a bug.
     ├── PlanError            the requested stages cannot be planned (missing dependency, cycle)
     ├── ConfigError          ~/.experiments/config.json is unreadable or holds bad values
     ├── SubmissionError      the scheduler refused or failed a submission
+    │   └── LaunchIncomplete after other jobs of the same launch were queued (exit code 4)
     ├── LaunchStopped        ``cancel`` stopped a running launch before it submitted everything
     ├── SchedulerQueryError  the scheduler could not be asked about jobs
     ├── StoreError           a tracking file is damaged or cannot be written
@@ -36,6 +37,24 @@ class ConfigError(ExperimentsError):
 
 class SubmissionError(ExperimentsError):
     """The scheduler refused, or failed to confirm, a submission."""
+
+
+class LaunchIncomplete(SubmissionError):
+    """A submission failed after other jobs of the same launch were queued.
+
+    The message says which jobs are queued, which artifacts are not, and what to run next.
+    ``queued``: ``(job id, stage, tier, artifact count)`` per queued job; ``missing``: the
+    number of artifacts not submitted, per stage; ``cause``: the scheduler's refusal.
+    """
+
+    exit_code = 4
+
+    def __init__(self, message: str, *, queued: tuple[tuple[str, str, int, int], ...] = (),
+                 missing: dict[str, int] | None = None, cause: str = "") -> None:
+        super().__init__(message)
+        self.queued = queued
+        self.missing = dict(missing or {})
+        self.cause = cause
 
 
 class LaunchStopped(ExperimentsError):

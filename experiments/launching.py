@@ -18,6 +18,7 @@ from typing import Any
 
 from . import _proc, paths, specs
 from .backends.base import JobState
+from .backends.waits import SubmitWait
 from .config import Config
 from .errors import LaunchStopped
 from .overrides import Overrides
@@ -34,6 +35,7 @@ class EventKind(enum.Enum):
     SUBMITTED = "submitted"  # a job was submitted and recorded
     TASK_ENDED = "task"      # a local task ended in ``state``
     END = "end"              # the local backend has finished
+    WAITING = "waiting"      # the scheduler is slow to accept submission ``position``
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class LaunchEvent:
     record: JobRecord | None = None
     relpath: str = ""
     state: JobState | None = None
+    wait: SubmitWait | None = None  # WAITING: what the submission waits for, what comes next
+    position: int = 0  # WAITING: which submission of the launch (1-based; of ``total``)
 
 
 Progress = Callable[[LaunchEvent], None]

@@ -26,16 +26,25 @@ class DoneIndex:
     def __init__(self, root: str) -> None:
         self.root = root
         self._folders: dict[str, frozenset[str] | None] = {}
+        self._built: dict[str, bool] = {}
 
     def __call__(self, relpath: str) -> bool:
+        if not self.has_folder(relpath):
+            return False
+        built = self._built.get(relpath)
+        if built is None:  # exists, and from a trusted account; asked once per artifact
+            built = self._built[relpath] = trust.marker_built(self.root, relpath)
+        return built
+
+    def has_folder(self, relpath: str) -> bool:
+        """False when the listing shows the artifact has no folder (so no marker and no file
+        of a worker); True when it has one or the parent could not be listed."""
         parent, _, leaf = relpath.rpartition("/")
         try:
             names = self._folders[parent]
         except KeyError:
             names = self._folders[parent] = self._list(parent)
-        if names is not None and leaf not in names:
-            return False
-        return trust.marker_built(self.root, relpath)  # exists, and from a trusted account
+        return names is None or leaf in names
 
     def _list(self, parent: str) -> frozenset[str] | None:
         folder = os.path.join(self.root, parent) if parent else self.root

@@ -11,6 +11,8 @@ Artifact tree (under the executor's ``artifact_path``)::
                                a done marker moved aside by ``invalidate`` or
                                ``launch --rebuild-stale`` (the results stay where they are)
     <relpath>/.lock            held (flock) by the worker building it
+    <relpath>/.build-lock      where flock is unsupported: created (O_EXCL) by the worker
+                               building it, naming its job, host and pid (see ``locking``)
 
 Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
 
@@ -20,12 +22,14 @@ Experiments home (``~/.experiments`` or ``$EXPERIMENTS_HOME``)::
     projects/<project>/<stage>/jobs.journal-<G>.jsonl   events since that snapshot
     projects/<project>/specs/<job_name>/      task specs read by the worker
     projects/<project>/.launch.lock           one launcher per project at a time
+    projects/<project>/stale-cache/<root>.json   staleness verdicts kept between commands
     projects/<project>/detached/<stamp>.log   output of a `launch --local --detach` launcher
     snapshots/<id>/code/                      frozen code the tasks of a launch run in
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 
@@ -40,6 +44,7 @@ META = ".artifact.json"
 STATUS = ".status.json"
 CHECKPOINT = ".checkpoint"  # EXPERIMENTS_CHECKPOINT_DIR: kept across attempts
 LOCK = ".lock"
+BUILD_LOCK = ".build-lock"  # the lock file used where flock is not supported
 INVALIDATED = ".done.invalidated-"  # + a UTC time stamp such as 20261129T143000Z
 SPEC_TASKS = "tasks.jsonl"
 SPEC_INDEX = "tasks.idx"
@@ -85,6 +90,11 @@ def lock_file(root: str, relpath: str) -> str:
     return os.path.join(root, relpath, LOCK)
 
 
+def lock_file_fallback(root: str, relpath: str) -> str:
+    """The exclusive-create lock file a worker uses where ``flock`` is not supported."""
+    return os.path.join(root, relpath, BUILD_LOCK)
+
+
 def invalidated_marker(root: str, relpath: str, stamp: str) -> str:
     """Where a done marker goes when its artifact is marked for rebuilding at ``stamp``."""
     return os.path.join(root, relpath, INVALIDATED + stamp)
@@ -117,6 +127,12 @@ def launch_lock(home: Path, project: str) -> Path:
 def launch_stop_request(home: Path, project: str) -> Path:
     """Written by ``cancel`` to ask a running launch of the project to stop submitting."""
     return project_dir(home, project) / ".launch.stop"
+
+
+def stale_cache_file(home: Path, project: str, root: str) -> Path:
+    """Staleness verdicts of one artifact root kept between commands (a cache)."""
+    tag = hashlib.blake2b(os.path.normpath(root).encode("utf-8"), digest_size=8).hexdigest()
+    return project_dir(home, project) / "stale-cache" / f"{tag}.json"
 
 
 def local_job_counter(home: Path, project: str) -> Path:

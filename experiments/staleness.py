@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +27,7 @@ from typing import Any
 from . import paths, provenance
 from .artifact import Artifact
 from .identity import encode_params
+from .stale_cache import VerdictCache, file_id, params_digest
 
 _MAX_SHOWN = 3
 
@@ -74,12 +75,20 @@ def params_reason(recorded: Any, today: dict[str, Any]) -> str | None:
 class StaleFinder:
     """Decides staleness for built artifacts of one artifact root, each artifact once."""
 
-    def __init__(self, root: str, code_id: str | None = None) -> None:
+    def __init__(self, root: str, code_id: str | None = None,
+                 built: Callable[[str], bool] | None = None,
+                 cache: VerdictCache | None = None) -> None:
         self.root = root
         self.code_id = code_id  # the code's snapshot id now; None: do not compare code
         self._memo: dict[str, str | None] = {}
+        self._built = built  # relpath -> built? (a DoneIndex: one listing per folder)
+        self._ids: dict[str, str | None] = {}  # relpath -> build id of its done marker
+        self._cache = cache  # verdicts of earlier commands, reused while nothing changed
+        self._done_ids: dict[str, str | None] = {}  # relpath -> file id of its done marker
 
     def built(self, art: Artifact) -> bool:
+        if self._built is not None:
+            return self._built(art.relpath)
         return os.path.exists(paths.done_marker(self.root, art.relpath))
 
     def reason(self, art: Artifact) -> str | None:
@@ -93,14 +102,48 @@ class StaleFinder:
             if expanded:
                 self._memo[key] = self._own_reason(cur)
                 continue
+            if not self.built(cur):  # not built: never stale, whatever its dependencies
+                self._memo[key] = None
+                continue
             pending.append((cur, True))
             pending.extend((d, False) for d in cur.dependencies()
                            if d.artifact_id not in self._memo)
         return self._memo[art.artifact_id]
 
     def _own_reason(self, art: Artifact) -> str | None:
-        if not self.built(art):
+        """Why a built ``art`` is stale (its dependencies' verdicts are in the memo): kept
+        from an earlier command when nothing it depends on changed, else worked out."""
+        key = self._cache_key(art) if self._cache is not None else None
+        if self._cache is not None and key is not None:
+            hit, verdict = self._cache.get(art.relpath, key)
+            if hit:
+                return verdict
+        verdict = self._worked_out(art)
+        if self._cache is not None and key is not None:
+            self._cache.put(art.relpath, key, verdict)
+        return verdict
+
+    def _cache_key(self, art: Artifact) -> str | None:
+        """Everything the verdict depends on (see :mod:`experiments.stale_cache`); None when
+        the artifact's own files cannot be identified (then nothing is kept)."""
+        done = file_id(paths.done_marker(self.root, art.relpath))
+        meta = file_id(paths.meta_file(self.root, art.relpath))
+        if done is None or meta is None:
             return None
+        parts = [done, meta, params_digest(encode_params(art)), self.code_id or ""]
+        for dep in art.dependencies():
+            if dep.relpath not in self._done_ids:
+                self._done_ids[dep.relpath] = file_id(paths.done_marker(self.root, dep.relpath))
+            stale = "stale" if self._memo.get(dep.artifact_id) else ""
+            parts.append(f"{dep.relpath}={self._done_ids[dep.relpath]}{stale}")
+        return "|".join(parts)
+
+    def save(self) -> None:
+        """Keep the verdicts worked out for the next command."""
+        if self._cache is not None:
+            self._cache.save()
+
+    def _worked_out(self, art: Artifact) -> str | None:
         meta = provenance.read_meta(self.root, art.relpath)
         found = params_reason(meta.get("params"), encode_params(art))
         if found:
@@ -122,13 +165,20 @@ class StaleFinder:
             return None
         if not self.built(dep):
             return f"dependency {dep.relpath} is no longer built"
-        now = provenance.build_id(self.root, dep.relpath)
+        now = self._build_id(dep.relpath)
         if recorded[dep.relpath] != now:
             return (f"dependency {dep.relpath} was rebuilt after it (consumed build "
                     f"{recorded[dep.relpath]}, now {now})")
         if self._memo.get(dep.artifact_id):
             return f"dependency {dep.relpath} is stale"
         return None
+
+    def _build_id(self, relpath: str) -> str | None:
+        """The build id in a dependency's done marker, read once per finder (a dependency
+        shared by many artifacts, as in a join, is read once, not once per dependent)."""
+        if relpath not in self._ids:
+            self._ids[relpath] = provenance.build_id(self.root, relpath)
+        return self._ids[relpath]
 
     def find(self, stage: str, artifacts: Iterable[Artifact]) -> list[Stale]:
         """The stale artifacts among ``artifacts`` (of ``stage``), in order."""

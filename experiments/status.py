@@ -14,7 +14,7 @@ from typing import Any
 
 from . import paths, trust
 from .artifact import Artifact
-from .backends.base import Backend, JobState, TaskKey, TaskStatus
+from .backends.base import Backend, JobState, Outlook, TaskKey, TaskStatus
 from .errors import SchedulerQueryError
 from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
@@ -50,9 +50,10 @@ class TaskView:
     state: ArtifactState
     detail: str = ""
     held: bool = False
-    reason: str = ""    # the scheduler's word for the end: "TIMEOUT", "by an admin, root"
+    reason: str = ""    # the scheduler's word for the end ("TIMEOUT") or the wait ("Priority")
     note: str = ""      # history: "rebuilt by 9" when another job built the artifact since
     recorded: bool = False  # history: read from the record's ``ended`` entry
+    outlook: Outlook | None = None  # queued with a reason: whether it clears on its own
 
     @property
     def key(self) -> TaskKey | None:
@@ -105,6 +106,7 @@ class StageStatus:
     stage: str
     counts: dict[ArtifactState, int] = field(default_factory=dict)
     problems: list[TaskView] = field(default_factory=list)
+    waiting: list[TaskView] = field(default_factory=list)  # queued tasks the scheduler explains
 
 
 @dataclass
@@ -122,12 +124,21 @@ class Live:
                 for name, why in self.unreachable.items()]
 
 
+def needs_asking(record: JobRecord) -> bool:
+    """Whether the scheduler must be asked about a job: it was submitted and some task's end
+    is not recorded yet (``JobRecord.ended`` keeps each task's first observed end, so a job
+    whose tasks have all ended costs no query, however long the history)."""
+    return bool(record.job_id) and record.state is not RecordState.FINISHED and len(
+        record.ended) < len(record.tasks)
+
+
 def query_live(records: Sequence[JobRecord], backends: Mapping[str, Backend]) -> Live:
-    """Scheduler states of every task of ``records``: one query per backend for all jobs."""
+    """Scheduler states of the tasks of ``records`` that may still be live: one query per
+    backend for all such jobs, and none when every task's end is recorded."""
     live = Live()
     by_backend: dict[str, list[JobRecord]] = {}
     for r in records:
-        if r.job_id and r.state is not RecordState.FINISHED:
+        if needs_asking(r):
             by_backend.setdefault(r.backend, []).append(r)
     for name, recs in by_backend.items():
         try:
@@ -169,6 +180,15 @@ def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
                     reason)
 
 
+def _live_view(record: JobRecord, index: int, st: TaskStatus) -> TaskView:
+    """A running or queued task; a queued one with the scheduler's reason, hint and outlook."""
+    if st.state is JobState.RUNNING:
+        return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
+    reason = st.reason if st.outlook is not None else ""
+    return replace(_view(record, index, ArtifactState.QUEUED, st.hint, st.held, reason),
+                   outlook=st.outlook)
+
+
 def built_by(root: str, relpath: str) -> str | None:
     """The job id that wrote the artifact's done marker; "" when the marker does not say;
     None when the artifact is not built."""
@@ -184,10 +204,16 @@ def built_by(root: str, relpath: str) -> str | None:
     return key.job_id if key else job
 
 
-def worker_account(record: JobRecord, index: int, root: str) -> dict[str, object]:
+def worker_account(record: JobRecord, index: int, root: str,
+                   done: DoneIndex | None = None) -> dict[str, object]:
     """The worker's status file of the artifact, when it is about this very task (a later
-    job's attempt overwrites it; a file that names no job is taken as this task's)."""
-    info = read_status(root, record.tasks[index][1])
+    job's attempt overwrites it; a file that names no job is taken as this task's).
+
+    ``done`` spares the read when its listing shows the artifact has no folder at all."""
+    relpath = record.tasks[index][1]
+    if done is not None and not done.has_folder(relpath):
+        return {}
+    info = read_status(root, relpath)
     job = str(info.get("job") or "")
     mine = (f"{record.job_id}_{index}", f"{record.job_id}_{record.array_index(index)}",
             record.job_id)  # the worker names its task by array index (a pack's, a lane's)
@@ -206,14 +232,17 @@ def task_state(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = live.get(TaskKey(record.job_id or "?", index))
     if st is not None and st.state.live:
-        state = ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
-        return _view(record, index, state, st.hint, st.held)
+        return _live_view(record, index, st)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     entry = record.ended.get(str(index))
-    if st is None and entry and entry.get("state") != ArtifactState.BUILT.value:
-        return from_entry(record, index, entry)  # the scheduler forgot; what we saw stays
-    return _ended(record, index, st, live, root)
+    if st is None and entry:  # not asked (its end is recorded), or the scheduler forgot
+        if entry.get("state") != ArtifactState.BUILT.value:
+            return from_entry(record, index, entry)
+        return _view(record, index, ArtifactState.NOT_STARTED,
+                     f"built by job {record.job_id}; its done marker has been moved aside or "
+                     "removed since")
+    return _ended(record, index, st, live, root, done)
 
 
 _VERDICT = {Verdict.FAILED: ArtifactState.FAILED, Verdict.CANCELLED: ArtifactState.CANCELLED,
@@ -221,13 +250,13 @@ _VERDICT = {Verdict.FAILED: ArtifactState.FAILED, Verdict.CANCELLED: ArtifactSta
 
 
 def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
-           root: str) -> TaskView:
+           root: str, done: DoneIndex | None = None) -> TaskView:
     """A task that is neither built nor live: what the worker and the scheduler say.
 
     The scheduler's own reason (a time limit, memory, a node failure, who cancelled) wins over
     the worker's account of the same end ("interrupted by SIGTERM").
     """
-    info = worker_account(record, index, root)
+    info = worker_account(record, index, root, done)
     worker_state, error = info.get("state"), str(info.get("error") or "")
     if worker_state == WorkerState.DEPENDENCY_FAILED:
         return _view(record, index, ArtifactState.DEP_FAILED, error)
@@ -276,22 +305,24 @@ def from_entry(record: JobRecord, index: int, entry: Mapping[str, Any]) -> TaskV
                     recorded=True)
 
 
-def observed(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
+def observed(record: JobRecord, index: int, live: Live, root: str,
+             done: DoneIndex | None = None) -> TaskView:
     """What this task did, from today's markers and answers: "built" only when this very task
-    wrote the done marker (or found the artifact already built and ended well)."""
+    wrote the done marker (or found the artifact already built and ended well).
+
+    ``done`` spares reading files of artifacts whose folder its listing shows absent."""
     relpath = record.tasks[index][1]
-    owner = built_by(root, relpath)
+    owner = built_by(root, relpath) if done is None or done.has_folder(relpath) else None
     if owner is not None and owner in ("", record.job_id):
         return _view(record, index, ArtifactState.BUILT)
     st = scheduler_status(record, index, live)
     if st is not None and st.state.live:
-        state = ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
-        return _view(record, index, state, st.hint, st.held)
+        return _live_view(record, index, st)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     if owner is not None and st is not None and st.state is JobState.COMPLETED:
         return _view(record, index, ArtifactState.BUILT, f"found it already built by {owner}")
-    return _ended(record, index, st, live, root)
+    return _ended(record, index, st, live, root, done)
 
 
 def scheduler_status(record: JobRecord, index: int, live: Live) -> TaskStatus | None:
@@ -318,21 +349,34 @@ def task_history(record: JobRecord, index: int, live: Live, root: str) -> TaskVi
     return view
 
 
-def ended_entry(record: JobRecord, index: int, live: Live, root: str) -> dict[str, Any] | None:
+def ended_entry(record: JobRecord, index: int, live: Live, root: str,
+                done: DoneIndex | None = None) -> dict[str, Any] | None:
     """What to record the first time a task is seen ended (None while it is not, or when the
     scheduler could not be asked): the state shown, the scheduler's words and the worker's."""
     if str(index) in record.ended or record.backend in live.unreachable:
         return None
-    view = observed(record, index, live, root)
+    if done is not None and not done.has_folder(record.tasks[index][1]):
+        st = live.get(TaskKey(record.job_id or "?", index))
+        if st is not None and st.state.live:
+            return None  # queued, no marker: the common case at scale, without a view
+    view = observed(record, index, live, root, done)
     if view.state not in TERMINAL:
         return None
     st = scheduler_status(record, index, live)
-    info = worker_account(record, index, root)
-    return {"state": view.state.value, "label": view.reason, "detail": view.detail,
-            "raw": st.raw if st else "", "reason": st.reason if st else "",
-            "exit_code": st.exit_code if st else "",
-            "worker_state": info.get("state"), "error": info.get("error"),
-            "observed_at": now_iso()}
+    info = worker_account(record, index, root, done)
+    entry = {"state": view.state.value, "label": view.reason, "detail": view.detail,
+             "raw": st.raw if st else "", "reason": st.reason if st else "",
+             "exit_code": st.exit_code if st else "",
+             "worker_state": info.get("state"), "error": info.get("error"),
+             "observed_at": now_iso()}
+    # Empty words are left out (readers default them): 100,000 recorded ends stay small.
+    return {k: v for k, v in entry.items() if v not in ("", None)}
+
+
+def recorded_raw(record: JobRecord, index: int) -> str:
+    """The scheduler's word for a task's end as first recorded ("" when none is)."""
+    entry = record.ended.get(str(index))
+    return str(entry.get("raw") or "") if entry else ""
 
 
 def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int]]:
@@ -354,14 +398,46 @@ def stage_status(stage: str, artifacts: Iterable[Artifact],
     """
     out = StageStatus(stage)
     done = done or DoneIndex(root)
+    counts = out.counts
     for art in artifacts:
-        if art.artifact_id in latest:  # task_state looks at the done marker first
-            view = task_state(*latest[art.artifact_id], live, root, done)
-        elif done(art.relpath):
-            view = TaskView("", -1, art.relpath, ArtifactState.BUILT)
+        hit = latest.get(art.artifact_id)
+        if hit is None:
+            state = ArtifactState.BUILT if done(art.relpath) else ArtifactState.NOT_STARTED
         else:
-            view = TaskView("", -1, art.relpath, ArtifactState.NOT_STARTED)
-        out.counts[view.state] = out.counts.get(view.state, 0) + 1
-        if view.state in PROBLEMS or view.held:
-            out.problems.append(view)
+            quick = _plain_state(hit[0], hit[1], live, done)
+            if quick is None:  # anything else than built or plainly live: the full story
+                view = task_state(hit[0], hit[1], live, root, done)
+                quick = view.state
+                if quick in PROBLEMS or view.held:
+                    out.problems.append(view)
+                elif view.outlook is not None:
+                    out.waiting.append(view)
+            elif quick is ArtifactState.QUEUED:
+                st = live.get(TaskKey(hit[0].job_id or "?", hit[1]))
+                if st is not None and st.outlook is not None:  # waits for a named reason
+                    out.waiting.append(_live_view(hit[0], hit[1], st))
+            state = quick
+        counts[state] = counts.get(state, 0) + 1
     return out
+
+
+def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
+                 ) -> ArtifactState | None:
+    """BUILT, or QUEUED/RUNNING for a task the scheduler holds (not held back) whose artifact
+    has no folder yet, without building a view (100,000 of them in a big status); None for
+    anything that needs :func:`task_state`."""
+    relpath = record.tasks[index][1]
+    if not done.has_folder(relpath):
+        st = live.get(TaskKey(record.job_id or "?", index))
+        if st is None:  # not asked: an end recorded without a worker (cancelled while queued)
+            entry = record.ended.get(str(index))
+            state = _RECORDED.get(entry.get("state")) if entry else None
+            return state if state is not None and state not in PROBLEMS else None
+        if st.state.live and not st.held:
+            return ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
+        return None
+    return ArtifactState.BUILT if done(relpath) else None
+
+
+# Recorded ends that stand as they are (a recorded "built" without its marker does not).
+_RECORDED = {s.value: s for s in TERMINAL if s is not ArtifactState.BUILT}

@@ -104,6 +104,8 @@ class JobRecord:
         # Callers pass plain strings ("submitted"); keep the field an enum member.
         object.__setattr__(self, "state", RecordState(self.state))
     snapshot: str | None = None  # id of the code snapshot its tasks run in (None: live code)
+    # When `gc` removed the job's logs and spec folder (the record and its ended states stay).
+    collected_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

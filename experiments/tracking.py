@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import specs
+from .markers import DoneIndex
 from .status import Live, ended_entry
 from .store import JobRecord, Store
 
@@ -70,16 +71,21 @@ def unknown_root_warning(records: Sequence[JobRecord]) -> list[str]:
 
 
 def record_endings(store: Store, records: Sequence[JobRecord], live: Live,
-                   default_root: str) -> list[JobRecord]:
+                   default_root: str, done: DoneIndex | None = None) -> list[JobRecord]:
     """Record each task's end the first time it is seen; returns the records with the new
-    entries (the others unchanged). One ``update_many`` per stage with news, none without."""
+    entries (the others unchanged). One ``update_many`` per stage with news, none without.
+
+    ``done`` (a listing of ``default_root`` taken *after* ``live`` was asked, so that a task
+    the scheduler reports ended has its marker in it) spares reading the files of artifacts
+    that have no folder."""
     news: dict[str, dict[str, dict[str, Any]]] = {}
     for rec in records:
-        if not rec.job_id:
+        if not rec.job_id or len(rec.ended) >= len(rec.tasks):  # every end already recorded
             continue
         root = root_of(rec) or default_root
+        index = done if done is not None and root == os.path.normpath(done.root) else None
         entries = {str(i): e for i in range(len(rec.tasks))
-                   if (e := ended_entry(rec, i, live, root)) is not None}
+                   if (e := ended_entry(rec, i, live, root, index)) is not None}
         if entries:
             news.setdefault(rec.stage, {})[rec.name] = entries
     updated: dict[str, JobRecord] = {}

@@ -12,7 +12,6 @@ writes the ``.done`` marker last. Standard library only, so a task starts fast.
 from __future__ import annotations
 
 import base64
-import fcntl
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ import sys
 import time
 import traceback
 
-from . import _atomic, _proc, paths, provenance, specs, task_setup, trust
+from . import _atomic, _proc, locking, paths, provenance, specs, task_setup, trust
 from .worker_base import (
     EXIT_BUSY,
     EXIT_DEPENDENCY_FAILED,
@@ -110,39 +109,53 @@ class Build:
             self.status(WorkerState.DEPENDENCY_FAILED, finished_at=_now(), missing=missing,
                         error=f"dependency {missing[0]} is not built")
             return EXIT_DEPENDENCY_FAILED
-        lock_fd = os.open(paths.lock_file(self.root, self.relpath), os.O_RDWR | os.O_CREAT,
-                          0o666)
+        lock = locking.ArtifactLock(paths.lock_file(self.root, self.relpath),
+                                    paths.lock_file_fallback(self.root, self.relpath),
+                                    locking.me(self.job), _say)
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return self._wait_for_other(lock_fd)
+            got = lock.acquire()
+            _say(f"locking {self.relpath} with {lock.method}")
+            if not got:
+                return self._wait_for_other(lock)
+        except locking.LockError as exc:
+            _say(f"FAILED: {exc}; not building (another worker could be building it too)")
+            self.status(WorkerState.FAILED, finished_at=_now(), error=str(exc))
+            return EXIT_FAILED
         try:
             return self._build()
         finally:
-            os.close(lock_fd)
+            lock.release()
 
-    def _wait_for_other(self, lock_fd: int) -> int:
-        """Another worker holds the artifact's lock: wait for its build (bounded by our own time
-        limit), then say what really happened instead of failing our dependents for nothing."""
-        other = str(provenance.read_json(paths.status_file(self.root, self.relpath)).get("job")
-                    or "another job")
-        budget = wait_budget_s()
+    def _wait_for_other(self, lock: locking.ArtifactLock) -> int:
+        """Another live worker holds the artifact's lock: wait for its build (bounded by our own
+        time limit), then say what really happened instead of failing our dependents for nothing."""
+        other = self._holder(lock)
+        budget = locking.wait_budget_s()
         _say(f"another worker is building {self.relpath} right now ({other}); waiting up to "
              f"{budget:.0f} s for it")
         deadline = time.monotonic() + budget
         try:
-            while not _try_flock(lock_fd):
+            while not lock.acquire():
                 if _signal["signum"] is not None:
                     _say(f"interrupted by {signal.Signals(_signal['signum']).name} while "
                          f"waiting for {other}")
                     return 128 + int(_signal["signum"])
                 if time.monotonic() >= deadline:
-                    _say(f"gave up waiting for {other} to build {self.relpath}; leaving it")
+                    _say(f"gave up waiting for {other} to build {self.relpath}; leaving it"
+                         + (f" (if no worker is building it, remove {lock.file_path})"
+                            if lock.holder else ""))
                     return EXIT_BUSY
                 time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
             return self._after_other(other)
         finally:
-            os.close(lock_fd)
+            lock.release()
+
+    def _holder(self, lock: locking.ArtifactLock) -> str:
+        """Who holds the lock: the lock file's owner, else the job the status file names."""
+        if lock.holder:
+            return locking.describe(lock.holder)
+        return str(provenance.read_json(paths.status_file(self.root, self.relpath)).get("job")
+                   or "another job")
 
     def _after_other(self, other: str) -> int:
         """We hold the lock the other worker released: report its outcome, or build."""
@@ -282,55 +295,6 @@ def _wait(child: _proc.Child) -> int:
             return code
         if _signal["signum"] is not None and time.monotonic() - _signal["at"] > _GRACE_S:
             child.signal_group(signal.SIGKILL)
-
-
-BUSY_WAIT_DEFAULT_S = 24 * 3600.0  # no time limit known: the lock holder's own life bounds it
-BUSY_MARGIN_S = 60.0  # stop waiting this long before our own time limit
-
-
-def wait_budget_s() -> float:
-    """How long a worker may wait for a concurrent build of its artifact.
-
-    ``$EXPERIMENTS_BUSY_WAIT_S`` if set; else until ``BUSY_MARGIN_S`` before the job's end time
-    (``$SLURM_JOB_END_TIME``, or squeue's end time of ``$SLURM_JOB_ID``); else a day.
-    """
-    override = os.environ.get("EXPERIMENTS_BUSY_WAIT_S")
-    if override:
-        try:
-            return max(0.0, float(override))
-        except ValueError:
-            pass
-    end = _job_end_time()
-    if end is None:
-        return BUSY_WAIT_DEFAULT_S
-    return max(0.0, end - time.time() - BUSY_MARGIN_S)
-
-
-def _job_end_time() -> float | None:
-    """Epoch seconds at which the scheduler will end this job, if it says."""
-    text = os.environ.get("SLURM_JOB_END_TIME", "")
-    if text.isdigit():
-        return float(text)
-    job = os.environ.get("SLURM_JOB_ID")
-    if not job:
-        return None
-    try:
-        res = _proc.run(["squeue", "-h", "-j", job, "-o", "%e"], timeout_s=30,
-                        env={"SLURM_TIME_FORMAT": "%s"})
-    except (OSError, _proc.ProcTimeout):
-        return None
-    out = res.stdout.strip()
-    return float(out) if res.ok and out.isdigit() else None
-
-
-def _try_flock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
-
-
 
 
 def _describe(step: dict[str, Any]) -> str:

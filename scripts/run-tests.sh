@@ -11,8 +11,30 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test,gcs,dev,do
 if ! command -v chromium >/dev/null || ! [ -x /usr/bin/chromedriver ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver
 fi
+# Syscall faults (flock failing as on Lustre without flock) are injected with strace -e inject.
+if ! command -v strace >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
+fi
 python3 -m ruff check experiments tests bench examples
 python3 -m mypy experiments
 eval "$(bash scripts/slurm-test-cluster.sh start)"
 export SLURM_CONF
-exec python3 -m pytest -q -p no:cacheprovider "$@"
+PYTEST=(python3 -m pytest -q -p no:cacheprovider)
+if (($#)); then exec "${PYTEST[@]}" --durations=25 "$@"; fi
+
+# The whole suite. The scenarios that mostly wait for Slurm (time limits, requeues: marker
+# long_wait, ~12 minutes of waiting) run beside the rest in a second pytest, on a cluster of
+# their own (slot 9 of tests/_slurm.py), so neither shares a queue with the other.
+long_log=$(mktemp)
+(unset SLURM_CONF; EXPERIMENTS_TEST_SLOT=9 exec "${PYTEST[@]}" -m long_wait --durations=10 \
+    >"$long_log" 2>&1) &
+long_pid=$!
+rc=0
+"${PYTEST[@]}" -m "not long_wait" --durations=25 || rc=$?
+long_rc=0
+wait "$long_pid" || long_rc=$?
+echo "---- the long_wait scenarios (their own pytest and cluster) ----"
+cat "$long_log"
+rm -f "$long_log"
+echo "run-tests: main pytest exit $rc, long_wait pytest exit $long_rc"
+((rc == 0 && long_rc == 0))

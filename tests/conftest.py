@@ -16,6 +16,7 @@ def experiments_home(tmp_path_factory: pytest.TempPathFactory,
     """A private experiments home per test, so no test touches ~/.experiments."""
     home = tmp_path_factory.mktemp("exphome")
     monkeypatch.setenv("EXPERIMENTS_HOME", str(home))
+    monkeypatch.setenv("EXPERIMENTS_SITE_CONFIG", "")  # no site file unless a test writes one
     return home
 
 

@@ -22,7 +22,16 @@ from ..errors import SchedulerQueryError, SubmissionError
 from ..plan import Group, Plan, chunk
 from ..store import JobRecord
 from ..worker_base import WorkerState
-from .base import Description, JobState, Resources, Scalar, TaskKey, TaskStatus, common_resources
+from .base import (
+    Description,
+    JobState,
+    Outlook,
+    Resources,
+    Scalar,
+    TaskKey,
+    TaskStatus,
+    common_resources,
+)
 
 if TYPE_CHECKING:
     from ..launching import LaunchContext
@@ -154,6 +163,12 @@ class FakeBackend:
             self.jobs[job_id].tasks[i] = TaskStatus(
                 JobState.PENDING, "PENDING", reason, held=True,
                 hint=f"release it with `fake-release {job_id}_{i}`")
+
+    def pend(self, job_id: str, index: int | None = None, *, reason: str, hint: str = "",
+             outlook: Outlook = Outlook.CLEARS) -> None:
+        """Tasks stay queued for ``reason``, explained as a real backend explains it."""
+        self._set(job_id, index, TaskStatus(JobState.PENDING, "PENDING", reason, hint=hint,
+                                            outlook=outlook))
 
     def start(self, job_id: str, index: int | None = None) -> None:
         self._set(job_id, index, TaskStatus(JobState.RUNNING, "RUNNING"))

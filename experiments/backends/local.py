@@ -26,7 +26,7 @@ from ..launching import EventKind, LaunchContext, LaunchEvent, PreparedJob
 from ..plan import Group, Plan
 from ..store import JobRecord, RecordState
 from .base import Description, JobState, Resources, Scalar, TaskKey, TaskStatus, common_resources
-from .local_capacity import Capacity, capacity
+from .local_capacity import LOGIN_NODE_WORKERS, Capacity, capacity, login_node
 from .local_runner import Runner, Slot, format_duration
 
 NAME = "local"
@@ -55,10 +55,38 @@ class LocalBackend:
     name = NAME
 
     def __init__(self, workers: int | None = None, config: Config | None = None,
-                 machine: Capacity | None = None) -> None:
-        self.workers = workers if workers and workers > 0 else None
+                 machine: Capacity | None = None, login: str | None = "?") -> None:
+        self._workers = workers if workers and workers > 0 else None
         self._config = config
         self._machine = machine
+        self._login = login  # "?": not looked at yet
+
+    @property
+    def login(self) -> str | None:
+        """Why this machine looks like a Slurm login node (None: it does not)."""
+        if self._login == "?":
+            self._login = login_node()
+        return self._login
+
+    @property
+    def workers(self) -> int | None:
+        """The cap on tasks at once: ``--workers``; else a modest one on a Slurm login node,
+        unless the config's ``local.cpus`` says how much of the machine is ours."""
+        if self._workers is not None:
+            return self._workers
+        told = self._config is not None and "cpus" in self._config.local
+        return LOGIN_NODE_WORKERS if not told and self.login else None
+
+    def site_warning(self) -> str | None:
+        """A warning when running here means running on a shared Slurm login node."""
+        if not self.login:
+            return None
+        capped = self._workers is None and self.workers == LOGIN_NODE_WORKERS
+        cap = (f"; at most {LOGIN_NODE_WORKERS} tasks run at once (--workers N, or "
+               '"local": {"cpus": N} in config.json, to choose)' if capped else "")
+        return (f"running on this machine, which Slurm serves ({self.login}), outside an "
+                f"allocation (no SLURM_JOB_ID): on a login node this shares it with every "
+                f"user{cap}. Drop --local to submit to Slurm, or run inside salloc/srun")
 
     @property
     def capacity(self) -> Capacity:

@@ -5,6 +5,14 @@ it is how a shared box is split, or how tests pretend to have GPUs), and is dete
 CPUs from the scheduler affinity, memory from ``/proc/meminfo``, GPUs from
 ``CUDA_VISIBLE_DEVICES`` when set (those very indices), else from ``nvidia-smi -L`` or
 ``rocm-smi`` when installed. Detection never fails: a missing tool means no GPUs.
+
+A machine that Slurm serves, used outside an allocation, is most likely a shared login node:
+:func:`login_node` says why it thinks so, and the local backend then runs at most
+:data:`LOGIN_NODE_WORKERS` tasks at once unless ``--workers`` or the config's ``local.cpus``
+says otherwise. Slurm counts as serving the machine when a ``slurm.conf`` is found
+(``$SLURM_CONF``, or one of :data:`SLURM_CONFS`), which every Slurm client command needs too
+(configless clusters without a cached copy are not recognised); being inside an allocation
+means ``SLURM_JOB_ID`` is set (``salloc``, ``srun``, ``sbatch``).
 """
 
 from __future__ import annotations
@@ -12,13 +20,16 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .. import _proc
 from .base import Resources
 
 _VISIBLE = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
+LOGIN_NODE_WORKERS = 2
+SLURM_CONFS = ("/etc/slurm/slurm.conf", "/etc/slurm-llnl/slurm.conf",
+               "/usr/local/etc/slurm.conf", "/run/slurm/conf/slurm.conf")
 
 
 @dataclass(frozen=True)
@@ -101,3 +112,16 @@ def detect_gpus() -> tuple[str, ...]:
             found = dict.fromkeys(re.findall(pattern, res.stdout, re.M))
             return tuple(found)
     return ()
+
+
+def login_node(env: Mapping[str, str] | None = None,
+               confs: Sequence[str] = SLURM_CONFS) -> str | None:
+    """Why this looks like a Slurm login node (Slurm's config is here and no ``SLURM_JOB_ID``
+    says we are inside an allocation), or None."""
+    env = os.environ if env is None else env
+    if env.get("SLURM_JOB_ID"):
+        return None
+    conf = env.get("SLURM_CONF")
+    if conf and os.path.isfile(conf):
+        return f"SLURM_CONF={conf}"
+    return next((c for c in confs if os.path.isfile(c)), None)

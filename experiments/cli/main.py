@@ -22,13 +22,18 @@ from rich.markup import escape
 from .. import __version__, _registry, logs, verbs
 from .. import config as config_mod
 from ..backends import local_detach
-from ..errors import ExperimentsError
+from ..errors import ExperimentsError, LaunchIncomplete
 from ..launching import EventKind, LaunchEvent
 from ..overrides import parse_overrides
 from ..session import Session
 from ..status import ArtifactState
 from ..store import JobRecord, Store
-from . import render
+from ..verbs.housekeeping import missing_log_note
+from ..verbs.site import run_here_warnings
+from . import launch_report, render
+from .config_cmd import config_group
+from .gc_cmd import gc
+from .options import common as _common
 
 if TYPE_CHECKING:
     from ..executor import Executor
@@ -55,18 +60,6 @@ Documentation: the docs/ folder (mkdocs serve).
 
 class UsageProblem(ExperimentsError):
     """The command line cannot be carried out as typed (exit code 2)."""
-
-
-def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Options every verb accepts (also before the verb)."""
-    fn = click.option("--local", is_flag=True, default=None,
-                      help="Run on this machine instead of Slurm.")(fn)
-    fn = click.option("--workers", type=click.IntRange(min=1), default=None,
-                      help="Local runs: at most N artifacts at once, on top of the "
-                           "machine's CPUs, GPUs and memory (default: no extra cap).")(fn)
-    fn = click.option("--artifact-path", default=None, help="Override the artifact root.")(fn)
-    fn = click.option("--code-path", default=None, help="Override the code directory.")(fn)
-    return fn
 
 
 class _State:
@@ -181,6 +174,8 @@ def _progress_printer(bar: Any) -> Callable[[LaunchEvent], None]:
         if event.kind is EventKind.START:
             handle["id"] = bar.add_task("build", total=event.total, failed=0)
             handle["failed"] = 0
+        elif event.kind is EventKind.WAITING:
+            launch_report.print_waiting(event)
         elif event.kind is EventKind.TASK_ENDED and "id" in handle:
             if event.state is not None and event.state.value != "completed":
                 handle["failed"] += 1
@@ -219,6 +214,7 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
            as_json: bool, retry_failed: bool, **opts: Any) -> None:
     session = state.session(**opts)
     overrides = parse_overrides(sets, session.experiment.stages)
+    render.warnings(run_here_warnings(session))
     if detach:
         _detach(state, session)
         return
@@ -229,7 +225,11 @@ def launch(state: _State, /, stages: tuple[str, ...], with_deps: bool,
                             rebuild_stale=rebuild_stale, retry_failed=retry_failed)
 
     if as_json:
-        result = run(None)
+        try:
+            result = run(launch_report.waits_to_stderr)
+        except LaunchIncomplete as exc:
+            render.as_json(launch_report.incomplete_json(exc))
+            sys.exit(exc.exit_code)
         render.as_json({**render.launch_json(result), "changes": result.changes})
     else:
         with render.progress_bar() as bar:
@@ -294,6 +294,7 @@ def drylaunch(state: _State, /, stages: tuple[str, ...], with_deps: bool, valida
     from ..verbs.cost import plan_cost
 
     session = state.session(**opts)
+    render.warnings(run_here_warnings(session))
     dry = verbs.drylaunch(session, list(stages) or None, with_deps=with_deps,
                           validate=validate,
                           overrides=parse_overrides(sets, session.experiment.stages),
@@ -405,12 +406,14 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, 
             render.out.print(f"`cat {record.job_id}_<index>` shows one task's log.")
         for i in wanted:
             render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full,
+                            gone=missing_log_note(record),
                             section=record.log_section(i))
         return
     path = record.log_path(index)
     render.task_line(view, index)
     shown = render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
-                            full=full, section=record.log_section(index))
+                            full=full, gone=missing_log_note(record),
+                            section=record.log_section(index))
     if follow:
         _follow(session, record, index, path, shown)
 
@@ -441,7 +444,8 @@ def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...],
         for a in found:
             render.log_file(a.log, f"{a.task} {a.record.tasks[a.index][1]} "
                                    f"[{a.record.stage}]: {a.view.detail if a.view else ''}",
-                            full=full, section=a.record.log_section(a.index))
+                            full=full, gone=missing_log_note(a.record),
+                            section=a.record.log_section(a.index))
         render.out.print(f"{len(found)} failed artifact(s).", markup=False)
         return
     if selector is None:
@@ -458,7 +462,8 @@ def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...],
         shown = render.log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} "
                                        f"[{a.record.stage}] submitted "
                                        f"{a.record.submitted_at[:19]}{now}", full=full,
-                                section=a.record.log_section(a.index))
+                                 gone=missing_log_note(a.record),
+                                 section=a.record.log_section(a.index))
     last = found[-1]
     if follow and last.view and last.view.state in (ArtifactState.QUEUED, ArtifactState.RUNNING):
         _follow(session, last.record, last.index, last.log, shown)
@@ -621,23 +626,6 @@ def invalidate(state: _State, /, stages: tuple[str, ...], where: tuple[str, ...]
     render.out.print(f"Moved {len(found.moved)} done marker(s) aside; `launch` rebuilds them.")
 
 
-@click.command(help="Remove code snapshots unused for --older-than days; never one a live job "
-                    "still runs in.", short_help="Remove old code snapshots.")
-@click.option("--snapshots", is_flag=True, default=True,
-              help="Collect code snapshots (the default, and for now the only kind).")
-@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True,
-              metavar="DAYS", help="Keep snapshots used within this many days.")
-@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-@_common
-@click.pass_obj
-def gc(state: _State, /, snapshots: bool, older_than: float, dry_run: bool,
-       **opts: Any) -> None:
-    result, warnings = verbs.gc_snapshots(state.session(**opts), older_than_days=older_than,
-                                          dry_run=dry_run)
-    render.warnings(warnings)
-    render.gc_result(result, older_than)
-
-
 def can_ask() -> bool:
     """True when someone is at a terminal to answer a question (never in a pipe or a job)."""
     return sys.stdin.isatty() and sys.stdout.isatty()
@@ -655,7 +643,7 @@ def init(path: str) -> None:
 
 _INVOCATION: dict[str, list[str]] = {}
 _COMMANDS = (launch, drylaunch, status, wait, history, cat, logs_command, efficiency, cancel,
-             invalidate, gc, table_cmd, report_cmd, serve)
+             invalidate, gc, table_cmd, report_cmd, serve, config_group)
 
 
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:
@@ -669,7 +657,7 @@ def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = Non
         return EXIT_USAGE
     except ExperimentsError as exc:
         render.error(str(exc))
-        return 1
+        return int(getattr(exc, "exit_code", 1))  # LaunchIncomplete: 4
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:

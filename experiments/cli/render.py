@@ -26,6 +26,7 @@ from .. import logs
 from ..plan import Plan
 from ..plan.lanes import ArrayLayout, describe_arrays
 from ..results import ResultTable, cell_text
+from . import waiting
 
 if TYPE_CHECKING:
     from ..report import ReportWritten
@@ -188,6 +189,7 @@ def _counts_text(counts: dict[ArtifactState, int]) -> str:
 def stage_table(stages: Sequence[StageStatus], limit: int | None = 20) -> None:
     out.print(_stage_table(stages))
     _problems(stages, limit)
+    waiting.show(out, waiting.of_stages(stages), limit)
 
 
 def _stage_table(stages: Sequence[StageStatus]) -> Table:
@@ -270,6 +272,7 @@ def history(views: Sequence[JobView]) -> None:
                str(len(r.tasks)), _labels_text(v)]
         table.add_row(*row, *([escape(root_text(v.root))] if roots else []))
     out.print(table)
+    waiting.show(out, waiting.of_jobs(views))
 
 
 def task_table(view: JobView, limit: int | None) -> None:
@@ -317,10 +320,12 @@ def log(title: str, text: str) -> None:
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
-def log_file(path: Path, title: str, *, full: bool = False, section: str | None = None) -> int:
+def log_file(path: Path, title: str, *, full: bool = False, gone: str | None = None,
+             section: str | None = None) -> int:
     """A task's log under a rule with ``title``, streamed in bounded memory (its last lines
-    unless ``full``); ``section``: only that artifact's part of a pack's log. Returns the byte
-    offset shown up to, for following it."""
+    unless ``full``); returns the byte offset shown up to, for following it. ``gone`` says why
+    a missing log is missing (default: the task has not started); ``section``: only that
+    artifact's part of a pack's log."""
     _title(title)
     try:
         if section is None:
@@ -332,7 +337,8 @@ def log_file(path: Path, title: str, *, full: bool = False, section: str | None 
             return 0
         return logs.show_sections(path, out.file, found, full=full).end
     except FileNotFoundError:
-        out.out(f"(no log yet at {path}: the task has not started)", highlight=False)
+        out.out(f"(no log at {path}: {gone})" if gone else
+                f"(no log yet at {path}: the task has not started)", highlight=False)
         return 0
 
 
@@ -404,8 +410,8 @@ def _clock() -> str:
 def poll_line(stages: Sequence[StageStatus], elapsed_s: float, next_s: float | None) -> None:
     """One plain line per poll (piped output): time, elapsed, counts, next poll."""
     after = f"; next check in {next_s:.0f}s" if next_s is not None else ""
-    out.print(f"[{_clock()}] {elapsed_s:.0f}s {counts_line(stages)}{after}", markup=False,
-              soft_wrap=True)
+    out.print(f"[{_clock()}] {elapsed_s:.0f}s {counts_line(stages)}{waiting.summary(stages)}"
+              f"{after}", markup=False, soft_wrap=True)
 
 
 class PollDisplay:
@@ -438,7 +444,10 @@ class PollDisplay:
         after = f", next refresh in {next_s:.0f}s" if next_s is not None else ""
         footer = Text(f"{self.title}: last refresh {_clock()} ({elapsed_s:.0f}s elapsed"
                       f"{after}); Ctrl-C stops watching, not the jobs", style="dim")
-        self.live.update(Group(_stage_table(stages), footer), refresh=True)
+        groups = waiting.of_stages(stages)
+        why = [Text(line, style="red" if g.never_clears else "blue")
+               for g, line in zip(groups, waiting.lines(groups), strict=True)]
+        self.live.update(Group(_stage_table(stages), *why, footer), refresh=True)
 
 
 def wait_summary(result: WaitResult) -> None:
@@ -470,7 +479,8 @@ def as_json(data: object) -> None:
 
 def _task_json(t: TaskView) -> dict[str, object]:
     return {"relpath": t.relpath, "state": t.state.value, "detail": t.detail,
-            "task": str(t.key) if t.key else None, "held": t.held}
+            "task": str(t.key) if t.key else None, "held": t.held, "reason": t.reason,
+            "outlook": t.outlook.value if t.outlook else None}
 
 
 def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
@@ -479,8 +489,10 @@ def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
             "stages": [{"stage": s.stage,
                         "counts": {k.value: s.counts[k] for k in ORDER if s.counts.get(k)},
                         "total": sum(s.counts.values()),
-                        "problems": [_task_json(p) for p in s.problems]}
+                        "problems": [_task_json(p) for p in s.problems],
+                        "queued": [_task_json(t) for t in s.waiting]}
                        for s in report.stages],
+            "waiting": [g.as_dict() for g in waiting.of_stages(report.stages)],
             "warnings": list(report.warnings)}
 
 

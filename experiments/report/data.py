@@ -1,5 +1,6 @@
 """What the report shows, as plain data: progress per stage, the stage graph, failures with
-their logs, the results tables, provenance and cost. One scheduler query for all of it.
+their logs, the results tables, provenance and cost. One scheduler query for the states, one
+accounting call for the hours used.
 
 Everything here is data for a template or for JSON; nothing is escaped here and nothing is
 HTML: the renderer escapes every string it writes.
@@ -14,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import logs
-from ..backends.base import parse_duration_s
 from ..results import ArtifactView, make_table
 from ..session import Session
 from ..status import ORDER, ArtifactState, read_status
 from ..store import JobRecord, now_iso
 from ..verbs.results import grid
+from .cost import StageCost, Usage, stage_costs, usage
 
 TAIL_LINES = 20
 FULL_LOG_BYTES = 200_000  # the end of a long log; the report says it was cut
@@ -54,19 +55,6 @@ class Failure:
     log_found: bool
 
 
-@dataclass(frozen=True)
-class StageCost:
-    """Requested hours per stage from the artifacts' requirements (``used`` hooks: None until
-    the efficiency verb reports what the scheduler accounted)."""
-
-    stage: str
-    artifacts: int
-    cpu_hours: float | None
-    gpu_hours: float | None
-    used_cpu_hours: float | None = None
-    used_gpu_hours: float | None = None
-
-
 @dataclass
 class ReportData:
     """Everything one page shows; ``tables`` is JSON-ready for the page's script."""
@@ -82,15 +70,22 @@ class ReportData:
     cost: list[StageCost]
     jobs: list[dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
+    cost_notes: list[str] = field(default_factory=list)  # why used hours are missing
+    waiting: list[dict[str, Any]] = field(default_factory=list)  # why queued tasks wait
 
     @property
     def states(self) -> list[str]:
         return [s.value for s in ORDER]
 
 
-def collect(session: Session, stages: Sequence[str] | None = None) -> ReportData:
-    """The report's data for ``stages`` (all by default): one scheduler query in total."""
+def collect(session: Session, stages: Sequence[str] | None = None, *,
+            used: Usage | None = None, accounting: bool = True) -> ReportData:
+    """The report's data for ``stages`` (all by default): one scheduler query for the states,
+    and (``accounting``, unless ``used`` is given) one accounting call for the hours used."""
     g = grid(session, stages)
+    if used is None and accounting:
+        used = usage(session, list(g.views))
+    cost, cost_problems = stage_costs(session, g.views, used)
     edges = _edges(session, list(g.views))
     progress = [_progress(name, views) for name, views in g.views.items()]
     levels = _levels(list(g.views), edges)
@@ -104,8 +99,11 @@ def collect(session: Session, stages: Sequence[str] | None = None) -> ReportData
                   for v in failures[:MAX_FAILURES]],
         more_failures=max(0, len(failures) - MAX_FAILURES),
         tables=[table_json(name, views) for name, views in g.views.items()],
-        provenance=_provenance(g.views), cost=[_cost(n, v) for n, v in g.views.items()],
-        jobs=_jobs(session.records(list(g.views))), warnings=g.warnings)
+        provenance=_provenance(g.views), cost=cost,
+        jobs=_jobs(session.records(list(g.views))),
+        warnings=[*g.warnings, *cost_problems],
+        cost_notes=list(used.warnings) if used else ["accounting was not asked"],
+        waiting=[{**w.as_dict(), "text": w.text} for w in g.waiting])
 
 
 def _progress(stage: str, views: Sequence[ArtifactView]) -> StageProgress:
@@ -212,31 +210,6 @@ def _provenance(views: Mapping[str, Sequence[ArtifactView]]) -> list[dict[str, A
             groups[key] = groups.get(key, 0) + 1
     return [{"code": c, "class": k, "stage": s, "artifacts": n}
             for (c, k, s), n in sorted(groups.items())]
-
-
-def _hours(requirements: Mapping[str, Any]) -> tuple[float | None, float | None]:
-    """(CPU-hours, GPU-hours) one task asks for; None when it sets no time limit."""
-    try:
-        seconds = parse_duration_s(str(requirements.get("time", "")))
-    except ValueError:
-        return None, None
-    if seconds is None:
-        return None, None
-    cpus = requirements.get("cpus", requirements.get("cpus_per_task", 1))
-    gpus = requirements.get("gpus", 0)
-    gpu_count = int(str(gpus).rpartition(":")[2]) if str(gpus).rpartition(":")[2].isdigit() else 0
-    cpu_count = int(cpus) if str(cpus).isdigit() else 1
-    return cpu_count * seconds / 3600, gpu_count * seconds / 3600
-
-
-def _cost(stage: str, views: Sequence[ArtifactView]) -> StageCost:
-    cpu: float | None = 0.0
-    gpu: float | None = 0.0
-    for v in views:
-        c, g = _hours(v.artifact.get_requirements())
-        cpu = None if cpu is None or c is None else cpu + c
-        gpu = None if gpu is None or g is None else gpu + g
-    return StageCost(stage, len(views), cpu, gpu)
 
 
 def _jobs(records: Sequence[JobRecord]) -> list[dict[str, Any]]:

@@ -38,7 +38,10 @@ def _environment() -> Any:
 
 
 def _hours(value: float | None) -> str:
-    return "—" if value is None else f"{value:,.1f}"
+    """Hours to one decimal; "<0.1" for a little, so "nothing" and "not known" stay apart."""
+    if value is None:
+        return "—"
+    return "<0.1" if 0 < value < 0.05 else f"{value:,.1f}"
 
 
 def _clean(value: Any) -> Any:
@@ -94,8 +97,9 @@ def _context(data: ReportData, log_query: str | None) -> dict[str, Any]:
 
 
 def page_data(data: ReportData, refresh_s: float | None = None) -> dict[str, Any]:
-    """What the page's script reads: the tables (and the live refresh interval)."""
-    return {"tables": data.tables, "refresh_s": refresh_s}
+    """What the page's script reads: the tables, why queued tasks wait (and the live refresh
+    interval)."""
+    return {"tables": data.tables, "waiting": data.waiting, "refresh_s": refresh_s}
 
 
 def render_html(data: ReportData, *, live: str | None = None,

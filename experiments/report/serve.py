@@ -5,7 +5,8 @@ GET routes, no forms, no sessions, no uploads; a framework would add a dependenc
 this page needs. What it must get right, it does in a few lines:
 
 - **One scheduler query per refresh for all viewers**: the data is rebuilt under a lock at
-  most every ``min_interval`` seconds; every request in between gets the cached page.
+  most every ``min_interval`` seconds; every request in between gets the cached page. The
+  hours used (one accounting call) are asked at most every ``ACCOUNTING_INTERVAL_S``.
 - **No request path reaches the file system**: routes are matched as strings. ``/log/<job>``
   looks the job up in the project's store and opens the log path *the store* names.
 - **Read-only**: only GET and HEAD; nothing changes the grid.
@@ -30,9 +31,11 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from .. import logs
 from ..session import Session
+from .cost import Usage, usage
 from .data import ReportData, collect
 
 MIN_INTERVAL_S = 5.0
+ACCOUNTING_INTERVAL_S = 300.0  # hours used change slowly; sacct is the costlier query
 LOG_LIMIT = 5_000_000
 
 
@@ -58,16 +61,24 @@ class LivePage:
         self._lock = threading.Lock()
         self._data: ReportData | None = None
         self._at = 0.0
+        self._used: Usage | None = None  # hours used: accounting asked every few minutes
+        self._used_at = 0.0
         self._cache: dict[str, bytes] = {}
 
     def data(self) -> ReportData:
         with self._lock:
             if self._data is None or time.monotonic() - self._at >= self.min_interval:
-                self._data = collect(self.session, self.stages)
+                now = time.monotonic()
+                if self._used is None or now - self._used_at >= ACCOUNTING_INTERVAL_S:
+                    self._used, self._used_at = usage(self.session, self._stages()), now
+                self._data = collect(self.session, self.stages, used=self._used)
                 self._at = time.monotonic()
                 self._cache = {}
                 self.refreshes += 1
             return self._data
+
+    def _stages(self) -> list[str]:
+        return self.session.selected(self.stages)
 
     def rendered(self, kind: str, token_query: str) -> bytes:
         """The page (``html``) or its live sections (``live``), cached per refresh."""

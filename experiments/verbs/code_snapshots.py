@@ -89,17 +89,21 @@ def in_use(session: Session) -> tuple[set[str], list[str]]:
     A job counts as using its snapshot while any of its tasks is queued or running, while its
     submission is unconfirmed, and whenever its scheduler cannot be asked (we cannot tell).
     """
-    records: list[JobRecord] = []
+    batches: dict[str, list[JobRecord]] = {}
     for project in _projects(session):
-        records.extend(r for r in Store(session.store.home, project).all_records()
-                       if r.snapshot)
-    live = session.live(records)
+        for r in Store(session.store.home, project).all_records():
+            if r.snapshot:  # local job ids (L1, L2…) repeat across projects: ask per project
+                batches.setdefault(project if r.backend == "local" else "", []).append(r)
     used: set[str] = set()
-    for rec in records:
-        if (rec.state is RecordState.SUBMITTING or rec.backend in live.unreachable
-                or _any_live(rec, live.statuses)):
-            used.add(rec.snapshot or "")
-    return used, live.warnings()
+    warnings: list[str] = []
+    for records in batches.values():  # one scheduler query for every Slurm job
+        live = session.live(records)
+        warnings.extend(w for w in live.warnings() if w not in warnings)
+        for rec in records:
+            if (rec.state is RecordState.SUBMITTING or rec.backend in live.unreachable
+                    or _any_live(rec, live.statuses)):
+                used.add(rec.snapshot or "")
+    return used, warnings
 
 
 def _any_live(rec: JobRecord, statuses: Mapping[TaskKey, TaskStatus]) -> bool:

@@ -38,6 +38,7 @@ class TaskEfficiency:
     cpu_s: float | None
     max_rss_mb: float | None
     mem_mb: int | None
+    gpus: int = 0
 
     @property
     def time_used(self) -> float | None:
@@ -78,6 +79,17 @@ class StageEfficiency:
         limits = [t.time_s for t in self.tasks]
         return None if any(v is None for v in limits) else sum(
             v or 0 for v in limits) / 3600
+
+    @property
+    def used_cpu_h(self) -> float | None:
+        """CPU time the tasks used (None when accounting gathers no CPU time)."""
+        values = [t.cpu_s for t in self.tasks if t.cpu_s is not None]
+        return sum(values) / 3600 if values else None
+
+    @property
+    def used_gpu_h(self) -> float:
+        """GPU-hours held: a task keeps its GPUs for its whole run."""
+        return sum(t.elapsed_s * t.gpus for t in self.tasks) / 3600
 
     @property
     def peak_mem_mb(self) -> float | None:
@@ -144,8 +156,9 @@ def _tasks(rec: JobRecord, used: Mapping[TaskKey, TaskUsage], res: Resources
             n = sizes[index]
             out.append(TaskEfficiency(f"{rec.job_id}_{i}", f"{relpath} and {n - 1} more (a pack)",
                                       u.state, u.elapsed_s, None, res.cpus, u.cpu_s,
-                                      u.max_rss_mb, res.mem_mb))
+                                      u.max_rss_mb, res.mem_mb, res.gpus))
         else:
             out.append(TaskEfficiency(f"{rec.job_id}_{i}", relpath, u.state, u.elapsed_s,
-                                      res.time_s, res.cpus, u.cpu_s, u.max_rss_mb, res.mem_mb))
+                                      res.time_s, res.cpus, u.cpu_s, u.max_rss_mb, res.mem_mb,
+                                      res.gpus))
     return out

@@ -25,6 +25,7 @@ class StatusReport:
     root: str = ""                                            # the root shown
     other_roots: list[str] = field(default_factory=list)  # roots of other jobs, not counted
     stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as built)
+    unreachable: bool = False  # a scheduler tracking some of them could not be asked
 
 
 @dataclass
@@ -42,15 +43,18 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     every = session.records()  # every stage: an artifact may belong to several
     records = of_root(every, ex.artifact_path)  # jobs of other roots hold nothing here
     live = session.live(records)
-    records = record_endings(session.store, records, live, ex.artifact_path)
+    # One listing per folder, taken after the scheduler answered (a task it saw end has its
+    # marker listed), shared by the endings, the staleness check and the stages.
+    done = DoneIndex(ex.artifact_path)
+    records = record_endings(session.store, records, live, ex.artifact_path, done)
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
-    stale, stale_warnings = find_stale(session, selected, with_deps=False)
-    done = DoneIndex(ex.artifact_path)  # one listing per folder, shared by the stages
+    stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)
     return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done)
                          for s in selected],
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
-                        root=ex.artifact_path, other_roots=others, stale=stale)
+                        root=ex.artifact_path, other_roots=others, stale=stale,
+                        unreachable=bool(live.unreachable))
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:

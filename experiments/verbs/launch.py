@@ -20,9 +20,9 @@ from .. import _gc, paths
 from ..artifact import Artifact
 from ..backends.base import Description, Resources, freeze_requirements
 from ..config import lock_mode
-from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError
+from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
 from ..identity import check_relpath
-from ..launching import LaunchContext, Progress
+from ..launching import LaunchContext, Progress, pending_intents
 from ..markers import DoneIndex
 from ..overrides import Overrides, apply_overrides
 from ..plan import Plan, build_plan
@@ -36,6 +36,7 @@ from ..task import Download, Task, Upload
 from ..tracking import of_root, record_endings, unknown_root_warning
 from .cancel import other_files
 from .code_snapshots import take as take_snapshot
+from .launch_incomplete import incomplete
 from .reconcile import reconcile_intents
 from .retry import RetrySelection, select_failed
 from .stale import find_stale
@@ -166,7 +167,13 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             experiment_file=getattr(ex, "source_file", ""),
             setup=getattr(ex, "setup", ()))
         invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
-        submitted = session.backend().launch(plan, ctx) if plan.groups else []
+        try:
+            submitted = session.backend().launch(plan, ctx) if plan.groups else []
+        except SubmissionError as exc:
+            if not ctx.submitted:
+                raise
+            raise incomplete(plan, ctx.submitted, exc,
+                             pending_intents(session.store)) from exc
         ended = [r for r in submitted if r.state is not RecordState.SUBMITTED]  # local runs
         if ended:
             submitted = record_endings(session.store, submitted, session.live(ended),

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import paths, selection
+from .. import paths, selection, waiting
 from ..artifact import Artifact
 from ..results import ArtifactView, ResultTable, flatten_params, make_table, read_json, read_metrics
 from ..session import Session
@@ -53,6 +53,7 @@ class Grid:
     views: dict[str, list[ArtifactView]]
     latest: dict[str, tuple[JobRecord, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    waiting: list[waiting.WaitGroup] = field(default_factory=list)  # why queued tasks wait
 
 
 def states(session: Session, artifacts: Sequence[Artifact]
@@ -96,11 +97,12 @@ def grid(session: Session, stages: Sequence[str] | None = None) -> Grid:
     flat = [a for c in chosen.values() for a, _ in c]
     views, latest, live = states(session, flat)
     out: dict[str, list[ArtifactView]] = {}
-    start = 0
+    start, queued = 0, []
     for stage, arts in chosen.items():
         out[stage] = _views(session, stage, arts, views[start:start + len(arts)])
+        queued += [(stage, v) for v in views[start:start + len(arts)]]
         start += len(arts)
-    return Grid(out, latest, live.warnings())
+    return Grid(out, latest, live.warnings(), waiting.group(queued))
 
 
 def table(session: Session, stage: str, where: Where = None,

@@ -17,7 +17,7 @@ from typing import Any
 from ..artifact import Artifact
 from ..backends.base import Scalar, TaskKey, _mem_mb, parse_duration_s
 from ..errors import DefinitionError
-from ..status import ArtifactState, Live, latest_tasks, task_state
+from ..status import ArtifactState, Live, latest_tasks, recorded_raw, task_state
 from ..store import JobRecord
 
 RETRIED = (ArtifactState.FAILED, ArtifactState.DEP_FAILED)
@@ -85,8 +85,8 @@ def select_failed(records: Sequence[JobRecord], live: Live, root: str,
     sel = RetrySelection(policy)
     for artifact_id, (rec, i) in latest_tasks(records).items():
         if task_state(rec, i, live, root).state in RETRIED:
-            st = live.get(TaskKey(rec.job_id or "", i))
-            raw = (st.raw if st is not None else "").split(" ")[0] or "FAILED"
+            st = live.get(TaskKey(rec.job_id or "", i))  # None once its end is recorded
+            raw = (st.raw if st is not None else recorded_raw(rec, i)).split(" ")[0] or "FAILED"
             sel.failures[artifact_id] = _Failure(rec, i, raw)
     return sel
 

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from .. import paths
 from ..artifact import Artifact, walk
 from ..errors import SnapshotError
+from ..markers import DoneIndex
 from ..session import Session
+from ..stale_cache import VerdictCache
 from ..staleness import Stale, StaleFinder
 from .code_snapshots import current_id
 
 
-def finder(session: Session) -> tuple[StaleFinder, list[str]]:
-    """A finder for the session's artifact root, comparing code when the config asks to."""
+def finder(session: Session, done: DoneIndex | None = None) -> tuple[StaleFinder, list[str]]:
+    """A finder for the session's artifact root, comparing code when the config asks to;
+    ``done`` answers "built?" for it (default: a stat per artifact)."""
     warnings: list[str] = []
     code_id = None
     if session.config.snapshots.stale_on_code_change:
@@ -20,7 +24,10 @@ def finder(session: Session) -> tuple[StaleFinder, list[str]]:
             code_id = current_id(session)
         except SnapshotError as exc:
             warnings.append(f"cannot compare results with the current code: {exc}")
-    return StaleFinder(session.experiment.artifact_path, code_id), warnings
+    root = session.experiment.artifact_path
+    cache = VerdictCache(paths.stale_cache_file(session.store.home, session.experiment.project,
+                                                root), root)
+    return StaleFinder(root, code_id, done, cache), warnings
 
 
 def owners(session: Session) -> dict[str, str]:
@@ -33,19 +40,26 @@ def owners(session: Session) -> dict[str, str]:
 
 
 def find_stale(session: Session, stages: Sequence[str] | None = None,
-               *, with_deps: bool = True) -> tuple[list[Stale], list[str]]:
-    """Stale built artifacts of the stages (and, with ``with_deps``, their dependencies)."""
+               *, with_deps: bool = True,
+               done: DoneIndex | None = None) -> tuple[list[Stale], list[str]]:
+    """Stale built artifacts of the stages (and, with ``with_deps``, their dependencies).
+
+    ``done`` answers "built?" with one listing per folder (``status`` shares its own)."""
     ex = session.experiment
     selected = session.selected(stages)
     roots: list[Artifact] = [a for s in selected for a in ex.stages[s]]
-    arts = list(walk(roots)) if with_deps else roots
-    owner = owners(session)
-    found, warnings = finder(session)
+    arts = walk(roots) if with_deps else roots
+    found, warnings = finder(session, done)
+    owner: dict[str, str] | None = None  # made only when something is stale
     out: list[Stale] = []
     seen: set[str] = set()
     for art in arts:
         if art.artifact_id in seen:
             continue
         seen.add(art.artifact_id)
-        out.extend(found.find(owner.get(art.artifact_id, ""), [art]))
+        why = found.reason(art) if found.built(art) else None  # most of a big grid: unbuilt
+        if why:
+            owner = owners(session) if owner is None else owner
+            out.append(Stale(art.artifact_id, art.relpath, owner.get(art.artifact_id, ""), why))
+    found.save()
     return out, warnings

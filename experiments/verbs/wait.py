@@ -33,15 +33,17 @@ class Outcome(str, enum.Enum):
     TIMED_OUT = "timed out"  # ``wait`` gave up while something was still live
 
 
-def is_live(stages: Sequence[StageStatus], warnings: Sequence[str] = ()) -> bool:
+def is_live(stages: Sequence[StageStatus], unreachable: bool = False) -> bool:
     """True while any artifact is queued, running or being submitted, or a scheduler that
-    tracks some of them could not be asked (then nothing can be called final)."""
-    return bool(warnings) or any(s.counts.get(k) for s in stages for k in LIVE_STATES)
+    tracks some of them could not be asked (then nothing can be called final). Other
+    warnings (a job of unknown root, code that cannot be compared) do not keep it live:
+    ``status --watch`` and ``wait`` end when nothing is."""
+    return unreachable or any(s.counts.get(k) for s in stages for k in LIVE_STATES)
 
 
 def outcome(report: StatusReport) -> Outcome:
     """The outcome of a status report: live beats failed (the verdict is not in yet)."""
-    if is_live(report.stages, report.warnings):
+    if is_live(report.stages, report.unreachable):
         return Outcome.LIVE
     built = all(set(s.counts) <= {ArtifactState.BUILT} for s in report.stages)
     return Outcome.BUILT if built else Outcome.FAILED

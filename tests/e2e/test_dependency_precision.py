@@ -193,6 +193,7 @@ def test_an_upstream_killed_by_the_scheduler_ends_its_counterparts(run: Run) -> 
     assert sorted(run.status_of("Down").values()) == ["dependency_failed", "done"]
 
 
+@pytest.mark.long_wait
 def test_an_upstream_timeout_ends_its_counterparts_from_the_dying_worker(run: Run) -> None:
     env = {"SLEEPS": "1,600", "VALUES": "a,b", "UP_TIME": "1"}  # a one-minute time limit
     run.cli("launch", **env)

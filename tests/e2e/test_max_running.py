@@ -92,6 +92,7 @@ class _Sampler(threading.Thread):
 
 
 @pytest.mark.slurm
+@pytest.mark.long_wait
 @pytest.mark.parametrize("budget", [3, 1])
 def test_slurm_launch_never_runs_more_than_max_running(tmp_path: Path, slurm_cluster: object,
                                                        budget: int) -> None:

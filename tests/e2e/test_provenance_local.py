@@ -41,7 +41,7 @@ class Fine(Artifact):
 
 pre = ArtifactSet.from_product(cls=Pre, params={"i": [0, 1, 2]})
 fine = ArtifactSet.join_product(pre, ["a", "b"]).map(lambda m, n: Fine(base=m, name=n))
-ex = LocalExecutor(project="prov", artifact_path=os.environ["OUT"],
+ex = LocalExecutor(project=os.environ.get("PROJECT", "prov"), artifact_path=os.environ["OUT"],
                    code_path=os.environ["CODE"], workers=2)
 ex.stage("pretrain", pre)
 ex.stage("finetune", fine)
@@ -228,6 +228,39 @@ def test_live_job_blocks_invalidate_and_keeps_its_snapshot_from_gc(tmp_path: Pat
         assert res.returncode == 0, res.stdout + res.stderr
         left = {p.name for p in (home / "snapshots").iterdir()}
         assert left == second, res.stdout
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
+
+
+def test_gc_keeps_a_live_local_jobs_snapshot_when_another_project_reuses_its_job_id(
+        tmp_path: Path) -> None:
+    """Local job ids (L1, L2…) are per project: another project's ended L2 must not hide that
+    this project's L2 is running."""
+    script, env, out = _setup(tmp_path)
+    other = {**env, "PROJECT": "zother", "OUT": str(tmp_path / "other-out")}
+    _ok(run_cli(script, "launch", "pretrain", env=other))  # zother: L1
+    _ok(run_cli(script, "invalidate", "pretrain", "--yes", env=other))
+    _ok(run_cli(script, "launch", "pretrain", env=other))  # zother: L2, ended
+    _ok(run_cli(script, "launch", "pretrain", env=env))  # prov: L1, ended
+    home = Path(os.environ["EXPERIMENTS_HOME"])
+    idle = {p.name for p in (home / "snapshots").iterdir()}
+    (Path(env["CODE"]) / "version.txt").write_text("v2\n")  # prov's next launch: new snapshot
+    slow = {**env, "SLOW_I": "1"}
+    _ok(run_cli(script, "invalidate", "pretrain", "--where", "i=1", "--yes", env=slow))
+    proc = subprocess.Popen([sys.executable, str(script), "launch", "pretrain"],  # prov: L2
+                            env={**os.environ, **slow}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_running(next(p.parent for p in out.rglob(".done.invalidated-*")))
+        live = {p.name for p in (home / "snapshots").iterdir()} - idle
+        assert len(live) == 1
+        old = time.time() - 10 * 86400
+        for p in (home / "snapshots").iterdir():
+            os.utime(p, (old, old))
+        res = run_cli(script, "gc", "--older-than", "1", env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert {p.name for p in (home / "snapshots").iterdir()} == live, res.stdout
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(60)

@@ -202,8 +202,9 @@ def test_permanent_rejection_stops_with_slurms_message(
     assert dry.returncode == 1 and "invalid partition" in (dry.stdout + dry.stderr).lower()
     assert count_calls(Path(env["CALLS"]), "sbatch") == 2  # two --test-only checks
     res = run_cli(script, "launch", env=env)
-    assert res.returncode == 1
+    assert res.returncode == 4  # refused part-way: tier 0 is queued (see test_launch_feedback)
     assert "invalid partition" in res.stderr.lower() and "Traceback" not in res.stderr
+    assert "launch stopped part-way" in res.stderr and "Not submitted:" in res.stderr
     assert count_calls(Path(env["CALLS"]), "sbatch") == 4  # tier 0 + one refused: no retries
     jobs = _jobs("pretrain", env["PROJECT"])
     assert len(jobs) == 1 and jobs[0]["state"] == "submitted"  # what went through is tracked

@@ -4,6 +4,7 @@ requeues across a real time limit, retries with escalation, efficiency from sacc
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from pathlib import Path
 
@@ -106,6 +107,7 @@ for i in $(seq 300); do sleep 1; done
 '''
 
 
+@pytest.mark.long_wait
 def test_checkpoint_signal_before_a_real_time_limit_then_requeue(
         tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
     """Limit 2 min, signal 60 s before (Slurm may send it up to 60 s early): the first attempt
@@ -146,10 +148,18 @@ def test_efficiency_from_one_real_sacct_call(tmp_path: Path, slurm_cluster: obje
         assert cells[1] == "2" and cells[3] == "0.33h"  # 2 tasks × 10 min requested
         assert cells[4].endswith("%") and 0 < int(cells[4][:-1]) <= 10  # ~5-20 s of 10 min
         assert "jobs: wasting most" in res.stdout and "of 2" in res.stdout
+        page = tmp_path / "report.html"  # the report's cost table shows the same accounting
+        assert run_cli(script, "report", "-o", str(page), env=env).returncode == 0
+        row = re.search(r"<tr><td>jobs</td>(.*?)</tr>", page.read_text())
+        assert row, "no cost row for stage jobs"
+        cells = re.findall(r'<td class="num">([^<]*)</td>', row.group(1))
+        assert cells[:3] == ["2", "0.7", "0.0"], cells  # 2 × 10 min × 2 CPUs, no GPUs
+        assert cells[3] != "—" and cells[4] == "0.0", cells  # CPU time used; no GPUs held
     finally:
         cancel_all(env["PROJECT"])
 
 
+@pytest.mark.long_wait
 def test_retry_failed_escalates_time_after_a_real_timeout(
         tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
     (experiments_home / "config.json").write_text(json.dumps({

@@ -132,6 +132,7 @@ def test_a_failure_stays_in_history_after_the_rebuild(project: Project) -> None:
     assert rec.ended["1"]["state"] == "built"
 
 
+@pytest.mark.long_wait
 def test_a_time_limit_is_shown_as_timeout_and_fixed_with_set(project: Project) -> None:
     script, env, out = project
     env = {**env, "TIME": "1", "N": "1"}  # one minute, one task

@@ -145,6 +145,7 @@ def test_noisy_success_is_recorded_once(tmp_path: Path, slurm_cluster: object) -
         cancel_all(env["PROJECT"])
 
 
+@pytest.mark.long_wait
 def test_requeue_runs_again_never_failed_and_log_keeps_both(tmp_path: Path,
                                                             slurm_cluster: object) -> None:
     script, env, out, _ = _setup(tmp_path, {"SLEEP_S": "6", "N": "1"})

@@ -16,6 +16,7 @@ def exp_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every unit test gets its own experiments home, so none touches ~/.experiments."""
     home = tmp_path / "exphome"
     monkeypatch.setenv("EXPERIMENTS_HOME", str(home))
+    monkeypatch.setenv("EXPERIMENTS_SITE_CONFIG", "")  # no site file unless a test writes one
     monkeypatch.delenv("EXPERIMENTS_CRASH_AT", raising=False)
     return home
 

@@ -38,12 +38,15 @@ def test_seed_block_matches_readme() -> None:
     assert json.loads(blocks[0]) == json.loads(SEED_CONFIG)
 
 
-def test_first_load_creates_seed_config(exp_home: Path) -> None:
+def test_first_load_gives_the_seed_defaults_and_a_file_of_no_changes(exp_home: Path) -> None:
+    """The seed's defaults hold with no site file; the user's file only holds their changes
+    (none yet), so a site file would apply (issue 16, item 2)."""
     assert not exp_home.exists()
     conf = cfg.load()
     path = exp_home / "config.json"
     assert conf.path == path
-    assert json.loads(path.read_text()) == json.loads(SEED_CONFIG)
+    assert json.loads(path.read_text()) == {}
+    assert cfg.merged().data == json.loads(SEED_CONFIG)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert conf.log_directory == exp_home / "logs"
     assert conf.default_slurm_args["gpu"] == {"time": "24:00:00", "cpus": 8, "requeue": True}
@@ -68,7 +71,8 @@ def test_existing_config_is_not_overwritten(exp_home: Path) -> None:
     (exp_home / "config.json").write_text('{"log_directory": "/var/logs/x"}')
     conf = cfg.load()
     assert conf.log_directory == Path("/var/logs/x")
-    assert conf.default_slurm_args == {}
+    # keys it leaves out come from the layers below it (here the built-in defaults)
+    assert conf.default_slurm_args == json.loads(SEED_CONFIG)["default_slurm_args"]
     assert json.loads((exp_home / "config.json").read_text()) == {"log_directory": "/var/logs/x"}
 
 

@@ -32,8 +32,10 @@ def test_global_then_partition_lines_and_they_are_not_requirements(
         "default_slurm_args": {"gpu": {"time": "1:00:00", "setup": ["module load cuda"]}}})
     assert cfg.setup_for("gpu") == ("module load base", "module load cuda")
     assert cfg.setup_for("cpu") == ("module load base",)
+    # the gpu keys the file leaves out come from the built-in defaults (config_layers)
     assert cfg.resolve_requirements({"partition": "gpu"}) == {"partition": "gpu",
-                                                              "time": "1:00:00"}
+                                                              "time": "1:00:00", "cpus": 8,
+                                                              "requeue": True}
 
 
 @pytest.mark.parametrize("data", [{"setup": "module load x"}, {"setup": ["a\nb"]},

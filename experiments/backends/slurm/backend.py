@@ -20,8 +20,8 @@ from ... import _atomic, paths
 from ..._faults import crash_point
 from ...bootstrap import PACKAGE_PARENT
 from ...config import Config
-from ...errors import SubmissionError
-from ...launching import LaunchContext
+from ...errors import SchedulerQueryError, SubmissionError
+from ...launching import EventKind, LaunchContext, LaunchEvent
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
 from ...plan.packs import PackFit, fit_pack
@@ -36,12 +36,13 @@ from ..base import (
     TaskUsage,
     common_resources,
 )
-from . import budget, deps
+from ..waits import OnWait, SubmitWait
+from . import budget, deps, limits, pending
 from .allowance import Allowance, Fit, allowance_for, fit_packs
-from .client import SlurmClient, SubmissionUncertain
-from .limits import format_time
+from .client import SlurmClient, SubmissionUncertain, merge
 from .options import Option, option_text, slurm_options
 from .script import render_script
+from .site import SiteLimits
 
 NAME = "slurm"
 
@@ -57,6 +58,7 @@ class SlurmBackend:
     def __init__(self, config: Config, client: SlurmClient | None = None) -> None:
         self.config = config
         self.client = client or SlurmClient()
+        self.site = SiteLimits(self.client)  # limits, read once when needed
 
     def resolve(self, requirements: Mapping[str, Scalar], where: str) -> Resources:
         """Checked sbatch options plus the typed fields; errors name ``where`` and the key."""
@@ -74,6 +76,7 @@ class SlurmBackend:
                   if res.checkpoint_before_s else None)
         options = res.options if time_s is None else with_time(res.options, time_s)
         return render_script(job_name=name, options=options, array=array,
+
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
                              python=python, env={**env, **deps.WORKER_ENV},
                              package_dir=PACKAGE_PARENT, setup=setup, signal=signal)
@@ -92,6 +95,7 @@ class SlurmBackend:
             lines.append(describe_pack(group.resources.pack, fit))
         if not validate:
             return Description(tuple(lines))
+        problems = self._limit_problems(group)
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / paths.SCRIPT
             tasks = -(-len(group.tasks) // fit.size)
@@ -101,9 +105,50 @@ class SlurmBackend:
             verdict = self.client.test_only(str(script))
         if verdict:
             lines.append(f"slurm says: {verdict}")
-            return Description(tuple(lines), (f"stage '{group.stage}' "
-                                              f"{group.resources.summary()}: {verdict}",))
-        return Description((*lines, "slurm --test-only: accepted"))
+            problems.append(f"stage '{group.stage}' {group.resources.summary()}: {verdict}")
+        elif problems:
+            lines.append("slurm --test-only: accepted, but over the site's limits (below); "
+                         "set them in the artifact's get_requirements() or config.json's "
+                         "default_slurm_args, or `--set KEY=VALUE` for one launch")
+        else:
+            lines.append("slurm --test-only: accepted; within the site's limits")
+        return Description(tuple(lines), tuple(problems))
+
+    def _limit_problems(self, group: Group) -> list[str]:
+        """The group's time, CPUs and GPUs against its partition's limits (and its QOS's, when
+        accounting can be asked), whatever ``EnforcePartLimits`` says: with Slurm's default (NO)
+        such a job is accepted, even by ``--test-only``, and then pends forever. Each problem
+        names an artifact and the fix."""
+        try:
+            parts = self.site.partitions()
+        except SchedulerQueryError:
+            return []  # --test-only reports what is wrong with the controller
+        res = group.resources
+        reqs = dict(res.requirements)
+        name = reqs.get("partition")
+        part = (parts.get(str(name)) if name is not None
+                else next((p for p in parts.values() if p.default), None))
+        nodes = reqs.get("nodes")
+        found = [] if part is None else limits.check_job(
+            part, res.time_s, res.cpus, res.gpus, qos=self._qos_of(reqs),
+            nodes=nodes if isinstance(nodes, int) and nodes > 0 else 1)
+        first, more = group.tasks[0].relpath, len(group.tasks) - 1
+        who = f"artifact {first}" + (f" and {more} more like it" if more else "")
+        return [f"stage '{group.stage}', {who}: {p.replace('the job asks', 'it asks')}; "
+                "Slurm would accept it and leave it queued, which never clears on its own"
+                for p in found]
+
+    def _qos_of(self, reqs: Mapping[str, Scalar]) -> limits.QosLimits | None:
+        """The QOS a job would run under: its ``qos``, else the default QOS of the user's
+        association (with its ``account``); None when that cannot be told or read."""
+        qos = self.site.qos_limits()
+        name = reqs.get("qos")
+        if name is None and qos:
+            account = reqs.get("account")
+            defaults = {a.default_qos for a in self.site.associations()
+                        if a.user and a.default_qos and account in (None, a.account)}
+            name = defaults.pop() if len(defaults) == 1 else None
+        return qos.get(str(name)) if name is not None else None
 
     # -- launch ---------------------------------------------------------------------------
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
@@ -155,15 +200,12 @@ class SlurmBackend:
     def _allowance(self, plan: Plan, tasks: int) -> Allowance | None:
         """The user's remaining submit allowance when ``tasks`` would exceed it, else None
         (also when no limit is set or none can be read; the job count is asked only then)."""
-        limits = self.client.submit_limits()
-        if limits is None:
-            return None
-        assocs, qos = limits
+        assocs, qos = self.site.associations(), self.site.qos_limits()
         pairs = {(_text(dict(g.resources.requirements).get("account")),
                   _text(dict(g.resources.requirements).get("qos"))) for g in plan.groups}
         if not any(allowance_for(assocs, qos, 0, *pair) for pair in pairs):
             return None  # no submit limit applies: no need to count the user's jobs
-        current = self.client.live_task_count()
+        current = self.site.live_task_count()
         found = [a for pair in pairs if (a := allowance_for(assocs, qos, current, *pair))]
         least = min(found, key=lambda a: a.remaining) if found else None
         return least if least is not None and tasks > least.remaining else None
@@ -183,10 +225,10 @@ class SlurmBackend:
     def _partition_times(self, res: Resources) -> tuple[int | None, int | None]:
         """MaxTime and DefaultTime of the partition(s) the group asks for (the default one if
         none), the strictest when several; None when unlimited or unknown."""
-        limits = self.client.partition_limits()
+        parts = self.site.partitions()
         asked = dict(res.requirements).get("partition")
-        names = str(asked).split(",") if asked else [n for n, p in limits.items() if p.default]
-        found = [limits[n] for n in names if n in limits]
+        names = str(asked).split(",") if asked else [n for n, p in parts.items() if p.default]
+        found = [parts[n] for n in names if n in parts]
         max_times = [p.max_time_s for p in found if p.max_time_s is not None]
         defaults = [p.default_time_s for p in found if p.default_time_s is not None]
         return (min(max_times) if max_times else None, min(defaults) if defaults else None)
@@ -207,22 +249,25 @@ class SlurmBackend:
                               [a.group.resources.max_parallel for a in arrays], ctx.max_running)
         done_in_group: dict[int, int] = {}
         ids: list[str] = []
-        for arr, share in zip(arrays, shares, strict=True):
+        for n, (arr, share) in enumerate(zip(arrays, shares, strict=True)):
             chunk_no = done_in_group.get(arr.group_no, 0)
             done_in_group[arr.group_no] = chunk_no + 1
             after = ids[share.after] if share.after is not None else None
             record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after,
-                                        got.fits[arr.group_no])
+                                        position=(n + 1, len(arrays)),
+                                        fit=got.fits[arr.group_no])
             by_ref[arr.ref] = record
             ids.append(record.job_id or "")
         return ctx.submitted
 
     def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
                       by_ref: Mapping[str, JobRecord], throttle: int | None = None,
-                      after: str | None = None, fit: PackFit = PackFit(1)) -> JobRecord:
+                      after: str | None = None, position: tuple[int, int] = (1, 1),
+                      fit: PackFit = PackFit(1)) -> JobRecord:
         """Submit one array (``throttle``: its share of the launch's budget; ``after``: a job
-        it must also wait for, to keep that budget; ``fit``: its group's pack and that pack's
-        time limit) and return its record."""
+        it must also wait for, to keep that budget; ``position``: n of m submissions, for the
+        progress reported while Slurm is slow; ``fit``: its group's pack and that pack's time
+        limit) and return its record."""
         group = arr.group
         name = ctx.job_name(group, arr.group_no, chunk_no)
         upstream = [by_ref[r] for r in arr.upstream if r in by_ref]
@@ -241,7 +286,8 @@ class SlurmBackend:
         extra = [f"--dependency={','.join(waits)}"] if waits else []
         crash_point("before-sbatch")
         try:
-            job_id = self.client.submit(script, job_name=name, extra_args=extra)
+            job_id = self.client.submit(script, job_name=name, extra_args=extra,
+                                        on_wait=_waiting(ctx, job.record, position))
         except SubmissionUncertain:  # may exist: keep the intent for the next launch
             raise
         except SubmissionError:  # refused for sure: the intent must not linger
@@ -255,20 +301,16 @@ class SlurmBackend:
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
-        """Task states: one squeue and at most one sacct call for all the records."""
-        ids = [r.job_id for r in records if r.job_id]
-        positions: dict[tuple[str, int], list[int]] = {}
-        for r in records:
-            if r.job_id and r.array_indices:  # lanes and packs: positions differ from indices
-                for i in range(len(r.tasks)):
-                    positions.setdefault((r.job_id, r.array_index(i)), []).append(i)
-        out: dict[TaskKey, TaskStatus] = {}
-        for text, status in (self.client.query(ids) if ids else {}).items():
-            key = TaskKey.parse(text)
-            if key is None:
-                continue
-            for i in positions.get((key.job_id, key.index), [key.index]):  # a pack: each one
-                out[TaskKey(key.job_id, i)] = _with_hold(TaskKey(key.job_id, i), status)
+        """Task states: one squeue for all the records, then one sacct only about the jobs
+        that have a task whose end is not recorded and that squeue does not show live (it
+        ended, or the controller forgot it); none at all while every such task is live."""
+        mine = {r.job_id: r for r in records if r.job_id}
+        if not mine:
+            return {}
+        queued = self.client.queue_states(list(mine))
+        ask = _to_account(mine, queued)
+        states = merge(queued, self.client.accounted_states(ask)) if ask else queued
+        out = pending.explain_pending(self.site, records, _keyed(states, mine))
         return deps.end_never_satisfied(self.client, records, out)
 
     def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:
@@ -303,6 +345,75 @@ class SlurmBackend:
         MessageTimeout of it answering again; wait that long (plus a margin) before trusting
         a look-up that found nothing."""
         return self.client.settle()
+
+
+def _waiting(ctx: LaunchContext, record: JobRecord, position: tuple[int, int]) -> OnWait:
+    """Pass the client's waits on as the launch's progress, naming the submission."""
+    def report(wait: SubmitWait) -> None:
+        ctx.progress(LaunchEvent(EventKind.WAITING, total=position[1], record=record,
+                                 wait=wait, position=position[0]))
+
+    return report
+
+
+def _to_account(records: Mapping[str, JobRecord], queued: Mapping[str, TaskStatus]
+                ) -> list[str]:
+    """The jobs with a task whose end is not recorded and that squeue does not show live
+    (it ended, or the controller forgot it): only sacct can say how those ended."""
+    live: dict[str, int] = {}
+    for text, status in queued.items():
+        if status.state.live:
+            job_id = text.rpartition("_")[0]
+            live[job_id] = live.get(job_id, 0) + 1
+    out = []
+    for job_id, rec in records.items():
+        if len(rec.ended) >= len(rec.tasks):
+            continue
+        if not rec.ended and live.get(job_id, 0) >= len(rec.tasks):
+            continue  # nothing recorded and every task live (the common case, counted)
+        if any(str(i) not in rec.ended and not _live(queued.get(f"{job_id}_{a}"))
+               for i, a in enumerate(rec.array_indices or range(len(rec.tasks)))):
+            out.append(job_id)
+    return out
+
+
+def _live(status: TaskStatus | None) -> bool:
+    return status is not None and status.state.live
+
+
+def _keyed(states: Mapping[str, TaskStatus], records: Mapping[str, JobRecord]
+           ) -> dict[TaskKey, TaskStatus]:
+    """Statuses keyed by task position (``TaskKey``), held tasks marked. The rows of an array
+    not yet split share one status object, so ``_with_hold`` is asked once per object unless
+    it changes something (a held task's hint names the task). A job answered only by its plain
+    id (sacct keeps an array cancelled while wholly pending that way, for good, once the
+    controller forgot it) gives that answer to each of its tasks without one of its own."""
+    positions: dict[str, dict[int, list[int]]] = {}
+    for job_id, r in records.items():
+        if r.array_indices:  # lanes and packs: positions differ from indices
+            at = positions[job_id] = {}
+            for i, a in enumerate(r.array_indices):
+                at.setdefault(a, []).append(i)  # a pack: every artifact of it
+    out: dict[TaskKey, TaskStatus] = {}
+    unchanged: set[int] = set()  # ids of status objects _with_hold leaves alone
+    for text, status in states.items():
+        job_id, sep, index = text.rpartition("_")
+        if not (sep and job_id and index.isdigit()):
+            continue
+        where, number = positions.get(job_id), int(index)
+        if id(status) not in unchanged:
+            marked = _with_hold(TaskKey(job_id, number), status)  # Slurm's own name
+            if marked is status:
+                unchanged.add(id(status))
+            status = marked
+        for i in where.get(number, [number]) if where else [number]:
+            out[TaskKey(job_id, i)] = status
+    for job_id, rec in records.items():  # an array accounting knows only as a whole: an
+        whole = states.get(job_id)        # array cancelled before any task was split off
+        if whole is not None:
+            for i in range(len(rec.tasks)):
+                out.setdefault(TaskKey(job_id, i), whole)
+    return out
 
 
 @dataclass(frozen=True)
@@ -343,12 +454,13 @@ def live_places(plan: Plan, records: Sequence[JobRecord]) -> dict[str, Where]:
 
 def with_time(options: Sequence[Option], time_s: int) -> list[Option]:
     """The options with ``--time`` set to ``time_s`` (a pack's limit), kept sorted by name."""
-    return sorted([o for o in options if o[0] != "time"] + [("time", format_time(time_s))])
+    time = limits.format_time(time_s)
+    return sorted([o for o in options if o[0] != "time"] + [("time", time)])
 
 
 def describe_pack(asked: int, fit: PackFit) -> str:
     """What drylaunch says about a packed group: how many per task, the time, and why."""
-    time = f", --time={format_time(fit.time_s)} per task" if fit.time_s is not None else (
-        ", --time left to the artifact's own (no `time` requirement)")
+    time = (f", --time={limits.format_time(fit.time_s)} per task" if fit.time_s is not None
+            else ", --time left to the artifact's own (no `time` requirement)")
     line = f"pack: up to {fit.size} artifact(s) per task{time}"
     return f"{line} ({fit.why})" if fit.why else line

@@ -10,10 +10,11 @@ itself fails, nothing is resubmitted; if the attempts run out without an answer 
 :class:`SubmissionUncertain`. Exit 0 with noise on stderr ("temporarily unable to accept job")
 is a success. Any other failure is permanent: ``SubmissionError`` with Slurm's words, no retry.
 
-Queries. One ``squeue`` call (``--me -r -t all``) and at most one ``sacct`` call for any number
+Queries. One ``squeue`` call (``--me -t all``) and at most one ``sacct`` call for any number
 of jobs. squeue is authoritative for what the controller still holds; sacct fills in what it
-has forgotten. Rows for arrays not yet split into tasks (``12_[0-4,6-99%10]``, which both
-commands print, squeue even with ``-r`` once such an array is cancelled) are expanded. A task
+has forgotten, so the backend asks it only about jobs with a task whose end is not recorded
+and that squeue does not show live. Rows for arrays not yet split into tasks
+(``12_[0-4,6-99%10]``, which both commands print) are expanded. A task
 that sacct calls live but squeue no longer knows is UNKNOWN (accounting lagging). A missing or
 disabled sacct is not an error: the answer is what squeue knows, and keys missing from the
 answer mean "unknown" to the caller. A task of an unsplit array cancelled by itself leaves no
@@ -29,27 +30,16 @@ still reported PREEMPTED was preempted for good.
 
 from __future__ import annotations
 
-import os
-import pwd
 import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ..base import JobState, TaskStatus, TaskUsage
-from .limits import (
-    ASSOC_FORMAT,
-    QOS_FORMAT,
-    AssocLimits,
-    PartitionLimits,
-    QosLimits,
-    parse_assocs,
-    parse_partitions,
-    parse_qos,
-)
+from ..waits import OnWait, SubmitWait, WaitPhase
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
@@ -59,7 +49,6 @@ JOB_ID_RE = re.compile(r"(\d+)(?:;\S+)?")
 QUERY_ID_RE = re.compile(r"\d+(_\d+)?")
 RANGE_RE = re.compile(r"(\d+)_\[([0-9,\-]+)(?:%\d+)?\]")
 SACCT_DISABLED = "accounting storage is disabled"
-SACCTMGR_TIMEOUT_S = 15.0  # submit limits are optional: a slow slurmdbd must not stall launch
 SQUEUE_FORMAT = "JobArrayID:|,State:|,exit_code:|,Reason:|"  # "|" is a suffix, not a width
 
 _P, _R = JobState.PENDING, JobState.RUNNING
@@ -227,13 +216,32 @@ class _Transient:
     message: str
 
 
+@dataclass
+class _Watch:
+    """Reports the waits of one submission (``submit``'s ``on_wait``); silent without one."""
+
+    job_name: str
+    attempts: int
+    on_wait: OnWait | None
+    started: float = field(default_factory=time.monotonic)
+    attempt: int = 1
+
+    def report(self, phase: WaitPhase, next_in_s: float, said: str = "") -> None:
+        if self.on_wait is not None:
+            lines = [ln.strip() for ln in said.splitlines() if ln.strip()]
+            self.on_wait(SubmitWait(phase, self.job_name, time.monotonic() - self.started,
+                                    self.attempt, self.attempts, max(0.0, next_in_s),
+                                    lines[-1] if lines else ""))
+
+
 class SlurmClient:
     """Runs Slurm's commands by name (a ``PATH`` lookup) with ``TZ=UTC`` and standard times."""
 
     def __init__(self, env: Mapping[str, str] | None = None, *, attempts: int = 4,
                  backoff_s: float = 1.0, max_backoff_s: float = 8.0, timeout_s: float = 60.0,
                  name_lookback_days: int = 7, settle_s: float | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 notice_after_s: float = 5.0, notice_every_s: float = 10.0) -> None:
         self.env = {**(env or {}), "TZ": "UTC", "SLURM_TIME_FORMAT": "standard"}
         self.attempts = attempts
         self.backoff_s = backoff_s
@@ -242,38 +250,56 @@ class SlurmClient:
         self.name_lookback_days = name_lookback_days
         self._sleep = sleep
         self._max_array_size: int | None = None
-        self._partitions: dict[str, PartitionLimits] | None = None
         self._message_timeout_s: float | None = None
         self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
+        self.notice_after_s = notice_after_s  # a slow sbatch is reported after this long,
+        self.notice_every_s = notice_every_s  # and again this often
 
     def _run(self, argv: Sequence[str]) -> _proc.ProcResult:
         return _proc.run(argv, timeout_s=self.timeout_s, env=self.env)
 
     # -- submission -----------------------------------------------------------------------
-    def submit(self, script_path: str, *, job_name: str, extra_args: Sequence[str] = ()) -> str:
-        """Submit a batch script under ``job_name`` (unique per submission); return the job id."""
+    def submit(self, script_path: str, *, job_name: str, extra_args: Sequence[str] = (),
+               on_wait: OnWait | None = None) -> str:
+        """Submit a batch script under ``job_name`` (unique per submission); return the job id.
+
+        ``on_wait`` hears about every wait: sbatch slow to answer (after ``notice_after_s``,
+        then every ``notice_every_s``), a retry's backoff, a look-up repeated after settling.
+        """
         check_job_name(job_name)
         argv = ["sbatch", "--parsable", f"--job-name={job_name}", *extra_args, script_path]
+        watch = _Watch(job_name, self.attempts, on_wait)
         problem = ""
         for attempt in range(self.attempts):
+            watch.attempt = attempt + 1
             if attempt:
-                self._sleep(self._backoff(attempt))
-                found, lookup_problem = self._lookup(job_name)
+                delay = self._backoff(attempt)
+                watch.report(WaitPhase.RETRY, delay, problem)
+                self._sleep(delay)
+                found, lookup_problem = self._lookup(job_name, watch)
                 if found:
                     return found[0]
                 if lookup_problem:  # we can't tell whether the job exists: don't risk a twin
                     problem = f"{problem}; looking it up failed: {lookup_problem}"
                     continue
-            outcome = self._sbatch_once(argv, job_name)
+            outcome = self._sbatch_once(argv, job_name, watch)
             if not isinstance(outcome, _Transient):
                 return outcome
             problem = outcome.message
-        return self._last_look(job_name, problem)
+        return self._last_look(job_name, problem, watch)
 
-    def _sbatch_once(self, argv: Sequence[str], job_name: str) -> str | _Transient:
+    def _sbatch_once(self, argv: Sequence[str], job_name: str,
+                     watch: _Watch | None = None) -> str | _Transient:
         """The job id, or a transient failure; raises SubmissionError on a permanent one."""
         try:
-            result = self._run(argv)
+            if watch is None or watch.on_wait is None:
+                result = self._run(argv)
+            else:
+                result = _proc.run_watched(
+                    argv, timeout_s=self.timeout_s, env=self.env, first_s=self.notice_after_s,
+                    every_s=self.notice_every_s,
+                    tick=lambda elapsed, err: watch.report(
+                        WaitPhase.SUBMITTING, self.timeout_s - elapsed, err))
         except _proc.ProcTimeout as exc:
             return _Transient(str(exc))
         except FileNotFoundError:
@@ -291,7 +317,7 @@ class SlurmClient:
         ceiling = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1))
         return float(ceiling * random.uniform(0.5, 1.0))
 
-    def _lookup(self, job_name: str) -> tuple[list[str], str]:
+    def _lookup(self, job_name: str, watch: _Watch | None = None) -> tuple[list[str], str]:
         """(ids of jobs named ``job_name``, "") or ([], why the lookup failed).
 
         Used only after an ambiguous failure, so a look-up that finds nothing is repeated once
@@ -301,6 +327,8 @@ class SlurmClient:
         found, problem = self._lookup_once(job_name)
         if found or problem:
             return found, problem
+        if watch is not None:
+            watch.report(WaitPhase.LOOKUP, self.settle())
         self._sleep(self.settle())
         return self._lookup_once(job_name)
 
@@ -314,9 +342,13 @@ class SlurmClient:
         except SchedulerQueryError as exc:
             return [], str(exc)
 
-    def _last_look(self, job_name: str, problem: str) -> str:
-        self._sleep(self._backoff(self.attempts))
-        found, lookup_problem = self._lookup(job_name)
+    def _last_look(self, job_name: str, problem: str, watch: _Watch | None = None) -> str:
+        delay = self._backoff(self.attempts)
+        if watch is not None:
+            watch.attempt = self.attempts + 1  # past the last: only a look-up is left
+            watch.report(WaitPhase.RETRY, delay, problem)
+        self._sleep(delay)
+        found, lookup_problem = self._lookup(job_name, watch)
         if found:
             return found[0]
         if lookup_problem:
@@ -388,33 +420,6 @@ class SlurmClient:
             self._max_array_size = int(match.group(1))
         return self._max_array_size
 
-    def partition_limits(self) -> dict[str, PartitionLimits]:
-        """Every partition's limits (``scontrol show partition -o``), by name; cached."""
-        if self._partitions is None:
-            out = self._query_cmd(["scontrol", "show", "partition", "-o"]).stdout
-            self._partitions = parse_partitions(out)
-        return self._partitions
-
-    def submit_limits(self) -> tuple[list[AssocLimits], dict[str, QosLimits]] | None:
-        """This user's associations and every QOS (two ``sacctmgr`` calls, to slurmdbd), or
-        None when they cannot be read (no accounting): then no submit limit is known."""
-        user = pwd.getpwuid(os.getuid()).pw_name
-        try:
-            assoc = self._query_cmd(["sacctmgr", "-n", "-P", "show", "assoc", f"user={user}",
-                                     f"format={ASSOC_FORMAT}"], timeout_s=SACCTMGR_TIMEOUT_S)
-            qos = self._query_cmd(["sacctmgr", "-n", "-P", "show", "qos",
-                                   f"format={QOS_FORMAT}"], timeout_s=SACCTMGR_TIMEOUT_S)
-            return parse_assocs(assoc.stdout), parse_qos(qos.stdout)
-        except SchedulerQueryError:
-            return None
-
-    def live_task_count(self) -> int:
-        """How many jobs of this user are pending, running or suspended, counting each array
-        task (what MaxSubmitJobsPerUser counts): one squeue call."""
-        out = self._query_cmd(["squeue", "--me", "-h", "-r", "-t", "PD,R,S,CG", "-o",
-                               "%i"]).stdout
-        return sum(len(expand_key(line.strip())) for line in out.splitlines() if line.strip())
-
     def query(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
         """Task states keyed ``<array job id>_<index>`` (or the plain id for a single job).
 
@@ -423,27 +428,42 @@ class SlurmClient:
         ids = _checked_ids(job_ids)
         if not ids:
             return {}
-        live = self._squeue_states(ids)
-        rows = self._sacct(["-X", "-P", "-n", "-j", ",".join(ids),
-                            "--format=JobID,State,ExitCode,Reason"])
-        return merge(live, parse_rows("\n".join(rows)))
+        return merge(self.queue_states(ids), self.accounted_states(ids))
 
-    def _squeue_states(self, ids: Sequence[str]) -> dict[str, TaskStatus]:
-        argv = ["squeue", "--me", "-h", "-r", "-t", "all", "-j", ",".join(ids),
-                "-O", SQUEUE_FORMAT]
+    def queue_states(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """What the controller still holds about these jobs (one squeue; {} for no ids).
+
+        Without ``-r``: an array's tasks not yet started come back as one row
+        (``12_[5-999]``), expanded here, so 100,000 queued tasks are a hundred lines."""
+        ids = _checked_ids(job_ids)
+        if not ids:
+            return {}
+        argv = ["squeue", "--me", "-h", "-t", "all", "-j", ",".join(ids), "-O", SQUEUE_FORMAT]
         result = self._query_cmd(argv, allow_invalid_id=True)
         return parse_rows(result.stdout) if result.ok else {}
 
-    def _query_cmd(self, argv: Sequence[str], *, allow_invalid_id: bool = False,
-                   timeout_s: float | None = None) -> _proc.ProcResult:
+    def ask(self, argv: Sequence[str], *, allow_invalid_id: bool = False) -> _proc.ProcResult:
+        """Run a read-only Slurm command (``scontrol show …``, ``sacctmgr show …``) for the
+        other modules of this package; SchedulerQueryError unless it worked."""
+        return self._query_cmd(argv, allow_invalid_id=allow_invalid_id)
+
+    def accounted_states(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
+        """What accounting knows about these jobs (one sacct; {} for no ids, or when sacct is
+        missing, disabled or failing)."""
+        ids = _checked_ids(job_ids)
+        rows = self._sacct(["-X", "-P", "-n", "-j", ",".join(ids),
+                            "--format=JobID,State,ExitCode,Reason"]) if ids else []
+        return parse_rows("\n".join(rows))
+
+    def _query_cmd(self, argv: Sequence[str], *,
+                   allow_invalid_id: bool = False) -> _proc.ProcResult:
         """Run a query command; SchedulerQueryError unless it worked.
 
         With ``allow_invalid_id``, squeue's "Invalid job id specified" (every id is unknown
         to the controller) is an empty answer, not an error.
         """
         try:
-            result = (self._run(argv) if timeout_s is None else
-                      _proc.run(argv, timeout_s=timeout_s, env=self.env))
+            result = self._run(argv)
         except (_proc.ProcTimeout, FileNotFoundError) as exc:
             raise SchedulerQueryError(f"cannot ask Slurm ({argv[0]}): {exc}") from None
         if result.ok or (allow_invalid_id and "Invalid job id" in result.stderr):
@@ -477,3 +497,4 @@ class SlurmClient:
         ids = _checked_ids(job_ids)
         if ids:
             self._query_cmd(["scancel", *ids])
+

@@ -17,21 +17,13 @@ tests/backends/slurm/data/policed_squeue_pending.txt) or are documented by Slurm
 
 from __future__ import annotations
 
-import enum
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ..base import Outlook
 from .limits import PartitionLimits, QosLimits, format_time, gpu_count
-
-
-class Outlook(enum.Enum):
-    """Whether a pending reason goes away without anyone doing anything."""
-
-    CLEARS = "clears on its own"
-    NEVER = "never clears on its own"
-    UNKNOWN = "may not clear on its own"
 
 
 @dataclass(frozen=True)

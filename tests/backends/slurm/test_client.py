@@ -140,8 +140,13 @@ def test_cancel_held_array_and_single_task(slurm_cluster, tmp_path: Path, cleanu
     assert len(states) == 8 and {s.state for s in states.values()} == {JobState.PENDING}
     assert states[f"{ids[0]}_2"].reason == "JobHeldUser"
     client.cancel([ids[0], f"{ids[1]}_1"])
-    time.sleep(0.5)
-    states = client.query(ids)
+    deadline = time.monotonic() + 60  # scancel returns before the controller has acted
+    while True:
+        states = client.query(ids)
+        cancelled = {states[f"{ids[0]}_{i}"].state for i in range(4)} == {JobState.CANCELLED}
+        if cancelled or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert {states[f"{ids[0]}_{i}"].state for i in range(4)} == {JobState.CANCELLED}
     # a task cancelled out of a not-yet-split array leaves no trace: missing means unknown
     assert f"{ids[1]}_1" not in states or states[f"{ids[1]}_1"].state is JobState.CANCELLED

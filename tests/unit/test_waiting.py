@@ -1,0 +1,142 @@
+"""Why queued tasks wait: grouping (experiments.waiting) and how status, wait, history and
+--json show it, on FakeBackend steered into the reasons a real backend explains."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from experiments import Artifact, ArtifactSet, Executor, Task
+from experiments.backends.base import Outlook
+from experiments.backends.fake import FakeBackend
+from experiments.cli import main as cli_main
+from experiments.status import ArtifactState, TaskView
+from experiments.waiting import WaitGroup, group, short
+
+TIME = "the gpu partition allows 12:00:00, the artifact asks 24:00:00; lower `time`"
+
+
+def _queued(reason: str, hint: str, outlook: Outlook | None, i: int = 0) -> TaskView:
+    return TaskView("7", i, f"A/i={i}", ArtifactState.QUEUED, hint, reason=reason,
+                    outlook=outlook)
+
+
+def test_groups_count_tasks_per_stage_and_reason_never_clearing_first() -> None:
+    views = [("train", _queued("Priority", "other jobs are ahead", Outlook.CLEARS, i))
+             for i in range(5)]
+    views += [("train", _queued("PartitionTimeLimit", TIME, Outlook.NEVER, i)) for i in range(2)]
+    views += [("eval", _queued("NodeDown", "a node is down", Outlook.UNKNOWN))]
+    views += [("eval", _queued("", "", None)),  # no reason given: not a group
+              ("eval", TaskView("7", 9, "B", ArtifactState.RUNNING, reason="Priority",
+                                outlook=Outlook.CLEARS))]  # not queued
+    groups = group(views)
+    assert [(g.stage, g.reason, g.count) for g in groups] == [
+        ("train", "PartitionTimeLimit", 2), ("eval", "NodeDown", 1), ("train", "Priority", 5)]
+    assert groups[0].text == f"2 queued: PartitionTimeLimit — {TIME} (never clears on its own)"
+    assert groups[1].text.endswith("(may not clear on its own)")
+    assert groups[2].text == "5 queued: Priority — other jobs are ahead"
+    assert groups[0].as_dict()["never_clears"] is True
+    assert short(groups) == ("2 PartitionTimeLimit (never clears on its own), 1 NodeDown "
+                             "(may not clear on its own), 5 Priority")
+
+
+def test_the_same_reason_with_different_hints_stays_apart_and_short_sums_stages() -> None:
+    a = [("a", _queued("PartitionTimeLimit", TIME, Outlook.NEVER, i)) for i in range(3)]
+    b = [("b", _queued("PartitionTimeLimit", TIME.replace("gpu", "short"), Outlook.NEVER))]
+    groups = group(a + b)
+    assert [g.count for g in groups] == [3, 1]
+    assert short(groups) == "4 PartitionTimeLimit (never clears on its own)"
+    assert WaitGroup("s", "BeginTime", "", Outlook.CLEARS, 1).text == "1 queued: BeginTime"
+
+
+# -- through the CLI ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Node(Artifact):
+    i: int
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+class FakeExecutor(Executor):
+    default_backend = "fake"
+
+
+@pytest.fixture
+def ex(tmp_path: Path) -> FakeExecutor:
+    executor = FakeExecutor(project="why", artifact_path=str(tmp_path / "a"),
+                            code_path=str(tmp_path))
+    executor.stage("nodes", ArtifactSet.from_product(cls=Node, params={"i": list(range(4))}))
+    return executor
+
+
+def _run(ex: Executor, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = cli_main.run(ex, list(args))
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+LONG = f"3 queued: PartitionTimeLimit — {TIME} (never clears on its own) [nodes]"
+
+
+@pytest.fixture
+def stuck(ex: FakeExecutor, fake: FakeBackend, capsys: pytest.CaptureFixture[str]) -> None:
+    """Job 100: tasks 0-2 pend PartitionTimeLimit (never clears), task 3 Priority."""
+    assert _run(ex, "launch", capsys=capsys)[0] == 0
+    fake.pend("100", reason="PartitionTimeLimit", hint=TIME, outlook=Outlook.NEVER)
+    fake.pend("100", 3, reason="Priority", hint="other jobs are ahead of it in the queue")
+
+
+@pytest.mark.usefixtures("stuck")
+def test_status_prints_the_groups_and_says_which_never_clear(
+        ex: FakeExecutor, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(ex, "status", capsys=capsys)
+    lines = [ln.strip() for ln in out.splitlines()]
+    assert code == 3
+    assert lines.index(LONG) < lines.index(
+        "1 queued: Priority — other jobs are ahead of it in the queue [nodes]")
+    assert "3 queued task(s) will never start on their own" in out
+
+
+@pytest.mark.usefixtures("stuck")
+def test_status_json_carries_the_reason_of_every_queued_task(
+        ex: FakeExecutor, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(ex, "status", "--json", capsys=capsys)
+    data = json.loads(out)
+    [stage] = data["stages"]
+    assert code == 3 and [t["reason"] for t in stage["queued"]] == 3 * ["PartitionTimeLimit"] + [
+        "Priority"]
+    assert stage["queued"][0] == {"relpath": stage["queued"][0]["relpath"], "state": "queued",
+                                  "detail": TIME, "task": "100_0", "held": False,
+                                  "reason": "PartitionTimeLimit",
+                                  "outlook": "never clears on its own"}
+    assert [(g["reason"], g["count"], g["never_clears"]) for g in data["waiting"]] == [
+        ("PartitionTimeLimit", 3, True), ("Priority", 1, False)]
+
+
+@pytest.mark.usefixtures("stuck")
+def test_history_and_wait_lines_name_the_reasons(
+        ex: FakeExecutor, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(ex, "history", capsys=capsys)
+    assert code == 0 and "3 queued (PartitionTimeLimit)" in out and "1 queued (Priority)" in out
+    assert LONG in out
+    code, out = _run(ex, "wait", "--timeout", "1.5", "--interval", "1", capsys=capsys)
+    polls = [ln for ln in out.splitlines() if ln.startswith("[")]
+    assert code == 3 and polls
+    assert all("why: 3 PartitionTimeLimit (never clears on its own), 1 Priority" in p
+               for p in polls)
+    assert LONG in out  # the final table says it in full
+
+
+def test_held_tasks_stay_problems_and_tasks_without_a_reason_are_plain_queued(
+        ex: FakeExecutor, fake: FakeBackend, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(ex, "launch", capsys=capsys)[0] == 0
+    fake.hold("100", 0)  # the FakeBackend gives a hint but no outlook
+    code, out = _run(ex, "status", "--json", capsys=capsys)
+    [stage] = json.loads(out)["stages"]
+    assert [p["task"] for p in stage["problems"]] == ["100_0"] and stage["queued"] == []
+    code, out = _run(ex, "status", capsys=capsys)
+    assert "Why queued tasks wait" not in out and "fake-release 100_0" in out
