@@ -129,7 +129,8 @@ class LaunchContext:
         """Write the spec of one job and record its intent in the store.
 
         ``indices`` are the scheduler's array indices of the tasks when they are not
-        ``0..n-1`` (the spec then maps an index to its task); ``depends_on`` overrides the job
+        ``0..n-1`` (the spec then maps an index to its task; consecutive tasks sharing an index
+        form a pack, built by one task); ``depends_on`` overrides the job
         ids waited for (by default every job holding a dependency of a task);
         ``setup_in_worker``: the worker runs the setup lines before each command (for backends
         without a batch script of their own to put them in). Raises ``LaunchStopped`` (before
@@ -150,8 +151,8 @@ class LaunchContext:
             "trusted_gids": list(self.config.trusted_gids)}
         sparse = list(indices) if indices is not None and list(indices) != list(
             range(len(tasks))) else []
-        if sparse:
-            header["indices"] = sparse
+        if sparse:  # lanes on their upstream's indices, or packs (repeated indices)
+            header.update(specs.index_header(sparse))
         if setup_in_worker and self.setup_lines(group):
             header["setup"] = self.setup_lines(group)
         res = group.resources

@@ -7,7 +7,9 @@ Bytes that are not UTF-8 become U+FFFD, decoded incrementally so a character spl
 chunks is not mangled.
 
 ``show`` is what ``cat`` prints: a long log's last ``DEFAULT_LINES`` lines under one header line
-that says how many lines were left out and that ``--full`` prints everything.
+that says how many lines were left out and that ``--full`` prints everything. A pack's log (one
+task building several artifacts) is cut into one section per artifact; ``sections`` finds an
+artifact's and ``show_sections`` prints them the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
+
+from .worker_base import section_of
 
 DEFAULT_LINES = 200
 CHUNK_BYTES = 256 * 1024
@@ -193,3 +197,95 @@ class _Appended:
     def flush(self) -> str:
         """A final partial character, as U+FFFD."""
         return self.decoder.decode(b"", final=True)
+
+
+# -- a pack's log: one section per artifact -----------------------------------------------------
+@dataclass(frozen=True)
+class Section:
+    """Bytes ``start``..``end`` of a pack's log that belong to one artifact, ``lines`` long."""
+
+    start: int
+    end: int
+    lines: int
+
+
+def sections(path: str | os.PathLike[str], relpath: str) -> list[Section]:
+    """The sections of ``relpath`` in a pack's log, oldest first (one per attempt: a requeued
+    pack starts again with a banner and skips what it built). Reads the log once, line by
+    line in pieces of at most ``CHUNK_BYTES`` (a longer line is read in pieces)."""
+    found: list[Section] = []
+    start, lines, pos, at_line_start = -1, 0, 0, True
+    with open(path, "rb") as fh:
+        while piece := fh.readline(CHUNK_BYTES):
+            owner = section_of(piece) if at_line_start else None
+            if owner is not None:
+                if start >= 0:
+                    found.append(Section(start, pos, lines))
+                start, lines = (pos, 0) if owner == relpath else (-1, 0)
+            pos += len(piece)
+            at_line_start = piece.endswith(b"\n")
+            lines += at_line_start
+    if start >= 0:
+        found.append(Section(start, pos, lines + (not at_line_start)))
+    return found
+
+
+def _skip_lines(fh: BinaryIO, start: int, end: int, n: int, chunk_bytes: int) -> int:
+    """The offset after the first ``n`` lines of bytes ``start``..``end``."""
+    pos = start
+    for data in _chunks(fh, start, end, chunk_bytes):
+        idx = -1
+        while n and (idx := data.find(b"\n", idx + 1)) >= 0:
+            n -= 1
+        if not n:
+            return pos + idx + 1
+        pos += len(data)
+    return end
+
+
+def show_sections(path: str | os.PathLike[str], out: IO[str], found: list[Section],
+                  lines: int = DEFAULT_LINES, full: bool = False,
+                  chunk_bytes: int = CHUNK_BYTES) -> Shown:
+    """Print an artifact's sections of a pack's log: all of them when ``full``, else their
+    last ``lines`` lines, under a header saying how many were left out."""
+    total = sum(s.lines for s in found)
+    skip = 0 if full else max(0, total - lines)
+    if skip:
+        out.write(f"[{skip:,} earlier line(s) of this artifact not shown; this is the last "
+                  f"{lines:,} line(s). Add {FULL_FLAG} to see all of it.]\n")
+    first, end = found[0].start if found else 0, 0
+    with open(path, "rb") as fh:
+        for sec in found:
+            start = sec.start
+            if skip >= sec.lines:
+                skip -= sec.lines
+                continue
+            if skip:
+                start, skip = _skip_lines(fh, sec.start, sec.end, skip, chunk_bytes), 0
+            decoder = _decoder()
+            for data in _chunks(fh, start, sec.end, chunk_bytes):
+                out.write(decoder.decode(data))
+            out.write(decoder.decode(b"", final=True))
+            end = sec.end
+    return Shown(first, end, None, 0)
+
+
+def section_bytes(path: str | os.PathLike[str], relpath: str, limit: int,
+                  from_end: bool = True) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of ``relpath``'s sections of a pack's log (the last ones, or
+    the first), and whether some were left out; reads no more than it returns."""
+    found = sections(path, relpath)
+    order = reversed(found) if from_end else iter(found)
+    parts: list[bytes] = []
+    left = limit
+    with open(path, "rb") as fh:
+        for sec in order:
+            n = min(left, sec.end - sec.start)
+            fh.seek(sec.end - n if from_end else sec.start)
+            parts.append(fh.read(n))
+            left -= n
+            if not left:
+                break
+    if from_end:
+        parts.reverse()
+    return b"".join(parts), sum(s.end - s.start for s in found) > limit

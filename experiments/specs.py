@@ -78,9 +78,38 @@ def read_task(directory: str, index: int) -> dict[str, Any]:
         return json.loads(fh.read(end - start))  # type: ignore[no-any-return]
 
 
+def index_header(indices: list[int]) -> dict[str, Any]:
+    """The header keys that map array indices to tasks, given each task's array index.
+
+    Unpacked: ``indices`` (one per task). Packed (consecutive tasks share an index): ``packs``,
+    the position where each pack starts plus the end, and ``indices`` (one per pack) only when
+    the packs' indices are not ``0..n-1``.
+    """
+    if len(set(indices)) == len(indices):
+        return {"indices": indices}
+    starts = [p for p, i in enumerate(indices) if p == 0 or indices[p - 1] != i]
+    per_pack = [indices[p] for p in starts]
+    out: dict[str, Any] = {"packs": [*starts, len(indices)]}
+    if per_pack != list(range(len(per_pack))):
+        out["indices"] = per_pack
+    return out
+
+
+def positions(header: dict[str, Any], index: int) -> range:
+    """The positions in the spec of the tasks at array ``index``: one, or a whole pack's."""
+    packs = header.get("packs")
+    first = position(header, index)
+    if not packs:
+        return range(first, first + 1)
+    if not 0 <= first < len(packs) - 1:
+        raise IndexError(f"array index {index} is not one of this spec's packs")
+    return range(int(packs[first]), int(packs[first + 1]))
+
+
 def position(header: dict[str, Any], index: int) -> int:
     """The position in the spec of the task at array ``index`` (the same unless the header
-    lists ``indices``: an array laid out on its upstream array's indices)."""
+    lists ``indices``: an array laid out on its upstream array's indices); for a packed spec,
+    the pack's number."""
     indices = header.get("indices")
     if not indices:
         return index

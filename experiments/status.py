@@ -19,7 +19,7 @@ from .errors import SchedulerQueryError
 from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
 from .store import JobRecord, RecordState, now_iso
-from .worker import WorkerState
+from .worker_base import WorkerState
 
 
 class ArtifactState(str, enum.Enum):
@@ -215,7 +215,9 @@ def worker_account(record: JobRecord, index: int, root: str,
         return {}
     info = read_status(root, relpath)
     job = str(info.get("job") or "")
-    if job and job not in (f"{record.job_id}_{index}", record.job_id):
+    mine = (f"{record.job_id}_{index}", f"{record.job_id}_{record.array_index(index)}",
+            record.job_id)  # the worker names its task by array index (a pack's, a lane's)
+    if job and job not in mine:
         return {}
     return info
 

@@ -125,6 +125,16 @@ class JobRecord:
         """The scheduler's array index of the task at ``position`` in ``tasks``."""
         return self.array_indices[position] if self.array_indices else position
 
+    @property
+    def packed(self) -> bool:
+        """Whether some array task builds several artifacts (a pack: repeated indices)."""
+        return len(set(self.array_indices)) < len(self.array_indices)
+
+    def log_section(self, position: int) -> str | None:
+        """The relpath whose section of the task's log is this artifact's, when the log is a
+        pack's (several artifacts, one after the other); None when the log is its own."""
+        return self.tasks[position][1] if self.packed else None
+
 
 def _plain(changes: dict[str, Any]) -> dict[str, Any]:
     """Field changes as JSON values (enum members become their strings)."""

@@ -12,40 +12,32 @@ writes the ``.done`` marker last. Standard library only, so a task starts fast.
 from __future__ import annotations
 
 import base64
-import enum
 import json
 import os
 import signal
 import sys
 import time
 import traceback
-from datetime import datetime, timezone
 
 from . import _atomic, _proc, locking, paths, provenance, specs, task_setup, trust
+from .worker_base import (
+    EXIT_BUSY,
+    EXIT_DEPENDENCY_FAILED,
+    EXIT_FAILED,
+    WorkerState,
+    cancel_dependents,
+    pack_exit_code,
+    requeue_task,
+    scheduler_exit_code,
+    section_line,
+)
+from .worker_base import hostname as _hostname
+from .worker_base import now as _now
+from .worker_base import say as _say
 
 TYPE_CHECKING = False  # typing, socket and dataclass steps stay out of every task's start
 if TYPE_CHECKING:
     from typing import Any
-
-
-class WorkerState(str, enum.Enum):
-    """The worker's own account of an attempt, as ``.status.json`` records it."""
-
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    DEPENDENCY_FAILED = "dependency_failed"
-    INTERRUPTED = "interrupted"
-    REQUEUED = "requeued"  # checkpointed before the time limit; Slurm runs it again
-
-
-EXIT_FAILED = 1
-EXIT_DEPENDENCY_FAILED = 3
-EXIT_BUSY = 75  # another worker held the artifact's lock for longer than we could wait
-# Set (to "1") by a backend whose dependents wait with ``aftercorr``: an ordinary failure (and a
-# dependency failure) then ends with exit 0, so the counterpart task is released and ends as
-# "dependency failed" at once instead of pending forever. ``.status.json`` keeps the truth.
-EXIT_ZERO_ENV = "EXPERIMENTS_EXIT_ZERO_ON_FAILURE"
 
 
 class _Interrupted(BaseException):  # not Exception: step error handling must not eat it
@@ -70,15 +62,6 @@ class StepFailed(Exception):
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-def _say(message: str) -> None:
-    sys.stdout.write(f"[experiments {_now()}] {message}\n")
-    sys.stdout.flush()
 
 
 class Build:
@@ -229,26 +212,8 @@ class Build:
     def _requeue(self, step: int, exc: StepFailed) -> bool:
         """After the checkpoint signal, ask Slurm to run this task again (at most
         ``max_requeues`` times); False when it may not, so the attempt counts as failed."""
-        conf = self.header.get("checkpoint") or {}
-        restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
-        job = os.environ.get("SLURM_JOB_ID")
-        if not conf.get("requeue", True) or not job:
-            _say("checkpoint signal received, but this task may not be requeued")
+        if not requeue_task(self.header, str(exc)):
             return False
-        if restarts >= int(conf.get("max_requeues", 3)):
-            _say(f"checkpoint signal received, but the task was already requeued {restarts} "
-                 "time(s) (max_requeues); not again")
-            return False
-        try:
-            result = _proc.run(["scontrol", "requeue", job], timeout_s=60)
-            ok, why = result.returncode == 0, (result.stderr or result.stdout).strip()
-        except (OSError, _proc.ProcTimeout) as err:
-            ok, why = False, str(err)
-        if not ok:
-            _say(f"could not requeue job {job}: {why}")
-            return False
-        _say(f"checkpoint signal: {exc}; requeued (restart {restarts + 1} of at most "
-             f"{conf.get('max_requeues', 3)})")
         self.status(WorkerState.REQUEUED, finished_at=_now(), step=step, error=None,
                     exit_code=exc.exit_code)
         return True
@@ -337,11 +302,6 @@ def _describe(step: dict[str, Any]) -> str:
     return specs.describe_step(step)
 
 
-def _hostname() -> str:
-    """This machine's name (what ``socket.gethostname()`` says, without importing socket)."""
-    return os.uname().nodename
-
-
 def _on_signal(signum: int, _frame: Any) -> None:
     """Remember the signal and pass it on to the running command's process group."""
     if _signal["signum"] is None:
@@ -375,73 +335,69 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_task(spec_dir: str, index: int) -> int:
-    """Build one task with the current environment; returns the worker's exit code."""
+    """Build the task at array ``index`` (one artifact, or a pack of them) with the current
+    environment; returns the worker's exit code."""
     header = specs.read_header(spec_dir)
-    task = specs.read_task(spec_dir, specs.position(header, index))
     os.umask(int(header.get("umask", 0o077)))
     job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
-    build = Build(header, task, job)
     if header.get("checkpoint"):
         signal.signal(getattr(signal, "SIG" + header["checkpoint"]["signal"]), _on_checkpoint)
     started = time.monotonic()
-    try:
-        code = build.run()
-    except _Interrupted as exc:
-        _say(f"interrupted by {exc}; no done marker written")
-        build.status(WorkerState.INTERRUPTED, finished_at=_now(), error=f"interrupted by {exc}")
-        cancel_dependents(spec_dir, index, build.relpath, f"interrupted by {exc}")
-        return 128 + exc.signum
+    if header.get("packs"):
+        code = _build_pack(spec_dir, header, index, job)
+    else:
+        task = specs.read_task(spec_dir, specs.position(header, index))
+        code = _build_one(spec_dir, index, header, task, job)
+    if code >= 128:  # interrupted: the scheduler's word for the end is the truth
+        return code
     _say(f"worker finished with exit code {code} after {time.monotonic() - started:.1f} s")
     return scheduler_exit_code(code)
 
 
-def scheduler_exit_code(code: int) -> int:
-    """The exit code the scheduler sees: 0 for an ordinary (or dependency) failure when the
-    backend asked for it (``EXIT_ZERO_ENV``), so tasks waiting with ``aftercorr`` are released."""
-    if os.environ.get(EXIT_ZERO_ENV) == "1" and code in (EXIT_FAILED, EXIT_DEPENDENCY_FAILED):
-        _say(f"exiting 0 instead of {code} so that dependents are released; the failure is "
-             f"recorded in {paths.STATUS}")
-        return 0
-    return code
-
-
-def record_dependency_failed(root: str, relpath: str, job: str, error: str) -> None:
-    """Record that an artifact's task was cancelled because a dependency was not built."""
-    if os.path.exists(paths.done_marker(root, relpath)):
-        return
-    os.makedirs(paths.artifact_dir(root, relpath), exist_ok=True)
-    _atomic.write_json(paths.status_file(root, relpath),
-                       {"artifact": relpath, "job": job, "host": _hostname(),
-                        "state": WorkerState.DEPENDENCY_FAILED.value, "finished_at": _now(),
-                        "error": error}, durable=False)
-
-
-def cancel_dependents(spec_dir: str, index: int, relpath: str, why: str,
-                      depth: int = 0) -> None:
-    """Cancel the tasks waiting on task ``index`` with ``aftercorr`` (and theirs, in turn),
-    recording each as dependency failed; they would otherwise pend forever. Best effort."""
-    folder = os.path.join(spec_dir, paths.DEPENDENTS)
+def _build_one(spec_dir: str, index: int, header: dict[str, Any], task: dict[str, Any],
+               job: str) -> int:
+    """Build one artifact; an interruption is recorded (and, unpacked, ends the tasks that
+    wait on this one with ``aftercorr``)."""
+    build = Build(header, task, job)
     try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return
-    for name in names:
-        try:
-            with open(os.path.join(folder, name), encoding="utf-8") as fh:
-                info = json.load(fh)
-            dependent = info["tasks"].get(str(index))
-            if dependent is None or os.path.exists(
-                    os.path.join(info["spec_dir"], paths.CANCEL_REQUESTED)):
-                continue  # not waiting on this task, or being cancelled by the user anyway
-            key = f"{info['job']}_{index}"
-            _proc.run(["scancel", key], timeout_s=10.0)
-            record_dependency_failed(info["artifact_path"], dependent, key,
-                                     f"dependency {relpath} was not built ({why})")
-            _say(f"cancelled {key} ({dependent}): it waited for this task")
-            if depth < 50:
-                cancel_dependents(info["spec_dir"], index, dependent, why, depth + 1)
-        except (OSError, ValueError, KeyError, TypeError, _proc.ProcTimeout) as exc:
-            _say(f"could not cancel the dependents listed in {name}: {exc}")
+        return build.run()
+    except _Interrupted as exc:
+        _say(f"interrupted by {exc}; no done marker written")
+        build.status(WorkerState.INTERRUPTED, finished_at=_now(), error=f"interrupted by {exc}")
+        if not header.get("packs"):  # nothing waits task by task on a pack (plan/lanes.py)
+            cancel_dependents(spec_dir, index, build.relpath, f"interrupted by {exc}")
+        return 128 + exc.signum
+
+
+def _build_pack(spec_dir: str, header: dict[str, Any], index: int, job: str) -> int:
+    """Build the artifacts of pack ``index`` one after the other, each on its own: a failure
+    does not stop the rest, a built one is skipped (a requeued pack resumes), and a signal
+    stops the pack before its next artifact (after the checkpoint signal, requeued)."""
+    where = specs.positions(header, index)
+    codes: list[int] = []
+    for k, pos in enumerate(where, 1):
+        if _signal["signum"] is not None or _signal["checkpoint"]:
+            return _pack_cut(header, len(where) - k + 1)
+        task = specs.read_task(spec_dir, pos)
+        _say(section_line(k, len(where), task["relpath"]))
+        codes.append(_build_one(spec_dir, index, header, task, job))
+        if codes[-1] >= 128:
+            _say(f"{len(where) - k} later artifact(s) of this task not started")
+            return codes[-1]
+    return pack_exit_code(codes)
+
+
+def _pack_cut(header: dict[str, Any], left: int) -> int:
+    """A signal arrived between two artifacts of a pack: stop before the next one."""
+    if _signal["signum"] is not None:
+        _say(f"interrupted by {signal.Signals(_signal['signum']).name}; {left} artifact(s) of "
+             "this task not started")
+        return 128 + int(_signal["signum"])
+    if requeue_task(header, f"{left} artifact(s) of this task not started"):
+        return 0
+    return EXIT_FAILED
+
+
 def serve() -> int:
     """Build one task per request line on stdin; reply with its exit code, one line each.
 

@@ -123,6 +123,8 @@ class Resources:
     checkpoint_before_s: int | None = None  # ask for a signal this long before the time limit
     checkpoint_signal: str = "USR2"
     max_requeues: int = 3  # after a checkpoint signal, requeue at most this many times
+    pack: int = 1  # artifacts built one after the other by one task (see plan/packs.py)
+    pack_time_s: int | None = None  # the pack's own time limit (default: pack × time)
 
     def summary(self) -> str:
         """``k=v k=v`` of the requirements, for plans and messages."""
@@ -191,8 +193,9 @@ class BackendOptions:
 # -- requirement checks every backend shares ---------------------------------------------------
 THROTTLE_KEY = "max_parallel"
 CHECKPOINT_KEYS = ("checkpoint_before", "checkpoint_signal", "max_requeues")
+PACK_KEYS = ("pack", "pack_time")  # artifacts per array task, and that task's time limit
 # Framework requirements: read into Resources, never passed to a scheduler as options.
-FRAMEWORK_KEYS = (THROTTLE_KEY, *CHECKPOINT_KEYS)
+FRAMEWORK_KEYS = (THROTTLE_KEY, *CHECKPOINT_KEYS, *PACK_KEYS)
 # SIGUSR1 is claimed by NCCL's and some frameworks' own handlers (PyTorch Lightning requeues on
 # it); SIGTERM is what Slurm sends at the limit and on cancel, so it cannot mean "checkpoint".
 SIGNALS = ("USR2", "USR1", "URG", "INT", "HUP")
@@ -290,6 +293,7 @@ def common_resources(requirements: Mapping[str, Scalar], where: str,
     cpus = get("cpus", get("cpus_per_task", get("cpus-per-task")))
     gpus, mem, time, throttle = get("gpus"), get("mem"), get("time"), get(THROTTLE_KEY)
     before, signal, requeues = (get(k) for k in CHECKPOINT_KEYS)
+    pack, pack_time = (get(k) for k in PACK_KEYS)
     return Resources(
         requirements=reqs,
         options=tuple(options),
@@ -303,6 +307,8 @@ def common_resources(requirements: Mapping[str, Scalar], where: str,
         checkpoint_signal=_signal(signal, where),
         max_requeues=3 if requeues is None else _count("max_requeues", requeues, where, 0,
                                                         strings=False),
+        pack=1 if pack is None else _count("pack", pack, where, 1),
+        pack_time_s=None if pack_time is None else _pack_time_s(pack_time, where),
     )
 
 
@@ -313,6 +319,19 @@ def _before_s(value: Scalar, where: str) -> int:
     if seconds is None or seconds < 1:
         raise DefinitionError(f"{where}: requirement 'checkpoint_before' = {value!r:.40} must "
                               "be seconds (an int, e.g. 300) or a time like '5:00' (M:S)")
+    return seconds
+
+
+def _pack_time_s(value: Scalar, where: str) -> int:
+    """``pack_time``: a Slurm time like ``2:00:00`` (or minutes as an int), not UNLIMITED."""
+    try:
+        seconds = (parse_duration_s(str(value))
+                   if isinstance(value, (str, int)) and not isinstance(value, bool) else None)
+    except ValueError:
+        seconds = None
+    if seconds is None or seconds < 1:
+        raise DefinitionError(f"{where}: requirement 'pack_time' = {value!r:.40} must be a "
+                              "time like '2:00:00' (the whole pack's limit), not UNLIMITED")
     return seconds
 
 

@@ -21,7 +21,7 @@ from .. import _atomic, paths
 from ..errors import SchedulerQueryError, SubmissionError
 from ..plan import Group, Plan, chunk
 from ..store import JobRecord
-from ..worker import WorkerState
+from ..worker_base import WorkerState
 from .base import (
     Description,
     JobState,

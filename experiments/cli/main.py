@@ -406,12 +406,14 @@ def cat(state: _State, /, job: str, follow: bool, show_all: bool, failed: bool, 
             render.out.print(f"`cat {record.job_id}_<index>` shows one task's log.")
         for i in wanted:
             render.log_file(record.log_path(i), f"{record.job_id}_{i}", full=full,
-                            gone=missing_log_note(record))
+                            gone=missing_log_note(record),
+                            section=record.log_section(i))
         return
     path = record.log_path(index)
     render.task_line(view, index)
     shown = render.log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
-                            full=full, gone=missing_log_note(record))
+                            full=full, gone=missing_log_note(record),
+                            section=record.log_section(index))
     if follow:
         _follow(session, record, index, path, shown)
 
@@ -442,7 +444,8 @@ def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...],
         for a in found:
             render.log_file(a.log, f"{a.task} {a.record.tasks[a.index][1]} "
                                    f"[{a.record.stage}]: {a.view.detail if a.view else ''}",
-                            full=full, gone=missing_log_note(a.record))
+                            full=full, gone=missing_log_note(a.record),
+                            section=a.record.log_section(a.index))
         render.out.print(f"{len(found)} failed artifact(s).", markup=False)
         return
     if selector is None:
@@ -459,7 +462,8 @@ def logs_command(state: _State, /, selector: str | None, where: tuple[str, ...],
         shown = render.log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} "
                                        f"[{a.record.stage}] submitted "
                                        f"{a.record.submitted_at[:19]}{now}", full=full,
-                                 gone=missing_log_note(a.record))
+                                 gone=missing_log_note(a.record),
+                                 section=a.record.log_section(a.index))
     last = found[-1]
     if follow and last.view and last.view.state in (ArtifactState.QUEUED, ArtifactState.RUNNING):
         _follow(session, last.record, last.index, last.log, shown)

@@ -113,6 +113,8 @@ def plan(dry: DryRun, verbose: bool) -> None:
             out.print(f"  - {s.relpath} [{s.stage}]: {s.reason}", markup=False)
     if dry.arrays:
         arrays(dry.arrays, verbose)
+    for note in dry.layout_notes:
+        out.print(f"  {note}", markup=False)
     if dry.stale and dry.rebuild_stale:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
     else:
@@ -124,7 +126,8 @@ def plan(dry: DryRun, verbose: bool) -> None:
 
 def arrays(layout: Sequence[ArrayLayout], verbose: bool, limit: int = 12) -> None:
     """The arrays a launch submits and what each one's tasks wait for."""
-    out.print(f"[bold]Arrays[/]: {len(layout)} sbatch call(s)")
+    tasks = sum(a.task_count for a in layout)
+    out.print(f"[bold]Arrays[/]: {len(layout)} sbatch call(s), {tasks} array task(s)")
     lines = describe_arrays(layout)
     shown = lines if verbose else lines[:limit]
     for line in shown:
@@ -323,13 +326,22 @@ def log(title: str, text: str) -> None:
     out.out(text, end="" if text.endswith("\n") else "\n", highlight=False)
 
 
-def log_file(path: Path, title: str, *, full: bool = False, gone: str | None = None) -> int:
+def log_file(path: Path, title: str, *, full: bool = False, gone: str | None = None,
+             section: str | None = None) -> int:
     """A task's log under a rule with ``title``, streamed in bounded memory (its last lines
     unless ``full``); returns the byte offset shown up to, for following it. ``gone`` says why
-    a missing log is missing (default: the task has not started)."""
+    a missing log is missing (default: the task has not started); ``section``: only that
+    artifact's part of a pack's log."""
     _title(title)
     try:
-        return logs.show(path, out.file, full=full).end
+        if section is None:
+            return logs.show(path, out.file, full=full).end
+        found = logs.sections(path, section)
+        if not found:
+            out.out(f"(nothing yet for {section} in the pack's log {path}: its task has not "
+                    "reached it)", highlight=False)
+            return 0
+        return logs.show_sections(path, out.file, found, full=full).end
     except FileNotFoundError:
         out.out(f"(no log at {path}: {gone})" if gone else
                 f"(no log yet at {path}: the task has not started)", highlight=False)

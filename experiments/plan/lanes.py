@@ -8,10 +8,16 @@ The rule (see docs/cluster.md, "Dependencies between arrays"):
   (Slurm's ``aftercorr``). Lane ``k`` holds the ``k``-th dependent of each upstream task, so a
   one-to-many shape such as ``join_product`` with two values gives two lanes; indices are the
   upstream's own (possibly sparse: never padded), so alignment survives chunking and relaunch.
-- Everything else (several dependencies still to be built, more lanes than ``max_lanes``, or a
-  throttled group, whose ``max_parallel`` must keep bounding few arrays) waits for *all* tasks of
-  exactly the upstream arrays it needs (``afterany``), split by that upstream signature; the
-  worker then checks its dependencies' done markers itself.
+- Everything else (several dependencies still to be built, more lanes than ``max_lanes``, a
+  throttled group, whose ``max_parallel`` must keep bounding few arrays, a packed group, or a
+  dependency held by a packed array) waits for *all* tasks of exactly the upstream arrays it
+  needs (``afterany``), split by that upstream signature; the worker then checks its
+  dependencies' done markers itself.
+- A packed group (``packs[group_no] > 1``) puts up to that many consecutive tasks of each
+  piece at one array index: ``indices`` then repeat (``0,0,0,1,1,…``). Packs never wait task by
+  task, and nothing waits task by task on a pack (index ``i`` of a packed array holds several
+  artifacts, so ``aftercorr`` would tie a dependent to artifacts it does not need, and a pack
+  cut short would take with it dependents whose input was built).
 
 Array references are ``@<n>`` for the ``n``-th array of this launch (in submission order) or a
 job id for an array still live from an earlier launch.
@@ -42,6 +48,7 @@ class Where:
 
     array: str
     index: int
+    packed: bool = False  # the array packs several artifacts per index: wait for all of it
 
 
 @dataclass(frozen=True)
@@ -55,10 +62,16 @@ class ArrayLayout:
     indices: tuple[int, ...]        # array index of each task (ascending)
     wait: Wait = Wait.NONE
     upstream: tuple[str, ...] = ()  # CORR: one reference; ALL: the references waited for
+    pack: int = 1                   # at most this many tasks share an array index
 
     @property
     def ref(self) -> str:
         return f"@{self.number}"
+
+    @property
+    def task_count(self) -> int:
+        """How many array tasks the scheduler runs (packs count once)."""
+        return len(self.tasks) if self.pack == 1 else len(set(self.indices))
 
     @property
     def dense(self) -> bool:
@@ -67,7 +80,7 @@ class ArrayLayout:
 
     def array_spec(self) -> str:
         """Slurm's ``--array`` value without a throttle: ``0-9`` or ``0-3,5,7-8``."""
-        return index_ranges(self.indices)
+        return index_ranges(self.indices if self.pack == 1 else sorted(set(self.indices)))
 
 
 def index_ranges(indices: Sequence[int]) -> str:
@@ -87,23 +100,26 @@ def index_ranges(indices: Sequence[int]) -> str:
 
 
 def layout_plan(plan: Plan, max_array_size: int, live: Mapping[str, Where] | None = None, *,
-                max_lanes: int = MAX_LANES) -> list[ArrayLayout]:
+                max_lanes: int = MAX_LANES,
+                packs: Sequence[int] | None = None) -> list[ArrayLayout]:
     """Every array of ``plan`` in submission order (upstream arrays before their dependents).
 
     ``live`` says where artifacts held by live jobs of earlier launches are (job id and array
     index); dependencies found nowhere (built meanwhile, or in no known job) are not waited for.
+    ``packs`` gives each group's pack size (plan order; default 1: one artifact per task).
     """
     if max_array_size < 1:
         raise ValueError("max_array_size must be at least 1")
     where: dict[str, Where] = dict(live or {})
     out: list[ArrayLayout] = []
     for group_no, group in enumerate(plan.groups):
+        pack = packs[group_no] if packs is not None else 1
         for tasks, indices, wait, upstream in layout_group(group, where, max_array_size,
-                                                           max_lanes):
-            arr = ArrayLayout(len(out), group_no, group, tasks, indices, wait, upstream)
+                                                           max_lanes, pack):
+            arr = ArrayLayout(len(out), group_no, group, tasks, indices, wait, upstream, pack)
             out.append(arr)
             for t, i in zip(tasks, indices, strict=True):
-                where[t.artifact_id] = Where(arr.ref, i)
+                where[t.artifact_id] = Where(arr.ref, i, pack > 1)
     return out
 
 
@@ -111,7 +127,7 @@ _Piece = tuple[tuple[PlannedTask, ...], tuple[int, ...], Wait, tuple[str, ...]]
 
 
 def layout_group(group: Group, where: Mapping[str, Where], max_array_size: int,
-                 max_lanes: int = MAX_LANES) -> list[_Piece]:
+                 max_lanes: int = MAX_LANES, pack: int = 1) -> list[_Piece]:
     """The arrays of one group: lanes first, then whole-array waits by signature, then free."""
     free: list[PlannedTask] = []
     by_upstream: dict[str, list[tuple[int, PlannedTask]]] = {}
@@ -120,7 +136,7 @@ def layout_group(group: Group, where: Mapping[str, Where], max_array_size: int,
         places = [where[d] for d in t.dep_ids if d in where]
         if not places:
             free.append(t)
-        elif len(places) == 1:
+        elif len(places) == 1 and not places[0].packed and pack == 1:
             by_upstream.setdefault(places[0].array, []).append((places[0].index, t))
         else:
             by_signature.setdefault(_signature(p.array for p in places), []).append(t)
@@ -135,8 +151,8 @@ def layout_group(group: Group, where: Mapping[str, Where], max_array_size: int,
             pieces.append((tuple(t for _, t in lane), tuple(i for i, _ in lane), Wait.CORR,
                            (upstream,)))
     for sig, tasks in by_signature.items():
-        pieces.extend(_dense(tasks, max_array_size, Wait.ALL, sig))
-    pieces.extend(_dense(free, max_array_size, Wait.NONE, ()))
+        pieces.extend(_dense(tasks, max_array_size, Wait.ALL, sig, pack))
+    pieces.extend(_dense(free, max_array_size, Wait.NONE, (), pack))
     return pieces
 
 
@@ -158,10 +174,12 @@ def _lanes(items: Sequence[tuple[int, PlannedTask]]) -> list[list[tuple[int, Pla
 
 
 def _dense(tasks: Sequence[PlannedTask], max_size: int, wait: Wait,
-           upstream: tuple[str, ...]) -> list[_Piece]:
-    """Consecutive chunks of at most ``max_size`` tasks at indices ``0..n-1``."""
-    return [(tuple(tasks[s:s + max_size]), tuple(range(len(tasks[s:s + max_size]))), wait,
-             upstream) for s in range(0, len(tasks), max_size)]
+           upstream: tuple[str, ...], pack: int = 1) -> list[_Piece]:
+    """Consecutive chunks of at most ``max_size`` array indices ``0..n-1``, each holding
+    ``pack`` consecutive tasks (the last one maybe fewer)."""
+    step = max_size * pack
+    return [(tuple(tasks[s:s + step]), tuple(i // pack for i in range(len(tasks[s:s + step]))),
+             wait, upstream) for s in range(0, len(tasks), step)]
 
 
 def sbatch_calls(arrays: Sequence[ArrayLayout]) -> int:
@@ -191,6 +209,8 @@ def describe_arrays(arrays: Sequence[ArrayLayout]) -> list[str]:
     names = array_names(arrays)
     lines = []
     for a in arrays:
+        what = (f"{len(a.tasks)} task(s)" if a.pack == 1 else
+                f"{len(a.tasks)} artifact(s) in {a.task_count} task(s) of up to {a.pack}")
         lines.append(f"array {a.number} ({a.group.stage}, tier {a.group.tier}): "
-                     f"{len(a.tasks)} task(s) at [{a.array_spec()}], {describe_wait(a, names)}")
+                     f"{what} at [{a.array_spec()}], {describe_wait(a, names)}")
     return lines

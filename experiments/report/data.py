@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import logs
 from ..results import ArtifactView, make_table
 from ..session import Session
 from ..status import ORDER, ArtifactState, read_status
@@ -156,7 +157,12 @@ def _failure(root: str, view: ArtifactView, latest: Mapping[str, tuple[JobRecord
     if view.artifact_id in latest:
         record, index = latest[view.artifact_id]
         try:
-            text, cut = _read_end(record.log_path(index), FULL_LOG_BYTES)
+            section = record.log_section(index)
+            if section is None:
+                text, cut = _read_end(record.log_path(index), FULL_LOG_BYTES)
+            else:  # a pack's log: this artifact's part of it
+                raw, cut = logs.section_bytes(record.log_path(index), section, FULL_LOG_BYTES)
+                text = raw.decode("utf-8", errors="replace")
             found = True
         except OSError:
             pass

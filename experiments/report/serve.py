@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
+from .. import logs
 from ..session import Session
 from .cost import Usage, usage
 from .data import ReportData, collect
@@ -104,6 +105,10 @@ class LivePage:
         for record in self.session.records(self.stages):
             if record.job_id == job_id and int(index) < len(record.tasks):
                 try:
+                    section = record.log_section(int(index))
+                    if section is not None:  # a pack's log: this artifact's part of it
+                        return logs.section_bytes(record.log_path(int(index)), section,
+                                                  LOG_LIMIT, from_end=False)[0]
                     with open(record.log_path(int(index)), "rb") as fh:
                         return fh.read(LOG_LIMIT)
                 except OSError:

@@ -9,7 +9,8 @@ accounting on the cluster) is None and left out of the averages.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -132,13 +133,32 @@ def efficiency(session: Session, stages: Sequence[str] | None = None) -> Efficie
             if key not in resolved:
                 resolved[key] = backend.resolve(rec.requirements, f"job {rec.job_id}")
             res = resolved[key]
-            for i, (_, relpath) in enumerate(rec.tasks):
-                u = used.get(TaskKey(rec.job_id or "", i))
-                if u is None or u.elapsed_s == 0:
-                    continue
-                by_stage[rec.stage].tasks.append(TaskEfficiency(
-                    f"{rec.job_id}_{i}", relpath, u.state, u.elapsed_s, res.time_s, res.cpus,
-                    u.cpu_s, u.max_rss_mb, res.mem_mb, res.gpus))
+            by_stage[rec.stage].tasks.extend(_tasks(rec, used, res))
     if not any(s.tasks for s in report.stages) and not report.warnings:
         report.warnings.append("accounting knows no task of these stages that has run")
     return report
+
+
+def _tasks(rec: JobRecord, used: Mapping[TaskKey, TaskUsage], res: Resources
+           ) -> list[TaskEfficiency]:
+    """One row per scheduler task of a job: per artifact, or per pack (the accounting of a
+    task that built several artifacts is the pack's; its time limit is the pack's own)."""
+    out: list[TaskEfficiency] = []
+    seen: set[int] = set()
+    sizes = Counter(rec.array_indices) if rec.packed else Counter[int]()
+    for i, (_, relpath) in enumerate(rec.tasks):
+        index = rec.array_index(i)
+        u = used.get(TaskKey(rec.job_id or "", index))
+        if u is None or u.elapsed_s == 0 or index in seen:
+            continue
+        seen.add(index)
+        if sizes:
+            n = sizes[index]
+            out.append(TaskEfficiency(f"{rec.job_id}_{i}", f"{relpath} and {n - 1} more (a pack)",
+                                      u.state, u.elapsed_s, None, res.cpus, u.cpu_s,
+                                      u.max_rss_mb, res.mem_mb, res.gpus))
+        else:
+            out.append(TaskEfficiency(f"{rec.job_id}_{i}", relpath, u.state, u.elapsed_s,
+                                      res.time_s, res.cpus, u.cpu_s, u.max_rss_mb, res.mem_mb,
+                                      res.gpus))
+    return out

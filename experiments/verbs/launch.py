@@ -55,6 +55,7 @@ class DryRun:
     stale: list[Stale] = field(default_factory=list)  # built but stale (rebuilt with the flag)
     rebuild_stale: bool = False
     changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
+    layout_notes: list[str] = field(default_factory=list)  # e.g. packed to fit a submit limit
 
 
 @dataclass
@@ -93,20 +94,27 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
-    dry.arrays = _layout(backend, plan, records)
+    dry.arrays, dry.layout_notes, problems = _layout(backend, plan, records)
+    dry.problems.extend(problems)
     check_storage(plan)
     return dry
 
 
-def _layout(backend: object, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
-    """The arrays a backend that lays out dependencies (Slurm) would submit, if it can say."""
+def _layout(backend: object, plan: Plan, records: Sequence[JobRecord]
+            ) -> tuple[list[ArrayLayout], list[str], list[str]]:
+    """The arrays a backend that lays out dependencies (Slurm) would submit, if it can say,
+    with its notes and problems about them (packed to fit the submit limit, or cannot)."""
+    notes = getattr(backend, "layout_notes", None)
     layout = getattr(backend, "layout", None)
-    if layout is None or not plan.groups:
-        return []
+    if (layout is None and notes is None) or not plan.groups:
+        return [], [], []
     try:
-        return list(layout(plan, records))
+        if notes is not None:
+            arrays, said, problems = notes(plan, records)
+            return list(arrays), list(said), list(problems)
+        return list(layout(plan, records)), [], []  # type: ignore[misc]
     except SchedulerQueryError:
-        return []
+        return [], [], []
 
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from experiments import _proc, paths, specs, worker
+from experiments import _proc, paths, specs, worker, worker_base
 
 
 def test_ordinary_failures_exit_0_only_when_the_backend_asks(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(worker.EXIT_ZERO_ENV, raising=False)
+    monkeypatch.delenv(worker_base.EXIT_ZERO_ENV, raising=False)
     assert worker.scheduler_exit_code(worker.EXIT_FAILED) == worker.EXIT_FAILED
-    monkeypatch.setenv(worker.EXIT_ZERO_ENV, "1")
+    monkeypatch.setenv(worker_base.EXIT_ZERO_ENV, "1")
     assert worker.scheduler_exit_code(worker.EXIT_FAILED) == 0
     assert worker.scheduler_exit_code(worker.EXIT_DEPENDENCY_FAILED) == 0
     assert worker.scheduler_exit_code(worker.EXIT_BUSY) == worker.EXIT_BUSY

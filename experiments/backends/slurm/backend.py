@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ... import _atomic, paths
@@ -23,6 +24,7 @@ from ...errors import SchedulerQueryError, SubmissionError
 from ...launching import EventKind, LaunchContext, LaunchEvent
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
+from ...plan.packs import PackFit, fit_pack
 from ...store import JobRecord
 from ..base import (
     Description,
@@ -36,8 +38,9 @@ from ..base import (
 )
 from ..waits import OnWait, SubmitWait
 from . import budget, deps, limits, pending
+from .allowance import Allowance, Fit, allowance_for, fit_packs
 from .client import SlurmClient, SubmissionUncertain, merge
-from .options import option_text, slurm_options
+from .options import Option, option_text, slurm_options
 from .script import render_script
 from .site import SiteLimits
 
@@ -64,13 +67,16 @@ class SlurmBackend:
 
     def _script(self, name: str, group: Group, array_spec: str, spec_dir: str, log_dir: str,
                 python: str, env: Mapping[str, str], throttle: int | None = None,
-                setup: Sequence[str] = ()) -> str:
+                setup: Sequence[str] = (), time_s: int | None = None) -> str:
+        """The batch script; ``time_s``: a pack's own time limit instead of the artifact's."""
         throttle = throttle or group.resources.max_parallel
         array = array_spec + (f"%{throttle}" if throttle else "")
         res = group.resources
         signal = (f"B:{res.checkpoint_signal}@{res.checkpoint_before_s}"
                   if res.checkpoint_before_s else None)
-        return render_script(job_name=name, options=res.options, array=array,
+        options = res.options if time_s is None else with_time(res.options, time_s)
+        return render_script(job_name=name, options=options, array=array,
+
                              output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir,
                              python=python, env={**env, **deps.WORKER_ENV},
                              package_dir=PACKAGE_PARENT, setup=setup, signal=signal)
@@ -79,16 +85,23 @@ class SlurmBackend:
     def describe(self, group: Group, *, validate: bool) -> Description:
         """The sbatch options of a group (and, with ``validate``, Slurm's verdict on it)."""
         throttle = group.resources.max_parallel
-        lines = ["sbatch " + " ".join(option_text(o) for o in group.resources.options)
+        fit = self.pack_fit(group.resources)
+        options = group.resources.options
+        if fit.size > 1 and fit.time_s is not None:
+            options = tuple(with_time(options, fit.time_s))
+        lines = ["sbatch " + " ".join(option_text(o) for o in options)
                  + (f" --array=…%{throttle}" if throttle else "")]
+        if group.resources.pack > 1:
+            lines.append(describe_pack(group.resources.pack, fit))
         if not validate:
             return Description(tuple(lines))
         problems = self._limit_problems(group)
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / paths.SCRIPT
-            script.write_text(self._script("drylaunch-check", group,
-                                           f"0-{len(group.tasks) - 1}", tmp, tmp, "python3",
-                                           {}))
+            tasks = -(-len(group.tasks) // fit.size)
+            script.write_text(self._script("drylaunch-check", group, f"0-{tasks - 1}", tmp, tmp,
+                                           "python3", {},
+                                           time_s=fit.time_s if fit.size > 1 else None))
             verdict = self.client.test_only(str(script))
         if verdict:
             lines.append(f"slurm says: {verdict}")
@@ -140,8 +153,85 @@ class SlurmBackend:
     # -- launch ---------------------------------------------------------------------------
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
         """The arrays this backend submits for ``plan`` (drylaunch shows the same)."""
-        return layout_plan(plan, self.client.max_array_size(), live_places(plan, records),
-                           max_lanes=self.max_lanes)
+        return self.arrays_for(plan, records).arrays
+
+    def layout_notes(self, plan: Plan, records: Sequence[JobRecord]
+                     ) -> tuple[list[ArrayLayout], list[str], list[str]]:
+        """The arrays, with what drylaunch says about them: notes (packed to fit the submit
+        limit, and why) and problems (a launch that cannot fit it)."""
+        got = self.arrays_for(plan, records)
+        if got.fit is None:
+            return got.arrays, [], []
+        if got.fit.pack is None:
+            return got.arrays, [], [got.fit.note]
+        return got.arrays, [got.fit.note], []
+
+    def arrays_for(self, plan: Plan, records: Sequence[JobRecord]) -> Arrays:
+        """Each group's pack (its ``pack`` under MaxTime) and the arrays; when their tasks
+        would exceed the user's remaining submit allowance, the smallest larger pack that fits
+        (:mod:`.allowance`)."""
+        live, size = live_places(plan, records), self.client.max_array_size()
+
+        def lay(fits: Sequence[PackFit]) -> list[ArrayLayout]:
+            return layout_plan(plan, size, live, max_lanes=self.max_lanes,
+                               packs=[f.size for f in fits])
+
+        fits = [self.pack_fit(g.resources) for g in plan.groups]
+        arrays = lay(fits)
+        tasks = sum(a.task_count for a in arrays)
+        allowance = self._allowance(plan, tasks)
+        if allowance is None:
+            return Arrays(arrays, fits)
+        caps = [self.pack_fit(g.resources, len(g.tasks)).size for g in plan.groups]
+
+        def fits_for(p: int) -> list[PackFit]:
+            return [f if f.size >= min(p, cap) else self.pack_fit(g.resources, min(p, cap))
+                    for f, cap, g in zip(fits, caps, plan.groups, strict=True)]
+
+        def count(p: int) -> int:
+            return sum(a.task_count for a in lay(fits_for(p)))
+
+        fit = fit_packs(count, tasks, plan.task_count, allowance, max(caps))
+        if fit.pack is None:
+            return Arrays(arrays, fits, fit)
+        chosen = fits_for(fit.pack)
+        return Arrays(lay(chosen), chosen, fit)
+
+    def _allowance(self, plan: Plan, tasks: int) -> Allowance | None:
+        """The user's remaining submit allowance when ``tasks`` would exceed it, else None
+        (also when no limit is set or none can be read; the job count is asked only then)."""
+        assocs, qos = self.site.associations(), self.site.qos_limits()
+        pairs = {(_text(dict(g.resources.requirements).get("account")),
+                  _text(dict(g.resources.requirements).get("qos"))) for g in plan.groups}
+        if not any(allowance_for(assocs, qos, 0, *pair) for pair in pairs):
+            return None  # no submit limit applies: no need to count the user's jobs
+        current = self.site.live_task_count()
+        found = [a for pair in pairs if (a := allowance_for(assocs, qos, current, *pair))]
+        least = min(found, key=lambda a: a.remaining) if found else None
+        return least if least is not None and tasks > least.remaining else None
+
+    def pack_fit(self, res: Resources, pack: int | None = None) -> PackFit:
+        """A group's pack size (``pack``, default its own) and the pack's time limit, under its
+        partition's MaxTime (an artifact without ``time`` counts the partition's DefaultTime,
+        as Slurm would); its ``pack_time`` applies to its own pack size only."""
+        asked = res.pack if pack is None else pack
+        if asked == 1:
+            return PackFit(1)
+        max_time_s, default_time_s = self._partition_times(res)
+        time_s = res.time_s if res.time_s is not None else default_time_s
+        return fit_pack(asked, time_s, res.pack_time_s if asked == res.pack else None,
+                        max_time_s)
+
+    def _partition_times(self, res: Resources) -> tuple[int | None, int | None]:
+        """MaxTime and DefaultTime of the partition(s) the group asks for (the default one if
+        none), the strictest when several; None when unlimited or unknown."""
+        parts = self.site.partitions()
+        asked = dict(res.requirements).get("partition")
+        names = str(asked).split(",") if asked else [n for n, p in parts.items() if p.default]
+        found = [parts[n] for n in names if n in parts]
+        max_times = [p.max_time_s for p in found if p.max_time_s is not None]
+        defaults = [p.default_time_s for p in found if p.default_time_s is not None]
+        return (min(max_times) if max_times else None, min(defaults) if defaults else None)
 
     def launch(self, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
         """Submit every array, upstream first, recording each job as soon as Slurm accepts it.
@@ -151,9 +241,12 @@ class SlurmBackend:
         """
         records = ctx.store.all_records()
         by_ref: dict[str, JobRecord] = {r.job_id: r for r in records if r.job_id}
-        arrays = self.layout(plan, records)
-        self._check_job_count(plan)
-        shares = budget.split([len(a.tasks) for a in arrays],
+        got = self.arrays_for(plan, records)
+        if got.fit is not None and got.fit.pack is None:
+            raise SubmissionError(f"cannot launch: {got.fit.note}; nothing was submitted")
+        arrays = got.arrays
+        self._check_job_count(sum(a.task_count for a in arrays))
+        shares = budget.split([a.task_count for a in arrays],
                               [a.group.resources.max_parallel for a in arrays], ctx.max_running)
         done_in_group: dict[int, int] = {}
         ids: list[str] = []
@@ -162,30 +255,33 @@ class SlurmBackend:
             done_in_group[arr.group_no] = chunk_no + 1
             after = ids[share.after] if share.after is not None else None
             record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after,
-                                        position=(n + 1, len(arrays)))
+                                        position=(n + 1, len(arrays)),
+                                        fit=got.fits[arr.group_no])
             by_ref[arr.ref] = record
             ids.append(record.job_id or "")
         return ctx.submitted
 
-    def _check_job_count(self, plan: Plan) -> None:
-        """Refuse, before submitting anything, a launch with more tasks than the cluster's
-        ``MaxJobCount``: Slurm counts each array task as a job and would make sbatch retry
-        without end once the queue is full, leaving half a launch behind."""
+    def _check_job_count(self, tasks: int) -> None:
+        """Refuse, before submitting anything, a launch with more array tasks (packs count
+        once) than the cluster's ``MaxJobCount``: Slurm counts each array task as a job and
+        would make sbatch retry without end once the queue is full, leaving half a launch
+        behind."""
         limit = self.client.max_job_count()
-        if limit is not None and plan.task_count >= limit:
+        if limit is not None and tasks >= limit:
             raise SubmissionError(
-                f"this launch has {plan.task_count:,} tasks, but the cluster holds at most "
+                f"this launch has {tasks:,} tasks, but the cluster holds at most "
                 f"MaxJobCount={limit:,} jobs at once (each array task counts as one); nothing "
                 "was submitted. Launch fewer stages at a time (or fewer artifacts per stage), or "
                 "ask the cluster's administrators to raise MaxJobCount")
 
     def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
                       by_ref: Mapping[str, JobRecord], throttle: int | None = None,
-                      after: str | None = None, position: tuple[int, int] = (1, 1)
-                      ) -> JobRecord:
+                      after: str | None = None, position: tuple[int, int] = (1, 1),
+                      fit: PackFit = PackFit(1)) -> JobRecord:
         """Submit one array (``throttle``: its share of the launch's budget; ``after``: a job
         it must also wait for, to keep that budget; ``position``: n of m submissions, for the
-        progress reported while Slurm is slow) and return its record."""
+        progress reported while Slurm is slow; ``fit``: its group's pack and that pack's time
+        limit) and return its record."""
         group = arr.group
         name = ctx.job_name(group, arr.group_no, chunk_no)
         upstream = [by_ref[r] for r in arr.upstream if r in by_ref]
@@ -194,7 +290,7 @@ class SlurmBackend:
                           depends_on=up_ids)
         text = self._script(name, group, arr.array_spec(), job.record.spec_dir,
                             job.record.log_dir, ctx.python, ctx.job_env(group), throttle,
-                            ctx.setup_lines(group))
+                            ctx.setup_lines(group), fit.time_s if arr.pack > 1 else None)
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         kind = "aftercorr" if arr.wait is Wait.CORR else "afterany"
@@ -306,28 +402,46 @@ def _keyed(states: Mapping[str, TaskStatus], records: Mapping[str, JobRecord]
     it changes something (a held task's hint names the task). A job answered only by its plain
     id (sacct keeps an array cancelled while wholly pending that way, for good, once the
     controller forgot it) gives that answer to each of its tasks without one of its own."""
-    positions = {job_id: {a: i for i, a in enumerate(r.array_indices)}
-                 for job_id, r in records.items() if r.array_indices}
+    positions: dict[str, dict[int, list[int]]] = {}
+    for job_id, r in records.items():
+        if r.array_indices:  # lanes and packs: positions differ from indices
+            at = positions[job_id] = {}
+            for i, a in enumerate(r.array_indices):
+                at.setdefault(a, []).append(i)  # a pack: every artifact of it
     out: dict[TaskKey, TaskStatus] = {}
     unchanged: set[int] = set()  # ids of status objects _with_hold leaves alone
     for text, status in states.items():
         job_id, sep, index = text.rpartition("_")
         if not (sep and job_id and index.isdigit()):
             continue
-        at, number = positions.get(job_id), int(index)
-        key = TaskKey(job_id, at.get(number, number) if at else number)
-        if id(status) in unchanged:
-            out[key] = status
-            continue
-        out[key] = marked = _with_hold(TaskKey(job_id, number), status)  # Slurm's own name
-        if marked is status:
-            unchanged.add(id(status))
+        where, number = positions.get(job_id), int(index)
+        if id(status) not in unchanged:
+            marked = _with_hold(TaskKey(job_id, number), status)  # Slurm's own name
+            if marked is status:
+                unchanged.add(id(status))
+            status = marked
+        for i in where.get(number, [number]) if where else [number]:
+            out[TaskKey(job_id, i)] = status
     for job_id, rec in records.items():  # an array accounting knows only as a whole: an
         whole = states.get(job_id)        # array cancelled before any task was split off
         if whole is not None:
             for i in range(len(rec.tasks)):
                 out.setdefault(TaskKey(job_id, i), whole)
     return out
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """What a launch submits: the arrays, each group's pack (plan order) and, when the launch
+    was packed to fit the user's submit limit (or cannot fit it), why."""
+
+    arrays: list[ArrayLayout]
+    fits: list[PackFit]
+    fit: Fit | None = None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _with_hold(key: TaskKey, status: TaskStatus) -> TaskStatus:
@@ -345,7 +459,22 @@ def live_places(plan: Plan, records: Sequence[JobRecord]) -> dict[str, Where]:
     for rec in records:
         if not rec.job_id:
             continue
+        packed = rec.packed
         for i, (artifact_id, _) in enumerate(rec.tasks):
             if plan.live_jobs.get(artifact_id) == rec.job_id:
-                out[artifact_id] = Where(rec.job_id, rec.array_index(i))
+                out[artifact_id] = Where(rec.job_id, rec.array_index(i), packed)
     return out
+
+
+def with_time(options: Sequence[Option], time_s: int) -> list[Option]:
+    """The options with ``--time`` set to ``time_s`` (a pack's limit), kept sorted by name."""
+    time = limits.format_time(time_s)
+    return sorted([o for o in options if o[0] != "time"] + [("time", time)])
+
+
+def describe_pack(asked: int, fit: PackFit) -> str:
+    """What drylaunch says about a packed group: how many per task, the time, and why."""
+    time = (f", --time={limits.format_time(fit.time_s)} per task" if fit.time_s is not None
+            else ", --time left to the artifact's own (no `time` requirement)")
+    line = f"pack: up to {fit.size} artifact(s) per task{time}"
+    return f"{line} ({fit.why})" if fit.why else line

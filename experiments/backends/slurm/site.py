@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from ...errors import SchedulerQueryError
 from . import limits
-from .client import QUERY_ID_RE, SlurmClient
+from .client import QUERY_ID_RE, SlurmClient, expand_key
 
 
 class SiteLimits:
@@ -69,6 +69,13 @@ class SiteLimits:
             pairs = (line.strip().partition("|") for line in result.stdout.splitlines())
             self._job_qos.update({job: qos for job, sep, qos in pairs if sep and job.isdigit()})
         return {i: self._job_qos[i] for i in ids if i in self._job_qos}
+
+    def live_task_count(self) -> int:
+        """How many jobs of this user are pending, running or suspended, each array task
+        counted (what MaxSubmitJobsPerUser counts): one squeue, asked each time."""
+        out = self.client.ask(["squeue", "--me", "-h", "-r", "-t", "PD,R,S,CG", "-o",
+                               "%i"]).stdout
+        return sum(len(expand_key(line.strip())) for line in out.splitlines() if line.strip())
 
     def _accounting(self, args: Sequence[str]) -> str:
         try:

@@ -1,0 +1,151 @@
+"""A launch larger than the user's submit allowance packs itself to fit (issue 16, item 3).
+
+On the policed cluster (QOS normal: MaxSubmitJobsPerUser=100, MaxJobsPerUser=20; partition
+``short``: MaxTime 1 hour), as the unprivileged ``expuser1`` (``runuser``, a clean environment,
+the system Python with copies of the CLI's third-party packages): a 500-artifact grid is
+packed 5 per task into 100 array tasks, says so in ``drylaunch``, and builds; a grid that
+cannot fit even packed as far as MaxTime allows is refused before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests._slurm import PolicedCluster
+
+pytestmark = pytest.mark.slurm
+
+REPO = Path(__file__).resolve().parents[2]
+# Third-party packages the CLI imports (click, rich and theirs; jinja2 for the report).
+PACKAGES = ("click", "rich", "pygments", "markdown_it", "mdurl", "jinja2", "markupsafe",
+            "filelock")
+
+EXPERIMENT = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class Point(Artifact):
+    i: int
+    def get_requirements(self):
+        return {"account": "physics", "partition": "short", "time": os.environ["TIME"]}
+    def construct(self, builder: Task):
+        builder.run_command("true")
+
+ex = SlurmExecutor(project=PROJECT, artifact_path=ROOT + "/out", code_path=ROOT + "/code")
+ex.stage("grid", ArtifactSet.from_product(cls=Point, params={"i": list(range(500))}))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+@pytest.fixture(scope="module")
+def user_python() -> Iterator[tuple[str, str]]:
+    """(a Python every user can run, a folder of copies of the CLI's packages for it)."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    assert python, "these tests need a system python3 that unprivileged users can run"
+    folder = tempfile.mkdtemp(prefix="experiments-userpy-")
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec and spec.submodule_search_locations, f"{name} is not installed"
+        shutil.copytree(spec.submodule_search_locations[0], Path(folder) / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a+rX", folder], check=True)
+    os.chmod(folder, 0o755)
+    yield python, folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass
+class Project:
+    cluster: PolicedCluster
+    user: str
+    dir: Path
+    name: str
+    python: str
+    pythonpath: str
+
+    def cli(self, *args: str, time_limit: str) -> subprocess.CompletedProcess[str]:
+        """``python exp.py ARGS`` as the user (TIME: each artifact's ``time``)."""
+        env = [f"EXPERIMENTS_HOME={self.dir}/home", f"PYTHONPATH={self.pythonpath}",
+               "COLUMNS=200", f"TIME={time_limit}"]
+        return self.cluster.run_as(self.user, "env", *env, self.python, "exp.py", *args,
+                                   check=False, timeout=300, cwd=str(self.dir))
+
+    def live(self) -> list[str]:
+        out = self.cluster.run("squeue", "-h", "-r", "-u", self.user, "-o", "%i|%j",
+                               check=False).stdout
+        return [line for line in out.splitlines() if self.name in line]
+
+
+@pytest.fixture
+def project(policed_cluster: PolicedCluster, user_python: tuple[str, str]
+            ) -> Iterator[Project]:
+    """The experiment in a folder of expuser1's own; its jobs are cancelled afterwards."""
+    user = policed_cluster.users[0]
+    folder = Path(tempfile.mkdtemp(prefix="experiments-submit-limit-"))
+    name = f"fit{uuid.uuid4().hex[:8]}"
+    (folder / "exp.py").write_text(f"PROJECT = {name!r}\nROOT = {str(folder)!r}\n" + EXPERIMENT)
+    (folder / "code").mkdir()
+    subprocess.run(["chown", "-R", user, str(folder)], check=True)
+    os.chmod(folder, 0o755)
+    python, packages = user_python
+    yield Project(policed_cluster, user, folder, name, python, f"{packages}:{REPO}")
+    ids = sorted({line.split("|")[0].split("_")[0] for line in
+                  Project(policed_cluster, user, folder, name, python, "").live()})
+    if ids:
+        policed_cluster.run("scancel", *ids, check=False)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_500_artifact_grid_packs_itself_under_a_limit_of_100_and_builds(
+        project: Project) -> None:
+    queued = len(project.cluster.run_as(project.user, "squeue", "--me", "-h", "-r",
+                                        "-o", "%i").stdout.split())
+    dry = project.cli("drylaunch", time_limit="2")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    remaining = 100 - queued
+    pack = -(-500 // remaining)
+    tasks = -(-500 // pack)
+    assert (f"500 array task(s) would exceed your remaining submit allowance of {remaining} "
+            f"(MaxSubmitJobsPerUser=100 of QOS normal; {queued} of your jobs queued or "
+            f"running): packed up to {pack} artifact(s) per task, {tasks} task(s)") in dry.stdout
+    assert f"Arrays: 1 sbatch call(s), {tasks} array task(s)" in dry.stdout
+    launched = project.cli("launch", time_limit="2")
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    job = project.live()[0].split("|")[0].split("_")[0]
+    limit = project.cluster.run("squeue", "-h", "-j", job, "-o", "%l").stdout.split()[0]
+    assert limit == f"{2 * pack}:00", limit  # the pack's time: pack × 2 minutes
+    deadline = time.monotonic() + 600
+    while len(list((project.dir / "out").rglob(".done"))) < 500:
+        assert time.monotonic() < deadline, f"not built in time; queue: {project.live()[:5]}"
+        time.sleep(2)
+    status = project.cli("status", time_limit="2")
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_a_grid_that_cannot_fit_is_refused_before_anything_is_submitted(
+        project: Project) -> None:
+    # 30 minutes each under short's MaxTime of 1 hour: at most 2 per task, 250 tasks > 100
+    dry = project.cli("drylaunch", time_limit="30")
+    assert "even packed as far as the partitions' MaxTime allows (250 task(s))" in (
+        dry.stdout + dry.stderr)
+    launched = project.cli("launch", time_limit="30")
+    assert launched.returncode != 0
+    assert re.search(r"cannot launch: 500 array task\(s\) would exceed your remaining submit "
+                     r"allowance of \d+ .*nothing was submitted", launched.stdout
+                     + launched.stderr), launched.stdout + launched.stderr
+    assert project.live() == []
