@@ -16,7 +16,6 @@ the one Slurm 22.05 gives that user, and every limit is read with that user's ri
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -36,9 +35,6 @@ from tests._slurm import PolicedCluster
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[2]
-# Third-party packages the CLI imports (click, rich and theirs; jinja2 for the report).
-PACKAGES = ("click", "rich", "pygments", "markdown_it", "mdurl", "jinja2", "markupsafe",
-            "filelock")
 
 EXPERIMENT = '''
 from dataclasses import dataclass
@@ -80,23 +76,6 @@ REASONS = {"long": "PartitionTimeLimit", "maint": "ReqNodeNotAvail, Reserved for
            "greedy": "QOSGrpGRES", "later": "BeginTime", "wide": "PartitionConfig"}
 WIDE = ("2 queued: PartitionConfig — the gpu partition allows 16 CPUs per node, the artifact "
         "asks 20; lower `cpus` (never clears on its own) [wide]")
-
-
-@pytest.fixture(scope="session")
-def user_python() -> Iterator[tuple[str, str]]:
-    """(a Python every user can run, a folder of copies of the CLI's packages for it)."""
-    python = shutil.which("python3", path="/usr/bin:/bin")
-    assert python, "these tests need a system python3 that unprivileged users can run"
-    folder = tempfile.mkdtemp(prefix="experiments-userpy-")
-    for name in PACKAGES:
-        spec = importlib.util.find_spec(name)
-        assert spec and spec.submodule_search_locations, f"{name} is not installed"
-        shutil.copytree(spec.submodule_search_locations[0], Path(folder) / name,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(["chmod", "-R", "a+rX", folder], check=True)
-    os.chmod(folder, 0o755)
-    yield python, folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

@@ -9,7 +9,6 @@ cannot fit even packed as far as MaxTime allows is refused before anything is su
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -28,9 +27,6 @@ from tests._slurm import PolicedCluster
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[2]
-# Third-party packages the CLI imports (click, rich and theirs; jinja2 for the report).
-PACKAGES = ("click", "rich", "pygments", "markdown_it", "mdurl", "jinja2", "markupsafe",
-            "filelock")
 
 EXPERIMENT = '''
 import os
@@ -50,23 +46,6 @@ ex.stage("grid", ArtifactSet.from_product(cls=Point, params={"i": list(range(500
 if __name__ == "__main__":
     ex.auto_cli()
 '''
-
-
-@pytest.fixture(scope="module")
-def user_python() -> Iterator[tuple[str, str]]:
-    """(a Python every user can run, a folder of copies of the CLI's packages for it)."""
-    python = shutil.which("python3", path="/usr/bin:/bin")
-    assert python, "these tests need a system python3 that unprivileged users can run"
-    folder = tempfile.mkdtemp(prefix="experiments-userpy-")
-    for name in PACKAGES:
-        spec = importlib.util.find_spec(name)
-        assert spec and spec.submodule_search_locations, f"{name} is not installed"
-        shutil.copytree(spec.submodule_search_locations[0], Path(folder) / name,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(["chmod", "-R", "a+rX", folder], check=True)
-    os.chmod(folder, 0o755)
-    yield python, folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
