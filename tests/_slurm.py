@@ -222,6 +222,10 @@ def faults_env(n: int | None = None) -> dict[str, str]:
     return cluster_env("faults", n)
 
 
+#: The size of the controller's table while ``FaultsCluster.queue_full`` holds it full.
+FULL_QUEUE = 10
+
+
 @dataclasses.dataclass(frozen=True)
 class FaultsCluster(SlurmCluster):
     """A private cluster whose controller tests may stop, freeze and restart."""
@@ -278,11 +282,14 @@ class FaultsCluster(SlurmCluster):
 
     @contextlib.contextmanager
     def queue_full(self) -> Iterator[None]:
-        """``MaxJobCount=1`` (``scontrol reconfigure``): with any job in the controller's table,
-        sbatch hears "temporarily unable to accept job" and sleeps and retries by itself."""
+        """``MaxJobCount=FULL_QUEUE`` (``scontrol reconfigure``): with that many jobs already in
+        the controller's table (submit them first), sbatch hears "temporarily unable to accept
+        job" and sleeps and retries by itself. (A launch with at least MaxJobCount tasks is
+        refused before any sbatch, so the limit must stay above the launch's own size.)"""
         conf = Path(self.conf)
         original = conf.read_text()
-        conf.write_text(re.sub(r"^MaxJobCount=.*$", "MaxJobCount=1", original, flags=re.M))
+        conf.write_text(re.sub(r"^MaxJobCount=.*$", f"MaxJobCount={FULL_QUEUE}", original,
+                               flags=re.M))
         self.run("scontrol", "reconfigure")
         try:
             yield

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._slurm import FaultsCluster
+from tests._slurm import FULL_QUEUE, FaultsCluster
 from tests.e2e.helpers import run_cli
 from tests.e2e.slurm_helpers import (
     arrays_known_to_slurm,
@@ -206,7 +206,7 @@ def test_an_orphaned_sbatch_never_submits_a_twin(tmp_path: Path, faults: FaultsC
     project = env["PROJECT"]
     ours = f"{project}.m."
     try:
-        for _ in range(2):  # the controller's table holds jobs: MaxJobCount=1 means "full"
+        for _ in range(FULL_QUEUE):  # the controller's table holds FULL_QUEUE jobs: "full"
             faults.run("sbatch", "-J", f"{project}-filler", "--begin=now+3600", "-o",
                        "/dev/null", "--wrap", "true")
         with faults.queue_full():

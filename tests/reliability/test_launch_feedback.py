@@ -23,7 +23,7 @@ from typing import IO
 
 import pytest
 
-from tests._slurm import FaultsCluster, PolicedCluster
+from tests._slurm import FULL_QUEUE, FaultsCluster, PolicedCluster
 from tests.e2e.helpers import run_cli
 from tests.e2e.slurm_helpers import cancel_all, count_calls, wrap
 from tests.reliability.test_slurm_reliability import _records
@@ -215,7 +215,7 @@ def test_launch_prints_what_it_waits_for_while_the_queue_is_full(
     script, env, _ = _project(tmp_path)
     project = env["PROJECT"]
     try:
-        for _ in range(2):  # the controller's table holds jobs: MaxJobCount=1 means "full"
+        for _ in range(FULL_QUEUE):  # the controller's table holds FULL_QUEUE jobs: "full"
             faults.run("sbatch", "-J", f"{project}-filler", "--begin=now+3600", "-o",
                        "/dev/null", "--wrap", "true")
         with faults.queue_full():
