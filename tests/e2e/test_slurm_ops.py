@@ -55,7 +55,9 @@ def _setup(tmp_path: Path, **extra: str) -> tuple[Path, dict[str, str], Path, Pa
 
 
 def test_wait_exit_codes_with_a_failing_task(tmp_path: Path, slurm_cluster: object) -> None:
-    script, env, out, calls = _setup(tmp_path, FAIL="1")
+    # 15 s per task: `wait --timeout 0` must find them live even when a loaded machine takes
+    # seconds to start the CLI (with 2 s they had sometimes ended: exit 1, not 3)
+    script, env, out, calls = _setup(tmp_path, COMMAND="sleep 15; test {i} != 1")
     try:
         assert run_cli(script, "launch", env=env).returncode == 0
         early = run_cli(script, "wait", "--timeout", "0", env=env)
