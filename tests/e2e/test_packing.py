@@ -184,6 +184,7 @@ def test_status_and_cat_show_artifacts_not_packs(run: Run) -> None:
     assert "3 built" in hist and "1 failed" in hist
 
 
+@pytest.mark.long_wait  # Slurm holds a requeued task back (BeginTime) ~2 minutes
 def test_a_requeued_pack_resumes_with_the_artifacts_it_has_not_built(run: Run) -> None:
     env = {"N": "4", "SLEEP": "4"}
     run.cli("launch", "up", "--set", "pack=4", **env)
