@@ -206,6 +206,7 @@ def test_a_requeued_pack_resumes_with_the_artifacts_it_has_not_built(run: Run) -
     assert run.cli("status", "up", **env).returncode == 0
 
 
+@pytest.mark.long_wait  # waits for a real one-minute time limit
 def test_a_pack_cut_by_its_time_limit_is_finished_by_a_relaunch(run: Run) -> None:
     """``pack_time`` is the pack's own limit; at the TIMEOUT the running artifact is
     interrupted, those not started stay unbuilt, and a relaunch builds only those."""
