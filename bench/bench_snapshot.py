@@ -24,7 +24,7 @@ from _common import REPO, WORK, machine, median, table
 
 sys.path.insert(0, str(REPO))  # this checkout's package, not an installed one
 
-from experiments import snapshots  # noqa: E402
+from experiments.launching import snapshots  # noqa: E402
 
 
 def disk_bytes(path: Path) -> int:

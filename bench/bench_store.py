@@ -32,14 +32,15 @@ from typing import Any
 from _common import REPO, WORK, machine
 
 sys.path.insert(0, str(REPO))
-from experiments import store as after_store  # noqa: E402
+from experiments.tracking import store as after_store  # noqa: E402
 
 PAIRS = 20
 
 
 def load_before(ref: str) -> ModuleType:
     """The store module of git revision ``ref``, importable beside this checkout's package."""
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:experiments/store.py"],
+    source = subprocess.run(["git", "-C", str(REPO), "show",
+                             f"{ref}:experiments/tracking/store.py"],
                             check=True, capture_output=True, text=True).stdout
     WORK.mkdir(parents=True, exist_ok=True)
     path = WORK / "store_before.py"

@@ -28,8 +28,8 @@ from pathlib import Path
 from _common import REPO, WORK, machine, median, table
 
 sys.path.insert(0, str(REPO))
-from experiments import specs  # noqa: E402
-from experiments.bootstrap import worker_argv  # noqa: E402
+from experiments.launching import specs  # noqa: E402
+from experiments.worker.bootstrap import worker_argv  # noqa: E402
 
 
 def _spec(root: Path, n: int) -> str:

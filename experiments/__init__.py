@@ -32,7 +32,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 _WHERE = {
-    "Artifact": "artifact", "ArtifactSet": "sets", "Task": "task",
+    "Artifact": "model.artifact", "ArtifactSet": "model.sets", "Task": "model.task",
     "Executor": "executor", "SlurmExecutor": "executor", "LocalExecutor": "executor",
     "ExperimentsError": "errors", "DefinitionError": "errors", "PlanError": "errors",
     "ConfigError": "errors", "SubmissionError": "errors", "SchedulerQueryError": "errors",
@@ -40,7 +40,6 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
-    from .artifact import Artifact
     from .errors import (
         ConfigError,
         DefinitionError,
@@ -52,8 +51,9 @@ if TYPE_CHECKING:
         SubmissionError,
     )
     from .executor import Executor, LocalExecutor, SlurmExecutor
-    from .sets import ArtifactSet
-    from .task import Task
+    from .model.artifact import Artifact
+    from .model.sets import ArtifactSet
+    from .model.task import Task
 
 
 def _excepthook(tp: type[BaseException], value: BaseException, tb: Any) -> None:

@@ -15,16 +15,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from . import _registry, paths, task_setup
-from .artifact import Artifact
+from . import _registry, paths
 from .errors import DefinitionError
-from .sets import ArtifactSet
+from .model.artifact import Artifact
+from .model.sets import ArtifactSet
+from .worker import task_setup
 
 if TYPE_CHECKING:
-    from .launching import Progress
+    from .launching.context import Progress
     from .report import ReportWritten
-    from .results import ArtifactView, ResultTable
     from .session import Session
+    from .tracking.views import ArtifactView, ResultTable
     from .verbs import DryRun, HistoryReport, Invalidation, LaunchResult, StatusReport
 
 

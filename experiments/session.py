@@ -1,7 +1,7 @@
 """A session: what every verb works over — the experiment, the config, the store, the backends.
 
 Opening a session reads the configuration and applies its ``umask`` (and whose done markers
-count, see :mod:`experiments.trust`) to this process (every file the verbs create follows it)
+count, see :mod:`experiments.worker.trust`) to this process (every file the verbs create follows it)
 and keeps the experiments home private (mode 700); nothing else changes process state.
 Backends are created by name
 on first use and kept, so one verb asks each scheduler through one object.
@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import backends as registry
-from . import config as config_mod
-from . import trust
 from .backends.base import Backend, BackendOptions
+from .config import settings as config_mod
 from .errors import DefinitionError, PlanError
-from .status import Live, query_live
-from .store import JobRecord, Store
+from .tracking.status import Live, query_live
+from .tracking.store import JobRecord, Store
+from .worker import trust
 
 if TYPE_CHECKING:
     from .executor import Executor

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 from ..errors import DefinitionError
 
 if TYPE_CHECKING:
-    from ..config import Config
-    from ..launching import LaunchContext
+    from ..config.settings import Config
+    from ..launching.context import LaunchContext
     from ..plan import Group, Plan
-    from ..store import JobRecord
+    from ..tracking.store import JobRecord
 
 Scalar = str | int | float | bool
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from .. import _atomic, paths
 from ..errors import SchedulerQueryError, SubmissionError
 from ..plan import Group, Plan, chunk
-from ..store import JobRecord
-from ..worker_base import WorkerState
+from ..tracking.store import JobRecord
+from ..worker.base import WorkerState
 from .base import (
     Description,
     JobState,
@@ -34,7 +34,7 @@ from .base import (
 )
 
 if TYPE_CHECKING:
-    from ..launching import LaunchContext
+    from ..launching.context import LaunchContext
 
 NAME = "fake"
 

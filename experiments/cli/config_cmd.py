@@ -2,7 +2,7 @@
 
 Needs no experiment file: ``experiments config show`` and ``python my_experiment.py config
 show`` print the same. The layers are the built-in defaults, the site file and the user's file
-(see :mod:`experiments.config`).
+(see :mod:`experiments.config.settings`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from .. import config as config_mod
-from ..config_layers import Merged, leaves, nested_sources
+from ..config import settings as config_mod
+from ..config.layers import Merged, leaves, nested_sources
 from . import render
 
 

@@ -7,9 +7,9 @@ import time
 
 from rich.markup import escape
 
-from ..backends.waits import SubmitWait, WaitPhase
 from ..errors import LaunchIncomplete
-from ..launching import EventKind, LaunchEvent
+from ..launching.context import EventKind, LaunchEvent
+from ..launching.waits import SubmitWait, WaitPhase
 from . import render
 
 

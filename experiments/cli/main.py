@@ -19,15 +19,16 @@ import click
 from click.shell_completion import CompletionItem
 from rich.markup import escape
 
-from .. import __version__, _registry, logs, verbs
-from .. import config as config_mod
-from ..backends import local_detach
+from .. import __version__, _registry, verbs
+from ..backends.local import detach as local_detach
+from ..config import settings as config_mod
 from ..errors import ExperimentsError, LaunchIncomplete
-from ..launching import EventKind, LaunchEvent
-from ..overrides import parse_overrides
+from ..launching.context import EventKind, LaunchEvent
+from ..plan.overrides import parse_overrides
 from ..session import Session
-from ..status import ArtifactState
-from ..store import JobRecord, Store
+from ..tracking import logfiles as logs
+from ..tracking.status import ArtifactState
+from ..tracking.store import JobRecord, Store
 from ..verbs.housekeeping import missing_log_note
 from ..verbs.site import run_here_warnings
 from . import launch_report, render
@@ -539,7 +540,7 @@ def cancel(state: _State, /, stages: tuple[str, ...], yes: bool, **opts: Any) ->
 @click.pass_obj
 def table_cmd(state: _State, /, stage: str, where: tuple[str, ...], fmt: str, as_json: bool,
               columns: str | None, sort: str | None, **opts: Any) -> None:
-    from ..selection import SelectionError
+    from ..model.selection import SelectionError
 
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     try:
@@ -635,7 +636,7 @@ def can_ask() -> bool:
                short_help="Write a starter experiment file.")
 @click.argument("path", default="my_experiment.py", type=click.Path(dir_okay=False))
 def init(path: str) -> None:
-    from ..starter import write_starter
+    from ..verbs.starter import write_starter
 
     written = write_starter(path)
     render.out.print(f"Wrote {written}. Try: python {written} launch --local")

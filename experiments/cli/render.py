@@ -22,19 +22,19 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-from .. import logs
 from ..plan import Plan
 from ..plan.lanes import ArrayLayout, describe_arrays
-from ..results import ResultTable, cell_text
-from . import waiting
+from ..tracking import logfiles as logs
+from ..tracking.views import ResultTable, cell_text
+from . import waiting_lines as waiting
 
 if TYPE_CHECKING:
     from ..report import ReportWritten
-from ..snapshots import GcResult
-from ..staleness import Stale
-from ..status import ORDER, ArtifactState, JobView, StageStatus, TaskView
-from ..store import JobRecord
-from ..tracking import root_text
+from ..launching.snapshots import GcResult
+from ..tracking.ends import root_text
+from ..tracking.staleness import Stale
+from ..tracking.status import ORDER, ArtifactState, JobView, StageStatus, TaskView
+from ..tracking.store import JobRecord
 from ..verbs import (
     DryRun,
     HistoryReport,

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Resources
-from ..identity import encode_params
-from ..task import Step
+from ..model.identity import encode_params
+from ..model.task import Step
 
 
 @dataclass(frozen=True, slots=True)  # slots: a million of them must fit in memory

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import logs
-from ..results import ArtifactView, make_table
 from ..session import Session
-from ..status import ORDER, ArtifactState, read_status
-from ..store import JobRecord, now_iso
+from ..tracking import logfiles as logs
+from ..tracking.status import ORDER, ArtifactState, read_status
+from ..tracking.store import JobRecord, now_iso
+from ..tracking.views import ArtifactView, make_table
 from ..verbs.results import grid
-from .cost import StageCost, Usage, stage_costs, usage
+from .cost_table import StageCost, Usage, stage_costs, usage
 
 TAIL_LINES = 20
 FULL_LOG_BYTES = 200_000  # the end of a long log; the report says it was cut

@@ -29,9 +29,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
-from .. import logs
 from ..session import Session
-from .cost import Usage, usage
+from ..tracking import logfiles as logs
+from .cost_table import Usage, usage
 from .data import ReportData, collect
 
 MIN_INTERVAL_S = 5.0

@@ -22,12 +22,12 @@ from filelock import FileLock, Timeout
 
 from .. import paths
 from ..backends.base import TaskKey, TaskStatus
-from ..config import lock_mode
+from ..config.settings import lock_mode
 from ..errors import ExperimentsError, SchedulerQueryError
-from ..launching import clear_stop, request_stop
+from ..launching.context import clear_stop, request_stop
 from ..session import Session
-from ..store import JobRecord, RecordState
-from ..tracking import of_root
+from ..tracking.ends import of_root
+from ..tracking.store import JobRecord, RecordState
 
 CANCEL_WAIT_S = 120.0
 

@@ -1,6 +1,7 @@
 """Code snapshots for a launch, and ``gc`` of the snapshot store.
 
-``launch`` freezes the executor's ``code_path`` once (see :mod:`experiments.snapshots`) and every
+``launch`` freezes the executor's ``code_path`` once (see
+:mod:`experiments.launching.snapshots`) and every
 job of the launch runs in that tree. Never copied, even when inside ``code_path``: the artifact
 root, the experiments home (snapshot store, specs, tracking files) and the log directory.
 Snapshots are on unless the executor says ``snapshot_code=False`` or the config
@@ -12,11 +13,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from .. import paths, snapshots
+from .. import paths
 from ..backends.base import TaskKey, TaskStatus
 from ..errors import SnapshotError
+from ..launching import snapshots
 from ..session import Session
-from ..store import JobRecord, RecordState, Store
+from ..tracking.store import JobRecord, RecordState, Store
 
 
 def enabled(session: Session) -> bool:

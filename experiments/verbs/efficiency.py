@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from ..backends.base import Resources, TaskKey, TaskUsage
 from ..session import Session
-from ..store import JobRecord
+from ..tracking.store import JobRecord
 
 WORST = 5
 

@@ -35,11 +35,11 @@ from enum import Enum
 
 from .. import paths
 from ..backends.base import TaskKey
+from ..launching.snapshots import GcResult
 from ..session import Session
-from ..snapshots import GcResult
-from ..status import Live, ended_entry, live_artifacts
-from ..store import JobRecord, RecordState, now_iso
-from ..tracking import record_endings, root_of
+from ..tracking.ends import record_endings, root_of
+from ..tracking.status import Live, ended_entry, live_artifacts
+from ..tracking.store import JobRecord, RecordState, now_iso
 from .code_snapshots import gc as gc_snapshots
 
 DAY_S = 86400.0

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
-from ..markers import DoneIndex
 from ..session import Session
-from ..staleness import Stale
-from ..status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
-from ..store import JobRecord
-from ..tracking import of_root, record_endings, root_of, roots, unknown_root_warning
+from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
+from ..tracking.markers import DoneIndex
+from ..tracking.staleness import Stale
+from ..tracking.status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
+from ..tracking.store import JobRecord
 from .stale import find_stale
 
 

@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..artifact import Artifact, walk
 from ..errors import ExperimentsError, SchedulerQueryError
-from ..identity import to_plain
+from ..model.artifact import Artifact, walk
+from ..model.identity import to_plain
 from ..session import Session
-from ..staleness import move_marker_aside, utc_stamp
-from ..status import is_built, live_artifacts
+from ..tracking.staleness import move_marker_aside, utc_stamp
+from ..tracking.status import is_built, live_artifacts
 from .stale import owners
 
 _MISSING = object()

@@ -17,23 +17,23 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .. import _gc, paths
-from ..artifact import Artifact
 from ..backends.base import Description, Resources, freeze_requirements
-from ..config import lock_mode
+from ..config.settings import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
-from ..identity import check_relpath
-from ..launching import LaunchContext, Progress, pending_intents
-from ..markers import DoneIndex
-from ..overrides import Overrides, apply_overrides
+from ..launching.context import LaunchContext, Progress, pending_intents
+from ..launching.snapshots import Snapshot
+from ..model.artifact import Artifact
+from ..model.identity import check_relpath
+from ..model.task import Download, Task, Upload
 from ..plan import Plan, build_plan
 from ..plan.lanes import ArrayLayout
+from ..plan.overrides import Overrides, apply_overrides
 from ..session import Session
-from ..snapshots import Snapshot
-from ..staleness import Stale, move_marker_aside, utc_stamp
-from ..status import Live, live_artifacts
-from ..store import JobRecord, RecordState
-from ..task import Download, Task, Upload
-from ..tracking import of_root, record_endings, unknown_root_warning
+from ..tracking.ends import of_root, record_endings, unknown_root_warning
+from ..tracking.markers import DoneIndex
+from ..tracking.staleness import Stale, move_marker_aside, utc_stamp
+from ..tracking.status import Live, live_artifacts
+from ..tracking.store import JobRecord, RecordState
 from .cancel import other_files
 from .code_snapshots import take as take_snapshot
 from .launch_incomplete import incomplete

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from ..errors import LaunchIncomplete, SubmissionError
 from ..plan import Plan
-from ..store import JobRecord
+from ..tracking.store import JobRecord
 
 
 def incomplete(plan: Plan, submitted: Sequence[JobRecord], exc: SubmissionError,

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..artifact import Artifact
 from ..errors import ExperimentsError
+from ..model.artifact import Artifact
 from ..session import Session
-from ..status import ArtifactState, TaskView, task_state
-from ..store import JobRecord
+from ..tracking.status import ArtifactState, TaskView, task_state
+from ..tracking.store import JobRecord
 from .inspect import status
 
 

@@ -28,9 +28,9 @@ from datetime import datetime
 from .. import _proc
 from ..backends.base import Backend, SubmissionTracking
 from ..errors import ExperimentsError, SchedulerQueryError
-from ..launching import pending_intents
+from ..launching.context import pending_intents
 from ..session import Session
-from ..store import JobRecord, RecordState
+from ..tracking.store import JobRecord, RecordState
 
 IN_FLIGHT_WAIT_S = 30.0
 OTHER_HOST_IN_FLIGHT_S = 600.0

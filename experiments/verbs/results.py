@@ -10,12 +10,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import paths, selection, waiting
-from ..artifact import Artifact
-from ..results import ArtifactView, ResultTable, flatten_params, make_table, read_json, read_metrics
+from .. import paths
+from ..model import selection
+from ..model.artifact import Artifact
 from ..session import Session
-from ..status import ArtifactState, Live, TaskView, is_built, latest_tasks, task_state
-from ..store import JobRecord
+from ..tracking import waiting
+from ..tracking.status import ArtifactState, Live, TaskView, is_built, latest_tasks, task_state
+from ..tracking.store import JobRecord
+from ..tracking.views import (
+    ArtifactView,
+    ResultTable,
+    flatten_params,
+    make_table,
+    read_json,
+    read_metrics,
+)
 
 Where = Iterable[str] | Mapping[str, Any] | None
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..artifact import Artifact
 from ..backends.base import Scalar, TaskKey, _mem_mb, parse_duration_s
 from ..errors import DefinitionError
-from ..status import ArtifactState, Live, latest_tasks, recorded_raw, task_state
-from ..store import JobRecord
+from ..model.artifact import Artifact
+from ..tracking.status import ArtifactState, Live, latest_tasks, recorded_raw, task_state
+from ..tracking.store import JobRecord
 
 RETRIED = (ArtifactState.FAILED, ArtifactState.DEP_FAILED)
 

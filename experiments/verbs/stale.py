@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import paths
-from ..artifact import Artifact, walk
 from ..errors import SnapshotError
-from ..markers import DoneIndex
+from ..model.artifact import Artifact, walk
 from ..session import Session
-from ..stale_cache import VerdictCache
-from ..staleness import Stale, StaleFinder
+from ..tracking.markers import DoneIndex
+from ..tracking.stale_cache import VerdictCache
+from ..tracking.staleness import Stale, StaleFinder
 from .code_snapshots import current_id
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..session import Session
-from ..status import ArtifactState, StageStatus
+from ..tracking.status import ArtifactState, StageStatus
 from .inspect import StatusReport, status
 
 LIVE_STATES = (ArtifactState.RUNNING, ArtifactState.QUEUED, ArtifactState.SUBMITTING)

@@ -13,7 +13,7 @@ import pytest
 
 import experiments
 from experiments.errors import DefinitionError
-from experiments.starter import write_starter
+from experiments.verbs.starter import write_starter
 
 ROOT = Path(__file__).resolve().parents[2]
 VERBS = ("init", "launch", "drylaunch", "status", "history", "cat", "cancel")

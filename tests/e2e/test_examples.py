@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from experiments import config as cfg
+from experiments.config import settings as cfg
 
 from .helpers import done_markers, run_cli
 

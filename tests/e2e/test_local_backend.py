@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.store import Store
+from experiments.tracking.store import Store
 
 from .helpers import done_markers, run_cli
 

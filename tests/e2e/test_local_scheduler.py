@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends.local import process_start
-from experiments.store import Store
+from experiments.backends.local.backend import process_start
+from experiments.tracking.store import Store
 
 from .helpers import done_markers, run_cli
 
@@ -277,7 +277,7 @@ GPU_TOOLS = shutil.which("nvidia-smi") or shutil.which("rocm-smi")
 @pytest.mark.skipif(not GPU_TOOLS, reason="no nvidia-smi/rocm-smi on this machine: the "
                     "placement test against detected GPUs needs real GPUs")
 def test_placement_against_detected_gpus(tmp_path: Path) -> None:
-    from experiments.backends.local_capacity import detect_gpus
+    from experiments.backends.local.capacity import detect_gpus
 
     gpus = detect_gpus()
     if len(gpus) < 2:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.store import Store
+from experiments.tracking.store import Store
 
 from .helpers import run_cli
 from .slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import config as cfg
+from experiments.config import settings as cfg
 
 from .helpers import done_markers, run_cli
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.store import JobRecord, Store
+from experiments.tracking.store import JobRecord, Store
 
 from .helpers import done_markers, run_cli
 from .slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands

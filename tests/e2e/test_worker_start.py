@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import specs
-from experiments.bootstrap import worker_argv
+from experiments.launching import specs
+from experiments.worker.bootstrap import worker_argv
 
 from .helpers import done_markers, run_cli
 from .slurm_helpers import cancel_all, wait_until_idle

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.store import Store
+from experiments.tracking.store import Store
 from tests.e2e.helpers import done_markers, run_cli
 
 EXPERIMENT = '''

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.store import Store
+from experiments.tracking.store import Store
 from tests.e2e.helpers import run_cli
 from tests.e2e.slurm_helpers import cancel_all, my_jobs, wait_until_idle, wrap_commands
 

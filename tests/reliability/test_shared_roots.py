@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import specs
+from experiments.launching import specs
 from tests._slurm import FaultsCluster
 from tests.e2e.helpers import done_markers, run_cli
 from tests.e2e.slurm_helpers import cancel_all, my_jobs

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.store import Store
+from experiments.tracking.store import Store
 from tests.e2e.helpers import done_markers, run_cli
 from tests.e2e.slurm_helpers import (
     arrays_known_to_slurm,

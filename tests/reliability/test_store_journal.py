@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments import StoreError, _atomic, config
-from experiments import store as store_mod
-from experiments.store import JobRecord, RecordState, Store
+from experiments import StoreError, _atomic
+from experiments.config import settings as config
+from experiments.tracking import store as store_mod
+from experiments.tracking.store import JobRecord, RecordState, Store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,7 +182,7 @@ def test_damaged_journal_line_is_reported_and_copied_aside(experiments_home: Pat
 CRASHING_WRITER = """
 import sys
 from pathlib import Path
-from experiments.store import JobRecord, Store
+from experiments.tracking.store import JobRecord, Store
 store = Store(Path(sys.argv[1]), "proj")
 for i in range(int(sys.argv[2])):
     store.add(JobRecord(name=f"r{i}", backend="slurm", stage="s", tier=0, tasks=[["i", "p"]]))
@@ -232,7 +233,8 @@ def test_readers_never_see_records_vanish_while_a_writer_compacts(
     monkeypatch.setattr(store_mod, "COMPACT_MIN_BYTES", 1024)
     Store(experiments_home, "proj").add(_record("first"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    script = "import experiments.store as m\nm.COMPACT_MIN_BYTES = 1024\n" + CRASHING_WRITER
+    script = ("import experiments.tracking.store as m\nm.COMPACT_MIN_BYTES = 1024\n"
+              + CRASHING_WRITER)
     writer = subprocess.Popen([sys.executable, "-c", script, str(experiments_home), "400"],
                               env=env)
     seen, errors = [1], []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from experiments import StoreError
-from experiments.store import JobRecord, Store
+from experiments.tracking.store import JobRecord, Store
 
 
 def _record(name: str, stage: str = "pretrain", n_tasks: int = 2) -> JobRecord:
@@ -118,7 +118,7 @@ def test_fifty_concurrent_writers_lose_nothing(experiments_home: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from experiments.store import JobRecord, Store
+from experiments.tracking.store import JobRecord, Store
 store = Store(Path(sys.argv[1]), "proj")
 i = 0
 print("ready", flush=True)

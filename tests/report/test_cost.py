@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiments import Artifact, ArtifactSet, SlurmExecutor
-from experiments.report.cost import Usage, stage_costs
+from experiments.report.cost_table import Usage, stage_costs
 from experiments.session import Session
 from experiments.verbs.results import grid
 

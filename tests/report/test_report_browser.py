@@ -15,7 +15,7 @@ import pytest
 from experiments import LocalExecutor, verbs
 from experiments.report import write_report
 from experiments.report.serve import ReportServer, make_server
-from experiments.status import ArtifactState as S
+from experiments.tracking.status import ArtifactState as S
 
 from . import grid as g
 from .conftest import need

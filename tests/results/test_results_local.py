@@ -13,7 +13,7 @@ import pytest
 from experiments import Artifact, ArtifactSet, LocalExecutor, Task
 from experiments.errors import ExperimentsError
 from experiments.session import Session
-from experiments.status import ArtifactState as S
+from experiments.tracking.status import ArtifactState as S
 from tests.e2e.helpers import run_cli
 
 METRICS = '{"loss": %s, "eval": {"acc": %s}, "lr": 1}'

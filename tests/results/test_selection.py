@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.selection import SelectionError, matches, parse_value, parse_where
+from experiments.model.selection import SelectionError, matches, parse_value, parse_where
 
 PARAMS = {"lr": 0.1, "epochs": 10, "data": "squad", "flag": True, "seed": "1",
           "base.lr": 0.001, "opt": {"name": "adam", "betas": [0.9, 0.99]}, "none": None}

@@ -100,7 +100,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_graph_sees_known_edges() -> None:
     graph = _graph()
     assert "experiments.cli.main" in graph["experiments.executor"]  # auto_cli hands over
-    assert "experiments.backends.base" in graph["experiments.status"]
+    assert "experiments.backends.base" in graph["experiments.tracking.status"]
     assert "experiments.verbs.launch" in graph["experiments.verbs"]
 
 
@@ -127,7 +127,8 @@ def test_only_proc_imports_subprocess() -> None:
 
 def test_backends_base_imports_no_concrete_backend() -> None:
     assert not {m for m in _graph()["experiments.backends.base"]
-                if m.startswith(("experiments.backends.slurm", "experiments.backends.local"))}
+                if m.startswith(("experiments.backends.slurm",
+                                 "experiments.backends.local.backend"))}
 
 
 def test_cli_does_not_import_the_executor_module() -> None:

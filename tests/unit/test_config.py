@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from experiments import ConfigError
-from experiments import config as cfg
+from experiments.config import settings as cfg
 
 SEED_README = Path(__file__).resolve().parents[1] / "data" / "README-seed.md"  # the spec, copied
 # The block from the seed README, as the default config must be.

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from experiments import Artifact, ArtifactSet, DefinitionError, Task, specs
-from experiments.identity import MAX_DEPTH, check_relpath, encode_params, encode_value
+from experiments import Artifact, ArtifactSet, DefinitionError, Task
+from experiments.launching import specs
+from experiments.model.identity import MAX_DEPTH, check_relpath, encode_params, encode_value
 
 from .hostile import HOSTILE
 
@@ -24,7 +25,7 @@ from .hostile import HOSTILE
 PINNED_SRC = '''
 import enum
 from dataclasses import dataclass
-from experiments.artifact import Artifact
+from experiments.model.artifact import Artifact
 
 class Color(enum.Enum):
     RED = "red"
@@ -419,7 +420,8 @@ def test_numpy_values_without_exact_python_equivalent_are_refused(value: Any,
 
 
 def test_numpy_is_not_imported_for_plain_values() -> None:
-    code = (PINNED_SRC + "\nimport sys, json\nfrom experiments.identity import encode_params\n"
+    code = (PINNED_SRC
+            + "\nimport sys, json\nfrom experiments.model.identity import encode_params\n"
             "json.dumps(encode_params(ART)); print(ART.relpath)\nprint('numpy' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=30, check=True).stdout.splitlines()

@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from experiments import _proc
-from experiments.backends.waits import SubmitWait, WaitPhase
 from experiments.cli.launch_report import waiting_line
-from experiments.launching import EventKind, LaunchEvent
-from experiments.store import JobRecord
+from experiments.launching.context import EventKind, LaunchEvent
+from experiments.launching.waits import SubmitWait, WaitPhase
+from experiments.tracking.store import JobRecord
 
 NAME = "proj.train.ab12cd34.t1g0c0"
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, LocalExecutor, Task, specs
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task
 from experiments.backends.fake import FakeBackend
-from experiments.launching import EventKind, LaunchContext, LaunchEvent, pending_intents
+from experiments.launching import specs
+from experiments.launching.context import EventKind, LaunchContext, LaunchEvent, pending_intents
 from experiments.session import Session
-from experiments.status import Live
-from experiments.store import RecordState
+from experiments.tracking.status import Live
+from experiments.tracking.store import RecordState
 from experiments.verbs.launch import make_plan
 
 

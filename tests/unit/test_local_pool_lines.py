@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 
-from experiments.backends.local_pool import PooledWorker
+from experiments.backends.local.pool import PooledWorker
 
 
 def _reader(data: bytes) -> tuple[PooledWorker, object]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import locking
+from experiments.worker import lock as locking
 from tests._strace import no_flock
 
 from .test_worker import (

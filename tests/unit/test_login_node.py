@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments import config as cfg
-from experiments.backends.local import LocalBackend
-from experiments.backends.local_capacity import LOGIN_NODE_WORKERS, Capacity, login_node
+from experiments.backends.local.backend import LocalBackend
+from experiments.backends.local.capacity import LOGIN_NODE_WORKERS, Capacity, login_node
+from experiments.config import settings as cfg
 
 
 def test_a_found_slurm_conf_outside_an_allocation_is_a_login_node(tmp_path: Path) -> None:

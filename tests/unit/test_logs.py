@@ -1,4 +1,4 @@
-"""experiments.logs: streaming, tailing and following logs without reading them whole."""
+"""experiments.tracking.logfiles: streaming, tailing and following logs, never read whole."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import logs
+from experiments.tracking import logfiles as logs
 
 
 def _log(tmp_path: Path, n: int, newline_at_end: bool = True) -> Path:

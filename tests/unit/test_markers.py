@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.markers import DoneIndex
-from experiments.status import is_built
+from experiments.tracking.markers import DoneIndex
+from experiments.tracking.status import is_built
 
 
 def _make(root: Path, relpath: str, done: bool) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from experiments import specs
 from experiments.backends.base import Resources, common_resources
 from experiments.errors import DefinitionError
+from experiments.launching import specs
 from experiments.plan import Group, Plan, PlannedTask
 from experiments.plan.lanes import Wait, Where, describe_arrays, layout_plan
 from experiments.plan.packs import PackFit, fit_pack, pack_count, smallest_fitting
@@ -70,7 +70,7 @@ def test_pack_requirements_are_read_and_checked() -> None:
 
 
 def test_pack_keys_are_not_sbatch_options() -> None:
-    from experiments.backends.slurm.options import slurm_options
+    from experiments.backends.slurm.sbatch_options import slurm_options
 
     assert slurm_options({"pack": 5, "pack_time": "1:00:00", "time": "5"}, where="x") == [
         ("time", "5")]
@@ -190,7 +190,7 @@ def test_packs_fit_the_policed_clusters_partitions() -> None:
 
 def test_efficiency_reads_a_packs_accounting_once_not_per_artifact() -> None:
     from experiments.backends.base import TaskKey, TaskUsage
-    from experiments.store import JobRecord
+    from experiments.tracking.store import JobRecord
     from experiments.verbs.efficiency import _tasks
 
     rec = JobRecord(name="n", backend="slurm", stage="s", tier=0, job_id="9",

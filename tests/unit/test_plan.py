@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from experiments import Artifact, ArtifactSet, DefinitionError, PlanError, Task
-from experiments import config as cfg
 from experiments.backends.base import common_resources
+from experiments.config import settings as cfg
+from experiments.model.task import RunCommand
 from experiments.plan import Plan, PlannedTask, build_plan, chunk
-from experiments.task import RunCommand
 
 
 @dataclass(frozen=True)
@@ -249,8 +249,8 @@ def test_chunk_splits_in_order() -> None:
 
 def test_new_task_is_the_same_object_as_the_dataclass_makes() -> None:
     """The planner's fast constructor must set every field (one added to PlannedTask too)."""
+    from experiments.model.task import RunCommand
     from experiments.plan.model import new_task
-    from experiments.task import RunCommand
 
     values = ("id", "Rel/x-1", "stage", "Cls", ("d1",), ("Dep/y-2",), (RunCommand("true"),),
               object())

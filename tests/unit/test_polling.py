@@ -17,9 +17,9 @@ from experiments.backends.base import TaskKey, TaskStatus
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.session import Session
-from experiments.status import ArtifactState as S
-from experiments.status import needs_asking
-from experiments.store import JobRecord
+from experiments.tracking.status import ArtifactState as S
+from experiments.tracking.status import needs_asking
+from experiments.tracking.store import JobRecord
 
 from .test_cli import FakeExecutor
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, LocalExecutor, Task, paths, specs, verbs
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task, paths, verbs
 from experiments.backends.fake import FakeBackend
 from experiments.errors import ExperimentsError, SnapshotError
+from experiments.launching import specs
 from experiments.session import Session
-from experiments.staleness import params_reason
+from experiments.tracking.staleness import params_reason
 from experiments.verbs.invalidate import matches, parse_where
 
 
@@ -157,7 +158,7 @@ def test_code_path_that_is_the_artifact_root_runs_live_with_a_warning(tmp_path: 
 
 def _fake_build(root: str, art: Artifact, snapshot: str) -> None:
     """A built artifact as the worker leaves it (provenance naming ``snapshot``)."""
-    from experiments.identity import encode_params
+    from experiments.model.identity import encode_params
 
     os.makedirs(paths.artifact_dir(root, art.relpath), exist_ok=True)
     meta = {"params": encode_params(art), "provenance": {

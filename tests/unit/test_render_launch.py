@@ -7,7 +7,7 @@ import pytest
 from experiments.backends.base import common_resources
 from experiments.cli import render
 from experiments.plan import Group, Plan
-from experiments.store import JobRecord
+from experiments.tracking.store import JobRecord
 from experiments.verbs import LaunchResult
 
 

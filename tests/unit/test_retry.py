@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Task, config
+from experiments import Artifact, ArtifactSet, Task
 from experiments.backends.base import JobState, TaskStatus
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
+from experiments.config import settings as config
 from experiments.errors import ConfigError
 from experiments.session import Session
 from experiments.verbs.retry import format_mem, format_time

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from experiments import ConfigError
-from experiments import config as cfg
 from experiments.cli import main as cli_main
-from experiments.config_layers import Layer, leaves, merge
+from experiments.config import settings as cfg
+from experiments.config.layers import Layer, leaves, merge
 
 SITE = {"log_directory": "/scratch/$USER/exp-logs",
         "default_slurm_args": {"gpu": {"time": "12:00:00", "requeue": None},

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments import _snapshot_files, snapshots
 from experiments.errors import ExperimentsError, SnapshotError
-from experiments.snapshots import take
+from experiments.launching import snapshot_files as _snapshot_files
+from experiments.launching import snapshots
+from experiments.launching.snapshots import take
 
 
 def git(repo: Path, *args: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments import specs
+from experiments.launching import specs
 
 N = 50_000
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, Task, _atomic, paths, provenance
-from experiments.identity import encode_params
-from experiments.stale_cache import VerdictCache
-from experiments.staleness import StaleFinder
+from experiments import Artifact, Task, _atomic, paths
+from experiments.model.identity import encode_params
+from experiments.tracking.stale_cache import VerdictCache
+from experiments.tracking.staleness import StaleFinder
+from experiments.worker import provenance
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from experiments import DefinitionError, Task
-from experiments.task import (
+from experiments.model.task import (
     CreateFile,
     Download,
     RunCommand,

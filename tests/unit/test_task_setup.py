@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments import config
 from experiments.backends.slurm.script import render_script
+from experiments.config import settings as config
 from experiments.errors import ConfigError, DefinitionError
 from experiments.executor import LocalExecutor
 

@@ -13,17 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, LocalExecutor, Task, paths, tracking, verbs
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task, paths, verbs
 from experiments._atomic import write_json
 from experiments.backends.base import JobState
 from experiments.backends.fake import FakeBackend
 from experiments.errors import PlanError
-from experiments.outcomes import Verdict, scheduler_reason
-from experiments.overrides import Overrides, parse_overrides
+from experiments.plan.overrides import Overrides, parse_overrides
 from experiments.session import Session
-from experiments.status import ArtifactState as S
-from experiments.store import JobRecord, Store
-from experiments.worker import WorkerState
+from experiments.tracking import ends as tracking
+from experiments.tracking.outcomes import Verdict, scheduler_reason
+from experiments.tracking.status import ArtifactState as S
+from experiments.tracking.store import JobRecord, Store
+from experiments.worker.main import WorkerState
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, Task, verbs
 from experiments.backends.fake import FakeBackend, SubmissionLost
 from experiments.errors import DefinitionError, SchedulerQueryError, SubmissionError
 from experiments.session import Session
-from experiments.status import ArtifactState as S
-from experiments.store import RecordState
-from experiments.worker import WorkerState
+from experiments.tracking.status import ArtifactState as S
+from experiments.tracking.store import RecordState
+from experiments.worker.main import WorkerState
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Why queued tasks wait: grouping (experiments.waiting) and how status, wait, history and
+"""Why queued tasks wait: grouping (experiments.tracking.waiting) and how status, wait, history and
 --json show it, on FakeBackend steered into the reasons a real backend explains."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from experiments import Artifact, ArtifactSet, Executor, Task
 from experiments.backends.base import Outlook
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
-from experiments.status import ArtifactState, TaskView
-from experiments.waiting import WaitGroup, group, short
+from experiments.tracking.status import ArtifactState, TaskView
+from experiments.tracking.waiting import WaitGroup, group, short
 
 TIME = "the gpu partition allows 12:00:00, the artifact asks 24:00:00; lower `time`"
 

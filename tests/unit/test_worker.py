@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from experiments import Artifact, Task, specs
-from experiments.task import step_to_dict
+from experiments import Artifact, Task
+from experiments.launching import specs
+from experiments.model.task import step_to_dict
 
 from .hostile import HOSTILE_NO_NUL
 

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments import _proc, paths, specs, worker, worker_base
+from experiments import _proc, paths
+from experiments.launching import specs
+from experiments.worker import base as worker_base
+from experiments.worker import main as worker
 
 
 def test_ordinary_failures_exit_0_only_when_the_backend_asks(

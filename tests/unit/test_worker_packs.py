@@ -12,8 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments import logs, specs
-from experiments.task import Task, step_to_dict
+from experiments.launching import specs
+from experiments.model.task import Task, step_to_dict
+from experiments.tracking import logfiles as logs
 
 from .test_worker import WORKER_TIMEOUT_S, _env, _wait_for
 

@@ -18,14 +18,15 @@ from pathlib import Path
 
 from ... import _atomic, paths
 from ..._faults import crash_point
-from ...bootstrap import PACKAGE_PARENT
-from ...config import Config
+from ...config.settings import Config
 from ...errors import SchedulerQueryError, SubmissionError
-from ...launching import EventKind, LaunchContext, LaunchEvent
+from ...launching.context import EventKind, LaunchContext, LaunchEvent
+from ...launching.waits import OnWait, SubmitWait
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
 from ...plan.packs import PackFit, fit_pack
-from ...store import JobRecord
+from ...tracking.store import JobRecord
+from ...worker.bootstrap import PACKAGE_PARENT
 from ..base import (
     Description,
     JobState,
@@ -36,13 +37,12 @@ from ..base import (
     TaskUsage,
     common_resources,
 )
-from ..waits import OnWait, SubmitWait
 from . import budget, deps, limits, pending
 from .allowance import Allowance, Fit, allowance_for, fit_packs
 from .client import SlurmClient, SubmissionUncertain, merge
-from .options import Option, option_text, slurm_options
+from .sbatch_options import Option, option_text, slurm_options
 from .script import render_script
-from .site import SiteLimits
+from .site_limits import SiteLimits
 
 NAME = "slurm"
 

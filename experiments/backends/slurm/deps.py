@@ -7,7 +7,7 @@ kills (time limit, memory, node failure, cancellation) the counterparts pend wit
 
 - the dying worker, in its grace period: ``write_dependents`` leaves, in the upstream job's spec
   directory, one small file per array waiting on it task by task (written right after that
-  array is submitted), which :func:`experiments.worker_base.cancel_dependents` reads;
+  array is submitted), which :func:`experiments.worker.base.cancel_dependents` reads;
 - the next ``status``/``launch``/``wait``: ``end_never_satisfied`` cancels every tracked task
   Slurm reports pending ``DependencyNeverSatisfied`` and records it as dependency failed.
 """
@@ -17,10 +17,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 
-from ... import _atomic, paths, specs
+from ... import _atomic, paths
 from ...errors import SchedulerQueryError
-from ...store import JobRecord
-from ...worker_base import EXIT_ZERO_ENV, record_dependency_failed
+from ...launching import specs
+from ...tracking.store import JobRecord
+from ...worker.base import EXIT_ZERO_ENV, record_dependency_failed
 from ..base import JobState, TaskKey, TaskStatus
 from .client import SlurmClient
 

@@ -21,11 +21,11 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from ...errors import DefinitionError, SchedulerQueryError
-from ...store import JobRecord
+from ...tracking.store import JobRecord
 from ..base import JobState, TaskKey, TaskStatus, common_resources
 from . import reasons
 from .limits import PartitionLimits, QosLimits, Reservation
-from .site import SiteLimits
+from .site_limits import SiteLimits
 
 PARTITION_CODES = frozenset({"PartitionTimeLimit", "PartitionConfig", "PartitionNodeLimit"})
 NO_REASON = ("", "None")

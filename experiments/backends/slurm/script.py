@@ -15,7 +15,7 @@ The script is a list of ``#SBATCH`` directives, then three lines of bash::
     echo "experiments: task ... on <host> at <date>, restart ${SLURM_RESTART_COUNT:-0}" >&2
     exec '<python>' -I -S -c '<bootstrap>' '<package parent>' '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
 
-The last line starts the worker as :mod:`experiments.bootstrap` says (isolated, without
+The last line starts the worker as :mod:`experiments.worker.bootstrap` says (isolated, without
 ``site``, this package's folder on ``sys.path``: the interpreter's start is the per-task floor);
 without ``package_dir`` it is ``exec '<python>' -m experiments.worker '<spec_dir>' ...``.
 
@@ -31,10 +31,10 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
-from ... import task_setup
-from ...bootstrap import BOOTSTRAP, FLAGS
 from ...errors import DefinitionError
-from .options import Option, check_not_owned, check_text, quote_directive_value
+from ...worker import task_setup
+from ...worker.bootstrap import BOOTSTRAP, FLAGS
+from .sbatch_options import Option, check_not_owned, check_text, quote_directive_value
 
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 JOB_NAME_MAX = 200
@@ -153,7 +153,7 @@ def render_script(*, job_name: str, options: Sequence[Option], array: str, outpu
     """The batch script of one array job (pure: the same arguments give the same text).
 
     ``package_dir`` is the folder holding the ``experiments`` package the worker imports
-    (:data:`experiments.bootstrap.PACKAGE_PARENT`); None starts it with ``-m``. ``setup``
+    (:data:`experiments.worker.bootstrap.PACKAGE_PARENT`); None starts it with ``-m``. ``setup``
     lines run after the exports, before the worker; ``signal`` (``B:USR2@300``) asks Slurm to
     signal the worker before the time limit. Raises ``DefinitionError`` for any value that
     could not round-trip into the script.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from experiments import paths, specs
+from experiments import paths
 from experiments.backends.base import JobState, TaskKey, TaskStatus
 from experiments.backends.slurm import deps
-from experiments.store import JobRecord
+from experiments.launching import specs
+from experiments.tracking.store import JobRecord
 
 
 class _Client:

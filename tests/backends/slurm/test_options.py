@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.backends.slurm.options import (
+from experiments.backends.slurm.sbatch_options import (
     array_throttle,
     quote_directive_value,
     sbatch_options,

@@ -15,8 +15,8 @@ from experiments import _proc
 from experiments.backends.base import JobState, Outlook, TaskKey, TaskStatus
 from experiments.backends.slurm.client import SlurmClient
 from experiments.backends.slurm.pending import explain_pending, has_reason, job_request
-from experiments.backends.slurm.site import SiteLimits
-from experiments.store import JobRecord, RecordState
+from experiments.backends.slurm.site_limits import SiteLimits
+from experiments.tracking.store import JobRecord, RecordState
 
 DATA = Path(__file__).parent / "data"
 ANSWERS = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 from experiments.backends.base import JobState, TaskKey
 from experiments.backends.slurm.backend import _keyed, _to_account
 from experiments.backends.slurm.client import merge, parse_rows
-from experiments.store import JobRecord
+from experiments.tracking.store import JobRecord
 
 
 def _record(job_id: str, n: int, ended: int = 0, array_indices: list[int] | None = None

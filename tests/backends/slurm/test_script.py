@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends.slurm.options import array_throttle, slurm_options
+from experiments.backends.slurm.sbatch_options import array_throttle, slurm_options
 from experiments.backends.slurm.script import render_script
-from experiments.bootstrap import BOOTSTRAP
 from experiments.errors import DefinitionError
+from experiments.worker.bootstrap import BOOTSTRAP
 from tests.backends.slurm.test_options import BAD_CHARS, HOSTILE, sbatch_args
 
 REFERENCE = Path(__file__).parent / "reference" / "basic.sbatch"

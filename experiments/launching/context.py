@@ -1,0 +1,271 @@
+"""What every backend shares when it launches a plan: specs, job records, dependency lookup.
+
+A job's record is written as an *intent* (state ``submitting``) before the scheduler is called
+and confirmed with its job id right after, so a crash in between is reconciled on the next
+launch by looking the job up by its unique name instead of submitting it twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import _proc, paths
+from ..backends.base import JobState
+from ..config.settings import Config
+from ..errors import LaunchStopped
+from ..model.task import step_to_dict
+from ..plan import Group, Plan, PlannedTask
+from ..plan.overrides import Overrides
+from ..tracking.store import JobRecord, RecordState, Store
+from . import specs
+from .snapshots import Snapshot
+from .waits import SubmitWait
+
+
+class EventKind(enum.Enum):
+    """What a launch reports as it goes."""
+
+    START = "start"          # the local backend is about to run ``total`` tasks
+    SUBMITTED = "submitted"  # a job was submitted and recorded
+    TASK_ENDED = "task"      # a local task ended in ``state``
+    END = "end"              # the local backend has finished
+    WAITING = "waiting"      # the scheduler is slow to accept submission ``position``
+
+
+@dataclass(frozen=True)
+class LaunchEvent:
+    """One progress report of a launch."""
+
+    kind: EventKind
+    total: int = 0
+    record: JobRecord | None = None
+    relpath: str = ""
+    state: JobState | None = None
+    wait: SubmitWait | None = None  # WAITING: what the submission waits for, what comes next
+    position: int = 0  # WAITING: which submission of the launch (1-based; of ``total``)
+
+
+Progress = Callable[[LaunchEvent], None]
+
+
+def _no_progress(event: LaunchEvent) -> None:
+    return None
+
+
+@dataclass
+class PreparedJob:
+    """A chunk of a group with its spec written and its intent recorded."""
+
+    record: JobRecord
+    group: Group
+    tasks: tuple[PlannedTask, ...]
+    depends_on: tuple[str, ...]  # job ids this job must wait for
+
+
+@dataclass
+class LaunchContext:
+    """Everything a backend needs to launch a plan, and the bookkeeping it must do."""
+
+    project: str
+    home: Path
+    config: Config
+    store: Store
+    artifact_path: str
+    code_path: str
+    launch_id: str
+    python: str
+    progress: Progress = _no_progress
+    max_running: int | None = None  # at most this many tasks of the launch at once
+    experiment_file: str = ""  # recorded in every job: which file owns it
+    setup: tuple[str, ...] = ()  # the executor's setup lines (config.json's come first)
+    job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
+    submitted: list[JobRecord] = field(default_factory=list)
+    overrides: Overrides = field(default_factory=Overrides)  # --set, kept in each record
+    snapshot: Snapshot | None = None  # the launch's frozen code; None: tasks run in code_path
+
+    @classmethod
+    def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
+                 artifact_path: str, code_path: str, python: str,
+                 progress: Progress | None = None,
+                 max_running: int | None = None,
+                 overrides: Overrides | None = None,
+                 snapshot: Snapshot | None = None,
+                 experiment_file: str = "",
+                 setup: Sequence[str] = ()) -> LaunchContext:
+        """A context for ``plan``, knowing which live jobs already hold its dependencies."""
+        ctx = cls(project, home, config, store, artifact_path, code_path,
+                  launch_id=os.urandom(4).hex(), python=python,
+                  progress=progress or _no_progress, max_running=max_running,
+                  overrides=overrides or Overrides(), snapshot=snapshot,
+                  experiment_file=experiment_file, setup=tuple(setup))
+        ctx.job_of.update(plan.live_jobs)
+        return ctx
+
+    def job_name(self, group: Group, group_no: int, chunk_no: int) -> str:
+        """A name unique to this submission and stable across its retries."""
+        return (f"{self.project[:40]}.{group.stage[:40]}.{self.launch_id}"
+                f".t{group.tier}g{group_no}c{chunk_no}")
+
+    def job_env(self, group: Group) -> dict[str, str]:
+        """Environment every task of the job starts with (before the worker runs)."""
+        return {"EXPERIMENTS_PROJECT": self.project, "EXPERIMENTS_STAGE": group.stage}
+
+    def setup_lines(self, group: Group) -> list[str]:
+        """Setup lines for the group's tasks: config.json's global and partition lines, then
+        the executor's."""
+        partition = dict(group.resources.requirements).get("partition")
+        return [*self.config.setup_for(partition), *self.setup]
+
+    def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
+                *, pid_start: int | None = None, indices: Sequence[int] | None = None,
+                depends_on: Sequence[str] | None = None,
+                setup_in_worker: bool = False) -> PreparedJob:
+        """Write the spec of one job and record its intent in the store.
+
+        ``indices`` are the scheduler's array indices of the tasks when they are not
+        ``0..n-1`` (the spec then maps an index to its task; consecutive tasks sharing an index
+        form a pack, built by one task); ``depends_on`` overrides the job
+        ids waited for (by default every job holding a dependency of a task);
+        ``setup_in_worker``: the worker runs the setup lines before each command (for backends
+        without a batch script of their own to put them in). Raises ``LaunchStopped`` (before
+        writing anything) when ``cancel`` asked this project's launches to stop: every job
+        recorded so far is then cancelled by it.
+        """
+        who = stop_requested(self.home, self.project)
+        if who:
+            raise LaunchStopped(
+                f"launch stopped by {who} after submitting {len(self.submitted)} job(s), "
+                f"before job {name}; `cancel` cancels what was submitted")
+        spec = paths.spec_dir(self.home, self.project, name)
+        header: dict[str, Any] = {
+            "project": self.project, "stage": group.stage, "job_name": name,
+            "artifact_path": self.artifact_path, "code_path": self.code_path,
+            "umask": self.config.umask, **snapshot_header(self.snapshot, self.code_path),
+            "trusted_uids": list(self.config.trusted_uids),
+            "trusted_gids": list(self.config.trusted_gids)}
+        sparse = list(indices) if indices is not None and list(indices) != list(
+            range(len(tasks))) else []
+        if sparse:  # lanes on their upstream's indices, or packs (repeated indices)
+            header.update(specs.index_header(sparse))
+        if setup_in_worker and self.setup_lines(group):
+            header["setup"] = self.setup_lines(group)
+        res = group.resources
+        if res.checkpoint_before_s:  # the worker requeues after this signal (see worker.py)
+            header["checkpoint"] = {
+                "signal": res.checkpoint_signal, "max_requeues": res.max_requeues,
+                "requeue": dict(res.requirements).get("requeue", True) is not False}
+        specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
+        deps = sorted(set(depends_on) if depends_on is not None else
+                      {self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
+        record = JobRecord(
+            name=name, backend=backend, stage=group.stage, tier=group.tier,
+            tasks=[[t.artifact_id, t.relpath] for t in tasks],
+            requirements=dict(group.resources.requirements), depends_on=deps,
+            spec_dir=str(spec),
+            log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
+            host=socket.gethostname(), pid=os.getpid(), experiment_file=self.experiment_file,
+            pid_start=_proc.process_start(os.getpid()) if pid_start is None else pid_start,
+            array_indices=sparse,
+            artifact_path=self.artifact_path, overrides=self.overrides.for_stage(group.stage),
+            snapshot=self.snapshot.id if self.snapshot else None,
+        )
+        Path(record.log_dir).mkdir(parents=True, exist_ok=True)
+        self.store.add(record)
+        return PreparedJob(record, group, tuple(tasks), tuple(deps))
+
+    def confirm(self, job: PreparedJob, job_id: str) -> JobRecord:
+        """Record the scheduler's job id for a prepared job."""
+        record = self.store.update(job.record.stage, job.record.name, job_id=job_id,
+                                   state=RecordState.SUBMITTED)
+        job.record = record
+        for t in job.tasks:
+            self.job_of[t.artifact_id] = job_id
+        self.submitted.append(record)
+        self.progress(LaunchEvent(EventKind.SUBMITTED, record=record))
+        return record
+
+    def discard(self, job: PreparedJob) -> None:
+        """Forget the intent of a job the scheduler certainly refused."""
+        self.store.remove(job.record.stage, {job.record.name})
+
+    def finish(self, final: Mapping[str, Mapping[str, Any]]) -> list[JobRecord]:
+        """Write ``{record name: changes}`` of jobs that ended during the launch (local runs)."""
+        by_stage: dict[str, dict[str, dict[str, Any]]] = {}
+        for rec in self.submitted:
+            if rec.name in final:
+                by_stage.setdefault(rec.stage, {})[rec.name] = dict(final[rec.name])
+        out: list[JobRecord] = []
+        for stage, changes in by_stage.items():
+            out.extend(self.store.update_many(stage, changes).values())
+        return out
+
+
+def snapshot_header(snapshot: Snapshot | None, code_path: str) -> dict[str, Any]:
+    """The spec header keys for the code: with a snapshot, ``code_path`` is the snapshot's tree
+    (the worker's cwd and ``EXPERIMENTS_CODE_PATH``) and ``live_code_path`` the original."""
+    if snapshot is None:
+        return {"snapshot": None}
+    git = None if snapshot.git is None else {
+        "commit": snapshot.git.commit, "branch": snapshot.git.branch,
+        "dirty": snapshot.git.dirty, "diff_hash": snapshot.git.diff_hash}
+    return {"code_path": snapshot.path, "live_code_path": code_path,
+            "snapshot": {"id": snapshot.id, "path": snapshot.path, "git": git}}
+
+
+def _task_json(task: PlannedTask) -> dict[str, Any]:
+    return {"id": task.artifact_id, "relpath": task.relpath, "class": task.class_name,
+            "params": task.params, "deps": list(task.dep_relpaths),
+            "steps": [step_to_dict(s) for s in task.steps]}
+
+
+def pending_intents(store: Store) -> list[JobRecord]:
+    """Records whose submission was started but never confirmed (a crash in between)."""
+    return [r for r in store.all_records() if r.state is RecordState.SUBMITTING]
+
+
+# -- stop requests: how ``cancel`` stops a launch that is running --------------------------------
+def request_stop(home: Path, project: str) -> Path:
+    """Ask every launch of ``project`` to stop before its next submission; returns the file.
+
+    The request names this process (host, pid, start time), so one left behind by a killed
+    ``cancel`` is ignored instead of stopping every later launch. Remove it with
+    :func:`clear_stop` when done.
+    """
+    path = paths.launch_stop_request(home, project)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = {"host": socket.gethostname(), "pid": os.getpid(),
+          "start": _proc.process_start(os.getpid())}
+    path.write_text(json.dumps(me))
+    return path
+
+
+def clear_stop(path: Path) -> None:
+    """Withdraw a stop request (only the one this process wrote)."""
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def stop_requested(home: Path, project: str) -> str | None:
+    """Who asks launches of ``project`` to stop (``"cancel (pid N on host)"``), or None.
+
+    A request whose writer is gone (on this host) is stale and ignored; one from another host
+    counts, since its writer cannot be checked from here.
+    """
+    try:
+        data = json.loads(paths.launch_stop_request(home, project).read_text())
+        host, pid, start = str(data["host"]), int(data["pid"]), data.get("start")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if host == socket.gethostname() and not _proc.alive(pid, start):
+        return None
+    return f"`cancel` (pid {pid} on {host})"

@@ -1,0 +1,1 @@
+"""The artifact model: artifacts, identity, sets, the task builder, selection by parameters."""

@@ -1,0 +1,444 @@
+"""What is built, queued, running, failed or not started: markers first, then the scheduler.
+
+The done marker is the truth about what is built; the store says what was submitted; the
+scheduler is asked (once per backend, for all jobs together) only about what may be live.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import paths
+from ..backends.base import Backend, JobState, Outlook, TaskKey, TaskStatus
+from ..errors import SchedulerQueryError
+from ..model.artifact import Artifact
+from ..worker import trust
+from ..worker.base import WorkerState
+from .markers import DoneIndex
+from .outcomes import Verdict, scheduler_reason
+from .store import JobRecord, RecordState, now_iso
+
+
+class ArtifactState(str, enum.Enum):
+    """The state of an artifact (or of the task building it) as people see it."""
+
+    BUILT = "built"
+    RUNNING = "running"
+    QUEUED = "queued"
+    FAILED = "failed"
+    DEP_FAILED = "dep-failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+    SUBMITTING = "submitting"
+    NOT_STARTED = "not started"
+
+
+ORDER = tuple(ArtifactState)  # display order
+PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """One task: which artifact it builds, the state it is in and why."""
+
+    job_id: str
+    index: int
+    relpath: str
+    state: ArtifactState
+    detail: str = ""
+    held: bool = False
+    reason: str = ""    # the scheduler's word for the end ("TIMEOUT") or the wait ("Priority")
+    note: str = ""      # history: "rebuilt by 9" when another job built the artifact since
+    recorded: bool = False  # history: read from the record's ``ended`` entry
+    outlook: Outlook | None = None  # queued with a reason: whether it clears on its own
+
+    @property
+    def key(self) -> TaskKey | None:
+        return TaskKey(self.job_id, self.index) if self.job_id else None
+
+    @property
+    def label(self) -> str:
+        """The state with the scheduler's reason: ``failed (TIMEOUT)``."""
+        return f"{self.state.value} ({self.reason})" if self.reason else self.state.value
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One tracked job with its tasks and their counts per state."""
+
+    record: JobRecord
+    tasks: tuple[TaskView, ...]
+    root: str | None = None  # the artifact root it built into (None: not recorded)
+    show_root: bool = False  # the project has jobs of several roots: say which
+
+    @property
+    def counts(self) -> dict[ArtifactState, int]:
+        out: dict[ArtifactState, int] = {}
+        for t in self.tasks:
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    @property
+    def label_counts(self) -> dict[str, int]:
+        """Counts per :attr:`TaskView.label`, in state order (``1 failed (TIMEOUT)``)."""
+        out: dict[str, int] = {}
+        for t in sorted(self.tasks, key=lambda t: ORDER.index(t.state)):
+            out[t.label] = out.get(t.label, 0) + 1
+        return out
+
+    @property
+    def notes(self) -> dict[str, int]:
+        """Counts per note (``rebuilt by 9``)."""
+        out: dict[str, int] = {}
+        for t in self.tasks:
+            if t.note:
+                out[t.note] = out.get(t.note, 0) + 1
+        return out
+
+
+@dataclass
+class StageStatus:
+    """Counts of artifact states in one stage, and the problems with their reasons."""
+
+    stage: str
+    counts: dict[ArtifactState, int] = field(default_factory=dict)
+    problems: list[TaskView] = field(default_factory=list)
+    waiting: list[TaskView] = field(default_factory=list)  # queued tasks the scheduler explains
+
+
+@dataclass
+class Live:
+    """The scheduler's answer for tracked tasks, and the backends that could not be asked."""
+
+    statuses: dict[TaskKey, TaskStatus] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)  # backend name -> why
+
+    def get(self, key: TaskKey) -> TaskStatus | None:
+        return self.statuses.get(key)
+
+    def warnings(self) -> list[str]:
+        return [f"could not ask the {name} scheduler ({why}); live jobs are unknown"
+                for name, why in self.unreachable.items()]
+
+
+def needs_asking(record: JobRecord) -> bool:
+    """Whether the scheduler must be asked about a job: it was submitted and some task's end
+    is not recorded yet (``JobRecord.ended`` keeps each task's first observed end, so a job
+    whose tasks have all ended costs no query, however long the history)."""
+    return bool(record.job_id) and record.state is not RecordState.FINISHED and len(
+        record.ended) < len(record.tasks)
+
+
+def query_live(records: Sequence[JobRecord], backends: Mapping[str, Backend]) -> Live:
+    """Scheduler states of the tasks of ``records`` that may still be live: one query per
+    backend for all such jobs, and none when every task's end is recorded."""
+    live = Live()
+    by_backend: dict[str, list[JobRecord]] = {}
+    for r in records:
+        if needs_asking(r):
+            by_backend.setdefault(r.backend, []).append(r)
+    for name, recs in by_backend.items():
+        try:
+            live.statuses.update(backends[name].query(recs))
+        except SchedulerQueryError as exc:
+            live.unreachable[name] = str(exc)
+    return live
+
+
+def live_artifacts(records: Sequence[JobRecord], live: Live) -> dict[str, str]:
+    """Artifact id → job id, for artifacts a live task is building."""
+    out: dict[str, str] = {}
+    for rec in records:
+        for i, (artifact_id, _) in enumerate(rec.tasks):
+            st = live.get(TaskKey(rec.job_id or "", i))
+            if st is not None and st.state.live:
+                out[artifact_id] = rec.job_id or ""
+    return out
+
+
+def read_status(root: str, relpath: str) -> dict[str, object]:
+    """The worker's last record for an artifact (empty when it never ran)."""
+    try:
+        with open(paths.status_file(root, relpath), encoding="utf-8") as fh:
+            data = json.load(fh)
+            return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def is_built(root: str, relpath: str) -> bool:
+    """A done marker owned by a trusted account (see :mod:`experiments.worker.trust`)."""
+    return trust.marker_built(root, relpath)
+
+
+def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
+          held: bool = False, reason: str = "") -> TaskView:
+    return TaskView(record.job_id or "?", index, record.tasks[index][1], state, detail, held,
+                    reason)
+
+
+def _live_view(record: JobRecord, index: int, st: TaskStatus) -> TaskView:
+    """A running or queued task; a queued one with the scheduler's reason, hint and outlook."""
+    if st.state is JobState.RUNNING:
+        return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
+    reason = st.reason if st.outlook is not None else ""
+    return replace(_view(record, index, ArtifactState.QUEUED, st.hint, st.held, reason),
+                   outlook=st.outlook)
+
+
+def built_by(root: str, relpath: str) -> str | None:
+    """The job id that wrote the artifact's done marker; "" when the marker does not say;
+    None when the artifact is not built."""
+    try:
+        with open(paths.done_marker(root, relpath), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return ""
+    job = str(data.get("job") or "") if isinstance(data, dict) else ""
+    key = TaskKey.parse(job)
+    return key.job_id if key else job
+
+
+def worker_account(record: JobRecord, index: int, root: str,
+                   done: DoneIndex | None = None) -> dict[str, object]:
+    """The worker's status file of the artifact, when it is about this very task (a later
+    job's attempt overwrites it; a file that names no job is taken as this task's).
+
+    ``done`` spares the read when its listing shows the artifact has no folder at all."""
+    relpath = record.tasks[index][1]
+    if done is not None and not done.has_folder(relpath):
+        return {}
+    info = read_status(root, relpath)
+    job = str(info.get("job") or "")
+    mine = (f"{record.job_id}_{index}", f"{record.job_id}_{record.array_index(index)}",
+            record.job_id)  # the worker names its task by array index (a pack's, a lane's)
+    if job and job not in mine:
+        return {}
+    return info
+
+
+def task_state(record: JobRecord, index: int, live: Live, root: str,
+               done: DoneIndex | None = None) -> TaskView:
+    """The state of one task; never "built" without the artifact's done marker.
+
+    ``done`` answers "built?" for many tasks with one listing per folder (default: a stat)."""
+    relpath = record.tasks[index][1]
+    if done(relpath) if done is not None else is_built(root, relpath):
+        return _view(record, index, ArtifactState.BUILT)
+    st = live.get(TaskKey(record.job_id or "?", index))
+    if st is not None and st.state.live:
+        return _live_view(record, index, st)
+    if record.state is RecordState.SUBMITTING:
+        return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
+    entry = record.ended.get(str(index))
+    if st is None and entry:  # not asked (its end is recorded), or the scheduler forgot
+        if entry.get("state") != ArtifactState.BUILT.value:
+            return from_entry(record, index, entry)
+        return _view(record, index, ArtifactState.NOT_STARTED,
+                     f"built by job {record.job_id}; its done marker has been moved aside or "
+                     "removed since")
+    return _ended(record, index, st, live, root, done)
+
+
+_VERDICT = {Verdict.FAILED: ArtifactState.FAILED, Verdict.CANCELLED: ArtifactState.CANCELLED,
+            Verdict.DEP_FAILED: ArtifactState.DEP_FAILED}
+
+
+def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
+           root: str, done: DoneIndex | None = None) -> TaskView:
+    """A task that is neither built nor live: what the worker and the scheduler say.
+
+    The scheduler's own reason (a time limit, memory, a node failure, who cancelled) wins over
+    the worker's account of the same end ("interrupted by SIGTERM").
+    """
+    info = worker_account(record, index, root, done)
+    worker_state, error = info.get("state"), str(info.get("error") or "")
+    if worker_state == WorkerState.DEPENDENCY_FAILED:
+        return _view(record, index, ArtifactState.DEP_FAILED, error)
+    why = scheduler_reason(st.raw, st.reason, record.requirements) if st is not None else None
+    if why is not None:
+        return _view(record, index, _VERDICT[why.verdict], why.text, reason=why.label)
+    cancelled = (st is not None and st.state is JobState.CANCELLED) or (
+        record.state is RecordState.CANCELLED)
+    if worker_state == WorkerState.FAILED or (
+            worker_state == WorkerState.INTERRUPTED and not cancelled):
+        return _view(record, index, ArtifactState.FAILED, error)
+    if cancelled:
+        return _view(record, index, ArtifactState.CANCELLED, error)
+    if st is not None and st.state is JobState.FAILED:
+        return _view(record, index, ArtifactState.FAILED, "the scheduler reports the task "
+                                                          "failed (time limit, memory, node "
+                                                          "failure…)")
+    if st is not None and st.state is JobState.COMPLETED:
+        return _view(record, index, ArtifactState.FAILED, "task ended without a done marker")
+    if record.backend in live.unreachable:
+        return _view(record, index, ArtifactState.UNKNOWN, "the scheduler could not be asked; "
+                                                           "run `status` again later")
+    return _view(record, index, ArtifactState.UNKNOWN, "no longer known to the scheduler and "
+                                                       "not built")
+
+
+def job_views(records: Sequence[JobRecord], live: Live, root: str) -> list[JobView]:
+    done = DoneIndex(root)
+    return [JobView(r, tuple(task_state(r, i, live, root, done) for i in range(len(r.tasks))))
+            for r in records]
+
+
+# -- what happened (history and cat), as opposed to today's truth (status) --------------------
+TERMINAL = (ArtifactState.BUILT, ArtifactState.FAILED, ArtifactState.DEP_FAILED,
+            ArtifactState.CANCELLED)
+
+
+def from_entry(record: JobRecord, index: int, entry: Mapping[str, Any]) -> TaskView:
+    """The view of a task's recorded end (``JobRecord.ended``)."""
+    try:
+        state = ArtifactState(entry.get("state"))
+    except ValueError:
+        state = ArtifactState.UNKNOWN
+    return TaskView(record.job_id or "?", index, record.tasks[index][1], state,
+                    str(entry.get("detail") or ""), reason=str(entry.get("label") or ""),
+                    recorded=True)
+
+
+def observed(record: JobRecord, index: int, live: Live, root: str,
+             done: DoneIndex | None = None) -> TaskView:
+    """What this task did, from today's markers and answers: "built" only when this very task
+    wrote the done marker (or found the artifact already built and ended well).
+
+    ``done`` spares reading files of artifacts whose folder its listing shows absent."""
+    relpath = record.tasks[index][1]
+    owner = built_by(root, relpath) if done is None or done.has_folder(relpath) else None
+    if owner is not None and owner in ("", record.job_id):
+        return _view(record, index, ArtifactState.BUILT)
+    st = scheduler_status(record, index, live)
+    if st is not None and st.state.live:
+        return _live_view(record, index, st)
+    if record.state is RecordState.SUBMITTING:
+        return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
+    if owner is not None and st is not None and st.state is JobState.COMPLETED:
+        return _view(record, index, ArtifactState.BUILT, f"found it already built by {owner}")
+    return _ended(record, index, st, live, root, done)
+
+
+def scheduler_status(record: JobRecord, index: int, live: Live) -> TaskStatus | None:
+    """The scheduler's answer for a task, or the final state a local run recorded."""
+    st = live.get(TaskKey(record.job_id or "?", index))
+    final = record.task_states.get(str(index))
+    if st is None and final:
+        try:
+            return TaskStatus(JobState(final))
+        except ValueError:
+            return None
+    return st
+
+
+def task_history(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
+    """What happened to one task: its recorded end if any, else what can be observed now;
+    with "rebuilt by <job>" when another job has built the artifact since."""
+    entry = record.ended.get(str(index))
+    view = from_entry(record, index, entry) if entry else observed(record, index, live, root)
+    if view.state is not ArtifactState.BUILT:
+        owner = built_by(root, record.tasks[index][1])
+        if owner and owner != record.job_id:
+            view = replace(view, note=f"rebuilt by {owner}")
+    return view
+
+
+def ended_entry(record: JobRecord, index: int, live: Live, root: str,
+                done: DoneIndex | None = None) -> dict[str, Any] | None:
+    """What to record the first time a task is seen ended (None while it is not, or when the
+    scheduler could not be asked): the state shown, the scheduler's words and the worker's."""
+    if str(index) in record.ended or record.backend in live.unreachable:
+        return None
+    if done is not None and not done.has_folder(record.tasks[index][1]):
+        st = live.get(TaskKey(record.job_id or "?", index))
+        if st is not None and st.state.live:
+            return None  # queued, no marker: the common case at scale, without a view
+    view = observed(record, index, live, root, done)
+    if view.state not in TERMINAL:
+        return None
+    st = scheduler_status(record, index, live)
+    info = worker_account(record, index, root, done)
+    entry = {"state": view.state.value, "label": view.reason, "detail": view.detail,
+             "raw": st.raw if st else "", "reason": st.reason if st else "",
+             "exit_code": st.exit_code if st else "",
+             "worker_state": info.get("state"), "error": info.get("error"),
+             "observed_at": now_iso()}
+    # Empty words are left out (readers default them): 100,000 recorded ends stay small.
+    return {k: v for k, v in entry.items() if v not in ("", None)}
+
+
+def recorded_raw(record: JobRecord, index: int) -> str:
+    """The scheduler's word for a task's end as first recorded ("" when none is)."""
+    entry = record.ended.get(str(index))
+    return str(entry.get("raw") or "") if entry else ""
+
+
+def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int]]:
+    """Artifact id → its newest task (later records win: they are the newest attempt)."""
+    latest: dict[str, tuple[JobRecord, int]] = {}
+    for rec in records:
+        for i, (artifact_id, _relpath) in enumerate(rec.tasks):
+            latest[artifact_id] = (rec, i)
+    return latest
+
+
+def stage_status(stage: str, artifacts: Iterable[Artifact],
+                 latest: Mapping[str, tuple[JobRecord, int]], live: Live,
+                 root: str, done: DoneIndex | None = None) -> StageStatus:
+    """Per-artifact states of a stage: built, running, queued, failed, …, not started.
+
+    ``latest`` comes from the records of every stage, so an artifact shared by two stages has
+    one state in both.
+    """
+    out = StageStatus(stage)
+    done = done or DoneIndex(root)
+    counts = out.counts
+    for art in artifacts:
+        hit = latest.get(art.artifact_id)
+        if hit is None:
+            state = ArtifactState.BUILT if done(art.relpath) else ArtifactState.NOT_STARTED
+        else:
+            quick = _plain_state(hit[0], hit[1], live, done)
+            if quick is None:  # anything else than built or plainly live: the full story
+                view = task_state(hit[0], hit[1], live, root, done)
+                quick = view.state
+                if quick in PROBLEMS or view.held:
+                    out.problems.append(view)
+                elif view.outlook is not None:
+                    out.waiting.append(view)
+            elif quick is ArtifactState.QUEUED:
+                st = live.get(TaskKey(hit[0].job_id or "?", hit[1]))
+                if st is not None and st.outlook is not None:  # waits for a named reason
+                    out.waiting.append(_live_view(hit[0], hit[1], st))
+            state = quick
+        counts[state] = counts.get(state, 0) + 1
+    return out
+
+
+def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
+                 ) -> ArtifactState | None:
+    """BUILT, or QUEUED/RUNNING for a task the scheduler holds (not held back) whose artifact
+    has no folder yet, without building a view (100,000 of them in a big status); None for
+    anything that needs :func:`task_state`."""
+    relpath = record.tasks[index][1]
+    if not done.has_folder(relpath):
+        st = live.get(TaskKey(record.job_id or "?", index))
+        if st is None:  # not asked: an end recorded without a worker (cancelled while queued)
+            entry = record.ended.get(str(index))
+            state = _RECORDED.get(entry.get("state")) if entry else None
+            return state if state is not None and state not in PROBLEMS else None
+        if st.state.live and not st.held:
+            return ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
+        return None
+    return ArtifactState.BUILT if done(relpath) else None
+
+
+# Recorded ends that stand as they are (a recorded "built" without its marker does not).
+_RECORDED = {s.value: s for s in TERMINAL if s is not ArtifactState.BUILT}

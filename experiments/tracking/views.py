@@ -1,0 +1,243 @@
+"""Results as data: one view per artifact (parameters, folder, state, provenance, metrics) and
+the table made from them. Pure except for reading the artifact's own small files.
+
+Parameters are flattened by field path (``lr``, ``base_model.learning_rate`` for a field of a
+dependency), defaults included. Metrics come from a JSON file in the artifact folder:
+``metrics.json``, or the name in the artifact class's ``metrics_file`` attribute; nested keys
+are joined with ``.``, and a metric whose name is also a parameter's is called ``metrics.<key>``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import paths
+from ..errors import ExperimentsError
+from ..model import identity
+from ..model.artifact import Artifact
+from ..model.selection import SelectionError
+from .status import ArtifactState
+
+METRICS_FILE = "metrics.json"
+STATE = "state"
+FOLDER = "folder"
+_MAX_METRICS_BYTES = 4 * 1024 * 1024  # a metrics file is a summary; a bigger one is skipped
+
+
+def metrics_file(artifact: Artifact) -> str:
+    """The metrics file's name for ``artifact``'s class (``metrics_file`` class attribute)."""
+    name = getattr(type(artifact), "metrics_file", METRICS_FILE)
+    return name if isinstance(name, str) and name else METRICS_FILE
+
+
+def flatten_params(artifact: Artifact, prefix: str = "") -> dict[str, Any]:
+    """Every field (defaults included) as JSON-able values, a dependency's by ``dep.field``."""
+    flat = _flat(artifact)
+    return {f"{prefix}{k}": v for k, v in flat.items()} if prefix else dict(flat)
+
+
+def _flat(artifact: Artifact) -> dict[str, Any]:
+    """``flatten_params`` without prefix, cached on the (immutable) artifact: a dependency
+    shared by many artifacts is flattened once."""
+    cached = artifact.__dict__.get("_exp_flat")
+    if cached is None:
+        plain = identity.encode_params(artifact)
+        cached = {}
+        for f in dataclasses.fields(artifact):  # type: ignore[arg-type]
+            value = getattr(artifact, f.name)
+            if isinstance(value, Artifact):
+                cached.update({f"{f.name}.{k}": v for k, v in _flat(value).items()})
+            else:
+                cached[f.name] = plain[f.name]
+        object.__setattr__(artifact, "_exp_flat", cached)
+    return cached
+
+
+def flatten_metrics(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as ``outer.inner`` keys; lists and scalars stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten_metrics(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def read_json(path: str) -> dict[str, Any] | None:
+    """A JSON object from ``path``; None when absent, too big, unreadable or not an object."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(_MAX_METRICS_BYTES + 1)
+    except OSError:
+        return None
+    if len(raw) > _MAX_METRICS_BYTES:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8", errors="replace"))
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_metrics(root: str, artifact: Artifact) -> dict[str, Any]:
+    """The flattened metrics of ``artifact`` (empty when it wrote none)."""
+    data = read_json(f"{paths.artifact_dir(root, artifact.relpath)}/{metrics_file(artifact)}")
+    return flatten_metrics(data) if data else {}
+
+
+@dataclass(frozen=True)
+class ArtifactView:
+    """One artifact of a stage as it is today.
+
+    ``params`` are flattened by field path, ``metrics`` by key (see the module's docstring);
+    ``provenance`` is what the worker wrote to ``.artifact.json`` (empty before a first run);
+    ``detail`` says why a failed or waiting artifact is in its state, and ``job`` is the task
+    that last tried to build it (``<job>_<index>``, empty when never submitted).
+    """
+
+    artifact: Artifact
+    stage: str
+    params: Mapping[str, Any]
+    folder: str
+    state: ArtifactState
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    detail: str = ""
+    job: str = ""
+
+    @property
+    def relpath(self) -> str:
+        return self.artifact.relpath
+
+    @property
+    def artifact_id(self) -> str:
+        return self.artifact.artifact_id
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """Numbers, then strings, then anything else by its text; missing values last."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return (3, 0)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    if isinstance(value, str):
+        return (1, value)
+    return (2, json.dumps(value, sort_keys=True, default=str))
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """Rows of a stage's results: parameters, then metrics, then ``state`` and ``folder``."""
+
+    stage: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    param_columns: tuple[str, ...] = ()
+    metric_columns: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The rows as dicts, column → value."""
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def column(self, name: str) -> list[Any]:
+        i = self._index(name)
+        return [row[i] for row in self.rows]
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.columns.index(name)
+        except ValueError:
+            raise SelectionError(f"no column {name!r} in the {self.stage} table; columns are: "
+                                 f"{', '.join(self.columns)}") from None
+
+    def select(self, columns: Sequence[str]) -> ResultTable:
+        """Only ``columns``, in that order."""
+        idx = [self._index(c) for c in columns]
+        return dataclasses.replace(
+            self, columns=tuple(columns), rows=tuple(tuple(r[i] for i in idx) for r in self.rows),
+            param_columns=tuple(c for c in columns if c in self.param_columns),
+            metric_columns=tuple(c for c in columns if c in self.metric_columns))
+
+    def sort(self, key: str) -> ResultTable:
+        """Rows ordered by ``key`` (``-key``: descending); missing values last either way."""
+        desc = key.startswith("-")
+        i = self._index(key[1:] if desc else key)
+        present = [r for r in self.rows if _sort_key(r[i])[0] < 3]
+        absent = [r for r in self.rows if _sort_key(r[i])[0] == 3]
+        present.sort(key=lambda r: _sort_key(r[i]), reverse=desc)
+        return dataclasses.replace(self, rows=tuple(present + absent))
+
+    # -- formats ---------------------------------------------------------------------------
+    def to_pandas(self) -> Any:
+        """A ``pandas.DataFrame`` (install ``slurm-experiments[results]`` for pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ExperimentsError("to_pandas() needs pandas; install it with "
+                                   "pip install 'slurm-experiments[results]'") from None
+        return pd.DataFrame.from_records(list(self.rows), columns=list(self.columns))
+
+    def to_json(self) -> str:
+        """A JSON list of objects, one per row."""
+        return json.dumps(self.records(), ensure_ascii=False, default=str)
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(self.columns)
+        writer.writerows([cell_text(v) for v in row] for row in self.rows)
+        return buf.getvalue()
+
+    def to_markdown(self) -> str:
+        def esc(text: str) -> str:
+            return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+        lines = ["| " + " | ".join(esc(c) for c in self.columns) + " |",
+                 "|" + "|".join("---" for _ in self.columns) + "|"]
+        lines += ["| " + " | ".join(esc(cell_text(v)) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def cell_text(value: Any) -> str:
+    """How a cell reads in text formats: JSON for containers, empty for missing."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def metric_names(params: Iterable[str], metrics: Iterable[str]) -> dict[str, str]:
+    """Metric key → its column name (``metrics.<key>`` when a parameter has the name)."""
+    taken = set(params)
+    return {m: (f"metrics.{m}" if m in taken else m) for m in metrics}
+
+
+def make_table(stage: str, views: Sequence[ArtifactView]) -> ResultTable:
+    """The table of ``views``: every parameter and metric seen, in first-seen order."""
+    param_cols: dict[str, None] = {}
+    metric_keys: dict[str, None] = {}
+    for v in views:
+        param_cols.update(dict.fromkeys(v.params))
+        metric_keys.update(dict.fromkeys(v.metrics))
+    names = metric_names(param_cols, metric_keys)
+    columns = (*param_cols, *names.values(), STATE, FOLDER)
+    rows = tuple(
+        (*(v.params.get(p) for p in param_cols), *(v.metrics.get(m) for m in metric_keys),
+         v.state.value, v.folder)
+        for v in views)
+    return ResultTable(stage, columns, rows, tuple(param_cols), tuple(names.values()))

@@ -1,0 +1,454 @@
+"""The worker: builds one artifact on the machine that runs its task.
+
+``python -m experiments.worker <spec_dir> [<index>]`` (the index defaults to
+``$SLURM_ARRAY_TASK_ID``); ``python -m experiments.worker --serve`` builds one task per request
+read from stdin (the local backend's pool: one interpreter for many artifacts, see ``serve``).
+It skips a built artifact, refuses to run when a dependency is not
+built ("dependency failed"), runs the steps in order with files written atomically, streams
+command output to its own stdout (the task's log), records each attempt in ``.status.json`` and
+writes the ``.done`` marker last. Standard library only, so a task starts fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+from .. import _atomic, _proc, paths
+from ..launching import specs
+from . import lock as locking
+from . import provenance, task_setup, trust
+from .base import (
+    EXIT_BUSY,
+    EXIT_DEPENDENCY_FAILED,
+    EXIT_FAILED,
+    WorkerState,
+    cancel_dependents,
+    pack_exit_code,
+    requeue_task,
+    scheduler_exit_code,
+    section_line,
+)
+from .base import hostname as _hostname
+from .base import now as _now
+from .base import say as _say
+
+TYPE_CHECKING = False  # typing, socket and dataclass steps stay out of every task's start
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class _Interrupted(BaseException):  # not Exception: step error handling must not eat it
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# Set by the signal handler; checked after every step and before the done marker, so a command
+# that "succeeds" because its shell carried on after a killed child never counts as a build.
+_signal: dict[str, Any] = {"signum": None, "at": 0.0, "child": None, "announce": None,
+                           "checkpoint": False}
+_GRACE_S = 10.0
+
+
+def _check_signal() -> None:
+    if _signal["signum"] is not None:
+        raise _Interrupted(_signal["signum"])
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Build:
+    """One attempt at building one artifact."""
+
+    def __init__(self, header: dict[str, Any], task: dict[str, Any], job: str) -> None:
+        self.header = header
+        self.task = task
+        self.job = job
+        self.root: str = header["artifact_path"]
+        self.dir = paths.artifact_dir(self.root, task["relpath"])
+        self.record: dict[str, Any] = {
+            "artifact": task["relpath"], "job": job, "host": _hostname(),
+            "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
+        }
+        gpus = os.environ.get("EXPERIMENTS_GPUS")
+        if gpus is not None:  # the local backend's placement: these GPU indices, no others
+            self.record["gpus"] = [g for g in gpus.split(",") if g]
+
+    def status(self, state: WorkerState, **extra: Any) -> None:
+        self.record.update(state=state.value, **extra)
+        try:
+            _atomic.write_json(paths.status_file(self.root, self.relpath), self.record,
+                               durable=False)
+        except OSError as exc:  # e.g. the disk is full: the log still tells what happened
+            _say(f"could not record state {state.value!r} in {paths.STATUS}: {exc}")
+
+    @property
+    def relpath(self) -> str:
+        return str(self.task["relpath"])
+
+    def _built(self, relpath: str) -> bool:
+        """A done marker from a trusted account (ours, or one the spec's config trusts)."""
+        return trust.marker_built(self.root, relpath, self.header.get("trusted_uids", []),
+                                  self.header.get("trusted_gids", []))
+
+    def run(self) -> int:
+        if self._built(self.relpath):
+            _say(f"{self.relpath} is already built; nothing to do")
+            return 0
+        missing = [d for d in self.task["deps"] if not self._built(d)]
+        os.makedirs(self.dir, exist_ok=True)
+        if missing:
+            _say(f"dependency failed: {missing[0]} is not built; not running")
+            self.status(WorkerState.DEPENDENCY_FAILED, finished_at=_now(), missing=missing,
+                        error=f"dependency {missing[0]} is not built")
+            return EXIT_DEPENDENCY_FAILED
+        lock = locking.ArtifactLock(paths.lock_file(self.root, self.relpath),
+                                    paths.lock_file_fallback(self.root, self.relpath),
+                                    locking.me(self.job), _say)
+        try:
+            got = lock.acquire()
+            _say(f"locking {self.relpath} with {lock.method}")
+            if not got:
+                return self._wait_for_other(lock)
+        except locking.LockError as exc:
+            _say(f"FAILED: {exc}; not building (another worker could be building it too)")
+            self.status(WorkerState.FAILED, finished_at=_now(), error=str(exc))
+            return EXIT_FAILED
+        try:
+            return self._build()
+        finally:
+            lock.release()
+
+    def _wait_for_other(self, lock: locking.ArtifactLock) -> int:
+        """Another live worker holds the artifact's lock: wait for its build (bounded by our own
+        time limit), then say what really happened instead of failing our dependents for nothing."""
+        other = self._holder(lock)
+        budget = locking.wait_budget_s()
+        _say(f"another worker is building {self.relpath} right now ({other}); waiting up to "
+             f"{budget:.0f} s for it")
+        deadline = time.monotonic() + budget
+        try:
+            while not lock.acquire():
+                if _signal["signum"] is not None:
+                    _say(f"interrupted by {signal.Signals(_signal['signum']).name} while "
+                         f"waiting for {other}")
+                    return 128 + int(_signal["signum"])
+                if time.monotonic() >= deadline:
+                    _say(f"gave up waiting for {other} to build {self.relpath}; leaving it"
+                         + (f" (if no worker is building it, remove {lock.file_path})"
+                            if lock.holder else ""))
+                    return EXIT_BUSY
+                time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
+            return self._after_other(other)
+        finally:
+            lock.release()
+
+    def _holder(self, lock: locking.ArtifactLock) -> str:
+        """Who holds the lock: the lock file's owner, else the job the status file names."""
+        if lock.holder:
+            return locking.describe(lock.holder)
+        return str(provenance.read_json(paths.status_file(self.root, self.relpath)).get("job")
+                   or "another job")
+
+    def _after_other(self, other: str) -> int:
+        """We hold the lock the other worker released: report its outcome, or build."""
+        if self._built(self.relpath):
+            done = provenance.read_json(paths.done_marker(self.root, self.relpath))
+            by = done.get("job") or other
+            _say(f"{self.relpath} was built by {by} while we waited; nothing to do")
+            return 0
+        record = provenance.read_json(paths.status_file(self.root, self.relpath))
+        if record.get("state") == WorkerState.FAILED.value:
+            _say(f"the build of {self.relpath} by {record.get('job') or other} failed "
+                 f"({record.get('error')}); not building it again here")
+            return EXIT_FAILED
+        _say(f"{other} ended without building {self.relpath}; building it here")
+        return self._build()
+
+    def _build(self) -> int:
+        if self._built(self.relpath):  # built while we waited
+            return 0
+        build_id = provenance.new_build_id()
+        meta = {"class": self.task["class"], "params": self.task["params"],
+                "artifact_id": self.task["id"], "relpath": self.relpath,
+                "project": self.header["project"], "stage": self.header["stage"],
+                "provenance": provenance.collect(
+                    self.header, self.root, self.task["deps"], build=build_id, job=self.job,
+                    attempt=self.record["attempt"], started_at=_now())}
+        _atomic.write_json(paths.meta_file(self.root, self.relpath), meta, durable=False)
+        self.status(WorkerState.RUNNING, started_at=_now(), finished_at=None, step=None,
+                    exit_code=None, error=None)
+        steps = self.task["steps"]
+        for i, step in enumerate(steps):
+            _check_signal()
+            _say(f"step {i + 1}/{len(steps)}: {_describe(step)}")
+            try:
+                self._step(step)
+                _check_signal()
+            except StepFailed as exc:
+                _check_signal()  # a step killed by our own interruption is not a failure
+                if _signal["checkpoint"] and self._requeue(i + 1, exc):
+                    return 0
+                _say(f"FAILED at step {i + 1}: {exc}")
+                self.status(WorkerState.FAILED, finished_at=_now(), step=i + 1,
+                            step_description=_describe(step), exit_code=exc.exit_code,
+                            error=str(exc))
+                return EXIT_FAILED
+        _check_signal()
+        _atomic.write_json(paths.done_marker(self.root, self.relpath),
+                           {"finished_at": _now(), "job": self.job, "build_id": build_id},
+                           durable=True)
+        self.status(WorkerState.DONE, finished_at=_now(), exit_code=0)
+        _say(f"built {self.relpath}")
+        return 0
+
+    def _requeue(self, step: int, exc: StepFailed) -> bool:
+        """After the checkpoint signal, ask Slurm to run this task again (at most
+        ``max_requeues`` times); False when it may not, so the attempt counts as failed."""
+        if not requeue_task(self.header, str(exc)):
+            return False
+        self.status(WorkerState.REQUEUED, finished_at=_now(), step=step, error=None,
+                    exit_code=exc.exit_code)
+        return True
+
+    def _step(self, step: dict[str, Any]) -> None:
+        kind = step["kind"]
+        for key in ("path", "dst"):  # every path a step writes to
+            if kind in ("create_file", "download") and key in step:
+                self._check_inside(str(step[key]))
+        try:
+            if kind == "create_file":
+                data = base64.b64decode(step["content_b64"])
+                _atomic.write_bytes(step["path"], data, durable=True)
+            elif kind == "run_command":
+                self._command(step["command"])
+            elif kind in ("upload", "download"):
+                from .bootstrap import ensure_site
+
+                ensure_site()  # the worker starts without site-packages (python -S)
+                from .. import storage  # cloud libraries load only when a step needs them
+
+                if kind == "upload":
+                    storage.upload(step["src"], step["url"], log=sys.stdout)
+                else:
+                    storage.download(step["url"], step["dst"], log=sys.stdout)
+            else:
+                raise StepFailed(f"unknown step kind {kind!r} (spec written by a newer version?)")
+        except OSError as exc:
+            raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+        except StepFailed:
+            raise
+        except Exception as exc:  # storage errors and the like: record, never crash silently
+            raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+
+    def _check_inside(self, path: str) -> None:
+        """Refuse a write outside the artifact's folder (symlinks resolved), whatever the spec
+        says: the builder checks this at launch, but the spec on disk could have been edited."""
+        folder = os.path.realpath(self.dir)
+        target = os.path.realpath(os.path.join(folder, path))
+        if target != folder and not target.startswith(folder + os.sep):
+            raise StepFailed(f"refusing to write {path}: it is outside the artifact's folder "
+                             f"{folder}")
+
+    def _command(self, command: str) -> None:
+        code_path = self.header["code_path"]
+        if not os.path.isdir(code_path):
+            raise StepFailed(f"code_path {code_path} does not exist on {_hostname()}")
+        env = dict(os.environ)
+        checkpoints = paths.checkpoint_dir(self.root, self.relpath)
+        os.makedirs(checkpoints, exist_ok=True)
+        env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
+                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath,
+                   EXPERIMENTS_CHECKPOINT_DIR=checkpoints,
+                   EXPERIMENTS_ATTEMPT=str(self.record["attempt"]))
+        setup = self.header.get("setup") or []  # set when the backend has no batch script
+        script = "\n".join([*task_setup.prelude(setup), command])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = _proc.spawn(["/bin/bash", "-c", script], cwd=code_path, env=env)
+        _signal["child"] = child
+        if _signal["announce"] is not None:  # serving: the launcher can stop it if we die
+            _signal["announce"](child.pid)
+        if _signal["checkpoint"]:  # the limit is near: this command must checkpoint at once
+            child.signal_group(getattr(signal, "SIG" + self.header["checkpoint"]["signal"]))
+        try:
+            code = _wait(child)
+        finally:
+            _signal["child"] = None
+        _check_signal()
+        if code != 0:
+            raise StepFailed(f"command exited with code {code}: {command}", exit_code=code)
+
+
+def _wait(child: _proc.Child) -> int:
+    """Wait for a command; after an interruption, SIGKILL it if it outlives the grace period."""
+    while True:
+        code = child.wait(1.0)
+        if code is not None:
+            return code
+        if _signal["signum"] is not None and time.monotonic() - _signal["at"] > _GRACE_S:
+            child.signal_group(signal.SIGKILL)
+
+
+def _describe(step: dict[str, Any]) -> str:
+    """The step's own one-line description (an unknown kind, from a newer spec: its name)."""
+    return specs.describe_step(step)
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    """Remember the signal and pass it on to the running command's process group."""
+    if _signal["signum"] is None:
+        _signal.update(signum=signum, at=time.monotonic())
+    child = _signal["child"]
+    if child is not None:
+        child.signal_group(signal.SIGTERM)
+
+
+def _on_checkpoint(signum: int, _frame: Any) -> None:
+    """The checkpoint signal (before the time limit): remember it and pass the same signal on
+    to the running command, which saves its state and exits."""
+    _signal["checkpoint"] = True
+    child = _signal["child"]
+    if child is not None:
+        child.signal_group(signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: build the task at ``index`` of the spec directory (or ``--serve``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        sys.stderr.write("usage: python -m experiments.worker SPEC_DIR [INDEX] | --serve\n")
+        return 2
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(sig, _on_signal)
+    if args[0] == "--serve":
+        return serve()
+    index = int(args[1]) if len(args) > 1 else int(os.environ["SLURM_ARRAY_TASK_ID"])
+    return build_task(args[0], index)
+
+
+def build_task(spec_dir: str, index: int) -> int:
+    """Build the task at array ``index`` (one artifact, or a pack of them) with the current
+    environment; returns the worker's exit code."""
+    header = specs.read_header(spec_dir)
+    os.umask(int(header.get("umask", 0o077)))
+    job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
+    if header.get("checkpoint"):
+        signal.signal(getattr(signal, "SIG" + header["checkpoint"]["signal"]), _on_checkpoint)
+    started = time.monotonic()
+    if header.get("packs"):
+        code = _build_pack(spec_dir, header, index, job)
+    else:
+        task = specs.read_task(spec_dir, specs.position(header, index))
+        code = _build_one(spec_dir, index, header, task, job)
+    if code >= 128:  # interrupted: the scheduler's word for the end is the truth
+        return code
+    _say(f"worker finished with exit code {code} after {time.monotonic() - started:.1f} s")
+    return scheduler_exit_code(code)
+
+
+def _build_one(spec_dir: str, index: int, header: dict[str, Any], task: dict[str, Any],
+               job: str) -> int:
+    """Build one artifact; an interruption is recorded (and, unpacked, ends the tasks that
+    wait on this one with ``aftercorr``)."""
+    build = Build(header, task, job)
+    try:
+        return build.run()
+    except _Interrupted as exc:
+        _say(f"interrupted by {exc}; no done marker written")
+        build.status(WorkerState.INTERRUPTED, finished_at=_now(), error=f"interrupted by {exc}")
+        if not header.get("packs"):  # nothing waits task by task on a pack (plan/lanes.py)
+            cancel_dependents(spec_dir, index, build.relpath, f"interrupted by {exc}")
+        return 128 + exc.signum
+
+
+def _build_pack(spec_dir: str, header: dict[str, Any], index: int, job: str) -> int:
+    """Build the artifacts of pack ``index`` one after the other, each on its own: a failure
+    does not stop the rest, a built one is skipped (a requeued pack resumes), and a signal
+    stops the pack before its next artifact (after the checkpoint signal, requeued)."""
+    where = specs.positions(header, index)
+    codes: list[int] = []
+    for k, pos in enumerate(where, 1):
+        if _signal["signum"] is not None or _signal["checkpoint"]:
+            return _pack_cut(header, len(where) - k + 1)
+        task = specs.read_task(spec_dir, pos)
+        _say(section_line(k, len(where), task["relpath"]))
+        codes.append(_build_one(spec_dir, index, header, task, job))
+        if codes[-1] >= 128:
+            _say(f"{len(where) - k} later artifact(s) of this task not started")
+            return codes[-1]
+    return pack_exit_code(codes)
+
+
+def _pack_cut(header: dict[str, Any], left: int) -> int:
+    """A signal arrived between two artifacts of a pack: stop before the next one."""
+    if _signal["signum"] is not None:
+        _say(f"interrupted by {signal.Signals(_signal['signum']).name}; {left} artifact(s) of "
+             "this task not started")
+        return 128 + int(_signal["signum"])
+    if requeue_task(header, f"{left} artifact(s) of this task not started"):
+        return 0
+    return EXIT_FAILED
+
+
+def serve() -> int:
+    """Build one task per request line on stdin; reply with its exit code, one line each.
+
+    A request is JSON: ``{"spec_dir", "index", "log", "env", "header"}``. The task's output
+    (ours and its commands') goes to ``log``, where ``header`` is written first; ``env`` is laid
+    over the environment this process started with, for that task only. The replies go to the
+    stdout this process started with, each after a ``pgid <n>`` line per command started (its
+    process group, so the launcher can stop it should this process die). After an
+    interruption the process exits: the launcher that signalled it starts a fresh one, so no
+    state leaks from one artifact to the next.
+    """
+    replies = os.fdopen(os.dup(1), "w", buffering=1)
+    _signal["announce"] = lambda pgid: replies.write(f"pgid {pgid}\n")
+    base_env = dict(os.environ)
+    for line in sys.stdin:
+        request = json.loads(line)
+        os.environ.clear()
+        os.environ.update(base_env)
+        os.environ.update(request.get("env", {}))
+        _to_log(request["log"])
+        _say(request.get("header", "") or "task started")
+        try:
+            code = build_task(request["spec_dir"], int(request["index"]))
+        except Exception:  # a bug or a damaged spec: this task fails, the pool lives on
+            traceback.print_exc()
+            code = EXIT_FAILED
+        sys.stdout.flush()
+        sys.stderr.flush()
+        replies.write(f"{code}\n")
+        if _signal["signum"] is not None:
+            return code
+    return 0
+
+
+def _to_log(log: str) -> None:
+    """Point this process's stdout and stderr (and so its commands') at ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def _slurm_job() -> str | None:
+    array, idx = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{idx}" if array and idx else os.environ.get("SLURM_JOB_ID")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
