@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _registry, paths
 from .errors import DefinitionError
+from .experiment import Experiment, absolute
 from .model.artifact import Artifact
 from .model.sets import ArtifactSet
 from .worker import task_setup
 
 if TYPE_CHECKING:
     from .launching.context import Progress
+    from .plan.overrides import Overrides
     from .report import ReportWritten
     from .session import Session
     from .tracking.views import ArtifactView, ResultTable
@@ -61,8 +63,8 @@ class Executor:
         self.source_file = str(Path(source).resolve()) if source else ""  # owns its jobs
         self.project = paths.check_name("project", project if project is not None else stem)
         base = Path(source).resolve().parent if source else Path.cwd()
-        self.artifact_path = _absolute(artifact_path or base / "artifacts")
-        self.code_path = _absolute(code_path or base)
+        self.artifact_path = absolute(artifact_path or base / "artifacts")
+        self.code_path = absolute(code_path or base)
         self.gs_path = gs_path
         self.workers = workers
         self.snapshot_code = snapshot_code
@@ -89,44 +91,57 @@ class Executor:
         other = object.__new__(type(self))
         other.__dict__.update(self.__dict__)
         if artifact_path:
-            other.artifact_path = _absolute(artifact_path)
+            other.artifact_path = absolute(artifact_path)
         if code_path:
-            other.code_path = _absolute(code_path)
+            other.code_path = absolute(code_path)
         return other
+
+    def experiment(self) -> Experiment:
+        """What this executor describes now, as the frozen record every verb works on."""
+        return Experiment(
+            project=self.project, artifact_path=self.artifact_path, code_path=self.code_path,
+            stages=dict(self.stages), gs_path=self.gs_path, setup=tuple(self.setup),
+            snapshot_code=self.snapshot_code, source_file=self.source_file,
+            default_backend=self.default_backend, workers=self.workers)
 
     def auto_cli(self, argv: Sequence[str] | None = None) -> None:
         """Run the command line (launch, drylaunch, status, history, cat, cancel) and exit."""
         from .cli.main import run
 
-        sys.exit(run(self, argv))
+        sys.exit(run(self.experiment(), argv))
 
     # -- the verbs, for scripts and notebooks --------------------------------------------------
     def session(self, *, local: bool | None = None) -> Session:
         """A session on this executor's backend (``local=True``: this machine)."""
         from .session import Session
 
-        return Session.open(self, backend="local" if local else None)
+        return Session.open(self.experiment(), backend="local" if local else None)
 
     def drylaunch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
                   with_deps: bool = False, validate: bool = False,
-                  rebuild_stale: bool = False) -> DryRun:
+                  overrides: Overrides | None = None, rebuild_stale: bool = False,
+                  retry_failed: bool = False) -> DryRun:
         """The plan that ``launch`` would submit; submits and records nothing."""
         from . import verbs
 
         return verbs.drylaunch(self.session(local=local), stages, with_deps=with_deps,
-                               validate=validate, rebuild_stale=rebuild_stale)
+                               validate=validate, overrides=overrides,
+                               rebuild_stale=rebuild_stale, retry_failed=retry_failed)
 
     def launch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
                with_deps: bool = False, progress: Progress | None = None,
-               max_running: int | None = None, rebuild_stale: bool = False) -> LaunchResult:
+               max_running: int | None = None, overrides: Overrides | None = None,
+               rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
         """Plan the stages and submit (or run, locally) everything not built or queued;
-        ``max_running`` bounds how many of its tasks run at once; ``rebuild_stale`` also
-        rebuilds stale results and their dependents."""
+        ``max_running`` bounds how many of its tasks run at once; ``overrides`` are
+        ``launch --set`` values (:func:`experiments.plan.overrides.parse_overrides`);
+        ``rebuild_stale`` also rebuilds stale results and their dependents; ``retry_failed``
+        only the failed ones, with escalated requirements."""
         from . import verbs
 
         return verbs.launch(self.session(local=local), stages, with_deps=with_deps,
-                            progress=progress, max_running=max_running,
-                            rebuild_stale=rebuild_stale)
+                            progress=progress, max_running=max_running, overrides=overrides,
+                            rebuild_stale=rebuild_stale, retry_failed=retry_failed)
 
     def status(self, stages: Sequence[str] | None = None) -> StatusReport:
         """Per stage: how many artifacts are built, running, queued, failed, not started."""
@@ -186,8 +201,3 @@ class LocalExecutor(Executor):
     """Runs everything on this machine with ``workers`` parallel processes."""
 
     default_backend = "local"
-
-
-def _absolute(path: str | Path) -> str:
-    return str(Path(path).expanduser().absolute())
-

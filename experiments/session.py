@@ -12,18 +12,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from . import backends as registry
 from .backends.base import Backend, BackendOptions
 from .config import settings as config_mod
 from .errors import DefinitionError, PlanError
+from .experiment import DescribesExperiment, Experiment, as_experiment
 from .tracking.status import Live, query_live
 from .tracking.store import JobRecord, Store
 from .worker import trust
-
-if TYPE_CHECKING:
-    from .executor import Executor
 
 
 def keep_private(home: os.PathLike[str] | str) -> None:
@@ -41,7 +38,7 @@ def keep_private(home: os.PathLike[str] | str) -> None:
 class Session:
     """The experiment and the services its verbs need, for one command."""
 
-    experiment: Executor
+    experiment: Experiment
     config: config_mod.Config
     store: Store
     backend_name: str
@@ -49,13 +46,15 @@ class Session:
     _backends: dict[str, Backend] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, experiment: Executor, *, backend: str | None = None,
+    def open(cls, source: Experiment | DescribesExperiment, *, backend: str | None = None,
              workers: int | None = None,
              instances: Mapping[str, Backend] | None = None) -> Session:
-        """A session for ``experiment`` on ``backend`` (default: the executor's own).
+        """A session for the experiment ``source`` is (or describes, as an executor does) on
+        ``backend`` (default: the experiment's own).
 
         ``instances`` supplies ready backends by name (tests pass a FakeBackend this way).
         """
+        experiment = as_experiment(source)
         cfg = config_mod.load()
         keep_private(config_mod.home())
         os.umask(cfg.umask)

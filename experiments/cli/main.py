@@ -13,7 +13,7 @@ import runpy
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from click.shell_completion import CompletionItem
@@ -23,6 +23,7 @@ from .. import __version__, _registry, verbs
 from ..backends.local import detach as local_detach
 from ..config import settings as config_mod
 from ..errors import ExperimentsError, LaunchIncomplete
+from ..experiment import DescribesExperiment, Experiment, as_experiment
 from ..launching.context import EventKind, LaunchEvent
 from ..plan.overrides import parse_overrides
 from ..session import Session
@@ -35,9 +36,6 @@ from . import launch_report, render
 from .config_cmd import config_group
 from .gc_cmd import gc
 from .options import common as _common
-
-if TYPE_CHECKING:
-    from ..executor import Executor
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -66,13 +64,13 @@ class UsageProblem(ExperimentsError):
 class _State:
     """The experiment (given, or loaded from --file on first use) and the global options."""
 
-    def __init__(self, experiment: Executor | None, file: str | None,
+    def __init__(self, experiment: Experiment | None, file: str | None,
                  opts: dict[str, Any]) -> None:
         self._experiment = experiment
         self.file = file
         self.opts = {k: v for k, v in opts.items() if v is not None}
 
-    def experiment(self) -> Executor:
+    def experiment(self) -> Experiment:
         if self._experiment is None:
             self._experiment = load_experiment(self.file)
         return self._experiment
@@ -84,8 +82,8 @@ class _State:
                             workers=merged.get("workers"))
 
 
-def load_experiment(file: str | None) -> Executor:
-    """Run an experiment file and return the last executor it created."""
+def load_experiment(file: str | None) -> Experiment:
+    """Run an experiment file and return what the last executor it created describes."""
     if file is None:
         raise UsageProblem("name the experiment file: experiments --file my_experiment.py "
                            "<verb>")
@@ -101,10 +99,10 @@ def load_experiment(file: str | None) -> Executor:
     if not made:
         raise UsageProblem(f"{file} defines no executor; create a SlurmExecutor or "
                            "LocalExecutor at module level")
-    return made[-1]  # type: ignore[no-any-return]
+    return as_experiment(made[-1])
 
 
-def _completion_experiment(ctx: click.Context) -> Executor | None:
+def _completion_experiment(ctx: click.Context) -> Experiment | None:
     """The experiment while the shell completes a word (no command callback has run yet)."""
     root = ctx.find_root()
     given = getattr(root.command, "experiment", None)
@@ -138,7 +136,7 @@ def _complete_jobs(ctx: click.Context, param: click.Parameter,
     return [CompletionItem(i) for i in dict.fromkeys(ids) if i.startswith(incomplete)]
 
 
-def make_cli(experiment: Executor | None = None) -> click.Group:
+def make_cli(experiment: Experiment | None = None) -> click.Group:
     """The command group, for ``experiment`` (auto_cli) or for the file named by --file."""
     title = f"Experiments of project '{experiment.project}'." if experiment else HELP
 
@@ -672,9 +670,9 @@ def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = Non
     return 0
 
 
-def run(experiment: Executor, argv: Sequence[str] | None = None) -> int:
+def run(experiment: Experiment | DescribesExperiment, argv: Sequence[str] | None = None) -> int:
     """Run the CLI for ``experiment`` (``auto_cli``); returns the exit code."""
-    return _invoke(make_cli(experiment), sys.argv[1:] if argv is None else argv)
+    return _invoke(make_cli(as_experiment(experiment)), sys.argv[1:] if argv is None else argv)
 
 
 cli = make_cli()

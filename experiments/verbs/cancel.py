@@ -120,7 +120,7 @@ def _live(status: TaskStatus | None) -> bool:
 
 def foreign(session: Session, records: Sequence[JobRecord]) -> list[JobRecord]:
     """Records launched from another experiment file that uses the same project name."""
-    mine = getattr(session.experiment, "source_file", "")
+    mine = session.experiment.source_file
     return [r for r in records if mine and r.experiment_file and r.experiment_file != mine]
 
 

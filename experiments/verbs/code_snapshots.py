@@ -23,8 +23,7 @@ from ..tracking.store import JobRecord, RecordState, Store
 
 def enabled(session: Session) -> bool:
     """Whether launches of this session freeze the code (executor argument and config key)."""
-    return bool(getattr(session.experiment, "snapshot_code", True)
-                and session.config.snapshots.enabled)
+    return session.experiment.snapshot_code and session.config.snapshots.enabled
 
 
 def store_dir(session: Session) -> str:

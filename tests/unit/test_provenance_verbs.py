@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -90,8 +91,7 @@ def test_gc_keeps_the_snapshot_of_a_queued_job(tmp_path: Path, home: Path) -> No
     session, fake, code = _world(tmp_path)
     queued = verbs.launch(session).snapshot
     (code / "train.py").write_text("print('edited')\n")
-    ex2 = session.experiment.with_paths()
-    ex2.stages = {"pre": ArtifactSet([Pre(lr=0.3)])}
+    ex2 = dataclasses.replace(session.experiment, stages={"pre": ArtifactSet([Pre(lr=0.3)])})
     session2 = Session.open(ex2, backend="fake", instances={"fake": fake})  # one scheduler
     result2 = verbs.launch(session2)
     finished = result2.snapshot
@@ -133,7 +133,8 @@ def test_where_values_are_json_when_they_parse() -> None:
 
 def test_invalidate_matches_nested_dict_keys(tmp_path: Path) -> None:
     session, _fake, _code = _world(tmp_path)
-    session.experiment.stages["pre"] = ArtifactSet([Pre(lr=0.1), Pre(lr=0.1, opts={"depth": 3})])
+    session.experiment = dataclasses.replace(session.experiment, stages={
+        "pre": ArtifactSet([Pre(lr=0.1), Pre(lr=0.1, opts={"depth": 3})])})
     root = session.experiment.artifact_path
     for art in session.experiment.stages["pre"]:
         os.makedirs(paths.artifact_dir(root, art.relpath))
