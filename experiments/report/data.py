@@ -193,20 +193,37 @@ def _key(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-_CODE_KEYS = ("snapshot", "snapshot_id", "commit", "git_commit", "code")
+def code_of(meta: Mapping[str, Any]) -> str:
+    """Which code made a result, from its ``.artifact.json``: the snapshot the worker recorded
+    under ``provenance.code`` and the git commit it was taken from ("dirty" when the tree
+    differed from it), or the live folder when snapshots were off; "not recorded" otherwise."""
+    prov = meta.get("provenance")
+    code = prov.get("code") if isinstance(prov, Mapping) else None
+    if not isinstance(code, Mapping):
+        return "not recorded"
+    parts = []
+    if code.get("snapshot"):
+        parts.append(f"snapshot {code['snapshot']}")
+    git = code.get("git")
+    if isinstance(git, Mapping) and git.get("commit"):
+        dirty = " (dirty)" if git.get("dirty") else ""
+        branch = f" on {git['branch']}" if git.get("branch") else ""
+        parts.append(f"git {str(git['commit'])[:12]}{branch}{dirty}")
+    if not parts and code.get("path"):
+        parts.append(f"live code in {code['path']} (no snapshot)")
+    return ", ".join(parts) or "not recorded"
 
 
 def _provenance(views: Mapping[str, Sequence[ArtifactView]]) -> list[dict[str, Any]]:
-    """How many built artifacts each (code, class, stage) made; "code" is the snapshot or commit
-    the worker recorded in ``.artifact.json`` when it records one."""
+    """How many built artifacts each (code, class, stage) made; "code" is the snapshot and
+    commit the worker recorded in ``.artifact.json`` (see :func:`code_of`)."""
     groups: dict[tuple[str, str, str], int] = {}
     for stage, vs in views.items():
         for v in vs:
             if not v.provenance or v.state is not ArtifactState.BUILT:
                 continue
-            code = ", ".join(f"{k} {v.provenance[k]}" for k in _CODE_KEYS
-                             if v.provenance.get(k)) or "not recorded"
-            key = (code, str(v.provenance.get("class", type(v.artifact).__qualname__)), stage)
+            key = (code_of(v.provenance),
+                   str(v.provenance.get("class", type(v.artifact).__qualname__)), stage)
             groups[key] = groups.get(key, 0) + 1
     return [{"code": c, "class": k, "stage": s, "artifacts": n}
             for (c, k, s), n in sorted(groups.items())]
