@@ -545,6 +545,7 @@ def table_cmd(state: _State, /, stage: str, where: tuple[str, ...], fmt: str, as
         result = verbs.table(state.session(**opts), stage, where, cols, sort)
     except SelectionError as exc:
         raise UsageProblem(str(exc)) from None
+    render.warnings(result.notes)
     render.result_table(result, "json" if as_json else fmt)
 
 

@@ -181,7 +181,8 @@ def table_json(stage: str, views: Sequence[ArtifactView]) -> dict[str, Any]:
             swept.append(col)
     return {"stage": stage, "columns": list(table.columns), "params": list(table.param_columns),
             "metrics": list(table.metric_columns), "swept": swept,
-            "rows": [list(r) for r in table.rows], "relpaths": [v.relpath for v in views]}
+            "rows": [list(r) for r in table.rows], "relpaths": [v.relpath for v in views],
+            "states": [v.state.value for v in views]}
 
 
 def _key(value: Any) -> Any:

@@ -166,7 +166,7 @@ def read_status(root: str, relpath: str) -> dict[str, object]:
         with open(paths.status_file(root, relpath), encoding="utf-8") as fh:
             data = json.load(fh)
             return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested past any record
         return {}
 
 
@@ -198,7 +198,7 @@ def built_by(root: str, relpath: str) -> str | None:
             data = json.load(fh)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # nested past any record
         return ""
     job = str(data.get("job") or "") if isinstance(data, dict) else ""
     key = TaskKey.parse(job)

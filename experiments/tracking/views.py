@@ -4,7 +4,9 @@ the table made from them. Pure except for reading the artifact's own small files
 Parameters are flattened by field path (``lr``, ``base_model.learning_rate`` for a field of a
 dependency), defaults included. Metrics come from a JSON file in the artifact folder:
 ``metrics.json``, or the name in the artifact class's ``metrics_file`` attribute; nested keys
-are joined with ``.``, and a metric whose name is also a parameter's is called ``metrics.<key>``.
+are joined with ``.``, and a metric whose name is also a parameter's or one of the table's own
+columns (``state``, ``folder``) is called ``metrics.<key>``. A file that cannot be shown (too
+big, not JSON, nested deeper than ``MAX_DEPTH``) is left out with a note naming the artifact.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +32,8 @@ METRICS_FILE = "metrics.json"
 STATE = "state"
 FOLDER = "folder"
 _MAX_METRICS_BYTES = 4 * 1024 * 1024  # a metrics file is a summary; a bigger one is skipped
+MAX_DEPTH = 32  # lists and objects nested deeper are no summary either: skipped with a note
+TOOL_COLUMNS = (STATE, FOLDER)  # the table's own columns; a metric never takes their names
 
 
 def metrics_file(artifact: Artifact) -> str:
@@ -74,24 +79,64 @@ def flatten_metrics(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
 
 def read_json(path: str) -> dict[str, Any] | None:
     """A JSON object from ``path``; None when absent, too big, unreadable or not an object."""
+    return read_json_noted(path)[0]
+
+
+def read_json_noted(path: str) -> tuple[dict[str, Any] | None, str]:
+    """A JSON object from ``path`` and, when there is a file that cannot be used, why (a note
+    for the views, which show every other artifact as usual): too big, not JSON, not an object,
+    or nested deeper than ``MAX_DEPTH`` (no view of it could be drawn without recursing)."""
+    name = os.path.basename(path)
     try:
         with open(path, "rb") as fh:
             raw = fh.read(_MAX_METRICS_BYTES + 1)
-    except OSError:
-        return None
+    except FileNotFoundError:
+        return None, ""
+    except OSError as exc:
+        return None, f"{name} cannot be read ({exc.strerror}); left out"
     if len(raw) > _MAX_METRICS_BYTES:
-        return None
+        return None, f"{name} is over {_MAX_METRICS_BYTES // 2**20} MB; left out"
     try:
         data = json.loads(raw.decode("utf-8", errors="replace"))
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    except RecursionError:
+        return None, f"{name} nests deeper than {MAX_DEPTH} levels; left out"
+    except ValueError as exc:
+        return None, f"{name} is not valid JSON ({exc}); left out"
+    if not isinstance(data, dict):
+        return None, f"{name} holds a JSON {type(data).__name__}, not an object; left out"
+    if too_deep(data, MAX_DEPTH):
+        return None, f"{name} nests deeper than {MAX_DEPTH} levels; left out"
+    return data, ""
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether lists and objects in ``value`` nest deeper than ``limit`` (without recursing)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children)
+    return False
 
 
 def read_metrics(root: str, artifact: Artifact) -> dict[str, Any]:
     """The flattened metrics of ``artifact`` (empty when it wrote none)."""
-    data = read_json(f"{paths.artifact_dir(root, artifact.relpath)}/{metrics_file(artifact)}")
-    return flatten_metrics(data) if data else {}
+    return read_metrics_noted(root, artifact)[0]
+
+
+def read_metrics_noted(root: str, artifact: Artifact) -> tuple[dict[str, Any], str]:
+    """The flattened metrics of ``artifact`` and why its file was left out (see
+    :func:`read_json_noted`)."""
+    data, note = read_json_noted(
+        f"{paths.artifact_dir(root, artifact.relpath)}/{metrics_file(artifact)}")
+    return (flatten_metrics(data) if data else {}), note
 
 
 @dataclass(frozen=True)
@@ -101,7 +146,8 @@ class ArtifactView:
     ``params`` are flattened by field path, ``metrics`` by key (see the module's docstring);
     ``provenance`` is what the worker wrote to ``.artifact.json`` (empty before a first run);
     ``detail`` says why a failed or waiting artifact is in its state, and ``job`` is the task
-    that last tried to build it (``<job>_<index>``, empty when never submitted).
+    that last tried to build it (``<job>_<index>``, empty when never submitted); ``note`` says
+    why a file of its own was left out (a metrics file nested too deep, not JSON, ...).
     """
 
     artifact: Artifact
@@ -113,6 +159,7 @@ class ArtifactView:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     detail: str = ""
     job: str = ""
+    note: str = ""  # why its metrics (or record) could not be read, when they could not
 
     @property
     def relpath(self) -> str:
@@ -143,6 +190,7 @@ class ResultTable:
     rows: tuple[tuple[Any, ...], ...]
     param_columns: tuple[str, ...] = ()
     metric_columns: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # per artifact: a file of its own that was left out, and why
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -222,9 +270,17 @@ def cell_text(value: Any) -> str:
 
 
 def metric_names(params: Iterable[str], metrics: Iterable[str]) -> dict[str, str]:
-    """Metric key → its column name (``metrics.<key>`` when a parameter has the name)."""
-    taken = set(params)
-    return {m: (f"metrics.{m}" if m in taken else m) for m in metrics}
+    """Metric key → its column name: ``metrics.<key>`` when a parameter or one of the table's
+    own columns (``state``, ``folder``) has the name, so a metric never shadows either."""
+    taken = {*params, *TOOL_COLUMNS}
+    out: dict[str, str] = {}
+    for m in metrics:
+        name = m
+        while name in taken:
+            name = f"metrics.{name}"
+        taken.add(name)
+        out[m] = name
+    return out
 
 
 def make_table(stage: str, views: Sequence[ArtifactView]) -> ResultTable:
@@ -240,4 +296,5 @@ def make_table(stage: str, views: Sequence[ArtifactView]) -> ResultTable:
         (*(v.params.get(p) for p in param_cols), *(v.metrics.get(m) for m in metric_keys),
          v.state.value, v.folder)
         for v in views)
-    return ResultTable(stage, columns, rows, tuple(param_cols), tuple(names.values()))
+    notes = tuple(f"{v.relpath}: {v.note}" for v in views if v.note)
+    return ResultTable(stage, columns, rows, tuple(param_cols), tuple(names.values()), notes)

@@ -22,8 +22,8 @@ from ..tracking.views import (
     ResultTable,
     flatten_params,
     make_table,
-    read_json,
-    read_metrics,
+    read_json_noted,
+    read_metrics_noted,
 )
 
 Where = Iterable[str] | Mapping[str, Any] | None
@@ -85,11 +85,12 @@ def _views(session: Session, stage: str, chosen: Sequence[tuple[Artifact, dict[s
     root = session.experiment.artifact_path
     out = []
     for (art, params), view in zip(chosen, views, strict=True):
-        meta = read_json(paths.meta_file(root, art.relpath)) or {}
-        metrics = read_metrics(root, art)  # also a running one's partial metrics
+        meta, meta_note = read_json_noted(paths.meta_file(root, art.relpath))
+        metrics, note = read_metrics_noted(root, art)  # also a running one's partial metrics
         job = f"{view.job_id}_{view.index}" if view.job_id else ""
         out.append(ArtifactView(art, stage, params, paths.artifact_dir(root, art.relpath),
-                                view.state, meta, metrics, view.detail, job))
+                                view.state, meta or {}, metrics, view.detail, job,
+                                "; ".join(n for n in (note, meta_note) if n)))
     return out
 
 
@@ -111,7 +112,8 @@ def grid(session: Session, stages: Sequence[str] | None = None) -> Grid:
         out[stage] = _views(session, stage, arts, views[start:start + len(arts)])
         queued += [(stage, v) for v in views[start:start + len(arts)]]
         start += len(arts)
-    return Grid(out, latest, live.warnings(), waiting.group(queued))
+    notes = [f"{v.relpath}: {v.note}" for vs in out.values() for v in vs if v.note]
+    return Grid(out, latest, [*live.warnings(), *notes], waiting.group(queued))
 
 
 def table(session: Session, stage: str, where: Where = None,

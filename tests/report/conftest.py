@@ -56,6 +56,7 @@ def _driver() -> Iterator[Any]:
         _unavailable(f"no {CHROMEDRIVER} or {CHROMIUM}")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # driver.get_log("browser")
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1400,1800", "--disable-extensions", "--no-first-run"):
         options.add_argument(arg)

@@ -1,6 +1,8 @@
 // The report's script: sortable, filterable results tables and SVG plots, built from the JSON
 // in #report-data with DOM calls only (textContent, never innerHTML for data), and, when the
 // page is served live, a poll that swaps in the server's freshly rendered (escaped) sections.
+// Names and values from the grid (stages, parameters, metrics) key only Maps and Sets, never
+// plain objects: "__proto__" or "constructor" is then a name like any other.
 "use strict";
 (function () {
   var SVG = "http://www.w3.org/2000/svg";
@@ -8,7 +10,7 @@
   var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                 "#7f7f7f", "#bcbd22", "#17becf"];
   var data = JSON.parse(document.getElementById("report-data").textContent);
-  var ui = {};  // per stage: sort column, direction, filter text, group-by parameter
+  var ui = new Map();  // per stage: sort column, direction, filter text, group-by parameter
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -55,9 +57,8 @@
     return true;
   }
   function renderTable(t, box) {
-    var st = ui[t.stage];
-    var metricSet = {};
-    t.metrics.forEach(function (m) { metricSet[m] = true; });
+    var st = ui.get(t.stage);
+    var metricSet = new Set(t.metrics);
     var rows = t.rows.map(function (r, i) {
       var copy = r.slice();
       copy.__relpath = t.relpaths[i];
@@ -91,8 +92,9 @@
     rows.slice(0, MAX_ROWS).forEach(function (r) {
       var tr = el("tr", {"data-relpath": r.__relpath});
       t.columns.forEach(function (name, i) {
-        var td = el("td", {title: cellText(r[i])}, metricSet[name] ? fmt(r[i]) : cellText(r[i]));
-        if (metricSet[name]) { td.className = "metric"; }
+        var metric = metricSet.has(name);
+        var td = el("td", {title: cellText(r[i])}, metric ? fmt(r[i]) : cellText(r[i]));
+        if (metric) { td.className = "metric"; }
         tr.appendChild(td);
       });
       body.appendChild(tr);
@@ -110,19 +112,19 @@
     var root = document.getElementById("tables");
     root.textContent = "";
     data.tables.forEach(function (t) {
-      if (!ui[t.stage]) {
-        ui[t.stage] = {sort: null, desc: false, filter: "",
-                       group: t.swept.length > 1 ? t.swept[t.swept.length - 1] : ""};
+      if (!ui.has(t.stage)) {
+        ui.set(t.stage, {sort: null, desc: false, filter: "",
+                         group: t.swept.length > 1 ? t.swept[t.swept.length - 1] : ""});
       }
       var section = el("div", {"class": "stage-table", "data-stage": t.stage});
       section.appendChild(el("h3", {}, t.stage));
       var controls = el("div", {"class": "controls"});
       var input = el("input", {type: "search", placeholder: "filter: words or key=value",
                                "aria-label": "filter " + t.stage});
-      input.value = ui[t.stage].filter;
+      input.value = ui.get(t.stage).filter;
       var box = el("div", {"class": "tablebox"});
       input.addEventListener("input", function () {
-        ui[t.stage].filter = input.value;
+        ui.get(t.stage).filter = input.value;
         renderTable(t, box);
       });
       controls.appendChild(input);
@@ -130,8 +132,15 @@
       section.appendChild(controls);
       section.appendChild(box);
       root.appendChild(section);
-      renderTable(t, box);
+      guarded(section, function () { renderTable(t, box); });
     });
+  }
+  function guarded(section, draw) {  // one stage that cannot be drawn says so; the rest stay
+    try {
+      draw();
+    } catch (e) {
+      section.appendChild(el("p", {"class": "hint error"}, "could not draw this: " + e));
+    }
   }
 
   // -- plots ----------------------------------------------------------------------------
@@ -153,10 +162,10 @@
   function plot(t, metric, param, group) {
     var W = 380, H = 250, L = 56, R = 12, T = 24, B = 40;
     var mi = t.columns.indexOf(metric), pi = t.columns.indexOf(param);
-    var gi = group ? t.columns.indexOf(group) : -1, si = t.columns.indexOf("state");
+    var gi = group ? t.columns.indexOf(group) : -1;
     var pts = [];
-    t.rows.forEach(function (r, i) {
-      if (r[si] === "built" && isNum(r[mi])) {
+    t.rows.forEach(function (r, i) {  // the artifact's own state, whatever a column is called
+      if (t.states[i] === "built" && isNum(r[mi])) {
         pts.push({x: r[pi], y: r[mi], g: gi >= 0 ? cellText(r[gi]) : "", rel: t.relpaths[i]});
       }
     });
@@ -196,12 +205,13 @@
     groups.forEach(function (g, gi2) {
       var color = COLORS[gi2 % COLORS.length];
       var mine = pts.filter(function (p) { return p.g === g; });
-      var byX = {};
+      var byX = new Map();
       mine.forEach(function (p) {
         var k = cellText(p.x);
-        (byX[k] = byX[k] || {x: p.x, ys: []}).ys.push(p.y);
+        if (!byX.has(k)) { byX.set(k, {x: p.x, ys: []}); }
+        byX.get(k).ys.push(p.y);
       });
-      var line = Object.keys(byX).map(function (k) { return byX[k]; });
+      var line = Array.from(byX.values());
       line.sort(function (a, b) { return numeric ? a.x - b.x : cmp(cellText(a.x), cellText(b.x)); });
       if (line.length > 1) {
         var d = line.map(function (q) {
@@ -233,66 +243,70 @@
     var root = document.getElementById("plot-stages");
     root.textContent = "";
     data.tables.forEach(function (t) {
-      var st = ui[t.stage];
+      var st = ui.get(t.stage);
       var section = el("div", {"class": "stage-plots", "data-stage": t.stage});
-      section.appendChild(el("h3", {}, t.stage));
-      var numericMetrics = t.metrics.filter(function (m) {
-        var i = t.columns.indexOf(m);
-        return t.rows.some(function (r) { return isNum(r[i]); });
-      });
-      if (!numericMetrics.length || !t.swept.length) {
-        section.appendChild(el("p", {"class": "hint"}, !t.swept.length
-          ? "No swept parameter in this stage." : "No numeric metric yet (metrics.json)."));
-        root.appendChild(section);
-        return;
-      }
-      var controls = el("div", {"class": "controls"});
-      var label = el("label", {}, "one line per value of ");
-      var select = el("select", {"class": "group-by", "aria-label": "group " + t.stage});
-      select.appendChild(el("option", {value: ""}, "(none)"));
-      t.swept.forEach(function (p) {
-        var o = el("option", {value: p}, p);
-        if (p === st.group) { o.selected = true; }
-        select.appendChild(o);
-      });
-      select.addEventListener("change", function () { st.group = select.value; renderPlots(); });
-      label.appendChild(select);
-      controls.appendChild(label);
-      section.appendChild(controls);
-      var legend = el("div", {"class": "plot-legend"});
-      if (st.group) {
-        var gi = t.columns.indexOf(st.group), seen = [];
-        t.rows.forEach(function (r) { var k = cellText(r[gi]); if (seen.indexOf(k) < 0) { seen.push(k); } });
-        seen.sort().forEach(function (k, i) {
-          var s = el("span", {}, "● " + st.group + " = " + k);
-          s.style.color = COLORS[i % COLORS.length];
-          legend.appendChild(s);
-        });
-      }
-      section.appendChild(legend);
-      var box = el("div", {"class": "plots"});
-      numericMetrics.forEach(function (m) {
-        t.swept.forEach(function (p) {
-          if (p !== st.group) { box.appendChild(plot(t, m, p, st.group)); }
-        });
-      });
-      section.appendChild(box);
       root.appendChild(section);
+      guarded(section, function () { drawPlots(t, st, section); });
     });
+  }
+  function drawPlots(t, st, section) {
+    section.appendChild(el("h3", {}, t.stage));
+    var numericMetrics = t.metrics.filter(function (m) {
+      var i = t.columns.indexOf(m);
+      return t.rows.some(function (r) { return isNum(r[i]); });
+    });
+    if (!numericMetrics.length || !t.swept.length) {
+      section.appendChild(el("p", {"class": "hint"}, !t.swept.length
+        ? "No swept parameter in this stage." : "No numeric metric yet (metrics.json)."));
+      return;
+    }
+    var controls = el("div", {"class": "controls"});
+    var label = el("label", {}, "one line per value of ");
+    var select = el("select", {"class": "group-by", "aria-label": "group " + t.stage});
+    select.appendChild(el("option", {value: ""}, "(none)"));
+    t.swept.forEach(function (p) {
+      var o = el("option", {value: p}, p);
+      if (p === st.group) { o.selected = true; }
+      select.appendChild(o);
+    });
+    select.addEventListener("change", function () { st.group = select.value; renderPlots(); });
+    label.appendChild(select);
+    controls.appendChild(label);
+    section.appendChild(controls);
+    var legend = el("div", {"class": "plot-legend"});
+    if (st.group) {
+      var gi = t.columns.indexOf(st.group), seen = [];
+      t.rows.forEach(function (r) { var k = cellText(r[gi]); if (seen.indexOf(k) < 0) { seen.push(k); } });
+      seen.sort().forEach(function (k, i) {
+        var s = el("span", {}, "● " + st.group + " = " + k);
+        s.style.color = COLORS[i % COLORS.length];
+        legend.appendChild(s);
+      });
+    }
+    section.appendChild(legend);
+    var box = el("div", {"class": "plots"});
+    numericMetrics.forEach(function (m) {
+      t.swept.forEach(function (p) {
+        if (p !== st.group) { box.appendChild(plot(t, m, p, st.group)); }
+      });
+    });
+    section.appendChild(box);
   }
 
   // -- live -----------------------------------------------------------------------------
   function swap(id, html) {
     var node = document.getElementById(id);
     if (!node || node.__html === html) { return; }
-    var open = {};
+    var open = new Set();
     node.querySelectorAll("details[open]").forEach(function (d) {
-      open[(d.getAttribute("data-relpath") || "") + d.className] = true;
+      open.add((d.getAttribute("data-relpath") || "") + "\u0001" + d.className);
     });
     node.innerHTML = html;  // rendered and escaped by the server's templates, like the page
     node.__html = html;
     node.querySelectorAll("details").forEach(function (d) {
-      if (open[(d.getAttribute("data-relpath") || "") + d.className]) { d.open = true; }
+      if (open.has((d.getAttribute("data-relpath") || "") + "\u0001" + d.className)) {
+        d.open = true;
+      }
     });
   }
   function poll(url) {
@@ -314,14 +328,14 @@
     });
   }
 
+  var liveUrl = document.body.getAttribute("data-live");
+  if (liveUrl) {  // first: whatever the data holds, a live page keeps refreshing
+    var every = (data.refresh_s || 5) * 1000;
+    setInterval(function () { poll(liveUrl); }, every);
+  }
   var t0 = performance.now();
   renderTables();
   var t1 = performance.now();
   renderPlots();
   window.reportTimings = {tables_ms: t1 - t0, plots_ms: performance.now() - t1};
-  var liveUrl = document.body.getAttribute("data-live");
-  if (liveUrl) {
-    var every = (data.refresh_s || 5) * 1000;
-    setInterval(function () { poll(liveUrl); }, every);
-  }
 }());
