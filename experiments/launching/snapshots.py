@@ -6,7 +6,8 @@ directory and pays only the hashing. ``gc`` removes old snapshots except those l
 
 Layout of the store (``paths.snapshots_dir(home)``)::
 
-    <id>/code/            the frozen tree; commands run here
+    <id>/code/            the frozen tree, read-only (see ``seal``); commands run here
+    <id>/pycache/         Python's bytecode of the tree (PYTHONPYCACHEPREFIX of its commands)
     <id>/snapshot.json    id, size, creation time, code_path and git state of the take that made it
     .tmp-*/               a snapshot being built (renamed to <id> when complete, never counted)
     .trash-*/             a snapshot being deleted by gc (renamed away first, then removed)
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +52,7 @@ _ID_HEX = 16                 # 64 bits of sha256: no collision among a user's sn
 _TEMP_GRACE_S = 6 * 3600.0   # a half-built snapshot younger than this may still be in progress
 _CHUNK = 1 << 20
 _FSYNC_THREADS = 8
+_WRITE = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,40 @@ def _copy_tree(code: str, entries: Sequence[Entry], dest: str) -> tuple[str, int
     return _snapshot_id(items), total
 
 
+def seal(code_dir: str) -> None:
+    """Take the write bits off every file and folder of a snapshot (links are left alone), so
+    that a command writing to a relative path fails at once instead of changing the code every
+    task of the launch shares (accounts the modes do not stop are checked by the worker,
+    :mod:`experiments.worker.code_guard`). Bottom-up: a folder closes after its entries."""
+    for top, _dirs, files in os.walk(code_dir, topdown=False):
+        for name in files:
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            if not stat.S_ISLNK(st.st_mode) and st.st_mode & _WRITE:
+                os.chmod(path, stat.S_IMODE(st.st_mode) & ~_WRITE)
+        os.chmod(top, stat.S_IMODE(os.lstat(top).st_mode) & ~_WRITE)
+
+
+def sealed(code_dir: str) -> bool:
+    """Whether the snapshot's top folder has no write bit (snapshots taken before sealing
+    existed have them all, and are sealed when a launch reuses them)."""
+    try:
+        return not os.lstat(code_dir).st_mode & _WRITE
+    except OSError:
+        return True  # nothing there to seal: load() reports what is missing
+
+
+def remove_tree(path: str) -> None:
+    """Remove a folder that may hold a sealed snapshot: its folders get their owner's write
+    bit back first (top-down, so each can then be emptied)."""
+    for top, _dirs, _files in os.walk(path):
+        try:
+            os.chmod(top, stat.S_IMODE(os.lstat(top).st_mode) | stat.S_IRWXU)
+        except OSError:
+            pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- git state
 
 
@@ -268,6 +305,8 @@ def _reuse(store_dir: str, snap_id: str, git: GitInfo | None) -> Snapshot | None
     except FileNotFoundError:
         return None
     snap = load(store_dir, snap_id)
+    if not sealed(snap.path):
+        seal(snap.path)
     return Snapshot(snap.id, snap.path, snap.files, snap.bytes, snap.created_at, git, True)
 
 
@@ -279,6 +318,7 @@ def _build(code: str, entries: Sequence[Entry], store_dir: str,
     try:
         os.mkdir(tmp)
         snap_id, size = _copy_tree(code, entries, os.path.join(tmp, CODE))
+        seal(os.path.join(tmp, CODE))
         _atomic.write_json(os.path.join(tmp, META), _meta(snap_id, len(entries), size, code, git))
         _atomic.fsync_dir(tmp)
         try:
@@ -291,7 +331,7 @@ def _build(code: str, entries: Sequence[Entry], store_dir: str,
                 raise
             return reused
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_tree(tmp)
     _atomic.fsync_dir(store_dir)
     return Snapshot(snap_id, os.path.join(store_dir, snap_id, CODE), len(entries), size,
                     load(store_dir, snap_id).created_at, git)
@@ -359,7 +399,7 @@ def _remove(store_dir: str, name: str) -> None:
         trash = os.path.join(store_dir, f"{_TRASH}{name}-{os.urandom(4).hex()}")
         os.rename(path, trash)
         path = trash
-    shutil.rmtree(path, ignore_errors=True)
+    remove_tree(path)
 
 
 def _candidate(store_dir: str, name: str, older_than_s: float,

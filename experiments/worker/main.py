@@ -21,8 +21,8 @@ import traceback
 
 from .. import _atomic, _proc, paths
 from ..launching import specs
+from . import code_guard, provenance, task_setup, trust
 from . import lock as locking
-from . import provenance, task_setup, trust
 from .base import (
     EXIT_BUSY,
     EXIT_DEPENDENCY_FAILED,
@@ -264,18 +264,15 @@ class Build:
         code_path = self.header["code_path"]
         if not os.path.isdir(code_path):
             raise StepFailed(f"code_path {code_path} does not exist on {_hostname()}")
-        env = dict(os.environ)
-        checkpoints = paths.checkpoint_dir(self.root, self.relpath)
-        os.makedirs(checkpoints, exist_ok=True)
-        env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
-                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath,
-                   EXPERIMENTS_CHECKPOINT_DIR=checkpoints,
-                   EXPERIMENTS_ATTEMPT=str(self.record["attempt"]))
         setup = self.header.get("setup") or []  # set when the backend has no batch script
         script = "\n".join([*task_setup.prelude(setup), command])
         sys.stdout.flush()
         sys.stderr.flush()
-        child = _proc.spawn(["/bin/bash", "-c", script], cwd=code_path, env=env)
+        snapshot = bool(self.header.get("snapshot"))
+        before = code_guard.listing(code_path) \
+            if snapshot and code_guard.needed(code_path) else None
+        child = _proc.spawn(["/bin/bash", "-c", script], cwd=code_path,
+                            env=self._command_env(code_path))
         _signal["child"] = child
         if _signal["announce"] is not None:  # serving: the launcher can stop it if we die
             _signal["announce"](child.pid)
@@ -285,9 +282,37 @@ class Build:
             code = _wait(child)
         finally:
             _signal["child"] = None
+        if before is not None:
+            self._guard(code_path, before, code)
         _check_signal()
         if code != 0:
+            if snapshot:
+                _say(f"(commands run in the read-only code snapshot {code_path}: a write to a "
+                     "relative path fails there; write under $EXPERIMENTS_ARTIFACT_DIR)")
             raise StepFailed(f"command exited with code {code}: {command}", exit_code=code)
+
+    def _command_env(self, code_path: str) -> dict[str, str]:
+        """The environment of a command: ours, plus where its artifact, code and checkpoints
+        are; Python's bytecode goes beside a snapshot, not into it (it is read-only)."""
+        env = dict(os.environ)
+        checkpoints = paths.checkpoint_dir(self.root, self.relpath)
+        os.makedirs(checkpoints, exist_ok=True)
+        if self.header.get("snapshot") and "PYTHONPYCACHEPREFIX" not in env:
+            env["PYTHONPYCACHEPREFIX"] = os.path.join(os.path.dirname(code_path), "pycache")
+        env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
+                   EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath,
+                   EXPERIMENTS_CHECKPOINT_DIR=checkpoints,
+                   EXPERIMENTS_ATTEMPT=str(self.record["attempt"]))
+        return env
+
+    def _guard(self, code_path: str, before: dict[str, Any], code: int) -> None:
+        """Where the snapshot's modes do not stop writes (root): fail the step when the
+        command wrote into it, after removing what it added (see :mod:`.code_guard`)."""
+        added, changed, folders = code_guard.changes(before, code_guard.listing(code_path))
+        if added or changed or folders:
+            code_guard.undo_added(code_path, added)
+            raise StepFailed(code_guard.message(code_path, self.dir, added, changed, folders),
+                             exit_code=code or None)
 
 
 def _wait(child: _proc.Child) -> int:
