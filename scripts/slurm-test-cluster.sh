@@ -20,6 +20,7 @@
 #     GrpTRES=gres/gpu=4. QOS `high` preempts `normal` jobs by requeueing them (PreemptType=preempt/qos).
 #   - partitions short (default, 1 h), medium (4 h), gpu (12 h, at most 16 CPUs per node), no
 #     oversubscription, EnforcePartLimits=NO (too-long jobs are accepted and pend PartitionTimeLimit).
+#   - gres/gpu is an accounted TRES (other clusters: only with SLURM_TEST_GPU_ACCOUNTING=1).
 #   - reservation `maintenance` (MAINT, whole node, 2 h) kept 5 to 6 hours in the future: each
 #     `start` moves it back if it has come closer. Jobs whose time limit reaches into it pend with
 #     "ReqNodeNotAvail, Reserved for maintenance".
@@ -38,6 +39,10 @@ CTLD_PORT=${SLURM_TEST_CTLD_PORT:-$d_port}
 SLURMD_PORT=${SLURM_TEST_SLURMD_PORT:-$((d_port + 1))}
 DBD_PORT=${SLURM_TEST_DBD_PORT:-$((d_port + 2))}
 ACCOUNTING=${SLURM_TEST_ACCOUNTING:-1}
+# gres/gpu as an accounted TRES (AccountingStorageTRES=gres/gpu). Off by default, as in Slurm:
+# partitions' TRES then list no GPUs although the node has Gres=gpu:A100:8 (what most sites
+# run, and what `drylaunch --validate` must read right). The policed cluster needs it on.
+GPU_ACCOUNTING=${SLURM_TEST_GPU_ACCOUNTING:-$POLICED}
 CLUSTER=${SLURM_TEST_CLUSTER_NAME:-$d_name}
 read -r -a POLICED_USERS <<<"${SLURM_TEST_POLICED_USERS:-expuser1 expuser2}"
 RESV_LEAD_H=6 RESV_MIN_LEAD_H=5   # the maintenance window starts 5-6 h ahead (policed cluster)
@@ -52,6 +57,8 @@ unset SLURM_CLUSTERS SLURM_PARTITION SBATCH_PARTITION   # don't let the caller's
 log() { echo "slurm-test-cluster[$CLUSTER]: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 ((POLICED)) && ! ((ACCOUNTING)) && die "the policed cluster needs accounting (SLURM_TEST_ACCOUNTING=1)"
+((POLICED)) && ! ((GPU_ACCOUNTING)) &&
+  die "the policed cluster limits GPUs: it needs gres/gpu accounting (SLURM_TEST_GPU_ACCOUNTING=1)"
 
 # Pid from a pid file if that process is alive and really is the daemon named $2.
 live_pid() {
@@ -206,6 +213,7 @@ changed() { [[ -f $DIR/$1 || -f $DIR/$1.new ]] && ! cmp -s "$DIR/$1" "$DIR/$1.ne
 # cluster's slurm.conf stays byte for byte what it was, so a running one is not restarted).
 policy_lines() {
   if ! ((POLICED)); then
+    if ((GPU_ACCOUNTING && ACCOUNTING)); then acct+=$'\nAccountingStorageTRES=gres/gpu'; fi
     PARTITIONS="PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:8
 PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP OverSubscribe=FORCE:8"
     return

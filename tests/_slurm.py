@@ -4,7 +4,9 @@ Load it with ``pytest_plugins = ["tests._slurm"]`` in the root conftest.py.
 
 Fixtures (session scoped):
 
-* ``slurm_cluster`` -- the default cluster (MaxArraySize 1001, accounting on). Uses the cluster
+* ``slurm_cluster`` -- the default cluster (MaxArraySize 1001, accounting on, gres/gpu *not* an
+  accounted TRES, as in Slurm's default: partitions list no GPUs in their TRES, the node's GRES
+  has 8; ``SLURM_TEST_GPU_ACCOUNTING=0`` pins that). Uses the cluster
   named by ``$SLURM_CONF`` if it answers ``sinfo``, else starts one with the script. Sets
   ``os.environ["SLURM_CONF"]`` for the session. If no cluster can be had the test fails when
   ``CI=true`` and is skipped otherwise (with a loud banner in the terminal summary).
@@ -176,7 +178,7 @@ def cluster_env(kind: str, slot: int | None = None) -> dict[str, str]:
     """
     slot = _slot() if slot is None else slot
     env = {"SLURM_TEST_POLICED": "1", "SLURM_TEST_POLICED_USERS": " ".join(TEST_USERS)} \
-        if kind == "policed" else {}
+        if kind == "policed" else {"SLURM_TEST_GPU_ACCOUNTING": "0"}
     if slot or kind in ("small", "faults"):
         port = 17000 + 100 * slot + 10 * _KINDS[kind]
         suffix = f"{kind}{slot}" if kind != "default" else f"s{slot}"

@@ -129,9 +129,11 @@ class SlurmBackend:
         part = (parts.get(str(name)) if name is not None
                 else next((p for p in parts.values() if p.default), None))
         nodes = reqs.get("nodes")
+        node_gpus = self.site.node_gpus() if res.gpus and part is not None else None
         found = [] if part is None else limits.check_job(
             part, res.time_s, res.cpus, res.gpus, qos=self._qos_of(reqs),
-            nodes=nodes if isinstance(nodes, int) and nodes > 0 else 1)
+            nodes=nodes if isinstance(nodes, int) and nodes > 0 else 1,
+            node_gpus=None if node_gpus is None else node_gpus.get(part.name, []))
         first, more = group.tasks[0].relpath, len(group.tasks) - 1
         who = f"artifact {first}" + (f" and {more} more like it" if more else "")
         return [f"stage '{group.stage}', {who}: {p.replace('the job asks', 'it asks')}; "

@@ -4,6 +4,7 @@ Pure: no subprocesses. The client runs the commands (as the user, who can read a
 a default Slurm setup) and passes their output in:
 
 * ``scontrol show partition -o`` → :func:`parse_partitions` → :class:`PartitionLimits`
+* ``scontrol show node -o`` → :func:`parse_node_gpus` (GPUs per node, from the nodes' GRES)
 * ``sacctmgr -n -P show assoc user=$USER format=<ASSOC_FORMAT>`` → :func:`parse_assocs`
 * ``sacctmgr -n -P show qos format=<QOS_FORMAT>`` → :func:`parse_qos`
 * ``scontrol show reservation -o`` (TZ=UTC, SLURM_TIME_FORMAT=standard) → :func:`parse_reservations`
@@ -160,6 +161,36 @@ def parse_partitions(text: str) -> dict[str, PartitionLimits]:
     return out
 
 
+# -- nodes -----------------------------------------------------------------------------------
+def gres_gpus(text: str) -> int:
+    """GPUs in a node's ``Gres=`` (``gpu:A100:8``, ``gpu:8``, ``gpu:a100:4(S:0-1),gpu:v100:2``,
+    ``(null)``): the counts of every ``gpu`` entry, typed or not, summed."""
+    total = 0
+    for item in re.sub(r"\([^)]*\)", "", text).split(","):
+        fields = item.strip().split(":")
+        if len(fields) >= 2 and fields[0] == "gpu" and fields[-1].isdigit():
+            total += int(fields[-1])
+    return total
+
+
+def parse_node_gpus(text: str) -> dict[str, list[int]]:
+    """Each partition's GPUs per node, from the nodes' GRES in ``scontrol show node -o``.
+
+    The nodes' GRES is where Slurm keeps GPUs whatever accounting tracks: with Slurm's default
+    ``AccountingStorageTRES`` (no ``gres/gpu``) a partition's ``TRES=`` lists no GPU although
+    its nodes have ``Gres=gpu:A100:8`` and GPU jobs start on them.
+    """
+    out: dict[str, list[int]] = {}
+    for line in text.splitlines():
+        if not line.startswith("NodeName="):
+            continue
+        kv = _key_values(line)
+        gpus = gres_gpus(kv.get("Gres", ""))
+        for part in filter(None, kv.get("Partitions", "").split(",")):
+            out.setdefault(part, []).append(gpus)
+    return out
+
+
 # -- reservations ----------------------------------------------------------------------------
 ENDLESS_S = 365 * 86400  # Slurm 22.05 stores Duration=UNLIMITED as 365-00:00:00
 
@@ -306,12 +337,16 @@ def parse_qos(text: str, fmt: str = QOS_FORMAT) -> dict[str, QosLimits]:
 
 # -- checks ----------------------------------------------------------------------------------
 def check_job(partition: PartitionLimits, time_s: int | None, cpus: int, gpus: int, *,
-              nodes: int = 1, qos: QosLimits | None = None) -> list[str]:
+              nodes: int = 1, qos: QosLimits | None = None,
+              node_gpus: Sequence[int] | None = None) -> list[str]:
     """Why a job (per node: ``cpus``, ``gpus``) could never start in ``partition``; [] if it can.
 
     Independent of ``EnforcePartLimits``: with ``NO`` Slurm accepts such a job and leaves it
     pending (PartitionTimeLimit, PartitionConfig, …) instead of refusing it. ``time_s`` None
     means the partition's DefaultTime. With ``qos``, its per-job and group limits are checked too.
+    GPUs are counted from ``node_gpus`` (the partition's nodes' GRES, :func:`parse_node_gpus`)
+    when given, else from the partition's TRES, which lists GPUs only where accounting tracks
+    ``gres/gpu``.
     """
     p, problems = partition, []
     if time_s is not None and p.max_time_s is not None and time_s > p.max_time_s:
@@ -326,12 +361,32 @@ def check_job(partition: PartitionLimits, time_s: int | None, cpus: int, gpus: i
     elif p.total_cpus is not None and cpus * nodes > p.total_cpus:
         problems.append(f"the {p.name} partition has {p.total_cpus} CPUs in all, the job asks "
                         f"{cpus * nodes}; lower `cpus`")
-    if gpus and (p.gpus or 0) < gpus * nodes:
-        problems.append(f"the {p.name} partition has {p.gpus or 0} GPUs in all, the job asks "
-                        f"{gpus * nodes}; lower `gpus` or choose a GPU partition")
+    if gpus:
+        problems.extend(_check_gpus(p, gpus, nodes, node_gpus))
     if qos is not None:
         problems.extend(_check_qos(qos, time_s, cpus * nodes, gpus * nodes))
     return problems
+
+
+def _check_gpus(p: PartitionLimits, gpus: int, nodes: int,
+                node_gpus: Sequence[int] | None) -> list[str]:
+    """A job asking ``gpus`` per node on ``nodes`` nodes against the partition's GPUs."""
+    if node_gpus is None:  # the nodes could not be read: the TRES, when it counts GPUs
+        if p.gpus is None or p.gpus >= gpus * nodes:
+            return []
+        return [f"the {p.name} partition has {p.gpus} GPUs in all, the job asks "
+                f"{gpus * nodes}; lower `gpus` or choose a GPU partition"]
+    if sum(n >= gpus for n in node_gpus) >= nodes:
+        return []
+    most = max(node_gpus, default=0)
+    if not most:
+        return [f"the {p.name} partition's nodes have no GPUs (their GRES), the job asks "
+                f"{gpus} per node; choose a GPU partition"]
+    if nodes == 1 or most < gpus:
+        return [f"the {p.name} partition's nodes have at most {most} GPUs each (their GRES), "
+                f"the job asks {gpus} per node; lower `gpus`"]
+    return [f"the {p.name} partition has {sum(n >= gpus for n in node_gpus)} node(s) with "
+            f"{gpus} GPUs (their GRES), the job asks {nodes}; lower `nodes` or `gpus`"]
 
 
 def _check_qos(qos: QosLimits, time_s: int | None, cpus: int, gpus: int) -> list[str]:

@@ -1,10 +1,11 @@
 """The site's limits as this user can read them, each read at most once per backend.
 
-Partitions (``scontrol show partition``), QOS (``sacctmgr show qos``), the user's associations
-(``sacctmgr show assoc``), reservations (``scontrol show reservation``) and the QOS of live jobs
-(``squeue``), parsed by :mod:`.limits`. Read lazily: only a pending reason that needs numbers
-(:mod:`.pending`) or ``drylaunch --validate`` asks, so an ordinary ``status`` costs nothing
-more; a ``wait`` keeps one backend, so its polls read each limit once.
+Partitions (``scontrol show partition``), the GPUs of their nodes (``scontrol show node``),
+QOS (``sacctmgr show qos``), the user's associations (``sacctmgr show assoc``), reservations
+(``scontrol show reservation``) and the QOS of live jobs (``squeue``), parsed by
+:mod:`.limits`. Read lazily: only a pending reason that needs numbers (:mod:`.pending`) or
+``drylaunch --validate`` asks, so an ordinary ``status`` costs nothing more; a ``wait`` keeps
+one backend, so its polls read each limit once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class SiteLimits:
         self.client = client
         self._partitions: dict[str, limits.PartitionLimits] | None = None
         self._qos: dict[str, limits.QosLimits] | None = None
+        self._node_gpus: dict[str, list[int]] | None = None
         self._assocs: list[limits.AssocLimits] | None = None
         self._reservations: list[limits.Reservation] | None = None
         self._job_qos: dict[str, str] = {}
@@ -35,6 +37,17 @@ class SiteLimits:
             out = self.client.ask(["scontrol", "show", "partition", "-o"]).stdout
             self._partitions = limits.parse_partitions(out)
         return self._partitions
+
+    def node_gpus(self) -> dict[str, list[int]] | None:
+        """Each partition's GPUs per node from the nodes' GRES (``scontrol show node``); None
+        when the nodes cannot be read (then the partitions' TRES is all there is)."""
+        if self._node_gpus is None:
+            try:
+                out = self.client.ask(["scontrol", "show", "node", "-o"]).stdout
+                self._node_gpus = limits.parse_node_gpus(out)
+            except SchedulerQueryError:
+                return None
+        return self._node_gpus
 
     def qos_limits(self) -> dict[str, limits.QosLimits]:
         """Every QOS and its limits; {} when accounting cannot be asked."""
