@@ -136,13 +136,17 @@ class TaskUsage:
     """What accounting says one task used (a backend that keeps accounts offers
     ``usage(records) -> {TaskKey: TaskUsage}``, one call for any number of jobs).
 
-    ``cpu_s`` and ``max_rss_mb`` are None when the scheduler does not gather them.
+    ``cpu_s`` and ``max_rss_mb`` are None when the scheduler does not gather them. A task run
+    several times (requeued) sums ``elapsed_s`` and ``cpu_s`` over its ``attempts``; ``state``
+    and ``time_limit_s`` (None: not known, or no limit) are its last attempt's.
     """
 
     state: str
     elapsed_s: int
     cpu_s: float | None = None
     max_rss_mb: float | None = None
+    attempts: int = 1
+    time_limit_s: int | None = None
 
 
 @dataclass(frozen=True)

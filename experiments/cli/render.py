@@ -533,7 +533,8 @@ def cost(costs: Sequence[StageCost]) -> None:
                  if c.unlimited_tasks else "")
         label = "Total" if c.stage == "total" else f"Cost of {c.stage}"
         out.print(f"{label}: {c.tasks} task(s), {c.gpu_hours:,.1f} GPU-hours, "
-                  f"{c.cpu_hours:,.1f} CPU-hours requested{apart}", markup=False)
+                  f"{c.cpu_hours:,.1f} CPU-hours requested{apart}{c.requeue_note()}",
+                  markup=False)
 
 
 def _pct(value: float | None) -> str:
@@ -569,8 +570,10 @@ def efficiency(report: EfficiencyReport, show_all: bool) -> None:
             continue
         out.print(f"{s.stage}: {'every task' if show_all else 'wasting most'}", markup=False)
         for t in shown:
+            each = f" each, {t.attempts} attempts" if t.attempts > 1 else ""
             out.print(f"  {t.task} {t.relpath}: {t.state}, {_duration(t.elapsed_s)} of "
-                      f"{_duration(t.time_s)} ({_pct(t.time_used)}), CPU {_pct(t.cpu_efficiency)}"
+                      f"{_duration(t.time_s)}{each} ({_pct(t.time_used)}), "
+                      f"CPU {_pct(t.cpu_efficiency)}"
                       f" of {t.cpus}, memory {_mb(t.max_rss_mb)} of {_mb(t.mem_mb)}",
                       markup=False, soft_wrap=True)
         if len(s.tasks) > len(shown):

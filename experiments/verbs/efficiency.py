@@ -5,6 +5,13 @@ For each task: elapsed time against the time limit, CPU time against elapsed × 
 efficiency), peak memory against the memory asked. Waste is reserved CPU time not used
 (elapsed × CPUs − CPU time). A value the scheduler does not gather (no CPU time or memory
 accounting on the cluster) is None and left out of the averages.
+
+Every attempt counts: a requeued task's elapsed and CPU time are summed over its attempts, and
+it asked for its time limit once per attempt. Its time limit is the scheduler's record of it
+(a pack's own limit), else the requirements'. Its state is the scheduler's word, except where
+that word hides a failure: a worker exits 0 after an ordinary failure (so that ``aftercorr``
+releases the tasks waiting on it), which Slurm records as COMPLETED; the task's recorded end,
+or the worker's account of it, says FAILED (or DEP-FAILED).
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from typing import Any, Protocol
 
 from ..backends.base import Resources, TaskKey, TaskUsage
 from ..session import Session
+from ..tracking.status import ArtifactState, worker_account
 from ..tracking.store import JobRecord
+from ..worker.base import WorkerState
 
 WORST = 5
 
@@ -39,10 +48,16 @@ class TaskEfficiency:
     max_rss_mb: float | None
     mem_mb: int | None
     gpus: int = 0
+    attempts: int = 1
+
+    @property
+    def requested_s(self) -> int | None:
+        """The time asked for: the time limit, once per attempt."""
+        return None if self.time_s is None else self.time_s * self.attempts
 
     @property
     def time_used(self) -> float | None:
-        return self.elapsed_s / self.time_s if self.time_s else None
+        return self.elapsed_s / self.requested_s if self.requested_s else None
 
     @property
     def cpu_efficiency(self) -> float | None:
@@ -76,7 +91,7 @@ class StageEfficiency:
 
     @property
     def requested_h(self) -> float | None:
-        limits = [t.time_s for t in self.tasks]
+        limits = [t.requested_s for t in self.tasks]
         return None if any(v is None for v in limits) else sum(
             v or 0 for v in limits) / 3600
 
@@ -101,7 +116,7 @@ class StageEfficiency:
         def waste(t: TaskEfficiency) -> float:
             if t.wasted_cpu_s is not None:
                 return t.wasted_cpu_s
-            return float((t.time_s or t.elapsed_s) - t.elapsed_s) * t.cpus
+            return float((t.requested_s or t.elapsed_s) - t.elapsed_s) * t.cpus
         return sorted(self.tasks, key=waste, reverse=True)[:n]
 
 
@@ -133,13 +148,14 @@ def efficiency(session: Session, stages: Sequence[str] | None = None) -> Efficie
             if key not in resolved:
                 resolved[key] = backend.resolve(rec.requirements, f"job {rec.job_id}")
             res = resolved[key]
-            by_stage[rec.stage].tasks.extend(_tasks(rec, used, res))
+            root = rec.artifact_path or session.experiment.artifact_path
+            by_stage[rec.stage].tasks.extend(_tasks(rec, used, res, root))
     if not any(s.tasks for s in report.stages) and not report.warnings:
         report.warnings.append("accounting knows no task of these stages that has run")
     return report
 
 
-def _tasks(rec: JobRecord, used: Mapping[TaskKey, TaskUsage], res: Resources
+def _tasks(rec: JobRecord, used: Mapping[TaskKey, TaskUsage], res: Resources, root: str
            ) -> list[TaskEfficiency]:
     """One row per scheduler task of a job: per artifact, or per pack (the accounting of a
     task that built several artifacts is the pack's; its time limit is the pack's own)."""
@@ -152,13 +168,36 @@ def _tasks(rec: JobRecord, used: Mapping[TaskKey, TaskUsage], res: Resources
         if u is None or u.elapsed_s == 0 or index in seen:
             continue
         seen.add(index)
+        members = [k for k in range(len(rec.tasks)) if rec.array_index(k) == index] \
+            if sizes else [i]
+        state = _state(rec, members, u.state, root)
         if sizes:
             n = sizes[index]
             out.append(TaskEfficiency(f"{rec.job_id}_{i}", f"{relpath} and {n - 1} more (a pack)",
-                                      u.state, u.elapsed_s, None, res.cpus, u.cpu_s,
-                                      u.max_rss_mb, res.mem_mb, res.gpus))
+                                      state, u.elapsed_s, u.time_limit_s, res.cpus, u.cpu_s,
+                                      u.max_rss_mb, res.mem_mb, res.gpus, u.attempts))
         else:
-            out.append(TaskEfficiency(f"{rec.job_id}_{i}", relpath, u.state, u.elapsed_s,
-                                      res.time_s, res.cpus, u.cpu_s, u.max_rss_mb, res.mem_mb,
-                                      res.gpus))
+            out.append(TaskEfficiency(f"{rec.job_id}_{i}", relpath, state, u.elapsed_s,
+                                      u.time_limit_s or res.time_s, res.cpus, u.cpu_s,
+                                      u.max_rss_mb, res.mem_mb, res.gpus, u.attempts))
     return out
+
+
+_HIDDEN = {ArtifactState.FAILED.value: "FAILED", ArtifactState.DEP_FAILED.value: "DEP-FAILED",
+           WorkerState.FAILED.value: "FAILED",
+           WorkerState.DEPENDENCY_FAILED.value: "DEP-FAILED"}
+
+
+def _state(rec: JobRecord, members: Sequence[int], scheduler: str, root: str) -> str:
+    """The scheduler's word for a task's end, unless it says COMPLETED of a task whose own
+    record (its recorded end, else the worker's status file) says it failed: a pack failed
+    when any of its artifacts did."""
+    if scheduler != "COMPLETED":
+        return scheduler
+    words = []
+    for k in members:
+        entry = rec.ended.get(str(k))
+        said = entry.get("state") if entry else worker_account(rec, k, root).get("state")
+        words.append(_HIDDEN.get(str(said), ""))
+    return "FAILED" if "FAILED" in words else ("DEP-FAILED" if "DEP-FAILED" in words
+                                               else scheduler)

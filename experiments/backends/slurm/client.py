@@ -34,7 +34,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
@@ -166,9 +166,15 @@ def _rss_mb(text: str) -> float | None:
         return None
 
 
+USAGE_FORMAT = "JobID,State,Elapsed,TotalCPU,MaxRSS,Timelimit,Start"
+
+
 def parse_usage(rows: Sequence[str]) -> dict[str, TaskUsage]:
-    """Rows ``JobID|State|Elapsed|TotalCPU|MaxRSS`` (tasks and their steps) keyed by task."""
-    tasks: dict[str, TaskUsage] = {}
+    """Rows ``USAGE_FORMAT`` of ``sacct --duplicates`` (every attempt of a requeued task, and
+    the steps of each) keyed by task: elapsed and CPU time summed over the attempts, MaxRSS the
+    largest of any step; state and time limit those of the attempt that started last (one not
+    started yet, ``Start=Unknown``, sorts last)."""
+    attempts: dict[str, list[tuple[str, TaskUsage]]] = {}
     rss: dict[str, float] = {}
     for row in rows:
         cols = row.split("|")
@@ -178,12 +184,26 @@ def parse_usage(rows: Sequence[str]) -> dict[str, TaskUsage]:
         mb = _rss_mb(cols[4])
         if mb is not None:
             rss[job] = max(rss.get(job, 0.0), mb)
-        if step:
-            continue
-        elapsed = _seconds(cols[2])
-        tasks[job] = TaskUsage(cols[1].split(" ")[0], int(elapsed or 0), _seconds(cols[3]))
-    return {job: TaskUsage(u.state, u.elapsed_s, u.cpu_s, rss.get(job))
-            for job, u in tasks.items()}
+        if not step:
+            cols += [""] * (7 - len(cols))
+            attempts.setdefault(job, []).append((cols[6], TaskUsage(
+                cols[1].split(" ")[0], int(_seconds(cols[2]) or 0), _seconds(cols[3]),
+                time_limit_s=_limit_s(cols[5]))))
+    out = {}
+    for job, runs in attempts.items():
+        runs.sort(key=lambda r: r[0])
+        cpu = [u.cpu_s for _, u in runs if u.cpu_s is not None]
+        last = runs[-1][1]
+        out[job] = replace(last, elapsed_s=sum(u.elapsed_s for _, u in runs),
+                           cpu_s=sum(cpu) if cpu else None, max_rss_mb=rss.get(job),
+                           attempts=len(runs))
+    return out
+
+
+def _limit_s(text: str) -> int | None:
+    """sacct's Timelimit in seconds (None: UNLIMITED, Partition_Limit, empty)."""
+    seconds = _seconds(text)
+    return None if seconds is None else int(seconds)
 
 
 def slurm_message(result: _proc.ProcResult, max_lines: int = 4) -> str:
@@ -493,14 +513,13 @@ class SlurmClient:
         return [ln for ln in result.stdout.splitlines() if ln.strip()]
 
     def usage(self, job_ids: Sequence[str]) -> dict[str, TaskUsage]:
-        """Accounting per task (``<array id>_<index>``): one sacct call for every job.
-
-        Elapsed and TotalCPU come from each task's own line; MaxRSS is the largest over its
-        steps (``.batch``, ``.extern``, …). Empty when sacct is missing or disabled.
+        """Accounting per task (``<array id>_<index>``): one sacct call for every job, with
+        ``--duplicates`` so that every attempt of a requeued task counts (see
+        :func:`parse_usage`). Empty when sacct is missing or disabled.
         """
         ids = _checked_ids(job_ids)
-        rows = self._sacct(["-P", "-n", "-j", ",".join(ids),
-                            "--format=JobID,State,Elapsed,TotalCPU,MaxRSS"]) if ids else []
+        rows = self._sacct(["-D", "-P", "-n", "-j", ",".join(ids),
+                            f"--format={USAGE_FORMAT}"]) if ids else []
         return parse_usage(rows)
 
     # -- cancelling -----------------------------------------------------------------------
