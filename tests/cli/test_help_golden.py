@@ -91,6 +91,16 @@ def test_every_help_screen_is_unchanged() -> None:
         assert got[title] == body, f"--help changed: {title}"
 
 
+def test_the_static_command_table_says_what_each_command_says() -> None:
+    """The one-line helps ``--help`` lists without importing a verb are the commands' own, at
+    every width; the table names each command by its own name."""
+    for name, lazy in cli_main.COMMANDS.items():
+        command = cli_main.cli.commands[name]
+        assert command.name == name
+        for limit in range(10, 130):
+            assert lazy.short_help(limit) == command.get_short_help_str(limit), (name, limit)
+
+
 def _subprocess_help(tmp_path: Path, *args: str) -> tuple[str, set[str]]:
     """``python exp.py ARGS`` in a real interpreter: its output and every module it imported."""
     exp = tmp_path / "exp.py"
@@ -102,9 +112,13 @@ def _subprocess_help(tmp_path: Path, *args: str) -> tuple[str, set[str]]:
     done = subprocess.run([sys.executable, "-X", "importtime", str(exp), *args],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
                           stdin=subprocess.DEVNULL)
-    modules = {ln.rsplit("|", 1)[1].strip() for ln in done.stderr.splitlines()
-               if ln.startswith("import time:") and "|" in ln}
-    return done.stdout + f"[exit {done.returncode}]\n", modules
+    return done.stdout + f"[exit {done.returncode}]\n", _imported(done.stderr)
+
+
+def _imported(stderr: str) -> set[str]:
+    """The modules ``python -X importtime`` reported on ``stderr``."""
+    return {ln.rsplit("|", 1)[1].strip() for ln in stderr.splitlines()
+            if ln.startswith("import time:") and "|" in ln}
 
 
 HEAVY = ("experiments.verbs", "experiments.report", "experiments.backends",
@@ -126,6 +140,25 @@ def test_help_from_an_experiment_file_is_the_same_and_loads_nothing_heavy(
     commands = sorted(m for m in modules if m.startswith("experiments.cli.")
                       and m.endswith("_cmd"))
     assert len(commands) == (1 if verb else 0), commands
+
+
+@pytest.mark.parametrize("args, code", [(["init", "x.py"], 0), (["status"], 2),
+                                         (["--file", "missing.py", "cat", "1"], 2)])
+def test_plain_lines_and_errors_in_a_pipe_import_no_rich(tmp_path: Path, args: list[str],
+                                                        code: int) -> None:
+    """``init`` and a usage error print lines that need no markup: rich stays unloaded."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE"):
+        env.pop(name, None)
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "experiments", *args],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == code, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    said = [ln for ln in lines if not ln.startswith("import time:")]
+    assert (said[0].startswith("error: ") if code else done.stdout.startswith("Wrote x.py"))
+    rich = sorted(m for m in _imported(done.stderr) if m.split(".")[0] == "rich")
+    assert rich == [], rich[:3]
 
 
 if __name__ == "__main__":
