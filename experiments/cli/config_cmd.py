@@ -8,15 +8,14 @@ show`` print the same. The layers are the built-in defaults, the site file and t
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from ..config import settings as config_mod
-from ..config.layers import Merged, leaves, nested_sources
 from . import render
+
+if TYPE_CHECKING:
+    from ..config.layers import Merged
 
 
 @click.group(name="config", help="The configuration: built-in defaults < the site's file < "
@@ -29,6 +28,9 @@ def config_group() -> None:
                                         "came from (built-in, the site file, your file).")
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON (for scripts).")
 def show(as_json: bool) -> None:
+    """The merged configuration, as a table or JSON (the configuration loads only here)."""
+    from ..config import settings as config_mod
+
     merged = config_mod.merged()
     conf = config_mod.from_layers(merged.layers)
     effective = {"log_directory": str(conf.log_directory), "umask": f"{conf.umask:03o}"}
@@ -39,6 +41,10 @@ def show(as_json: bool) -> None:
 
 
 def _json(merged: Merged, effective: dict[str, str]) -> dict[str, Any]:
+    """``config show --json``: the layers, the values and where each came from."""
+    from ..config import settings as config_mod
+    from ..config.layers import nested_sources
+
     return {"layers": [{"kind": layer.kind, "path": str(layer.path) if layer.path else None,
                         "note": layer.note} for layer in merged.layers],
             "site_env": config_mod.SITE_ENV,
@@ -47,11 +53,21 @@ def _json(merged: Merged, effective: dict[str, str]) -> dict[str, Any]:
 
 
 def _not_set(merged: Merged) -> list[str]:
+    """The optional keys no layer sets."""
+    from ..config import settings as config_mod
+
     return sorted(k for k in config_mod.OPTIONAL_KEYS if k not in merged.data)
 
 
 def _print(merged: Merged, effective: dict[str, str]) -> None:
-    out = render.out
+    """The layers, a table of every value and its source, the umask and what is not set."""
+    from rich.table import Table
+
+    from ..config import settings as config_mod
+    from ..config.layers import leaves
+
+    escape = render.escape
+    out = render.out()
     files = " < ".join(layer.label for layer in merged.layers)
     out.print(escape(f"Configuration: {files} (later ones win)"), soft_wrap=True)
     if not any(layer.kind == "site" for layer in merged.layers):

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from experiments import ArtifactSet
 from experiments.backends.fake import FakeBackend
+from experiments.cli import context as cli_context
 from experiments.cli import main as cli_main
 from experiments.session import Session
 
@@ -50,7 +51,7 @@ def test_bare_cancel_asks_on_a_terminal(tmp_path: Path, fake: FakeBackend,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     ex = _ex(tmp_path)
     assert cli_main.run(ex, ["launch"]) == 0
-    monkeypatch.setattr(cli_main, "can_ask", lambda: True)
+    monkeypatch.setattr(cli_context, "can_ask", lambda: True)
     no = CliRunner().invoke(cli_main.make_cli(ex), ["cancel"], input="n\n")
     assert "Cancel these 1 job(s)?" in no.output and "Nothing cancelled" in no.output
     assert fake.calls.get("cancel", 0) == 0

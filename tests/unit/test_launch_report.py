@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from experiments import _proc
-from experiments.cli.launch_report import waiting_line
+from experiments.cli.launch_cmd import waiting_line
 from experiments.launching.context import EventKind, LaunchEvent
 from experiments.launching.waits import SubmitWait, WaitPhase
 from experiments.tracking.store import JobRecord

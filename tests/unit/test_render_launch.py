@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from experiments.backends.base import common_resources
-from experiments.cli import render
+from experiments.cli import launch_cmd as render
 from experiments.plan import Group, Plan
 from experiments.tracking.store import JobRecord
 from experiments.verbs import LaunchResult
