@@ -21,6 +21,7 @@ from ..backends.base import Description, Resources, freeze_requirements
 from ..config.settings import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.context import LaunchContext, Progress, pending_intents
+from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..model.artifact import Artifact
 from ..model.identity import check_relpath
@@ -197,7 +198,8 @@ def _retry(session: Session, records: Sequence[JobRecord], live: Live) -> RetryS
 
 @contextmanager
 def _launch_lock(session: Session) -> Iterator[None]:
-    """One launcher per project at a time; a second one is refused, not queued."""
+    """One launcher per project at a time; a second one is refused, not queued. The launch's
+    code snapshot stays pinned while it holds the lock (see ``launching.snapshot_pins``)."""
     project = session.experiment.project
     path = paths.launch_lock(session.store.home, project)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,6 +213,7 @@ def _launch_lock(session: Session) -> Iterator[None]:
     try:
         yield
     finally:
+        unpin(session.store.home, project)  # the jobs' records name its snapshot now
         lock.release()
 
 
