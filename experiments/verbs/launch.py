@@ -21,6 +21,7 @@ from ..backends.base import Description, Resources, freeze_requirements
 from ..config.settings import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.context import LaunchContext, Progress, pending_intents
+from ..launching.python_check import python_problem
 from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..model.artifact import Artifact
@@ -92,6 +93,9 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     dry = DryRun(plan, backend.name, problems=live.warnings() + stale_warnings,
                  overrides=overrides or Overrides(), stale=stale, rebuild_stale=rebuild_stale,
                  changes=[c.describe() for c in retry.changes] if retry else [])
+    if validate and backend.name == "local":  # on Slurm the batch script checks on the node
+        dry.problems.extend(filter(None, [python_problem(session.config.python
+                                                         or sys.executable)]))
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
