@@ -112,6 +112,7 @@ class JobRecord:
     snapshot: str | None = None  # id of the code snapshot its tasks run in (None: live code)
     # When `gc` removed the job's logs and spec folder (the record and its ended states stay).
     collected_at: str | None = None
+    throttle: int | None = None  # at most this many of its tasks at once (None: no throttle)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

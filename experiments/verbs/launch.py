@@ -21,6 +21,7 @@ from ..backends.base import Description, Resources, freeze_requirements
 from ..config.settings import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.context import LaunchContext, Progress, pending_intents
+from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
 from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
@@ -129,8 +130,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
            rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued.
 
-    ``max_running`` (default: config.json's ``max_running`` for the project) bounds how many
-    tasks of this launch run at once, across all its jobs and tiers. Only jobs building into
+    ``max_running`` bounds how many tasks of this launch run at once, across all its jobs and
+    tiers; without it, config.json's ``max_running`` for the project bounds the project's
+    tasks across launches (live jobs of earlier launches hold part of it). Only jobs building into
     this launch's artifact root hold artifacts (jobs of unknown root count too, with a
     warning). ``overrides`` (``--set``) change the jobs' requirements. The code is frozen into
     a snapshot first (unless snapshots are off) and every job runs in it. With
@@ -171,6 +173,10 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             overrides=overrides, snapshot=snapshot,
             experiment_file=getattr(ex, "source_file", ""),
             setup=getattr(ex, "setup", ()))
+        if max_running is None and ctx.max_running is not None:  # the project's budget
+            name = session.backend().name
+            ctx.held = held_slots([r for r in records if r.backend == name], live,
+                                  ctx.max_running)
         invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         try:
             submitted = session.backend().launch(plan, ctx) if plan.groups else []
