@@ -173,10 +173,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             overrides=overrides, snapshot=snapshot,
             experiment_file=getattr(ex, "source_file", ""),
             setup=getattr(ex, "setup", ()))
-        if max_running is None and ctx.max_running is not None:  # the project's budget
-            name = session.backend().name
-            ctx.held = held_slots([r for r in records if r.backend == name], live,
-                                  ctx.max_running)
+        ctx.held = _held(session, records, live, ctx.max_running) if max_running is None else []
         invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         try:
             submitted = session.backend().launch(plan, ctx) if plan.groups else []
@@ -191,6 +188,16 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
                                        ex.artifact_path)
         return LaunchResult(plan, submitted, warnings, snapshot, invalidated,
                             [c.describe() for c in retry.changes] if retry else [])
+
+
+def _held(session: Session, records: Sequence[JobRecord], live: Live,
+          budget: int | None) -> list[tuple[str, int]]:
+    """Slots of config.json's project budget held by live arrays of earlier launches (the
+    backend's own jobs only: a new array can wait for those alone)."""
+    if budget is None:
+        return []
+    name = session.backend().name
+    return held_slots([r for r in records if r.backend == name], live, budget)
 
 
 def _set_aside(root: str, plan: Plan) -> list[str]:
