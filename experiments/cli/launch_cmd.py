@@ -181,7 +181,8 @@ def _detach(state: CliState, session: Session) -> int:
 @click.command(help="Show what launch would submit, without submitting anything.")
 @click.argument("stages", nargs=-1, shell_complete=complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
-@click.option("--validate", is_flag=True, help="Ask Slurm to check each job (--test-only).")
+@click.option("--validate", is_flag=True,
+              help="Ask Slurm to check each job (--test-only); --local: check the python.")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
 @_set_option
 @click.option("--rebuild-stale", is_flag=True, help="Plan stale results for rebuilding.")

@@ -48,7 +48,8 @@ OPTIONAL_KEYS = {
     "default_partition": "partition whose defaults apply when an artifact names none",
     "umask": "octal permission mask for files and folders we create, e.g. '077' or '027'",
     "python": "Python interpreter that runs the worker on the compute nodes",
-    "max_running": "at most this many tasks of one launch run at once: an int for every "
+    "max_running": "at most this many tasks of the project run at once, across its launches "
+                   "(launch --max-running N: of one launch instead): an int for every "
                    'project, or {"<project>": int, ...} (others unlimited)',
     "local": 'this machine\'s capacity for --local runs, e.g. {"cpus": 64, "gpus": 8, '
              '"mem_gb": 512}; a key left out is detected',
@@ -137,7 +138,7 @@ class Config:
     local: Mapping[str, float] = field(default_factory=dict)
 
     def max_running_for(self, project: str) -> int | None:
-        """The concurrency budget of a launch of ``project`` (None: no budget)."""
+        """The concurrency budget of ``project``, across its launches (None: no budget)."""
         if isinstance(self.max_running, Mapping):
             return self.max_running.get(project)
         return self.max_running

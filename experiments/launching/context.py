@@ -89,6 +89,9 @@ class LaunchContext:
     submitted: list[JobRecord] = field(default_factory=list)
     overrides: Overrides = field(default_factory=Overrides)  # --set, kept in each record
     snapshot: Snapshot | None = None  # the launch's frozen code; None: tasks run in code_path
+    # The project's budget (config.json's max_running) across launches: (job id, slots) of the
+    # live arrays of earlier launches (see backends/slurm/budget.py); empty for --max-running.
+    held: list[tuple[str, int]] = field(default_factory=list)
 
     @classmethod
     def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
@@ -126,7 +129,7 @@ class LaunchContext:
     def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
                 *, pid_start: int | None = None, indices: Sequence[int] | None = None,
                 depends_on: Sequence[str] | None = None,
-                setup_in_worker: bool = False) -> PreparedJob:
+                setup_in_worker: bool = False, throttle: int | None = None) -> PreparedJob:
         """Write the spec of one job and record its intent in the store.
 
         ``indices`` are the scheduler's array indices of the tasks when they are not
@@ -134,7 +137,9 @@ class LaunchContext:
         form a pack, built by one task); ``depends_on`` overrides the job
         ids waited for (by default every job holding a dependency of a task);
         ``setup_in_worker``: the worker runs the setup lines before each command (for backends
-        without a batch script of their own to put them in). Raises ``LaunchStopped`` (before
+        without a batch script of their own to put them in); ``throttle``: how many of its
+        tasks may run at once, kept in the record (a later launch counts it against the
+        project's budget). Raises ``LaunchStopped`` (before
         writing anything) when ``cancel`` asked this project's launches to stop: every job
         recorded so far is then cancelled by it.
         """
@@ -174,7 +179,7 @@ class LaunchContext:
             pid_start=_proc.process_start(os.getpid()) if pid_start is None else pid_start,
             array_indices=sparse,
             artifact_path=self.artifact_path, overrides=self.overrides.for_stage(group.stage),
-            snapshot=self.snapshot.id if self.snapshot else None,
+            snapshot=self.snapshot.id if self.snapshot else None, throttle=throttle,
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)

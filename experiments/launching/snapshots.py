@@ -392,14 +392,24 @@ def _idle_s(path: str, now: float) -> float | None:
         return None
 
 
-def _remove(store_dir: str, name: str) -> None:
-    """Rename away first, so a half-deleted snapshot never looks complete; then delete."""
+def _remove(store_dir: str, name: str, trash: list[str] | None = None) -> None:
+    """Rename away first, so a half-deleted snapshot never looks complete; then delete (or,
+    with ``trash``, leave the deleting to :func:`empty_trash`)."""
     path = os.path.join(store_dir, name)
     if not name.startswith((_TMP, _TRASH)):
-        trash = os.path.join(store_dir, f"{_TRASH}{name}-{os.urandom(4).hex()}")
-        os.rename(path, trash)
-        path = trash
-    remove_tree(path)
+        renamed = os.path.join(store_dir, f"{_TRASH}{name}-{os.urandom(4).hex()}")
+        os.rename(path, renamed)
+        path = renamed
+    if trash is None:
+        remove_tree(path)
+    else:
+        trash.append(path)
+
+
+def empty_trash(trash: Collection[str]) -> None:
+    """Delete what :func:`gc` renamed away (outside any lock: nothing can use it any more)."""
+    for path in trash:
+        remove_tree(path)
 
 
 def _candidate(store_dir: str, name: str, older_than_s: float,
@@ -423,11 +433,12 @@ def _candidate(store_dir: str, name: str, older_than_s: float,
 
 
 def gc(store_dir: str, *, in_use: Collection[str], older_than_s: float,
-       dry_run: bool = False) -> GcResult:
+       dry_run: bool = False, trash: list[str] | None = None) -> GcResult:
     """Remove snapshots unused for ``older_than_s`` seconds, except the ids in ``in_use``.
 
     Idleness counts from the last ``take`` that created or reused a snapshot. Leftovers of
     crashed builds or removals go too once idle for ``older_than_s`` (and at least 6 hours).
+    With ``trash``, removed snapshots are only renamed away and their paths appended to it.
     """
     now = time.time()
     removed, kept = [], []
@@ -444,7 +455,7 @@ def gc(store_dir: str, *, in_use: Collection[str], older_than_s: float,
             continue
         if not dry_run:
             try:
-                _remove(store_dir, name)
+                _remove(store_dir, name, trash)
             except FileNotFoundError:
                 continue  # another gc got there first
         removed.append(cand)

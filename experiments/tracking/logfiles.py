@@ -9,7 +9,8 @@ chunks is not mangled.
 ``show`` is what ``cat`` prints: a long log's last ``DEFAULT_LINES`` lines under one header line
 that says how many lines were left out and that ``--full`` prints everything. A pack's log (one
 task building several artifacts) is cut into one section per artifact; ``sections`` finds an
-artifact's and ``show_sections`` prints them the same way.
+artifact's and ``show_sections`` prints them the same way. ``early_failure`` finds why a task
+failed before any build started (no python on the node, a spec pointing outside the root).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from ..worker.base import section_of
+from ..worker.base import EARLY_FAILURE, section_of
 
 DEFAULT_LINES = 200
 CHUNK_BYTES = 256 * 1024
@@ -289,3 +290,24 @@ def section_bytes(path: str | os.PathLike[str], relpath: str, limit: int,
     if from_end:
         parts.reverse()
     return b"".join(parts), sum(s.end - s.start for s in found) > limit
+
+
+EARLY_TAIL_BYTES = 8192  # the early-failure line is among a log's last lines
+
+
+def early_failure(path: str | os.PathLike[str]) -> str | None:
+    """The reason a task gave for failing before it built anything (the text after
+    ``EARLY_FAILURE`` on the last line that has it, within the log's last 8 KiB), or None."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - EARLY_TAIL_BYTES))
+            data = fh.read(EARLY_TAIL_BYTES)
+    except OSError:
+        return None
+    marker = EARLY_FAILURE.encode("utf-8")
+    at = data.rfind(marker)
+    if at < 0:
+        return None
+    line = data[at + len(marker):].split(b"\n", 1)[0]
+    return line.decode("utf-8", "replace").strip() or None

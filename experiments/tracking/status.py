@@ -18,6 +18,7 @@ from ..errors import SchedulerQueryError
 from ..model.artifact import Artifact
 from ..worker import trust
 from ..worker.base import WorkerState
+from .logfiles import early_failure
 from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
 from .store import JobRecord, RecordState, now_iso
@@ -271,6 +272,9 @@ def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
         return _view(record, index, ArtifactState.FAILED, error)
     if cancelled:
         return _view(record, index, ArtifactState.CANCELLED, error)
+    if (st is not None and st.state in (JobState.FAILED, JobState.COMPLETED) and not info
+            and (early := early_failure(record.log_path(index)))):
+        return _view(record, index, ArtifactState.FAILED, early)  # e.g. "python … not found"
     if st is not None and st.state is JobState.FAILED:
         return _view(record, index, ArtifactState.FAILED, "the scheduler reports the task "
                                                           "failed (time limit, memory, node "

@@ -2,8 +2,10 @@
 
 Each stage folder holds::
 
-    jobs.json                  snapshot: {"version": 1, "project", "journal": G, "jobs": [...]}
-    jobs.journal-G.jsonl       the events since that snapshot, one JSON object per line
+    jobs.json                  snapshot: {"version": 1, "project", "journal": G,
+                               "journal_id": I, "jobs": [...]}
+    jobs.journal-G.jsonl       a header naming G and I, then the events since that snapshot,
+                               one JSON object per line (see experiments/tracking/journal.py)
     jobs.json.lock             serialises writers of the stage
 
 Why a journal: a launch records two events per submission (the intent, then the job id). Rewriting
@@ -16,20 +18,23 @@ Crash safety: an event is written (without its newline), then committed by its n
 fsynced, all under the stage lock. A SIGKILL at any moment leaves the old state (a last line without
 a newline is a torn, uncommitted event: readers ignore it and the next writer cuts it off) or the
 new one. Compaction, when the journal outgrows ``max(COMPACT_MIN_BYTES, snapshot size)``, writes a
-new snapshot naming journal G+1 atomically (temp file, fsync, rename), then deletes journal G; a
-crash in between leaves a stale journal G that nothing reads. That rule keeps the amortised bytes
-written per event constant. A ``jobs.json`` without a ``journal`` key is a pre-journal (version 1)
-file: it is read as complete and migrated, once, by the first write.
+new journal G+1 (its header only), then a snapshot naming it atomically (temp file, fsync,
+rename), then deletes journal G; a crash in between leaves a stale journal that nothing reads.
+That rule keeps the amortised bytes written per event constant. A ``jobs.json`` without a
+``journal`` key is a pre-journal (version 1) file, one without ``journal_id`` names a journal
+without a header: both are read as they are and migrated, once, by the first write.
 
 A damaged snapshot or journal (bad JSON, an event that cannot apply) is never reset: it is copied
-aside and reported with how to recover.
+aside and reported with how to recover. So is a journal that is missing, empty, does not carry
+the header its snapshot expects, or is shorter than the length its header says is committed,
+and a stage whose ``jobs.json`` is missing beside a journal that holds events: each would
+otherwise silently forget records (and a relaunch would submit twins of queued jobs).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -44,6 +49,7 @@ from .. import _atomic, paths
 from .._faults import crash_point
 from ..config.settings import lock_mode
 from ..errors import StoreError
+from . import journal as jfile
 
 FORMAT_VERSION = 1
 COMPACT_MIN_BYTES = 256 * 1024
@@ -106,6 +112,7 @@ class JobRecord:
     snapshot: str | None = None  # id of the code snapshot its tasks run in (None: live code)
     # When `gc` removed the job's logs and spec folder (the record and its ended states stay).
     collected_at: str | None = None
+    throttle: int | None = None  # at most this many of its tasks at once (None: no throttle)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -149,6 +156,7 @@ class _Stage:
     snapshot_size: int = 0
     legacy: bool = True                                 # no journal key (or no file yet)
     generation: int = 0
+    ident: str = ""                                     # the journal's id ("": no header)
     offset: int = 0                                     # committed bytes of the journal read
     jobs: list[dict[str, Any]] = field(default_factory=list)
     index: dict[str, list[int]] = field(default_factory=dict)
@@ -180,11 +188,14 @@ class Store:
         return paths.journal_file(self.home, self.project, stage, generation)
 
     def stages(self) -> list[str]:
-        """Stages that have a jobs.json, in name order."""
+        """Stages that have a jobs.json (or a journal), in name order."""
         root = paths.project_dir(self.home, self.project)
         if not root.is_dir():
             return []
-        return sorted(p.parent.name for p in root.glob("*/jobs.json"))
+        found = {p.parent.name for p in root.glob("*/jobs.json")}
+        # a journal without its jobs.json is read (and reported) rather than skipped
+        found |= {p.parent.name for p in root.glob(f"*/{paths.JOURNAL_PREFIX}*")}
+        return sorted(found)
 
     def records(self, stage: str) -> list[JobRecord]:
         """The records of ``stage`` (empty when nothing was ever submitted)."""
@@ -242,7 +253,7 @@ class Store:
                              ) from None
         try:
             st = self._refresh(stage)
-            if st.legacy:  # first write: a snapshot that names a journal (migration)
+            if st.legacy or not st.ident:  # first write: a snapshot naming a checked journal
                 self._write_snapshot(stage, st)
             yield st
         except BaseException:
@@ -252,38 +263,47 @@ class Store:
             lock.release()
 
     def _append(self, stage: str, st: _Stage, event: dict[str, Any]) -> None:
-        """Write one event line, commit it with its newline, fsync, then apply it."""
+        """Write one event line, commit it with its newline, fsync, record the committed length
+        in the journal's header, then apply it."""
         line = json.dumps(event, ensure_ascii=False).encode("utf-8")
         journal = self._journal(stage, st.generation)
-        fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.mode)
+        try:  # never created here: the snapshot's write made it, so missing means lost
+            fd = os.open(journal, os.O_WRONLY)
+        except FileNotFoundError:
+            raise jfile.lost(journal, "is missing (jobs.json names it)") from None
         try:
             size = os.fstat(fd).st_size
             if size < st.offset:
-                raise _damaged(journal, f"shorter ({size} bytes) than its {st.offset} read bytes")
+                raise jfile.lost(journal, f"is shorter ({size} bytes) than the {st.offset} "
+                                          "bytes read from it")
             if size > st.offset:
                 os.ftruncate(fd, st.offset)  # cut a torn line left by a crashed writer
+            os.lseek(fd, st.offset, os.SEEK_SET)
             _write_all(fd, line)
             crash_point("jobs-json-write")
             _write_all(fd, b"\n")
             os.fsync(fd)
+            jfile.set_committed(fd, jfile.layout(st.generation, st.ident),
+                                st.offset + len(line) + 1)
         finally:
             os.close(fd)
-        if st.offset == 0:
-            _atomic.fsync_dir(str(journal.parent))  # the journal's name is durable too
         st.offset += len(line) + 1
         _apply(st, event, journal)
         if st.offset > max(COMPACT_MIN_BYTES, st.snapshot_size):
             self._write_snapshot(stage, st)
 
     def _write_snapshot(self, stage: str, st: _Stage) -> None:
-        """Replace jobs.json by the current state naming a new, empty journal; drop the old."""
+        """Replace jobs.json by the current state naming a new journal (its header written
+        first); drop the old journals."""
         path = self._file(stage)
         generation = max([st.generation, *self._journal_generations(stage)]) + 1
+        ident = os.urandom(8).hex()
+        head = jfile.create(self._journal(stage, generation), generation, ident, self.mode)
         payload = {"version": FORMAT_VERSION, "project": self.project, "journal": generation,
-                   "jobs": st.jobs}
+                   "journal_id": ident, "jobs": st.jobs}
         data = (json.dumps(payload, ensure_ascii=False) + "\n").encode("utf-8")
         _atomic.write_bytes(str(path), data, mode=self.mode, crash_label="jobs-snapshot-write")
-        st.generation, st.offset, st.legacy = generation, 0, False
+        st.generation, st.ident, st.offset, st.legacy = generation, ident, head.size, False
         st.snapshot_size = len(data)
         st.snapshot_key = _key(os.stat(path))
         for gen in self._journal_generations(stage):  # folded in, or stale from a crash
@@ -319,6 +339,7 @@ class Store:
         try:
             fh = open(path, "rb")
         except FileNotFoundError:
+            self._check_no_orphan(stage)
             return _Stage()
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror}") from None
@@ -341,24 +362,47 @@ class Store:
         generation = data.get("journal")
         if generation is not None and (not isinstance(generation, int) or generation < 1):
             raise _damaged(path, f"bad journal number {generation!r}")
+        ident = data.get("journal_id", "")
+        if not isinstance(ident, str) or not ident.isalnum() and ident:
+            raise _damaged(path, f"bad journal id {ident!r}")
         st = _Stage(snapshot_key=key, snapshot_size=len(raw), legacy=generation is None,
-                    generation=generation or 0, jobs=list(data["jobs"]))
+                    generation=generation or 0, ident=ident, jobs=list(data["jobs"]))
         st.reindex()
         return st
 
+    def _check_no_orphan(self, stage: str) -> None:
+        """No jobs.json: fine unless a journal beside it holds events (jobs.json was deleted)."""
+        for gen in sorted(self._journal_generations(stage)):
+            journal = self._journal(stage, gen)
+            if jfile.orphan_events(journal):
+                raise jfile.lost(self._file(stage),
+                                 f"is missing while its journal {journal.name} holds events")
+
     def _read_journal(self, stage: str, st: _Stage) -> None:
-        """Replay the journal's committed lines after ``st.offset`` (a torn last line waits)."""
+        """Replay the journal's committed lines after ``st.offset`` (a torn last line waits);
+        a journal that is missing, headless or shorter than its committed length is lost."""
         journal = self._journal(stage, st.generation)
         try:
-            with open(journal, "rb") as fh:
-                fh.seek(st.offset)
-                tail = fh.read()
+            fh = open(journal, "rb")
         except FileNotFoundError:
-            # No journal yet is fine; one compacted away under us means: re-read the snapshot.
+            # Compacted away under us means: re-read the snapshot (the caller retries).
             if st.offset or _key(os.stat(self._file(stage))) != st.snapshot_key:
                 raise
-            return
+            if st.ident:
+                raise jfile.lost(journal, "is missing (jobs.json names it)") from None
+            return  # a journal without a header is created by its first event
+        with fh:
+            committed = 0
+            if st.ident:
+                committed = jfile.committed(fh.fileno(), journal, st.generation, st.ident)
+                st.offset = st.offset or jfile.layout(st.generation, st.ident).size
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(st.offset)
+            tail = fh.read()
         end = tail.rfind(b"\n") + 1
+        if size < st.offset or st.offset + end < committed:
+            raise jfile.lost(journal, f"is shorter ({size} bytes) than the "
+                                      f"{max(committed, st.offset)} bytes committed to it")
         for line in tail[:end].splitlines():
             try:
                 event = json.loads(line.decode("utf-8"))
@@ -417,15 +461,4 @@ def _unlink(path: Path) -> None:
 
 def _damaged(path: Path, why: str) -> StoreError:
     """Copy a damaged tracking file aside and say how to recover."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    aside = path.with_name(f"{path.name}.damaged-{stamp}-{os.getpid()}")
-    try:
-        shutil.copy2(path, aside)
-        kept = f"a copy is kept at {aside}"
-    except OSError:
-        kept = "it could not be copied aside"
-    return StoreError(
-        f"tracking file {path} is damaged ({why}); {kept}. Repair it, or delete it to "
-        "start this stage's tracking afresh (built artifacts are still recognised by their "
-        "done markers, but queued jobs will be forgotten)"
-    )
+    return jfile.damaged(path, why)

@@ -14,9 +14,10 @@ import os
 from collections.abc import Mapping, Sequence
 
 from .. import paths
+from .._faults import crash_point
 from ..backends.base import TaskKey, TaskStatus
 from ..errors import SnapshotError
-from ..launching import snapshots
+from ..launching import snapshot_pins, snapshots
 from ..session import Session
 from ..tracking.store import JobRecord, RecordState, Store
 
@@ -47,7 +48,9 @@ def take(session: Session) -> tuple[snapshots.Snapshot | None, list[str]]:
     When ``code_path`` is itself the artifact root, the experiments home or the log directory
     (or lies inside one), nothing sensible can be frozen: the tasks run the live code and a
     warning says so. Raises ``SnapshotError`` (past the size limit, unreadable files, git
-    failing) before anything is submitted.
+    failing) before anything is submitted. The snapshot is pinned for the launch (see
+    :mod:`experiments.launching.snapshot_pins`): ``gc`` leaves it alone from the moment it is
+    taken; the caller holds the project's launch lock and unpins when the launch ends.
     """
     if not enabled(session):
         return None, []
@@ -60,10 +63,14 @@ def take(session: Session) -> tuple[snapshots.Snapshot | None, list[str]]:
                           "code. Give the experiment its own code folder to freeze it"]
     settings = session.config.snapshots
     max_bytes = settings.max_bytes or snapshots.DEFAULT_MAX_BYTES
+    home, project = session.store.home, session.experiment.project
     try:
-        snap = snapshots.take(session.experiment.code_path, store_dir(session),
-                              never_copy=never_copy(session), excludes=_excludes(session),
-                              max_bytes=max_bytes)
+        with snapshot_pins.taking(home, project, session.config.umask):
+            snap = snapshots.take(session.experiment.code_path, store_dir(session),
+                                  never_copy=never_copy(session), excludes=_excludes(session),
+                                  max_bytes=max_bytes)
+            snapshot_pins.pin(home, project, snap.id)  # in use from now: gc sees the pin
+        crash_point("snapshot-taken")
     except SnapshotError as exc:
         raise SnapshotError(
             f"{exc}. Snapshot settings in {session.config.path}: \"snapshot_max_mb\" (the "
@@ -117,10 +124,21 @@ def _any_live(rec: JobRecord, statuses: Mapping[TaskKey, TaskStatus]) -> bool:
 
 def gc(session: Session, *, older_than_days: float, dry_run: bool = False
        ) -> tuple[snapshots.GcResult, list[str]]:
-    """Remove snapshots unused for ``older_than_days``, never one a live job still uses."""
-    used, warnings = in_use(session)
-    result = snapshots.gc(store_dir(session), in_use=used, older_than_s=older_than_days * 86400,
-                          dry_run=dry_run)
+    """Remove snapshots unused for ``older_than_days``, never one a live job or a running
+    launch uses: decided and renamed away while no launch is taking a snapshot, deleted after."""
+    home, umask = session.store.home, session.config.umask
+    trash: list[str] = []
+    with snapshot_pins.collecting(home, umask) as got:
+        if not got:
+            return snapshots.GcResult((), (), dry_run), [
+                f"code snapshots were not collected: launches kept taking snapshots for "
+                f"{snapshot_pins.COLLECT_WAIT_S:.0f} s (lock {snapshot_pins.lock_path(home)}); "
+                "run gc again later"]
+        used, warnings = in_use(session)
+        used |= snapshot_pins.pinned(home, _projects(session), umask)
+        result = snapshots.gc(store_dir(session), in_use=used,
+                              older_than_s=older_than_days * 86400, dry_run=dry_run, trash=trash)
+    snapshots.empty_trash(trash)
     return result, warnings
 
 

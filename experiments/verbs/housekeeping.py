@@ -18,9 +18,10 @@ What goes, for the session's project, once it is older than ``older_than_days``:
 Never touched: anything of a live job — queued or running per the scheduler, being submitted,
 whose scheduler cannot be asked (we cannot tell), or whose record does not hold every task's
 end — nor files no record names. ``--dry-run`` judges exactly as the real run (the ends it
-would record are kept in memory). A launch may
-run meanwhile: its jobs are recorded as being submitted before their files matter, and the
-markers it moves aside are new.
+would record are kept in memory). A launch may run meanwhile: its jobs are recorded as being
+submitted before their files matter, the markers it moves aside are new, its code snapshot is
+pinned from the moment it is taken (:mod:`experiments.launching.snapshot_pins`), and detached
+launchers' logs stay while any launch of the project runs.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from enum import Enum
 
 from .. import paths
 from ..backends.base import TaskKey
+from ..launching.snapshot_pins import launch_running
 from ..launching.snapshots import GcResult
 from ..session import Session
 from ..tracking.ends import record_endings, root_of
@@ -268,8 +270,11 @@ def _stamp_time(stamp: str) -> float:
 
 def _detached(session: Session, records: Sequence[JobRecord], live: Live, cutoff: float,
               report: GcReport) -> None:
-    """Output of detached local launchers, while no local job of the project is live."""
+    """Output of detached local launchers, while no local job of the project is live and no
+    launch of it runs (a detached launcher writes its log before it records any job)."""
     if any(r.backend == "local" and liveness(r, live) for r in records):
+        return
+    if launch_running(session.store.home, session.experiment.project, session.config.umask):
         return
     folder = paths.detached_log(session.store.home, session.experiment.project, "x").parent
     try:

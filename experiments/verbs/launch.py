@@ -21,6 +21,9 @@ from ..backends.base import Description, Resources, freeze_requirements
 from ..config.settings import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.context import LaunchContext, Progress, pending_intents
+from ..launching.project_budget import held_slots
+from ..launching.python_check import python_problem
+from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..model.artifact import Artifact
 from ..model.identity import check_relpath
@@ -91,6 +94,9 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     dry = DryRun(plan, backend.name, problems=live.warnings() + stale_warnings,
                  overrides=overrides or Overrides(), stale=stale, rebuild_stale=rebuild_stale,
                  changes=[c.describe() for c in retry.changes] if retry else [])
+    if validate and backend.name == "local":  # on Slurm the batch script checks on the node
+        dry.problems.extend(filter(None, [python_problem(session.config.python
+                                                         or sys.executable)]))
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
@@ -124,8 +130,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
            rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued.
 
-    ``max_running`` (default: config.json's ``max_running`` for the project) bounds how many
-    tasks of this launch run at once, across all its jobs and tiers. Only jobs building into
+    ``max_running`` bounds how many tasks of this launch run at once, across all its jobs and
+    tiers; without it, config.json's ``max_running`` for the project bounds the project's
+    tasks across launches (live jobs of earlier launches hold part of it). Only jobs building into
     this launch's artifact root hold artifacts (jobs of unknown root count too, with a
     warning). ``overrides`` (``--set``) change the jobs' requirements. The code is frozen into
     a snapshot first (unless snapshots are off) and every job runs in it. With
@@ -166,6 +173,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             overrides=overrides, snapshot=snapshot,
             experiment_file=getattr(ex, "source_file", ""),
             setup=getattr(ex, "setup", ()))
+        ctx.held = _held(session, records, live, ctx.max_running) if max_running is None else []
         invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         try:
             submitted = session.backend().launch(plan, ctx) if plan.groups else []
@@ -180,6 +188,16 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
                                        ex.artifact_path)
         return LaunchResult(plan, submitted, warnings, snapshot, invalidated,
                             [c.describe() for c in retry.changes] if retry else [])
+
+
+def _held(session: Session, records: Sequence[JobRecord], live: Live,
+          budget: int | None) -> list[tuple[str, int]]:
+    """Slots of config.json's project budget held by live arrays of earlier launches (the
+    backend's own jobs only: a new array can wait for those alone)."""
+    if budget is None:
+        return []
+    name = session.backend().name
+    return held_slots([r for r in records if r.backend == name], live, budget)
 
 
 def _set_aside(root: str, plan: Plan) -> list[str]:
@@ -197,7 +215,8 @@ def _retry(session: Session, records: Sequence[JobRecord], live: Live) -> RetryS
 
 @contextmanager
 def _launch_lock(session: Session) -> Iterator[None]:
-    """One launcher per project at a time; a second one is refused, not queued."""
+    """One launcher per project at a time; a second one is refused, not queued. The launch's
+    code snapshot stays pinned while it holds the lock (see ``launching.snapshot_pins``)."""
     project = session.experiment.project
     path = paths.launch_lock(session.store.home, project)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,6 +230,7 @@ def _launch_lock(session: Session) -> Iterator[None]:
     try:
         yield
     finally:
+        unpin(session.store.home, project)  # the jobs' records name its snapshot now
         lock.release()
 
 

@@ -43,6 +43,12 @@ EXIT_BUSY = 75  # another worker held the artifact's lock for longer than we cou
 EXIT_ZERO_ENV = "EXPERIMENTS_EXIT_ZERO_ON_FAILURE"
 
 
+# The line a task's log ends with when it failed before any build could start (the batch
+# script found no python, the spec names a folder outside the artifact root): no status file
+# can say so, so `status` reads the reason from the log (tracking/logfiles.py: early_failure).
+EARLY_FAILURE = "experiments: task failed before building:"
+
+
 def now() -> str:
     """The current local time, ISO 8601 with its offset (to the second)."""
     return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")

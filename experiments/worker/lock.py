@@ -4,14 +4,19 @@ system has no ``flock`` (Lustre mounted without it, some NFS setups: ENOSYS, EOP
 ``flock`` on ``<relpath>/.lock`` is the normal case: the kernel (or the file system) releases it
 when its holder dies, so it never goes stale. Where ``flock`` is not supported, the worker
 creates ``<relpath>/.build-lock`` exclusively (``O_CREAT|O_EXCL``) and writes who holds it in
-one ``write``: job, Slurm job id, host, pid and the pid's start time. Such a file outlives a
-killed worker, so a worker that finds one checks, itself, whether its holder still lives:
+one ``write``: job, Slurm job id, host, pid namespace, pid and the pid's start time. Such a file
+outlives a killed worker, so a worker that finds one checks, itself, whether its holder still
+lives, by what the holder is:
 
-* on the holder's own host: its pid, with the same start time (a reused pid is not it);
-* on another host: its Slurm job, with one ``squeue -h -t all -j <id>`` (10 s timeout); an
-  ended or unknown job is gone, and so is our own job id (a requeued task's earlier attempt);
-* anything it cannot tell (squeue fails, no Slurm job recorded) counts as live: the artifact is
-  then reported busy with the holder's name and the file to remove, never built twice.
+* a Slurm job: that job, with one ``squeue -h -t all -j <id>`` (10 s timeout); an ended or
+  unknown job is gone, and so is our own job id (a requeued task's earlier attempt). Its pid is
+  not asked first: containerised jobs on one host each have their own pid namespace, where the
+  holder's pid 1 is not ours;
+* no Slurm job, or Slurm cannot say: on the same host *and* in the same pid namespace (the
+  inode of ``/proc/self/ns/pid``), its pid with the same start time (a reused pid is not it);
+* anything it cannot tell (squeue fails, another host or another pid namespace without a Slurm
+  job) counts as live: the artifact is then reported busy with the holder's name and the file
+  to remove, never built twice.
 
 The worker checks, not ``status`` or ``launch``, because only it needs the answer, at the moment
 it wants the lock. A stale file is renamed aside before it is replaced, and the renamed copy is
@@ -54,8 +59,16 @@ def me(job: str) -> dict[str, Any]:
     """What a lock file says about this process."""
     pid = os.getpid()
     return {"job": job, "slurm_job_id": os.environ.get("SLURM_JOB_ID") or None,
-            "host": os.uname().nodename, "pid": pid, "pid_start": _proc.process_start(pid),
-            "token": os.urandom(8).hex()}
+            "host": os.uname().nodename, "pid_ns": pid_namespace(), "pid": pid,
+            "pid_start": _proc.process_start(pid), "token": os.urandom(8).hex()}
+
+
+def pid_namespace() -> int | None:
+    """This process's pid namespace (the inode of ``/proc/self/ns/pid``); None without /proc."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
 
 
 def describe(owner: dict[str, Any]) -> str:
@@ -78,7 +91,7 @@ class ArtifactLock:
         self.holder: dict[str, Any] | None = None
         self._fd: int | None = None
         self._held = False
-        self._checked: dict[str, tuple[float, bool]] = {}  # token -> (when, live)
+        self._checked: dict[str, tuple[float, bool | None]] = {}  # token -> (when, live)
 
     def acquire(self) -> bool:
         """Take the lock without blocking: True if held now; raises LockError if impossible."""
@@ -167,22 +180,32 @@ class ArtifactLock:
             age = _age_s(path)
             return (f"it is empty or unreadable and {age:.0f} s old"
                     if age is not None and age > WRITING_S else None)
-        host, pid, start = owner.get("host"), owner.get("pid"), owner.get("pid_start")
-        if host == self.owner["host"] and isinstance(pid, int):
-            if _pid_live(pid, start):
-                return None
-            return f"its holder {describe(owner)} is gone"
         job = owner.get("slurm_job_id")
         if job and job == self.owner.get("slurm_job_id"):
             return f"it was written by an earlier attempt of this job ({job})"
         if not job:
-            return None
+            return self._stale_process(owner)
         token = str(owner.get("token"))
         seen = self._checked.get(token)
         if seen is None or time.monotonic() - seen[0] > RECHECK_S:
             seen = (time.monotonic(), _slurm_job_live(str(job), self.say))
             self._checked[token] = seen
+        if seen[1] is None:  # Slurm cannot say: its process, where its pid means the same
+            return self._stale_process(owner)
         return None if seen[1] else f"its Slurm job {job} ({describe(owner)}) has ended"
+
+
+    def _stale_process(self, owner: dict[str, Any]) -> str | None:
+        """A holder without a Slurm job: judged by its pid only where that pid means the same
+        process as here (same host, same pid namespace); None (live) where it cannot be told."""
+        pid, start = owner.get("pid"), owner.get("pid_start")
+        if owner.get("host") != self.owner["host"] or not isinstance(pid, int):
+            return None
+        if "pid_ns" in owner and owner["pid_ns"] != self.owner.get("pid_ns"):
+            return None  # another pid namespace on this host: its pid is not ours to look up
+        if _pid_live(pid, start):
+            return None
+        return f"its holder {describe(owner)} is gone"
 
 
 def _pid_live(pid: int, start: Any) -> bool:
@@ -197,22 +220,21 @@ def _pid_live(pid: int, start: Any) -> bool:
     return True
 
 
-def _slurm_job_live(job: str, say: Callable[[str], None]) -> bool:
-    """Whether Slurm still runs (or will run) job ``job``; True when it cannot tell."""
+def _slurm_job_live(job: str, say: Callable[[str], None]) -> bool | None:
+    """Whether Slurm still runs (or will run) job ``job``; None when it cannot tell."""
     if not job.isdigit():
-        return True
+        return None
     try:
         res = _proc.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"],
                         timeout_s=SQUEUE_TIMEOUT_S)
     except (OSError, _proc.ProcTimeout) as exc:
-        say(f"cannot ask Slurm whether job {job} still runs ({exc}); treating it as live")
-        return True
+        say(f"cannot ask Slurm whether job {job} still runs ({exc})")
+        return None
     if not res.ok:
         if "Invalid job id" in res.stderr:
             return False
-        say(f"cannot ask Slurm whether job {job} still runs ({res.describe()}); treating it "
-            "as live")
-        return True
+        say(f"cannot ask Slurm whether job {job} still runs ({res.describe()})")
+        return None
     states = res.stdout.split()
     return bool(states) and not all(s.split(" ")[0] in ENDED for s in states)
 

@@ -24,6 +24,7 @@ from ..launching import specs
 from . import code_guard, provenance, task_setup, trust
 from . import lock as locking
 from .base import (
+    EARLY_FAILURE,
     EXIT_BUSY,
     EXIT_DEPENDENCY_FAILED,
     EXIT_FAILED,
@@ -102,6 +103,10 @@ class Build:
                                   self.header.get("trusted_gids", []))
 
     def run(self) -> int:
+        outside = self._outside_root()
+        if outside:  # nothing may be read or written there, not even a status file
+            _say(f"{EARLY_FAILURE} {outside}")
+            return EXIT_FAILED
         if self._built(self.relpath):
             _say(f"{self.relpath} is already built; nothing to do")
             return 0
@@ -250,6 +255,17 @@ class Build:
             raise
         except Exception as exc:  # storage errors and the like: record, never crash silently
             raise StepFailed(f"{type(exc).__name__}: {exc}") from None
+
+    def _outside_root(self) -> str:
+        """Why the artifact's folder is not inside the artifact root (symlinks resolved), or
+        "": a spec edited to ``../../x`` must not make the worker write markers elsewhere."""
+        root = os.path.realpath(self.root)
+        folder = os.path.realpath(self.dir)
+        if folder.startswith(root.rstrip(os.sep) + os.sep):
+            return ""
+        return (f"refusing to build {self.relpath!r}: its folder {folder} lies outside the "
+                f"artifact root {root} (the spec in {self.header.get('job_name', '?')} was "
+                "edited, or a symlink leads out); launch again to write a fresh spec")
 
     def _check_inside(self, path: str) -> None:
         """Refuse a write outside the artifact's folder (symlinks resolved), whatever the spec

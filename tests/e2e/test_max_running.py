@@ -135,3 +135,54 @@ def test_config_max_running_applies_to_its_project(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     assert len(done_markers(out)) == 8
     assert _most_at_once(out) == 1
+
+
+TWO_STAGES = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class A(Artifact):
+    i: int
+    def get_requirements(self):
+        return {"partition": "cpu", "time": "5:00"}
+    def construct(self, builder: Task):
+        builder.run_command("date +%s.%N > $EXPERIMENTS_ARTIFACT_DIR/start; sleep 4; "
+                            "date +%s.%N > $EXPERIMENTS_ARTIFACT_DIR/end")
+
+@dataclass(frozen=True)
+class B(A):
+    pass
+
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("a", ArtifactSet.from_product(cls=A, params={"i": [0, 1, 2]}))
+ex.stage("b", ArtifactSet.from_product(cls=B, params={"i": [0, 1, 2]}))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+@pytest.mark.slurm
+def test_config_max_running_bounds_the_project_across_launches(tmp_path: Path,
+                                                                slurm_cluster: object) -> None:
+    """Issue 23, item 6: two launches of one project (independent stages, submitted one after
+    the other) never run more than config.json's max_running together: the second launch's
+    arrays wait (afterany) for the first's that hold the budget."""
+    script, out, env = _setup(tmp_path)
+    script.write_text(TWO_STAGES)
+    home = Path(os.environ["EXPERIMENTS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.json").write_text(json.dumps({"max_running": {env["PROJECT"]: 2}}))
+    try:
+        for stage in ("a", "b"):
+            res = run_cli(script, "launch", stage, env=env)
+            assert res.returncode == 0, res.stdout + res.stderr
+        deadline = time.monotonic() + 240
+        while len(done_markers(out)) < 6 and time.monotonic() < deadline:
+            time.sleep(1)
+    finally:
+        cancel_all(env["PROJECT"])
+    assert len(done_markers(out)) == 6
+    assert _most_at_once(out) <= 2

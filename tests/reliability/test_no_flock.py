@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests._slurm import SlurmCluster
-from tests._strace import no_flock_python
+from tests._strace import no_flock, no_flock_python
 from tests.e2e.helpers import run_cli
 from tests.e2e.slurm_helpers import cancel_all, wait_until_idle
 
@@ -119,3 +119,77 @@ def test_tasks_build_with_lock_files_when_flock_fails_on_the_nodes(
         assert not list(out.rglob(".build-lock*"))
     finally:
         cancel_all(project)
+
+
+NS_EXPERIMENT = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class Shared(Artifact):
+    i: int
+    @property
+    def relpath(self) -> str:
+        return f"shared/{self.i}"
+    def get_requirements(self):
+        return {"partition": "cpu", "time": "5:00"}
+    def construct(self, builder: Task):
+        gate = os.environ["GATE"]
+        builder.run_command(f"echo run >> {gate}/runs; touch {gate}/started; "
+                            f"while [ ! -e {gate}/go ]; do sleep 0.2; done")
+
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("s", ArtifactSet.from_product(cls=Shared, params={"i": [0]}))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+def _wait_file(path: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.3)
+
+
+def test_builders_in_separate_pid_namespaces_on_one_host_build_once(
+        tmp_path: Path, slurm_cluster: SlurmCluster) -> None:
+    """Issue 23, item 8: each task's worker runs in a pid namespace (and /proc) of its own,
+    as in a container, with flock failing: both are pid 2 there. The second worker judges the
+    first's lock file by its Slurm job (running), not by pid 2 in its own namespace."""
+    script, out, gate = tmp_path / "exp.py", tmp_path / "out", tmp_path / "gate"
+    script.write_text(NS_EXPERIMENT)
+    gate.mkdir()
+    home = Path(os.environ["EXPERIMENTS_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    wrapper = tmp_path / "python-ns-no-flock"
+    wrapper.write_text("#!/bin/sh\nexec unshare --pid --fork --mount-proc "
+                       + " ".join(no_flock()) + f' {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    (home / "config.json").write_text(json.dumps({"python": str(wrapper)}))
+    first, second = (f"ns{uuid.uuid4().hex[:8]}" for _ in range(2))
+    env = {"OUT": str(out), "GATE": str(gate)}
+    try:
+        assert run_cli(script, "launch", env={**env, "PROJECT": first}).returncode == 0
+        _wait_file(gate / "started")  # the first worker holds the lock file
+        owner = json.loads((out / "shared/0/.build-lock").read_text())
+        assert owner["pid"] < 10, owner  # pid inside its own namespace
+        assert run_cli(script, "launch", env={**env, "PROJECT": second}).returncode == 0
+        deadline = time.monotonic() + 120
+        while "another worker is building shared/0" not in _logs():
+            assert (gate / "runs").read_text() == "run\n", "built twice: the lock was taken over"
+            assert time.monotonic() < deadline, _logs()
+            time.sleep(0.3)
+        (gate / "go").touch()
+        wait_until_idle(f"{first}.")
+        wait_until_idle(f"{second}.")
+        logs = _logs()
+        assert "taking over" not in logs, logs
+        assert "shared/0 was built by" in logs, logs
+        assert (gate / "runs").read_text() == "run\n"
+    finally:
+        (gate / "go").touch()
+        cancel_all(first)
+        cancel_all(second)

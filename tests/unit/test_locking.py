@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -203,3 +204,54 @@ def test_a_lock_that_cannot_be_opened_fails_loudly_not_busy(tmp_path: Path) -> N
     assert res.returncode == 1, res.stdout
     assert f"cannot open {spec.art() / '.lock'}: Is a directory" in res.stdout
     assert "another worker is building" not in res.stdout and not (spec.art() / ".done").exists()
+
+
+def _in_own_pid_namespace(spec: Spec) -> list[str]:
+    """A worker in a pid namespace (and /proc) of its own, as in a container: pid 2 there."""
+    return ["unshare", "--pid", "--fork", "--mount-proc", *_argv(spec)]
+
+
+def test_builders_in_separate_pid_namespaces_build_once(tmp_path: Path) -> None:
+    """Issue 23, item 8: both workers are pid 2 in their own namespace; the second must not
+    judge the first by looking up pid 2 in its own (where it is itself): busy, not taken over."""
+    b = _builder(tmp_path)
+    b.run_command('echo run >> "$EXPERIMENTS_ARTIFACT_DIR/../runs"; '
+                  'touch "$EXPERIMENTS_ARTIFACT_DIR/started"; '
+                  'while [ ! -e "$EXPERIMENTS_ARTIFACT_DIR/go" ]; do sleep 0.1; done')
+    spec = _write(tmp_path, [b])
+    runs = spec.art().parent / "runs"
+    first = subprocess.Popen(_in_own_pid_namespace(spec), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=_env(EXPERIMENTS_JOB="first"))
+    second = None
+    try:
+        _wait_for(spec.art() / "started")
+        owner = json.loads((spec.art() / LOCK_FILE).read_text())
+        assert owner["pid"] < 10, owner  # its pid inside its own namespace
+        second = subprocess.Popen(_in_own_pid_namespace(spec), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  env=_env(EXPERIMENTS_JOB="second", EXPERIMENTS_BUSY_WAIT_S="0"))
+        deadline = time.monotonic() + WORKER_TIMEOUT_S
+        while second.poll() is None and runs.read_text().count("run") < 2:
+            assert time.monotonic() < deadline, "the second worker neither ended nor built"
+            time.sleep(0.05)
+        assert runs.read_text() == "run\n", "built twice: the second took the lock over"
+        out = second.communicate(timeout=WORKER_TIMEOUT_S)[0]
+        assert second.returncode == 75 and "taking over" not in out, out
+        assert f"another worker is building {REL} right now (first (pid {owner['pid']}" in out
+    finally:
+        (spec.art() / "go").touch()
+        first.communicate(timeout=WORKER_TIMEOUT_S)
+        if second is not None:
+            _kill(second)
+    assert first.returncode == 0, first.stdout
+    assert (spec.art() / ".done").exists()
+
+
+def test_a_dead_holder_in_this_pid_namespace_is_still_taken_over(tmp_path: Path) -> None:
+    spec = _write(tmp_path, [_builder(tmp_path)])
+    pid, start = _dead_pid()
+    _plant(spec, {"job": "pid x", "host": os.uname().nodename,
+                  "pid_ns": os.stat("/proc/self/ns/pid").st_ino,
+                  "pid": pid, "pid_start": start, "token": "old"})
+    res = _run(spec)
+    assert res.returncode == 0 and "is gone" in res.stdout, res.stdout

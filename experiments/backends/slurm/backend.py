@@ -250,12 +250,13 @@ class SlurmBackend:
         self._check_job_count(sum(a.task_count for a in arrays))
         shares = budget.split([a.task_count for a in arrays],
                               [a.group.resources.max_parallel for a in arrays], ctx.max_running)
+        waits = budget.waits([s.throttle for s in shares], ctx.held, ctx.max_running)
         done_in_group: dict[int, int] = {}
         ids: list[str] = []
         for n, (arr, share) in enumerate(zip(arrays, shares, strict=True)):
             chunk_no = done_in_group.get(arr.group_no, 0)
             done_in_group[arr.group_no] = chunk_no + 1
-            after = ids[share.after] if share.after is not None else None
+            after = [ids[w] if isinstance(w, int) else w for w in waits[n]]
             record = self._submit_array(ctx, arr, chunk_no, by_ref, share.throttle, after,
                                         position=(n + 1, len(arrays)),
                                         fit=got.fits[arr.group_no])
@@ -278,10 +279,10 @@ class SlurmBackend:
 
     def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
                       by_ref: Mapping[str, JobRecord], throttle: int | None = None,
-                      after: str | None = None, position: tuple[int, int] = (1, 1),
+                      after: Sequence[str] = (), position: tuple[int, int] = (1, 1),
                       fit: PackFit = PackFit(1)) -> JobRecord:
-        """Submit one array (``throttle``: its share of the launch's budget; ``after``: a job
-        it must also wait for, to keep that budget; ``position``: n of m submissions, for the
+        """Submit one array (``throttle``: its share of the budget; ``after``: jobs it must
+        also wait for, to keep that budget; ``position``: n of m submissions, for the
         progress reported while Slurm is slow; ``fit``: its group's pack and that pack's time
         limit) and return its record."""
         group = arr.group
@@ -289,7 +290,7 @@ class SlurmBackend:
         upstream = [by_ref[r] for r in arr.upstream if r in by_ref]
         up_ids = [r.job_id for r in upstream if r.job_id]
         job = ctx.prepare(group, arr.tasks, name, NAME, indices=arr.indices,
-                          depends_on=up_ids)
+                          depends_on=up_ids, throttle=throttle or group.resources.max_parallel)
         text = self._script(name, group, arr.array_spec(), job.record.spec_dir,
                             job.record.log_dir, ctx.python, ctx.job_env(group), throttle,
                             ctx.setup_lines(group), fit.time_s if arr.pack > 1 else None)
@@ -297,8 +298,9 @@ class SlurmBackend:
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
         kind = "aftercorr" if arr.wait is Wait.CORR else "afterany"
         waits = [f"{kind}:{':'.join(up_ids)}"] if up_ids else []
-        if after and after not in up_ids:
-            waits.append(f"afterany:{after}")  # all of them (Slurm's "," is AND)
+        budget_waits = [a for a in after if a not in up_ids]
+        if budget_waits:
+            waits.append(f"afterany:{':'.join(budget_waits)}")  # all of them ("," is AND)
         extra = [f"--dependency={','.join(waits)}"] if waits else []
         crash_point("before-sbatch")
         try:

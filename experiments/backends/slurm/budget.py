@@ -13,8 +13,19 @@ at submission, into the arrays' own throttles:
   a time: at most N arrays run, one task each.
 
 Either way, at no moment do more than N tasks of the launch run, whatever the order in which
-Slurm starts them. The price is idle budget: a throttle stays with its array while the array
-waits for its dependencies or after it ended. Rebalancing as arrays finish (``scontrol update
+Slurm starts them.
+
+``max_running`` in config.json is the *project's* budget, across launches: arrays of earlier
+launches still live hold slots (their throttle, or their live tasks when fewer), and
+:func:`waits` gives each new array, besides the earlier array of its own launch it may wait for,
+the earlier launches' arrays that hold the slots it takes (``afterany``). Slots are N places
+that one array at a time occupies; an array takes as many as its throttle and starts only after
+every earlier occupant of them ended, so the project's running tasks never exceed N (nothing of
+ours has to run meanwhile: Slurm's dependencies do it). ``launch --max-running N`` keeps its
+per-launch meaning (no slots held by earlier launches).
+
+The price is idle budget: a throttle stays with its array while the array waits for its
+dependencies or after it ended. Rebalancing as arrays finish (``scontrol update
 ArrayTaskThrottle``) would need a process that outlives the launch command to watch the queue;
 this is the simple, always-correct first step (see docs/cluster.md).
 """
@@ -59,3 +70,34 @@ def split(sizes: Sequence[int], caps: Sequence[int | None], budget: int | None) 
         largest = max(range(len(shares)), key=shares.__getitem__)
         shares[largest] -= 1
     return [Share(s) for s in shares]
+
+
+Wait = str | int  # an earlier launch's job id, or the position of an array of this launch
+
+
+def waits(throttles: Sequence[int | None], held: Sequence[tuple[str, int]],
+          budget: int | None) -> list[list[Wait]]:
+    """What each array (in submission order, with its throttle from :func:`split`) must wait
+    for so that at most ``budget`` tasks run at once, counting ``held``: (job id, slots) of the
+    arrays of earlier launches that are still live. Slots no earlier array holds are taken
+    first; with nothing held this is exactly :func:`split`'s ``after``."""
+    if budget is None:
+        return [[] for _ in throttles]
+    occupants: list[list[Wait]] = [[] for _ in range(budget)]
+    filled = 0
+    for job, slots in held:  # more held than the budget (another launch's own --max-running):
+        for _ in range(slots):  # a slot then has several occupants, all waited for
+            occupants[filled % budget].append(job)
+            filled += 1
+    order = ([s for s in range(budget) if not occupants[s]]
+             + [s for s in range(budget) if occupants[s]])
+    out: list[list[Wait]] = []
+    cursor = 0
+    for position, throttle in enumerate(throttles):
+        chosen = [order[(cursor + j) % budget] for j in range(min(throttle or budget, budget))]
+        cursor += len(chosen)
+        deps = [w for s in chosen for w in occupants[s]]
+        out.append(list(dict.fromkeys(deps)))
+        for s in chosen:
+            occupants[s] = [position]
+    return out

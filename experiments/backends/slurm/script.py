@@ -1,6 +1,6 @@
 """Pure rendering of the batch script that runs one array job's tasks.
 
-The script is a list of ``#SBATCH`` directives, then three lines of bash::
+The script is a list of ``#SBATCH`` directives, then a few lines of bash::
 
     #!/bin/bash
     #SBATCH --cpus-per-task=8            <- the requirements' options, sorted
@@ -13,6 +13,7 @@ The script is a list of ``#SBATCH`` directives, then three lines of bash::
     export EXPERIMENTS_PROJECT=proj      <- the job's environment (project and stage)
     module load cuda                     <- setup lines, if any (each followed by a check)
     echo "experiments: task ... on <host> at <date>, restart ${SLURM_RESTART_COUNT:-0}" >&2
+    command -v '<python>' >/dev/null || { echo "... python '<python>' not found ..."; exit 127; }
     exec '<python>' -I -S -c '<bootstrap>' '<package parent>' '<spec_dir>' "$SLURM_ARRAY_TASK_ID"
 
 The last line starts the worker as :mod:`experiments.worker.bootstrap` says (isolated, without
@@ -33,6 +34,7 @@ from collections.abc import Mapping, Sequence
 
 from ...errors import DefinitionError
 from ...worker import task_setup
+from ...worker.base import EARLY_FAILURE
 from ...worker.bootstrap import BOOTSTRAP, FLAGS
 from .sbatch_options import Option, check_not_owned, check_text, quote_directive_value
 
@@ -134,6 +136,15 @@ def _exec_line(python: str, spec_dir: str, package_dir: str | None, job_name: st
         return f'exec {interpreter} -m {WORKER_MODULE} {spec} "$SLURM_ARRAY_TASK_ID"'
     return (f"exec {interpreter} {' '.join(FLAGS)} -c {shlex.quote(BOOTSTRAP)} "
             f'{_shell_word(package_dir, "package_dir", job_name)} {spec} "$SLURM_ARRAY_TASK_ID"')
+def _python_check(python: str, job_name: str) -> str:
+    """A line that ends the task with a reason ``status`` shows when the interpreter is missing
+    on the node (bash's own ``exec`` would only exit 127 without a word ``status`` can read)."""
+    interpreter = _shell_word(python, "python", job_name)
+    return (f"command -v {interpreter} >/dev/null || {{ echo \"{EARLY_FAILURE} python\" "
+            f"{interpreter} \"not found on $(hostname); set \\\"python\\\" in config.json to "
+            "an interpreter the nodes have\" >&2; exit 127; }")
+
+
 def _setup(setup: Sequence[str], job_name: str) -> list[str]:
     """The user's setup lines (their own shell, run as written), each checked after it runs;
     ``set -u`` is off meanwhile, since activation scripts often read unset variables."""
@@ -162,5 +173,5 @@ def render_script(*, job_name: str, options: Sequence[Option], array: str, outpu
     lines = ["#!/bin/bash", *_user_directives(options, job_name),
              *_own_directives(job_name, array, output), *_signal_directive(signal, job_name),
              "set -u", *_exports(env or {}, job_name), *_setup(setup, job_name), BANNER,
-             _exec_line(python, spec_dir, package_dir, job_name)]
+             _python_check(python, job_name), _exec_line(python, spec_dir, package_dir, job_name)]
     return "\n".join(lines) + "\n"
