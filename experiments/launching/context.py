@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import _proc, paths
-from ..backends.base import JobState
 from ..config.settings import Config
 from ..errors import LaunchStopped
 from ..model.task import step_to_dict
 from ..plan import Group, Plan, PlannedTask
 from ..plan.overrides import Overrides
+from ..states import JobState
 from ..tracking.store import JobRecord, RecordState, Store
 from . import specs
 from .snapshots import Snapshot

@@ -14,10 +14,10 @@ import os
 from collections.abc import Mapping, Sequence
 
 from .. import paths
-from ..backends.base import TaskKey, TaskStatus
 from ..errors import SnapshotError
 from ..launching import snapshots
 from ..session import Session
+from ..states import TaskKey, TaskStatus
 from ..tracking.store import JobRecord, RecordState, Store
 
 

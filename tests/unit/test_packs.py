@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.backends.base import Resources, common_resources
 from experiments.errors import DefinitionError
 from experiments.launching import specs
 from experiments.plan import Group, Plan, PlannedTask
 from experiments.plan.lanes import Wait, Where, describe_arrays, layout_plan
 from experiments.plan.packs import PackFit, fit_pack, pack_count, smallest_fitting
+from experiments.resources import Resources, common_resources
 
 H = 3600
 
@@ -189,7 +189,7 @@ def test_packs_fit_the_policed_clusters_partitions() -> None:
 
 
 def test_efficiency_reads_a_packs_accounting_once_not_per_artifact() -> None:
-    from experiments.backends.base import TaskKey, TaskUsage
+    from experiments.states import TaskKey, TaskUsage
     from experiments.tracking.store import JobRecord
     from experiments.verbs.efficiency import _tasks
 

@@ -25,18 +25,11 @@ from ...launching.waits import OnWait, SubmitWait
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Wait, Where, layout_plan
 from ...plan.packs import PackFit, fit_pack
+from ...resources import Resources, Scalar, common_resources
+from ...states import JobState, TaskKey, TaskStatus, TaskUsage
 from ...tracking.store import JobRecord
 from ...worker.bootstrap import PACKAGE_PARENT
-from ..base import (
-    Description,
-    JobState,
-    Resources,
-    Scalar,
-    TaskKey,
-    TaskStatus,
-    TaskUsage,
-    common_resources,
-)
+from ..base import Description
 from . import budget, deps, limits, pending
 from .allowance import Allowance, Fit, allowance_for, fit_packs
 from .client import SlurmClient, SubmissionUncertain, merge

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ...launching.waits import OnWait, SubmitWait, WaitPhase
-from ..base import JobState, TaskStatus, TaskUsage
+from ...states import JobState, TaskStatus, TaskUsage
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(

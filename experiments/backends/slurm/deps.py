@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 from ... import _atomic, paths
 from ...errors import SchedulerQueryError
 from ...launching import specs
+from ...states import JobState, TaskKey, TaskStatus
 from ...tracking.store import JobRecord
 from ...worker.base import EXIT_ZERO_ENV, record_dependency_failed
-from ..base import JobState, TaskKey, TaskStatus
 from .client import SlurmClient
 
 WORKER_ENV = {EXIT_ZERO_ENV: "1"}

@@ -30,7 +30,7 @@ import unicodedata
 from collections.abc import Mapping
 
 from ...errors import DefinitionError
-from ..base import FRAMEWORK_KEYS, THROTTLE_KEY
+from ...resources import FRAMEWORK_KEYS, THROTTLE_KEY
 
 KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_./:,=+@%^~-]+")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends.base import JobState
 from experiments.backends.slurm.client import (
     SlurmClient,
     SubmissionUncertain,
@@ -23,6 +22,7 @@ from experiments.backends.slurm.client import (
 )
 from experiments.backends.slurm.script import render_script
 from experiments.errors import SchedulerQueryError, SubmissionError
+from experiments.states import JobState
 from tests.e2e.slurm_helpers import wrap
 
 TIMEOUT_ERR = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"

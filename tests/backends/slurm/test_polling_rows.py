@@ -3,9 +3,9 @@ cluster, counted through wrappers: tests/reliability/test_polling_slurm.py)."""
 
 from __future__ import annotations
 
-from experiments.backends.base import JobState, TaskKey
 from experiments.backends.slurm.backend import _keyed, _to_account
 from experiments.backends.slurm.client import merge, parse_rows
+from experiments.states import JobState, TaskKey
 from experiments.tracking.store import JobRecord
 
 
