@@ -170,8 +170,9 @@ def test_index_header_and_positions() -> None:
 def test_packs_fit_the_policed_clusters_partitions() -> None:
     from pathlib import Path
 
-    from experiments.backends.slurm.backend import describe_pack, with_time
     from experiments.backends.slurm.limits import parse_partitions
+    from experiments.backends.slurm.sbatch_options import with_time
+    from experiments.backends.slurm.validate import describe_pack
 
     data = Path(__file__).resolve().parents[1] / "backends/slurm/data"
     parts = parse_partitions((data / "policed_scontrol_show_partition.txt").read_text())

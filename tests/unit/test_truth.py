@@ -297,7 +297,7 @@ def test_a_bad_override_names_the_stage_and_the_key(ex, fake) -> None:
 
 
 def test_sacct_names_who_cancelled_where_squeue_does_not() -> None:
-    from experiments.backends.slurm.client import merge
+    from experiments.backends.slurm.parse import merge
     from experiments.states import TaskStatus
 
     squeue = {"5_0": TaskStatus(JobState.CANCELLED, "CANCELLED", "None", "0:15"),

@@ -11,18 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends.slurm.client import (
-    SlurmClient,
-    SubmissionUncertain,
-    TaskStatus,
-    expand_key,
-    map_state,
-    merge,
-    parse_job_id,
-)
+from experiments.backends.slurm.client import SlurmClient, SubmissionUncertain
+from experiments.backends.slurm.parse import expand_key, map_state, merge, parse_job_id
 from experiments.backends.slurm.script import render_script
 from experiments.errors import SchedulerQueryError, SubmissionError
-from experiments.states import JobState
+from experiments.states import JobState, TaskStatus
 from tests.e2e.slurm_helpers import wrap
 
 TIMEOUT_ERR = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
