@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ... import _atomic, paths
-from ..._faults import crash_point
 from ...config.settings import Config
 from ...errors import SubmissionError
 from ...launching.context import EventKind, LaunchContext, LaunchEvent
@@ -126,7 +125,6 @@ class SlurmBackend:
                           time_s=fit.time_s if arr.pack > 1 else None)
         script = str(Path(job.record.spec_dir) / paths.SCRIPT)
         _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
-        crash_point("before-sbatch")
         try:
             job_id = self.client.submit(script, job_name=name,
                                         extra_args=_dependency(arr, up_ids, after),
@@ -136,7 +134,6 @@ class SlurmBackend:
         except SubmissionError:  # refused for sure: the intent must not linger
             ctx.discard(job)
             raise
-        crash_point("after-sbatch")
         record = ctx.confirm(job, job_id)
         if arr.wait is Wait.CORR and upstream:
             deps.write_dependents(upstream[0], record)
