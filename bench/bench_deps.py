@@ -70,9 +70,11 @@ ex.stage("down", downs)
 '''
 
 
-def _one_job_per_artifact(self: object, plan: object, records: object) -> list[object]:
+def _one_job_per_artifact(self: object, plan: object, records: object) -> object:
     """The ideal layout: every artifact its own job, waiting for exactly its own inputs."""
+    from experiments.backends.slurm.layout import Arrays
     from experiments.plan.lanes import ArrayLayout, Wait
+    from experiments.plan.packs import PackFit
 
     out: list[ArrayLayout] = []
     ref: dict[str, str] = {}
@@ -83,17 +85,17 @@ def _one_job_per_artifact(self: object, plan: object, records: object) -> list[o
                               Wait.ALL if ups else Wait.NONE, ups)
             ref[task.artifact_id] = arr.ref
             out.append(arr)
-    return list(out)
+    return Arrays(out, [PackFit(1) for _ in plan.groups])  # type: ignore[attr-defined]
 
 
 def driver(layout: str, script: str) -> None:
     """In a child process: launch the grid with ``layout`` (lanes, today or ideal)."""
-    from experiments.backends.slurm.backend import SlurmBackend
+    from experiments.backends.slurm.layout import SlurmLayout
 
     if layout == "today":
-        SlurmBackend.max_lanes = 0
+        SlurmLayout.max_lanes = 0
     elif layout == "ideal":
-        SlurmBackend.layout = _one_job_per_artifact  # type: ignore[assignment,method-assign]
+        SlurmLayout.arrays_for = _one_job_per_artifact  # type: ignore[assignment,method-assign]
     runpy.run_path(script)["ex"].launch()
 
 

@@ -1,9 +1,12 @@
-"""The backend seam: the ``Backend`` protocol and the typed records that cross it.
+"""The backend seam: the ``Backend`` protocol, and the optional capabilities a backend may offer.
 
 A backend turns a :class:`~experiments.plan.Plan` into running work and answers questions about
-it. Everything above this line (verbs, status, the CLI) speaks only these types, so no scheduler
+it. Everything above this line (verbs, status, the CLI) speaks only these protocols and the
+shared words of :mod:`experiments.resources` and :mod:`experiments.states`, so no scheduler
 vocabulary leaks upward: a held task arrives as ``TaskStatus(held=True, hint=...)``, never as
 Slurm's reason text to be guessed at.
+
+Every backend (:class:`Backend`):
 
     resolve(requirements, where) -> Resources      once per distinct requirement set, at planning
     describe(group, validate=...) -> Description   what drylaunch shows for one group
@@ -12,141 +15,27 @@ Slurm's reason text to be guessed at.
     cancel(records)                                stop every live task of those jobs
     find_by_name(name) -> [job id]                 adopt a job whose submission was not confirmed
 
-Backends are created by name through the registry in :mod:`experiments.backends`.
+Optional capabilities, each a ``runtime_checkable`` protocol that the verbs test with
+``isinstance`` (never ``getattr``): :class:`SubmissionTracking` (``reconcile``),
+:class:`LaysOutArrays` (drylaunch's arrays), :class:`KeepsAccounts` (``efficiency``) and
+:class:`WarnsAboutSite` (the login-node warning). Backends are created by name through the
+registry in :mod:`experiments.backends`.
 """
 
 from __future__ import annotations
 
-import enum
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
-
-from ..errors import DefinitionError
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..config.settings import Config
     from ..launching.context import LaunchContext
     from ..plan import Group, Plan
+    from ..plan.lanes import ArrayLayout
+    from ..resources import Resources, Scalar
+    from ..states import TaskKey, TaskStatus, TaskUsage
     from ..tracking.store import JobRecord
-
-Scalar = str | int | float | bool
-
-
-class JobState(str, enum.Enum):
-    """The state of one task as the scheduler (or the local runner) reports it.
-
-    UNKNOWN means "the scheduler could not tell"; it never means built. Whether an artifact is
-    built is decided by its done marker alone.
-    """
-
-    PENDING = "pending"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    UNKNOWN = "unknown"
-
-    @property
-    def live(self) -> bool:
-        """True while the task may still run (queued, running or requeued)."""
-        return self in (JobState.PENDING, JobState.RUNNING)
-
-
-class TaskKey(NamedTuple):
-    """One task of one job: ``(job id, index)``; written ``<job id>_<index>``.
-
-    A named tuple, not a dataclass: ``status`` of 100,000 tracked tasks builds and hashes one
-    per task, and a tuple does both several times faster."""
-
-    job_id: str
-    index: int  # type: ignore[assignment]  # the field shadows tuple.index, on purpose
-
-    def __str__(self) -> str:
-        return f"{self.job_id}_{self.index}"
-
-    @classmethod
-    def parse(cls, text: str) -> TaskKey | None:
-        """``"12_3"`` → ``TaskKey("12", 3)``; None for anything else."""
-        job_id, sep, index = text.rpartition("_")
-        return cls(job_id, int(index)) if sep and job_id and index.isdigit() else None
-
-
-class Outlook(str, enum.Enum):
-    """Whether the reason a queued task waits for goes away without anyone doing anything."""
-
-    CLEARS = "clears on its own"
-    NEVER = "never clears on its own"
-    UNKNOWN = "may not clear on its own"
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """What a backend knows about one task.
-
-    ``raw`` is the scheduler's own word for the state (``TIMEOUT``, ``CANCELLED by 0``),
-    ``reason`` its explanation (a pending reason), ``exit_code`` ``"<code>:<signal>"``.
-    ``held`` marks a task that will not start until someone releases it. For a queued task,
-    ``hint`` says in plain words why it waits and what to change, and ``outlook`` whether that
-    reason clears on its own (None when the backend gives no reason).
-    """
-
-    state: JobState
-    raw: str = ""
-    reason: str = ""
-    exit_code: str = ""
-    held: bool = False
-    hint: str = ""
-    outlook: Outlook | None = None
-
-
-@dataclass(frozen=True)
-class Resources:
-    """An artifact's requirements, resolved once by the backend that will run it.
-
-    ``requirements`` are the merged requirements as asked (config defaults under the artifact's
-    own), sorted: the grouping key and what people see. ``options`` are the backend's own
-    directives (for Slurm: validated ``(option, value)`` pairs, value None for a bare flag).
-    The typed fields are what every backend understands: CPUs and GPUs per task, memory, the
-    time limit and the per-array throttle.
-    """
-
-    requirements: tuple[tuple[str, Scalar], ...]
-    options: tuple[tuple[str, str | None], ...] = ()
-    cpus: int = 1
-    gpus: int = 0
-    mem_mb: int | None = None
-    time_s: int | None = None
-    max_parallel: int | None = None
-    checkpoint_before_s: int | None = None  # ask for a signal this long before the time limit
-    checkpoint_signal: str = "USR2"
-    max_requeues: int = 3  # after a checkpoint signal, requeue at most this many times
-    pack: int = 1  # artifacts built one after the other by one task (see plan/packs.py)
-    pack_time_s: int | None = None  # the pack's own time limit (default: pack × time)
-
-    def summary(self) -> str:
-        """``k=v k=v`` of the requirements, for plans and messages."""
-        return " ".join(f"{k}={v}" for k, v in self.requirements) or "(no requirements)"
-
-
-@dataclass(frozen=True)
-class TaskUsage:
-    """What accounting says one task used (a backend that keeps accounts offers
-    ``usage(records) -> {TaskKey: TaskUsage}``, one call for any number of jobs).
-
-    ``cpu_s`` and ``max_rss_mb`` are None when the scheduler does not gather them. A task run
-    several times (requeued) sums ``elapsed_s`` and ``cpu_s`` over its ``attempts``; ``state``
-    and ``time_limit_s`` (None: not known, or no limit) are its last attempt's.
-    """
-
-    state: str
-    elapsed_s: int
-    cpu_s: float | None = None
-    max_rss_mb: float | None = None
-    attempts: int = 1
-    time_limit_s: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +44,14 @@ class Description:
 
     lines: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """What the registry hands a backend factory: the configuration and launch options."""
+
+    config: Config
+    workers: int | None = None
 
 
 class Backend(Protocol):
@@ -186,162 +83,38 @@ class SubmissionTracking(Protocol):
     def live_jobs_by_name(self) -> dict[str, list[str]]: ...
 
 
-@dataclass(frozen=True)
-class BackendOptions:
-    """What the registry hands a backend factory: the configuration and launch options."""
+@runtime_checkable
+class LaysOutArrays(Protocol):
+    """A backend that submits a plan as arrays waiting on each other (optional; drylaunch).
 
-    config: Config
-    workers: int | None = None
+    ``layout(plan, records)``: the arrays ``launch`` would submit now (``records``: the
+    project's jobs, for live dependencies). ``layout_notes(plan, records)``: the same arrays
+    with what drylaunch says about them: notes (e.g. packed to fit a submit limit) and
+    problems (a launch that cannot be submitted as it stands).
+    """
 
-
-# -- requirement checks every backend shares ---------------------------------------------------
-THROTTLE_KEY = "max_parallel"
-CHECKPOINT_KEYS = ("checkpoint_before", "checkpoint_signal", "max_requeues")
-PACK_KEYS = ("pack", "pack_time")  # artifacts per array task, and that task's time limit
-# Framework requirements: read into Resources, never passed to a scheduler as options.
-FRAMEWORK_KEYS = (THROTTLE_KEY, *CHECKPOINT_KEYS, *PACK_KEYS)
-# SIGUSR1 is claimed by NCCL's and some frameworks' own handlers (PyTorch Lightning requeues on
-# it); SIGTERM is what Slurm sends at the limit and on cancel, so it cannot mean "checkpoint".
-SIGNALS = ("USR2", "USR1", "URG", "INT", "HUP")
-_GPU_COUNT = re.compile(r"(?:[A-Za-z0-9_.:-]+:)?(\d+)")
-_MEM = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)B?", re.I)
-_MEM_UNIT_MB = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024, "": 1}  # Slurm: bare = MB
+    def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]: ...
+    def layout_notes(self, plan: Plan, records: Sequence[JobRecord]
+                     ) -> tuple[list[ArrayLayout], list[str], list[str]]: ...
 
 
-def freeze_requirements(requirements: object, where: str) -> tuple[tuple[str, Scalar], ...]:
-    """Check a requirements mapping (str keys, scalar values) and return it sorted."""
-    if not isinstance(requirements, Mapping):
-        raise DefinitionError(f"{where}: get_requirements() must return a dict, got "
-                              f"{type(requirements).__name__}")
-    for key, value in requirements.items():
-        if not isinstance(key, str) or not isinstance(value, (str, int, float, bool)):
-            raise DefinitionError(f"{where}: requirement {key!r} = {value!r:.60} must be a str "
-                                  "key with a str, int, float or bool value")
-    return tuple(sorted(requirements.items()))
+@runtime_checkable
+class KeepsAccounts(Protocol):
+    """A backend whose scheduler keeps accounts (optional; ``efficiency``).
+
+    ``usage(records)``: what each task of those jobs used, ``{TaskKey: TaskUsage}``, in one
+    call for any number of jobs; tasks accounting does not know are left out.
+    """
+
+    def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]: ...
 
 
-def parse_duration_s(text: str) -> int | None:
-    """Seconds in a Slurm time string (``30``, ``4:00``, ``12:00:00``, ``1-00:00:00``,
-    ``2-12``); None for ``UNLIMITED``/``INFINITE``. Raises ValueError for anything else."""
-    value = text.strip()
-    if value.upper() in ("UNLIMITED", "INFINITE"):
-        return None
-    days, sep, rest = value.rpartition("-")
-    parts = rest.split(":")
-    if (sep and not days.isdigit()) or not 1 <= len(parts) <= 3 or not all(
-            p.isdigit() for p in parts):
-        raise ValueError(f"not a Slurm time: {text!r} (forms: M, M:S, H:M:S, D-H, D-H:M, "
-                         "D-H:M:S, UNLIMITED)")
-    nums = [int(p) for p in parts]
-    if days:  # d-h, d-h:m, d-h:m:s
-        h, m, s = (nums + [0, 0])[:3]
-        return ((int(days) * 24 + h) * 60 + m) * 60 + s
-    if len(nums) == 1:  # minutes
-        return nums[0] * 60
-    if len(nums) == 2:  # minutes:seconds
-        return nums[0] * 60 + nums[1]
-    return (nums[0] * 60 + nums[1]) * 60 + nums[2]
+@runtime_checkable
+class WarnsAboutSite(Protocol):
+    """A backend that runs tasks on this very machine (optional; ``launch``/``drylaunch``).
 
+    ``site_warning()``: a warning when this machine looks like the wrong place to run them (a
+    shared Slurm login node), else None.
+    """
 
-def _count(key: str, value: Scalar, where: str, minimum: int, strings: bool = True) -> int:
-    """An integer requirement (a string of digits too, as Slurm accepts), at least ``minimum``."""
-    if strings and isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise DefinitionError(f"{where}: requirement {key!r} = {value!r:.40} must be an "
-                              f"integer >= {minimum}")
-    return value
-
-
-def _gpus(value: Scalar, where: str) -> int:
-    if isinstance(value, str):
-        match = _GPU_COUNT.fullmatch(value.strip())
-        if not match:
-            raise DefinitionError(f"{where}: requirement 'gpus' = {value!r:.40} is not a GPU "
-                                  "count like 4 or 'A100:4'")
-        return int(match.group(1))
-    return _count("gpus", value, where, 0)
-
-
-def _mem_mb(value: Scalar, where: str) -> int:
-    """An int or float means GB (the friendly unit); a string follows Slurm (bare = MB)."""
-    if isinstance(value, bool):
-        raise DefinitionError(f"{where}: requirement 'mem' expects a size, got {value!r}")
-    if isinstance(value, (int, float)):
-        if not math.isfinite(value) or value < 0:
-            raise DefinitionError(f"{where}: requirement 'mem' = {value!r} is not a size in GB")
-        return math.ceil(value * 1024)
-    match = _MEM.fullmatch(value.strip())
-    if not match:
-        raise DefinitionError(f"{where}: requirement 'mem' = {value!r:.40} is not a size like "
-                              "64 (GB), '64G' or '4000M'")
-    return math.ceil(float(match.group(1)) * _MEM_UNIT_MB[match.group(2).upper()])
-
-
-def _time_s(value: Scalar, where: str) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DefinitionError(f"{where}: requirement 'time' = {value!r:.40} must be a Slurm "
-                              "time like '4:00:00' or '1-00:00:00', or minutes as an int")
-    try:
-        return parse_duration_s(str(value))
-    except ValueError:
-        raise DefinitionError(f"{where}: requirement 'time' = {value!r:.40} is not a time like "
-                              "'4:00:00', '1-00:00:00' or '30' (minutes)") from None
-
-
-def common_resources(requirements: Mapping[str, Scalar], where: str,
-                     options: Sequence[tuple[str, str | None]] = ()) -> Resources:
-    """The typed fields every backend understands, read from checked requirements."""
-    reqs = freeze_requirements(requirements, where)
-    get = dict(reqs).get
-    cpus = get("cpus", get("cpus_per_task", get("cpus-per-task")))
-    gpus, mem, time, throttle = get("gpus"), get("mem"), get("time"), get(THROTTLE_KEY)
-    before, signal, requeues = (get(k) for k in CHECKPOINT_KEYS)
-    pack, pack_time = (get(k) for k in PACK_KEYS)
-    return Resources(
-        requirements=reqs,
-        options=tuple(options),
-        cpus=1 if cpus is None else _count("cpus", cpus, where, 1),
-        gpus=0 if gpus is None else _gpus(gpus, where),
-        mem_mb=None if mem is None else _mem_mb(mem, where),
-        time_s=None if time is None else _time_s(time, where),
-        max_parallel=(None if throttle is None
-                      else _count(THROTTLE_KEY, throttle, where, 1, strings=False)),
-        checkpoint_before_s=None if before is None else _before_s(before, where),
-        checkpoint_signal=_signal(signal, where),
-        max_requeues=3 if requeues is None else _count("max_requeues", requeues, where, 0,
-                                                        strings=False),
-        pack=1 if pack is None else _count("pack", pack, where, 1),
-        pack_time_s=None if pack_time is None else _pack_time_s(pack_time, where),
-    )
-
-
-def _before_s(value: Scalar, where: str) -> int:
-    """``checkpoint_before``: seconds (an int) or a time string like ``5:00``; at least 1 s."""
-    seconds = (value if isinstance(value, int) and not isinstance(value, bool)
-               else _time_s(value, where) if isinstance(value, str) else None)
-    if seconds is None or seconds < 1:
-        raise DefinitionError(f"{where}: requirement 'checkpoint_before' = {value!r:.40} must "
-                              "be seconds (an int, e.g. 300) or a time like '5:00' (M:S)")
-    return seconds
-
-
-def _pack_time_s(value: Scalar, where: str) -> int:
-    """``pack_time``: a Slurm time like ``2:00:00`` (or minutes as an int), not UNLIMITED."""
-    try:
-        seconds = (parse_duration_s(str(value))
-                   if isinstance(value, (str, int)) and not isinstance(value, bool) else None)
-    except ValueError:
-        seconds = None
-    if seconds is None or seconds < 1:
-        raise DefinitionError(f"{where}: requirement 'pack_time' = {value!r:.40} must be a "
-                              "time like '2:00:00' (the whole pack's limit), not UNLIMITED")
-    return seconds
-
-
-def _signal(value: Scalar | None, where: str) -> str:
-    name = "USR2" if value is None else str(value).upper().removeprefix("SIG")
-    if name not in SIGNALS:
-        raise DefinitionError(f"{where}: requirement 'checkpoint_signal' = {value!r:.40} must be "
-                              f"one of {', '.join(SIGNALS)} (default USR2)")
-    return name
+    def site_warning(self) -> str | None: ...

@@ -20,18 +20,11 @@ from typing import TYPE_CHECKING
 from .. import _atomic, paths
 from ..errors import SchedulerQueryError, SubmissionError
 from ..plan import Group, Plan, chunk
+from ..resources import Resources, Scalar, common_resources
+from ..states import JobState, Outlook, TaskKey, TaskStatus
 from ..tracking.store import JobRecord
 from ..worker.base import WorkerState
-from .base import (
-    Description,
-    JobState,
-    Outlook,
-    Resources,
-    Scalar,
-    TaskKey,
-    TaskStatus,
-    common_resources,
-)
+from .base import Description
 
 if TYPE_CHECKING:
     from ..launching.context import LaunchContext

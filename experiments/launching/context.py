@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import _proc, paths
-from ..backends.base import JobState
+from .._faults import crash_point
 from ..config.settings import Config
 from ..errors import LaunchStopped
 from ..model.task import step_to_dict
 from ..plan import Group, Plan, PlannedTask
 from ..plan.overrides import Overrides
+from ..states import JobState
 from ..tracking.store import JobRecord, RecordState, Store
 from . import specs
 from .snapshots import Snapshot
@@ -183,10 +184,12 @@ class LaunchContext:
         )
         Path(record.log_dir).mkdir(parents=True, exist_ok=True)
         self.store.add(record)
+        crash_point("before-submit")  # the intent is recorded; the scheduler is not yet asked
         return PreparedJob(record, group, tuple(tasks), tuple(deps))
 
     def confirm(self, job: PreparedJob, job_id: str) -> JobRecord:
         """Record the scheduler's job id for a prepared job."""
+        crash_point("after-submit")  # the scheduler accepted the job; its id is not recorded
         record = self.store.update(job.record.stage, job.record.name, job_id=job_id,
                                    state=RecordState.SUBMITTED)
         job.record = record

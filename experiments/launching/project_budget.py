@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..backends.base import TaskKey
+from ..states import TaskKey
 from ..tracking.status import Live
 from ..tracking.store import JobRecord, RecordState
 

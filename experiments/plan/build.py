@@ -6,9 +6,9 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ..backends.base import Resources
 from ..errors import PlanError
 from ..model.artifact import Artifact
+from ..resources import Resources
 from .model import Group, Plan, PlannedTask, Skipped, new_task
 
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.base import Resources
 from ..model.identity import encode_params
 from ..model.task import Step
+from ..resources import Resources
 
 
 @dataclass(frozen=True, slots=True)  # slots: a million of them must fit in memory

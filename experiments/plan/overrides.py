@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..backends.base import Resources, Scalar
 from ..errors import PlanError
+from ..resources import Resources, Scalar
 from . import Group, Plan
 
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.base import Resources, freeze_requirements
 from ..errors import ExperimentsError, SchedulerQueryError
+from ..resources import Resources, freeze_requirements
 from ..session import Session
 from ..tracking.views import ArtifactView
 from ..verbs.efficiency import efficiency

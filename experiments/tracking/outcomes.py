@@ -1,7 +1,7 @@
 """How a task ended, in the scheduler's own terms: the reason, the limit it hit, what to change.
 
 Pure. The backends pass the scheduler's word for a task's end through
-:class:`~experiments.backends.base.TaskStatus` (``raw``: ``TIMEOUT``, ``OUT_OF_MEMORY``,
+:class:`~experiments.states.TaskStatus` (``raw``: ``TIMEOUT``, ``OUT_OF_MEMORY``,
 ``CANCELLED by 1001`` …, ``reason``: Slurm's ``Reason`` column). :func:`scheduler_reason`
 turns it into a :class:`Reason` — a short label, a sentence with the requested limit (from the
 job record's requirements) and a hint that says what to change — or None when the scheduler's
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.base import parse_duration_s
+from ..resources import parse_duration_s
 
 
 class Verdict(enum.Enum):

@@ -13,9 +13,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import paths
-from ..backends.base import Backend, JobState, Outlook, TaskKey, TaskStatus
+from ..backends.base import Backend
 from ..errors import SchedulerQueryError
 from ..model.artifact import Artifact
+from ..states import JobState, Outlook, TaskKey, TaskStatus
 from ..worker import trust
 from ..worker.base import WorkerState
 from .logfiles import early_failure

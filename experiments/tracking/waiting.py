@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..backends.base import Outlook
+from ..states import Outlook
 from .status import ArtifactState, TaskView
 
 

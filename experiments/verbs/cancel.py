@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from filelock import FileLock, Timeout
 
 from .. import paths
-from ..backends.base import TaskKey, TaskStatus
 from ..config.settings import lock_mode
 from ..errors import ExperimentsError, SchedulerQueryError
 from ..launching.context import clear_stop, request_stop
 from ..session import Session
+from ..states import TaskKey, TaskStatus
 from ..tracking.ends import of_root
 from ..tracking.store import JobRecord, RecordState
 

@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 
 from .. import paths
 from .._faults import crash_point
-from ..backends.base import TaskKey, TaskStatus
 from ..errors import SnapshotError
 from ..launching import snapshot_pins, snapshots
 from ..session import Session
+from ..states import TaskKey, TaskStatus
 from ..tracking.store import JobRecord, RecordState, Store
 
 

@@ -21,8 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..backends.base import Resources, TaskKey, TaskUsage
+from ..backends.base import KeepsAccounts
+from ..resources import Resources
 from ..session import Session
+from ..states import TaskKey, TaskUsage
 from ..tracking.status import ArtifactState, worker_account
 from ..tracking.store import JobRecord
 from ..worker.base import WorkerState
@@ -136,12 +138,11 @@ def efficiency(session: Session, stages: Sequence[str] | None = None) -> Efficie
     by_stage = {s.stage: s for s in report.stages}
     for name, backend in session.backends_for(records).items():
         mine = [r for r in records if r.backend == name and r.job_id]
-        usage_of = getattr(backend, "usage", None)
-        if usage_of is None:
+        if not isinstance(backend, KeepsAccounts):
             report.warnings.append(f"the {name} backend keeps no accounts; its "
                                    f"{len(mine)} job(s) are left out")
             continue
-        used: dict[TaskKey, TaskUsage] = usage_of(mine)
+        used: dict[TaskKey, TaskUsage] = backend.usage(mine)
         resolved: dict[tuple[Any, ...], Resources] = {}
         for rec in mine:
             key = tuple(sorted(rec.requirements.items()))

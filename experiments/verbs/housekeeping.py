@@ -35,10 +35,10 @@ from datetime import datetime, timezone
 from enum import Enum
 
 from .. import paths
-from ..backends.base import TaskKey
 from ..launching.snapshot_pins import launch_running
 from ..launching.snapshots import GcResult
 from ..session import Session
+from ..states import TaskKey
 from ..tracking.ends import record_endings, root_of
 from ..tracking.status import Live, ended_entry, live_artifacts
 from ..tracking.store import JobRecord, RecordState, now_iso

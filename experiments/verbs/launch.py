@@ -17,7 +17,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from .. import _gc, paths
-from ..backends.base import Description, Resources, freeze_requirements
+from ..backends.base import Backend, Description, LaysOutArrays
 from ..config.settings import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.context import LaunchContext, Progress, pending_intents
@@ -31,6 +31,7 @@ from ..model.task import Download, Task, Upload
 from ..plan import Plan, build_plan
 from ..plan.lanes import ArrayLayout
 from ..plan.overrides import Overrides, apply_overrides
+from ..resources import Resources, freeze_requirements
 from ..session import Session
 from ..tracking.ends import of_root, record_endings, unknown_root_warning
 from ..tracking.markers import DoneIndex
@@ -106,21 +107,17 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     return dry
 
 
-def _layout(backend: object, plan: Plan, records: Sequence[JobRecord]
+def _layout(backend: Backend, plan: Plan, records: Sequence[JobRecord]
             ) -> tuple[list[ArrayLayout], list[str], list[str]]:
     """The arrays a backend that lays out dependencies (Slurm) would submit, if it can say,
     with its notes and problems about them (packed to fit the submit limit, or cannot)."""
-    notes = getattr(backend, "layout_notes", None)
-    layout = getattr(backend, "layout", None)
-    if (layout is None and notes is None) or not plan.groups:
+    if not isinstance(backend, LaysOutArrays) or not plan.groups:
         return [], [], []
     try:
-        if notes is not None:
-            arrays, said, problems = notes(plan, records)
-            return list(arrays), list(said), list(problems)
-        return list(layout(plan, records)), [], []  # type: ignore[misc]
+        arrays, said, problems = backend.layout_notes(plan, records)
     except SchedulerQueryError:
         return [], [], []
+    return list(arrays), list(said), list(problems)
 
 
 def launch(session: Session, stages: Sequence[str] | None = None, *,

@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..backends.base import Scalar, TaskKey, _mem_mb, parse_duration_s
 from ..errors import DefinitionError
 from ..model.artifact import Artifact
+from ..resources import Scalar, mem_mb, parse_duration_s
+from ..states import TaskKey
 from ..tracking.status import ArtifactState, Live, latest_tasks, recorded_raw, task_state
 from ..tracking.store import JobRecord
 
@@ -119,7 +120,7 @@ def _time(value: Any, where: str) -> int:
 
 
 def _mem(value: Any, where: str) -> int:
-    return _mem_mb(value, where)
+    return mem_mb(value, where)
 
 
 def format_time(seconds: int) -> str:

@@ -1,8 +1,8 @@
 """``wait`` and the outcome shared with ``status``: is the grid built, failed, or still live?
 
-Waiting is polling ``status``: one scheduler query per backend per poll (for Slurm one
-``squeue`` and at most one ``sacct``), with an interval that grows while nothing changes, so a
-long wait costs the scheduler little. The verb returns data; the CLI turns the outcome into an
+Waiting is polling ``status``: one scheduler query per backend per poll (for Slurm one queue
+query and at most one accounting query), with an interval that grows while nothing changes, so
+a long wait costs the scheduler little. The verb returns data; the CLI turns the outcome into an
 exit code and decides how to show each poll.
 """
 

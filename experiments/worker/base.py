@@ -17,6 +17,7 @@ import sys
 from datetime import datetime, timezone
 
 from .. import _atomic, _proc, paths
+from . import slurm
 
 TYPE_CHECKING = False  # typing stays out of every task's start
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def cancel_dependents(spec_dir: str, index: int, relpath: str, why: str,
                     os.path.join(info["spec_dir"], paths.CANCEL_REQUESTED)):
                 continue  # not waiting on this task, or being cancelled by the user anyway
             key = f"{info['job']}_{index}"
-            _proc.run(["scancel", key], timeout_s=10.0)
+            slurm.cancel_task(key)
             record_dependency_failed(info["artifact_path"], dependent, key,
                                      f"dependency {relpath} was not built ({why})")
             say(f"cancelled {key} ({dependent}): it waited for this task")
@@ -147,8 +148,7 @@ def requeue_task(header: dict[str, Any], why: str) -> bool:
     """After the checkpoint signal, ask Slurm to run this task again (at most ``max_requeues``
     times, and only when the spec allows it); says what happened, True when requeued."""
     conf = header.get("checkpoint") or {}
-    restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0") or 0)
-    job = os.environ.get("SLURM_JOB_ID")
+    restarts, job = slurm.restart_count(), slurm.job_id()
     if not conf.get("requeue", True) or not job:
         say("checkpoint signal received, but this task may not be requeued")
         return False
@@ -156,12 +156,8 @@ def requeue_task(header: dict[str, Any], why: str) -> bool:
         say(f"checkpoint signal received, but the task was already requeued {restarts} "
             "time(s) (max_requeues); not again")
         return False
-    try:
-        result = _proc.run(["scontrol", "requeue", job], timeout_s=60)
-        ok, problem = result.returncode == 0, (result.stderr or result.stdout).strip()
-    except (OSError, _proc.ProcTimeout) as err:
-        ok, problem = False, str(err)
-    if not ok:
+    problem = slurm.requeue(job)
+    if problem:
         say(f"could not requeue job {job}: {problem}")
         return False
     say(f"checkpoint signal: {why}; requeued (restart {restarts + 1} of at most "

@@ -8,15 +8,15 @@ one ``write``: job, Slurm job id, host, pid namespace, pid and the pid's start t
 outlives a killed worker, so a worker that finds one checks, itself, whether its holder still
 lives, by what the holder is:
 
-* a Slurm job: that job, with one ``squeue -h -t all -j <id>`` (10 s timeout); an ended or
+* a Slurm job: that job, asked about once (:func:`.slurm.job_live`, 10 s timeout); an ended or
   unknown job is gone, and so is our own job id (a requeued task's earlier attempt). Its pid is
   not asked first: containerised jobs on one host each have their own pid namespace, where the
   holder's pid 1 is not ours;
 * no Slurm job, or Slurm cannot say: on the same host *and* in the same pid namespace (the
   inode of ``/proc/self/ns/pid``), its pid with the same start time (a reused pid is not it);
-* anything it cannot tell (squeue fails, another host or another pid namespace without a Slurm
-  job) counts as live: the artifact is then reported busy with the holder's name and the file
-  to remove, never built twice.
+* anything it cannot tell (Slurm does not answer, another host or another pid namespace
+  without a Slurm job) counts as live: the artifact is then reported busy with the holder's
+  name and the file to remove, never built twice.
 
 The worker checks, not ``status`` or ``launch``, because only it needs the answer, at the moment
 it wants the lock. A stale file is renamed aside before it is replaced, and the renamed copy is
@@ -33,6 +33,7 @@ import os
 import time
 
 from .. import _proc
+from . import slurm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,10 +46,7 @@ UNSUPPORTED = frozenset({errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EN
 #: errnos saying that another process holds the ``flock``.
 HELD = frozenset({errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES})
 WRITING_S = 60.0  # a lock file still empty or unreadable this young is being written
-SQUEUE_TIMEOUT_S = 10.0
-RECHECK_S = 30.0  # while waiting, ask squeue about the same holder at most this often
-ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-         "BOOT_FAIL", "DEADLINE", "PREEMPTED", "REVOKED")
+RECHECK_S = 30.0  # while waiting, ask Slurm about the same holder at most this often
 
 
 class LockError(OSError):
@@ -58,7 +56,7 @@ class LockError(OSError):
 def me(job: str) -> dict[str, Any]:
     """What a lock file says about this process."""
     pid = os.getpid()
-    return {"job": job, "slurm_job_id": os.environ.get("SLURM_JOB_ID") or None,
+    return {"job": job, "slurm_job_id": slurm.job_id(),
             "host": os.uname().nodename, "pid_ns": pid_namespace(), "pid": pid,
             "pid_start": _proc.process_start(pid), "token": os.urandom(8).hex()}
 
@@ -188,7 +186,7 @@ class ArtifactLock:
         token = str(owner.get("token"))
         seen = self._checked.get(token)
         if seen is None or time.monotonic() - seen[0] > RECHECK_S:
-            seen = (time.monotonic(), _slurm_job_live(str(job), self.say))
+            seen = (time.monotonic(), slurm.job_live(str(job), self.say))
             self._checked[token] = seen
         if seen[1] is None:  # Slurm cannot say: its process, where its pid means the same
             return self._stale_process(owner)
@@ -218,25 +216,6 @@ def _pid_live(pid: int, start: Any) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _slurm_job_live(job: str, say: Callable[[str], None]) -> bool | None:
-    """Whether Slurm still runs (or will run) job ``job``; None when it cannot tell."""
-    if not job.isdigit():
-        return None
-    try:
-        res = _proc.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"],
-                        timeout_s=SQUEUE_TIMEOUT_S)
-    except (OSError, _proc.ProcTimeout) as exc:
-        say(f"cannot ask Slurm whether job {job} still runs ({exc})")
-        return None
-    if not res.ok:
-        if "Invalid job id" in res.stderr:
-            return False
-        say(f"cannot ask Slurm whether job {job} still runs ({res.describe()})")
-        return None
-    states = res.stdout.split()
-    return bool(states) and not all(s.split(" ")[0] in ENDED for s in states)
 
 
 def _take_aside(path: str, judged: bytes) -> None:
@@ -292,7 +271,7 @@ def wait_budget_s() -> float:
     """How long a worker may wait for a concurrent build of its artifact.
 
     ``$EXPERIMENTS_BUSY_WAIT_S`` if set; else until ``BUSY_MARGIN_S`` before the job's end time
-    (``$SLURM_JOB_END_TIME``, or squeue's end time of ``$SLURM_JOB_ID``); else a day.
+    (:func:`.slurm.job_end_time`); else a day.
     """
     override = os.environ.get("EXPERIMENTS_BUSY_WAIT_S")
     if override:
@@ -300,24 +279,7 @@ def wait_budget_s() -> float:
             return max(0.0, float(override))
         except ValueError:
             pass
-    end = _job_end_time()
+    end = slurm.job_end_time()
     if end is None:
         return BUSY_WAIT_DEFAULT_S
     return max(0.0, end - time.time() - BUSY_MARGIN_S)
-
-
-def _job_end_time() -> float | None:
-    """Epoch seconds at which the scheduler will end this job, if it says."""
-    text = os.environ.get("SLURM_JOB_END_TIME", "")
-    if text.isdigit():
-        return float(text)
-    job = os.environ.get("SLURM_JOB_ID")
-    if not job:
-        return None
-    try:
-        res = _proc.run(["squeue", "-h", "-j", job, "-o", "%e"], timeout_s=30,
-                        env={"SLURM_TIME_FORMAT": "%s"})
-    except (OSError, _proc.ProcTimeout):
-        return None
-    out = res.stdout.strip()
-    return float(out) if res.ok and out.isdigit() else None

@@ -21,7 +21,7 @@ import traceback
 
 from .. import _atomic, _proc, paths
 from ..launching import specs
-from . import code_guard, provenance, task_setup, trust
+from . import code_guard, provenance, slurm, task_setup, trust
 from . import lock as locking
 from .base import (
     EARLY_FAILURE,
@@ -79,7 +79,7 @@ class Build:
         self.dir = paths.artifact_dir(self.root, task["relpath"])
         self.record: dict[str, Any] = {
             "artifact": task["relpath"], "job": job, "host": _hostname(),
-            "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
+            "attempt": slurm.restart_count() + 1,
         }
         gpus = os.environ.get("EXPERIMENTS_GPUS")
         if gpus is not None:  # the local backend's placement: these GPU indices, no others
@@ -374,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _on_signal)
     if args[0] == "--serve":
         return serve()
-    index = int(args[1]) if len(args) > 1 else int(os.environ["SLURM_ARRAY_TASK_ID"])
+    index = int(args[1]) if len(args) > 1 else slurm.array_index()
     return build_task(args[0], index)
 
 
@@ -383,7 +383,7 @@ def build_task(spec_dir: str, index: int) -> int:
     environment; returns the worker's exit code."""
     header = specs.read_header(spec_dir)
     os.umask(int(header.get("umask", 0o077)))
-    job = os.environ.get("EXPERIMENTS_JOB") or _slurm_job() or f"pid {os.getpid()}"
+    job = os.environ.get("EXPERIMENTS_JOB") or slurm.task_key() or f"pid {os.getpid()}"
     if header.get("checkpoint"):
         signal.signal(getattr(signal, "SIG" + header["checkpoint"]["signal"]), _on_checkpoint)
     started = time.monotonic()
@@ -484,11 +484,6 @@ def _to_log(log: str) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-
-
-def _slurm_job() -> str | None:
-    array, idx = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array}_{idx}" if array and idx else os.environ.get("SLURM_JOB_ID")
 
 
 if __name__ == "__main__":

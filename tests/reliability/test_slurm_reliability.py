@@ -109,8 +109,8 @@ def _assert_one_job_per_artifact(project: str) -> None:
     assert arrays_known_to_slurm(project) == tracked  # no untracked twin was submitted
 
 
-@pytest.mark.parametrize("crash_at", ["before-sbatch:1", "before-sbatch:2", "after-sbatch:1",
-                                      "after-sbatch:2", "jobs-json-write:2",
+@pytest.mark.parametrize("crash_at", ["before-submit:1", "before-submit:2", "after-submit:1",
+                                      "after-submit:2", "jobs-json-write:2",
                                       "jobs-json-write:4"])
 def test_crash_sweep_then_relaunch(tmp_path: Path, slurm_cluster: object, crash_at: str) -> None:
     script, env, out, calls = _setup(tmp_path, {"SLEEP_S": "1"})

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from experiments import Artifact, ArtifactSet, Executor, Task, backends, verbs
-from experiments.backends.base import Outlook
 from experiments.backends.fake import FakeBackend
 from experiments.report import write_report
+from experiments.states import Outlook
 
 from .conftest import need
 

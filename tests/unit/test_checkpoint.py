@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from experiments import Task
-from experiments.backends.base import common_resources
 from experiments.backends.slurm.sbatch_options import slurm_options
 from experiments.backends.slurm.script import render_script
 from experiments.errors import DefinitionError
 from experiments.launching import specs
 from experiments.model.task import step_to_dict
+from experiments.resources import common_resources
 
 REL = "Model/x=1-0123456789ab"
 # Signals its worker as Slurm would, then dies of the forwarded signal (exit 140: not built).

@@ -9,7 +9,7 @@ import pytest
 
 from experiments import Artifact, ArtifactSet, Task
 from experiments.backends.fake import FakeBackend
-from experiments.backends.slurm.client import parse_usage
+from experiments.backends.slurm.parse import parse_usage
 from experiments.cli import main as cli_main
 
 from .test_cli import FakeExecutor

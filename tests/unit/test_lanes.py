@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from experiments.backends.base import Resources
 from experiments.plan import Group, Plan, PlannedTask
 from experiments.plan.lanes import (
     ArrayLayout,
@@ -16,6 +15,7 @@ from experiments.plan.lanes import (
     index_ranges,
     layout_plan,
 )
+from experiments.resources import Resources
 
 RES = Resources(requirements=(("partition", "cpu"),))
 THROTTLED = Resources(requirements=(("max_parallel", 2),), max_parallel=2)

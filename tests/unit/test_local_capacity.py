@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from experiments import ConfigError
-from experiments.backends.base import common_resources
 from experiments.backends.local import capacity as local_capacity
 from experiments.backends.local.backend import LocalBackend
 from experiments.backends.local.capacity import Capacity, capacity
 from experiments.backends.local.runner import Runner, Slot, format_duration
 from experiments.config import settings as cfg
 from experiments.errors import DefinitionError
+from experiments.resources import common_resources
 
 
 @pytest.mark.parametrize("local, match", [

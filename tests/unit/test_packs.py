@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.backends.base import Resources, common_resources
 from experiments.errors import DefinitionError
 from experiments.launching import specs
 from experiments.plan import Group, Plan, PlannedTask
 from experiments.plan.lanes import Wait, Where, describe_arrays, layout_plan
 from experiments.plan.packs import PackFit, fit_pack, pack_count, smallest_fitting
+from experiments.resources import Resources, common_resources
 
 H = 3600
 
@@ -170,8 +170,9 @@ def test_index_header_and_positions() -> None:
 def test_packs_fit_the_policed_clusters_partitions() -> None:
     from pathlib import Path
 
-    from experiments.backends.slurm.backend import describe_pack, with_time
     from experiments.backends.slurm.limits import parse_partitions
+    from experiments.backends.slurm.sbatch_options import with_time
+    from experiments.backends.slurm.validate import describe_pack
 
     data = Path(__file__).resolve().parents[1] / "backends/slurm/data"
     parts = parse_partitions((data / "policed_scontrol_show_partition.txt").read_text())
@@ -189,7 +190,7 @@ def test_packs_fit_the_policed_clusters_partitions() -> None:
 
 
 def test_efficiency_reads_a_packs_accounting_once_not_per_artifact() -> None:
-    from experiments.backends.base import TaskKey, TaskUsage
+    from experiments.states import TaskKey, TaskUsage
     from experiments.tracking.store import JobRecord
     from experiments.verbs.efficiency import _tasks
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from experiments import Artifact, ArtifactSet, DefinitionError, PlanError, Task
-from experiments.backends.base import common_resources
 from experiments.config import settings as cfg
 from experiments.model.task import RunCommand
 from experiments.plan import Plan, PlannedTask, build_plan, chunk
+from experiments.resources import common_resources
 
 
 @dataclass(frozen=True)

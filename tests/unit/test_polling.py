@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from experiments import Artifact, ArtifactSet, Task, paths, verbs
-from experiments.backends.base import TaskKey, TaskStatus
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.session import Session
+from experiments.states import TaskKey, TaskStatus
 from experiments.tracking.status import ArtifactState as S
 from experiments.tracking.status import needs_asking
 from experiments.tracking.store import JobRecord

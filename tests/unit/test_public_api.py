@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,10 @@ PUBLIC = {
 ERRORS = {"DefinitionError", "PlanError", "ConfigError", "SubmissionError",
           "SchedulerQueryError", "StoreError", "StorageError"}
 HEAVY = {"yaml", "click", "rich", "filelock"}
+REPO = Path(__file__).resolve().parents[2]
+# Every module of the worker's folder but __main__ (it runs the worker; see the test below).
+WORKER_MODULES = sorted(p.stem for p in (REPO / "experiments" / "worker").glob("*.py")
+                        if p.stem not in ("__init__", "__main__"))
 
 
 def test_all_matches_public_names() -> None:
@@ -69,3 +74,18 @@ def test_plain_import_is_light() -> None:
     assert code == 0
     assert "experiments" in mods
     assert {m.split(".")[0] for m in mods} & HEAVY == set()
+
+
+@pytest.mark.parametrize("module", ["", *WORKER_MODULES])
+def test_every_worker_module_needs_only_the_standard_library(module: str) -> None:
+    """The worker runs without ``site`` (``-S``): everything its modules import, however
+    deep, must be the standard library or this package."""
+    name = "experiments.worker" + (f".{module}" if module else "")
+    code = (f"import sys; sys.path.insert(0, sys.argv[1]); import {name}; "
+            "print(' '.join(sorted(sys.modules)))")
+    res = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    loaded = {m.split(".")[0] for m in res.stdout.split()}
+    assert name in res.stdout.split()
+    assert loaded - set(sys.stdlib_module_names) - {"experiments", "__main__"} == set()

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from experiments import Artifact, ArtifactSet, Task
-from experiments.backends.base import JobState, TaskStatus
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.config import settings as config
 from experiments.errors import ConfigError
 from experiments.session import Session
+from experiments.states import JobState, TaskStatus
 from experiments.verbs.retry import format_mem, format_time
 
 from .test_cli import FakeExecutor

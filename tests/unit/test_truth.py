@@ -15,11 +15,11 @@ import pytest
 
 from experiments import Artifact, ArtifactSet, LocalExecutor, Task, paths, verbs
 from experiments._atomic import write_json
-from experiments.backends.base import JobState
 from experiments.backends.fake import FakeBackend
 from experiments.errors import PlanError
 from experiments.plan.overrides import Overrides, parse_overrides
 from experiments.session import Session
+from experiments.states import JobState
 from experiments.tracking import ends as tracking
 from experiments.tracking.outcomes import Verdict, scheduler_reason
 from experiments.tracking.status import ArtifactState as S
@@ -297,8 +297,8 @@ def test_a_bad_override_names_the_stage_and_the_key(ex, fake) -> None:
 
 
 def test_sacct_names_who_cancelled_where_squeue_does_not() -> None:
-    from experiments.backends.base import TaskStatus
-    from experiments.backends.slurm.client import merge
+    from experiments.backends.slurm.parse import merge
+    from experiments.states import TaskStatus
 
     squeue = {"5_0": TaskStatus(JobState.CANCELLED, "CANCELLED", "None", "0:15"),
               "5_1": TaskStatus(JobState.RUNNING, "RUNNING", "None", "0:0")}

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from experiments import Artifact, ArtifactSet, Executor, Task
-from experiments.backends.base import Outlook
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
+from experiments.states import Outlook
 from experiments.tracking.status import ArtifactState, TaskView
 from experiments.tracking.waiting import WaitGroup, group, short
 

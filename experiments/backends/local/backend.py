@@ -24,8 +24,10 @@ from ...config.settings import Config
 from ...errors import DefinitionError
 from ...launching.context import EventKind, LaunchContext, LaunchEvent, PreparedJob
 from ...plan import Group, Plan
+from ...resources import Resources, Scalar, common_resources
+from ...states import JobState, TaskKey, TaskStatus
 from ...tracking.store import JobRecord, RecordState
-from ..base import Description, JobState, Resources, Scalar, TaskKey, TaskStatus, common_resources
+from ..base import Description
 from .capacity import LOGIN_NODE_WORKERS, Capacity, capacity, login_node
 from .runner import Runner, Slot, format_duration
 

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 
 from ... import _atomic, paths
 from ...launching.context import EventKind, LaunchContext, LaunchEvent, PreparedJob
+from ...resources import Resources
+from ...states import JobState, TaskKey
 from ...tracking.store import now_iso
-from ..base import JobState, Resources, TaskKey
 from .capacity import Capacity
 from .pool import Ending, Outcome, PooledWorker
 

@@ -13,19 +13,12 @@ is a success. Any other failure is permanent: ``SubmissionError`` with Slurm's w
 Queries. One ``squeue`` call (``--me -t all``) and at most one ``sacct`` call for any number
 of jobs. squeue is authoritative for what the controller still holds; sacct fills in what it
 has forgotten, so the backend asks it only about jobs with a task whose end is not recorded
-and that squeue does not show live. Rows for arrays not yet split into tasks
-(``12_[0-4,6-99%10]``, which both commands print) are expanded. A task
-that sacct calls live but squeue no longer knows is UNKNOWN (accounting lagging). A missing or
-disabled sacct is not an error: the answer is what squeue knows, and keys missing from the
-answer mean "unknown" to the caller. A task of an unsplit array cancelled by itself leaves no
-trace in either command.
+and that squeue does not show live (:func:`.parse.merge` lays one answer over the other). A
+missing or disabled sacct is not an error: the answer is what squeue knows, and keys missing
+from the answer mean "unknown" to the caller. A task of an unsplit array cancelled by itself
+leaves no trace in either command.
 
-State mapping (``STATES``): pending-like and requeue states → PENDING; RUNNING, COMPLETING,
-STAGE_OUT, and SUSPENDED/STOPPED (a started task holding its allocation) → RUNNING; COMPLETED;
-FAILED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL, DEADLINE and PREEMPTED → FAILED; CANCELLED
-(also "CANCELLED by 0") and REVOKED → CANCELLED; anything else → UNKNOWN. PREEMPTED is final: a
-job Slurm will requeue after preemption is shown as REQUEUED/PENDING by both commands, so a task
-still reported PREEMPTED was preempted for good.
+Parsing what the commands print is :mod:`.parse`'s job; this module runs them.
 """
 
 from __future__ import annotations
@@ -34,34 +27,28 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ...launching.waits import OnWait, SubmitWait, WaitPhase
-from ..base import JobState, TaskStatus, TaskUsage
+from ...states import TaskStatus, TaskUsage
+from .parse import (
+    QUERY_ID_RE,
+    USAGE_FORMAT,
+    merge,
+    parse_job_id,
+    parse_rows,
+    parse_usage,
+    slurm_message,
+)
 from .script import check_job_name
 
 TRANSIENT_RE = re.compile(
     r"Socket timed out|Unable to contact slurm controller|Zero Bytes were transmitted"
     r"|Unexpected message received|Transport endpoint|temporarily unable", re.I)
-JOB_ID_RE = re.compile(r"(\d+)(?:;\S+)?")
-QUERY_ID_RE = re.compile(r"\d+(_\d+)?")
-RANGE_RE = re.compile(r"(\d+)_\[([0-9,\-]+)(?:%\d+)?\]")
 SACCT_DISABLED = "accounting storage is disabled"
 SQUEUE_FORMAT = "JobArrayID:|,State:|,exit_code:|,Reason:|"  # "|" is a suffix, not a width
-
-_P, _R = JobState.PENDING, JobState.RUNNING
-STATES: dict[str, JobState] = {
-    **dict.fromkeys(["PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-                     "RESIZING", "RESV_DEL_HOLD", "SPECIAL_EXIT", "POWER_UP_NODE"], _P),
-    **dict.fromkeys(["RUNNING", "COMPLETING", "STAGE_OUT", "SUSPENDED", "STOPPED",
-                     "SIGNALING", "UPDATE_DB"], _R),
-    "COMPLETED": JobState.COMPLETED,
-    **dict.fromkeys(["FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL",
-                     "DEADLINE", "PREEMPTED"], JobState.FAILED),
-    "CANCELLED": JobState.CANCELLED, "REVOKED": JobState.CANCELLED,
-}
 
 
 class SubmissionUncertain(SubmissionError):
@@ -71,159 +58,13 @@ class SubmissionUncertain(SubmissionError):
     """
 
 
-def map_state(raw: str) -> JobState:
-    """Our state for Slurm's state text (first word: "CANCELLED by 0" → CANCELLED)."""
-    word = raw.split(" ", 1)[0].rstrip("+").upper()
-    return STATES.get(word, JobState.UNKNOWN)
-
-
-def expand_key(job_id: str) -> list[str]:
-    """``12_[0-2,5%2]`` → ``["12_0", "12_1", "12_2", "12_5"]``; other ids unchanged."""
-    match = RANGE_RE.fullmatch(job_id)
-    if not match:
-        return [job_id]
-    keys: list[str] = []
-    for part in match.group(2).split(","):
-        lo, _, hi = part.partition("-")
-        keys.extend(f"{match.group(1)}_{i}" for i in range(int(lo), int(hi or lo) + 1))
-    return keys
-
-
-def _exit_code(text: str) -> str:
-    """sacct prints "1:0"; squeue prints the raw wait status (256), turned into "1:0" here."""
-    if not text.isdigit():
-        return text
-    return f"{int(text) >> 8}:{int(text) & 0x7F}"
-
-
-def parse_rows(stdout: str) -> dict[str, TaskStatus]:
-    """Rows ``JobID|State|ExitCode|Reason`` (of squeue or sacct) keyed by task."""
-    out: dict[str, TaskStatus] = {}
-    for line in stdout.splitlines():
-        fields = line.split("|")
-        if len(fields) == 5 and not fields[4]:  # squeue's "|" suffix after the last field
-            fields.pop()
-        if len(fields) != 4:
-            continue
-        job_id, raw, code, reason = (f.strip() for f in fields)
-        status = TaskStatus(map_state(raw), raw, reason, _exit_code(code))
-        out.update(dict.fromkeys(expand_key(job_id), status))
-    return out
-
-
-def merge(live: Mapping[str, TaskStatus], accounted: Mapping[str, TaskStatus]
-          ) -> dict[str, TaskStatus]:
-    """squeue's answer over sacct's; sacct's live claims that squeue can't confirm → UNKNOWN."""
-    out = dict(live)
-    arrays = {key.split("_", 1)[0] for key in live if "_" in key}
-    for key, status in accounted.items():
-        if key in out:
-            out[key] = _with_words(out[key], status)
-            continue
-        if key in arrays:  # sacct lags: an array can still show as its plain id
-            continue
-        if status.state.live:
-            status = TaskStatus(JobState.UNKNOWN, status.raw, status.reason, status.exit_code)
-        out[key] = status
-    return out
-
-
-def _with_words(live: TaskStatus, accounted: TaskStatus) -> TaskStatus:
-    """squeue's ended state with sacct's fuller words for the same end: squeue says
-    ``CANCELLED`` where sacct says ``CANCELLED by 1001`` (who cancelled)."""
-    if live.state.live or accounted.state is not live.state or len(accounted.raw) <= len(
-            live.raw) or not accounted.raw.upper().startswith(live.raw.upper()):
-        return live
-    reason = live.reason if live.reason not in ("", "None") else accounted.reason
-    return TaskStatus(live.state, accounted.raw, reason, live.exit_code, live.held, live.hint)
-def _seconds(text: str) -> float | None:
-    """``[D-][HH:]MM:SS[.mmm]`` (sacct's Elapsed and TotalCPU) in seconds; None if empty."""
-    text = text.strip()
-    if not text or text in ("INVALID", "UNLIMITED", "Partition_Limit"):
-        return None
-    days, _, rest = text.rpartition("-")
-    parts = rest.split(":")
-    try:
-        nums = [float(p) for p in parts]
-    except ValueError:
-        return None
-    while len(nums) < 3:
-        nums.insert(0, 0.0)
-    return (int(days or 0) * 24 + nums[0]) * 3600 + nums[1] * 60 + nums[2]
-
-
-_RSS_UNIT_MB = {"K": 1 / 1024, "M": 1.0, "G": 1024.0, "T": 1024.0 * 1024, "": 1 / 1024 / 1024}
-
-
-def _rss_mb(text: str) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
-    unit = text[-1].upper() if text[-1].isalpha() else ""
-    try:
-        return float(text[:-1] if unit else text) * _RSS_UNIT_MB.get(unit, 1.0)
-    except ValueError:
-        return None
-
-
-USAGE_FORMAT = "JobID,State,Elapsed,TotalCPU,MaxRSS,Timelimit,Start"
-
-
-def parse_usage(rows: Sequence[str]) -> dict[str, TaskUsage]:
-    """Rows ``USAGE_FORMAT`` of ``sacct --duplicates`` (every attempt of a requeued task, and
-    the steps of each) keyed by task: elapsed and CPU time summed over the attempts, MaxRSS the
-    largest of any step; state and time limit those of the attempt that started last (one not
-    started yet, ``Start=Unknown``, sorts last)."""
-    attempts: dict[str, list[tuple[str, TaskUsage]]] = {}
-    rss: dict[str, float] = {}
-    for row in rows:
-        cols = row.split("|")
-        if len(cols) < 5:
-            continue
-        job, _, step = cols[0].partition(".")
-        mb = _rss_mb(cols[4])
-        if mb is not None:
-            rss[job] = max(rss.get(job, 0.0), mb)
-        if not step:
-            cols += [""] * (7 - len(cols))
-            attempts.setdefault(job, []).append((cols[6], TaskUsage(
-                cols[1].split(" ")[0], int(_seconds(cols[2]) or 0), _seconds(cols[3]),
-                time_limit_s=_limit_s(cols[5]))))
-    out = {}
-    for job, runs in attempts.items():
-        runs.sort(key=lambda r: r[0])
-        cpu = [u.cpu_s for _, u in runs if u.cpu_s is not None]
-        last = runs[-1][1]
-        out[job] = replace(last, elapsed_s=sum(u.elapsed_s for _, u in runs),
-                           cpu_s=sum(cpu) if cpu else None, max_rss_mb=rss.get(job),
-                           attempts=len(runs))
-    return out
-
-
-def _limit_s(text: str) -> int | None:
-    """sacct's Timelimit in seconds (None: UNLIMITED, Partition_Limit, empty)."""
-    seconds = _seconds(text)
-    return None if seconds is None else int(seconds)
-
-
-def slurm_message(result: _proc.ProcResult, max_lines: int = 4) -> str:
-    """Slurm's own words from a failed command: its first non-empty stderr (or stdout) lines."""
-    lines = [ln.strip() for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
-    return " | ".join(lines[:max_lines]) or f"exit status {result.returncode}, no message"
-
-
-def parse_job_id(stdout: str) -> str | None:
-    """The job id from ``sbatch --parsable`` output (``123`` or ``123;cluster``)."""
-    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
-    match = JOB_ID_RE.fullmatch(lines[-1]) if lines else None
-    return match.group(1) if match else None
-
-
 def _sorted_ids(ids: Iterable[str]) -> list[str]:
+    """Distinct job ids, shortest (oldest) first."""
     return sorted(set(ids), key=lambda i: (len(i), i))
 
 
 def _checked_ids(ids: Iterable[str]) -> list[str]:
+    """Distinct job ids, sorted; SchedulerQueryError for anything that is not one."""
     out = _sorted_ids(ids)
     bad = [i for i in out if not isinstance(i, str) or not QUERY_ID_RE.fullmatch(i)]
     if bad:

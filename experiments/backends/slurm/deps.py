@@ -1,9 +1,10 @@
 """Keeping ``aftercorr`` from leaving anything pending forever.
 
 ``aftercorr`` releases task ``i`` only when upstream task ``i`` *succeeded* in Slurm's eyes.
-Workers therefore exit 0 after an ordinary failure (``WORKER_ENV``). For what the scheduler
-kills (time limit, memory, node failure, cancellation) the counterparts pend with reason
-``DependencyNeverSatisfied``; two parties end them as "dependency failed", whoever comes first:
+Workers therefore exit 0 after an ordinary failure (:data:`.script.WORKER_ENV`). For what the
+scheduler kills (time limit, memory, node failure, cancellation) the counterparts pend with
+reason ``DependencyNeverSatisfied``; two parties end them as "dependency failed", whoever comes
+first:
 
 - the dying worker, in its grace period: ``write_dependents`` leaves, in the upstream job's spec
   directory, one small file per array waiting on it task by task (written right after that
@@ -20,12 +21,11 @@ from collections.abc import Mapping, Sequence
 from ... import _atomic, paths
 from ...errors import SchedulerQueryError
 from ...launching import specs
+from ...states import JobState, TaskKey, TaskStatus
 from ...tracking.store import JobRecord
-from ...worker.base import EXIT_ZERO_ENV, record_dependency_failed
-from ..base import JobState, TaskKey, TaskStatus
+from ...worker.base import record_dependency_failed
 from .client import SlurmClient
 
-WORKER_ENV = {EXIT_ZERO_ENV: "1"}
 NEVER = "DependencyNeverSatisfied"
 DEP_FAILED_REASON = "dependency failed: cancelled because a dependency ended without being built"
 

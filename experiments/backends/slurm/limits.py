@@ -27,7 +27,7 @@ from functools import partial
 from typing import TypeVar
 
 from ...errors import SchedulerQueryError
-from ..base import parse_duration_s
+from ...resources import parse_duration_s
 
 # The columns the parsers expect; the client asks for exactly these (``format=...``).
 ASSOC_FORMAT = ("Cluster,Account,User,Partition,QOS,DefaultQOS,MaxJobs,MaxSubmit,GrpTRES,"
@@ -45,7 +45,7 @@ def parse_time_s(text: str) -> int | None:
     """Seconds in a Slurm time limit as Slurm prints it; ``None`` for no limit.
 
     sacctmgr and scontrol also write "no limit" as ``NONE``, ``N/A`` or nothing; every other
-    form is parsed by :func:`~experiments.backends.base.parse_duration_s` (``30`` is 30 minutes,
+    form is parsed by :func:`~experiments.resources.parse_duration_s` (``30`` is 30 minutes,
     ``4:00`` 4 minutes). Raises ``ValueError`` for anything else.
     """
     return None if text.strip().upper() in _UNLIMITED else parse_duration_s(text)

@@ -21,8 +21,9 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from ...errors import DefinitionError, SchedulerQueryError
+from ...resources import common_resources
+from ...states import JobState, TaskKey, TaskStatus
 from ...tracking.store import JobRecord
-from ..base import JobState, TaskKey, TaskStatus, common_resources
 from . import reasons
 from .limits import PartitionLimits, QosLimits, Reservation
 from .site_limits import SiteLimits

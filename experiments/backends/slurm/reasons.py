@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..base import Outlook
+from ...states import Outlook
 from .limits import PartitionLimits, QosLimits, format_time, gpu_count
 
 

@@ -27,10 +27,11 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from ...errors import DefinitionError
-from ..base import FRAMEWORK_KEYS, THROTTLE_KEY
+from ...resources import FRAMEWORK_KEYS, THROTTLE_KEY
+from .limits import format_time
 
 KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 SAFE_VALUE_RE = re.compile(r"[A-Za-z0-9_./:,=+@%^~-]+")
@@ -198,6 +199,12 @@ def option_text(option: Option) -> str:
     """``--name=value`` (or ``--name``), unquoted: how a person would type it."""
     name, value = option
     return f"--{name}" if value is None else f"--{name}={value}"
+
+
+def with_time(options: Sequence[Option], time_s: int) -> list[Option]:
+    """The options with ``--time`` set to ``time_s`` (a pack's limit), kept sorted by name."""
+    time = format_time(time_s)
+    return sorted([o for o in options if o[0] != "time"] + [("time", time)])
 
 
 def sbatch_options(requirements: Mapping[str, object], *, where: str) -> list[str]:

@@ -31,12 +31,23 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
+from ... import paths
 from ...errors import DefinitionError
 from ...worker import task_setup
-from ...worker.base import EARLY_FAILURE
-from ...worker.bootstrap import BOOTSTRAP, FLAGS
-from .sbatch_options import Option, check_not_owned, check_text, quote_directive_value
+from ...worker.base import EARLY_FAILURE, EXIT_ZERO_ENV
+from ...worker.bootstrap import BOOTSTRAP, FLAGS, PACKAGE_PARENT
+from .sbatch_options import (
+    Option,
+    check_not_owned,
+    check_text,
+    quote_directive_value,
+    with_time,
+)
+
+if TYPE_CHECKING:
+    from ...plan import Group
 
 JOB_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 JOB_NAME_MAX = 200
@@ -44,6 +55,9 @@ ARRAY_RE = re.compile(r"\d+(-\d+)?(:\d+)?(,\d+(-\d+)?(:\d+)?)*(%\d+)?")
 OPTION_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
 ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 WORKER_MODULE = "experiments.worker"
+# Every worker of a Slurm job exits 0 after an ordinary failure, so that tasks waiting on it
+# with ``aftercorr`` are released (and end as "dependency failed"); see :mod:`.deps`.
+WORKER_ENV = {EXIT_ZERO_ENV: "1"}
 
 BANNER = ('echo "experiments: task ${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID:-?} '
           'on $(hostname) at $(date -u +%Y-%m-%dT%H:%M:%SZ), '
@@ -175,3 +189,20 @@ def render_script(*, job_name: str, options: Sequence[Option], array: str, outpu
              "set -u", *_exports(env or {}, job_name), *_setup(setup, job_name), BANNER,
              _python_check(python, job_name), _exec_line(python, spec_dir, package_dir, job_name)]
     return "\n".join(lines) + "\n"
+
+
+def job_script(group: Group, *, name: str, array: str, spec_dir: str, log_dir: str,
+               python: str, env: Mapping[str, str], throttle: int | None = None,
+               setup: Sequence[str] = (), time_s: int | None = None) -> str:
+    """The batch script of one array of ``group`` (``array``: its ``--array`` indices;
+    ``throttle``: its share of the launch's budget, else the group's ``max_parallel``;
+    ``time_s``: a pack's own time limit instead of the artifact's)."""
+    res = group.resources
+    throttle = throttle or res.max_parallel
+    signal = (f"B:{res.checkpoint_signal}@{res.checkpoint_before_s}"
+              if res.checkpoint_before_s else None)
+    return render_script(
+        job_name=name, options=res.options if time_s is None else with_time(res.options, time_s),
+        array=array + (f"%{throttle}" if throttle else ""),
+        output=f"{log_dir}/{paths.LOG_PATTERN}", spec_dir=spec_dir, python=python,
+        env={**env, **WORKER_ENV}, package_dir=PACKAGE_PARENT, setup=setup, signal=signal)

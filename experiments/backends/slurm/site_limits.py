@@ -16,7 +16,8 @@ from collections.abc import Sequence
 
 from ...errors import SchedulerQueryError
 from . import limits
-from .client import QUERY_ID_RE, SlurmClient, expand_key
+from .client import SlurmClient
+from .parse import QUERY_ID_RE, expand_key
 
 
 class SiteLimits:

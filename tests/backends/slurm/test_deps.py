@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from experiments import paths
-from experiments.backends.base import JobState, TaskKey, TaskStatus
 from experiments.backends.slurm import deps
 from experiments.launching import specs
+from experiments.states import JobState, TaskKey, TaskStatus
 from experiments.tracking.store import JobRecord
 
 

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from experiments import _proc
-from experiments.backends.base import JobState, Outlook, TaskKey, TaskStatus
 from experiments.backends.slurm.client import SlurmClient
 from experiments.backends.slurm.pending import explain_pending, has_reason, job_request
 from experiments.backends.slurm.site_limits import SiteLimits
+from experiments.states import JobState, Outlook, TaskKey, TaskStatus
 from experiments.tracking.store import JobRecord, RecordState
 
 DATA = Path(__file__).parent / "data"

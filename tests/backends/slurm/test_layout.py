@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.backends.slurm.allowance import Allowance, allowance_for, fit_packs
+from experiments.backends.slurm.layout import Allowance, allowance_for, fit_packs
 from experiments.backends.slurm.limits import parse_assocs, parse_qos
 from experiments.plan.packs import pack_count
 

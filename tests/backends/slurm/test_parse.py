@@ -3,9 +3,8 @@ cluster, counted through wrappers: tests/reliability/test_polling_slurm.py)."""
 
 from __future__ import annotations
 
-from experiments.backends.base import JobState, TaskKey
-from experiments.backends.slurm.backend import _keyed, _to_account
-from experiments.backends.slurm.client import merge, parse_rows
+from experiments.backends.slurm.parse import keyed, merge, parse_rows, to_account
+from experiments.states import JobState, TaskKey
 from experiments.tracking.store import JobRecord
 
 
@@ -24,10 +23,10 @@ def test_sacct_only_for_jobs_with_an_unrecorded_task_squeue_does_not_show_live()
     records = {r.job_id or "": r for r in (_record("7", 3), _record("8", 3), _record("9", 3),
                                            _record("10", 2, ended=2), _record("11", 3, ended=1))}
     # 10: every end recorded; 11: 11_0 recorded, 11_1 and 11_2 unknown to squeue
-    assert _to_account(records, queued) == ["8", "9", "11"]
+    assert to_account(records, queued) == ["8", "9", "11"]
     records["8"] = _record("8", 3, ended=1)  # 8_0's end is recorded now
     records["9"] = _record("9", 3, ended=1)
-    assert _to_account(records, queued) == ["11"]
+    assert to_account(records, queued) == ["11"]
 
 
 def test_an_array_accounting_knows_only_by_its_plain_id_ends_every_task() -> None:
@@ -36,7 +35,7 @@ def test_an_array_accounting_knows_only_by_its_plain_id_ends_every_task() -> Non
     states = merge({}, parse_rows("48|CANCELLED by 0|0:0|PartitionDown\n"
                                   "47_[0-2]|CANCELLED by 0|0:0|PartitionDown\n"))
     records = {"48": _record("48", 3), "47": _record("47", 3)}
-    out = _keyed(states, records)
+    out = keyed(states, records)
     assert sorted(out) == [TaskKey(j, i) for j in ("47", "48") for i in range(3)]
     assert {st.state for st in out.values()} == {JobState.CANCELLED}
     assert out[TaskKey("48", 2)].raw == "CANCELLED by 0"
@@ -44,7 +43,7 @@ def test_an_array_accounting_knows_only_by_its_plain_id_ends_every_task() -> Non
 
 def test_rows_are_keyed_by_position_and_held_tasks_marked_each() -> None:
     states = parse_rows("5_[10-11]|PENDING|0|JobHeldUser|\n5_12|RUNNING|0|None|\n")
-    out = _keyed(states, {"5": _record("5", 3, array_indices=[10, 11, 12])})
+    out = keyed(states, {"5": _record("5", 3, array_indices=[10, 11, 12])})
     assert [out[TaskKey("5", i)].state for i in range(3)] == [
         JobState.PENDING, JobState.PENDING, JobState.RUNNING]
     # the hint names the task as Slurm does (its array index), not its position
