@@ -108,7 +108,7 @@ class BuiltCheck:
                 self._checked.add(cls)  # the default is safe once its class name is
         if self.retry_ids is not None and art.artifact_id not in self.retry_ids:
             return True
-        if art.artifact_id in self.rebuild:
+        if self.rebuild and art.artifact_id in self.rebuild:
             return False
         return self.done(art.relpath)
 

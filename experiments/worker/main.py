@@ -273,7 +273,7 @@ class Build:
                    EXPERIMENTS_CHECKPOINT_DIR=checkpoints,
                    EXPERIMENTS_ATTEMPT=str(self.record["attempt"]))
         setup = self.header.setup  # set when the backend has no batch script
-        script = "\n".join([*task_setup.prelude(list(setup)), command])
+        script = "\n".join([*task_setup.prelude(setup), command])
         sys.stdout.flush()
         sys.stderr.flush()
         child = _proc.spawn(["/bin/bash", "-c", script], cwd=code_path, env=env)
