@@ -13,6 +13,7 @@ line and exits non-zero. Anything else escaping is a bug.
     ├── SchedulerQueryError  the scheduler could not be asked about jobs
     ├── StoreError           a tracking file is damaged or cannot be written
     ├── StorageError         a cloud-storage transfer failed
+    ├── SpecError            a job's spec cannot be read (damaged, or written by a newer version)
     └── SnapshotError        the code cannot be snapshotted (too large, unreadable, git failed)
 """
 
@@ -71,6 +72,14 @@ class StoreError(ExperimentsError):
 
 class StorageError(ExperimentsError):
     """A transfer to or from remote storage failed."""
+
+
+class SpecError(ExperimentsError, ValueError):
+    """A job's spec (``job.json``) is damaged, or written in a format this version cannot read.
+
+    A ``ValueError`` too, so that readers which skip an unreadable spec (best-effort lookups of
+    a job's root) skip this one the same way.
+    """
 
 
 class SnapshotError(ExperimentsError):

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from . import backends as registry
 from .backends.base import Backend, BackendOptions
 from .config import settings as config_mod
-from .errors import DefinitionError, PlanError
+from .errors import DefinitionError, PlanError, SchedulerQueryError
 from .experiment import DescribesExperiment, Experiment, as_experiment
+from .states import TaskKey
+from .tracking.ends import of_root
 from .tracking.status import Live, query_live
 from .tracking.store import JobRecord, Store
 from .worker import trust
@@ -32,6 +34,22 @@ def keep_private(home: os.PathLike[str] | str) -> None:
             os.chmod(home, st.st_mode & 0o700)
     except OSError:
         pass
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """The jobs that hold artifacts of this experiment's root, and what the scheduler says of
+    them (see :meth:`Session.tracked`)."""
+
+    every: list[JobRecord]  # the stages' jobs, whatever root they build into
+    records: list[JobRecord]  # those building into the session's root (or of unknown root)
+    live: Live
+
+    def live_records(self) -> list[JobRecord]:
+        """The ``records`` with a task the scheduler reports queued or running."""
+        return [r for r in self.records if any(
+            (st := self.live.get(TaskKey(r.job_id or "", i))) is not None and st.state.live
+            for i in range(len(r.tasks)))]
 
 
 @dataclass
@@ -82,6 +100,25 @@ class Session:
     def live(self, records: Sequence[JobRecord]) -> Live:
         """Ask each backend once about every task of ``records``."""
         return query_live(records, self.backends_for(records))
+
+    def tracked(self, stages: Sequence[str] | None = None, *,
+                strict: bool | str = False) -> Tracked:
+        """The jobs of ``stages`` (every tracked stage by default) that build into this
+        experiment's artifact root, or may (root unknown), and the scheduler's answer about
+        them: one query per backend.
+
+        With ``strict``, refuses (``SchedulerQueryError``) when a scheduler cannot be asked,
+        for verbs that must not act blind: ``True`` says why in ``Live``'s words, a string is
+        the message, with ``{name}`` (the backend) and ``{why}`` filled in.
+        """
+        every = self.records(stages)
+        records = of_root(every, self.experiment.artifact_path)
+        live = self.live(records)
+        if strict and live.unreachable:
+            name, why = next(iter(live.unreachable.items()))
+            raise SchedulerQueryError(strict.format(name=name, why=why)
+                                      if isinstance(strict, str) else live.warnings()[0])
+        return Tracked(every, records, live)
 
     def selected(self, stages: Sequence[str] | None) -> list[str]:
         """The named stages (all by default), checked against the experiment's stages."""

@@ -11,6 +11,7 @@ import enum
 import json
 import os
 import socket
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from .. import _proc, paths
 from .._faults import crash_point
 from ..config.settings import Config
 from ..errors import LaunchStopped
+from ..experiment import Experiment
 from ..model.task import step_to_dict
 from ..plan import Group, Plan, PlannedTask
 from ..plan.overrides import Overrides
@@ -74,18 +76,13 @@ class PreparedJob:
 class LaunchContext:
     """Everything a backend needs to launch a plan, and the bookkeeping it must do."""
 
-    project: str
-    home: Path
+    experiment: Experiment
     config: Config
     store: Store
-    artifact_path: str
-    code_path: str
     launch_id: str
-    python: str
+    python: str  # the interpreter that runs the worker
     progress: Progress = _no_progress
     max_running: int | None = None  # at most this many tasks of the launch at once
-    experiment_file: str = ""  # recorded in every job: which file owns it
-    setup: tuple[str, ...] = ()  # the executor's setup lines (config.json's come first)
     job_of: dict[str, str] = field(default_factory=dict)  # artifact id -> job id holding it
     submitted: list[JobRecord] = field(default_factory=list)
     overrides: Overrides = field(default_factory=Overrides)  # --set, kept in each record
@@ -95,22 +92,36 @@ class LaunchContext:
     held: list[tuple[str, int]] = field(default_factory=list)
 
     @classmethod
-    def for_plan(cls, plan: Plan, *, project: str, home: Path, config: Config, store: Store,
-                 artifact_path: str, code_path: str, python: str,
-                 progress: Progress | None = None,
-                 max_running: int | None = None,
+    def for_plan(cls, plan: Plan, experiment: Experiment, config: Config, store: Store, *,
+                 progress: Progress | None = None, max_running: int | None = None,
                  overrides: Overrides | None = None,
-                 snapshot: Snapshot | None = None,
-                 experiment_file: str = "",
-                 setup: Sequence[str] = ()) -> LaunchContext:
-        """A context for ``plan``, knowing which live jobs already hold its dependencies."""
-        ctx = cls(project, home, config, store, artifact_path, code_path,
-                  launch_id=os.urandom(4).hex(), python=python,
-                  progress=progress or _no_progress, max_running=max_running,
-                  overrides=overrides or Overrides(), snapshot=snapshot,
-                  experiment_file=experiment_file, setup=tuple(setup))
+                 snapshot: Snapshot | None = None) -> LaunchContext:
+        """A context for ``plan`` of ``experiment``, knowing which live jobs already hold its
+        dependencies; the worker runs on the config's ``python`` (default: this one)."""
+        ctx = cls(experiment, config, store, launch_id=os.urandom(4).hex(),
+                  python=config.python or sys.executable, progress=progress or _no_progress,
+                  max_running=max_running, overrides=overrides or Overrides(),
+                  snapshot=snapshot)
         ctx.job_of.update(plan.live_jobs)
         return ctx
+
+    @property
+    def project(self) -> str:
+        return self.experiment.project
+
+    @property
+    def home(self) -> Path:
+        """The experiments home the store keeps its records (and specs, and locks) in."""
+        return self.store.home
+
+    @property
+    def artifact_path(self) -> str:
+        return self.experiment.artifact_path
+
+    @property
+    def code_path(self) -> str:
+        """The experiment's own code folder (tasks run in the snapshot's, when there is one)."""
+        return self.experiment.code_path
 
     def job_name(self, group: Group, group_no: int, chunk_no: int) -> str:
         """A name unique to this submission and stable across its retries."""
@@ -125,7 +136,7 @@ class LaunchContext:
         """Setup lines for the group's tasks: config.json's global and partition lines, then
         the executor's."""
         partition = dict(group.resources.requirements).get("partition")
-        return [*self.config.setup_for(partition), *self.setup]
+        return [*self.config.setup_for(partition), *self.experiment.setup]
 
     def prepare(self, group: Group, tasks: Sequence[PlannedTask], name: str, backend: str,
                 *, pid_start: int | None = None, indices: Sequence[int] | None = None,
@@ -150,23 +161,9 @@ class LaunchContext:
                 f"launch stopped by {who} after submitting {len(self.submitted)} job(s), "
                 f"before job {name}; `cancel` cancels what was submitted")
         spec = paths.spec_dir(self.home, self.project, name)
-        header: dict[str, Any] = {
-            "project": self.project, "stage": group.stage, "job_name": name,
-            "artifact_path": self.artifact_path, "code_path": self.code_path,
-            "umask": self.config.umask, **snapshot_header(self.snapshot, self.code_path),
-            "trusted_uids": list(self.config.trusted_uids),
-            "trusted_gids": list(self.config.trusted_gids)}
         sparse = list(indices) if indices is not None and list(indices) != list(
             range(len(tasks))) else []
-        if sparse:  # lanes on their upstream's indices, or packs (repeated indices)
-            header.update(specs.index_header(sparse))
-        if setup_in_worker and self.setup_lines(group):
-            header["setup"] = self.setup_lines(group)
-        res = group.resources
-        if res.checkpoint_before_s:  # the worker requeues after this signal (see worker.py)
-            header["checkpoint"] = {
-                "signal": res.checkpoint_signal, "max_requeues": res.max_requeues,
-                "requeue": dict(res.requirements).get("requeue", True) is not False}
+        header = self.spec_header(group, name, sparse, setup_in_worker)
         specs.write_spec(str(spec), header, (_task_json(t) for t in tasks))
         deps = sorted(set(depends_on) if depends_on is not None else
                       {self.job_of[d] for t in tasks for d in t.dep_ids if d in self.job_of})
@@ -176,7 +173,8 @@ class LaunchContext:
             requirements=dict(group.resources.requirements), depends_on=deps,
             spec_dir=str(spec),
             log_dir=str(paths.log_dir(self.config.log_directory, self.project, group.stage)),
-            host=socket.gethostname(), pid=os.getpid(), experiment_file=self.experiment_file,
+            host=socket.gethostname(), pid=os.getpid(),
+            experiment_file=self.experiment.source_file,
             pid_start=_proc.process_start(os.getpid()) if pid_start is None else pid_start,
             array_indices=sparse,
             artifact_path=self.artifact_path, overrides=self.overrides.for_stage(group.stage),
@@ -186,6 +184,28 @@ class LaunchContext:
         self.store.add(record)
         crash_point("before-submit")  # the intent is recorded; the scheduler is not yet asked
         return PreparedJob(record, group, tuple(tasks), tuple(deps))
+
+    def spec_header(self, group: Group, name: str, sparse: Sequence[int],
+                    setup_in_worker: bool) -> specs.SpecHeader:
+        """The header of job ``name``'s spec: the one place the launcher says what the worker
+        reads (``sparse``: the tasks' array indices when they are not ``0..n-1``)."""
+        indices, packs = specs.array_layout(sparse) if sparse else ((), ())
+        res = group.resources
+        checkpoint = None
+        if res.checkpoint_before_s:  # the worker requeues after this signal (see worker/main)
+            checkpoint = specs.Checkpoint(
+                res.checkpoint_signal, res.max_requeues,
+                dict(res.requirements).get("requeue", True) is not False)
+        snap = self.snapshot
+        return specs.SpecHeader(
+            self.project, group.stage, name, self.artifact_path,
+            snap.path if snap else self.code_path, umask=self.config.umask,
+            snapshot=None if snap is None else specs.CodeSnapshot(snap.id, snap.path, _git(snap)),
+            live_code_path=self.code_path if snap else None,
+            trusted_uids=tuple(self.config.trusted_uids),
+            trusted_gids=tuple(self.config.trusted_gids), indices=indices, packs=packs,
+            setup=tuple(self.setup_lines(group)) if setup_in_worker else (),
+            checkpoint=checkpoint)
 
     def confirm(self, job: PreparedJob, job_id: str) -> JobRecord:
         """Record the scheduler's job id for a prepared job."""
@@ -215,16 +235,12 @@ class LaunchContext:
         return out
 
 
-def snapshot_header(snapshot: Snapshot | None, code_path: str) -> dict[str, Any]:
-    """The spec header keys for the code: with a snapshot, ``code_path`` is the snapshot's tree
-    (the worker's cwd and ``EXPERIMENTS_CODE_PATH``) and ``live_code_path`` the original."""
-    if snapshot is None:
-        return {"snapshot": None}
-    git = None if snapshot.git is None else {
-        "commit": snapshot.git.commit, "branch": snapshot.git.branch,
-        "dirty": snapshot.git.dirty, "diff_hash": snapshot.git.diff_hash}
-    return {"code_path": snapshot.path, "live_code_path": code_path,
-            "snapshot": {"id": snapshot.id, "path": snapshot.path, "git": git}}
+def _git(snapshot: Snapshot) -> dict[str, Any] | None:
+    """The git state a snapshot was taken at, as the spec (and provenance) keep it."""
+    if snapshot.git is None:
+        return None
+    return {"commit": snapshot.git.commit, "branch": snapshot.git.branch,
+            "dirty": snapshot.git.dirty, "diff_hash": snapshot.git.diff_hash}
 
 
 def _task_json(task: PlannedTask) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 used (from the scheduler's accounting, as ``efficiency`` reads it), per stage.
 
 Requested is every artifact of the stage × its time limit × its CPUs or GPUs, from the same
-resolved requirements a launch would submit (config defaults under the artifact's own).
+resolved requirements a launch would submit (planning's ``RequirementResolver``: config
+defaults under the artifact's own, once per distinct set).
 Used is what accounting recorded for the stage's finished tasks: CPU time for CPU-hours,
 elapsed × GPUs for GPU-hours (a GPU is held for the whole run). Backends that keep no accounts
 (the local one) leave used hours empty and say so.
@@ -12,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import ExperimentsError, SchedulerQueryError
-from ..resources import Resources, freeze_requirements
+from ..resources import Resources
 from ..session import Session
 from ..tracking.views import ArtifactView
 from ..verbs.efficiency import efficiency
-from ..verbs.launch import requirements_of
+from ..verbs.planning import RequirementResolver
 
 
 @dataclass(frozen=True)
@@ -78,23 +78,16 @@ def stage_costs(session: Session, views: Mapping[str, Sequence[ArtifactView]],
 
 
 class _Resolver:
-    """Resolved resources per distinct requirement set (as planning does), None on error."""
+    """The resources a launch would ask for, per artifact (planning's own resolver), or None
+    with a problem noted when its requirements cannot be resolved."""
 
     def __init__(self, session: Session) -> None:
-        self.config = session.config
-        self.backend = session.backend()
-        self.cache: dict[tuple[Any, ...], Resources | None] = {}
+        self.resolve = RequirementResolver.for_session(session)
         self.problems: list[str] = []
 
     def __call__(self, view: ArtifactView) -> Resources | None:
-        art = view.artifact
-        where = f"{type(art).__qualname__} {art.relpath}"
         try:
-            merged = self.config.resolve_requirements(requirements_of(art, where))
-            key = freeze_requirements(merged, where)
-            if key not in self.cache:
-                self.cache[key] = self.backend.resolve(merged, where)
+            return self.resolve(view.artifact)
         except ExperimentsError as e:
             self.problems.append(f"cost not counted: {e}")
             return None
-        return self.cache[key]

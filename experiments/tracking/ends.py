@@ -32,10 +32,10 @@ def _spec_root(spec_dir: str) -> str | None:
     if not spec_dir:
         return None
     try:
-        root = specs.read_header(spec_dir).get("artifact_path")
-    except (OSError, ValueError):
+        root = specs.read_header(spec_dir).artifact_path
+    except (OSError, ValueError):  # gone, damaged, or of a newer version (SpecError)
         return None
-    return os.path.normpath(root) if isinstance(root, str) and root else None
+    return os.path.normpath(root) if root else None
 
 
 def root_of(record: JobRecord) -> str | None:

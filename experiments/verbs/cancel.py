@@ -22,11 +22,9 @@ from filelock import FileLock, Timeout
 
 from .. import paths
 from ..config.settings import lock_mode
-from ..errors import ExperimentsError, SchedulerQueryError
+from ..errors import ExperimentsError
 from ..launching.context import clear_stop, request_stop
 from ..session import Session
-from ..states import TaskKey, TaskStatus
-from ..tracking.ends import of_root
 from ..tracking.store import JobRecord, RecordState
 
 CANCEL_WAIT_S = 120.0
@@ -86,12 +84,7 @@ def _try_lock(lock: FileLock) -> bool:
 def _cancel_live(session: Session, stages: Sequence[str] | None, result: CancelResult) -> None:
     """Cancel what is live of the stages' jobs that build into the session's artifact root
     (and jobs of unknown root), leaving other experiment files' jobs alone."""
-    records = of_root(session.records(session.selected(stages)), session.experiment.artifact_path)
-    live = session.live(records)
-    if live.unreachable:
-        raise SchedulerQueryError(live.warnings()[0])
-    targets = [r for r in records
-               if any(_live(live.get(TaskKey(r.job_id or "", i))) for i in range(len(r.tasks)))]
+    targets = session.tracked(session.selected(stages), strict=True).live_records()
     theirs = foreign(session, targets)
     for path in sorted({r.experiment_file for r in theirs}):
         note = (f"not cancelled: live job(s) "
@@ -112,10 +105,6 @@ def _cancel_records(session: Session, targets: Sequence[JobRecord]) -> None:
     for stage in {r.stage for r in targets}:
         session.store.update_many(stage, {r.name: {"state": RecordState.CANCELLED}
                                           for r in targets if r.stage == stage})
-
-
-def _live(status: TaskStatus | None) -> bool:
-    return status is not None and status.state.live
 
 
 def foreign(session: Session, records: Sequence[JobRecord]) -> list[JobRecord]:
@@ -139,10 +128,5 @@ def cancel_targets(session: Session, stages: Sequence[str] | None = None) -> lis
 
     Refuses when a scheduler cannot say which jobs are live: cancelling blind could miss some.
     """
-    records = of_root(session.records(session.selected(stages)), session.experiment.artifact_path)
-    live = session.live(records)
-    if live.unreachable:
-        raise SchedulerQueryError(live.warnings()[0])
-    targets = [r for r in records
-               if any(_live(live.get(TaskKey(r.job_id or "", i))) for i in range(len(r.tasks)))]
+    targets = session.tracked(session.selected(stages), strict=True).live_records()
     return [r for r in targets if r not in foreign(session, targets)]

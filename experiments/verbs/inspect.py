@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
 from ..session import Session
-from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
+from ..tracking.ends import record_endings, root_of, roots, unknown_root_warning
 from ..tracking.markers import DoneIndex
 from ..tracking.staleness import Stale
 from ..tracking.status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
@@ -40,9 +40,9 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     """Per stage: how many artifacts are built, running, queued, failed, not started."""
     selected = session.selected(stages)
     ex = session.experiment
-    every = session.records()  # every stage: an artifact may belong to several
-    records = of_root(every, ex.artifact_path)  # jobs of other roots hold nothing here
-    live = session.live(records)
+    # every stage (an artifact may belong to several); jobs of other roots hold nothing here
+    tracked = session.tracked()
+    every, records, live = tracked.every, tracked.records, tracked.live
     # One listing per folder, taken after the scheduler answered (a task it saw end has its
     # marker listed), shared by the endings, the staleness check and the stages.
     done = DoneIndex(ex.artifact_path)

@@ -21,7 +21,7 @@ from . import slurm
 
 TYPE_CHECKING = False  # typing stays out of every task's start
 if TYPE_CHECKING:
-    from typing import Any
+    from ..launching.specs import Checkpoint
 
 
 class WorkerState(str, enum.Enum):
@@ -144,15 +144,15 @@ def cancel_dependents(spec_dir: str, index: int, relpath: str, why: str,
             say(f"could not cancel the dependents listed in {name}: {exc}")
 
 
-def requeue_task(header: dict[str, Any], why: str) -> bool:
+def requeue_task(conf: Checkpoint | None, why: str) -> bool:
     """After the checkpoint signal, ask Slurm to run this task again (at most ``max_requeues``
-    times, and only when the spec allows it); says what happened, True when requeued."""
-    conf = header.get("checkpoint") or {}
+    times, and only when the spec's checkpoint allows it); says what happened, True when
+    requeued."""
     restarts, job = slurm.restart_count(), slurm.job_id()
-    if not conf.get("requeue", True) or not job:
+    if conf is None or not conf.requeue or not job:
         say("checkpoint signal received, but this task may not be requeued")
         return False
-    if restarts >= int(conf.get("max_requeues", 3)):
+    if restarts >= conf.max_requeues:
         say(f"checkpoint signal received, but the task was already requeued {restarts} "
             "time(s) (max_requeues); not again")
         return False
@@ -161,5 +161,5 @@ def requeue_task(header: dict[str, Any], why: str) -> bool:
         say(f"could not requeue job {job}: {problem}")
         return False
     say(f"checkpoint signal: {why}; requeued (restart {restarts + 1} of at most "
-        f"{conf.get('max_requeues', 3)})")
+        f"{conf.max_requeues})")
     return True

@@ -20,6 +20,7 @@ import time
 import traceback
 
 from .. import _atomic, _proc, paths
+from ..errors import SpecError
 from ..launching import specs
 from . import code_guard, provenance, slurm, task_setup, trust
 from . import lock as locking
@@ -71,11 +72,11 @@ class StepFailed(Exception):
 class Build:
     """One attempt at building one artifact."""
 
-    def __init__(self, header: dict[str, Any], task: dict[str, Any], job: str) -> None:
+    def __init__(self, header: specs.SpecHeader, task: dict[str, Any], job: str) -> None:
         self.header = header
         self.task = task
         self.job = job
-        self.root: str = header["artifact_path"]
+        self.root = header.artifact_path
         self.dir = paths.artifact_dir(self.root, task["relpath"])
         self.record: dict[str, Any] = {
             "artifact": task["relpath"], "job": job, "host": _hostname(),
@@ -99,8 +100,8 @@ class Build:
 
     def _built(self, relpath: str) -> bool:
         """A done marker from a trusted account (ours, or one the spec's config trusts)."""
-        return trust.marker_built(self.root, relpath, self.header.get("trusted_uids", []),
-                                  self.header.get("trusted_gids", []))
+        return trust.marker_built(self.root, relpath, self.header.trusted_uids,
+                                  self.header.trusted_gids)
 
     def run(self) -> int:
         outside = self._outside_root()
@@ -186,7 +187,7 @@ class Build:
         build_id = provenance.new_build_id()
         meta = {"class": self.task["class"], "params": self.task["params"],
                 "artifact_id": self.task["id"], "relpath": self.relpath,
-                "project": self.header["project"], "stage": self.header["stage"],
+                "project": self.header.project, "stage": self.header.stage,
                 "provenance": provenance.collect(
                     self.header, self.root, self.task["deps"], build=build_id, job=self.job,
                     attempt=self.record["attempt"], started_at=_now())}
@@ -220,7 +221,7 @@ class Build:
     def _requeue(self, step: int, exc: StepFailed) -> bool:
         """After the checkpoint signal, ask Slurm to run this task again (at most
         ``max_requeues`` times); False when it may not, so the attempt counts as failed."""
-        if not requeue_task(self.header, str(exc)):
+        if not requeue_task(self.header.checkpoint, str(exc)):
             return False
         self.status(WorkerState.REQUEUED, finished_at=_now(), step=step, error=None,
                     exit_code=exc.exit_code)
@@ -264,7 +265,7 @@ class Build:
         if folder.startswith(root.rstrip(os.sep) + os.sep):
             return ""
         return (f"refusing to build {self.relpath!r}: its folder {folder} lies outside the "
-                f"artifact root {root} (the spec in {self.header.get('job_name', '?')} was "
+                f"artifact root {root} (the spec in {self.header.job_name} was "
                 "edited, or a symlink leads out); launch again to write a fresh spec")
 
     def _check_inside(self, path: str) -> None:
@@ -277,14 +278,14 @@ class Build:
                              f"{folder}")
 
     def _command(self, command: str) -> None:
-        code_path = self.header["code_path"]
+        code_path = self.header.code_path
         if not os.path.isdir(code_path):
             raise StepFailed(f"code_path {code_path} does not exist on {_hostname()}")
-        setup = self.header.get("setup") or []  # set when the backend has no batch script
+        setup = self.header.setup  # set when the backend has no batch script
         script = "\n".join([*task_setup.prelude(setup), command])
         sys.stdout.flush()
         sys.stderr.flush()
-        snapshot = bool(self.header.get("snapshot"))
+        snapshot = self.header.snapshot is not None
         before = code_guard.listing(code_path) \
             if snapshot and code_guard.needed(code_path) else None
         child = _proc.spawn(["/bin/bash", "-c", script], cwd=code_path,
@@ -292,8 +293,9 @@ class Build:
         _signal["child"] = child
         if _signal["announce"] is not None:  # serving: the launcher can stop it if we die
             _signal["announce"](child.pid)
-        if _signal["checkpoint"]:  # the limit is near: this command must checkpoint at once
-            child.signal_group(getattr(signal, "SIG" + self.header["checkpoint"]["signal"]))
+        checkpoint = self.header.checkpoint
+        if _signal["checkpoint"] and checkpoint:  # the limit is near: checkpoint at once
+            child.signal_group(getattr(signal, "SIG" + checkpoint.signal))
         try:
             code = _wait(child)
         finally:
@@ -313,7 +315,7 @@ class Build:
         env = dict(os.environ)
         checkpoints = paths.checkpoint_dir(self.root, self.relpath)
         os.makedirs(checkpoints, exist_ok=True)
-        if self.header.get("snapshot") and "PYTHONPYCACHEPREFIX" not in env:
+        if self.header.snapshot is not None and "PYTHONPYCACHEPREFIX" not in env:
             env["PYTHONPYCACHEPREFIX"] = os.path.join(os.path.dirname(code_path), "pycache")
         env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
                    EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath,
@@ -381,16 +383,20 @@ def main(argv: list[str] | None = None) -> int:
 def build_task(spec_dir: str, index: int) -> int:
     """Build the task at array ``index`` (one artifact, or a pack of them) with the current
     environment; returns the worker's exit code."""
-    header = specs.read_header(spec_dir)
-    os.umask(int(header.get("umask", 0o077)))
+    try:
+        header = specs.read_header(spec_dir)
+    except SpecError as exc:  # damaged, or from a newer version: say so in the task's log
+        _say(f"FAILED: {exc}")
+        return EXIT_FAILED
+    os.umask(header.umask)
     job = os.environ.get("EXPERIMENTS_JOB") or slurm.task_key() or f"pid {os.getpid()}"
-    if header.get("checkpoint"):
-        signal.signal(getattr(signal, "SIG" + header["checkpoint"]["signal"]), _on_checkpoint)
+    if header.checkpoint:
+        signal.signal(getattr(signal, "SIG" + header.checkpoint.signal), _on_checkpoint)
     started = time.monotonic()
-    if header.get("packs"):
+    if header.packs:
         code = _build_pack(spec_dir, header, index, job)
     else:
-        task = specs.read_task(spec_dir, specs.position(header, index))
+        task = specs.read_task(spec_dir, header.position(index))
         code = _build_one(spec_dir, index, header, task, job)
     if code >= 128:  # interrupted: the scheduler's word for the end is the truth
         return code
@@ -398,7 +404,7 @@ def build_task(spec_dir: str, index: int) -> int:
     return scheduler_exit_code(code)
 
 
-def _build_one(spec_dir: str, index: int, header: dict[str, Any], task: dict[str, Any],
+def _build_one(spec_dir: str, index: int, header: specs.SpecHeader, task: dict[str, Any],
                job: str) -> int:
     """Build one artifact; an interruption is recorded (and, unpacked, ends the tasks that
     wait on this one with ``aftercorr``)."""
@@ -408,16 +414,16 @@ def _build_one(spec_dir: str, index: int, header: dict[str, Any], task: dict[str
     except _Interrupted as exc:
         _say(f"interrupted by {exc}; no done marker written")
         build.status(WorkerState.INTERRUPTED, finished_at=_now(), error=f"interrupted by {exc}")
-        if not header.get("packs"):  # nothing waits task by task on a pack (plan/lanes.py)
+        if not header.packs:  # nothing waits task by task on a pack (plan/lanes.py)
             cancel_dependents(spec_dir, index, build.relpath, f"interrupted by {exc}")
         return 128 + exc.signum
 
 
-def _build_pack(spec_dir: str, header: dict[str, Any], index: int, job: str) -> int:
+def _build_pack(spec_dir: str, header: specs.SpecHeader, index: int, job: str) -> int:
     """Build the artifacts of pack ``index`` one after the other, each on its own: a failure
     does not stop the rest, a built one is skipped (a requeued pack resumes), and a signal
     stops the pack before its next artifact (after the checkpoint signal, requeued)."""
-    where = specs.positions(header, index)
+    where = header.positions(index)
     codes: list[int] = []
     for k, pos in enumerate(where, 1):
         if _signal["signum"] is not None or _signal["checkpoint"]:
@@ -431,13 +437,13 @@ def _build_pack(spec_dir: str, header: dict[str, Any], index: int, job: str) -> 
     return pack_exit_code(codes)
 
 
-def _pack_cut(header: dict[str, Any], left: int) -> int:
+def _pack_cut(header: specs.SpecHeader, left: int) -> int:
     """A signal arrived between two artifacts of a pack: stop before the next one."""
     if _signal["signum"] is not None:
         _say(f"interrupted by {signal.Signals(_signal['signum']).name}; {left} artifact(s) of "
              "this task not started")
         return 128 + int(_signal["signum"])
-    if requeue_task(header, f"{left} artifact(s) of this task not started"):
+    if requeue_task(header.checkpoint, f"{left} artifact(s) of this task not started"):
         return 0
     return EXIT_FAILED
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timezone
 
 from .. import paths
@@ -35,6 +35,8 @@ from .. import paths
 TYPE_CHECKING = False  # the worker imports this module: keep typing out of every task's start
 if TYPE_CHECKING:
     from typing import Any
+
+    from ..launching.specs import SpecHeader
 
 FORMAT = 1
 
@@ -69,10 +71,10 @@ def read_meta(root: str, relpath: str) -> dict[str, Any]:
     return read_json(paths.meta_file(root, relpath))
 
 
-def collect(header: Mapping[str, Any], root: str, deps: Iterable[str], *, build: str,
+def collect(header: SpecHeader, root: str, deps: Iterable[str], *, build: str,
             job: str, attempt: int, started_at: str) -> dict[str, Any]:
-    """The provenance block of one build (see the module docstring)."""
-    snap = header.get("snapshot") or {}
+    """The provenance block of one build (see the module docstring), from its job's spec."""
+    snap = header.snapshot
     return {
         "format": FORMAT,
         "build_id": build,
@@ -84,8 +86,8 @@ def collect(header: Mapping[str, Any], root: str, deps: Iterable[str], *, build:
                    "implementation": _IMPLEMENTATIONS.get(sys.implementation.name,
                                                           sys.implementation.name),
                    "executable": sys.executable},
-        "code": {"snapshot": snap.get("id"), "path": header.get("code_path"),
-                 "live_path": header.get("live_code_path", header.get("code_path")),
-                 "git": snap.get("git")},
+        "code": {"snapshot": snap.id if snap else None, "path": header.code_path,
+                 "live_path": header.live_code_path or header.code_path,
+                 "git": snap.git if snap else None},
         "dependencies": {d: build_id(root, d) for d in deps},
     }

@@ -114,8 +114,7 @@ def test_bootstrap_falls_back_to_site_packages(tmp_path: Path) -> None:
     """When the package's folder is not visible, the interpreter's installed package is used."""
     spec = tmp_path / "spec"
     target = tmp_path / "art"
-    specs.write_spec(str(spec), {"project": "p", "stage": "s", "job_name": "j",
-                                 "artifact_path": str(target), "code_path": str(tmp_path)},
+    specs.write_spec(str(spec), specs.SpecHeader("p", "s", "j", str(target), str(tmp_path)),
                      [{"id": "x", "relpath": "A/x", "class": "A", "params": {}, "deps": [],
                        "steps": []}])
     argv = worker_argv(sys.executable, str(spec), 0, package_parent=str(tmp_path / "nowhere"))

@@ -111,8 +111,7 @@ def test_a_planted_done_marker_counts_only_from_trusted_accounts(
 def test_the_worker_refuses_to_write_outside_the_artifact_folder(tmp_path: Path) -> None:
     root, code = tmp_path / "artifacts", tmp_path / "code"
     code.mkdir()
-    header = {"project": "p", "stage": "s", "job_name": "j", "artifact_path": str(root),
-              "code_path": str(code), "umask": 0o077}
+    header = specs.SpecHeader("p", "s", "j", str(root), str(code), umask=0o077)
     escape = str(tmp_path / "escaped.txt")  # an edited spec: an absolute path elsewhere
     step = {"kind": "create_file", "path": escape,
             "content_b64": base64.b64encode(b"x").decode()}

@@ -53,10 +53,8 @@ def _spec(tmp_path: Path, max_requeues: int = 1, requeue: bool = True) -> tuple[
     code.mkdir(exist_ok=True)
     builder = Task(artifact_path=str(root), code_path=str(code), relpath=REL)
     builder.run_command(COMMAND)
-    header = {"project": "p", "stage": "s", "job_name": "j", "artifact_path": str(root),
-              "code_path": str(code), "umask": 0o022,
-              "checkpoint": {"signal": "USR2", "max_requeues": max_requeues,
-                             "requeue": requeue}}
+    header = specs.SpecHeader("p", "s", "j", str(root), str(code), umask=0o022,
+                              checkpoint=specs.Checkpoint("USR2", max_requeues, requeue))
     task = {"id": "id0", "relpath": REL, "class": "Model", "params": {"x": 1}, "deps": [],
             "steps": [step_to_dict(s) for s in builder.steps]}
     specs.write_spec(str(tmp_path / "spec"), header, [task])

@@ -597,7 +597,8 @@ def test_what_passes_the_key_check_is_always_written_as_json(value: Any, tmp_pat
         assert str(exc).startswith("Combo.many[0]")
         return
     params = encode_params(art)
-    specs.write_spec(str(tmp_path), {}, [{"params": params, "relpath": art.relpath}])
+    specs.write_spec(str(tmp_path), specs.SpecHeader("p", "s", "j", "/a", "/c"),
+                     [{"params": params, "relpath": art.relpath}])
     assert specs.read_task(str(tmp_path), 0)["params"] == json.loads(json.dumps(params))
     text = json.dumps(params, ensure_ascii=False)
     assert "NaN" not in text and "Infinity" not in text and "-0.0" not in text

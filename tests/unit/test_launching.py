@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from experiments.launching.context import EventKind, LaunchContext, LaunchEvent,
 from experiments.session import Session
 from experiments.tracking.status import Live
 from experiments.tracking.store import RecordState
-from experiments.verbs.launch import make_plan
+from experiments.verbs.planning import make_plan
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,8 @@ def session(tmp_path: Path) -> Session:
 
 def _ctx(session: Session, events: list[LaunchEvent]) -> tuple[LaunchContext, object]:
     plan = make_plan(session, None, False, [], Live())
-    ex = session.experiment
-    ctx = LaunchContext.for_plan(plan, project=ex.project, home=session.store.home,
-                                 config=session.config, store=session.store,
-                                 artifact_path=ex.artifact_path, code_path=ex.code_path,
-                                 python="/usr/bin/python3", progress=events.append)
+    ctx = LaunchContext.for_plan(plan, session.experiment, session.config, session.store,
+                                 progress=events.append)
     return ctx, plan
 
 
@@ -62,7 +60,7 @@ def test_prepare_writes_the_spec_and_an_intent_before_any_job_id(session: Sessio
     assert intent.job_id is None and intent.tasks == [[t.artifact_id, t.relpath]
                                                      for t in group.tasks]
     header = specs.read_header(job.record.spec_dir)
-    assert header["project"] == "lp" and header["stage"] == "up"
+    assert header.project == "lp" and header.stage == "up" and header.version == specs.VERSION
     assert specs.read_task(job.record.spec_dir, 1)["relpath"] == group.tasks[1].relpath
     assert events == []
 
@@ -94,3 +92,18 @@ def test_job_names_are_unique_per_launch_and_group(session: Session) -> None:
     group = plan.tiers[0][0]  # type: ignore[attr-defined]
     names = {ctx.job_name(group, g, c) for g in range(3) for c in range(3)}
     assert len(names) == 9 and ctx.job_name(group, 0, 0) != other.job_name(group, 0, 0)
+
+
+def test_for_plan_takes_home_from_the_store_and_python_from_the_config(
+        session: Session, exp_home: Path) -> None:
+    (exp_home / "config.json").write_text(json.dumps({"python": "/opt/py/bin/python3"}))
+    session = Session.open(session.experiment, backend="fake", instances={"fake": FakeBackend()})
+    plan = make_plan(session, None, False, [], Live())
+    ctx = LaunchContext.for_plan(plan, session.experiment, session.config, session.store)
+    assert ctx.python == "/opt/py/bin/python3" and ctx.home == session.store.home
+    assert (ctx.project, ctx.artifact_path) == ("lp", session.experiment.artifact_path)
+    group = plan.tiers[0][0]  # type: ignore[attr-defined]
+    job = ctx.prepare(group, group.tasks, ctx.job_name(group, 0, 0), "fake")
+    assert job.record.experiment_file == session.experiment.source_file
+    header = specs.read_header(job.record.spec_dir)
+    assert header.code_path == session.experiment.code_path and header.snapshot is None

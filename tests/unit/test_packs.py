@@ -152,18 +152,17 @@ def test_a_live_packed_job_is_waited_for_whole() -> None:
 
 
 # -- the spec: which positions an index builds ---------------------------------------------------
-def test_index_header_and_positions() -> None:
-    assert specs.index_header([2, 5]) == {"indices": [2, 5]}
-    packed = specs.index_header([0, 0, 0, 1, 1, 2])
-    assert packed == {"packs": [0, 3, 5, 6]}
-    assert [specs.positions(packed, i) for i in range(3)] == [range(0, 3), range(3, 5),
-                                                              range(5, 6)]
+def test_array_layout_and_positions() -> None:
+    assert specs.array_layout([2, 5]) == ((2, 5), ())
+    assert specs.array_layout([0, 0, 0, 1, 1, 2]) == ((), (0, 3, 5, 6))
+    packed = specs.SpecHeader("p", "s", "j", "/a", "/c", packs=(0, 3, 5, 6))
+    assert [packed.positions(i) for i in range(3)] == [range(0, 3), range(3, 5), range(5, 6)]
     with pytest.raises(IndexError):
-        specs.positions(packed, 3)
-    sparse = specs.index_header([4, 4, 9])
-    assert sparse == {"packs": [0, 2, 3], "indices": [4, 9]}
-    assert specs.positions(sparse, 9) == range(2, 3)
-    assert specs.positions({}, 7) == range(7, 8)
+        packed.positions(3)
+    assert specs.array_layout([4, 4, 9]) == ((4, 9), (0, 2, 3))
+    sparse = specs.SpecHeader("p", "s", "j", "/a", "/c", indices=(4, 9), packs=(0, 2, 3))
+    assert sparse.positions(9) == range(2, 3)
+    assert specs.SpecHeader("p", "s", "j", "/a", "/c").positions(7) == range(7, 8)
 
 
 # -- the partition's MaxTime, as Slurm prints it ------------------------------------------------

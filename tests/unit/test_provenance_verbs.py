@@ -62,15 +62,15 @@ def test_launch_snapshots_once_and_every_job_runs_in_it(tmp_path: Path,
     assert (Path(snap.path) / "train.py").exists() and not (Path(snap.path) / "art").exists()
     assert {r.snapshot for r in result.records} == {snap.id}
     header = specs.read_header(result.records[0].spec_dir)
-    assert header["code_path"] == snap.path and header["live_code_path"] == str(code)
-    assert header["snapshot"]["id"] == snap.id
+    assert header.code_path == snap.path and header.live_code_path == str(code)
+    assert header.snapshot is not None and header.snapshot.id == snap.id
 
 
 def test_snapshot_off_by_executor_or_config(tmp_path: Path, home: Path) -> None:
     session, _fake, code = _world(tmp_path, snapshot_code=False)
     result = verbs.launch(session)
     assert result.snapshot is None and {r.snapshot for r in result.records} == {None}
-    assert specs.read_header(result.records[0].spec_dir)["code_path"] == str(code)
+    assert specs.read_header(result.records[0].spec_dir).code_path == str(code)
     _config(home, code_snapshots=False)
     session, _fake, _code = _world(tmp_path / "b")
     assert verbs.launch(session).snapshot is None
@@ -154,7 +154,7 @@ def test_code_path_that_is_the_artifact_root_runs_live_with_a_warning(tmp_path: 
     result = verbs.launch(session)
     assert result.snapshot is None and result.records[0].snapshot is None
     assert any("no code snapshot" in w for w in result.warnings)
-    assert specs.read_header(result.records[0].spec_dir)["code_path"] == str(tmp_path)
+    assert specs.read_header(result.records[0].spec_dir).code_path == str(tmp_path)
 
 
 def _fake_build(root: str, art: Artifact, snapshot: str) -> None:

@@ -50,8 +50,7 @@ def _builder(tmp_path: Path, relpath: str = REL) -> Task:
 def _write(tmp_path: Path, builders: Sequence[Task], deps: Sequence[str] = ()) -> Spec:
     root, code = tmp_path / "artifacts", tmp_path / "code"
     code.mkdir(exist_ok=True)
-    header = {"project": "proj", "stage": "st", "job_name": "job", "artifact_path": str(root),
-              "code_path": str(code), "umask": 0o022}
+    header = specs.SpecHeader("proj", "st", "job", str(root), str(code), umask=0o022)
     tasks = [{"id": f"id{i}", "relpath": b.relpath, "class": "Model", "params": {"x": i},
               "deps": list(deps), "steps": [step_to_dict(s) for s in b.steps]}
              for i, b in enumerate(builders)]
@@ -161,6 +160,32 @@ def test_hostile_kwargs_and_relpath_survive_the_worker(tmp_path: Path) -> None:
     expected = "".join(f"--k{i}={v}\n" for i, v in enumerate(HOSTILE_NO_NUL))
     assert (spec.art(relpath) / "args.txt").read_bytes().decode() == expected
     assert (spec.art(relpath) / ".done").exists()
+
+
+def test_a_spec_of_the_release_before_versions_still_builds(tmp_path: Path) -> None:
+    """A job queued before an upgrade keeps its old job.json: it is read as version 1."""
+    b = _builder(tmp_path)
+    b.create_file("out.txt", "old")
+    spec = _write(tmp_path, [b])
+    header = Path(spec.dir) / specs.HEADER
+    old = json.loads(header.read_text())
+    del old["version"]
+    header.write_text(json.dumps(old))
+    res = _run(spec)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert (spec.art() / ".done").exists() and (spec.art() / "out.txt").read_text() == "old"
+
+
+def test_a_spec_of_a_newer_version_is_refused_in_the_log(tmp_path: Path) -> None:
+    b = _builder(tmp_path)
+    b.create_file("out.txt", "new")
+    spec = _write(tmp_path, [b])
+    header = Path(spec.dir) / specs.HEADER
+    header.write_text(json.dumps({**json.loads(header.read_text()), "version": 99}))
+    res = _run(spec)
+    assert res.returncode == 1
+    assert f"FAILED: spec {header} has format version 99, written by a newer" in res.stdout
+    assert not spec.art().exists()
 
 
 # -- failures -------------------------------------------------------------------------------

@@ -26,12 +26,13 @@ def test_ordinary_failures_exit_0_only_when_the_backend_asks(
 
 
 def test_a_sparse_spec_maps_array_indices_to_tasks(tmp_path: Path) -> None:
-    specs.write_spec(str(tmp_path), {"indices": [1, 3]}, [{"relpath": "a"}, {"relpath": "b"}])
+    specs.write_spec(str(tmp_path), specs.SpecHeader("p", "s", "j", "/a", "/c", indices=(1, 3)),
+                     [{"relpath": "a"}, {"relpath": "b"}])
     header = specs.read_header(str(tmp_path))
-    assert specs.read_task(str(tmp_path), specs.position(header, 3)) == {"relpath": "b"}
-    assert specs.position({}, 3) == 3
+    assert specs.read_task(str(tmp_path), header.position(3)) == {"relpath": "b"}
+    assert specs.SpecHeader("p", "s", "j", "/a", "/c").position(3) == 3
     with pytest.raises(IndexError):
-        specs.position(header, 2)
+        header.position(2)
 
 
 def test_a_killed_worker_cancels_and_records_its_dependents_transitively(

@@ -32,9 +32,9 @@ def _spec(tmp_path: Path, commands: Sequence[str], deps: Sequence[Sequence[str]]
         tasks.append({"id": f"id{i}", "relpath": f"M/a{i}", "class": "M", "params": {"i": i},
                       "deps": list(deps[i]) if deps else [],
                       "steps": [step_to_dict(s) for s in b.steps]})
-    header = {"project": "p", "stage": "s", "job_name": "j", "artifact_path": str(root),
-              "code_path": str(code), "umask": 0o022,
-              **specs.index_header(list(indices or [0] * len(commands)))}
+    placed, packs = specs.array_layout(list(indices or [0] * len(commands)))
+    header = specs.SpecHeader("p", "s", "j", str(root), str(code), umask=0o022,
+                              indices=placed, packs=packs)
     spec_dir = str(tmp_path / "spec")
     specs.write_spec(spec_dir, header, tasks)
     return spec_dir, root

@@ -37,7 +37,7 @@ def write_dependents(upstream: JobRecord, dependent: JobRecord) -> None:
     try:
         header = specs.read_header(dependent.spec_dir)
         info = {"job": dependent.job_id, "spec_dir": dependent.spec_dir,
-                "artifact_path": header["artifact_path"],
+                "artifact_path": header.artifact_path,
                 "tasks": {str(dependent.array_index(i)): relpath
                           for i, (_, relpath) in enumerate(dependent.tasks)}}
         folder = os.path.join(upstream.spec_dir, paths.DEPENDENTS)
@@ -82,7 +82,7 @@ def end_never_satisfied(client: SlurmClient, records: Sequence[JobRecord],
         return out  # still pending: the next query tries again
     for key, rec in targets:
         try:
-            root = str(specs.read_header(rec.spec_dir)["artifact_path"])
+            root = specs.read_header(rec.spec_dir).artifact_path
             record_dependency_failed(root, rec.tasks[key.index][1],
                                      f"{key.job_id}_{rec.array_index(key.index)}",
                                      DEP_FAILED_REASON)

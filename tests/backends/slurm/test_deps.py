@@ -23,7 +23,8 @@ class _Client:
 def test_never_satisfied_tasks_are_cancelled_and_recorded(tmp_path: Path) -> None:
     root = tmp_path / "art"
     spec = tmp_path / "spec"
-    specs.write_spec(str(spec), {"artifact_path": str(root)}, [{}, {}])
+    specs.write_spec(str(spec), specs.SpecHeader("p", "s", "j", str(root), str(root)),
+                     [{}, {}])
     rec = JobRecord(name="n", backend="slurm", stage="s", tier=1,
                     tasks=[["a", "D/a"], ["b", "D/b"]], spec_dir=str(spec), job_id="7",
                     array_indices=[2, 5])
