@@ -14,7 +14,7 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, Task
 from experiments.errors import ExperimentsError
 from experiments.session import Session
 from experiments.tracking.status import ArtifactState as S
-from tests.e2e.helpers import run_cli
+from tests.support.cli import run_cli
 
 METRICS = '{"loss": %s, "eval": {"acc": %s}, "lr": 1}'
 

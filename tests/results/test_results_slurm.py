@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands
-from tests.e2e.test_slurm_e2e import EXPERIMENT
+from tests.support.cli import run_cli
+from tests.support.experiments import TWO_TIERS as EXPERIMENT
+from tests.support.slurm import cancel_all, count_calls, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 

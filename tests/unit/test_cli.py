@@ -2,41 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from experiments import Artifact, ArtifactSet, Executor, Task, __version__
+from experiments import __version__
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
-
-
-@dataclass(frozen=True)
-class Node(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-class FakeExecutor(Executor):
-    default_backend = "fake"
+from tests.support.cli import run_in_process as _run
+from tests.support.experiments import FakeExecutor, fake_executor
 
 
 @pytest.fixture
 def ex(tmp_path: Path) -> FakeExecutor:
-    executor = FakeExecutor(project="clip", artifact_path=str(tmp_path / "a"),
-                            code_path=str(tmp_path))
-    executor.stage("nodes", ArtifactSet.from_product(cls=Node, params={"i": [0, 1, 2]}))
-    return executor
-
-
-def _run(ex: Executor, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = cli_main.run(ex, list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return fake_executor(tmp_path, "clip")
 
 
 def test_bare_command_helps_without_a_file() -> None:

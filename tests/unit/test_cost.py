@@ -11,8 +11,7 @@ from experiments import Artifact, ArtifactSet, Task
 from experiments.backends.fake import FakeBackend
 from experiments.backends.slurm.client import parse_usage
 from experiments.cli import main as cli_main
-
-from .test_cli import FakeExecutor
+from tests.support.experiments import FakeExecutor
 
 
 @dataclass(frozen=True)

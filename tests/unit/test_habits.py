@@ -14,25 +14,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from experiments import ArtifactSet
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.session import Session
-
-from .test_cli import FakeExecutor, Node
+from tests.support.cli import run_in_process as _run
+from tests.support.experiments import FakeExecutor, fake_executor
 
 
 def _ex(tmp_path: Path, n: int = 3) -> FakeExecutor:
-    executor = FakeExecutor(project="habits", artifact_path=str(tmp_path / "a"),
-                            code_path=str(tmp_path))
-    executor.stage("nodes", ArtifactSet.from_product(cls=Node, params={"i": list(range(n))}))
-    return executor
-
-
-def _run(ex: FakeExecutor, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = cli_main.run(ex, list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return fake_executor(tmp_path, "habits", n)
 
 
 def test_bare_cancel_lists_and_needs_yes_without_a_terminal(

@@ -1,5 +1,5 @@
 """The worker's lock where ``flock`` fails for real (strace injects ENOSYS/ENOLCK into the worker's
-``flock`` calls, see tests/_strace.py): it falls back to a lock file, says so, and reports
+``flock`` calls, see tests/support/strace.py): it falls back to a lock file, says so, and reports
 "busy" only while a live builder holds the artifact."""
 
 from __future__ import annotations
@@ -15,19 +15,14 @@ from pathlib import Path
 import pytest
 
 from experiments.worker import lock as locking
-from tests._strace import no_flock
-
-from .test_worker import (
-    REL,
-    WORKER_TIMEOUT_S,
-    Spec,
-    _builder,
-    _env,
-    _kill,
-    _status,
-    _wait_for,
-    _write,
-)
+from tests.support.strace import no_flock
+from tests.support.worker import REL, WORKER_TIMEOUT_S, Spec
+from tests.support.worker import builder as _builder
+from tests.support.worker import kill as _kill
+from tests.support.worker import status_of as _status
+from tests.support.worker import wait_for as _wait_for
+from tests.support.worker import worker_env as _env
+from tests.support.worker import write_spec as _write
 
 LOCK_FILE = ".build-lock"
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from experiments import DefinitionError, paths
-
-from .hostile import HOSTILE
+from tests.support.hostile import HOSTILE
 
 
 @pytest.mark.parametrize("name", ["p", "my-experiment", "a.b_c-1", "9lives", "x" * 100])

@@ -20,8 +20,7 @@ from experiments.session import Session
 from experiments.tracking.status import ArtifactState as S
 from experiments.tracking.status import needs_asking
 from experiments.tracking.store import JobRecord
-
-from .test_cli import FakeExecutor
+from tests.support.experiments import FakeExecutor
 
 
 @dataclass(frozen=True)

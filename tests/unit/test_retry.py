@@ -17,8 +17,7 @@ from experiments.config import settings as config
 from experiments.errors import ConfigError
 from experiments.session import Session
 from experiments.verbs.retry import format_mem, format_time
-
-from .test_cli import FakeExecutor
+from tests.support.experiments import FakeExecutor
 
 
 @dataclass(frozen=True)

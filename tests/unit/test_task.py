@@ -22,8 +22,7 @@ from experiments.model.task import (
     step_from_dict,
     step_to_dict,
 )
-
-from .hostile import HOSTILE_NO_NUL
+from tests.support.hostile import HOSTILE_NO_NUL
 
 ROOT = "/data/outputs"
 REL = "Model/lr=0.1-0123456789ab"

@@ -9,28 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from experiments import ArtifactSet
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.session import Session
 from experiments.verbs import Outcome, wait
 from experiments.verbs.wait import next_interval
-
-from .test_cli import FakeExecutor, Node  # noqa: F401  (fixtures below reuse the classes)
+from tests.support.cli import run_in_process as _code
+from tests.support.experiments import FakeExecutor, fake_executor
 
 
 @pytest.fixture
 def ex(tmp_path: Path) -> FakeExecutor:
-    executor = FakeExecutor(project="waiting", artifact_path=str(tmp_path / "a"),
-                            code_path=str(tmp_path))
-    executor.stage("nodes", ArtifactSet.from_product(cls=Node, params={"i": [0, 1, 2]}))
-    return executor
-
-
-def _code(ex: FakeExecutor, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = cli_main.run(ex, list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return fake_executor(tmp_path, "waiting")
 
 
 def test_wait_polls_until_nothing_is_live_with_a_growing_interval(

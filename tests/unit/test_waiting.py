@@ -4,17 +4,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Executor, Task
 from experiments.backends.base import Outlook
 from experiments.backends.fake import FakeBackend
-from experiments.cli import main as cli_main
 from experiments.tracking.status import ArtifactState, TaskView
 from experiments.tracking.waiting import WaitGroup, group, short
+from tests.support.cli import run_in_process as _run
+from tests.support.experiments import FakeExecutor, fake_executor
 
 TIME = "the gpu partition allows 12:00:00, the artifact asks 24:00:00; lower `time`"
 
@@ -53,30 +52,9 @@ def test_the_same_reason_with_different_hints_stays_apart_and_short_sums_stages(
 
 
 # -- through the CLI ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Node(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-class FakeExecutor(Executor):
-    default_backend = "fake"
-
-
 @pytest.fixture
 def ex(tmp_path: Path) -> FakeExecutor:
-    executor = FakeExecutor(project="why", artifact_path=str(tmp_path / "a"),
-                            code_path=str(tmp_path))
-    executor.stage("nodes", ArtifactSet.from_product(cls=Node, params={"i": list(range(4))}))
-    return executor
-
-
-def _run(ex: Executor, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = cli_main.run(ex, list(args))
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
+    return fake_executor(tmp_path, "why", n=4)
 
 
 LONG = f"3 queued: PartitionTimeLimit — {TIME} (never clears on its own) [nodes]"

@@ -8,56 +8,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from experiments import Artifact, Task
-from experiments.launching import specs
-from experiments.model.task import step_to_dict
-
-from .hostile import HOSTILE_NO_NUL
-
-REL = "Model/x=1-0123456789ab"
-WORKER_TIMEOUT_S = 30
-
-
-@dataclass
-class Spec:
-    dir: str
-    root: Path
-    code: Path
-
-    def art(self, relpath: str = REL) -> Path:
-        return self.root / relpath
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("SLURM_") and k != "EXPERIMENTS_JOB"}
-    env.update(extra)
-    return env
-
-
-def _builder(tmp_path: Path, relpath: str = REL) -> Task:
-    return Task(artifact_path=str(tmp_path / "artifacts"), code_path=str(tmp_path / "code"),
-                relpath=relpath)
-
-
-def _write(tmp_path: Path, builders: Sequence[Task], deps: Sequence[str] = ()) -> Spec:
-    root, code = tmp_path / "artifacts", tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    header = {"project": "proj", "stage": "st", "job_name": "job", "artifact_path": str(root),
-              "code_path": str(code), "umask": 0o022}
-    tasks = [{"id": f"id{i}", "relpath": b.relpath, "class": "Model", "params": {"x": i},
-              "deps": list(deps), "steps": [step_to_dict(s) for s in b.steps]}
-             for i, b in enumerate(builders)]
-    spec_dir = str(tmp_path / "spec")
-    specs.write_spec(spec_dir, header, tasks)
-    return Spec(spec_dir, root, code)
+from experiments import Artifact
+from tests.support.hostile import HOSTILE_NO_NUL
+from tests.support.worker import REL, WORKER_TIMEOUT_S, Spec
+from tests.support.worker import builder as _builder
+from tests.support.worker import kill as _kill
+from tests.support.worker import status_of as _status
+from tests.support.worker import wait_for as _wait_for
+from tests.support.worker import worker_env as _env
+from tests.support.worker import write_spec as _write
 
 
 def _run(spec: Spec, index: str | None = "0", **env: str) -> subprocess.CompletedProcess[str]:
@@ -72,23 +36,6 @@ def _start(spec: Spec) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "experiments.worker", spec.dir, "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=_env())
-
-
-def _wait_for(path: Path, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.01)
-
-
-def _status(spec: Spec, relpath: str = REL) -> dict[str, Any]:
-    return json.loads((spec.art(relpath) / ".status.json").read_text())  # type: ignore[no-any-return]
-
-
-def _kill(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.communicate(timeout=WORKER_TIMEOUT_S)
 
 
 # -- success --------------------------------------------------------------------------------

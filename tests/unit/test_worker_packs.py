@@ -15,8 +15,9 @@ from pathlib import Path
 from experiments.launching import specs
 from experiments.model.task import Task, step_to_dict
 from experiments.tracking import logfiles as logs
-
-from .test_worker import WORKER_TIMEOUT_S, _env, _wait_for
+from tests.support.worker import WORKER_TIMEOUT_S
+from tests.support.worker import wait_for as _wait_for
+from tests.support.worker import worker_env as _env
 
 
 def _spec(tmp_path: Path, commands: Sequence[str], deps: Sequence[Sequence[str]] = (),

@@ -10,54 +10,11 @@ from experiments.backends.slurm.sbatch_options import (
     sbatch_options,
 )
 from experiments.errors import DefinitionError
-from tests.unit.hostile import HOSTILE as SHARED_HOSTILE
+from tests.support.hostile import HOSTILE
+from tests.support.slurm import BAD_CHARS, sbatch_args
 
 WHERE = "artifact PretrainedModel/lr=0.1"
 
-# The shared corpus (tests/unit/hostile.py) plus strings aimed at sbatch's own parser.
-HOSTILE = [*SHARED_HOSTILE, "a#b", "a b", "\\", '"', "'", "a\u2028b",
-           "$HOME ${X:-y}", "x hetjob y", "trail ", "%A_%a", "semi;colon|pipe&amp", "日本語"]
-HOSTILE = list(dict.fromkeys(HOSTILE))
-BAD_CHARS = ("\n", "\r", "\x00", "\t", "\u2028")
-
-
-def sbatch_args(text: str) -> list[str]:
-    """The arguments sbatch 22.05 reads from the rest of an ``#SBATCH`` line.
-
-    A model of its parser (src/sbatch/opt.c ``_get_argument``), checked against real sbatch in
-    test_script.py: ASCII whitespace splits (even after a backslash), quotes group, a backslash
-    escapes the next character, an unquoted ``#`` ends the line.
-    """
-    args, i, n = [], 0, len(text)
-    space = " \t\n\v\f\r"
-    while True:
-        while i < n and text[i] in space:
-            i += 1
-        if i >= n:
-            return args
-        arg, quote, escaped = [], "", False
-        while i < n and (quote or text[i] not in space):
-            ch, i = text[i], i + 1
-            if escaped:
-                arg.append(ch)
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif quote:
-                if ch == quote:
-                    quote = ""
-                else:
-                    arg.append(ch)
-            elif ch in "\"'":
-                quote = ch
-            elif ch == "#":
-                i = n
-                break
-            else:
-                arg.append(ch)
-        if quote:
-            raise ValueError(f"unmatched {quote} in {text!r}")
-        args.append("".join(arg))
 
 
 def test_readme_requirements_map_to_sorted_options() -> None:

@@ -28,7 +28,7 @@ def no_flock(errno_name: str = "ENOSYS") -> list[str]:
 
 
 NO_FLOCK_WRAPPER = '''#!/bin/sh
-# The interpreter of config.json's "python", run with every flock failing (see tests/_strace.py)
+# The interpreter of config.json's "python", run with every flock failing (tests/support/strace.py)
 exec {strace} -f -qq -o /dev/null -e trace=flock -e inject=flock:error={errno} {python} "$@"
 '''
 

@@ -1,6 +1,6 @@
 """Pytest plugin: real Slurm clusters for tests (see scripts/slurm-test-cluster.sh).
 
-Load it with ``pytest_plugins = ["tests._slurm"]`` in the root conftest.py.
+Loaded as a plugin by ``pytest_plugins`` in tests/conftest.py.
 
 Fixtures (session scoped):
 
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "slurm-test-cluster.sh"
 START_TIMEOUT = 900  # seconds; covers a first-time apt-get install of Slurm and MariaDB
 
@@ -87,7 +87,7 @@ class PolicedCluster(SlurmCluster):
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slurm: test needs a real Slurm cluster (tests/_slurm.py)")
+    config.addinivalue_line("markers", "slurm: test needs a real Slurm cluster (tests/support/slurm_cluster.py)")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

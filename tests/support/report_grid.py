@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from experiments import Artifact, ArtifactSet, LocalExecutor, Task
-
-HOSTILE = "<script>alert(1)</script>"
-HOSTILE_IMG = "<img src=x onerror=\"window.__pwned=1\">"
+from tests.support.hostile import IMG_TAG as HOSTILE_IMG
+from tests.support.hostile import SCRIPT_TAG as HOSTILE
 
 
 @dataclass(frozen=True)
