@@ -1,4 +1,4 @@
-"""Cost before (drylaunch's requested hours) and after (sacct parsing for ``efficiency``)."""
+"""What a plan costs before it is submitted: ``drylaunch``'s requested hours per stage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from experiments import Artifact, ArtifactSet, Task
 from experiments.backends.fake import FakeBackend
-from experiments.backends.slurm.client import parse_usage
 from experiments.cli import main as cli_main
 from tests.support.experiments import FakeExecutor
 
@@ -47,28 +46,3 @@ def test_drylaunch_shows_requested_hours_per_stage_and_total(
     assert ("Cost of prep: 2 task(s), 0.0 GPU-hours, 1.0 CPU-hours requested "
             "(+1 task(s) without a time limit)") in out
     assert "Total: 5 task(s), 9.0 GPU-hours, 19.0 CPU-hours requested" in out
-
-
-def test_sacct_usage_rows_are_parsed_per_task() -> None:
-    rows = ["12_0|COMPLETED|00:10:00|00:35:00|", "12_0.batch|COMPLETED|00:10:00|00:35:00|2048K",
-            "12_0.extern|COMPLETED|00:10:00|00:00:00|1G", "12_1|TIMEOUT|1-00:00:01|10:00.500|",
-            "12_2|CANCELLED by 0|00:00:00|00:00:00|"]
-    used = parse_usage(rows)
-    assert used["12_0"].elapsed_s == 600 and used["12_0"].cpu_s == 2100
-    assert used["12_0"].max_rss_mb == 1024  # the largest step
-    assert used["12_1"].elapsed_s == 86401 and used["12_1"].cpu_s == 600.5
-    assert used["12_1"].max_rss_mb is None and used["12_2"].state == "CANCELLED"
-
-
-def test_efficiency_math_and_who_wastes_most() -> None:
-    from experiments.verbs.efficiency import StageEfficiency, TaskEfficiency
-
-    busy = TaskEfficiency("1_0", "A/busy", "COMPLETED", 3600, 7200, 4, 4 * 3600 * 0.9,
-                          3000.0, 4000)
-    idle = TaskEfficiency("1_1", "A/idle", "COMPLETED", 3600, 7200, 4, 3600.0, None, 4000)
-    assert busy.time_used == 0.5 and busy.cpu_efficiency == pytest.approx(0.9)
-    assert busy.mem_used == 0.75 and idle.cpu_efficiency == 0.25 and idle.mem_used is None
-    stage = StageEfficiency("a", [busy, idle])
-    assert [t.relpath for t in stage.worst(1)] == ["A/idle"]  # 3 CPU-hours unused
-    assert stage.requested_h == 4.0 and stage.peak_mem_mb == 3000.0
-    assert stage.mean("cpu_efficiency") == pytest.approx(0.575)

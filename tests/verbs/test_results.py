@@ -129,7 +129,7 @@ def test_unknown_where_key_names_the_parameters(ex: LocalExecutor) -> None:
 EXPERIMENT = '''
 import os, sys
 sys.path.insert(0, os.environ["TESTS_ROOT"])
-from tests.results.test_results_local import _executor
+from tests.verbs.test_results import _executor
 from pathlib import Path
 ex = _executor(Path(os.environ["GRID"]))
 if __name__ == "__main__":
