@@ -308,3 +308,25 @@ def test_sacct_names_who_cancelled_where_squeue_does_not() -> None:
     assert out["5_0"] == TaskStatus(JobState.CANCELLED, "CANCELLED by 1001", "Dependency",
                                     "0:15")
     assert out["5_1"] == squeue["5_1"]  # squeue still says it runs: it does
+
+
+# -- 5. roots, without a verb --------------------------------------------------------------------
+def _rooted(job_id: str, root: str | None) -> JobRecord:
+    return JobRecord(name=f"j{job_id}", backend="fake", stage="s", tier=0, tasks=[["a", "A/a"]],
+                     job_id=job_id, artifact_path=root)
+
+
+def test_roots_are_compared_normalised_and_unknown_ones_count_in_every_root() -> None:
+    records = [_rooted("1", "/data/real/"), _rooted("2", "/scratch/smoke"), _rooted("3", None),
+               _rooted("4", "/data/./real")]
+    assert [r.job_id for r in tracking.of_root(records, "/data/real/")] == ["1", "3", "4"]
+    assert [r.job_id for r in tracking.of_root(records, "/elsewhere")] == ["3"]
+    assert tracking.roots(records) == ["/data/real", "/scratch/smoke", None]
+    assert tracking.root_text(None).startswith("(unknown root")
+
+
+def test_the_unknown_root_warning_names_five_jobs_and_counts_the_rest() -> None:
+    assert tracking.unknown_root_warning([_rooted("1", "/r")]) == []
+    [warning] = tracking.unknown_root_warning([_rooted(str(i), None) for i in range(8)])
+    assert warning.startswith("job(s) 0, 1, 2, 3, 4 and 3 more were recorded without their "
+                              "artifact root")

@@ -1,21 +1,17 @@
-"""The local backend's capacity and admission, without processes: config, detection, fitting."""
+"""What the machine offers the local backend (experiments.backends.local.capacity): the config's
+`local` section, detection, and the config winning over it."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from experiments import ConfigError
-from experiments.backends.base import common_resources
 from experiments.backends.local import capacity as local_capacity
-from experiments.backends.local.backend import LocalBackend
-from experiments.backends.local.capacity import Capacity, capacity
-from experiments.backends.local.runner import Runner, Slot, format_duration
+from experiments.backends.local.capacity import capacity
 from experiments.config import settings as cfg
-from experiments.errors import DefinitionError
 
 
 @pytest.mark.parametrize("local, match", [
@@ -61,47 +57,3 @@ def test_memory_from_meminfo(tmp_path: Path) -> None:
     meminfo.write_text("MemTotal:       16384000 kB\nMemFree: 1 kB\n")
     assert local_capacity.detect_mem_mb(str(meminfo)) == 16000
     assert local_capacity.detect_mem_mb(str(tmp_path / "none")) is None
-
-
-def test_an_artifact_that_can_never_fit_is_refused_naming_it_and_the_machine() -> None:
-    backend = LocalBackend(machine=Capacity(4, 8192, ("0", "1")))
-    assert backend.resolve({"gpus": "A100:2"}, "Train seed=1").gpus == 2
-    for reqs, what in (({"gpus": 3}, "3 GPUs"), ({"cpus": 5}, "5 CPUs"),
-                       ({"mem": 9}, "9 GB of memory")):
-        with pytest.raises(DefinitionError, match="Train seed=1 asks for " + what) as info:
-            backend.resolve(reqs, "Train seed=1")
-        assert "4 CPUs, 2 GPUs, 8.0 GB" in str(info.value)
-
-
-def test_time_limits_are_written_as_slurm_does() -> None:
-    assert format_duration(5) == "0:00:05"
-    assert format_duration(12 * 3600) == "12:00:00"
-    assert format_duration(86400 + 61) == "1-0:01:01"
-
-
-def _slot(name: str, index: int, **reqs: Any) -> Slot:
-    res = common_resources(reqs, "test")
-    job = SimpleNamespace(record=SimpleNamespace(name=name), group=SimpleNamespace(resources=res),
-                          tasks=())
-    return Slot(job, index)  # type: ignore[arg-type]
-
-
-def test_a_big_task_holds_back_what_it_waits_for() -> None:
-    """With one GPU free, a waiting 2-GPU task keeps later 1-GPU tasks from taking it."""
-    runner = Runner(Capacity(8, None, ("0", "1")), None, None)  # type: ignore[arg-type]
-    first = _slot("a", 0, gpus=1)
-    runner._take(first)
-    assert first.gpus == ("0",)
-    ready = [_slot("b", 0, gpus=2), _slot("a", 1, gpus=1), _slot("c", 0, gpus=0)]
-    assert runner._startable(ready) == [ready[2]]  # the CPU task still starts
-    runner._give_back(first)
-    assert runner._startable(ready) == [ready[0], ready[2]]
-
-
-def test_workers_and_max_parallel_cap_what_starts() -> None:
-    runner = Runner(Capacity(8, None, ()), 3, None)  # type: ignore[arg-type]
-    ready = [_slot("a", i, max_parallel=2) for i in range(3)] + [_slot("b", 0)]
-    assert runner._startable(ready) == [ready[0], ready[1], ready[3]]
-    small = Runner(Capacity(2, 1024, ()), None, None)  # type: ignore[arg-type]
-    ready = [_slot("m", i, mem="600M") for i in range(2)]
-    assert small._startable(ready) == [ready[0]]  # memory: only one fits
