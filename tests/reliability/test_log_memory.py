@@ -17,7 +17,7 @@ BOUND_MB = 60
 
 CHILD = """
 import os, sys
-from experiments import logs
+from experiments.tracking import logfiles as logs
 path = sys.argv[1]
 if sys.argv[2] == "work":
     with open(os.devnull, "w", encoding="utf-8") as out:
