@@ -45,11 +45,6 @@ def ex(tmp_path: Path) -> LocalExecutor:
     return ex
 
 
-@pytest.fixture
-def fake() -> FakeBackend:
-    return FakeBackend()
-
-
 def _session(ex: LocalExecutor, fake: FakeBackend, root: str | None = None) -> Session:
     return Session.open(ex.with_paths(root) if root else ex, backend="fake",
                         instances={"fake": fake})
