@@ -3,11 +3,14 @@ executor, small modules and functions, a short top level, unique file names, exi
 in one place, a worker that imports only what a job's machine surely has, one place for
 subprocesses, no machine paths.
 
-The package is parsed once (not imported). An edge A → B is any import statement in A that
-names module B: at module level, inside a function or under ``if TYPE_CHECKING:``.
+The package is parsed once per session (not imported). An edge A → B is any import statement
+in A that names module B: at module level, inside a function or under ``if TYPE_CHECKING:``.
 ``from package import name`` names the submodule ``package.name`` when there is one, else the
-package itself; the package a module sits in is not an edge by itself (Python runs its
-``__init__`` first, but an ``__init__`` re-exporting names is not a cycle).
+submodule the package's ``__init__`` re-exports ``name`` from, else the ``__init__`` itself.
+A package's ``__init__`` importing from its own submodules outside a function is a re-export,
+not an edge of the package: whoever imports the package whole (``import package``, ``from
+parent import package``) depends on those submodules instead. So an ``__init__`` re-exporting
+names is not a cycle by itself, and the package a module sits in is no edge of it either.
 """
 
 from __future__ import annotations
