@@ -24,7 +24,7 @@ if (($#)); then exec "${PYTEST[@]}" --durations=25 "$@"; fi
 
 # The whole suite. The scenarios that mostly wait for Slurm (time limits, requeues: marker
 # long_wait, ~12 minutes of waiting) run beside the rest in a second pytest, on a cluster of
-# their own (slot 9 of tests/_slurm.py), so neither shares a queue with the other.
+# their own (slot 9 of tests/support/slurm_cluster.py), so neither shares a queue with the other.
 long_log=$(mktemp)
 (unset SLURM_CONF; EXPERIMENTS_TEST_SLOT=9 exec "${PYTEST[@]}" -m long_wait --durations=10 \
     >"$long_log" 2>&1) &

@@ -1,4 +1,4 @@
-"""The test clusters of tests/_slurm.py really run jobs and enforce their limits."""
+"""The test clusters of tests/support/slurm_cluster.py really run jobs and enforce their limits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests._slurm import SlurmCluster
+from tests.support.slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.slurm
 

@@ -1,4 +1,4 @@
-"""experiments.storage against a real local GCS API server (tests/_gcs.py) and fsspec's
+"""experiments.storage against a real local GCS API server (tests/support/gcs.py) and fsspec's
 file:// and memory:// filesystems. No mocks, except one patched rename to interrupt a download."""
 
 from __future__ import annotations

@@ -22,9 +22,8 @@ import pytest
 
 from experiments.backends.slurm.client import SlurmClient
 from experiments.tracking.store import Store
-
-from .helpers import run_cli
-from .slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
+from tests.support.cli import run_cli
+from tests.support.slurm import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from experiments.config import settings as cfg
-
-from .helpers import done_markers, run_cli
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
 
 
 def _pretend_gpus() -> None:

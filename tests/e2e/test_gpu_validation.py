@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._slurm import SlurmCluster
-
-from .helpers import done_markers, run_cli
-from .slurm_helpers import cancel_all, wait_until_idle
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all, wait_until_idle
+from tests.support.slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.slurm
 

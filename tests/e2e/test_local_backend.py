@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from experiments.tracking.store import Store
-
-from .helpers import done_markers, run_cli
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
 
 EXPERIMENT = '''
 import os

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests._slurm import SlurmCluster
-from tests.e2e.helpers import done_markers, run_cli
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm_cluster import SlurmCluster
 
 pytestmark = pytest.mark.slurm
 
@@ -69,6 +70,7 @@ def test_inside_an_allocation_local_runs_without_a_word(
 
 def test_the_configs_local_cpus_lifts_the_cap(tmp_path: Path, slurm_cluster: SlurmCluster,
                                               experiments_home: Path) -> None:
+    experiments_home.mkdir(parents=True, exist_ok=True)  # the home is made on first use
     (experiments_home / "config.json").write_text(json.dumps({"local": {"cpus": 2}}))
     script, env, _ = _setup(tmp_path, slurm_cluster)
     dry = run_cli(script, "drylaunch", "--local", env=env)

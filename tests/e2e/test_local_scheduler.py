@@ -21,8 +21,8 @@ import pytest
 
 from experiments.backends.local.backend import process_start
 from experiments.tracking.store import Store
-
-from .helpers import done_markers, run_cli
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
 
 EXPERIMENT = '''
 import os

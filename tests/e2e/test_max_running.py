@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import done_markers, run_cli
-from .slurm_helpers import cancel_all
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all
 
 EXPERIMENT = '''
 import os, time

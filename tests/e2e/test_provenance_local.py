@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .helpers import run_cli
+from tests.support.cli import run_cli
 
 EXPERIMENT = '''
 import os

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from experiments.config import settings as cfg
-
-from .helpers import done_markers, run_cli
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
 
 # Quick start (sections 1 and 2) and the multi-stage snippet of the seed README, verbatim
 # except that `...` placeholders are filled and the datasets list is defined.

@@ -9,52 +9,13 @@ from pathlib import Path
 import pytest
 
 from experiments.tracking.store import Store
-
-from .helpers import done_markers, run_cli
-from .slurm_helpers import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
+from tests.support.cli import run_cli
+from tests.support.experiments import TWO_TIERS as EXPERIMENT
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all, count_calls, my_jobs, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 
-EXPERIMENT = '''
-import os
-from dataclasses import dataclass
-from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
-
-FAIL = os.environ.get("FAIL_LR", "")
-SLEEP = os.environ.get("SLEEP_S", "0")
-N_PRE = int(os.environ.get("N_PRE", "3"))
-FINE_PARTITION = os.environ.get("FINE_PARTITION", "cpu")
-
-@dataclass(frozen=True)
-class Pre(Artifact):
-    lr: float
-    def get_requirements(self):
-        return {"partition": "gpu", "gpus": "A100:4", "cpus": 8, "time": "10:00"}
-    def construct(self, builder: Task):
-        builder.create_yaml_file("config.yaml", {"lr": self.lr})
-        cmd = "exit 7" if str(self.lr) == FAIL else f"sleep {SLEEP}; echo trained {self.lr}"
-        builder.run_command(cmd)
-
-@dataclass(frozen=True)
-class Fine(Artifact):
-    base: Pre
-    data: str
-    def get_requirements(self):
-        return {"partition": FINE_PARTITION, "time": "10:00"}
-    def construct(self, builder: Task):
-        builder.run_command("test -f " + builder.artifact_path + "/" + self.base.relpath
-                            + "/config.yaml && echo tuned", kwargs={"data": self.data})
-
-pre = ArtifactSet.from_product(cls=Pre, params={"lr": [round(0.1 * (i + 1), 1)
-                                                       for i in range(N_PRE)]})
-fine = ArtifactSet.join_product(pre, ["a", "b"]).map(lambda m, d: Fine(base=m, data=d))
-ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
-                   code_path=os.environ["OUT"])
-ex.stage("pretrain", pre)
-ex.stage("finetune", fine)
-if __name__ == "__main__":
-    ex.auto_cli()
-'''
 
 
 @pytest.fixture

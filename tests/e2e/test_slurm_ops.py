@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import done_markers, run_cli
-from tests.e2e.slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all, count_calls, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 
@@ -79,6 +80,7 @@ def test_wait_exit_codes_with_a_failing_task(tmp_path: Path, slurm_cluster: obje
 
 def test_setup_lines_run_in_the_batch_script_before_the_worker(
         tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
+    experiments_home.mkdir(parents=True, exist_ok=True)  # the home is made on first use
     (experiments_home / "config.json").write_text(json.dumps({
         "setup": ["export A=1"],
         "default_slurm_args": {"cpu": {"setup": ["export B=2"]}}}))
@@ -164,6 +166,7 @@ def test_efficiency_from_one_real_sacct_call(tmp_path: Path, slurm_cluster: obje
 @pytest.mark.long_wait
 def test_retry_failed_escalates_time_after_a_real_timeout(
         tmp_path: Path, slurm_cluster: object, experiments_home: Path) -> None:
+    experiments_home.mkdir(parents=True, exist_ok=True)  # the home is made on first use
     (experiments_home / "config.json").write_text(json.dumps({
         "escalation": {"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2},
                        "caps": {"time": "0:03:00"}}}))

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import run_cli
-from .slurm_helpers import cancel_all, wait_until_idle
+from tests.support.cli import run_cli
+from tests.support.slurm import cancel_all, wait_until_idle
 
 EXPERIMENT = '''
 import os

@@ -1,7 +1,7 @@
 """Storage steps through the real worker: stage one uploads a directory, stage two downloads it.
 
-Runs against the local GCS emulator (tests/_gcs.py), on the local backend and on the real Slurm
-test cluster; the error cases end the artifact as failed with the storage error in its log.
+Runs against the local GCS emulator (tests/support/gcs.py), on the local backend and on the real
+Slurm test cluster; the error cases end the artifact as failed with the storage error in its log.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import done_markers, run_cli
-from .slurm_helpers import cancel_all, wait_until_idle
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all, wait_until_idle
 
 EXPERIMENT = '''
 import os

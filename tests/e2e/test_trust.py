@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from experiments.tracking.store import JobRecord, Store
-
-from .helpers import done_markers, run_cli
-from .slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all, count_calls, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 

@@ -15,9 +15,9 @@ import pytest
 
 from experiments.launching import specs
 from experiments.worker.bootstrap import worker_argv
-
-from .helpers import done_markers, run_cli
-from .slurm_helpers import cancel_all, wait_until_idle
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all, wait_until_idle
 
 EXPERIMENT = '''
 import os

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._slurm import PolicedCluster
+from tests.support.slurm_cluster import PolicedCluster
 
 pytestmark = pytest.mark.slurm
 

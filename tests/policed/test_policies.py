@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import pytest
 
 from experiments.backends.slurm import limits, reasons
-from tests._slurm import PolicedCluster
+from tests.support.slurm_cluster import PolicedCluster
 
 pytestmark = pytest.mark.slurm
 

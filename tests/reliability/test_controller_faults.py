@@ -17,16 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from tests._slurm import FULL_QUEUE, FaultsCluster
-from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import (
+from tests.support.cli import run_cli
+from tests.support.slurm import (
     arrays_known_to_slurm,
     cancel_all,
     count_calls,
     my_jobs,
     wait_until_idle,
 )
-from tests.reliability.test_slurm_reliability import _records, _setup
+from tests.support.slurm import records as _records
+from tests.support.slurm import setup_three_tiers as _setup
+from tests.support.slurm_cluster import FULL_QUEUE, FaultsCluster
 
 pytestmark = pytest.mark.slurm
 

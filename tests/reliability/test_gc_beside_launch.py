@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import done_markers, run_cli
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
 
 EXPERIMENT = '''
 import os

@@ -19,8 +19,8 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, StoreError, Task
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 from experiments.verbs.launch import drylaunch, launch
-from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import cancel_all, my_jobs
+from tests.support.cli import run_cli
+from tests.support.slurm import cancel_all, my_jobs
 
 
 @dataclass(frozen=True)

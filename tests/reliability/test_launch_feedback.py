@@ -23,10 +23,10 @@ from typing import IO
 
 import pytest
 
-from tests._slurm import FULL_QUEUE, FaultsCluster, PolicedCluster
-from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import cancel_all, count_calls, wrap
-from tests.reliability.test_slurm_reliability import _records
+from tests.support.cli import run_cli
+from tests.support.slurm import cancel_all, count_calls, wrap
+from tests.support.slurm import records as _records
+from tests.support.slurm_cluster import FULL_QUEUE, FaultsCluster, PolicedCluster
 
 pytestmark = pytest.mark.slurm
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from experiments.tracking.store import Store
-from tests.e2e.helpers import done_markers, run_cli
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.hostile import aimed_at
 
 EXPERIMENT = '''
 import os
@@ -134,9 +136,6 @@ def test_disk_full_fails_the_artifact_and_keeps_tracking(
         subprocess.run(["umount", "-l", str(small)], check=False)
 
 
-HOSTILE = ["a'; touch /tmp/PWNED_{u}", "$(touch /tmp/PWNED_{u})", "`touch /tmp/PWNED_{u}`",
-           "a\n#SBATCH --wrap=x", "--output=/etc/x", "x" * 300, "../../../../tmp/PWNED_{u}",
-           "/etc/passwd", "ünïcødé ✓"]
 
 
 @pytest.mark.parametrize("backend", ["local", pytest.param("slurm", marks=pytest.mark.slurm)])
@@ -145,7 +144,7 @@ def test_hostile_parameter_values_stay_inside_the_root(exp: tuple[Path, dict[str
                                                        request: pytest.FixtureRequest) -> None:
     script, env, out = exp
     u = tmp_path.name
-    names = [h.format(u=u) for h in HOSTILE]
+    names = aimed_at(f"/tmp/PWNED_{u}")  # the shared hostile strings, aimed at a canary
     hostile = tmp_path / "hostile.py"
     text = EXPERIMENT.replace(
         'os.environ.get("NAMES", "a,b,c")\n                                                   '
@@ -159,7 +158,7 @@ def test_hostile_parameter_values_stay_inside_the_root(exp: tuple[Path, dict[str
     res = run_cli(hostile, "launch", env=env)
     assert res.returncode == 0, res.stderr
     if backend == "slurm":
-        from tests.e2e.slurm_helpers import wait_until_idle
+        from tests.support.slurm import wait_until_idle
         wait_until_idle(f"hostile{u[-6:]}")
     assert not list(Path("/tmp").glob(f"PWNED_{u}*"))  # no injected command ran
     assert not Path("/etc/x").exists()
@@ -167,7 +166,7 @@ def test_hostile_parameter_values_stay_inside_the_root(exp: tuple[Path, dict[str
     assert not any(u in n or "PWNED" in n for n in new), new
     built = done_markers(out)
     assert len(built) == len(names)
-    got = sorted((p.parent / "name.txt").read_text() for p in built)
+    got = sorted((p.parent / "name.txt").read_bytes().decode() for p in built)
     assert got == sorted(names)  # values round-trip exactly
     for p in out.rglob("*"):
         assert p.resolve().is_relative_to(out.resolve())

@@ -1,6 +1,6 @@
 """Builds on Slurm where ``flock`` fails for real: the batch script's worker runs under strace,
 which makes every ``flock`` fail with ENOSYS (config.json's ``python`` is a wrapper that execs
-strace on the real interpreter; see tests/_strace.py). The worker falls back to lock files;
+strace on the real interpreter; see tests/support/strace.py). The worker falls back to lock files;
 one held by a live Slurm job makes its artifact busy, one of an ended job is taken over."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests._slurm import SlurmCluster
-from tests._strace import no_flock, no_flock_python
-from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import cancel_all, wait_until_idle
+from tests.support.cli import run_cli
+from tests.support.slurm import cancel_all, wait_until_idle
+from tests.support.slurm_cluster import SlurmCluster
+from tests.support.strace import no_flock, no_flock_python
 
 pytestmark = pytest.mark.slurm
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from experiments.tracking.store import Store
-from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import cancel_all, my_jobs, wait_until_idle, wrap_commands
+from tests.support.cli import run_cli
+from tests.support.slurm import cancel_all, my_jobs, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 

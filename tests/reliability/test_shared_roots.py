@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 
 from experiments.launching import specs
-from tests._slurm import FaultsCluster
-from tests.e2e.helpers import done_markers, run_cli
-from tests.e2e.slurm_helpers import cancel_all, my_jobs
-from tests.reliability.test_slurm_reliability import _records, _setup
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import cancel_all, my_jobs
+from tests.support.slurm import records as _records
+from tests.support.slurm import setup_three_tiers as _setup
+from tests.support.slurm_cluster import FaultsCluster
 
 
 def _live(project: str) -> set[str]:

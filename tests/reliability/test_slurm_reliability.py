@@ -10,89 +10,25 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from experiments.tracking.store import Store
-from tests.e2e.helpers import done_markers, run_cli
-from tests.e2e.slurm_helpers import (
+from tests.support.cli import run_cli
+from tests.support.experiments import done_markers
+from tests.support.slurm import (
     arrays_known_to_slurm,
     cancel_all,
     count_calls,
     my_jobs,
     wait_until_idle,
-    wrap_commands,
 )
+from tests.support.slurm import records as _records
+from tests.support.slurm import setup_three_tiers as _setup
 
 pytestmark = pytest.mark.slurm
-
-# Three tiers: A -> B -> C, two artifacts each; every build appends its relpath to RUNS.
-THREE_TIERS = '''
-import os
-from dataclasses import dataclass
-from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
-
-SLEEP = os.environ.get("SLEEP_S", "0")
-EXTRA = {k: v for k, v in [kv.split("=") for kv in os.environ.get("REQS", "").split(",") if kv]}
-
-def _run(builder, self):
-    builder.run_command(f"sleep {SLEEP}; echo " + self.relpath + " >> " + os.environ["RUNS"])
-
-@dataclass(frozen=True)
-class A(Artifact):
-    i: int
-    def get_requirements(self):
-        return {"partition": "gpu", "time": "10:00", **EXTRA}
-    def construct(self, builder: Task):
-        _run(builder, self)
-
-@dataclass(frozen=True)
-class B(Artifact):
-    a: A
-    def get_requirements(self):
-        return {"partition": "cpu", "time": "10:00"}
-    def construct(self, builder: Task):
-        _run(builder, self)
-
-@dataclass(frozen=True)
-class C(Artifact):
-    b: B
-    def construct(self, builder: Task):
-        _run(builder, self)
-
-n = int(os.environ.get("N", "2"))
-a = ArtifactSet.from_product(cls=A, params={"i": list(range(n))})
-b = a.map(lambda x: B(a=x))
-c = b.map(lambda x: C(b=x))
-ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
-                   code_path=os.environ["OUT"])
-ex.stage("a", a)
-ex.stage("b", b)
-ex.stage("c", c)
-if __name__ == "__main__":
-    ex.auto_cli()
-'''
-
-
-def _setup(tmp_path: Path, extra: dict[str, str] | None = None,
-           wrappers: dict[str, str] | None = None) -> tuple[Path, dict[str, str], Path, Path]:
-    script = tmp_path / "exp.py"
-    script.write_text(THREE_TIERS)
-    out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    wrapped, calls = wrap_commands(tmp_path, wrappers)
-    env = {"OUT": str(out), "PROJECT": f"r{uuid.uuid4().hex[:8]}", "RUNS": str(tmp_path / "runs"),
-           **wrapped, **(extra or {})}
-    return script, env, out, calls
-
-
-def _records(project: str) -> list[dict[str, object]]:
-    store = Store(Path(os.environ["EXPERIMENTS_HOME"]), project)
-    return [r.to_dict() for r in store.all_records()]
-
 
 def _assert_built_once(env: dict[str, str], out: Path, expected: int) -> None:
     wait_until_idle(env["PROJECT"])

@@ -16,9 +16,9 @@ from experiments import LocalExecutor, verbs
 from experiments.report import write_report
 from experiments.report.serve import ReportServer, make_server
 from experiments.tracking.status import ArtifactState as S
-
-from . import grid as g
-from .conftest import need
+from tests.support import report_grid as g
+from tests.support.browser import need
+from tests.support.browser import page_counts as _counts
 
 need("jinja2")
 By: Any = need("selenium.webdriver.common.by").By
@@ -44,14 +44,6 @@ def page(ex: LocalExecutor, browser: Any, tmp_path: Path) -> Any:
     written = write_report(ex.session(), None, tmp_path / "report.html")
     browser.get(written.path.as_uri())
     return browser
-
-
-def _counts(browser: Any) -> dict[tuple[str, str], int]:
-    """The counts the page shows, read in one script call (a live swap cannot go stale)."""
-    rows = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#progress-body span.count'))"
-        ".map(e => [e.dataset.stage, e.dataset.state, e.textContent])")
-    return {(stage, state): int(text) for stage, state, text in rows}
 
 
 def _no_script_ran(browser: Any) -> None:

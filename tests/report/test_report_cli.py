@@ -9,17 +9,15 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, SlurmExecutor, paths
 from experiments.report import write_report
 from experiments.session import Session
-from tests.e2e.helpers import run_cli
-
-from .conftest import need
+from tests.support.browser import need
+from tests.support.cli import run_cli
+from tests.support.experiments import readme_grid
 
 need("jinja2")
 
@@ -27,7 +25,7 @@ EXPERIMENT = '''
 import os, sys
 sys.path.insert(0, os.environ["TESTS_ROOT"])
 from pathlib import Path
-from tests.report import grid
+from tests.support import report_grid as grid
 ex = grid.executor(Path(os.environ["GRID"]))
 if __name__ == "__main__":
     ex.auto_cli()
@@ -73,41 +71,6 @@ def test_serve_prints_its_url_and_stops_on_sigint(script: tuple[Path, dict[str, 
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
-
-
-# -- the README's 36-artifact grid --------------------------------------------------------------
-@dataclass(frozen=True)
-class PretrainedModel(Artifact):
-    learning_rate: float
-    num_epochs: int
-
-    def get_requirements(self) -> dict[str, object]:
-        return {"partition": "gpu", "gpus": "A100:4", "cpus": 8, "time": "24:00:00"}
-
-
-@dataclass(frozen=True)
-class FinetunedModel(Artifact):
-    base_model: PretrainedModel
-    dataset: str
-
-
-def readme_grid(root: Path, factor: int = 1) -> SlurmExecutor:
-    """The README's quick start (12 pretrained, 24 finetuned), every artifact built with
-    metrics; ``factor`` multiplies the learning rates swept."""
-    lrs = [10 ** -(1 + i / factor) for i in range(3 * factor)]
-    pre = ArtifactSet.from_product(cls=PretrainedModel, params={
-        "learning_rate": lrs, "num_epochs": [10, 20, 50, 100]})
-    fine = ArtifactSet.join_product(pre, ["squad", "glue"]).map(
-        lambda m, d: FinetunedModel(base_model=m, dataset=d))
-    ex = SlurmExecutor(project="readme", artifact_path=str(root / "out"), code_path=str(root))
-    ex.stage("pretrain", pre)
-    ex.stage("finetune", fine)
-    for i, art in enumerate([*pre, *fine]):
-        folder = Path(paths.artifact_dir(ex.artifact_path, art.relpath))
-        folder.mkdir(parents=True)
-        (folder / "metrics.json").write_text(json.dumps({"loss": 1 / (i + 1), "acc": i % 7}))
-        (folder / ".done").write_text("{}")
-    return ex
 
 
 def test_report_of_the_built_readme_grid_asks_no_scheduler(tmp_path: Path,

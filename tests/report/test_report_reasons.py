@@ -6,48 +6,24 @@ hostile hint shown as text. The reasons are steered on FakeBackend; the policed 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Executor, Task, backends, verbs
+from experiments import ArtifactSet, verbs
 from experiments.backends.fake import FakeBackend
 from experiments.report import write_report
 from experiments.states import Outlook
-
-from .conftest import need
+from tests.support.browser import need
+from tests.support.experiments import FakeExecutor, Node
+from tests.support.hostile import IMG_TAG as HOSTILE
 
 need("jinja2")
 By: Any = need("selenium.webdriver.common.by").By
 NoAlert: Any = need("selenium.common.exceptions").NoAlertPresentException
 
 TIME = "the gpu partition allows 12:00:00, the artifact asks 24:00:00; lower `time`"
-HOSTILE = "<img src=x onerror=\"window.__pwned=1\">"
-
-
-@dataclass(frozen=True)
-class Node(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-class FakeExecutor(Executor):
-    default_backend = "fake"
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeBackend]:
-    monkeypatch.setenv("EXPERIMENTS_HOME", str(tmp_path / "home"))
-    backend = FakeBackend()
-    previous = backends.register("fake", lambda options: backend)
-    yield backend
-    assert previous is not None
-    backends.register("fake", previous)
 
 
 def test_the_page_lists_why_tasks_wait(fake: FakeBackend, browser: Any, tmp_path: Path) -> None:

@@ -24,9 +24,8 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, Task
 from experiments.report import write_report
 from experiments.report.serve import make_server
 from experiments.tracking.status import ArtifactState as S
-
-from . import hostile_grid as hg
-from .conftest import need
+from tests.support import hostile_grid as hg
+from tests.support.browser import need
 
 need("jinja2")
 By: Any = need("selenium.webdriver.common.by").By
@@ -103,7 +102,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tests.report.hostile_grid", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "tests.support.hostile_grid", *args], cwd=REPO,
                           env={**os.environ, **env, "COLUMNS": "200"}, capture_output=True,
                           text=True, timeout=300)
 

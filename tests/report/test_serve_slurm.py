@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import run_cli
-from tests.e2e.slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands
-from tests.e2e.test_slurm_e2e import EXPERIMENT
-
-from .conftest import need
-from .test_report_browser import _counts
+from tests.support.browser import need
+from tests.support.browser import page_counts as _counts
+from tests.support.cli import run_cli
+from tests.support.experiments import TWO_TIERS as EXPERIMENT
+from tests.support.slurm import cancel_all, count_calls, wait_until_idle, wrap_commands
 
 pytestmark = pytest.mark.slurm
 WebDriverWait: Any = need("selenium.webdriver.support.wait").WebDriverWait

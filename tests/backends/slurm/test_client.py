@@ -16,7 +16,7 @@ from experiments.backends.slurm.parse import expand_key, map_state, merge, parse
 from experiments.backends.slurm.script import render_script
 from experiments.errors import SchedulerQueryError, SubmissionError
 from experiments.states import JobState, TaskStatus
-from tests.e2e.slurm_helpers import wrap
+from tests.support.slurm import wrap
 
 TIMEOUT_ERR = "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
 

@@ -3,7 +3,7 @@ cluster, counted through wrappers: tests/reliability/test_polling_slurm.py)."""
 
 from __future__ import annotations
 
-from experiments.backends.slurm.parse import keyed, merge, parse_rows, to_account
+from experiments.backends.slurm.parse import keyed, merge, parse_rows, parse_usage, to_account
 from experiments.states import JobState, TaskKey
 from experiments.tracking.store import JobRecord
 
@@ -50,3 +50,14 @@ def test_rows_are_keyed_by_position_and_held_tasks_marked_each() -> None:
     assert out[TaskKey("5", 0)].held and "scontrol release 5_10`" in out[TaskKey("5", 0)].hint
     assert "scontrol release 5_11`" in out[TaskKey("5", 1)].hint
     assert not out[TaskKey("5", 2)].held
+
+
+def test_sacct_usage_rows_are_parsed_per_task() -> None:
+    rows = ["12_0|COMPLETED|00:10:00|00:35:00|", "12_0.batch|COMPLETED|00:10:00|00:35:00|2048K",
+            "12_0.extern|COMPLETED|00:10:00|00:00:00|1G", "12_1|TIMEOUT|1-00:00:01|10:00.500|",
+            "12_2|CANCELLED by 0|00:00:00|00:00:00|"]
+    used = parse_usage(rows)
+    assert used["12_0"].elapsed_s == 600 and used["12_0"].cpu_s == 2100
+    assert used["12_0"].max_rss_mb == 1024  # the largest step
+    assert used["12_1"].elapsed_s == 86401 and used["12_1"].cpu_s == 600.5
+    assert used["12_1"].max_rss_mb is None and used["12_2"].state == "CANCELLED"

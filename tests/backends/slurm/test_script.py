@@ -15,7 +15,8 @@ from experiments.backends.slurm.sbatch_options import array_throttle, slurm_opti
 from experiments.backends.slurm.script import render_script
 from experiments.errors import DefinitionError
 from experiments.worker.bootstrap import BOOTSTRAP
-from tests.backends.slurm.test_options import BAD_CHARS, HOSTILE, sbatch_args
+from tests.support.hostile import HOSTILE
+from tests.support.slurm import BAD_CHARS, sbatch_args
 
 REFERENCE = Path(__file__).parent / "reference" / "basic.sbatch"
 REQS = {"partition": "gpu", "gpus": "A100:4", "cpus": 8, "time": "24:00:00", "mem": 64,
