@@ -6,7 +6,7 @@ run; every artifact is checked to be built afterwards). Beside it the same N `tr
 `parallel -j2 true ::: 1..N` (GNU parallel, from `bash bench/setup_peers.sh`) and
 `seq N | xargs -P2 -n1 true`, and, as floors of any Python worker, `xargs -P2 -n1` of
 `python -c pass` (an interpreter start per task) and of
-`python -c 'import experiments.worker.main'`.
+`python -c 'import experiments.worker.build'`.
 Medians of --reps runs (interleaved); every ratio is taken from the same run of this script.
 The goal of issue 18 (a pool of long-lived workers instead of an interpreter per artifact):
 ours at >= 2.5x the rate of `python -c pass` through xargs with the same parallelism; the last
@@ -110,9 +110,9 @@ def main() -> None:
     interpreter = f"xargs -P{j} -n1 python -c pass (interpreter floor)"
     contenders[interpreter] = lambda: shell(
         ["sh", "-c", f"{seq} | xargs -P{j} -n1 {py} -c pass"], "xargs python")
-    contenders[f"xargs -P{j} -n1 python -c 'import experiments.worker.main' (import floor)"] = (
+    contenders[f"xargs -P{j} -n1 python -c 'import experiments.worker.build' (import floor)"] = (
         lambda: shell(["sh", "-c", f"{seq} | xargs -P{j} -n1 {py} -c "
-                       "'import experiments.worker.main'"], "xargs import"))
+                       "'import experiments.worker.build'"], "xargs import"))
 
     times: dict[str, list[float]] = {k: [] for k in contenders}
     if shutil.which("uptime"):

@@ -7,7 +7,7 @@ instead: it creates ``<dir>/paused`` and waits until ``<dir>/go`` exists (at mos
 so a test can run another command at that exact moment of this one.
 The labels: ``before-submit`` (a job's intent is recorded, the scheduler not yet asked) and
 ``after-submit`` (the scheduler accepted the job, its id not yet recorded), which every backend
-passes through in :class:`~experiments.launching.context.LaunchContext`; ``jobs-json-write``
+passes through in :class:`~experiments.launching.launch_context.LaunchContext`; ``jobs-json-write``
 (a store file half written) and the labels given to ``_atomic`` writes.
 """
 

@@ -23,7 +23,7 @@ from .model.sets import ArtifactSet
 from .worker import task_setup
 
 if TYPE_CHECKING:
-    from .launching.context import Progress
+    from .launching.launch_context import Progress
     from .plan.overrides import Overrides
     from .report import ReportWritten
     from .session import Session

@@ -22,7 +22,7 @@ def _slurm(options: BackendOptions) -> Backend:
 
 
 def _local(options: BackendOptions) -> Backend:
-    from .local.backend import LocalBackend
+    from .local.machine import LocalBackend
 
     return LocalBackend(options.workers, options.config)
 

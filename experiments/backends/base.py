@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..config.settings import Config
-    from ..launching.context import LaunchContext
+    from ..launching.launch_context import LaunchContext
     from ..plan import Group, Plan
     from ..plan.lanes import ArrayLayout
     from ..resources import Resources, Scalar

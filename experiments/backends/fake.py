@@ -23,11 +23,11 @@ from ..plan import Group, Plan, chunk
 from ..resources import Resources, Scalar, common_resources
 from ..states import JobState, Outlook, TaskKey, TaskStatus
 from ..tracking.store import JobRecord
-from ..worker.base import WorkerState
+from ..worker.common import WorkerState
 from .base import Description
 
 if TYPE_CHECKING:
-    from ..launching.context import LaunchContext
+    from ..launching.launch_context import LaunchContext
 
 NAME = "fake"
 

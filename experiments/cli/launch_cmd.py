@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from ..errors import LaunchIncomplete
-    from ..launching.context import LaunchEvent
+    from ..launching.launch_context import LaunchEvent
     from ..launching.waits import SubmitWait
     from ..plan.lanes import ArrayLayout
     from ..session import Session
@@ -122,7 +122,7 @@ def _detach_env() -> str:
 
 def _progress_printer(bar: Progress) -> Progressor:
     """Launch events onto the progress bar; Slurm's slow submissions as lines above it."""
-    from ..launching.context import EventKind
+    from ..launching.launch_context import EventKind
 
     handle: dict[str, Any] = {}
 
@@ -143,7 +143,7 @@ def _progress_printer(bar: Progress) -> Progressor:
 def _announcing(progress: Progressor) -> Progressor:
     """Progress that also tells a waiting ``--detach`` parent when the jobs are recorded."""
     from ..backends.local import detach
-    from ..launching.context import EventKind
+    from ..launching.launch_context import EventKind
 
     def wrapped(event: LaunchEvent) -> None:
         if event.kind is EventKind.START:
@@ -424,7 +424,7 @@ def print_waiting(event: LaunchEvent) -> None:
 
 def waits_to_stderr(event: LaunchEvent) -> None:
     """``launch --json``'s progress: only the waits, on stderr (stdout holds the JSON)."""
-    from ..launching.context import EventKind
+    from ..launching.launch_context import EventKind
 
     if event.kind is EventKind.WAITING:
         render.line(waiting_line(event), err=True)

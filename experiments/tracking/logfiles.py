@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from ..worker.base import EARLY_FAILURE, section_of
+from ..worker.common import EARLY_FAILURE, section_of
 
 DEFAULT_LINES = 200
 CHUNK_BYTES = 256 * 1024

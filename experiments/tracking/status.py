@@ -18,7 +18,7 @@ from ..errors import SchedulerQueryError
 from ..model.artifact import Artifact
 from ..states import JobState, Outlook, TaskKey, TaskStatus
 from ..worker import trust
-from ..worker.base import WorkerState
+from ..worker.common import WorkerState
 from .logfiles import early_failure
 from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason

@@ -23,7 +23,7 @@ from filelock import FileLock, Timeout
 from .. import paths
 from ..config.settings import lock_mode
 from ..errors import ExperimentsError
-from ..launching.context import clear_stop, request_stop
+from ..launching.launch_context import clear_stop, request_stop
 from ..session import Session
 from ..tracking.store import JobRecord, RecordState
 

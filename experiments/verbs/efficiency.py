@@ -27,7 +27,7 @@ from ..session import Session
 from ..states import TaskKey, TaskUsage
 from ..tracking.status import ArtifactState, worker_account
 from ..tracking.store import JobRecord
-from ..worker.base import WorkerState
+from ..worker.common import WorkerState
 
 WORST = 5
 

@@ -20,7 +20,7 @@ from .. import paths
 from ..backends.base import Backend, Description, LaysOutArrays
 from ..config.settings import lock_mode
 from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
-from ..launching.context import LaunchContext, Progress, pending_intents
+from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
 from ..launching.snapshot_pins import unpin

@@ -28,7 +28,7 @@ from datetime import datetime
 from .. import _proc
 from ..backends.base import Backend, SubmissionTracking
 from ..errors import ExperimentsError, SchedulerQueryError
-from ..launching.context import pending_intents
+from ..launching.launch_context import pending_intents
 from ..session import Session
 from ..tracking.store import JobRecord, RecordState
 

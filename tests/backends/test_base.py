@@ -15,7 +15,7 @@ import pytest
 
 from experiments.backends import base
 from experiments.backends.fake import FakeBackend
-from experiments.backends.local.backend import LocalBackend
+from experiments.backends.local.machine import LocalBackend
 from experiments.backends.slurm.backend import SlurmBackend
 from experiments.backends.slurm.client import SlurmClient
 from experiments.config import settings

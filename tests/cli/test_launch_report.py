@@ -9,7 +9,7 @@ import pytest
 
 from experiments import _proc
 from experiments.cli.launch_cmd import waiting_line
-from experiments.launching.context import EventKind, LaunchEvent
+from experiments.launching.launch_context import EventKind, LaunchEvent
 from experiments.launching.waits import SubmitWait, WaitPhase
 from experiments.tracking.store import JobRecord
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends.local.backend import process_start
+from experiments.backends.local.machine import process_start
 from experiments.tracking.store import Store
 from tests.support.cli import run_cli
 from tests.support.experiments import done_markers

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from experiments import Artifact, ArtifactSet, LocalExecutor, Task
 from experiments.backends.fake import FakeBackend
-from experiments.launching.context import LaunchContext
+from experiments.launching.launch_context import LaunchContext
 from experiments.launching.project_budget import held_slots
 from experiments.plan import Plan
 from experiments.session import Session

@@ -24,7 +24,7 @@ from experiments.tracking import ends as tracking
 from experiments.tracking.outcomes import Verdict, scheduler_reason
 from experiments.tracking.status import ArtifactState as S
 from experiments.tracking.store import JobRecord, Store
-from experiments.worker.main import WorkerState
+from experiments.worker.build import WorkerState
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from experiments.tracking.status import (
     worker_account,
 )
 from experiments.tracking.store import JobRecord, RecordState
-from experiments.worker.base import WorkerState
+from experiments.worker.common import WorkerState
 from tests.support.experiments import Node
 
 

@@ -11,12 +11,7 @@ from pathlib import Path
 
 from experiments import Artifact, Task
 from experiments.tracking.status import ArtifactState as S
-from experiments.tracking.views import (
-    MAX_DEPTH,
-    ArtifactView,
-    make_table,
-    read_json_noted,
-)
+from experiments.tracking.views import MAX_DEPTH, ArtifactView, make_table, read_json_noted
 from tests.support.hostile import HOSTILE
 
 

@@ -12,7 +12,7 @@ from filelock import FileLock
 from experiments import ArtifactSet, paths, verbs
 from experiments.backends.fake import FakeBackend
 from experiments.errors import ExperimentsError
-from experiments.launching.context import stop_requested
+from experiments.launching.launch_context import stop_requested
 from experiments.session import Session
 from experiments.tracking.store import RecordState
 from experiments.verbs.cancel import cancel_jobs, cancel_targets, other_files

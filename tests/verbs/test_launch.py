@@ -18,7 +18,7 @@ from experiments.errors import DefinitionError, SchedulerQueryError, SubmissionE
 from experiments.session import Session
 from experiments.tracking.status import ArtifactState as S
 from experiments.tracking.store import RecordState
-from experiments.worker.main import WorkerState
+from experiments.worker.build import WorkerState
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from ... import _atomic, paths
-from ...launching.context import EventKind, LaunchContext, LaunchEvent, PreparedJob
+from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent, PreparedJob
 from ...resources import Resources
 from ...states import JobState, TaskKey
 from ...tracking.store import now_iso

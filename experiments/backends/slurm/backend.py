@@ -22,7 +22,7 @@ from pathlib import Path
 from ... import _atomic, paths
 from ...config.settings import Config
 from ...errors import SubmissionError
-from ...launching.context import EventKind, LaunchContext, LaunchEvent
+from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent
 from ...launching.waits import OnWait, SubmitWait
 from ...plan import Group, Plan
 from ...plan.lanes import ArrayLayout, Wait

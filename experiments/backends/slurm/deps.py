@@ -8,7 +8,7 @@ first:
 
 - the dying worker, in its grace period: ``write_dependents`` leaves, in the upstream job's spec
   directory, one small file per array waiting on it task by task (written right after that
-  array is submitted), which :func:`experiments.worker.base.cancel_dependents` reads;
+  array is submitted), which :func:`experiments.worker.common.cancel_dependents` reads;
 - the next ``status``/``launch``/``wait``: ``end_never_satisfied`` cancels every tracked task
   Slurm reports pending ``DependencyNeverSatisfied`` and records it as dependency failed.
 """
@@ -23,7 +23,7 @@ from ...errors import SchedulerQueryError
 from ...launching import specs
 from ...states import JobState, TaskKey, TaskStatus
 from ...tracking.store import JobRecord
-from ...worker.base import record_dependency_failed
+from ...worker.common import record_dependency_failed
 from .client import SlurmClient
 
 NEVER = "DependencyNeverSatisfied"

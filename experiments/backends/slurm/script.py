@@ -36,15 +36,9 @@ from typing import TYPE_CHECKING
 from ... import paths
 from ...errors import DefinitionError
 from ...worker import task_setup
-from ...worker.base import EARLY_FAILURE, EXIT_ZERO_ENV
 from ...worker.bootstrap import BOOTSTRAP, FLAGS, PACKAGE_PARENT
-from .sbatch_options import (
-    Option,
-    check_not_owned,
-    check_text,
-    quote_directive_value,
-    with_time,
-)
+from ...worker.common import EARLY_FAILURE, EXIT_ZERO_ENV
+from .sbatch_options import Option, check_not_owned, check_text, quote_directive_value, with_time
 
 if TYPE_CHECKING:
     from ...plan import Group

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from experiments.backends.local.backend import LocalBackend
 from experiments.backends.local.capacity import LOGIN_NODE_WORKERS, Capacity, login_node
+from experiments.backends.local.machine import LocalBackend
 from experiments.config import settings as cfg
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from ... import _atomic, paths
 from ...config.settings import Config
 from ...errors import DefinitionError
-from ...launching.context import EventKind, LaunchContext, LaunchEvent, PreparedJob
+from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent, PreparedJob
 from ...plan import Group, Plan
 from ...resources import Resources, Scalar, common_resources
 from ...states import JobState, TaskKey, TaskStatus

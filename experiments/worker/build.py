@@ -24,7 +24,7 @@ from ..errors import SpecError
 from ..launching import specs
 from . import code_guard, provenance, slurm, task_setup, trust
 from . import lock as locking
-from .base import (
+from .common import (
     EARLY_FAILURE,
     EXIT_BUSY,
     EXIT_DEPENDENCY_FAILED,
@@ -36,9 +36,9 @@ from .base import (
     scheduler_exit_code,
     section_line,
 )
-from .base import hostname as _hostname
-from .base import now as _now
-from .base import say as _say
+from .common import hostname as _hostname
+from .common import now as _now
+from .common import say as _say
 
 TYPE_CHECKING = False  # typing, socket and dataclass steps stay out of every task's start
 if TYPE_CHECKING:

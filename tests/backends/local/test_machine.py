@@ -1,4 +1,4 @@
-"""The local backend (experiments.backends.local.backend) without running a task: what it
+"""The local backend (experiments.backends.local.machine) without running a task: what it
 refuses, how it describes a group, what it answers about local jobs, how it numbers them."""
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from types import SimpleNamespace
 import pytest
 
 from experiments import paths
-from experiments.backends.local.backend import (
+from experiments.backends.local.capacity import LOGIN_NODE_WORKERS, Capacity
+from experiments.backends.local.machine import (
     LocalBackend,
     _next_job_id,
     launcher_alive,
     process_start,
 )
-from experiments.backends.local.capacity import LOGIN_NODE_WORKERS, Capacity
 from experiments.errors import DefinitionError
 from experiments.resources import common_resources
 from experiments.states import JobState, TaskKey, TaskStatus

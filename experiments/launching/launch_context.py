@@ -192,7 +192,7 @@ class LaunchContext:
         indices, packs = specs.array_layout(sparse) if sparse else ((), ())
         res = group.resources
         checkpoint = None
-        if res.checkpoint_before_s:  # the worker requeues after this signal (see worker/main)
+        if res.checkpoint_before_s:  # the worker requeues after this signal (see worker/build.py)
             checkpoint = specs.Checkpoint(
                 res.checkpoint_signal, res.max_requeues,
                 dict(res.requirements).get("requeue", True) is not False)

@@ -11,7 +11,12 @@ import pytest
 from experiments import Artifact, ArtifactSet, LocalExecutor, Task
 from experiments.backends.fake import FakeBackend
 from experiments.launching import specs
-from experiments.launching.context import EventKind, LaunchContext, LaunchEvent, pending_intents
+from experiments.launching.launch_context import (
+    EventKind,
+    LaunchContext,
+    LaunchEvent,
+    pending_intents,
+)
 from experiments.session import Session
 from experiments.tracking.status import Live
 from experiments.tracking.store import RecordState
