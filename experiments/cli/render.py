@@ -64,8 +64,8 @@ err = _console(stderr=True)
 
 S = ArtifactState
 _STYLE = {S.BUILT: "green", S.RUNNING: "cyan", S.QUEUED: "blue", S.FAILED: "red",
-          S.DEP_FAILED: "red", S.CANCELLED: "yellow", S.UNKNOWN: "magenta",
-          S.SUBMITTING: "magenta", S.NOT_STARTED: "dim"}
+          S.DEP_FAILED: "red", S.CANCELLED: "yellow", S.MODIFIED: "red",
+          S.UNKNOWN: "magenta", S.SUBMITTING: "magenta", S.NOT_STARTED: "dim"}
 
 
 def error(message: str) -> None:
@@ -394,11 +394,11 @@ def report_written(written: ReportWritten) -> None:
               f"{escape(summary)}", soft_wrap=True)
 
 
-def serving(project: str, url: str, token: bool) -> None:
+def serving(project: str, url: str) -> None:
     out.print(f"Serving the report of {escape(project)} at {url}", soft_wrap=True)
-    if token:
-        out.print("Anyone with this URL (it holds the token) can read the report; requests "
-                  "without it are refused.", soft_wrap=True)
+    out.print("Keep this URL to yourself: it holds the token every request needs (anyone "
+              "with it can read the report and its logs); requests without it are refused.",
+              soft_wrap=True)
     out.print("Read-only; Ctrl-C stops.")
     sys.stdout.flush()
 # -- waiting and watching ------------------------------------------------------------------

@@ -7,14 +7,18 @@ asks that of every artifact; most of them share a parent folder (``<root>/<Class
 listing of that folder says which artifact folders exist at all, and only those are asked for
 their done marker: a grid never run costs one listing per class instead of a million ``stat``
 calls. A folder that cannot be listed falls back to asking each artifact.
+
+``problem`` says whether a built artifact's folder is safely ours (:mod:`experiments.worker.
+folders`): one ``lstat`` of its folder, the folders above it once per index.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
 from .. import paths
-from ..worker import trust
+from ..worker import folders, trust
 
 
 class DoneIndex:
@@ -28,6 +32,8 @@ class DoneIndex:
         self.root = root
         self._folders: dict[str, frozenset[str] | None] = {}
         self._built: dict[str, bool] = {}
+        self._judged: dict[str, str | None] = {}  # folder → why it is not safely ours
+        self._trust: folders.Trust | None = None
 
     def __call__(self, relpath: str) -> bool:
         if not self.has_folder(relpath):
@@ -59,3 +65,30 @@ class DoneIndex:
             return frozenset()  # no folder: nothing under it is built
         except OSError:
             return None  # e.g. not readable: ask each artifact
+
+    def problem(self, relpath: str) -> str | None:
+        """Why the folder of a built artifact (or one between it and the root) could have been
+        changed by another account: a stranger's, writable by others, or a symlink. None when
+        it is safely ours (see :mod:`experiments.worker.folders`)."""
+        if self._trust is None:
+            self._trust = folders.Trust(*trust.trusted_ids())
+        parts = [p for p in relpath.split("/") if p]
+        for i in range(len(parts) + 1):
+            folder = os.path.join(self.root, *parts[:i])
+            if folder not in self._judged:
+                self._judged[folder] = self._judge(folder, follow=i == 0)
+            if self._judged[folder] is not None:
+                return self._judged[folder]
+        return None
+
+    def _judge(self, folder: str, follow: bool) -> str | None:
+        assert self._trust is not None
+        try:
+            st = os.stat(folder) if follow else os.lstat(folder)
+        except OSError as exc:
+            return f"{folder} cannot be checked ({exc.strerror or exc})"
+        if stat.S_ISLNK(st.st_mode):
+            return f"{folder} is a symlink (to {os.readlink(folder)}), made by " \
+                   f"{trust.account(st.st_uid)}"
+        why = self._trust.problem(st)
+        return None if why is None else f"{folder} ({folders.describe(st)}): {why}"

@@ -21,8 +21,8 @@ import traceback
 
 from .. import _atomic, _proc, paths
 from ..launching import specs
+from . import folders, provenance, task_setup, trust
 from . import lock as locking
-from . import provenance, task_setup, trust
 from .base import (
     EXIT_BUSY,
     EXIT_DEPENDENCY_FAILED,
@@ -80,6 +80,8 @@ class Build:
             "artifact": task["relpath"], "job": job, "host": _hostname(),
             "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
         }
+        self.trust = folders.Trust(header.get("trusted_uids", []), header.get("trusted_gids", []))
+        self.record["user"] = trust.account(os.geteuid())  # who built it, for lab-mates to see
         gpus = os.environ.get("EXPERIMENTS_GPUS")
         if gpus is not None:  # the local backend's placement: these GPU indices, no others
             self.record["gpus"] = [g for g in gpus.split(",") if g]
@@ -102,15 +104,20 @@ class Build:
                                   self.header.get("trusted_gids", []))
 
     def run(self) -> int:
+        try:  # before anything is read from or written to the folder
+            folders.prepare(self.root, self.relpath, self.trust)
+        except folders.Refused as exc:  # nothing is written into a folder we refuse
+            _say(f"FAILED: {exc}")
+            return EXIT_FAILED
         if self._built(self.relpath):
             _say(f"{self.relpath} is already built; nothing to do")
             return 0
-        missing = [d for d in self.task["deps"] if not self._built(d)]
-        os.makedirs(self.dir, exist_ok=True)
+        missing = [(d, why) for d in self.task["deps"] if (why := self._dep_problem(d))]
         if missing:
-            _say(f"dependency failed: {missing[0]} is not built; not running")
-            self.status(WorkerState.DEPENDENCY_FAILED, finished_at=_now(), missing=missing,
-                        error=f"dependency {missing[0]} is not built")
+            dep, why = missing[0]
+            _say(f"dependency failed: {dep} {why}; not running")
+            self.status(WorkerState.DEPENDENCY_FAILED, finished_at=_now(),
+                        missing=[d for d, _ in missing], error=f"dependency {dep} {why}")
             return EXIT_DEPENDENCY_FAILED
         lock = locking.ArtifactLock(paths.lock_file(self.root, self.relpath),
                                     paths.lock_file_fallback(self.root, self.relpath),
@@ -128,6 +135,14 @@ class Build:
             return self._build()
         finally:
             lock.release()
+
+    def _dep_problem(self, relpath: str) -> str | None:
+        """Why a dependency cannot be built on: not built, or not as its build left it."""
+        if not self._built(relpath):
+            return "is not built"
+        problem = folders.built_problem(self.root, relpath, self.trust)
+        return None if problem is None else (
+            f"is not as its build left it: {problem}; rebuild it (invalidate it, then launch)")
 
     def _wait_for_other(self, lock: locking.ArtifactLock) -> int:
         """Another live worker holds the artifact's lock: wait for its build (bounded by our own
@@ -206,8 +221,8 @@ class Build:
                 return EXIT_FAILED
         _check_signal()
         _atomic.write_json(paths.done_marker(self.root, self.relpath),
-                           {"finished_at": _now(), "job": self.job, "build_id": build_id},
-                           durable=True)
+                           {"finished_at": _now(), "job": self.job, "build_id": build_id,
+                            "user": self.record["user"], "uid": os.geteuid()}, durable=True)
         self.status(WorkerState.DONE, finished_at=_now(), exit_code=0)
         _say(f"built {self.relpath}")
         return 0
@@ -266,7 +281,10 @@ class Build:
             raise StepFailed(f"code_path {code_path} does not exist on {_hostname()}")
         env = dict(os.environ)
         checkpoints = paths.checkpoint_dir(self.root, self.relpath)
-        os.makedirs(checkpoints, exist_ok=True)
+        try:  # kept across attempts: a symlink or a stranger's folder here is refused
+            folders.prepare(self.root, f"{self.relpath}/{paths.CHECKPOINT}", self.trust)
+        except folders.Refused as exc:
+            raise StepFailed(str(exc)) from None
         env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
                    EXPERIMENTS_CODE_PATH=code_path, EXPERIMENTS_RELPATH=self.relpath,
                    EXPERIMENTS_CHECKPOINT_DIR=checkpoints,
