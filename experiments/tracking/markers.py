@@ -21,6 +21,9 @@ from .. import paths
 from ..worker import folders, trust
 
 
+_UNSEEN = "\0unseen"  # not judged yet (None: judged, and safely ours)
+
+
 class DoneIndex:
     """``index(relpath)``: does the artifact at ``relpath`` under ``root`` have its done marker?
 
@@ -70,19 +73,28 @@ class DoneIndex:
         """Why the folder of a built artifact (or one between it and the root) could have been
         changed by another account: a stranger's, writable by others, or a symlink. None when
         it is safely ours (see :mod:`experiments.worker.folders`)."""
-        if self._trust is None:
-            self._trust = folders.Trust(*trust.trusted_ids())
-        parts = [p for p in relpath.split("/") if p]
-        for i in range(len(parts) + 1):
-            folder = os.path.join(self.root, *parts[:i])
-            if folder not in self._judged:
-                self._judged[folder] = self._judge(folder, follow=i == 0)
-            if self._judged[folder] is not None:
-                return self._judged[folder]
-        return None
+        parent, _, _ = relpath.rpartition("/")
+        above = self._judged.get(parent, _UNSEEN)
+        if above is _UNSEEN:
+            above = self._judged[parent] = self._chain(parent)
+        if above is not None:
+            return above
+        return self._judge(os.path.join(self.root, relpath), follow=False)
+
+    def _chain(self, relpath: str) -> str | None:
+        """``problem`` of the folders from the root down to ``relpath`` (each judged once)."""
+        if not relpath:
+            return self._judge(self.root, follow=True)
+        parent, _, _ = relpath.rpartition("/")
+        above = self._judged.get(parent, _UNSEEN)
+        if above is _UNSEEN:
+            above = self._judged[parent] = self._chain(parent)
+        return above if above is not None else self._judge(
+            os.path.join(self.root, relpath), follow=False)
 
     def _judge(self, folder: str, follow: bool) -> str | None:
-        assert self._trust is not None
+        if self._trust is None:
+            self._trust = folders.Trust(*trust.trusted_ids())
         try:
             st = os.stat(folder) if follow else os.lstat(folder)
         except OSError as exc:

@@ -74,7 +74,9 @@ class Trust:
                     f"{who} to trusted_users in config.json if you share results on purpose")
         if st.st_mode & stat.S_IWOTH:
             return f"chmod o-w {folder} (or chmod +t, if it is a shared folder you own)"
-        return (f"chmod g-w {folder}, or add the group {group_name(st.st_gid)} to "
+        mine = (' (and "umask": "022" in config.json, if your umask made it so)'
+                if st.st_uid == os.geteuid() else "")
+        return (f"chmod g-w {folder}{mine}, or add the group {group_name(st.st_gid)} to "
                 "trusted_groups in config.json if its members share results with you on purpose")
 
 
@@ -86,8 +88,15 @@ def describe(st: os.stat_result) -> str:
 def prepare(root: str, relpath: str, trust: Trust) -> None:
     """Make (or find) the folder ``root/relpath`` and every folder between, each one checked;
     raises :class:`Refused` naming the folder, its owner and mode, and the fix."""
-    os.makedirs(root, exist_ok=True)
-    fd = _walk(root, relpath, trust, create=True)
+    try:
+        os.makedirs(root, exist_ok=True)
+    except OSError as exc:
+        raise Refused(f"cannot make the artifact root {root}: {exc.strerror or exc}") from None
+    try:
+        fd = _walk(root, relpath, trust, create=True)
+    except OSError as exc:
+        raise Refused(f"cannot check the folders of {relpath} under {root}: "
+                      f"{exc.strerror or exc}") from None
     if fd is not None:
         os.close(fd)
 
@@ -141,6 +150,8 @@ def _descend(parent: int, name: str, path: str, trust: Trust, create: bool,
             os.mkdir(name, 0o777, dir_fd=parent)
         except FileExistsError:
             pass
+        except OSError as exc:  # e.g. a folder of someone else's we may not write in
+            raise Refused(f"cannot make {path} for {relpath}: {exc.strerror or exc}") from None
     try:
         fd = os.open(name, _FLAGS, dir_fd=parent)
     except FileNotFoundError:

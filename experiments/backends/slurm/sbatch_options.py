@@ -103,11 +103,12 @@ def option_name(key: str, where: str) -> str:
         raise DefinitionError(f"{where}: {key!r} is not a valid option name; use letters, "
                               "digits, '_' and '-', starting with a letter (e.g. 'cpus')")
     name = ALIASES.get(key, key.replace("_", "-"))
-    check_not_owned(name, where)
     long = sbatch_names.SHORT.get(name)
     if long in OWNED:
         raise DefinitionError(f"{where}: -{name} is short for --{long}, which is set by the "
                               f"framework and cannot be a requirement ({OWNED[long]})")
+    if long is None:
+        check_not_owned(name, where)
     problem = sbatch_names.unknown(name)
     if problem:
         raise DefinitionError(f"{where}: {problem}")
