@@ -20,7 +20,6 @@ import stat
 from .. import paths
 from ..worker import folders, trust
 
-
 _UNSEEN = "\0unseen"  # not judged yet (None: judged, and safely ours)
 
 
