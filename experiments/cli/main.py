@@ -85,7 +85,10 @@ COMMANDS: dict[str, LazyCommand] = {
                           "failures with logs, results, plots, provenance and cost, in one "
                           "self-contained file."),
     "serve": LazyCommand("results_cmd", "serve", "Serve the report live (refreshed as states "
-                                                 "change), read-only."),
+                                                 "change), read-only, to you alone: every "
+                                                 "request needs the secret token the printed "
+                                                 "URL carries (the browser keeps it in a "
+                                                 "cookie), on localhost too."),
     "config": LazyCommand("config_cmd", "config_group", "Show the merged configuration.",
                           explicit=True),
     "init": LazyCommand("manage_cmd", "init", "Write a starter experiment file.", explicit=True),

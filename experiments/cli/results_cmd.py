@@ -65,29 +65,33 @@ def report_cmd(state: CliState, /, stages: tuple[str, ...], output: str, **opts:
     report_written(written)
 
 
-@click.command(help="Serve the report live (refreshed as states change), read-only. On any "
-                    "address but localhost, the printed URL carries a token every request needs.")
+@click.command(help="Serve the report live (refreshed as states change), read-only, to you "
+                    "alone: every request needs the secret token the printed URL carries (the "
+                    "browser keeps it in a cookie), on localhost too.")
 @click.argument("stages", nargs=-1)
 @click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
               help="Port to listen on (0: any free port).")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind; anything but localhost requires the token.")
+              help="Address to bind (0.0.0.0: every address of this machine).")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Another name the page may be opened by (its Host header), besides IP "
+                   "addresses, localhost and the bound name; repeatable.")
 @click.option("--refresh", type=click.FloatRange(min=2.0), default=5.0, show_default=True,
               help="Seconds between scheduler queries (shared by every viewer).")
 @common
 @click.pass_obj
-def serve(state: CliState, /, stages: tuple[str, ...], port: int, host: str, refresh: float,
-          **opts: Any) -> None:
+def serve(state: CliState, /, stages: tuple[str, ...], port: int, host: str,
+          allow_hosts: tuple[str, ...], refresh: float, **opts: Any) -> None:
     """Serve until Ctrl-C."""
     from ..report.serve import make_server
 
     session = state.session(**opts)
     try:
-        server = make_server(session, list(stages) or None, host, port, refresh)
+        server = make_server(session, list(stages) or None, host, port, refresh, allow_hosts)
     except OSError as exc:
         raise UsageProblem(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose "
                            "another --port or --host") from None
-    serving(session.experiment.project, server.url, server.token is not None)
+    serving(session.experiment.project, server.url)
     try:
         server.serve_forever(poll_interval=0.5)
     except KeyboardInterrupt:
@@ -147,12 +151,11 @@ def report_written(written: ReportWritten) -> None:
                 f"{written.seconds:.2f} s): {summary}")
 
 
-def serving(project: str, url: str, token: bool) -> None:
+def serving(project: str, url: str) -> None:
     """Where the report is served, and who can read it."""
     render.line(f"Serving the report of {project} at {url}")
-    if token:
-        render.line("Anyone with this URL (it holds the token) can read the report; requests "
-                    "without it are refused.")
+    render.line("Keep this URL to yourself: it holds the token every request needs (anyone "
+                "with it can read the report and its logs); requests without it are refused.")
     render.line("Read-only; Ctrl-C stops.")
 
 

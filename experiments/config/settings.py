@@ -34,6 +34,7 @@ from typing import Any
 from .. import _atomic
 from ..errors import ConfigError
 from ..worker import task_setup
+from . import file_trust
 from .layers import Layer, Merged, merge, without_nulls
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -218,6 +219,7 @@ def layers() -> tuple[Layer, ...]:
     out = [Layer("built-in", None, DEFAULT_CONFIG)]
     if site is not None:
         out.append(Layer("site", site, _site_data(site)))
+    file_trust.check(user, "your config", trust_owner=False)
     data = _read(user)
     validate(without_nulls(data), user)
     if data == DEFAULT_CONFIG:
@@ -245,11 +247,10 @@ def site_path() -> Path | None:
 
 
 def _site_data(path: Path) -> dict[str, Any]:
-    """The site file's settings, checked: not writable by everyone (its setup lines run in
-    every user's jobs), valid on its own; a relative log_directory is taken from its folder."""
-    if path.stat().st_mode & 0o002:
-        raise ConfigError(f"{path} is writable by every user, so anyone could change every "
-                          "user's jobs (its setup lines run in them); chmod o-w it")
+    """The site file's settings, checked: only trusted accounts can change it (its setup lines
+    run in every user's jobs: :mod:`.file_trust`), valid on its own; a relative log_directory
+    is taken from its folder."""
+    file_trust.check(path, "the site config", trust_owner=True)
     data = _read(path)
     validate(without_nulls(data), path)
     log_dir = data.get("log_directory")

@@ -91,7 +91,8 @@ def collect(session: Session, stages: Sequence[str] | None = None, *,
     levels = _levels(list(g.views), edges)
     progress = [StageProgress(p.name, p.counts, p.total, levels[p.name]) for p in progress]
     failures = [v for views in g.views.values() for v in views
-                if v.state in (ArtifactState.FAILED, ArtifactState.DEP_FAILED)]
+                if v.state in (ArtifactState.FAILED, ArtifactState.DEP_FAILED,
+                               ArtifactState.MODIFIED)]
     return ReportData(
         project=session.experiment.project, generated_at=now_iso(), stages=progress,
         edges=edges,

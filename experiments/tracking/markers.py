@@ -7,14 +7,20 @@ asks that of every artifact; most of them share a parent folder (``<root>/<Class
 listing of that folder says which artifact folders exist at all, and only those are asked for
 their done marker: a grid never run costs one listing per class instead of a million ``stat``
 calls. A folder that cannot be listed falls back to asking each artifact.
+
+``problem`` says whether a built artifact's folder is safely ours (:mod:`experiments.worker.
+folders`): one ``lstat`` of its folder, the folders above it once per index.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
 from .. import paths
-from ..worker import trust
+from ..worker import folders, trust
+
+_UNSEEN = "\0unseen"  # not judged yet (None: judged, and safely ours)
 
 
 class DoneIndex:
@@ -28,6 +34,8 @@ class DoneIndex:
         self.root = root
         self._folders: dict[str, frozenset[str] | None] = {}
         self._built: dict[str, bool] = {}
+        self._judged: dict[str, str | None] = {}  # folder → why it is not safely ours
+        self._trust: folders.Trust | None = None
 
     def __call__(self, relpath: str) -> bool:
         if not self.has_folder(relpath):
@@ -59,3 +67,39 @@ class DoneIndex:
             return frozenset()  # no folder: nothing under it is built
         except OSError:
             return None  # e.g. not readable: ask each artifact
+
+    def problem(self, relpath: str) -> str | None:
+        """Why the folder of a built artifact (or one between it and the root) could have been
+        changed by another account: a stranger's, writable by others, or a symlink. None when
+        it is safely ours (see :mod:`experiments.worker.folders`)."""
+        parent, _, _ = relpath.rpartition("/")
+        above = self._judged.get(parent, _UNSEEN)
+        if above is _UNSEEN:
+            above = self._judged[parent] = self._chain(parent)
+        if above is not None:
+            return above
+        return self._judge(os.path.join(self.root, relpath), follow=False)
+
+    def _chain(self, relpath: str) -> str | None:
+        """``problem`` of the folders from the root down to ``relpath`` (each judged once)."""
+        if not relpath:
+            return self._judge(self.root, follow=True)
+        parent, _, _ = relpath.rpartition("/")
+        above = self._judged.get(parent, _UNSEEN)
+        if above is _UNSEEN:
+            above = self._judged[parent] = self._chain(parent)
+        return above if above is not None else self._judge(
+            os.path.join(self.root, relpath), follow=False)
+
+    def _judge(self, folder: str, follow: bool) -> str | None:
+        if self._trust is None:
+            self._trust = folders.Trust(*trust.trusted_ids())
+        try:
+            st = os.stat(folder) if follow else os.lstat(folder)
+        except OSError as exc:
+            return f"{folder} cannot be checked ({exc.strerror or exc})"
+        if stat.S_ISLNK(st.st_mode):
+            return f"{folder} is a symlink (to {os.readlink(folder)}), made by " \
+                   f"{trust.account(st.st_uid)}"
+        why = self._trust.problem(st)
+        return None if why is None else f"{folder} ({folders.describe(st)}): {why}"

@@ -34,13 +34,15 @@ class ArtifactState(str, enum.Enum):
     FAILED = "failed"
     DEP_FAILED = "dep-failed"
     CANCELLED = "cancelled"
+    MODIFIED = "modified"  # built, but another account could have changed it since
     UNKNOWN = "unknown"
     SUBMITTING = "submitting"
     NOT_STARTED = "not started"
 
 
 ORDER = tuple(ArtifactState)  # display order
-PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.UNKNOWN)
+PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.MODIFIED,
+            ArtifactState.UNKNOWN)
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,12 @@ def is_built(root: str, relpath: str) -> bool:
     return trust.marker_built(root, relpath)
 
 
+def modified_detail(why: str) -> str:
+    """What a built artifact that another account could have changed shows as its reason."""
+    return (f"built, but not safely yours: {why}; check its files, then rebuild it "
+            "(invalidate, then launch) in a folder only you can write")
+
+
 def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
           held: bool = False, reason: str = "") -> TaskView:
     return TaskView(record.job_id or "?", index, record.tasks[index][1], state, detail, held,
@@ -232,6 +240,9 @@ def task_state(record: JobRecord, index: int, live: Live, root: str,
     ``done`` answers "built?" for many tasks with one listing per folder (default: a stat)."""
     relpath = record.tasks[index][1]
     if done(relpath) if done is not None else is_built(root, relpath):
+        why = (done or DoneIndex(root)).problem(relpath)
+        if why is not None:
+            return _view(record, index, ArtifactState.MODIFIED, modified_detail(why))
         return _view(record, index, ArtifactState.BUILT)
     st = live.get(TaskKey(record.job_id or "?", index))
     if st is not None and st.state.live:
@@ -409,6 +420,10 @@ def stage_status(stage: str, artifacts: Iterable[Artifact],
         hit = latest.get(art.artifact_id)
         if hit is None:
             state = ArtifactState.BUILT if done(art.relpath) else ArtifactState.NOT_STARTED
+            why = done.problem(art.relpath) if state is ArtifactState.BUILT else None
+            if why is not None:
+                state = ArtifactState.MODIFIED
+                out.problems.append(TaskView("", -1, art.relpath, state, modified_detail(why)))
         else:
             quick = _plain_state(hit[0], hit[1], live, done)
             if quick is None:  # anything else than built or plainly live: the full story
@@ -442,7 +457,7 @@ def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
         if st.state.live and not st.held:
             return ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
         return None
-    return ArtifactState.BUILT if done(relpath) else None
+    return ArtifactState.BUILT if done(relpath) and done.problem(relpath) is None else None
 
 
 # Recorded ends that stand as they are (a recorded "built" without its marker does not).

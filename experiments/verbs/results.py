@@ -15,7 +15,15 @@ from ..model import selection
 from ..model.artifact import Artifact
 from ..session import Session
 from ..tracking import waiting
-from ..tracking.status import ArtifactState, Live, TaskView, is_built, latest_tasks, task_state
+from ..tracking.status import (
+    ArtifactState,
+    Live,
+    TaskView,
+    is_built,
+    latest_tasks,
+    modified_detail,
+    task_state,
+)
 from ..tracking.store import JobRecord
 from ..tracking.views import (
     ArtifactView,
@@ -25,6 +33,7 @@ from ..tracking.views import (
     read_json_noted,
     read_metrics_noted,
 )
+from ..worker import folders, trust
 
 Where = Iterable[str] | Mapping[str, Any] | None
 
@@ -80,11 +89,25 @@ def states(session: Session, artifacts: Sequence[Artifact]
     return [_state(a, latest, live, root) for a in artifacts], latest, live
 
 
+def _checked(root: str, view: TaskView, who: folders.Trust) -> TaskView:
+    """A built artifact shown as "modified" when a file in it belongs to another account or
+    changed after its done marker (``table`` and the report look at what they show)."""
+    if view.state is not ArtifactState.BUILT:
+        return view
+    why = folders.built_problem(root, view.relpath, who)
+    if why is None:
+        return view
+    return TaskView(view.job_id, view.index, view.relpath, ArtifactState.MODIFIED,
+                    modified_detail(why))
+
+
 def _views(session: Session, stage: str, chosen: Sequence[tuple[Artifact, dict[str, Any]]],
            views: Sequence[TaskView]) -> list[ArtifactView]:
     root = session.experiment.artifact_path
+    who = folders.Trust(*trust.trusted_ids())
     out = []
-    for (art, params), view in zip(chosen, views, strict=True):
+    for (art, params), view in zip(chosen, [_checked(root, v, who) for v in views],
+                                   strict=True):
         meta, meta_note = read_json_noted(paths.meta_file(root, art.relpath))
         metrics, note = read_metrics_noted(root, art)  # also a running one's partial metrics
         job = f"{view.job_id}_{view.index}" if view.job_id else ""

@@ -19,7 +19,7 @@ from .inspect import StatusReport, status
 
 LIVE_STATES = (ArtifactState.RUNNING, ArtifactState.QUEUED, ArtifactState.SUBMITTING)
 FAILED_STATES = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.CANCELLED,
-                 ArtifactState.UNKNOWN)
+                 ArtifactState.MODIFIED, ArtifactState.UNKNOWN)
 MAX_INTERVAL_S = 120.0
 GROWTH = 1.5
 

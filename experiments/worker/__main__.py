@@ -1,7 +1,8 @@
-"""``python -m experiments.worker``: how every task starts the worker."""
+"""``python -m experiments.worker``: how every task starts the worker (``--serve``: the local
+backend's pool of long-lived workers)."""
 
 import sys
 
-from .build import main
+from .entry import main
 
 sys.exit(main())

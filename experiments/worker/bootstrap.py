@@ -30,9 +30,9 @@ PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath
 
 #: The worker's start, one line: ``argv[1]`` is the package parent, the rest is the worker's.
 BOOTSTRAP = ('import sys,os;p=sys.argv.pop(1);'
-             'sys.path.append(p) if os.path.isfile(p+"/experiments/worker/build.py") '
+             'sys.path.append(p) if os.path.isfile(p+"/experiments/worker/entry.py") '
              'else __import__("site").main();'
-             'from experiments.worker.build import main;sys.exit(main())')
+             'from experiments.worker.entry import main;sys.exit(main())')
 
 #: Interpreter flags of the worker: isolated (-I) and without ``site`` (-S).
 FLAGS = ("-I", "-S")

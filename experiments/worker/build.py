@@ -12,17 +12,15 @@ writes the ``.done`` marker last. Standard library only, so a task starts fast.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import signal
 import sys
 import time
-import traceback
 
 from .. import _atomic, _proc, paths
 from ..errors import SpecError
 from ..launching import specs
-from . import code_guard, provenance, slurm, task_setup, trust
+from . import code_guard, folders, provenance, slurm, task_setup, trust
 from . import lock as locking
 from .common import (
     EARLY_FAILURE,
@@ -82,6 +80,8 @@ class Build:
             "artifact": task["relpath"], "job": job, "host": _hostname(),
             "attempt": slurm.restart_count() + 1,
         }
+        self.trust = folders.Trust(header.trusted_uids, header.trusted_gids)
+        self.record["user"] = trust.account(os.geteuid())  # who built it, for lab-mates to see
         gpus = os.environ.get("EXPERIMENTS_GPUS")
         if gpus is not None:  # the local backend's placement: these GPU indices, no others
             self.record["gpus"] = [g for g in gpus.split(",") if g]
@@ -108,15 +108,20 @@ class Build:
         if outside:  # nothing may be read or written there, not even a status file
             _say(f"{EARLY_FAILURE} {outside}")
             return EXIT_FAILED
+        try:  # before anything is read from or written to the folder
+            folders.prepare(self.root, self.relpath, self.trust)
+        except folders.Refused as exc:  # nothing is written into a folder we refuse
+            _say(f"FAILED: {exc}")
+            return EXIT_FAILED
         if self._built(self.relpath):
             _say(f"{self.relpath} is already built; nothing to do")
             return 0
-        missing = [d for d in self.task["deps"] if not self._built(d)]
-        os.makedirs(self.dir, exist_ok=True)
+        missing = [(d, why) for d in self.task["deps"] if (why := self._dep_problem(d))]
         if missing:
-            _say(f"dependency failed: {missing[0]} is not built; not running")
-            self.status(WorkerState.DEPENDENCY_FAILED, finished_at=_now(), missing=missing,
-                        error=f"dependency {missing[0]} is not built")
+            dep, why = missing[0]
+            _say(f"dependency failed: {dep} {why}; not running")
+            self.status(WorkerState.DEPENDENCY_FAILED, finished_at=_now(),
+                        missing=[d for d, _ in missing], error=f"dependency {dep} {why}")
             return EXIT_DEPENDENCY_FAILED
         lock = locking.ArtifactLock(paths.lock_file(self.root, self.relpath),
                                     paths.lock_file_fallback(self.root, self.relpath),
@@ -134,6 +139,14 @@ class Build:
             return self._build()
         finally:
             lock.release()
+
+    def _dep_problem(self, relpath: str) -> str | None:
+        """Why a dependency cannot be built on: not built, or not as its build left it."""
+        if not self._built(relpath):
+            return "is not built"
+        problem = folders.built_problem(self.root, relpath, self.trust)
+        return None if problem is None else (
+            f"is not as its build left it: {problem}; rebuild it (invalidate it, then launch)")
 
     def _wait_for_other(self, lock: locking.ArtifactLock) -> int:
         """Another live worker holds the artifact's lock: wait for its build (bounded by our own
@@ -212,8 +225,8 @@ class Build:
                 return EXIT_FAILED
         _check_signal()
         _atomic.write_json(paths.done_marker(self.root, self.relpath),
-                           {"finished_at": _now(), "job": self.job, "build_id": build_id},
-                           durable=True)
+                           {"finished_at": _now(), "job": self.job, "build_id": build_id,
+                            "user": self.record["user"], "uid": os.geteuid()}, durable=True)
         self.status(WorkerState.DONE, finished_at=_now(), exit_code=0)
         _say(f"built {self.relpath}")
         return 0
@@ -314,7 +327,10 @@ class Build:
         are; Python's bytecode goes beside a snapshot, not into it (it is read-only)."""
         env = dict(os.environ)
         checkpoints = paths.checkpoint_dir(self.root, self.relpath)
-        os.makedirs(checkpoints, exist_ok=True)
+        try:  # kept across attempts: a symlink or a stranger's folder here is refused
+            folders.prepare(self.root, f"{self.relpath}/{paths.CHECKPOINT}", self.trust)
+        except folders.Refused as exc:
+            raise StepFailed(str(exc)) from None
         if self.header.snapshot is not None and "PYTHONPYCACHEPREFIX" not in env:
             env["PYTHONPYCACHEPREFIX"] = os.path.join(os.path.dirname(code_path), "pycache")
         env.update(EXPERIMENTS_ARTIFACT_DIR=self.dir, EXPERIMENTS_ARTIFACT_PATH=self.root,
@@ -366,16 +382,20 @@ def _on_checkpoint(signum: int, _frame: Any) -> None:
         child.signal_group(signum)
 
 
+def install_signal_handlers() -> None:
+    """SIGTERM, SIGINT and SIGUSR1 stop the running command and are recorded."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(sig, _on_signal)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: build the task at ``index`` of the spec directory (or ``--serve``)."""
+    """Entry point: build the task at ``index`` of the spec directory (``--serve`` is
+    :mod:`.pool_mode`'s, chosen by ``python -m experiments.worker``)."""
     args = sys.argv[1:] if argv is None else argv
     if not args:
         sys.stderr.write("usage: python -m experiments.worker SPEC_DIR [INDEX] | --serve\n")
         return 2
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-        signal.signal(sig, _on_signal)
-    if args[0] == "--serve":
-        return serve()
+    install_signal_handlers()
     index = int(args[1]) if len(args) > 1 else slurm.array_index()
     return build_task(args[0], index)
 
@@ -446,50 +466,6 @@ def _pack_cut(header: specs.SpecHeader, left: int) -> int:
     if requeue_task(header.checkpoint, f"{left} artifact(s) of this task not started"):
         return 0
     return EXIT_FAILED
-
-
-def serve() -> int:
-    """Build one task per request line on stdin; reply with its exit code, one line each.
-
-    A request is JSON: ``{"spec_dir", "index", "log", "env", "header"}``. The task's output
-    (ours and its commands') goes to ``log``, where ``header`` is written first; ``env`` is laid
-    over the environment this process started with, for that task only. The replies go to the
-    stdout this process started with, each after a ``pgid <n>`` line per command started (its
-    process group, so the launcher can stop it should this process die). After an
-    interruption the process exits: the launcher that signalled it starts a fresh one, so no
-    state leaks from one artifact to the next.
-    """
-    replies = os.fdopen(os.dup(1), "w", buffering=1)
-    _signal["announce"] = lambda pgid: replies.write(f"pgid {pgid}\n")
-    base_env = dict(os.environ)
-    for line in sys.stdin:
-        request = json.loads(line)
-        os.environ.clear()
-        os.environ.update(base_env)
-        os.environ.update(request.get("env", {}))
-        _to_log(request["log"])
-        _say(request.get("header", "") or "task started")
-        try:
-            code = build_task(request["spec_dir"], int(request["index"]))
-        except Exception:  # a bug or a damaged spec: this task fails, the pool lives on
-            traceback.print_exc()
-            code = EXIT_FAILED
-        sys.stdout.flush()
-        sys.stderr.flush()
-        replies.write(f"{code}\n")
-        if _signal["signum"] is not None:
-            return code
-    return 0
-
-
-def _to_log(log: str) -> None:
-    """Point this process's stdout and stderr (and so its commands') at ``log``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
 
 
 if __name__ == "__main__":

@@ -107,9 +107,15 @@ def scheduler_exit_code(code: int) -> int:
 
 def record_dependency_failed(root: str, relpath: str, job: str, error: str) -> None:
     """Record that an artifact's task was cancelled because a dependency was not built."""
+    from .folders import Refused, Trust, prepare
+
     if os.path.exists(paths.done_marker(root, relpath)):
         return
-    os.makedirs(paths.artifact_dir(root, relpath), exist_ok=True)
+    try:
+        prepare(root, relpath, Trust())
+    except Refused as exc:  # another account's folder: nothing is written there
+        say(f"not recording the dependency failure of {relpath}: {exc}")
+        return
     _atomic.write_json(paths.status_file(root, relpath),
                        {"artifact": relpath, "job": job, "host": hostname(),
                         "state": WorkerState.DEPENDENCY_FAILED.value, "finished_at": now(),

@@ -128,7 +128,7 @@ def test_site_file_problems_are_config_errors(site: Path, monkeypatch: pytest.Mo
         cfg.load()
     site.write_text("{}")
     site.chmod(0o666)
-    with pytest.raises(ConfigError, match=f"^{site} is writable by every user"):
+    with pytest.raises(ConfigError, match=f"^the site config {site} could be changed by every"):
         cfg.load()
     monkeypatch.setenv(cfg.SITE_ENV, str(tmp_path / "missing.json"))
     with pytest.raises(ConfigError, match="EXPERIMENTS_SITE_CONFIG=.*missing.json names no file"):

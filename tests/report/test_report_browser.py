@@ -146,9 +146,10 @@ def served(ex: LocalExecutor) -> Iterator[ReportServer]:
     server.server_close()
 
 
-def _get(server: ReportServer, path: str) -> tuple[int, bytes]:
+def _get(server: ReportServer, path: str, token: bool = True) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=30)
-    conn.request("GET", path)  # sent exactly as written: no client-side normalising
+    query = f"{'&' if '?' in path else '?'}token={server.token}" if token else ""
+    conn.request("GET", path + query)  # sent exactly as written: no client-side normalising
     res = conn.getresponse()
     body = res.read()
     conn.close()
@@ -157,7 +158,8 @@ def _get(server: ReportServer, path: str) -> tuple[int, bytes]:
 
 def test_serve_shows_the_page_and_refuses_paths_outside(served: ReportServer, browser: Any,
                                                         ex: LocalExecutor) -> None:
-    assert served.token is None and served.url.startswith("http://127.0.0.1:")
+    base = f"http://127.0.0.1:{served.server_address[1]}/"
+    assert served.url == f"{base}?token={served.token}"
     browser.get(served.url)
     assert _counts(browser)[("pretrain", "failed")] == 2
     _no_script_ran(browser)
@@ -171,24 +173,50 @@ def test_serve_shows_the_page_and_refuses_paths_outside(served: ReportServer, br
     assert status == 200 and b"boom at lr 1.0" in body
     assert served.page.refreshes == 1  # every request so far shared one scheduler query
     link = browser.find_element(By.CSS_SELECTOR, "a.raw-log")
-    assert link.get_attribute("href").startswith(served.url.rstrip("/") + "/log/")
+    assert link.get_attribute("href") == f"{base}log/{failed.job}"  # no token in the page
+    assert served.token not in browser.page_source
 
 
-def test_serve_on_a_non_local_address_needs_the_token(ex: LocalExecutor, browser: Any) -> None:
+def test_serve_keeps_the_token_in_a_cookie_and_asks_for_it_otherwise(
+        served: ReportServer, browser: Any, ex: LocalExecutor) -> None:
+    base = f"http://127.0.0.1:{served.server_address[1]}/"
+    browser.delete_all_cookies()
+    browser.get(base)  # loopback, but no token: a page that asks for it, nothing else
+    assert "needs its token" in browser.find_element(By.TAG_NAME, "body").text
+    assert "pretrain" not in browser.page_source
+    browser.find_element(By.CSS_SELECTOR, 'input[name="token"]').send_keys(served.token)
+    browser.find_element(By.CSS_SELECTOR, "button").click()
+    WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "progress-body"))
+    assert _counts(browser)[("pretrain", "failed")] == 2
+    browser.get(base)  # the cookie carries the token from now on
+    assert _counts(browser)[("pretrain", "built")] == 6
+    cookie = browser.get_cookie(f"experiments-serve-{served.server_address[1]}")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    failure = browser.find_element(By.CSS_SELECTOR, 'details.failure[data-relpath^="Pre/lr=1.0"]')
+    failure.find_element(By.CSS_SELECTOR, "summary").click()
+    failure.find_element(By.CSS_SELECTOR, "a.raw-log").click()  # the raw log, by the cookie
+    assert "boom at lr 1.0" in browser.find_element(By.TAG_NAME, "body").text
+    assert "/log/" in browser.current_url and "token" not in browser.current_url
+    browser.delete_all_cookies()
+
+
+def test_serve_on_every_address_needs_the_token_too(ex: LocalExecutor, browser: Any) -> None:
     server = make_server(ex.session(), ["pretrain"], "0.0.0.0", 0, min_interval=60)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         assert server.token and f"?token={server.token}" in server.url
-        assert _get(server, "/")[0] == 403
-        assert _get(server, "/?token=wrong")[0] == 403
-        assert _get(server, "/live")[0] == 403
-        assert _get(server, f"/?token={server.token}")[0] == 200
-        assert _get(server, f"/../../etc/passwd?token={server.token}")[0] == 404
+        assert _get(server, "/", token=False)[0] == 403
+        assert _get(server, "/?token=wrong", token=False)[0] == 403
+        assert _get(server, "/live", token=False)[0] == 403
+        assert _get(server, "/")[0] == 200
+        assert _get(server, "/../../etc/passwd")[0] == 404
         port = server.server_address[1]
+        browser.delete_all_cookies()
         browser.get(f"http://127.0.0.1:{port}/?token={server.token}")
         assert _counts(browser)[("pretrain", "built")] == 6
+        browser.delete_all_cookies()
         browser.get(f"http://127.0.0.1:{port}/")
-        assert "token is required" in browser.find_element(By.TAG_NAME, "body").text
+        assert "needs its token" in browser.find_element(By.TAG_NAME, "body").text
     finally:
         server.shutdown()
         server.server_close()

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -60,17 +61,22 @@ def test_serve_prints_its_url_and_stops_on_sigint(script: tuple[Path, dict[str, 
                             env={**os.environ, **env}, cwd=path.parent)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
-        url = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)
         assert url, line + (proc.stderr.read() if proc.poll() is not None and proc.stderr
                             else "")
-        with urllib.request.urlopen(url.group(1), timeout=30) as res:
+        base, token = url.groups()
+        with urllib.request.urlopen(f"{base}?token={token}", timeout=30) as res:
             assert res.status == 200 and b"later" in res.read()
-        with urllib.request.urlopen(url.group(1) + "live", timeout=30) as res:
+        with urllib.request.urlopen(f"{base}live?token={token}", timeout=30) as res:
             live = json.loads(res.read())
         assert set(live["html"]) >= {"progress-body", "failures-body"}
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(f"{base}live", timeout=30)  # on loopback too
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+    out, err = proc.communicate(timeout=30)
+    assert token not in out + err  # only the URL line, read above, held it
 
 
 def test_report_of_the_built_readme_grid_asks_no_scheduler(tmp_path: Path,

@@ -141,7 +141,7 @@ def test_report_and_serve_survive_a_deeply_nested_metrics_file(
     try:
         for path in ("/", "/live"):
             conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=60)
-            conn.request("GET", path)
+            conn.request("GET", f"{path}?token={server.token}")
             answer = conn.getresponse()
             assert answer.status == 200 and b"nests deeper than" in answer.read(), path
             conn.close()

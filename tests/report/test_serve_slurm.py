@@ -41,15 +41,15 @@ def test_live_counts_follow_slurm(tmp_path: Path, slurm_cluster: object, browser
                                  "--refresh", "2"], stdout=subprocess.PIPE, text=True,
                                 env={**os.environ, **env}, cwd=tmp_path)
         line = proc.stdout.readline() if proc.stdout else ""
-        url = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
+        url = re.search(r"(http://127\.0\.0\.1:\d+/)(\?token=\S+)", line)
         assert url, line
         before = count_calls(calls, "squeue")
         start = time.monotonic()
-        browser.get(url.group(1))
+        browser.get(url.group(1) + url.group(2))
         assert _counts(browser)[("pretrain", "built")] < 2
         browser.execute_script("window.__same_page = 1")
         for _ in range(5):  # a second viewer polling as fast as it can
-            urllib.request.urlopen(url.group(1) + "live", timeout=30).read()
+            urllib.request.urlopen(url.group(1) + "live" + url.group(2), timeout=30).read()
         WebDriverWait(browser, 180, poll_frequency=1).until(
             lambda b: _counts(b)[("pretrain", "built")] == 2)
         assert browser.execute_script("return window.__same_page") == 1  # no reload

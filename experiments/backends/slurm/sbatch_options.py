@@ -20,6 +20,8 @@ read them back). We **reject** what cannot round-trip: the empty string, control
 ``#SBATCH`` block and turn the rest into shell code. Keys must look like option names, must not
 be options the framework sets itself (``--array``, ``--output`` …), nor an abbreviation of one:
 sbatch's getopt accepts unambiguous prefixes, so ``--outp=/x`` really does replace ``--output``.
+And they must be sbatch's long options, spelled out (:mod:`.sbatch_names`): ``J``, ``D`` or
+``part`` are refused at ``drylaunch`` rather than failing at ``sbatch``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Mapping, Sequence
 
 from ...errors import DefinitionError
 from ...resources import FRAMEWORK_KEYS, THROTTLE_KEY
+from . import sbatch_names
 from .limits import format_time
 
 KEY_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
@@ -101,7 +104,15 @@ def option_name(key: str, where: str) -> str:
         raise DefinitionError(f"{where}: {key!r} is not a valid option name; use letters, "
                               "digits, '_' and '-', starting with a letter (e.g. 'cpus')")
     name = ALIASES.get(key, key.replace("_", "-"))
-    check_not_owned(name, where)
+    long = sbatch_names.SHORT.get(name)
+    if long in OWNED:
+        raise DefinitionError(f"{where}: -{name} is short for --{long}, which is set by the "
+                              f"framework and cannot be a requirement ({OWNED[long]})")
+    if long is None:
+        check_not_owned(name, where)
+    problem = sbatch_names.unknown(name)
+    if problem:
+        raise DefinitionError(f"{where}: {problem}")
     return name
 
 

@@ -126,3 +126,38 @@ def test_quoting_leaves_plain_values_alone() -> None:
     for plain in ("gpu", "A100:4", "24:00:00", "/a/b/%A_%a.log", "x,y=z"):
         assert quote_directive_value(plain) == plain
     assert quote_directive_value('a "b" \\c') == '"a \\"b\\" \\\\c"'
+
+
+@pytest.mark.parametrize(("key", "says"), [
+    ("J", "-J is short for --job-name, which is set by the framework"),
+    ("D", "-D is short for --chdir, which is set by the framework"),
+    ("H", "-H is short for --hold, which is set by the framework"),
+    ("p", "-p is short for --partition\\); name the long option: 'partition'"),
+    ("part", "--part is not an sbatch option but an abbreviation of --partition"),
+    ("mem_per", "abbreviation of --mem-per-cpu, --mem-per-gpu"),
+    ("tiem", "--tiem is not an sbatch option \\(did you mean --time\\?\\)"),
+    ("gpu_type", "--gpu-type is not an sbatch option"),
+])
+def test_names_sbatch_does_not_know_are_refused(key: str, says: str) -> None:
+    """Issue 25: ``--set J=x`` passed drylaunch and failed only at sbatch."""
+    with pytest.raises(DefinitionError, match=says):
+        sbatch_options({key: True if key == "H" else "x"}, where=WHERE)
+
+
+@pytest.mark.parametrize("key", ["cpus", "cpus_per_task", "mem_per_gpu", "gres", "qos",
+                                 "constraint", "exclusive", "tres_per_task", "begin"])
+def test_long_options_in_full_are_accepted(key: str) -> None:
+    assert sbatch_options({key: "1"}, where=WHERE)
+
+
+@pytest.mark.slurm
+def test_every_long_option_of_the_clusters_sbatch_is_known(slurm_cluster: object) -> None:
+    import re
+
+    from experiments.backends.slurm import sbatch_names
+
+    text = slurm_cluster.run("sbatch", "--help").stdout  # type: ignore[attr-defined]
+    offered = set(re.findall(r"--([a-z][a-z0-9-]*)", text))
+    assert len(offered) > 80 and offered <= sbatch_names.LONG, offered - sbatch_names.LONG
+    shorts = dict(re.findall(r"^\s+-([A-Za-z]), --([a-z][a-z0-9-]*)", text, re.M))
+    assert shorts and all(sbatch_names.SHORT[k] == v for k, v in shorts.items()), shorts
