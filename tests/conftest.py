@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests._slurm", "tests._gcs"]
+pytest_plugins = ["tests._slurm", "tests._gcs", "tests._sshd"]
 
 
 @pytest.fixture(autouse=True)

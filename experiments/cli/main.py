@@ -649,6 +649,9 @@ def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = Non
     """Run ``group`` on ``args``; the one place that turns outcomes into exit codes."""
     _INVOCATION["args"] = list(args)  # `launch --detach` re-runs the command as typed
     try:
+        on = _on_remote(group, args)  # `--on NAME`: the verb runs on that cluster, over SSH
+        if on is not None:
+            return on
         group.main(args=list(args), prog_name=prog_name or Path(sys.argv[0]).name,
                    complete_var="_EXPERIMENTS_COMPLETE", standalone_mode=False)
     except UsageProblem as exc:
@@ -668,6 +671,20 @@ def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = Non
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
     return 0
+
+
+def _on_remote(group: click.Group, args: Sequence[str]) -> int | None:
+    """With ``--on NAME`` among ``args``: run the command on that remote, its exit code."""
+    from ..remote.command import split_on, take
+
+    found = split_on(args)
+    if found is None:
+        return None
+    from ..remote.run import run as run_on
+
+    name, rest = found
+    experiment = getattr(group, "experiment", None) or load_experiment(take(rest, "--file")[0])
+    return run_on(experiment, name, rest)
 
 
 def run(experiment: Experiment | DescribesExperiment, argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import threading
@@ -35,6 +36,7 @@ from .cost_table import Usage, usage
 from .data import ReportData, collect
 
 MIN_INTERVAL_S = 5.0
+TOKEN_ENV = "EXPERIMENTS_SERVE_TOKEN"  # "1": require the token on localhost too
 ACCOUNTING_INTERVAL_S = 300.0  # hours used change slowly; sacct is the costlier query
 LOG_LIMIT = 5_000_000
 
@@ -178,7 +180,8 @@ class ReportServer(ThreadingHTTPServer):
 
     def __init__(self, page: LivePage, host: str, port: int) -> None:
         self.page = page
-        self.token = None if is_local(host) else secrets.token_urlsafe(24)
+        shared = os.environ.get(TOKEN_ENV) == "1"  # --on: a login node's loopback is shared
+        self.token = None if is_local(host) and not shared else secrets.token_urlsafe(24)
         if ":" in host.strip("[]"):
             self.address_family = socket.AF_INET6
         super().__init__((host.strip("[]"), port), _Handler)

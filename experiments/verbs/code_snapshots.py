@@ -17,6 +17,7 @@ from .. import paths
 from ..backends.base import TaskKey, TaskStatus
 from ..errors import SnapshotError
 from ..launching import snapshots
+from ..remote.provenance import shipped
 from ..session import Session
 from ..tracking.store import JobRecord, RecordState, Store
 
@@ -70,7 +71,7 @@ def take(session: Session) -> tuple[snapshots.Snapshot | None, list[str]]:
             "limit), \"snapshot_excludes\", or \"code_snapshots\": false (or "
             "snapshot_code=False on the executor) to run the live code. Nothing was submitted"
         ) from None
-    return snap, []
+    return shipped(snap, session.experiment.code_path), []  # --on: the laptop's git state
 
 
 def current_id(session: Session) -> str:

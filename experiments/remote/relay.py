@@ -1,0 +1,77 @@
+"""The laptop's end of a verb running on the cluster: its output here, as it comes.
+
+Stdout and stderr frames go to this terminal unchanged; the report's page (``F``) is written
+to the file named here (``report --on -o r.html``); for ``serve --on``, the server's address
+on the cluster's loopback is forwarded to a port here through the same SSH master, and its
+token kept, before its "Serving ... at URL" line is shown with the local address.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from .. import _atomic
+from . import protocol, ssh
+from .command import Command
+from .ssh import Channel, RemoteError
+
+_URL = re.compile(rb"http://127\.0\.0\.1:(\d+)/(\S*)")
+
+
+class Relay:
+    """Relays one verb's frames; ``run`` returns its exit code on the cluster."""
+
+    def __init__(self, channel: Channel, cmd: Command, ready: dict[str, Any]) -> None:
+        self.channel = channel
+        self.cmd = cmd
+        self.fetched = str(ready.get("fetch") or "").encode()
+        self._line = b""  # serve: output held until the URL line is seen
+        self._forward: tuple[str, int] | None = None
+
+    def run(self) -> int:
+        try:
+            while True:
+                kind, payload = self.channel.frame()
+                if kind == protocol.EXIT:
+                    return int(protocol.unpack_json(payload)["code"])
+                self._one(kind, payload)
+        finally:
+            if self._forward is not None:
+                ssh.cancel_forward(self.channel.remote, self.channel.control, *self._forward)
+
+    def _one(self, kind: bytes, payload: bytes) -> None:
+        if kind == protocol.OUT:
+            self._stdout(payload)
+        elif kind == protocol.ERR:
+            _write(sys.stderr.buffer, payload)
+        elif kind == protocol.FILE and self.cmd.output:
+            _atomic.write_bytes(self.cmd.output, payload, durable=False)
+        else:
+            raise RemoteError(f"the agent on {self.channel.remote.ssh} sent an unexpected "
+                              f"{kind!r} frame")
+
+    def _stdout(self, data: bytes) -> None:
+        if self.fetched and self.cmd.output:  # the page's path there is the file here
+            data = data.replace(self.fetched, self.cmd.output.encode())
+        if self.cmd.serve_at is None or self._forward is not None:
+            _write(sys.stdout.buffer, data)
+            return
+        self._line += data
+        found = _URL.search(self._line)
+        if found is None:
+            return
+        host, port = self.cmd.serve_at
+        remote_port = int(found.group(1))
+        local = ssh.forward(self.channel.remote, self.channel.control, f"{host}:{port}",
+                            remote_port)
+        self._forward = (f"{host}:{port}", remote_port)
+        url = f"http://{host}:{local}/".encode() + found.group(2)
+        _write(sys.stdout.buffer, self._line[:found.start()] + url + self._line[found.end():])
+        self._line = b""
+
+
+def _write(stream: Any, data: bytes) -> None:
+    stream.write(data)
+    stream.flush()
