@@ -20,10 +20,8 @@ from typing import IO, Any
 from .. import __version__, _proc
 from ..config import settings
 from ..errors import ExperimentsError
-from . import protocol, tree
+from . import protocol, shipped, tree
 from .protocol import REPLY, ProtocolError
-from .provenance import ENV as GIT_ENV
-from .provenance import encode
 
 GRACE_S = 5.0
 _GONE, _OUT, _ERR = "gone", "out", "err"
@@ -118,7 +116,8 @@ def _verb_argv(req: dict[str, Any], code: str, fetch: str | None) -> list[str]:
 
 
 def _env(req: dict[str, Any], code: str) -> dict[str, str]:
-    env = {**os.environ, GIT_ENV: encode(code, req.get("git")),
+    source = os.path.join(req["code_root"], req["project"], req["file"])
+    env = {**os.environ, shipped.ENV: shipped.encode(code, source, req.get("git")),
            "EXPERIMENTS_SERVE_TOKEN": "1"}  # report.serve: the login node's loopback is shared
     for key, value in req.get("env", {}).items():
         if key in ("COLUMNS", "FORCE_COLOR", "NO_COLOR", "TERM"):

@@ -72,7 +72,10 @@ def split_on(args: Sequence[str]) -> tuple[str, list[str]] | None:
     end = _end(args)
     if not any(a == OPTION or a.startswith(OPTION + "=") for a in args[:end]):
         return None
-    name, rest = take(args, OPTION)
+    try:
+        name, rest = take(args, OPTION)
+    except UsageError:
+        name = None
     if not name:
         raise UsageError("--on needs the name of a remote of config.json, e.g. --on mycluster")
     return name, rest

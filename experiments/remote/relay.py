@@ -28,7 +28,7 @@ class Relay:
         self.cmd = cmd
         self.fetched = str(ready.get("fetch") or "").encode()
         self._line = b""  # serve: output held until the URL line is seen
-        self._forward: tuple[str, int] | None = None
+        self._forward: tuple[str, int, int] | None = None
 
     def run(self) -> int:
         try:
@@ -37,6 +37,10 @@ class Relay:
                 if kind == protocol.EXIT:
                     return int(protocol.unpack_json(payload)["code"])
                 self._one(kind, payload)
+        except KeyboardInterrupt:
+            if self.cmd.serve_at is None:
+                raise
+            return 0  # Ctrl-C is how serving ends, here as on the cluster
         finally:
             if self._forward is not None:
                 ssh.cancel_forward(self.channel.remote, self.channel.control, *self._forward)
@@ -63,11 +67,12 @@ class Relay:
         if found is None:
             return
         host, port = self.cmd.serve_at
+        port = port or ssh.free_port(host)
         remote_port = int(found.group(1))
-        local = ssh.forward(self.channel.remote, self.channel.control, f"{host}:{port}",
-                            remote_port)
-        self._forward = (f"{host}:{port}", remote_port)
-        url = f"http://{host}:{local}/".encode() + found.group(2)
+        ssh.forward(self.channel.remote, self.channel.control, host, port, remote_port)
+        self._forward = (host, port, remote_port)
+        shown = f"[{host}]" if ":" in host else host
+        url = f"http://{shown}:{port}/".encode() + found.group(2)
         _write(sys.stdout.buffer, self._line[:found.start()] + url + self._line[found.end():])
         self._line = b""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import stat
 import tempfile
 from pathlib import Path
@@ -142,22 +143,28 @@ class Channel:
         return diagnose(self.remote, code, text)
 
 
-def forward(remote: Remote, control: Path, local: str, remote_port: int) -> int:
-    """Forward ``local`` (``host:port``; port 0: any) to the cluster's loopback
-    ``remote_port`` through the master; returns the local port."""
-    spec = f"{local}:127.0.0.1:{remote_port}"
+def free_port(host: str) -> int:
+    """A port nobody listens on at ``host`` now (ssh's -L cannot pick one itself)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host.strip("[]"), 0))
+        return int(sock.getsockname()[1])
+
+
+def forward(remote: Remote, control: Path, host: str, port: int, remote_port: int) -> None:
+    """Forward ``host:port`` here to the cluster's loopback ``remote_port``, through the
+    master (so no new login), until ``cancel_forward``."""
+    spec = f"{host}:{port}:127.0.0.1:{remote_port}"
     res = _proc.run([*base_argv(control), "-O", "forward", "-L", spec, "--", remote.ssh],
                     timeout_s=CONNECT_TIMEOUT_S)
     if not res.ok:
-        raise RemoteError(f"cannot forward {local} to port {remote_port} of {remote.ssh}: "
-                          f"{res.describe()}")
-    port = res.stdout.strip()
-    return int(port) if port.isdigit() else int(local.rsplit(":", 1)[1])
+        raise RemoteError(f"cannot serve at {host}:{port} (forwarded to port {remote_port} of "
+                          f"{remote.ssh}): {_last(res.stderr, 1)}; choose another --port")
 
 
-def cancel_forward(remote: Remote, control: Path, local: str, remote_port: int) -> None:
+def cancel_forward(remote: Remote, control: Path, host: str, port: int,
+                   remote_port: int) -> None:
     """Stop a forwarding ``forward`` made (the master may be gone already: nothing to do)."""
-    spec = f"{local}:127.0.0.1:{remote_port}"
+    spec = f"{host}:{port}:127.0.0.1:{remote_port}"
     try:
         _proc.run([*base_argv(control), "-O", "cancel", "-L", spec, "--", remote.ssh],
                   timeout_s=CONNECT_TIMEOUT_S)

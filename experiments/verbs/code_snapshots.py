@@ -17,7 +17,7 @@ from .. import paths
 from ..backends.base import TaskKey, TaskStatus
 from ..errors import SnapshotError
 from ..launching import snapshots
-from ..remote.provenance import shipped
+from ..remote import shipped
 from ..session import Session
 from ..tracking.store import JobRecord, RecordState, Store
 
@@ -71,7 +71,7 @@ def take(session: Session) -> tuple[snapshots.Snapshot | None, list[str]]:
             "limit), \"snapshot_excludes\", or \"code_snapshots\": false (or "
             "snapshot_code=False on the executor) to run the live code. Nothing was submitted"
         ) from None
-    return shipped(snap, session.experiment.code_path), []  # --on: the laptop's git state
+    return shipped.snapshot(snap, session.experiment.code_path), []  # --on: the laptop's git
 
 
 def current_id(session: Session) -> str:

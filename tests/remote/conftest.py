@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 LAPTOP, CLUSTER = "expuser1", "expuser2"
 SBATCH = """#!/bin/bash
 # sbatch, optionally holding after a submission until told to go on (tests kill the laptop then)
+echo "$*" >> "$HOLD_DIR/calls"
 out=$(/usr/bin/sbatch "$@"); rc=$?
 if [ -e "$HOLD_DIR/hold" ]; then
     n=$(ls "$HOLD_DIR" | grep -c '^submitted-')

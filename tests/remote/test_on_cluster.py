@@ -12,8 +12,8 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -69,3 +69,134 @@ def test_readme_grid_on_a_cluster_with_one_login_and_nothing_left_running(site: 
     assert [s["verb"] for s in stats] == ["launch", "wait", "status", "table", "logs"]
     assert stats[0]["round_trips"] == 2  # first contact: the agent says what it lacks
     assert all(s["round_trips"] == 1 for s in stats[1:])
+
+
+SMALL = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class Prep(Artifact):
+    n: int
+
+    def get_requirements(self):
+        return {"time": "0:10:00", "cpus": 1}
+
+    def construct(self, builder: Task):
+        builder.run_command(f"echo prep {self.n} >> $RUNS_LOG")
+
+@dataclass(frozen=True)
+class Fit(Artifact):
+    prep: Prep
+
+    def get_requirements(self):
+        return {"time": "0:10:00", "cpus": 1}
+
+    def construct(self, builder: Task):
+        builder.run_command(f"python lib/mod00.py && echo fit {self.prep.n} >> $RUNS_LOG")
+
+preps = ArtifactSet.from_product(cls=Prep, params={"n": [1, 2, 3, 4]})
+executor = SlurmExecutor(project=PROJECT)
+executor.stage("prep", preps)
+executor.stage("fit", preps.map(lambda p: Fit(prep=p)))
+
+if __name__ == "__main__":
+    executor.auto_cli()
+'''
+
+
+def _small_project(site: Site) -> str:
+    project = f"small{os.getpid()}"
+    write_as(site.code / "exp.py", f"PROJECT = {project!r}\n" + SMALL, LAPTOP)
+    for i in range(40):
+        write_as(site.code / "lib" / f"mod{i:02d}.py", f"VALUE = {i}\n" + "# pad\n" * 50,
+                 LAPTOP)
+    commit_all(site, "a small grid")
+    return project
+
+
+def test_a_relaunch_after_a_one_file_edit_sends_that_file_only(site: Site) -> None:
+    _small_project(site)
+    first = site.laptop("launch", "--on", "c")
+    assert "Sent 41 of 41 file(s)" in first.stderr, first.stderr
+    before = site.objects()
+    edited = site.code / "lib" / "mod07.py"
+    write_as(edited, edited.read_text() + "VALUE += 1\n", LAPTOP)
+    again = site.laptop("launch", "--on", "c")
+    _ok(again)
+    assert "Sent 1 of 41 file(s)" in again.stderr, again.stderr
+    assert site.objects() == before + 1  # the cluster received that one blob
+    first_stats, again_stats = site.stats()
+    assert again_stats["files_sent"] == again_stats["received"] == 1
+    assert again_stats["file_bytes"] == len(edited.read_bytes())
+    assert again_stats["round_trips"] == 1
+    assert again_stats["sent_bytes"] < first_stats["sent_bytes"] / 2
+    assert "also used by" not in again.stderr  # a new tree is still the same file's launch
+
+
+def _until(done, what: str, limit_s: float = 300) -> None:
+    """Poll ``done()`` until it holds (the limit only turns a hang into a failure)."""
+    deadline = time.monotonic() + limit_s
+    while not done():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_killing_the_laptop_mid_launch_then_launching_again_submits_nothing_twice(
+        site: Site) -> None:
+    _small_project(site)
+    (site.hold / "hold").touch()  # sbatch holds after its first submission
+    laptop = subprocess.Popen(site.argv("launch", "--on", "c"), env=site.env(), cwd=site.code,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _until(lambda: (site.hold / "submitted-0").exists() or laptop.poll() is not None,
+           "the first submission")
+    assert laptop.poll() is None, laptop.communicate()
+    laptop.send_signal(signal.SIGKILL)
+    laptop.wait()
+    _until(lambda: not ours(LAPTOP) and not [p for p in ours(CLUSTER) if "experiments" in p],
+           "the laptop's and the cluster's processes to end")
+    (site.hold / "hold").unlink()
+    (site.hold / "release").touch()
+    again = site.laptop("launch", "--on", "c")
+    _ok(again)
+    _ok(site.laptop("wait", "--on", "c", "--timeout", "600"))
+    calls = (site.hold / "calls").read_text().splitlines()
+    assert len(calls) == 2, calls  # prep once (before the kill), fit once: nothing twice
+    history = json.loads(_ok(site.laptop("history", "--on", "c", "--json")))
+    jobs = {(j["stage"], j["job_id"]) for j in history["jobs"]}
+    assert sorted(stage for stage, _ in jobs) == ["fit", "prep"], history
+    runs = (site.cluster / "runs.log").read_text().splitlines()
+    assert sorted(runs) == sorted([f"prep {n}" for n in range(1, 5)]
+                                  + [f"fit {n}" for n in range(1, 5)])
+
+
+def test_report_and_serve_on_a_cluster_are_read_here(site: Site) -> None:
+    _small_project(site)
+    logins = site.sshd.logins()
+    written = _ok(site.laptop("report", "--on", "c", "-o", "pages/r.html"))
+    assert "Wrote pages/r.html" in written, written
+    page = (site.code / "pages" / "r.html").read_text()
+    assert "<html" in page and "prep" in page
+    server = subprocess.Popen(site.argv("serve", "--on", "c", "--port", "0"), env=site.env(),
+                              cwd=site.code, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert server.stdout is not None
+    line = server.stdout.readline()
+    found = re.search(r"Serving the report of \S+ at (http://127\.0\.0\.1:\d+/)\?token=(\S+)",
+                      line)
+    assert found, line + server.communicate()[1]
+    url, token = found.groups()
+    with urllib.request.urlopen(f"{url}?token={token}", timeout=60) as answer:
+        assert b"<html" in answer.read()  # served here, built on the cluster
+    with pytest.raises(urllib.error.HTTPError, match="403"):
+        urllib.request.urlopen(url, timeout=60)  # the login node's loopback is shared
+    server.send_signal(signal.SIGINT)
+    _out, err = server.communicate(timeout=120)
+    assert server.returncode == 0, err
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"{url}?token={token}", timeout=60)  # the forward is gone
+    _until(lambda: not [p for p in ours(LAPTOP) + ours(CLUSTER) if "experiments" in p],
+           "the server to end on the cluster")
+    assert site.sshd.logins() == logins + 1
