@@ -347,11 +347,10 @@ PACKAGES = ("click", "rich", "pygments", "markdown_it", "mdurl", "jinja2", "mark
             "filelock")
 
 
-@pytest.fixture(scope="session")
-def user_python() -> Iterator[tuple[str, str]]:
-    """(a Python every user can run, a folder of copies of the CLI's packages for it): the
-    test users cannot execute the interpreter the suite runs under when it lives in root's
-    home (mode 700)."""
+def copy_user_packages() -> tuple[str, str]:
+    """(a Python every user can run, a new folder of copies of the CLI's packages for it):
+    the test users cannot execute the interpreter the suite runs under when it lives in
+    root's home (mode 700). The caller removes the folder."""
     python = shutil.which("python3", path="/usr/bin:/bin")
     assert python, "these tests need a system python3 that unprivileged users can run"
     folder = tempfile.mkdtemp(prefix="experiments-userpy-")
@@ -362,6 +361,13 @@ def user_python() -> Iterator[tuple[str, str]]:
                         ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(["chmod", "-R", "a+rX", folder], check=True)
     os.chmod(folder, 0o755)
+    return python, folder
+
+
+@pytest.fixture(scope="session")
+def user_python() -> Iterator[tuple[str, str]]:
+    """See :func:`copy_user_packages`."""
+    python, folder = copy_user_packages()
     yield python, folder
     shutil.rmtree(folder, ignore_errors=True)
 

@@ -76,20 +76,15 @@ def _stop(folder: Path) -> None:
         pass
 
 
-@pytest.fixture(scope="session")
-def sshd() -> Iterator[Sshd]:
-    if os.geteuid() != 0 or not os.path.exists(SSHD):
-        _unavailable(f"the --on tests start a private {SSHD} as root (apt-get install "
-                     "openssh-server)")
-    slot = _slot()
-    folder = Path(f"/tmp/experiments-sshd-s{slot}")
+def start(folder: Path, port: int) -> tuple[Sshd, subprocess.Popen[bytes]]:
+    """A private sshd in ``folder`` (made afresh) on ``127.0.0.1:port``; raises when it does
+    not come up."""
     _stop(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(mode=0o755)
     os.chmod(folder, 0o755)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f",
                     str(folder / "host_ed25519")], check=True, stdin=subprocess.DEVNULL)
-    port = 17000 + 100 * slot + 50
     (folder / "sshd_config").write_text(_config(folder, port))
     log = folder / "sshd.log"
     log.touch()
@@ -102,8 +97,22 @@ def sshd() -> Iterator[Sshd]:
     deadline = time.monotonic() + 30
     while "Server listening" not in log.read_text(errors="replace"):
         if proc.poll() is not None or time.monotonic() > deadline:
-            _unavailable(f"sshd did not start: {log.read_text(errors='replace')[-500:]}")
+            proc.kill()
+            raise RuntimeError(f"sshd did not start: {log.read_text(errors='replace')[-500:]}")
         time.sleep(0.05)
+    return daemon, proc
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[Sshd]:
+    if os.geteuid() != 0 or not os.path.exists(SSHD):
+        _unavailable(f"the --on tests start a private {SSHD} as root (apt-get install "
+                     "openssh-server)")
+    slot = _slot()
+    try:
+        daemon, proc = start(Path(f"/tmp/experiments-sshd-s{slot}"), 17000 + 100 * slot + 50)
+    except RuntimeError as exc:
+        _unavailable(str(exc))
     try:
         yield daemon
     finally:

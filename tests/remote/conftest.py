@@ -129,7 +129,7 @@ def ours(user: str) -> list[str]:
             if "[mux]" not in p and "sshd:" not in p and " ps " not in p]
 
 
-def _laptop_ssh(sshd: Sshd, slot: int) -> str:
+def laptop_ssh(sshd: Sshd, slot: int) -> str:
     """expuser1's key and ~/.ssh/config aliases for this slot; returns the main alias."""
     home = Path(pwd.getpwnam(LAPTOP).pw_dir)
     dot = home / ".ssh"
@@ -173,10 +173,10 @@ def _public_host_key() -> str:
 
 @pytest.fixture(scope="session")
 def laptop_alias(sshd: Sshd, test_users: tuple[str, ...]) -> str:
-    return _laptop_ssh(sshd, _slot())
+    return laptop_ssh(sshd, _slot())
 
 
-def _cluster_side(site_root: Path, sshd: Sshd, pythonpath: str, slurm: SlurmCluster,
+def cluster_side(site_root: Path, sshd: Sshd, pythonpath: str, slurm: SlurmCluster,
                   laptop_key: Path) -> Path:
     """expuser2's folders, config and PATH; the authorized_keys line that points at them."""
     cluster = site_root / "cluster"
@@ -197,34 +197,45 @@ def _cluster_side(site_root: Path, sshd: Sshd, pythonpath: str, slurm: SlurmClus
     return cluster
 
 
-@pytest.fixture
-def site(sshd: Sshd, laptop_alias: str, user_python: tuple[str, str],
-         slurm_cluster: SlurmCluster) -> Iterator[Site]:
-    """A fresh laptop folder (code, home) and cluster folder; the master is closed after."""
-    python, packages = user_python
-    pythonpath = f"{packages}:{REPO}"
-    root = Path(tempfile.mkdtemp(prefix=f"exp-on-s{_slot()}-"))
+def make_site(sshd: Sshd, alias: str, python: str, pythonpath: str, slurm: SlurmCluster,
+              slot: int) -> Site:
+    """A fresh laptop folder (code, home, config.json) and cluster folder."""
+    root = Path(tempfile.mkdtemp(prefix=f"exp-on-s{slot}-"))
     os.chmod(root, 0o755)
-    key = Path(pwd.getpwnam(LAPTOP).pw_dir) / ".ssh" / f"experiments-s{_slot()}.pub"
-    cluster = _cluster_side(root, sshd, pythonpath, slurm_cluster, key)
+    key = Path(pwd.getpwnam(LAPTOP).pw_dir) / ".ssh" / f"experiments-s{slot}.pub"
+    cluster = cluster_side(root, sshd, pythonpath, slurm, key)
     laptop = root / "laptop"
     (laptop / "home").mkdir(parents=True)
     (laptop / "code").mkdir()
     subprocess.run(["chown", "-R", f"{LAPTOP}:{LAPTOP}", str(laptop)], check=True)
-    made = Site(root, sshd, laptop_alias, laptop / "code", laptop / "home", cluster, python,
-                pythonpath, slurm_cluster)
+    made = Site(root, sshd, alias, laptop / "code", laptop / "home", cluster, python,
+                pythonpath, slurm)
     made.remotes()
+    return made
+
+
+def clean_up(site: Site) -> None:
+    """Close the laptop's master, cancel the cluster user's jobs, remove the folders."""
+    site.as_laptop("ssh", "-O", "exit", "-o", f"ControlPath={site.laptop_home}/ssh/%C",
+                   site.alias)
+    env = {**os.environ, **site.slurm.env}
+    ids = subprocess.run(["squeue", "-h", "-u", CLUSTER, "-o", "%i"], capture_output=True,
+                         text=True, env=env).stdout.split()
+    if ids:
+        subprocess.run(["scancel", *ids], env=env, capture_output=True)
+    shutil.rmtree(site.root, ignore_errors=True)
+
+
+@pytest.fixture
+def site(sshd: Sshd, laptop_alias: str, user_python: tuple[str, str],
+         slurm_cluster: SlurmCluster) -> Iterator[Site]:
+    """A fresh laptop and cluster for one test; cleaned up after."""
+    python, packages = user_python
+    made = make_site(sshd, laptop_alias, python, f"{packages}:{REPO}", slurm_cluster, _slot())
     try:
         yield made
     finally:
-        made.as_laptop("ssh", "-O", "exit", "-o",
-                       f"ControlPath={made.laptop_home}/ssh/%C", laptop_alias)
-        names = subprocess.run(["squeue", "-h", "-u", CLUSTER, "-o", "%i"], capture_output=True,
-                               text=True, env={**os.environ, **slurm_cluster.env}).stdout.split()
-        if names:
-            subprocess.run(["scancel", *names], env={**os.environ, **slurm_cluster.env},
-                           capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+        clean_up(made)
 
 
 def commit_all(site: Site, message: str) -> None:
