@@ -94,6 +94,8 @@ def _tree(agent: Agent, req: dict[str, Any]) -> str:
     if os.path.isdir(dest):
         return tree.build(agent.root, req["project"], req["tree"], [])
     entries = req.get("manifest")
+    if entries is None and req.get("delta"):
+        entries = tree.from_delta(agent.root, req["project"], req["delta"])
     if entries is None:
         agent.reply(need_manifest=True)
         more = agent.message(protocol.MORE)

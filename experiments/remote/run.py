@@ -24,7 +24,7 @@ from ..experiment import Experiment
 from . import protocol, ssh, targets
 from .command import Command, parse
 from .relay import Relay
-from .ship import Record, Shipment, blob_frames, first_request, prepare
+from .ship import Plan, Record, Shipment, blob_frames, first_request, prepare
 from .ssh import Channel, RemoteError
 
 _LOG_LIMIT = 1 << 20
@@ -54,11 +54,11 @@ def run(experiment: Experiment, name: str, args: Sequence[str]) -> int:
 
 
 def _request(cmd: Command, experiment: Experiment, shipment: Shipment, remote: targets.Remote,
-             manifest: bool, blobs: Sequence[str]) -> dict[str, Any]:
+             plan: Plan) -> dict[str, Any]:
     return {"protocol": protocol.PROTOCOL, "version": __version__,
             "project": experiment.project, "code_root": remote.code_root,
-            "tree": shipment.tree, "manifest": list(shipment.entries) if manifest else None,
-            "blobs": list(blobs), "git": shipment.git, "file": shipment.file,
+            "tree": shipment.tree, "manifest": plan.manifest, "delta": plan.delta,
+            "blobs": plan.blobs, "git": shipment.git, "file": shipment.file,
             "artifact_path": cmd.artifact_path or remote.artifact_path,
             "argv": list(cmd.argv), "fetch": cmd.output, "env": _terminal()}
 
@@ -76,10 +76,10 @@ def _terminal() -> dict[str, str]:
 def _ship(channel: Channel, cmd: Command, experiment: Experiment, shipment: Shipment,
           record: Record, stats: dict[str, Any]) -> dict[str, Any]:
     """Send the request and whatever the agent asks for; the agent's ``ready`` reply."""
-    manifest, blobs = first_request(shipment, record)
-    request = _request(cmd, experiment, shipment, channel.remote, manifest, blobs)
+    plan = first_request(shipment, record)
+    request = _request(cmd, experiment, shipment, channel.remote, plan)
     channel.send(protocol.pack_json(protocol.HEADER, request))
-    _send_blobs(channel, shipment, blobs, stats)
+    _send_blobs(channel, shipment, plan.blobs, stats)
     junk = channel.hello()
     if junk.strip():
         sys.stderr.write(f"note: the login scripts of {channel.remote.ssh} printed: "

@@ -91,13 +91,15 @@ def _inside(source: str, code: str, given: str) -> str:
 
 @dataclass
 class Record:
-    """What one cluster is known to hold, as it confirmed (read and written on the laptop)."""
+    """What one cluster is known to hold, as it confirmed (read and written on the laptop);
+    ``base`` is the last tree shipped there with its manifest, for sending only changes."""
 
     path: Path
     ssh: str
     code_root: str
     blobs: dict[str, None] = field(default_factory=dict)  # ordered: oldest first
     trees: list[str] = field(default_factory=list)
+    base: tuple[str, list[list[str]]] | None = None
 
     @classmethod
     def load(cls, home: Path, remote: Remote) -> Record:
@@ -114,7 +116,10 @@ class Record:
             return empty
         blobs = [d for d in data.get("blobs", []) if isinstance(d, str)]
         trees = [t for t in data.get("trees", []) if isinstance(t, str)]
-        return cls(path, remote.ssh, remote.code_root, dict.fromkeys(blobs), trees)
+        base = data.get("base")
+        known = (base["tree"], base["entries"]) if isinstance(base, dict) and isinstance(
+            base.get("tree"), str) and isinstance(base.get("entries"), list) else None
+        return cls(path, remote.ssh, remote.code_root, dict.fromkeys(blobs), trees, known)
 
     @property
     def first_contact(self) -> bool:
@@ -129,6 +134,18 @@ class Record:
             del self.blobs[next(iter(self.blobs))]
         self.trees = [t for t in self.trees if t != shipment.tree][-(MAX_TREES - 1):]
         self.trees.append(shipment.tree)
+        self.base = (shipment.tree, [list(e) for e in shipment.entries])
+
+    def delta(self, shipment: Shipment) -> dict[str, Any] | None:
+        """``shipment``'s manifest as changes to the last tree the cluster confirmed (None
+        when there is none): what one edited file costs is that file's entry."""
+        if self.base is None or self.base[0] not in self.trees:
+            return None
+        old = {e[0]: tuple(e) for e in self.base[1] if len(e) == 3}
+        new = {e[0]: e for e in shipment.entries}
+        return {"base": self.base[0],
+                "set": [list(e) for rel, e in new.items() if old.get(rel) != e],
+                "drop": [rel for rel in old if rel not in new]}
 
     def forget(self, digests: Sequence[str]) -> None:
         """The cluster said it lacks these."""
@@ -137,17 +154,32 @@ class Record:
 
     def save(self) -> None:
         data = {"ssh": self.ssh, "code_root": self.code_root, "blobs": list(self.blobs),
-                "trees": self.trees}
+                "trees": self.trees,
+                "base": None if self.base is None else {"tree": self.base[0],
+                                                        "entries": self.base[1]}}
         _atomic.write_json(str(self.path), data, mode=0o600, indent=None, durable=False)
 
 
-def first_request(shipment: Shipment, record: Record) -> tuple[bool, list[str]]:
-    """Whether to send the manifest, and which blobs to send with the request."""
+@dataclass(frozen=True)
+class Plan:
+    """What the first request carries: the whole manifest, changes to a tree the cluster
+    has, or neither (it has this tree); and the blobs believed missing there."""
+
+    manifest: list[list[str]] | None
+    delta: dict[str, Any] | None
+    blobs: list[str]
+
+
+def first_request(shipment: Shipment, record: Record) -> Plan:
+    """The first request's content, from what the cluster is known to hold."""
+    whole = [list(e) for e in shipment.entries]
     if shipment.tree in record.trees:
-        return False, []  # the cluster has the tree: its id is enough
+        return Plan(None, None, [])  # the cluster has the tree: its id is enough
     if record.first_contact:
-        return True, []  # nothing known: let the agent say what it lacks
-    return True, [d for d in shipment.files if d not in record.blobs]
+        return Plan(whole, None, [])  # nothing known: let the agent say what it lacks
+    delta = record.delta(shipment)
+    return Plan(None if delta else whole, delta,
+                [d for d in shipment.files if d not in record.blobs])
 
 
 def blob_frames(shipment: Shipment, digests: Sequence[str]) -> Iterator[bytes]:

@@ -5,6 +5,7 @@ Layout under a remote's ``code_root``::
     objects/ab/cdef…          one file's content, named by its sha256 (read-only)
     <project>/trees/<id>/     a code tree as the laptop has it (id: its snapshot id)
     <project>/trees/.tmp-*/   a tree being built (renamed to <id> when complete)
+    <project>/manifests/<id>  its manifest, so a later tree can be sent as changes to it
 
 A blob is checked against its name before it is stored, and a tree's id against its entries,
 so a damaged transfer never poses as code. Trees are immutable: regular files are hard links to
@@ -15,10 +16,12 @@ made as the laptop had them.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from .. import _atomic
 from ..launching.snapshot_files import EXEC, FILE, LINK
@@ -116,7 +119,28 @@ def build(root: str, project: str, tid: str, entries: Sequence[Sequence[str]]) -
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _atomic.write_json(_manifest_path(root, project, tid), [list(e) for e in checked],
+                       indent=None, durable=False)
     return dest
+
+
+def _manifest_path(root: str, project: str, tid: str) -> str:
+    return os.path.join(os.path.dirname(os.path.dirname(tree_dir(root, project, tid))),
+                        "manifests", tid)
+
+
+def from_delta(root: str, project: str, delta: dict[str, Any]) -> list[list[str]] | None:
+    """The manifest ``delta`` describes (changes to a tree built here), or None when that
+    tree's manifest is not here (the laptop then sends the whole manifest)."""
+    try:
+        with open(_manifest_path(root, project, str(delta["base"])), encoding="utf-8") as fh:
+            base = json.load(fh)
+        changed = {e[0]: e for e in delta["set"]}
+        dropped = set(delta["drop"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None
+    kept = [e for e in base if e[0] not in changed and e[0] not in dropped]
+    return [*kept, *changed.values()]
 
 
 def _place(root: str, target: str, kind: str, ref: str) -> None:

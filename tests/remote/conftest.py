@@ -123,10 +123,19 @@ def processes(user: str) -> list[str]:
             and not line.split()[1].startswith("Z")]
 
 
+def _in_a_job(pid: str) -> bool:
+    """Whether the process runs inside a Slurm job (a task, not a command of ours)."""
+    try:
+        return b"SLURM_JOB_ID=" in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False  # gone already
+
+
 def ours(user: str) -> list[str]:
-    """Processes of ``user`` that are not OpenSSH's (its master, the cluster's session)."""
+    """Processes of ``user`` that are neither OpenSSH's (its master, the cluster's session)
+    nor a Slurm job's."""
     return [p for p in processes(user)
-            if "[mux]" not in p and "sshd:" not in p and " ps " not in p]
+            if "[mux]" not in p and "sshd:" not in p and not _in_a_job(p.split()[0])]
 
 
 def laptop_ssh(sshd: Sshd, slot: int) -> str:
@@ -192,6 +201,7 @@ def cluster_side(site_root: Path, sshd: Sshd, pythonpath: str, slurm: SlurmClust
            "EXPERIMENTS_HOME": str(cluster / "home"), "EXPERIMENTS_SITE_CONFIG": "",
            "PATH": f"{cluster / 'bin'}:/usr/local/bin:/usr/bin:/bin",
            "HOLD_DIR": str(cluster / "hold"), "RUNS_LOG": str(cluster / "runs.log")}
+    (cluster / "env.json").write_text(json.dumps(env))  # what a login gets (the bench reads it)
     options = ",".join(f'environment="{k}={v}"' for k, v in env.items())
     sshd.authorize([f"{options} {laptop_key.read_text().strip()}"])
     return cluster

@@ -66,15 +66,23 @@ def test_the_record_decides_what_a_request_carries(tmp_path: Path) -> None:
     code = _code(tmp_path)
     found = ship.prepare(_experiment(code, code / "exp.py"), settings.load(), settings.home())
     record = ship.Record.load(settings.home(), REMOTE)
-    assert ship.first_request(found, record) == (True, [])  # first contact: ask, send nothing
+    first = ship.first_request(found, record)  # first contact: the manifest, no blob
+    assert (first.manifest, first.delta, first.blobs) == ([list(e) for e in found.entries],
+                                                          None, [])
     record.learn(found)
     record.save()
     again = ship.Record.load(settings.home(), REMOTE)
-    assert ship.first_request(found, again) == (False, [])  # the tree is there: its id only
+    assert ship.first_request(found, again) == ship.Plan(None, None, [])  # its id only
     (code / "pkg" / "a.py").write_text("A = 2\n")
-    edited = ship.prepare(_experiment(code, code / "exp.py"), settings.load(), settings.home())
-    manifest, blobs = ship.first_request(edited, again)
-    assert manifest and [edited.files[d][0] for d in blobs] == [str(code / "pkg" / "a.py")]
+    (code / "exp.py").unlink()
+    (code / "new.py").write_text("x = 1\n")
+    edited = ship.prepare(_experiment(code, code / "new.py"), settings.load(), settings.home())
+    plan = ship.first_request(edited, again)  # the changes to the tree the cluster has
+    assert plan.manifest is None and plan.delta is not None
+    assert plan.delta["base"] == found.tree and plan.delta["drop"] == ["exp.py"]
+    assert sorted(e[0] for e in plan.delta["set"]) == ["new.py", "pkg/a.py"]
+    # new.py holds what exp.py held: the cluster has that blob, only a.py's is sent
+    assert [edited.files[d][0] for d in plan.blobs] == [str(code / "pkg" / "a.py")]
     moved = Remote("hpc", "hpc", "/usr/bin/python3", "/elsewhere", "/scratch/out")
     assert ship.Record.load(settings.home(), moved).first_contact  # another code_root
 
