@@ -92,6 +92,7 @@ def _tree(code: Path, files: int, kb: int, seed: int = 7) -> None:
 
 def _figures(site: Site, label: str, res: subprocess.CompletedProcess[str], seconds: float,
              logins: int) -> list[object]:
+    """One row from the laptop's own figures of the command just run."""
     assert res.returncode in (0, 3), f"{label}: {res.stdout}\n{res.stderr}"
     stats = site.stats()[-1]
     return [label, stats["round_trips"], 1, f"{stats['sent_bytes']:,}",
@@ -99,6 +100,7 @@ def _figures(site: Site, label: str, res: subprocess.CompletedProcess[str], seco
 
 
 def _rsync(site: Site, label: str, dest: str, logins: int) -> list[object]:
+    """One row: rsync of the code tree to ``dest`` plus ``ssh host true``, through the master."""
     ssh = (f"ssh -o ControlMaster=auto -o ControlPath={site.laptop_home}/ssh/%C "
            "-o ControlPersist=60")
     t0 = time.perf_counter()
@@ -117,11 +119,13 @@ def _rsync(site: Site, label: str, dest: str, logins: int) -> list[object]:
 
 
 def _edit(site: Site, n: int) -> None:
+    """Append a line to one file of the tree (a one-file edit)."""
     path = next((site.code / "src").rglob(f"mod{n:03d}.py"))
     write_as(path, path.read_text() + f"# edited {time.time()}\n", LAPTOP)
 
 
 def _ensure_rsync() -> None:
+    """Install rsync with apt-get when missing (the bench only; CI never runs this)."""
     if shutil.which("rsync"):
         return
     subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=900", "install", "-y", "-qq",
@@ -147,6 +151,7 @@ def _on_login_node(site: Site, label: str, verb: str) -> list[object]:
 
 
 def _measure(site: Site, n: int) -> list[list[object]]:
+    """Every row of the table, in order."""
     rows = []
     logins = site.sshd.logins()
     for label, args in ((f"launch --on, {n:,} artifacts, first contact", ["launch"]),
@@ -169,6 +174,7 @@ def _measure(site: Site, n: int) -> list[list[object]]:
 
 
 def main() -> None:
+    """Set up (sshd, accounts, site, tree), measure, clean up, print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=10_000, help="artifacts launched")
     parser.add_argument("--files", type=int, default=400, help="files in the code tree")

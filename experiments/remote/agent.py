@@ -35,12 +35,14 @@ class Agent:
     """One request: its streams, the code root, and what it received."""
 
     def __init__(self, inp: IO[bytes], out: IO[bytes]) -> None:
+        """The channel's two ends (stdin, stdout); nothing received yet."""
         self.inp, self.out = inp, out
         self.received = 0
         self.received_bytes = 0
         self.root = ""
 
     def send(self, data: bytes) -> None:
+        """Write to the laptop; its end closed raises ``LaptopGone``."""
         try:
             self.out.write(data)
             self.out.flush()
@@ -48,6 +50,7 @@ class Agent:
             raise LaptopGone() from None
 
     def reply(self, **message: Any) -> None:
+        """Send an ``R`` frame holding ``message``."""
         self.send(protocol.pack_json(REPLY, message))
 
     def message(self, kind: bytes) -> Any:
@@ -112,12 +115,14 @@ def _tree(agent: Agent, req: dict[str, Any]) -> str:
 
 
 def _verb_argv(req: dict[str, Any], code: str, fetch: str | None) -> list[str]:
+    """The verb as the cluster runs it: the tree's experiment file, the remote's artifact root."""
     argv = [sys.executable, "-m", "experiments", "--file", os.path.join(code, req["file"]),
             "--artifact-path", req["artifact_path"], "--code-path", code, *req["argv"]]
     return [*argv, "-o", fetch] if fetch else argv
 
 
 def _env(req: dict[str, Any], code: str) -> dict[str, str]:
+    """The verb's environment: the shipment it runs from, the laptop's terminal width and colour."""
     source = os.path.join(req["code_root"], req["project"], req["file"])
     env = {**os.environ, shipped.ENV: shipped.encode(code, source, req.get("git")),
            "EXPERIMENTS_SERVE_TOKEN": "1"}  # report.serve: the login node's loopback is shared

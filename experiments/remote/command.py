@@ -38,6 +38,7 @@ class Command:
 
 
 def _end(args: Sequence[str]) -> int:
+    """Where options end: the first ``--`` (or the end)."""
     return args.index("--") if "--" in args else len(args)
 
 
@@ -82,6 +83,7 @@ def split_on(args: Sequence[str]) -> tuple[str, list[str]] | None:
 
 
 def _verb(args: Sequence[str]) -> str:
+    """The verb: the first word that is neither an option nor a group option's value."""
     i, end = 0, _end(args)
     while i < end:
         if args[i] in _GROUP_VALUED:

@@ -24,6 +24,7 @@ class Relay:
     """Relays one verb's frames; ``run`` returns its exit code on the cluster."""
 
     def __init__(self, channel: Channel, cmd: Command, ready: dict[str, Any]) -> None:
+        """The channel after the agent's ``ready`` reply (which names the fetched file)."""
         self.channel = channel
         self.cmd = cmd
         self.fetched = str(ready.get("fetch") or "").encode()
@@ -31,6 +32,7 @@ class Relay:
         self._forward: tuple[str, int, int] | None = None
 
     def run(self) -> int:
+        """Relay until the agent sends the exit code; stop forwarding at the end."""
         try:
             while True:
                 kind, payload = self.channel.frame()
@@ -46,6 +48,7 @@ class Relay:
                 ssh.cancel_forward(self.channel.remote, self.channel.control, *self._forward)
 
     def _one(self, kind: bytes, payload: bytes) -> None:
+        """One frame of the verb's output (stdout, stderr, the report's page)."""
         if kind == protocol.OUT:
             self._stdout(payload)
         elif kind == protocol.ERR:
@@ -57,6 +60,7 @@ class Relay:
                               f"{kind!r} frame")
 
     def _stdout(self, data: bytes) -> None:
+        """Stdout here; for serve, held until the URL line is seen and forwarded."""
         if self.fetched and self.cmd.output:  # the page's path there is the file here
             data = data.replace(self.fetched, self.cmd.output.encode())
         if self.cmd.serve_at is None or self._forward is not None:
@@ -78,5 +82,6 @@ class Relay:
 
 
 def _write(stream: Any, data: bytes) -> None:
+    """Write and flush at once: the output is shown as it comes."""
     stream.write(data)
     stream.flush()

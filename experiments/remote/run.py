@@ -55,6 +55,7 @@ def run(experiment: Experiment, name: str, args: Sequence[str]) -> int:
 
 def _request(cmd: Command, experiment: Experiment, shipment: Shipment, remote: targets.Remote,
              plan: Plan) -> dict[str, Any]:
+    """The request header (see :mod:`experiments.remote.protocol`)."""
     return {"protocol": protocol.PROTOCOL, "version": __version__,
             "project": experiment.project, "code_root": remote.code_root,
             "tree": shipment.tree, "manifest": plan.manifest, "delta": plan.delta,
@@ -102,6 +103,7 @@ def _ship(channel: Channel, cmd: Command, experiment: Experiment, shipment: Ship
 
 def _send_blobs(channel: Channel, shipment: Shipment, digests: Sequence[str],
                 stats: dict[str, Any]) -> None:
+    """Send the blobs ``digests``, counting files and bytes in ``stats``."""
     for data in blob_frames(shipment, digests):
         channel.send(data)
     stats["files_sent"] = stats.get("files_sent", 0) + len(digests)

@@ -45,6 +45,7 @@ class Shipment:
 
     @property
     def bytes(self) -> int:
+        """The size of all files of the tree."""
         return sum(size for _path, size in self.files.values())
 
 
@@ -123,6 +124,7 @@ class Record:
 
     @property
     def first_contact(self) -> bool:
+        """True when nothing is known about the cluster (never talked, or config changed)."""
         return not self.blobs and not self.trees
 
     def learn(self, shipment: Shipment) -> None:
@@ -153,6 +155,7 @@ class Record:
             self.blobs.pop(digest, None)
 
     def save(self) -> None:
+        """Write the record (private to the user; a lost write costs one round trip)."""
         data = {"ssh": self.ssh, "code_root": self.code_root, "blobs": list(self.blobs),
                 "trees": self.trees,
                 "base": None if self.base is None else {"tree": self.base[0],

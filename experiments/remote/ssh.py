@@ -75,27 +75,34 @@ class Channel:
     """One SSH session running the agent: frames both ways, counted, then its exit status."""
 
     def __init__(self, remote: Remote, control: Path) -> None:
+        """Start ``ssh`` running the agent; ssh's stderr goes to an unlinked temp file."""
         self.remote = remote
         self.control = control
         self.sent = 0
         self.received = 0
+        self.broken = False  # the agent's end closed while we were still sending
         self._err = tempfile.TemporaryFile(dir=control)
         self.child = _proc.converse(agent_argv(remote, control), stderr=self._err)
 
     @property
     def _out(self) -> IO[bytes]:
+        """The agent's side of the conversation (ssh's stdout)."""
         assert self.child.popen.stdout is not None
         return self.child.popen.stdout
 
     def send(self, data: bytes) -> None:
-        """Write ``data`` to the agent; a closed channel raises what ssh said."""
+        """Write ``data`` to the agent. When its end is closed, nothing is raised here: the
+        agent may have refused the request (its reply says why), and reading tells."""
         stdin = self.child.popen.stdin
         assert stdin is not None
+        if self.broken:
+            return
         try:
             stdin.write(data)
             stdin.flush()
         except (BrokenPipeError, ValueError):
-            raise self.failure() from None
+            self.broken = True
+            return
         self.sent += len(data)
 
     def hello(self) -> bytes:
@@ -173,6 +180,7 @@ def cancel_forward(remote: Remote, control: Path, host: str, port: int,
 
 
 def _last(text: str, n: int = 2) -> str:
+    """The last ``n`` meaningful lines of ssh's stderr, as one line."""
     lines = [ln.strip() for ln in text.splitlines()
              if ln.strip() and not ln.startswith(("Warning: Permanently added", "debug"))]
     return " | ".join(lines[-n:]) or "(no message)"

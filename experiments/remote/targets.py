@@ -50,6 +50,7 @@ def parse(value: Any, path: Path) -> dict[str, Remote]:
 
 
 def _remote(name: str, entry: Any, path: Path) -> Remote:
+    """One remote entry checked: the four keys, a usable host, absolute paths."""
     where = f"{path}: {KEY}.{name}"
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ConfigError(f"{path}: {KEY}: {name!r:.40} is not a usable name; use letters, "

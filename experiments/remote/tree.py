@@ -125,6 +125,7 @@ def build(root: str, project: str, tid: str, entries: Sequence[Sequence[str]]) -
 
 
 def _manifest_path(root: str, project: str, tid: str) -> str:
+    """Where the manifest of tree ``tid`` is kept (beside the trees, not in one)."""
     return os.path.join(os.path.dirname(os.path.dirname(tree_dir(root, project, tid))),
                         "manifests", tid)
 
