@@ -85,6 +85,8 @@ def _problem(req: dict[str, Any]) -> dict[str, Any] | None:
         return {"error": "no_code_root"}
     if st.st_uid != os.getuid():
         return {"error": "code_root_not_ours"}
+    if st.st_mode & 0o022:  # a lab-mate could plant a tree: the code the jobs would run
+        return {"error": "code_root_shared"}
     if not os.access(root, os.W_OK | os.X_OK):
         return {"error": "code_root_unwritable"}
     return None

@@ -142,6 +142,9 @@ def _refusal(remote: targets.Remote, reply: dict[str, Any]) -> RemoteError:
     if kind == "code_root_not_ours":
         return RemoteError(f"code_root {root} on {host} belongs to another user; use a folder "
                            f"of yours ({fix.removeprefix('or ')})")
+    if kind == "code_root_shared":
+        return RemoteError(f"code_root {root} on {host} is writable by other users, who could "
+                           f"change the code your jobs run; chmod go-w it {fix}")
     if kind == "code_root_unwritable":
         return RemoteError(f"code_root {root} on {host} is not writable for you; chmod u+w it "
                            f"{fix}")

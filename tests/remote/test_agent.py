@@ -179,6 +179,8 @@ def test_another_version_or_a_missing_code_root_is_refused_before_anything_is_st
                                                         "version": __version__}
     assert _refusal({**request, "code_root": str(tmp_path / "nope")}) == {
         "error": "no_code_root"}
+    os.chmod(request["code_root"], 0o777)  # a lab-mate could plant a tree there
+    assert _refusal(request) == {"error": "code_root_shared"}
 
 
 def test_when_the_laptop_hangs_up_the_verb_is_stopped_and_the_agent_exits(

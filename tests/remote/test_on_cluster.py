@@ -133,6 +133,10 @@ def test_a_relaunch_after_a_one_file_edit_sends_that_file_only(site: Site) -> No
     assert again_stats["round_trips"] == 1
     assert again_stats["sent_bytes"] < first_stats["sent_bytes"] / 2
     assert "also used by" not in again.stderr  # a new tree is still the same file's launch
+    bare = subprocess.run(site.argv("experiments", "--file", "exp.py", "--on", "c", "history",
+                                    file="-m"), env=site.env(), cwd=site.code, text=True,
+                          capture_output=True, timeout=300)  # the bare command's door
+    assert "prep" in _ok(bare) and "Sent" not in bare.stderr  # the cluster has this tree
 
 
 def _until(done, what: str, limit_s: float = 300) -> None:
