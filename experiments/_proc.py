@@ -305,6 +305,35 @@ def spawn(argv: Sequence[str], *, stdout: IO[bytes] | None = None, cwd: str | No
     return Child(popen)
 
 
+def converse(argv: Sequence[str], *, stderr: IO[bytes]) -> Child:
+    """Start ``argv`` with pipes to its stdin and stdout, for a request/reply conversation.
+
+    Unlike ``spawn`` it stays in our session, so a program that asks at the terminal (``ssh``
+    asking for a second factor) can, and Ctrl-C reaches it; it dies with us on Linux.
+    ``stderr`` goes to a file: a pipe could be held open by a grandchild (OpenSSH's master).
+    """
+    if isinstance(argv, str):
+        raise TypeError("converse() takes an argument list, not a string")
+    popen = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=stderr, preexec_fn=_die_with_parent())
+    return Child(popen)
+
+
+def spawn_captured(argv: Sequence[str], *, cwd: str | None = None,
+                   env: Mapping[str, str] | None = None) -> Child:
+    """Start ``argv`` in a new session with stdout and stderr on two pipes, stdin closed.
+
+    For a command whose output is relayed as it comes (the ``--on`` agent runs the verb so);
+    ``Child.terminate`` stops it and everything it started.
+    """
+    if isinstance(argv, str):
+        raise TypeError("spawn_captured() takes an argument list, not a string")
+    popen = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=cwd,
+                             env=None if env is None else dict(env), start_new_session=True)
+    return Child(popen)
+
+
 @dataclass(frozen=True)
 class BytesResult:
     """A finished command whose stdout is kept as raw bytes (file names, binary diffs)."""

@@ -18,6 +18,7 @@ from .backends.base import Backend, BackendOptions
 from .config import settings as config_mod
 from .errors import DefinitionError, PlanError, SchedulerQueryError
 from .experiment import DescribesExperiment, Experiment, as_experiment
+from .remote import shipped
 from .states import TaskKey
 from .tracking.ends import of_root
 from .tracking.status import Live, query_live
@@ -72,7 +73,7 @@ class Session:
 
         ``instances`` supplies ready backends by name (tests pass a FakeBackend this way).
         """
-        experiment = as_experiment(source)
+        experiment = shipped.experiment(as_experiment(source))  # --on: the file's lasting name
         cfg = config_mod.load()
         keep_private(config_mod.home())
         os.umask(cfg.umask)

@@ -15,6 +15,7 @@ fi
 if ! command -v strace >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
 fi
+[ -x /usr/sbin/sshd ] || { apt-get -o DPkg::Lock::Timeout=900 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq openssh-server; }  # tests/remote: a private sshd (tests/_sshd.py)
 python3 -m ruff check experiments tests bench examples
 python3 -m mypy experiments
 eval "$(bash scripts/slurm-test-cluster.sh start)"

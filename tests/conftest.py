@@ -13,7 +13,7 @@ import pytest
 from experiments import backends
 from experiments.backends.fake import FakeBackend
 
-pytest_plugins = ["tests.support.slurm_cluster", "tests.support.gcs"]
+pytest_plugins = ["tests.support.slurm_cluster", "tests.support.gcs", "tests.support.sshd"]
 
 
 @pytest.fixture(autouse=True)

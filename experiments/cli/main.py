@@ -176,6 +176,9 @@ def make_cli(experiment: Experiment | None = None) -> click.Group:
 def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = None) -> int:
     """Run ``group`` on ``args``; the one place that turns outcomes into exit codes."""
     try:  # obj: the arguments as typed (`launch --detach` runs them again)
+        on = _on_remote(group, args)  # `--on NAME`: the verb runs on that cluster, over SSH
+        if on is not None:
+            return on
         code = group.main(args=list(args), prog_name=prog_name or Path(sys.argv[0]).name,
                           complete_var="_EXPERIMENTS_COMPLETE", standalone_mode=False,
                           obj=tuple(args))
@@ -196,6 +199,21 @@ def _invoke(group: click.Group, args: Sequence[str], prog_name: str | None = Non
     except SystemExit as exc:  # a library's own exit: its code, never a traceback
         return exc.code if isinstance(exc.code, int) else EXIT_FAILED
     return code if isinstance(code, int) else 0
+
+
+def _on_remote(group: click.Group, args: Sequence[str]) -> int | None:
+    """With ``--on NAME`` among ``args``: run the command on that remote, its exit code."""
+    from ..remote.command import split_on, take
+
+    found = split_on(args)
+    if found is None:
+        return None
+    from ..remote.run import run as run_on
+    from .context import load_experiment
+
+    name, rest = found
+    experiment = getattr(group, "experiment", None) or load_experiment(take(rest, "--file")[0])
+    return run_on(experiment, name, rest)
 
 
 def run(experiment: Experiment | DescribesExperiment, argv: Sequence[str] | None = None) -> int:

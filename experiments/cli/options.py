@@ -9,7 +9,8 @@ import click
 
 
 def common(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--local``, ``--workers``, ``--artifact-path``, ``--code-path``."""
+    """``--local``, ``--workers``, ``--artifact-path``, ``--code-path``, ``--on`` (handled
+    before click parses: see ``experiments.remote``)."""
     fn = click.option("--local", is_flag=True, default=None,
                       help="Run on this machine instead of Slurm.")(fn)
     fn = click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -18,4 +19,7 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
                            "Slurm login node).")(fn)
     fn = click.option("--artifact-path", default=None, help="Override the artifact root.")(fn)
     fn = click.option("--code-path", default=None, help="Override the code directory.")(fn)
+    fn = click.option("--on", "on", default=None, metavar="NAME",
+                      help="Run this command on the cluster NAME of config.json's remotes, "
+                           "over SSH (the code is shipped first; not with --local).")(fn)
     return fn

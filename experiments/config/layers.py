@@ -7,7 +7,8 @@ A later layer wins key by key. Three keys merge deeper than that:
 * ``default_slurm_args``: per partition, then per requirement (a site's ``gpu.time`` and a
   user's ``gpu.cpus`` both hold); ``null`` removes an inherited requirement, or a whole
   partition's entry;
-* ``local``: per key (``cpus``, ``gpus``, ``mem_gb``);
+* ``local``: per key (``cpus``, ``gpus``, ``mem_gb``); ``remotes``: per remote name (each
+  remote whole);
 * ``setup`` (at the top and inside a partition's entry): lines add up, site's first.
 
 Every leaf value remembers the layer it came from, so ``config show`` can say where each value
@@ -23,7 +24,7 @@ from typing import Any
 
 SETUP = "setup"
 BY_PARTITION = "default_slurm_args"
-PER_KEY = ("local",)
+PER_KEY = ("local", "remotes")
 KeyPath = tuple[str, ...]
 
 

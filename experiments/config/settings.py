@@ -33,6 +33,7 @@ from typing import Any
 
 from .. import _atomic
 from ..errors import ConfigError
+from ..remote import targets
 from ..worker import task_setup
 from . import file_trust
 from .layers import Layer, Merged, merge, without_nulls
@@ -65,6 +66,9 @@ OPTIONAL_KEYS = {
     "escalation": "opt-in policy for `launch --retry-failed`, e.g. "
                   '{"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2}, '
                   '"caps": {"time": "3-00:00:00", "mem": "512G"}}',
+    "remotes": "clusters reached over SSH for `--on NAME`: "
+               '{"NAME": {"ssh": HOST, "python": PATH, "code_root": PATH, '
+               '"artifact_path": PATH}}',
 }
 ESCALATABLE = ("time", "mem")
 SITE_ENV = "EXPERIMENTS_SITE_CONFIG"
@@ -148,6 +152,7 @@ class Config:
     trusted_gids: tuple[int, ...] = ()  # from trusted_groups
     setup: tuple[str, ...] = ()
     escalation: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    remotes: Mapping[str, targets.Remote] = field(default_factory=dict)
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -321,7 +326,8 @@ def validate(data: Any, path: Path) -> Config:
                   trusted_uids=_ids(data.get("trusted_users", []), "trusted_users", path),
                   trusted_gids=_ids(data.get("trusted_groups", []), "trusted_groups", path),
                   setup=_setup(data, path)[0],
-                  escalation=_escalation(data.get("escalation", {}), path))
+                  escalation=_escalation(data.get("escalation", {}), path),
+                  remotes=targets.parse(data.get(targets.KEY, {}), path))
 
 
 def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:

@@ -371,6 +371,40 @@ def content_id(code_path: str, store_dir: str, *, never_copy: Sequence[str] = ()
     return _snapshot_id((e.rel, e.kind, _digest(code, e)) for e in entries)
 
 
+@dataclass(frozen=True)
+class Description:
+    """What ``take`` would freeze, without copying: the entries with their content hashes
+    (a link's is the hash of its target), the git state and the snapshot id."""
+
+    code: str
+    entries: tuple[Entry, ...]
+    digests: Mapping[str, str]
+    git: GitInfo | None
+    id: str
+
+
+def tree_id(items: Iterable[tuple[str, str, str]]) -> str:
+    """The snapshot id of (relative path, kind, content hash) items: a tree shipped to a
+    cluster (``--on``) carries the id its snapshot there gets."""
+    return _snapshot_id(items)
+
+
+def describe(code_path: str, *, never_copy: Sequence[str] = (),
+             excludes: Sequence[str] = DEFAULT_EXCLUDES,
+             max_bytes: int = DEFAULT_MAX_BYTES) -> Description:
+    """Hash ``code_path`` as ``take`` would (same files, limit and errors), copying nothing:
+    the laptop side of ``--on`` ships this to the cluster."""
+    code = os.path.realpath(code_path)
+    if not os.path.isdir(code):
+        raise SnapshotError(f"cannot snapshot {code_path}: not a directory")
+    entries, untracked = list_entries(code, excludes, never_rel(code, never_copy))
+    check_size(code_path, entries, max_bytes, untracked is not None)
+    digests = {e.rel: _digest(code, e) for e in entries}
+    git = None if untracked is None else _git_info(code, digests, untracked)
+    snap_id = _snapshot_id((e.rel, e.kind, digests[e.rel]) for e in entries)
+    return Description(code, tuple(entries), digests, git, snap_id)
+
+
 # ---------------------------------------------------------------- garbage collection
 
 

@@ -17,6 +17,7 @@ from .. import paths
 from .._faults import crash_point
 from ..errors import SnapshotError
 from ..launching import snapshot_pins, snapshots
+from ..remote import shipped
 from ..session import Session
 from ..states import TaskKey, TaskStatus
 from ..tracking.store import JobRecord, RecordState, Store
@@ -77,7 +78,7 @@ def take(session: Session) -> tuple[snapshots.Snapshot | None, list[str]]:
             "limit), \"snapshot_excludes\", or \"code_snapshots\": false (or "
             "snapshot_code=False on the executor) to run the live code. Nothing was submitted"
         ) from None
-    return snap, []
+    return shipped.snapshot(snap, session.experiment.code_path), []  # --on: the laptop's git
 
 
 def current_id(session: Session) -> str:

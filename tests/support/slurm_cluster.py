@@ -18,6 +18,7 @@ Fixtures (session scoped):
   :class:`FaultsCluster`, whose methods do those faults.
 * ``test_users`` -- the unprivileged Unix users ``expuser1`` and ``expuser2`` (with homes),
   created with ``useradd`` if missing (needs root).
+* ``user_python`` -- (a Python every user can run, a folder of copies of the CLI's packages).
 * ``policed_cluster`` -- the *policed* cluster (``SLURM_TEST_POLICED=1``: required accounts, QOS
   limits, partition MaxTime, preemption, a maintenance reservation; the script's header lists
   them) with associations for ``test_users``. A :class:`PolicedCluster`; stopped at the end of
@@ -31,11 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import pwd
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -338,6 +342,36 @@ def test_users() -> tuple[str, ...]:
         if problem:
             _unavailable(problem)
     return TEST_USERS
+
+
+# Third-party packages the CLI imports (click, rich and theirs; jinja2 for the report).
+PACKAGES = ("click", "rich", "pygments", "markdown_it", "mdurl", "jinja2", "markupsafe",
+            "filelock")
+
+
+def copy_user_packages() -> tuple[str, str]:
+    """(a Python every user can run, a new folder of copies of the CLI's packages for it):
+    the test users cannot execute the interpreter the suite runs under when it lives in
+    root's home (mode 700). The caller removes the folder."""
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    assert python, "these tests need a system python3 that unprivileged users can run"
+    folder = tempfile.mkdtemp(prefix="experiments-userpy-")
+    for name in PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec and spec.submodule_search_locations, f"{name} is not installed"
+        shutil.copytree(spec.submodule_search_locations[0], Path(folder) / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a+rX", folder], check=True)
+    os.chmod(folder, 0o755)
+    return python, folder
+
+
+@pytest.fixture(scope="session")
+def user_python() -> Iterator[tuple[str, str]]:
+    """See :func:`copy_user_packages`."""
+    python, folder = copy_user_packages()
+    yield python, folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def policed_env(n: int | None = None) -> dict[str, str]:
