@@ -32,6 +32,8 @@ from .base import (
     cancel_dependents,
     pack_exit_code,
     requeue_task,
+    requeued_exit_code,
+    restart_count,
     scheduler_exit_code,
     section_line,
 )
@@ -79,7 +81,7 @@ class Build:
         self.dir = paths.artifact_dir(self.root, task["relpath"])
         self.record: dict[str, Any] = {
             "artifact": task["relpath"], "job": job, "host": _hostname(),
-            "attempt": int(os.environ.get("SLURM_RESTART_COUNT", "0")) + 1,
+            "attempt": restart_count() + 1,
         }
         gpus = os.environ.get("EXPERIMENTS_GPUS")
         if gpus is not None:  # the local backend's placement: these GPU indices, no others
@@ -203,7 +205,7 @@ class Build:
             except StepFailed as exc:
                 _check_signal()  # a step killed by our own interruption is not a failure
                 if _signal["checkpoint"] and self._requeue(i + 1, exc):
-                    return 0
+                    return requeued_exit_code()
                 _say(f"FAILED at step {i + 1}: {exc}")
                 self.status(WorkerState.FAILED, finished_at=_now(), step=i + 1,
                             step_description=_describe(step), exit_code=exc.exit_code,
@@ -438,7 +440,7 @@ def _pack_cut(header: dict[str, Any], left: int) -> int:
              "this task not started")
         return 128 + int(_signal["signum"])
     if requeue_task(header, f"{left} artifact(s) of this task not started"):
-        return 0
+        return requeued_exit_code()
     return EXIT_FAILED
 
 
@@ -458,6 +460,7 @@ def serve() -> int:
     base_env = dict(os.environ)
     for line in sys.stdin:
         request = json.loads(line)
+        _signal["checkpoint"] = False  # a late signal for the previous task is not this one's
         os.environ.clear()
         os.environ.update(base_env)
         os.environ.update(request.get("env", {}))
