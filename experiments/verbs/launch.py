@@ -14,16 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from filelock import FileLock, Timeout
-
-from .. import _gc, paths
+from .. import _gc
 from ..backends.base import Description, Resources, freeze_requirements
-from ..config.settings import lock_mode
 from ..errors import DefinitionError, ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.context import LaunchContext, Progress, pending_intents
+from ..launching.launch_lock import LaunchLocks
 from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
-from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..model.artifact import Artifact
 from ..model.identity import check_relpath
@@ -142,7 +139,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     policy.
     """
     ex = session.experiment
-    with _launch_lock(session):
+    with _launch_lock(session) as locks:
         warnings = reconcile(session) + other_files(session)
         records = of_root(session.records(), ex.artifact_path)
         warnings += unknown_root_warning(records)
@@ -174,6 +171,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             experiment_file=getattr(ex, "source_file", ""),
             setup=getattr(ex, "setup", ()))
         ctx.held = _held(session, records, live, ctx.max_running) if max_running is None else []
+        ctx.running = locks.running
         invalidated = _set_aside(ex.artifact_path, plan) if rebuild else []
         try:
             submitted = session.backend().launch(plan, ctx) if plan.groups else []
@@ -214,24 +212,17 @@ def _retry(session: Session, records: Sequence[JobRecord], live: Live) -> RetryS
 
 
 @contextmanager
-def _launch_lock(session: Session) -> Iterator[None]:
-    """One launcher per project at a time; a second one is refused, not queued. The launch's
-    code snapshot stays pinned while it holds the lock (see ``launching.snapshot_pins``)."""
-    project = session.experiment.project
-    path = paths.launch_lock(session.store.home, project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=2, mode=lock_mode(session.config.umask))
+def _launch_lock(session: Session) -> Iterator[LaunchLocks]:
+    """One launcher per project at a time, and per artifact root while a local run builds
+    into it; a second one is refused, not queued, with who holds the lock. The launch's code
+    snapshot stays pinned while it holds the project's lock (``launching.snapshot_pins``)."""
+    ex = session.experiment
+    locks = LaunchLocks(session.store.home, ex.project, ex.artifact_path, session.config.umask)
+    locks.acquire()
     try:
-        lock.acquire()
-    except Timeout:
-        raise ExperimentsError(
-            f"another launch of project {project!r} is running (lock {path}); wait for it to "
-            "finish, or check `status`") from None
-    try:
-        yield
+        yield locks
     finally:
-        unpin(session.store.home, project)  # the jobs' records name its snapshot now
-        lock.release()
+        locks.release()  # the jobs' records name its snapshot now
 
 
 def reconcile(session: Session) -> list[str]:
