@@ -317,13 +317,15 @@ class Runner:
             return JobState.FAILED, "TIMEOUT"
         if self.cancelled:
             return JobState.CANCELLED, ""
-        if outcome.ending is Ending.DIED:
+        died = outcome.ending is Ending.DIED  # the worker itself, or else its command
+        if self.oom.killed(oom_before, outcome.code if died else
+                           self._worker_record(s).get("exit_code")):
+            self._record_end(s, log, "oom", "OUT_OF_MEMORY: the kernel's OOM killer ended it; "
+                             "raise `mem`, so that fewer artifacts share the memory")
+            return JobState.FAILED, "OUT_OF_MEMORY"
+        if died:
             self._record_end(s, log, "worker_died", f"the worker process died (exit status "
                              f"{outcome.code}) while building this artifact")
-        elif self.oom.killed(oom_before, self._worker_record(s).get("exit_code")):
-            self._record_end(s, log, "oom", "OUT_OF_MEMORY: the kernel's OOM killer ended its "
-                             "command; raise `mem`, so that fewer artifacts share the memory")
-            return JobState.FAILED, "OUT_OF_MEMORY"
         return JobState.FAILED, ""
 
     def _worker_record(self, s: Slot) -> dict[str, object]:
