@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from experiments.backends.local.backend import process_start
@@ -126,9 +127,17 @@ def _launchers_ended() -> bool:
     return all(process_start(r.pid) != r.pid_start for r in _records() if r.pid)
 
 
-def _detach(script: Path, env: dict[str, str], *stages: str) -> None:
+@contextmanager
+def _detached(script: Path, env: dict[str, str], *stages: str) -> Iterator[None]:
+    """A detached launch of ``stages``; however the test ends, the gate is opened and the
+    launcher is waited for, so that no run is left behind."""
     res = run_cli(script, "launch", *stages, "--detach", env=env)
-    assert res.returncode == 0 and "Running in the background" in res.stdout, res.stderr
+    try:
+        assert res.returncode == 0 and "Running in the background" in res.stdout, res.stderr
+        yield
+    finally:
+        Path(env["GATE"]).write_text("")
+        _wait_for(_launchers_ended)
 
 
 def test_waiting_artifacts_are_queued_with_why_and_dep_failed_is_said(tmp_path: Path) -> None:
@@ -137,22 +146,19 @@ def test_waiting_artifacts_are_queued_with_why_and_dep_failed_is_said(tmp_path: 
     running); the summary then says dep-failed for the evaluation of the failed training."""
     script, env, out = _setup(tmp_path)
     env["FAIL"] = "0"
-    _detach(script, env, "train", "eval")
-    log = Path(env["LOG"])
-    _wait_for(lambda: len(_lines(log)) == 2)  # two have started; the gate holds them
-    status = run_cli(script, "status", "train", "eval", "--json", env=env)
-    report = json.loads(status.stdout)
-    counts = {s["stage"]: s["counts"] for s in report["stages"]}
-    assert counts == {"train": {"running": 2, "queued": 4}, "eval": {"queued": 6}}, counts
-    waits = {(w["stage"], w["reason"]): w["count"] for w in report["waiting"]}
-    assert waits == {("train", "waiting for GPUs"): 4,
-                     ("eval", "waiting for its dependencies"): 6}, report["waiting"]
-    text = run_cli(script, "status", "train", "eval", env=env).stdout
-    assert "4 queued: waiting for GPUs" in text and "6 queued: waiting for its dependencies" \
-        in text, text
-
-    Path(env["GATE"]).write_text("")
-    _wait_for(_launchers_ended)
+    with _detached(script, env, "train", "eval"):  # the gate opens when the block ends
+        log = Path(env["LOG"])
+        _wait_for(lambda: len(_lines(log)) == 2)  # two have started; the gate holds them
+        status = run_cli(script, "status", "train", "eval", "--json", env=env)
+        report = json.loads(status.stdout)
+        counts = {s["stage"]: s["counts"] for s in report["stages"]}
+        assert counts == {"train": {"running": 2, "queued": 4}, "eval": {"queued": 6}}, counts
+        waits = {(w["stage"], w["reason"]): w["count"] for w in report["waiting"]}
+        assert waits == {("train", "waiting for GPUs"): 4,
+                         ("eval", "waiting for its dependencies"): 6}, report["waiting"]
+        text = run_cli(script, "status", "train", "eval", env=env).stdout
+        assert "4 queued: waiting for GPUs" in text, text
+        assert "6 queued: waiting for its dependencies" in text, text
     summary = next(Path(os.environ["EXPERIMENTS_HOME"]).glob(
         "projects/truth/detached/*.log")).read_text()
     assert "job L1 [train, tier 0]: 1 failed, 5 built" in summary, summary
@@ -215,22 +221,19 @@ def test_a_local_run_blocks_only_launches_into_its_own_root_and_names_itself(
     root_a = tmp_path / "root_a"
     root_a.mkdir()
     env_a = {**env_b, "OUT": str(root_a)}
-    _detach(script, env_b, "gated")
-    _wait_for(lambda: len(_lines(Path(env_b["LOG"]))) == 1)
-    pid = next(r.pid for r in _records() if r.pid)
+    with _detached(script, env_b, "gated"):
+        _wait_for(lambda: len(_lines(Path(env_b["LOG"]))) == 1)
+        pid = next(r.pid for r in _records() if r.pid)
 
-    other = run_cli(script, "launch", "quick", env=env_a)
-    assert other.returncode == 0, other.stdout + other.stderr
-    assert len(done_markers(root_a)) == 1
+        other = run_cli(script, "launch", "quick", env=env_a)
+        assert other.returncode == 0, other.stdout + other.stderr
+        assert len(done_markers(root_a)) == 1
 
-    same = run_cli(script, "launch", "quick", env=env_b)
-    assert same.returncode != 0
-    assert "a local run" in same.stderr and f"pid {pid}" in same.stderr, same.stderr
-    assert str(root_b) in same.stderr, same.stderr
-    assert not done_markers(root_b)
-
-    Path(env_b["GATE"]).write_text("")
-    _wait_for(_launchers_ended)
+        same = run_cli(script, "launch", "quick", env=env_b)
+        assert same.returncode != 0
+        assert "a local run" in same.stderr and f"pid {pid}" in same.stderr, same.stderr
+        assert str(root_b) in same.stderr, same.stderr
+        assert not done_markers(root_b)
     again = run_cli(script, "launch", "quick", env=env_b)  # the run has ended: free again
     assert again.returncode == 0, again.stdout + again.stderr
     assert len(done_markers(root_b)) == 2
@@ -241,12 +244,12 @@ def test_cancel_waits_for_a_local_run_that_handed_the_project_lock_back(tmp_path
     """``cancel`` stops a running local run and returns only once the run has recorded its
     end, although the run no longer holds the project's launch lock."""
     script, env, out = _setup(tmp_path)
-    _detach(script, env, "gated")
-    _wait_for(lambda: len(_lines(Path(env["LOG"]))) == 1)
-    cancel = subprocess.run([sys.executable, str(script), "cancel", "gated"],
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, **env}, cwd=tmp_path)
-    assert cancel.returncode == 0, cancel.stderr
-    job = next(r for r in _records() if r.pid)  # the launcher's own account is written
-    assert job.task_states == {"0": "cancelled"}, job
+    with _detached(script, env, "gated"):
+        _wait_for(lambda: len(_lines(Path(env["LOG"]))) == 1)
+        cancel = subprocess.run([sys.executable, str(script), "cancel", "gated"],
+                                capture_output=True, text=True, timeout=120,
+                                env={**os.environ, **env}, cwd=tmp_path)
+        assert cancel.returncode == 0, cancel.stderr
+        job = next(r for r in _records() if r.pid)  # the launcher's own account is written
+        assert job.task_states == {"0": "cancelled"}, job
     assert not done_markers(out)
