@@ -35,7 +35,7 @@ from pathlib import Path
 from _common import REPO, load, machine, table
 
 sys.path.insert(0, str(REPO))
-from tests.remote.conftest import (  # noqa: E402
+from tests.support.remote_site import (  # noqa: E402
     CLUSTER,
     LAPTOP,
     Site,

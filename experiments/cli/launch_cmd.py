@@ -315,8 +315,10 @@ def launched(result: LaunchResult) -> None:
     shown = result.records if len(result.records) <= _MAX_JOB_LINES else result.records[:10]
     for rec in shown:
         counts: dict[str, int] = {}
-        for s in rec.task_states.values():
-            counts[s] = counts.get(s, 0) + 1
+        for i, s in rec.task_states.items():  # as `status` says it: dep-failed, (TIMEOUT)
+            end = rec.ended.get(i) or {}
+            said = str(end.get("state") or s) + (f" ({end['label']})" if end.get("label") else "")
+            counts[said] = counts.get(said, 0) + 1
         summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or f"{len(rec.tasks)} tasks"
         deps = f" after {','.join(rec.depends_on)}" if rec.depends_on else ""
         render.line(f"job {rec.job_id} [{rec.stage}, tier {rec.tier}]{deps}: {summary}")

@@ -62,6 +62,10 @@ def _no_progress(event: LaunchEvent) -> None:
     return None
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass
 class PreparedJob:
     """A chunk of a group with its spec written and its intent recorded."""
@@ -90,6 +94,9 @@ class LaunchContext:
     # The project's budget (config.json's max_running) across launches: (job id, slots) of the
     # live arrays of earlier launches (see backends/slurm/budget.py); empty for --max-running.
     held: list[tuple[str, int]] = field(default_factory=list)
+    # Called by a backend that keeps running after its jobs are recorded (the local one): the
+    # launch hands the project's launch lock back and keeps only its artifact root's.
+    running: Callable[[], None] = _nothing
 
     @classmethod
     def for_plan(cls, plan: Plan, experiment: Experiment, config: Config, store: Store, *,

@@ -348,7 +348,7 @@ def scheduler_status(record: JobRecord, index: int, live: Live) -> TaskStatus | 
     final = record.task_states.get(str(index))
     if st is None and final:
         try:
-            return TaskStatus(JobState(final))
+            return TaskStatus(JobState(final), raw=record.task_raw.get(str(index), ""))
         except ValueError:
             return None
     return st

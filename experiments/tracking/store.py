@@ -113,6 +113,9 @@ class JobRecord:
     # When `gc` removed the job's logs and spec folder (the record and its ended states stay).
     collected_at: str | None = None
     throttle: int | None = None  # at most this many of its tasks at once (None: no throttle)
+    # index -> the local runner's word for a task's end when its state alone does not say it
+    # (TIMEOUT, OUT_OF_MEMORY), as Slurm's state column would
+    task_raw: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

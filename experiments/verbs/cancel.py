@@ -24,6 +24,7 @@ from .. import paths
 from ..config.settings import lock_mode
 from ..errors import ExperimentsError
 from ..launching.launch_context import clear_stop, request_stop
+from ..launching.launch_lock import root_lock
 from ..session import Session
 from ..tracking.store import JobRecord, RecordState
 
@@ -36,6 +37,7 @@ class CancelResult:
 
     job_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stopped_local: bool = False  # a local launcher was asked to stop
 
 
 def cancel(session: Session, stages: Sequence[str] | None = None) -> list[str]:
@@ -66,11 +68,25 @@ def cancel_jobs(session: Session, stages: Sequence[str] | None = None, *,
                     "so far, but it may submit more: run `cancel` again when it has ended")
         try:
             _cancel_live(session, stages, result)  # nothing can be submitted any more
+            if result.stopped_local:  # a local run holds only its root's lock: wait for it
+                _wait_for_root(session, wait_s)
         finally:
             lock.release()
     finally:
         clear_stop(stop)
     return result
+
+
+def _wait_for_root(session: Session, wait_s: float) -> None:
+    """Wait until the local run into this root that was asked to stop has ended."""
+    ex = session.experiment
+    path = root_lock(session.store.home, ex.project, ex.artifact_path)
+    lock = FileLock(str(path), timeout=wait_s, mode=lock_mode(session.config.umask))
+    if not _try_lock(lock):
+        raise ExperimentsError(
+            f"a local run of project {ex.project!r} into {ex.artifact_path} was asked to stop "
+            f"but is still running after {wait_s:g} s (lock {path}); run `cancel` again")
+    lock.release()
 
 
 def _try_lock(lock: FileLock) -> bool:
@@ -95,6 +111,7 @@ def _cancel_live(session: Session, stages: Sequence[str] | None, result: CancelR
             result.notes.append(note)
     targets = [r for r in targets if r not in theirs]
     _cancel_records(session, targets)
+    result.stopped_local |= any(r.backend == "local" for r in targets)
     result.job_ids.extend(r.job_id or "" for r in targets
                           if (r.job_id or "") not in result.job_ids)
 

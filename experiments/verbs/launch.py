@@ -14,16 +14,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from filelock import FileLock, Timeout
-
-from .. import paths
 from ..backends.base import Backend, Description, LaysOutArrays
-from ..config.settings import lock_mode
-from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
+from ..errors import SchedulerQueryError, SubmissionError
 from ..launching.launch_context import LaunchContext, Progress, pending_intents
+from ..launching.launch_lock import LaunchLocks
 from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
-from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..plan import Plan
 from ..plan.lanes import ArrayLayout
@@ -125,7 +121,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
     policy.
     """
-    with _launch_lock(session):
+    with _launch_lock(session) as locks:
         warnings = reconcile(session) + other_files(session)
         prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
                         rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True)
@@ -139,6 +135,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
                                      session.store, progress=progress, max_running=max_running,
                                      overrides=overrides, snapshot=snapshot)
         ctx.held = _held(session, prep.records, prep.live, max_running) if from_config else []
+        ctx.running = locks.running
         invalidated = (_set_aside(ctx.artifact_path, prep.plan)
                        if rebuild_stale and prep.stale else [])
         submitted = _submit(session, prep.plan, ctx)
@@ -181,24 +178,17 @@ def _set_aside(root: str, plan: Plan) -> list[str]:
 
 
 @contextmanager
-def _launch_lock(session: Session) -> Iterator[None]:
-    """One launcher per project at a time; a second one is refused, not queued. The launch's
-    code snapshot stays pinned while it holds the lock (see ``launching.snapshot_pins``)."""
-    project = session.experiment.project
-    path = paths.launch_lock(session.store.home, project)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path), timeout=2, mode=lock_mode(session.config.umask))
+def _launch_lock(session: Session) -> Iterator[LaunchLocks]:
+    """One launcher per project at a time, and per artifact root while a local run builds
+    into it; a second one is refused, not queued, with who holds the lock. The launch's code
+    snapshot stays pinned while it holds the project's lock (``launching.snapshot_pins``)."""
+    ex = session.experiment
+    locks = LaunchLocks(session.store.home, ex.project, ex.artifact_path, session.config.umask)
+    locks.acquire()
     try:
-        lock.acquire()
-    except Timeout:
-        raise ExperimentsError(
-            f"another launch of project {project!r} is running (lock {path}); wait for it to "
-            "finish, or check `status`") from None
-    try:
-        yield
+        yield locks
     finally:
-        unpin(session.store.home, project)  # the jobs' records name its snapshot now
-        lock.release()
+        locks.release()  # the jobs' records name its snapshot now
 
 
 def reconcile(session: Session) -> list[str]:

@@ -31,6 +31,8 @@ from .common import (
     cancel_dependents,
     pack_exit_code,
     requeue_task,
+    requeued_exit_code,
+    restart_count,
     scheduler_exit_code,
     section_line,
 )
@@ -78,7 +80,7 @@ class Build:
         self.dir = paths.artifact_dir(self.root, task["relpath"])
         self.record: dict[str, Any] = {
             "artifact": task["relpath"], "job": job, "host": _hostname(),
-            "attempt": slurm.restart_count() + 1,
+            "attempt": restart_count() + 1,
         }
         self.trust = folders.Trust(header.trusted_uids, header.trusted_gids)
         self.record["user"] = trust.account(os.geteuid())  # who built it, for lab-mates to see
@@ -217,7 +219,7 @@ class Build:
             except StepFailed as exc:
                 _check_signal()  # a step killed by our own interruption is not a failure
                 if _signal["checkpoint"] and self._requeue(i + 1, exc):
-                    return 0
+                    return requeued_exit_code()
                 _say(f"FAILED at step {i + 1}: {exc}")
                 self.status(WorkerState.FAILED, finished_at=_now(), step=i + 1,
                             step_description=_describe(step), exit_code=exc.exit_code,
@@ -464,7 +466,7 @@ def _pack_cut(header: specs.SpecHeader, left: int) -> int:
              "this task not started")
         return 128 + int(_signal["signum"])
     if requeue_task(header.checkpoint, f"{left} artifact(s) of this task not started"):
-        return 0
+        return requeued_exit_code()
     return EXIT_FAILED
 
 

@@ -38,6 +38,10 @@ class WorkerState(str, enum.Enum):
 EXIT_FAILED = 1
 EXIT_DEPENDENCY_FAILED = 3
 EXIT_BUSY = 75  # another worker held the artifact's lock for longer than we could wait
+EXIT_REQUEUED = 79  # local backend: checkpointed after the signal; run this task again
+# Set by the local backend in each task: how often it was restarted after a checkpoint (what
+# SLURM_RESTART_COUNT is on Slurm); when set, a requeue is the local backend's, not scontrol's.
+LOCAL_RESTARTS_ENV = "EXPERIMENTS_LOCAL_RESTARTS"
 # Set (to "1") by a backend whose dependents wait with ``aftercorr``: an ordinary failure (and a
 # dependency failure) then ends with exit 0, so the counterpart task is released and ends as
 # "dependency failed" at once instead of pending forever. ``.status.json`` keeps the truth.
@@ -150,18 +154,36 @@ def cancel_dependents(spec_dir: str, index: int, relpath: str, why: str,
             say(f"could not cancel the dependents listed in {name}: {exc}")
 
 
+def restart_count() -> int:
+    """How often this task was requeued before this attempt: the local backend's count when it
+    runs the task, else Slurm's ``SLURM_RESTART_COUNT``."""
+    value = os.environ.get(LOCAL_RESTARTS_ENV)
+    return int(value) if value and value.isdigit() else slurm.restart_count()
+
+
+def requeued_exit_code() -> int:
+    """The exit code of a requeued task: 0 on Slurm (it runs the task again by itself), the
+    local backend's :data:`EXIT_REQUEUED` on this machine."""
+    return EXIT_REQUEUED if LOCAL_RESTARTS_ENV in os.environ else 0
+
+
 def requeue_task(conf: Checkpoint | None, why: str) -> bool:
-    """After the checkpoint signal, ask Slurm to run this task again (at most ``max_requeues``
-    times, and only when the spec's checkpoint allows it); says what happened, True when
-    requeued."""
-    restarts, job = slurm.restart_count(), slurm.job_id()
-    if conf is None or not conf.requeue or not job:
+    """After the checkpoint signal, ask Slurm (or the local backend) to run this task again (at
+    most ``max_requeues`` times, and only when the spec's checkpoint allows it); says what
+    happened, True when requeued."""
+    restarts, job = restart_count(), slurm.job_id()
+    local = LOCAL_RESTARTS_ENV in os.environ
+    if conf is None or not conf.requeue or not (job or local):
         say("checkpoint signal received, but this task may not be requeued")
         return False
     if restarts >= conf.max_requeues:
         say(f"checkpoint signal received, but the task was already requeued {restarts} "
             "time(s) (max_requeues); not again")
         return False
+    if local or job is None:  # the local backend runs it again when this attempt replied
+        say(f"checkpoint signal: {why}; requeued on this machine (restart {restarts + 1} of "
+            f"at most {conf.max_requeues})")
+        return True
     problem = slurm.requeue(job)
     if problem:
         say(f"could not requeue job {job}: {problem}")

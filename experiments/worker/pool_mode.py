@@ -38,6 +38,7 @@ def serve() -> int:
     base_env = dict(os.environ)
     for line in sys.stdin:
         request = json.loads(line)
+        _signal["checkpoint"] = False  # a late signal for the previous task is not this one's
         os.environ.clear()
         os.environ.update(base_env)
         os.environ.update(request.get("env", {}))

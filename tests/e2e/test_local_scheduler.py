@@ -167,7 +167,8 @@ def test_a_time_limit_ends_a_sleeping_artifact_as_timeout(tmp_path: Path) -> Non
     assert 3 <= took < 60  # the 120 s sleep did not run out
     assert not done_markers(out)
     status = run_cli(script, "status", env=env)
-    assert "TIMEOUT" in status.stdout and "time limit 0:00:03 reached" in status.stdout
+    assert "TIMEOUT" in status.stdout
+    assert "at its time limit (time=0:03 requested)" in status.stdout, status.stdout  # as Slurm
     record = json.loads(next(out.glob("Job/*/.status.json")).read_text())
     assert record["state"] == "failed" and record["reason"] == "timeout"
     log = run_cli(script, "cat", "L1_0", env=env).stdout

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CLUSTER, LAPTOP, Site, ours, write_as
+from tests.support.remote_site import CLUSTER, LAPTOP, Site, ours, write_as
 
 pytestmark = pytest.mark.slurm
 

@@ -4,7 +4,11 @@ Tasks start as soon as their dependencies have ended and their ``cpus``, ``gpus`
 fit in what the machine has free (its :class:`~.local_capacity.Capacity`); ``--workers`` is an
 extra cap on how many run at once and ``max_parallel`` caps one job, as Slurm's array throttle
 does. Each GPU task gets GPU indices no running task holds, in ``CUDA_VISIBLE_DEVICES`` (and the
-ROCm variables). A task that outlives its ``time`` is terminated and ends *timeout*. Tasks are
+ROCm variables). A task that outlives its ``time`` is terminated and ends *timeout*; with
+``checkpoint_before`` it is signalled first and run again after a checkpoint, as Slurm requeues
+it. While it runs, each job's task log (:mod:`.tasklog`) tells ``status`` what runs and why
+the rest waits; its project's launch lock is handed back once the jobs are recorded, so only
+launches into the same artifact root wait for it. Tasks are
 built by long-lived pooled worker processes (:mod:`.local_pool`), one artifact at a time each.
 A failed artifact stops only its dependents (their workers end as "dependency failed" without
 running). Ctrl-C (or ``cancel``, a SIGTERM) stops the running tasks and records the
@@ -28,6 +32,7 @@ from ...resources import Resources, Scalar, common_resources
 from ...states import JobState, TaskKey, TaskStatus
 from ...tracking.store import JobRecord, RecordState
 from ..base import Description
+from . import tasklog
 from .capacity import LOGIN_NODE_WORKERS, Capacity, capacity, login_node
 from .runner import Runner, Slot, format_duration
 
@@ -132,14 +137,19 @@ class LocalBackend:
         workers = self.workers
         if ctx.max_running:  # the launch's budget caps the workers too
             workers = min(workers or ctx.max_running, ctx.max_running)
-        states = Runner(self.capacity, workers, ctx).run(slots)
+        ctx.running()  # every job is recorded: launches into other roots may go ahead
+        runner = Runner(self.capacity, workers, ctx)
+        states = runner.run(slots)
         final: dict[str, dict[str, Any]] = {}
         for job in jobs:
-            task_states = {str(i): states.get((job.record.name, i), JobState.CANCELLED).value
+            name = job.record.name
+            task_states = {str(i): states.get((name, i), JobState.CANCELLED).value
                            for i in range(len(job.tasks))}
             cancelled = JobState.CANCELLED.value in task_states.values()
-            final[job.record.name] = {
+            final[name] = {
                 "task_states": task_states,
+                "task_raw": {str(i): runner.words[(name, i)] for i in range(len(job.tasks))
+                             if runner.words.get((name, i))},
                 "state": RecordState.CANCELLED if cancelled else RecordState.FINISHED}
         out = ctx.finish(final)
         ctx.progress(LaunchEvent(EventKind.END))
@@ -153,17 +163,19 @@ class LocalBackend:
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
-        """States of the tasks of local jobs: their final state, or running while the
-        launcher that runs them is alive."""
+        """States of the tasks of local jobs: their final state; while the launcher that runs
+        them is alive, what its task log says (running, ended, or queued and why)."""
         out: dict[TaskKey, TaskStatus] = {}
         for rec in records:
             alive = rec.state is RecordState.SUBMITTED and launcher_alive(rec)
+            now = tasklog.read(rec.spec_dir, len(rec.tasks)) if alive else {}
             for i in range(len(rec.tasks)):
                 final = rec.task_states.get(str(i))
                 if final:
-                    out[TaskKey(rec.job_id or "", i)] = TaskStatus(JobState(final))
-                elif alive:
-                    out[TaskKey(rec.job_id or "", i)] = TaskStatus(JobState.RUNNING)
+                    out[TaskKey(rec.job_id or "", i)] = TaskStatus(
+                        JobState(final), raw=rec.task_raw.get(str(i), ""))
+                elif i in now:
+                    out[TaskKey(rec.job_id or "", i)] = now[i]
         return out
 
     def cancel(self, records: Sequence[JobRecord]) -> None:

@@ -54,8 +54,10 @@ class PooledWorker:
         return self.child.pid
 
     def build(self, request: Mapping[str, Any], time_limit_s: float | None,
-              grace_s: float) -> Outcome:
-        """Send one request and wait for its reply, at most ``time_limit_s`` seconds."""
+              grace_s: float, checkpoint: tuple[float, int] | None = None) -> Outcome:
+        """Send one request and wait for its reply, at most ``time_limit_s`` seconds; with
+        ``checkpoint`` ``(after_s, signal)``, send the worker that signal after ``after_s``
+        seconds (it passes it on to the running command), as Slurm's ``--signal`` does."""
         stdin, stdout = self._pipes()
         self.command = None
         try:
@@ -63,9 +65,15 @@ class PooledWorker:
             stdin.flush()
         except (BrokenPipeError, OSError):
             return self._died()
-        deadline = None if time_limit_s is None else time.monotonic() + time_limit_s
+        now = time.monotonic()
+        deadline = None if time_limit_s is None else now + time_limit_s
+        signal_at = None if checkpoint is None else now + checkpoint[0]
         while True:
-            line = self._line(stdout, deadline)
+            line = self._line(stdout, _earliest(deadline, signal_at))
+            if line is None and signal_at is not None and checkpoint is not None:
+                self._signal(checkpoint[1])  # the time for the checkpoint signal has come
+                signal_at = None
+                continue
             if line is None:  # the time limit passed before a reply
                 self.stop(grace_s)
                 return Outcome(Ending.TIMEOUT, self.child.wait(0))
@@ -97,6 +105,12 @@ class PooledWorker:
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line + b"\n"
+
+    def _signal(self, signum: int) -> None:
+        try:
+            os.kill(self.child.pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def stop(self, grace_s: float) -> None:
         """Terminate the process (it passes SIGTERM on to its command), then make sure no
@@ -133,3 +147,9 @@ class PooledWorker:
         stdin, stdout = self.child.popen.stdin, self.child.popen.stdout
         assert stdin is not None and stdout is not None  # spawned with pipes=True
         return stdin, stdout
+
+
+def _earliest(*moments: float | None) -> float | None:
+    """The earliest of the moments that are set (None when none is)."""
+    given = [m for m in moments if m is not None]
+    return min(given) if given else None

@@ -3,7 +3,10 @@
 The main thread decides what starts (in order of readiness, with what is free held back for the
 first tasks that do not fit yet, so a 2-GPU task is not starved by a stream of 1-GPU ones) and
 hands out GPU indices; one thread per running task talks to a pooled worker process and
-enforces the task's time limit. Only the main thread changes what is free.
+enforces the task's time limit, sends the checkpoint signal before it (``checkpoint_before``)
+and runs the task again when its worker checkpointed, at most ``max_requeues`` times, as Slurm
+requeues it. Only the main thread changes what is free; it also keeps the jobs' task logs
+(:mod:`.tasklog`), which say to ``status`` what runs and why the rest waits.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent, P
 from ...resources import Resources
 from ...states import JobState, TaskKey
 from ...tracking.store import now_iso
+from ...worker.common import EXIT_REQUEUED, LOCAL_RESTARTS_ENV
 from .capacity import Capacity
+from .oom import OomWatch
 from .pool import Ending, Outcome, PooledWorker
+from .tasklog import TaskLog
 
 GRACE_S = 15.0
 _GPU_VARS = ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES")
@@ -84,6 +90,12 @@ class Runner:
         self.busy: dict[tuple[str, int], PooledWorker] = {}
         self.lock = threading.Lock()
         self.cancelled = False
+        self.log = TaskLog()
+        self.words: dict[tuple[str, int], str] = {}  # the end's word: TIMEOUT, OUT_OF_MEMORY
+        self.oom = OomWatch()
+        self._said: dict[tuple[str, int], str] = {}  # what the task logs said why a slot waits
+        self._rest = ""  # ... and why the slots not looked at wait
+        self.spec_dirs: set[str] = set()
 
     def run(self, slots: list[Slot]) -> dict[tuple[str, int], JobState]:
         """Run every slot; returns the final state of each that ran (others: not started)."""
@@ -104,9 +116,10 @@ class Runner:
             waiting[s.artifact_id] = len(deps)
             for d in deps:
                 dependents.setdefault(d, []).append(s)
-        ready = [s for s in slots if waiting[s.artifact_id] == 0]
+        self.spec_dirs = {s.job.record.spec_dir for s in slots}
+        ready = self._ready([s for s in slots if waiting[s.artifact_id] == 0])
         states: dict[tuple[str, int], JobState] = {}
-        running: dict[Future[JobState], Slot] = {}
+        running: dict[Future[tuple[JobState, str]], Slot] = {}
         with ThreadPoolExecutor(max(1, self._max_running(len(slots)))) as pool:
             try:
                 while ready or running:
@@ -116,21 +129,33 @@ class Runner:
                         ready = [s for s in ready if id(s) not in chosen]
                     for s in started:
                         self._take(s)
+                        self.log.add(s.job.record.spec_dir, f"start {s.index}")
                         running[pool.submit(self._run_one, s)] = s
+                    self.log.flush()
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for fut in done:
                         s = running.pop(fut)
-                        self._give_back(s)
-                        states[s.key] = fut.result()
-                        self.ctx.progress(LaunchEvent(EventKind.TASK_ENDED, relpath=s.relpath,
-                                                      state=states[s.key]))
-                        for dep in dependents.get(s.artifact_id, []):
-                            waiting[dep.artifact_id] -= 1
-                            if waiting[dep.artifact_id] == 0:
-                                ready.append(dep)
+                        states[s.key] = self._end(s, *fut.result())
+                        ready += self._ready([d for d in dependents.get(s.artifact_id, [])
+                                              if _count_down(waiting, d.artifact_id)])
             except KeyboardInterrupt:
                 self._cancel(list(running.values()), states)
+        self.log.flush()
         return states
+
+    def _ready(self, slots: list[Slot]) -> list[Slot]:
+        """Slots whose dependencies have ended, noted in their jobs' task logs."""
+        for s in slots:
+            self.log.add(s.job.record.spec_dir, f"ready {s.index}")
+        return slots
+
+    def _end(self, s: Slot, state: JobState, word: str) -> JobState:
+        """A slot has ended: free what it held, note it, report it."""
+        self._give_back(s)
+        self.words[s.key] = word
+        self.log.add(s.job.record.spec_dir, f"end {s.index} {state.value} {word}".rstrip())
+        self.ctx.progress(LaunchEvent(EventKind.TASK_ENDED, relpath=s.relpath, state=state))
+        return state
 
     def _max_running(self, n_slots: int) -> int:
         """How many tasks can ever run at once (each needs at least one CPU)."""
@@ -148,7 +173,8 @@ class Runner:
     # -- what starts ------------------------------------------------------------------------
     def _startable(self, ready: list[Slot]) -> list[Slot]:
         """Ready slots that fit now, in order; what a slot that does not fit needs is held back
-        for it, so later (smaller) slots cannot starve it."""
+        for it, so later (smaller) slots cannot starve it. Why the others wait goes to the
+        task logs (only when it changed)."""
         free = self.free
         room = self.workers - free.running if self.workers else len(ready)
         cpus, gpus = free.cpus, len(free.gpus)
@@ -157,19 +183,38 @@ class Runner:
         out: list[Slot] = []
         for s in ready:
             if len(out) >= room or cpus <= 0:
+                self._say_rest("workers" if len(out) >= room else "cpus")
                 break
             res, name = s.resources, s.job.record.name
             if res.max_parallel is not None and per_job.get(name, 0) >= res.max_parallel:
+                self._say_waits(s, "throttle")
                 continue
             need_mem = res.mem_mb or 0
-            fits = (res.cpus <= cpus and (not res.gpus or res.gpus <= gpus)
-                    and (mem is None or not need_mem or need_mem <= mem))
+            why = ("gpus" if res.gpus and res.gpus > gpus else "cpus" if res.cpus > cpus
+                   else "mem" if mem is not None and need_mem and need_mem > mem else "")
             cpus, gpus = cpus - res.cpus, gpus - res.gpus
             mem = None if mem is None else mem - need_mem
-            if fits:
+            if why:
+                self._say_waits(s, why)
+            else:
                 per_job[name] = per_job.get(name, 0) + 1
                 out.append(s)
         return out
+
+    def _say_waits(self, s: Slot, key: str) -> None:
+        """Note in its job's task log why a ready slot waits (when that changed)."""
+        if self._said.get(s.key) != key:
+            self._said[s.key] = key
+            self.log.add(s.job.record.spec_dir, f"wait {s.index} {key}")
+
+    def _say_rest(self, key: str) -> None:
+        """Note why the ready slots that were not looked at wait: every task log, once per
+        change (slots looked at later say their own reason again)."""
+        if self._rest != key:
+            self._rest = key
+            self._said.clear()
+            for spec_dir in self.spec_dirs:
+                self.log.add(spec_dir, f"rest {key}")
 
     def _take(self, s: Slot) -> None:
         res, free = s.resources, self.free
@@ -192,12 +237,27 @@ class Runner:
         free.per_job[s.job.record.name] -= 1
 
     # -- one task ----------------------------------------------------------------------------
-    def _run_one(self, s: Slot) -> JobState:
-        if self.cancelled:
-            return JobState.CANCELLED
-        rec = s.job.record
-        log = rec.log_path(s.index)
+    def _run_one(self, s: Slot) -> tuple[JobState, str]:
+        """Run one slot's task, again after each checkpoint requeue (a fresh time limit each
+        time, as on Slurm); its final state and the scheduler's word for it."""
+        log = s.job.record.log_path(s.index)
         log.parent.mkdir(parents=True, exist_ok=True)
+        restarts = 0
+        while True:
+            before = self.oom.count()
+            outcome = self._attempt(s, str(log), restarts)
+            if outcome is None:
+                return JobState.CANCELLED, ""
+            if (outcome.ending is Ending.REPLIED and outcome.code == EXIT_REQUEUED
+                    and not self.cancelled):
+                restarts += 1
+                continue
+            return self._ended(s, outcome, str(log), before)
+
+    def _attempt(self, s: Slot, log: str, restarts: int) -> Outcome | None:
+        """One attempt in a pooled worker; None when cancelled before it started."""
+        if self.cancelled:
+            return None
         worker = self._worker()
         with self.lock:
             self.busy[s.key] = worker
@@ -205,28 +265,30 @@ class Runner:
             with self.lock:
                 self.busy.pop(s.key, None)
                 self.idle.append(worker)
-            return JobState.CANCELLED
-        limit = s.resources.time_s
+            return None
         try:
-            outcome = worker.build(self._request(s, str(log)), limit, GRACE_S)
+            outcome = worker.build(self._request(s, log, restarts), s.resources.time_s,
+                                   GRACE_S, checkpoint_signal(s.resources))
         finally:
             with self.lock:
                 self.busy.pop(s.key, None)
         if worker.alive:
             with self.lock:
                 self.idle.append(worker)
-        return self._ended(s, outcome, str(log))
+        return outcome
 
-    def _request(self, s: Slot, log: str) -> dict[str, object]:
+    def _request(self, s: Slot, log: str, restarts: int) -> dict[str, object]:
         rec, res = s.job.record, s.resources
         key = str(TaskKey(rec.job_id or "", s.index))
         devices = ",".join(s.gpus)
         env = {**self.ctx.job_env(s.job.group), "EXPERIMENTS_JOB": key,
-               "EXPERIMENTS_GPUS": devices, **{var: devices for var in _GPU_VARS}}
+               "EXPERIMENTS_GPUS": devices, **{var: devices for var in _GPU_VARS},
+               LOCAL_RESTARTS_ENV: str(restarts)}
         limit = "none" if res.time_s is None else format_duration(res.time_s)
         mem = "-" if res.mem_mb is None else f"{res.mem_mb}M"
-        header = (f"local task {key} on {socket.gethostname()}: cpus={res.cpus} mem={mem} "
-                  f"time limit={limit} gpus={devices or 'none'} "
+        again = f", restart {restarts} after a checkpoint" if restarts else ""
+        header = (f"local task {key} on {socket.gethostname()}{again}: cpus={res.cpus} "
+                  f"mem={mem} time limit={limit} gpus={devices or 'none'} "
                   f"(CUDA_VISIBLE_DEVICES={devices})")
         return {"spec_dir": rec.spec_dir, "index": s.index, "log": log, "env": env,
                 "header": header}
@@ -242,32 +304,62 @@ class Runner:
             idle, self.idle = self.idle, []
         return idle
 
-    def _ended(self, s: Slot, outcome: Outcome, log: str) -> JobState:
-        """The task's final state; a timeout or a dead worker is written to its log and
-        status file, where ``status`` and ``cat`` show it."""
+    def _ended(self, s: Slot, outcome: Outcome, log: str, oom_before: int | None
+               ) -> tuple[JobState, str]:
+        """The task's final state and the scheduler's word for it (TIMEOUT, OUT_OF_MEMORY, or
+        ""); a timeout, a dead worker or an OOM kill is written to its log and status file,
+        where ``status`` and ``cat`` show it."""
         if os.path.exists(paths.done_marker(self.ctx.artifact_path, s.relpath)):
-            return JobState.COMPLETED
+            return JobState.COMPLETED, ""
         if outcome.ending is Ending.TIMEOUT and not self.cancelled:
             limit = format_duration(s.resources.time_s or 0)
             self._record_end(s, log, "timeout",
                              f"TIMEOUT: time limit {limit} reached; raise `time`")
-            return JobState.FAILED
+            return JobState.FAILED, "TIMEOUT"
         if self.cancelled:
-            return JobState.CANCELLED
-        if outcome.ending is Ending.DIED:
+            return JobState.CANCELLED, ""
+        died = outcome.ending is Ending.DIED  # the worker itself, or else its command
+        if self.oom.killed(oom_before, outcome.code if died else
+                           self._worker_record(s).get("exit_code")):
+            self._record_end(s, log, "oom", "OUT_OF_MEMORY: the kernel's OOM killer ended it; "
+                             "raise `mem`, so that fewer artifacts share the memory")
+            return JobState.FAILED, "OUT_OF_MEMORY"
+        if died:
             self._record_end(s, log, "worker_died", f"the worker process died (exit status "
                              f"{outcome.code}) while building this artifact")
-        return JobState.FAILED
+        return JobState.FAILED, ""
+
+    def _worker_record(self, s: Slot) -> dict[str, object]:
+        """The artifact's status file as the worker left it (empty when unreadable)."""
+        try:
+            with open(paths.status_file(self.ctx.artifact_path, s.relpath),
+                      encoding="utf-8") as fh:
+                record = json.load(fh)
+        except (OSError, ValueError, RecursionError):
+            return {}
+        return dict(record) if isinstance(record, dict) else {}
 
     def _record_end(self, s: Slot, log: str, reason: str, message: str) -> None:
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"[experiments {now_iso()}] {message}\n")
         root = self.ctx.artifact_path
-        try:
-            with open(paths.status_file(root, s.relpath), encoding="utf-8") as fh:
-                record = dict(json.load(fh))
-        except (OSError, ValueError, TypeError):
-            record = {"artifact": s.relpath}
+        record = self._worker_record(s) or {"artifact": s.relpath}
         record.update(state="failed", reason=reason, error=message, finished_at=now_iso())
         if os.path.isdir(paths.artifact_dir(root, s.relpath)):
             _atomic.write_json(paths.status_file(root, s.relpath), record, durable=False)
+
+
+def checkpoint_signal(res: Resources) -> tuple[float, int] | None:
+    """When (seconds after the start) and which signal to send before the time limit, as
+    ``#SBATCH --signal`` asks Slurm to; None without ``checkpoint_before`` or a limit. At least
+    a second in, so the worker has set up its handler."""
+    if not res.checkpoint_before_s or res.time_s is None:
+        return None
+    after = max(1.0, float(res.time_s - res.checkpoint_before_s))
+    return after, int(getattr(signal, "SIG" + res.checkpoint_signal))
+
+
+def _count_down(waiting: dict[str, int], artifact_id: str) -> bool:
+    """One dependency of ``artifact_id`` has ended; True when that was its last one."""
+    waiting[artifact_id] -= 1
+    return waiting[artifact_id] == 0

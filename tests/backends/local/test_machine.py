@@ -20,7 +20,7 @@ from experiments.backends.local.machine import (
 )
 from experiments.errors import DefinitionError
 from experiments.resources import common_resources
-from experiments.states import JobState, TaskKey, TaskStatus
+from experiments.states import JobState, TaskKey
 from experiments.tracking.store import JobRecord, RecordState
 
 
@@ -71,8 +71,9 @@ def test_local_jobs_are_running_while_their_launcher_lives_then_their_final_stat
     backend = LocalBackend(machine=Capacity(1, None, ()), login=None)
     live = _job("L1", state=RecordState.SUBMITTED, task_states={"0": "completed"}, **me)
     assert launcher_alive(live)
-    assert backend.query([live]) == {TaskKey("L1", 0): TaskStatus(JobState.COMPLETED),
-                                     TaskKey("L1", 1): TaskStatus(JobState.RUNNING)}
+    states = {k: v.state for k, v in backend.query([live]).items()}
+    assert states == {TaskKey("L1", 0): JobState.COMPLETED,  # not started yet: queued
+                      TaskKey("L1", 1): JobState.PENDING}
     reused = _job("L2", state=RecordState.SUBMITTED, **{**me, "pid_start": -1})  # pid reused
     elsewhere = _job("L3", state=RecordState.SUBMITTED, **{**me, "host": "another-host"})
     assert not launcher_alive(reused) and not launcher_alive(elsewhere)

@@ -3,6 +3,7 @@ what starts now, what is held back for a bigger task, the caps, GPU indices, tim
 
 from __future__ import annotations
 
+import tempfile
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,8 +20,8 @@ def test_time_limits_are_written_as_slurm_does() -> None:
 
 def _slot(name: str, index: int, **reqs: Any) -> Slot:
     res = common_resources(reqs, "test")
-    job = SimpleNamespace(record=SimpleNamespace(name=name), group=SimpleNamespace(resources=res),
-                          tasks=())
+    record = SimpleNamespace(name=name, spec_dir=tempfile.mkdtemp(prefix="runner-test-"))
+    job = SimpleNamespace(record=record, group=SimpleNamespace(resources=res), tasks=())
     return Slot(job, index)  # type: ignore[arg-type]
 
 
