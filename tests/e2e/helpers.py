@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,3 +19,11 @@ def run_cli(script: Path, *args: str, env: dict[str, str] | None = None,
 
 def done_markers(root: Path) -> list[Path]:
     return sorted(root.rglob(".done"))
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: restore SIGINT's default.
+
+    A shell that runs pytest in the background (``nohup pytest &``, a CI runner) starts it with
+    SIGINT ignored, and children inherit that; Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from experiments.tracking.store import Store
 
-from .helpers import done_markers, run_cli
+from .helpers import done_markers, run_cli, sigint_default
 
 EXPERIMENT = '''
 import os
@@ -135,7 +135,7 @@ def test_interrupt_stops_cleanly_and_records_cancelled(tmp_path: Path) -> None:
     script, env, out = _setup(tmp_path)
     proc = subprocess.Popen([sys.executable, str(script), "launch", "pretrain"],
                             env={**os.environ, **env, "SLEEP_S": "30"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     status_file = None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and status_file is None:

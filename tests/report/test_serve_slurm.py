@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.helpers import run_cli
+from tests.e2e.helpers import run_cli, sigint_default
 from tests.e2e.slurm_helpers import cancel_all, count_calls, wait_until_idle, wrap_commands
 from tests.e2e.test_slurm_e2e import EXPERIMENT
 
@@ -40,7 +40,8 @@ def test_live_counts_follow_slurm(tmp_path: Path, slurm_cluster: object, browser
         assert run_cli(script, "launch", "pretrain", env=env).returncode == 0
         proc = subprocess.Popen([sys.executable, str(script), "serve", "pretrain", "--port", "0",
                                  "--refresh", "2"], stdout=subprocess.PIPE, text=True,
-                                env={**os.environ, **env}, cwd=tmp_path)
+                                env={**os.environ, **env}, cwd=tmp_path,
+                                preexec_fn=sigint_default)
         line = proc.stdout.readline() if proc.stdout else ""
         url = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
         assert url, line
