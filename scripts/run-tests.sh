@@ -43,8 +43,8 @@ if (($#)); then exec "${PYTEST[@]}" --durations=25 "$@"; fi
 # The whole suite. The scenarios that mostly wait for Slurm (time limits, requeues: marker
 # long_wait, ~12 minutes of waiting) run beside the rest in a second pytest, on a cluster of
 # their own (slot 9 of tests/_slurm.py), so neither shares a queue with the other.
-long_env=$(python3 -c 'from tests._slurm import cluster_env
-for k, v in cluster_env("default", 9).items(): print(f"{k}={v}")')
+long_env=$(EXPERIMENTS_TEST_SLOT=9 python3 -c 'from tests._slurm import cluster_env
+for k, v in cluster_env("default").items(): print(f"{k}={v}")')
 mapfile -t long_env <<<"$long_env"
 long_conf=$(cluster "${long_env[@]}") || exit 1
 long_log=$(mktemp)
