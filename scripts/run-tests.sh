@@ -40,23 +40,37 @@ export SLURM_CONF
 PYTEST=(python3 -m pytest -q -p no:cacheprovider)
 if (($#)); then exec "${PYTEST[@]}" --durations=25 "$@"; fi
 
-# The whole suite. The scenarios that mostly wait for Slurm (time limits, requeues: marker
-# long_wait, ~12 minutes of waiting) run beside the rest in a second pytest, on a cluster of
-# their own (slot 9 of tests/_slurm.py), so neither shares a queue with the other.
+# The whole suite, as three pytests side by side (2 cores; measured in docs/development.md):
+#   - the tests without Slurm, CPU bound (~3.5 minutes alone), shown as they run;
+#   - the Slurm scenarios, which mostly wait for the scheduler, on the default cluster;
+#   - the scenarios that wait for Slurm's clocks (marker long_wait: time limits, requeues,
+#     ~11 minutes), on a cluster of their own (slot 9 of tests/_slurm.py).
 long_env=$(EXPERIMENTS_TEST_SLOT=9 python3 -c 'from tests._slurm import cluster_env
 for k, v in cluster_env("default").items(): print(f"{k}={v}")')
 mapfile -t long_env <<<"$long_env"
 long_conf=$(cluster "${long_env[@]}") || exit 1
-long_log=$(mktemp)
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 (SLURM_CONF=$long_conf EXPERIMENTS_TEST_SLOT=9 exec "${PYTEST[@]}" -m long_wait --durations=10 \
-    >"$long_log" 2>&1) &
+    >"$logs/long_wait" 2>&1) &
 long_pid=$!
+(exec "${PYTEST[@]}" -m "slurm and not long_wait" --durations=25 >"$logs/slurm" 2>&1) &
+slurm_pid=$!
 rc=0
-"${PYTEST[@]}" -m "not long_wait" --durations=25 || rc=$?
+"${PYTEST[@]}" -m "not slurm" --durations=15 2>&1 | tee "$logs/rest" || rc=$?
+slurm_rc=0
+wait "$slurm_pid" || slurm_rc=$?
 long_rc=0
 wait "$long_pid" || long_rc=$?
+echo "---- the Slurm scenarios (their own pytest, on the default cluster) ----"
+cat "$logs/slurm"
 echo "---- the long_wait scenarios (their own pytest and cluster) ----"
-cat "$long_log"
-rm -f "$long_log"
-echo "run-tests: main pytest exit $rc, long_wait pytest exit $long_rc"
-((rc == 0 && long_rc == 0))
+cat "$logs/long_wait"
+# One closing line for the three: pytest's counts added up.
+count() {
+  cat "$logs"/rest "$logs"/slurm "$logs"/long_wait | grep -E '^(=+ )?[0-9]+ [a-z]+.* in [0-9.]+s' |
+    grep -oE "[0-9]+ $1\b" | awk '{s += $1} END {print s + 0}'
+}
+echo "run-tests: pytest exits: without Slurm $rc, Slurm $slurm_rc, long_wait $long_rc"
+echo "run-tests: $(count passed) passed, $(($(count failed) + $(count 'errors?'))) failed"
+((rc == 0 && slurm_rc == 0 && long_rc == 0))
