@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from experiments import Artifact, ArtifactSet, Executor, Task, backends
-from experiments.backends.fake import FakeBackend
-from experiments.worker.main import WorkerState
+from experiments.backends.fake import FakeBackend, WorkerState  # the worker's, as the fake has it
 
 
 class FakeExecutor(Executor):
