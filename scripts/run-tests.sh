@@ -16,11 +16,12 @@ python3 -m pip install --quiet --disable-pip-version-check -e '.[test,gcs,dev,do
 debs=()
 command -v chromium >/dev/null && [[ -x /usr/bin/chromedriver ]] || debs+=(chromium chromium-driver)
 command -v strace >/dev/null || debs+=(strace)
+[[ -x /usr/sbin/sshd ]] || debs+=(openssh-server)  # tests/remote: a private sshd
 if ((${#debs[@]})); then bash scripts/apt-install.sh "${debs[@]}"; fi
 python3 -m ruff check experiments tests bench examples
 python3 -m mypy experiments
 
-# Start a test cluster (the script's environment: SLURM_TEST_* of tests/_slurm.py's cluster_env
+# Start a test cluster (the script's environment: SLURM_TEST_* of the fixtures' cluster_env
 # in "$@", none for the default one); print its slurm.conf. Fails loudly, before any test runs:
 # without its cluster every Slurm test would fail one by one.
 cluster() {
@@ -46,13 +47,16 @@ if (($#)); then exec "${PYTEST[@]}" --durations=25 "$@"; fi
 #   - the Slurm scenarios, on the default cluster;
 #   - the scenarios that wait for Slurm's clocks (marker long_wait: real time limits, requeues;
 #     ~12 minutes one after the other), in two halves on clusters of their own: the files of
-#     LONG_WAIT_A on slot 9 of tests/_slurm.py, every other long_wait test on slot 10.
+#     LONG_WAIT_A on slot 9 (tests/support/slurm_cluster.py), every other one on slot 10.
 LONG_WAIT_A=(tests/e2e/test_slurm_ops.py tests/e2e/test_trust.py tests/e2e/test_max_running.py)
 
-# Slot $1's default test cluster (tests/_slurm.py's cluster_env), started; prints its slurm.conf.
+# Slot $1's default test cluster (the fixtures' cluster_env), started; prints its slurm.conf.
 slot_cluster() {
   local text env
-  text=$(EXPERIMENTS_TEST_SLOT=$1 python3 -c 'from tests._slurm import cluster_env
+  text=$(EXPERIMENTS_TEST_SLOT=$1 python3 -c 'try:
+    from tests.support.slurm_cluster import cluster_env
+except ImportError:  # the fixtures before the tests were regrouped
+    from tests._slurm import cluster_env
 for k, v in cluster_env("default").items(): print(f"{k}={v}")') || return 1
   mapfile -t env <<<"$text"
   cluster "${env[@]}"

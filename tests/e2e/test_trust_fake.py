@@ -19,8 +19,6 @@ from experiments import Artifact, ArtifactSet, Executor, Task, backends
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 
-from .helpers import done_markers
-
 
 class FakeExecutor(Executor):
     """An executor whose jobs go to the registered "fake" backend (``--local``: this machine)."""
@@ -66,6 +64,10 @@ def _ok(ex: Executor, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     allowed = (0, 1, 3) if "status" in argv else (0,)
     assert (ended.value.code or 0) in allowed, out.out + out.err
     return out.out
+
+
+def done_markers(root: Path) -> list[Path]:
+    return sorted(root.rglob(".done"))
 
 
 def _finish_all(fake: FakeBackend) -> None:

@@ -8,6 +8,7 @@ The live page is ours (report/serve.py); test_report_browser.py runs it over the
 from __future__ import annotations
 
 import threading
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,6 @@ from experiments.backends.fake import FakeBackend
 from experiments.report.serve import make_server
 from experiments.session import Session
 
-from .conftest import need
-from .test_report_browser import _counts
-
-WebDriverWait: Any = need("selenium.webdriver.support.wait").WebDriverWait
-
 
 @dataclass(frozen=True)
 class Pre(Artifact):
@@ -32,8 +28,19 @@ class Pre(Artifact):
         builder.run_command(f"echo trained {self.lr}")
 
 
+def _counts(browser: Any) -> dict[tuple[str, str], int]:
+    """The counts the page shows, read in one script call (a live swap cannot go stale)."""
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#progress-body span.count'))"
+        ".map(e => [e.dataset.stage, e.dataset.state, e.textContent])")
+    return {(stage, state): int(text) for stage, state, text in rows}
+
+
 def test_live_counts_follow_the_scheduler_with_one_query_per_refresh(
         tmp_path: Path, browser: Any) -> None:
+    # the browser fixture has checked that selenium is there (or failed under CI=true)
+    from selenium.webdriver.support.wait import WebDriverWait
+
     ex = LocalExecutor(project="served", artifact_path=str(tmp_path / "out"),
                        code_path=str(tmp_path))
     ex.stage("pretrain", ArtifactSet.from_product(cls=Pre, params={"lr": [0.1, 0.2]}))
@@ -48,8 +55,10 @@ def test_live_counts_follow_the_scheduler_with_one_query_per_refresh(
         browser.execute_script("window.__same_page = 1")
         server.page.min_interval = 3600.0  # no refresh is due: every viewer shares the data
         queries, refreshes = fake.calls["query"], server.page.refreshes
+        url = urllib.parse.urlsplit(server.url)  # its query carries the token, if any
+        live = urllib.parse.urlunsplit((url.scheme, url.netloc, "/live", url.query, ""))
         for _ in range(5):  # a second viewer polling as fast as it can
-            urllib.request.urlopen(server.url + "live", timeout=30).read()
+            urllib.request.urlopen(live, timeout=30).read()
         assert (server.page.refreshes, fake.calls["query"]) == (refreshes, queries)
         server.page.min_interval = 1.0
         fake.finish(job)  # the tasks end while the page is open
