@@ -149,10 +149,16 @@ class Tree:
         self.calls.write_text("")
         return subprocess.Popen([sys.executable, str(self.exp), *verb], env=self.env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                cwd=self.exp.parent)
+                                cwd=self.exp.parent, preexec_fn=_sigint_default)
 
     def made_calls(self) -> Counter[str]:
         return Counter(self.calls.read_text().split())
+
+
+def _sigint_default() -> None:
+    """In the child: SIGINT's default handler, which a background shell (``nohup … &``) ignores;
+    measure() interrupts the verb with SIGINT like Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def measure(tree: Tree, stats: Stats, step: str, verb: list[str],

@@ -97,8 +97,9 @@ install_packages() {
   ((missing)) || return 0
   ((EUID == 0)) || die "Slurm is not installed and we are not root: cannot apt-get install it"
   log "installing slurm-wlm, munge, slurmdbd, mariadb-server (takes a minute or two)"
-  apt-get update -q >&2
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge slurmdbd mariadb-server >&2
+  # waits for another apt-get or dpkg holding apt's locks (scripts/apt-install.sh)
+  bash "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" slurm-wlm munge slurmdbd mariadb-server ||
+    die "could not install Slurm, munge and MariaDB (apt-get's messages are above)"
 }
 
 # munged and MariaDB are shared between clusters: start them once, under a machine-wide lock.

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from experiments.tracking.store import Store
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, sigint_default
 from tests.support.experiments import done_markers
 
 EXPERIMENT = '''
@@ -135,7 +135,7 @@ def test_interrupt_stops_cleanly_and_records_cancelled(tmp_path: Path) -> None:
     script, env, out = _setup(tmp_path)
     proc = subprocess.Popen([sys.executable, str(script), "launch", "pretrain"],
                             env={**os.environ, **env, "SLEEP_S": "30"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     status_file = None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and status_file is None:

@@ -83,26 +83,6 @@ def test_one_failed_pretrain_costs_only_its_finetunes(
     assert len(done_markers(out)) == 9
 
 
-def test_relaunch_while_queued_submits_nothing_and_cancel_clears(
-        project: tuple[Path, dict[str, str], Path]) -> None:
-    script, env, out = project
-    env = {**env, "SLEEP_S": "60"}
-    assert run_cli(script, "launch", env=env).returncode == 0
-    calls = Path(env["CALLS"])
-    again = run_cli(script, "launch", env=env)
-    assert again.returncode == 0 and "Nothing to launch" in again.stdout
-    assert count_calls(calls, "sbatch") == 3
-    dry = run_cli(script, "drylaunch", env=env)
-    assert "9 already queued/running" in dry.stdout
-    res = run_cli(script, "cancel", "--yes", env=env)
-    assert res.returncode == 0 and "Cancelled 3 job(s)" in res.stdout, res.stdout + res.stderr
-    assert count_calls(calls, "scancel") == 1  # one call for every live job
-    wait_until_idle(env["PROJECT"], 60)
-    assert not my_jobs(env["PROJECT"])
-    hist = run_cli(script, "history", env=env)
-    assert "cancelled" in hist.stdout and "built" not in hist.stdout
-
-
 def test_arrays_above_max_array_size_are_split(tmp_path: Path, small_array_cluster: object
                                                ) -> None:
     script = tmp_path / "exp.py"
@@ -127,24 +107,6 @@ def test_arrays_above_max_array_size_are_split(tmp_path: Path, small_array_clust
     status = subprocess.run(["python", str(script), "status", "pretrain"], env=deadline_env,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and "12" in status.stdout  # works without sacct
-
-
-def test_launch_beyond_max_job_count_is_refused_before_any_sbatch(
-        tmp_path: Path, small_array_cluster: object) -> None:
-    """Each array task counts against MaxJobCount (200 here); past it sbatch would retry
-    without end. The launch must say so before submitting anything."""
-    script = tmp_path / "exp.py"
-    script.write_text(EXPERIMENT)
-    out = tmp_path / "out"
-    out.mkdir()
-    wrapped, calls = wrap_commands(tmp_path)
-    env = {"OUT": str(out), "PROJECT": "toomany", "N_PRE": "250", **wrapped,
-           **small_array_cluster.env}  # type: ignore[attr-defined]
-    res = run_cli(script, "launch", "pretrain", env=env)
-    assert res.returncode != 0
-    assert "250 tasks" in res.stderr and "MaxJobCount=200" in res.stderr, res.stderr
-    assert count_calls(calls, "sbatch") == 0
-    assert _jobs("pretrain", "toomany") == []
 
 
 def test_socket_timeout_after_submission_does_not_duplicate(tmp_path: Path,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import site
 import subprocess
 import sys
 import uuid
@@ -66,18 +67,37 @@ def _worker_argvs(out: Path) -> list[list[str]]:
     return [p.read_text().splitlines() for p in found]
 
 
-def _venv(tmp_path: Path, base: str = sys.executable, system: bool = True) -> Path:
-    """A fresh virtualenv (no pip: the worker needs none)."""
+def _venv(tmp_path: Path, base: str = sys.executable) -> Path:
+    """A fresh virtualenv of ``base`` that sees none of its site-packages (no pip: the worker
+    needs none)."""
     where = tmp_path / "venv"
-    subprocess.run([base, "-m", "venv", "--without-pip",
-                    *(["--system-site-packages"] if system else []), str(where)],
+    subprocess.run([base, "-m", "venv", "--without-pip", str(where)],
                    check=True, capture_output=True, timeout=120)
     return where / "bin" / "python"
 
 
+def _venv_seeing_ours(tmp_path: Path) -> Path:
+    """A fresh virtualenv that sees the packages of the interpreter running the tests.
+
+    ``--system-site-packages`` would not do when the tests run from a virtualenv themselves: the
+    nested venv then sees the *base* interpreter's site-packages, not the outer virtualenv's where
+    the project and click were installed. A ``.pth`` line adds the running interpreter's
+    site-packages instead (with ``site.addsitedir``, so their own ``.pth`` files, e.g. of an
+    editable install, are read too)."""
+    python = _venv(tmp_path)
+    dirs = [*site.getsitepackages(), *([site.getusersitepackages()] if site.ENABLE_USER_SITE
+                                        else [])]
+    where = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    lib = subprocess.run([str(python), "-c", where], check=True, capture_output=True, text=True,
+                         timeout=60).stdout.strip()
+    Path(lib, "outer-site-packages.pth").write_text(
+        f"import site; list(map(site.addsitedir, {dirs!r}))\n")
+    return python
+
+
 def test_launch_from_a_virtualenv_runs_workers_with_its_python(tmp_path: Path) -> None:
     script, out, env = _project(tmp_path)
-    python = _venv(tmp_path)
+    python = _venv_seeing_ours(tmp_path)
     res = subprocess.run([str(python), str(script), "launch", "--local"], capture_output=True,
                          text=True, timeout=300, env={**os.environ, **env}, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -103,7 +123,7 @@ def test_config_python_of_an_isolated_venv_builds(tmp_path: Path) -> None:
     """A venv of another base interpreter that sees none of our site-packages."""
     assert OTHER_PYTHON is not None
     script, out, env = _project(tmp_path)
-    python = _venv(tmp_path, OTHER_PYTHON, system=False)
+    python = _venv(tmp_path, OTHER_PYTHON)
     _set_python(str(python))
     res = run_cli(script, "launch", "--local", env=env)
     assert res.returncode == 0, res.stdout + res.stderr

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_seed_readme_local import FINETUNE, SEED, TRAIN
+from tests.support.readme_seed import FINETUNE, SEED, TRAIN
 from tests.support.remote_site import CLUSTER, LAPTOP, Site, commit_all, ours, write_as
 
 pytestmark = pytest.mark.slurm

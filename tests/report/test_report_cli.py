@@ -17,7 +17,7 @@ import pytest
 from experiments.report import write_report
 from experiments.session import Session
 from tests.support.browser import need
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, sigint_default
 from tests.support.experiments import readme_grid
 
 need("jinja2")
@@ -58,7 +58,8 @@ def test_serve_prints_its_url_and_stops_on_sigint(script: tuple[Path, dict[str, 
     path, env = script
     proc = subprocess.Popen([sys.executable, str(path), "serve", "later", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env}, cwd=path.parent)
+                            env={**os.environ, **env}, cwd=path.parent,
+                            preexec_fn=sigint_default)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         url = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)

@@ -7,6 +7,7 @@ test sees the exit code and everything printed; a subprocess run is what a user'
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,11 @@ def run_cli(script: Path, *args: str, env: dict[str, str] | None = None,
     return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, "COLUMNS": "200", **(env or {})},
                           cwd=script.parent)
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: restore SIGINT's default.
+
+    A shell that runs pytest in the background (``nohup pytest &``, a CI runner) starts it with
+    SIGINT ignored, and children inherit that; Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
