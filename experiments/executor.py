@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from .report import ReportWritten
     from .session import Session
     from .tracking.views import ArtifactView, ResultTable
-    from .verbs import DryRun, HistoryReport, Invalidation, LaunchResult, StatusReport
+    from .verbs import (
+        Acceptance,
+        DryRun,
+        HistoryReport,
+        Invalidation,
+        LaunchResult,
+        StatusReport,
+    )
 
 
 def _caller_file() -> str | None:
@@ -166,7 +173,8 @@ class Executor:
     def table(self, stage: str, where: Mapping[str, Any] | Sequence[str] | None = None, *,
               columns: Sequence[str] | None = None, sort: str | None = None) -> ResultTable:
         """The results of ``stage`` as rows (``.to_pandas()``, ``.to_csv()``, ...): every
-        parameter, every metric, then state and folder; ``sort="-acc"`` sorts descending."""
+        parameter (as each result was built), every metric, then state, changed and folder;
+        ``sort="-acc"`` sorts descending."""
         from . import verbs
 
         return verbs.table(self.session(), stage, where, columns, sort)
@@ -177,12 +185,21 @@ class Executor:
         from .report import write_report
 
         return write_report(self.session(), stages, path)
+
     def invalidate(self, stages: Sequence[str], *, where: Sequence[str] = (),
                    downstream: bool = False) -> Invalidation:
         """Mark built artifacts for rebuilding (done markers moved aside), without asking."""
         from . import verbs
 
         return verbs.invalidate(self.session(), stages, where=where, downstream=downstream)
+
+    def accept(self, stages: Sequence[str], *, where: Sequence[str] = (),
+               reason: str | None = None) -> Acceptance:
+        """Declare stale results of ``stages`` current on purpose, without asking (recorded
+        in each one's ``.artifact.json``; ``invalidate`` undoes it)."""
+        from . import verbs
+
+        return verbs.accept(self.session(), stages, where=where, reason=reason)
 
     def cancel(self, stages: Sequence[str] | None = None) -> list[str]:
         """Cancel the live jobs of the stages (all by default); returns the job ids."""

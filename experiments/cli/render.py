@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
 _CONTROL = dict.fromkeys((7, 8, 11, 12, 13))  # the control codes rich drops from text
-_STYLE = {"built": "green", "running": "cyan", "queued": "blue", "failed": "red",
+_STYLE = {"built": "green", "stale": "yellow", "running": "cyan", "queued": "blue", "failed": "red",
           "dep-failed": "red", "cancelled": "yellow", "unknown": "magenta",
           "submitting": "magenta", "not started": "dim"}
 _consoles: dict[bool, Console] = {}
@@ -107,19 +107,20 @@ def warnings(messages: Sequence[str]) -> None:
             line(f"warning: {m}", err=True)
 
 
-def stale(found: Sequence[Stale], limit: int = 20) -> None:
-    """Stale results with their reasons, and how to rebuild them (drylaunch and status)."""
+def stale(found: Sequence[Stale], limit: int | None = 20) -> None:
+    """Stale results with their reasons (the first ``limit``; None: all), and what to do."""
     if not found:
         return
     o = out()
     o.print(f"[yellow]{len(found)} stale[/] (built, but no longer what the experiment "
             "describes):")
-    for s in found[:limit]:
+    for s in found if limit is None else found[:limit]:
         o.print(f"[yellow]stale[/] {escape(f'{s.relpath} [{s.stage}]: {s.reason}')}",
                 soft_wrap=True)
-    if len(found) > limit:
-        o.print(f"… and {len(found) - limit} more")
-    o.print("`launch --rebuild-stale` rebuilds them and their dependents.")
+    if limit is not None and len(found) > limit:
+        o.print(f"… and {len(found) - limit} more (`status -v` or `status --json` lists all)")
+    o.print("`launch --rebuild-stale` rebuilds them and their dependents; `accept STAGE` "
+            "declares them current.")
 
 
 # -- JSON for scripts (--json): plain data, one document on stdout -------------------------

@@ -28,6 +28,7 @@ class ArtifactState(str, enum.Enum):
     """The state of an artifact (or of the task building it) as people see it."""
 
     BUILT = "built"
+    STALE = "stale"  # built, but the experiment now describes something else (with the reason)
     RUNNING = "running"
     QUEUED = "queued"
     FAILED = "failed"
@@ -39,6 +40,10 @@ class ArtifactState(str, enum.Enum):
 
 
 ORDER = tuple(ArtifactState)  # display order
+#: The version of the JSON documents ``status --json`` and ``table --format json`` print:
+#: raised when a key changes meaning or disappears, not when one is added (docs/states.md).
+#: Version 2 added the *stale* state; documents without a version are version 1.
+JSON_VERSION = 2
 PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.UNKNOWN)
 
 
@@ -53,7 +58,7 @@ class TaskView:
     detail: str = ""
     held: bool = False
     reason: str = ""    # the scheduler's word for the end ("TIMEOUT") or the wait ("Priority")
-    note: str = ""      # history: "rebuilt by 9" when another job built the artifact since
+    note: str = ""      # history: "rebuilt by 9" when a later job built the artifact
     recorded: bool = False  # history: read from the record's ``ended`` entry
     outlook: Outlook | None = None  # queued with a reason: whether it clears on its own
 
@@ -109,6 +114,7 @@ class StageStatus:
     counts: dict[ArtifactState, int] = field(default_factory=dict)
     problems: list[TaskView] = field(default_factory=list)
     waiting: list[TaskView] = field(default_factory=list)  # queued tasks the scheduler explains
+    stale: list[TaskView] = field(default_factory=list)  # built but stale, with the reason
 
 
 @dataclass
@@ -343,15 +349,10 @@ def scheduler_status(record: JobRecord, index: int, live: Live) -> TaskStatus | 
 
 
 def task_history(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
-    """What happened to one task: its recorded end if any, else what can be observed now;
-    with "rebuilt by <job>" when another job has built the artifact since."""
+    """What happened to one task: its recorded end if any, else what can be observed now
+    (``verbs.inspect`` adds "rebuilt by <job>" from the later jobs' own records)."""
     entry = record.ended.get(str(index))
-    view = from_entry(record, index, entry) if entry else observed(record, index, live, root)
-    if view.state is not ArtifactState.BUILT:
-        owner = built_by(root, record.tasks[index][1])
-        if owner and owner != record.job_id:
-            view = replace(view, note=f"rebuilt by {owner}")
-    return view
+    return from_entry(record, index, entry) if entry else observed(record, index, live, root)
 
 
 def ended_entry(record: JobRecord, index: int, live: Live, root: str,
@@ -395,11 +396,12 @@ def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int
 
 def stage_status(stage: str, artifacts: Iterable[Artifact],
                  latest: Mapping[str, tuple[JobRecord, int]], live: Live,
-                 root: str, done: DoneIndex | None = None) -> StageStatus:
-    """Per-artifact states of a stage: built, running, queued, failed, …, not started.
+                 root: str, done: DoneIndex | None = None,
+                 stale: Mapping[str, str] | None = None) -> StageStatus:
+    """Per-artifact states of a stage: built, stale, running, queued, failed, …, not started.
 
     ``latest`` comes from the records of every stage, so an artifact shared by two stages has
-    one state in both.
+    one state in both; ``stale`` (artifact id → why) turns a built artifact stale.
     """
     out = StageStatus(stage)
     done = done or DoneIndex(root)
@@ -422,6 +424,9 @@ def stage_status(stage: str, artifacts: Iterable[Artifact],
                 if st is not None and st.outlook is not None:  # waits for a named reason
                     out.waiting.append(_live_view(hit[0], hit[1], st))
             state = quick
+        if state is ArtifactState.BUILT and stale and art.artifact_id in stale:
+            state = ArtifactState.STALE
+            out.stale.append(TaskView("", -1, art.relpath, state, stale[art.artifact_id]))
         counts[state] = counts.get(state, 0) + 1
     return out
 

@@ -126,8 +126,8 @@ def test_table_keeps_the_tools_columns_and_notes_what_it_cannot_read(
     assert states["fail"] == "failed" and states["deep"] == "built"
     assert all(r["folder"].startswith(str(ex.artifact_path)) for r in rows)
     as_json = json.loads(_cli(env, "table", "odd", "--json").stdout)
-    assert {r["name"]: r["state"] for r in as_json} == states
-    assert all(r["metrics.state"] in ("built", None) for r in as_json)
+    assert {r["name"]: r["state"] for r in as_json["rows"]} == states
+    assert all(r["metrics.state"] in ("built", None) for r in as_json["rows"])
 
 
 def test_report_and_serve_survive_a_deeply_nested_metrics_file(

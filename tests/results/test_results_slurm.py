@@ -29,7 +29,7 @@ def test_table_on_slurm(tmp_path: Path, slurm_cluster: object) -> None:
         before = count_calls(calls, "squeue") + count_calls(calls, "sacct")
         res = run_cli(script, "table", "finetune", "--format", "json", env=env)
         assert res.returncode == 0, res.stderr
-        rows = json.loads(res.stdout)
+        rows = json.loads(res.stdout)["rows"]
         assert sorted((r["base.lr"], r["data"], r["state"]) for r in rows) == [
             (0.1, "a", "built"), (0.1, "b", "built"), (0.2, "a", "dep-failed"),
             (0.2, "b", "dep-failed"), (0.3, "a", "built"), (0.3, "b", "built")]
@@ -38,7 +38,7 @@ def test_table_on_slurm(tmp_path: Path, slurm_cluster: object) -> None:
         before += asked
         res = run_cli(script, "table", "pretrain", "--where", "lr=0.1", "--format", "json",
                       env=env)
-        assert [r["state"] for r in json.loads(res.stdout)] == ["built"]
+        assert [r["state"] for r in json.loads(res.stdout)["rows"]] == ["built"]
         assert count_calls(calls, "squeue") + count_calls(calls, "sacct") == before
     finally:
         cancel_all(name)
