@@ -77,7 +77,7 @@ def test_the_page_names_the_code_that_built_each_result(git_project: LocalExecut
     browser.get(written.path.as_uri())
     rows = browser.find_elements(By.CSS_SELECTOR, "#provenance-body table.plain tbody tr")
     cells = [[td.text for td in r.find_elements(By.TAG_NAME, "td")] for r in rows]
-    made = [c for c in cells if c[2:] == ["made", "2"]]
+    made = [c for c in cells if c[2:4] == ["made", "2"]]
     assert made, cells
     assert f"snapshot {code['snapshot']}" in made[0][0]
     assert commit[:12] in made[0][0] and "main" in made[0][0]
