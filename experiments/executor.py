@@ -138,17 +138,21 @@ class Executor:
     def launch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
                with_deps: bool = False, progress: Progress | None = None,
                max_running: int | None = None, overrides: Overrides | None = None,
-               rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
+               rebuild_stale: bool = False, retry_failed: bool = False,
+               replace_queued: bool | None = None) -> LaunchResult:
         """Plan the stages and submit (or run, locally) everything not built or queued;
         ``max_running`` bounds how many of its tasks run at once; ``overrides`` are
         ``launch --set`` values (:func:`experiments.plan.overrides.parse_overrides`);
-        ``rebuild_stale`` also rebuilds stale results and their dependents; ``retry_failed``
-        only the failed ones, with escalated requirements."""
+        ``rebuild_stale`` also rebuilds stale results and their dependents (``replace_queued``:
+        True cancels and resubmits queued work planned with other parameters, False keeps it;
+        None refuses when there is some); ``retry_failed`` only the failed ones, with
+        escalated requirements."""
         from . import verbs
 
         return verbs.launch(self.session(local=local), stages, with_deps=with_deps,
                             progress=progress, max_running=max_running, overrides=overrides,
-                            rebuild_stale=rebuild_stale, retry_failed=retry_failed)
+                            rebuild_stale=rebuild_stale, retry_failed=retry_failed,
+                            replace_queued=replace_queued)
 
     def status(self, stages: Sequence[str] | None = None) -> StatusReport:
         """Per stage: how many artifacts are built, running, queued, failed, not started."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import render
+from . import context, render
 from .context import CliState, UsageProblem, complete_stages
 from .options import common
 
@@ -63,11 +63,15 @@ def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the jobs submitted as JSON (for scripts).")
 @click.option("--retry-failed", is_flag=True, help=RETRY_HELP)
+@click.option("--replace-queued/--keep-queued", "replace_queued", default=None,
+              help="With --rebuild-stale: cancel queued or running jobs that build other than "
+                   "the experiment describes today and resubmit their artifacts (or leave "
+                   "them queued) without asking.")
 @common
 @click.pass_obj
 def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
            max_running: int | None, sets: tuple[str, ...], detach: bool, rebuild_stale: bool,
-           as_json: bool, retry_failed: bool, **opts: Any) -> int:
+           as_json: bool, retry_failed: bool, replace_queued: bool | None, **opts: Any) -> int:
     """Submit (or run locally) and report; exit code 1 when a task did not complete."""
     from ..plan.overrides import parse_overrides
     from ..verbs.launch import launch as launch_verb
@@ -78,10 +82,12 @@ def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
     render.warnings(run_here_warnings(session))
     if detach:
         return _detach(state, session)
-    request = functools.partial(launch_verb, session, list(stages) or None,
-                                with_deps=with_deps, max_running=max_running,
-                                overrides=overrides, rebuild_stale=rebuild_stale,
-                                retry_failed=retry_failed)
+    request: Callable[..., LaunchResult] = functools.partial(
+        launch_verb, session, list(stages) or None, with_deps=with_deps,
+        max_running=max_running, overrides=overrides, rebuild_stale=rebuild_stale,
+        retry_failed=retry_failed, replace_queued=replace_queued)
+    if rebuild_stale and replace_queued is None and not as_json:
+        request = _asking(request)
     if as_json:
         return _launch_as_json(request)
     with progress_bar() as bar:
@@ -93,6 +99,29 @@ def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
     changes(result.changes)
     launched(result)
     return _launch_code(result)
+
+
+def _asking(request: Callable[..., LaunchResult]) -> Callable[..., LaunchResult]:
+    """``launch --rebuild-stale``: when queued work was planned with other parameters, list it
+    and ask whether to replace it (cancel and resubmit); no terminal: the error stands."""
+    from ..verbs.queued_stale import QueuedStaleError, listing
+
+    def ask(**kwargs: Any) -> LaunchResult:
+        try:
+            return request(**kwargs)
+        except QueuedStaleError as exc:
+            if not context.can_ask():
+                raise
+            jobs = sorted({q.record.job_id or "" for q in exc.found})
+            render.line(f"Queued or running task(s) build other than the experiment describes "
+                        f"today ({len(exc.found)}):")
+            for text in listing(exc.found):
+                render.line(f"  {text}")
+            agreed = click.confirm(f"Cancel job(s) {', '.join(jobs)} and resubmit their "
+                                   "artifacts with today's parameters?", default=False)
+            return request(**{**kwargs, "replace_queued": agreed})
+
+    return ask
 
 
 def _launch_as_json(request: Callable[..., LaunchResult]) -> int:
@@ -231,9 +260,28 @@ def plan(dry: DryRun, verbose: bool) -> None:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
     else:
         render.stale(dry.stale)
+    queued_stale(dry, verbose)
     for problem in dry.problems:
         render.err().print(f"[red]problem:[/] {render.escape(problem)}", soft_wrap=True)
     out.print("[dim]drylaunch submits and records nothing.[/]")
+
+
+def queued_stale(dry: DryRun, verbose: bool) -> None:
+    """Queued work planned with other parameters: which artifacts, what changed, what
+    ``launch --rebuild-stale`` does about it."""
+    from ..verbs.queued_stale import listing
+
+    if not dry.queued_stale:
+        return
+    jobs = sorted({q.record.job_id or "" for q in dry.queued_stale})
+    render.out().print(f"[yellow]{len(dry.queued_stale)} queued or running task(s)[/] in job(s) "
+                       f"{', '.join(jobs)} build other than the experiment describes today:")
+    for text in listing(dry.queued_stale, None if verbose else 20):
+        render.line(f"  {text}")
+    render.line("`launch --rebuild-stale` offers to cancel those jobs and resubmit their "
+                "artifacts (planned above)" if dry.rebuild_stale else
+                "`launch --rebuild-stale` offers to cancel those jobs and resubmit their "
+                "artifacts with today's parameters.")
 
 
 def _tiers(dry: DryRun, verbose: bool) -> None:
@@ -305,6 +353,9 @@ def changes(lines: Sequence[str]) -> None:
 def launched(result: LaunchResult) -> None:
     """The code snapshot, the jobs launched (the first ten of many) and what to do next."""
     _snapshot_line(result)
+    if result.replaced:
+        render.line(f"Cancelled job(s) {', '.join(result.replaced)}: they built other than the "
+                    "experiment describes today; their artifacts are resubmitted below.")
     if result.invalidated:
         render.line(f"Moved {len(result.invalidated)} done marker(s) aside to rebuild stale "
                     "results.")

@@ -60,6 +60,13 @@ def _short(value: Any) -> str:
 
 def params_reason(recorded: Any, today: dict[str, Any]) -> str | None:
     """Why recorded parameters differ from today's (None when they agree or are unknown)."""
+    diffs = param_diffs(recorded, today)
+    return f"parameters differ from today's (a changed default?): {diffs}" if diffs else None
+
+
+def param_diffs(recorded: Any, today: dict[str, Any]) -> str | None:
+    """``num_examples was 500, now 4000; solver is new (now "solve")`` (the first few), or None
+    when the recorded parameters agree with today's or are unknown."""
     if not isinstance(recorded, dict):
         return None
     now = _plain(today)
@@ -74,8 +81,7 @@ def params_reason(recorded: Any, today: dict[str, Any]) -> str | None:
         elif recorded[name] != now[name]:
             diffs.append(f"{name} was {_short(recorded[name])}, now {_short(now[name])}")
     more = f" and {len(diffs) - _MAX_SHOWN} more" if len(diffs) > _MAX_SHOWN else ""
-    return ("parameters differ from today's (a changed default?): "
-            + "; ".join(diffs[:_MAX_SHOWN]) + more)
+    return "; ".join(diffs[:_MAX_SHOWN]) + more
 
 
 class StaleFinder:

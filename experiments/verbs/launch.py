@@ -40,6 +40,7 @@ from ..tracking.store import JobRecord, RecordState
 from .cancel import other_files
 from .code_snapshots import take as take_snapshot
 from .launch_incomplete import incomplete
+from .queued_stale import QueuedStale, for_drylaunch, settle
 from .reconcile import reconcile_intents
 from .retry import RetrySelection, select_failed
 from .stale import find_stale
@@ -59,6 +60,7 @@ class DryRun:
     rebuild_stale: bool = False
     changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
     layout_notes: list[str] = field(default_factory=list)  # e.g. packed to fit a submit limit
+    queued_stale: list[QueuedStale] = field(default_factory=list)  # queued, planned otherwise
 
 
 @dataclass
@@ -71,6 +73,7 @@ class LaunchResult:
     snapshot: Snapshot | None = None  # the code the tasks run (None: snapshots are off)
     invalidated: list[str] = field(default_factory=list)  # relpaths whose marker was moved aside
     changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
+    replaced: list[str] = field(default_factory=list)  # jobs cancelled: planned otherwise
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
@@ -86,6 +89,8 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     records = of_root(session.records(), session.experiment.artifact_path)
     live = session.live(records)
     stale, stale_warnings = find_stale(session, stages)
+    live, queued = for_drylaunch(session, stages, records, live,
+                                 {s.artifact_id for s in stale}, rebuild_stale)
     retry = _retry(session, records, live) if retry_failed else None
     plan = make_plan(session, stages, with_deps, records, live, overrides=overrides,
                      rebuild={s.artifact_id for s in stale} if rebuild_stale else (),
@@ -93,7 +98,8 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     backend = session.backend()
     dry = DryRun(plan, backend.name, problems=live.warnings() + stale_warnings,
                  overrides=overrides or Overrides(), stale=stale, rebuild_stale=rebuild_stale,
-                 changes=[c.describe() for c in retry.changes] if retry else [])
+                 changes=[c.describe() for c in retry.changes] if retry else [],
+                 queued_stale=queued)
     if validate and backend.name == "local":  # on Slurm the batch script checks on the node
         dry.problems.extend(filter(None, [python_problem(session.config.python
                                                          or sys.executable)]))
@@ -127,7 +133,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
            with_deps: bool = False, progress: Progress | None = None,
            max_running: int | None = None,
            overrides: Overrides | None = None,
-           rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
+           rebuild_stale: bool = False, retry_failed: bool = False,
+           replace_queued: bool | None = None) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued.
 
     ``max_running`` bounds how many tasks of this launch run at once, across all its jobs and
@@ -137,8 +144,10 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     warning). ``overrides`` (``--set``) change the jobs' requirements. The code is frozen into
     a snapshot first (unless snapshots are off) and every job runs in it. With
     ``rebuild_stale``, stale built artifacts and their dependents are rebuilt: their done
-    markers are moved aside (``.done.invalidated-<time>``) just before submission. With
-    ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
+    markers are moved aside (``.done.invalidated-<time>``) just before submission; queued work
+    planned with other parameters is replaced (``replace_queued``) or kept (False), and refused
+    while nobody said (see ``verbs.queued_stale``). With ``retry_failed``, only the failed
+    artifacts are resubmitted, escalated by the config's
     policy.
     """
     ex = session.experiment
@@ -158,6 +167,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             stale, stale_warnings = find_stale(session, stages)
             rebuild = {s.artifact_id for s in stale}
             warnings.extend(stale_warnings)
+        settled = settle(session, stages, records, live, rebuild=rebuild,
+                         rebuild_stale=rebuild_stale, replace=replace_queued)
+        live, warnings = settled.live, warnings + settled.warnings
         retry = _retry(session, records, live) if retry_failed else None
         plan = make_plan(session, stages, with_deps, records, live, overrides=overrides,
                          rebuild=rebuild, retry=retry)
@@ -187,7 +199,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             submitted = record_endings(session.store, submitted, session.live(ended),
                                        ex.artifact_path)
         return LaunchResult(plan, submitted, warnings, snapshot, invalidated,
-                            [c.describe() for c in retry.changes] if retry else [])
+                            [c.describe() for c in retry.changes] if retry else [],
+                            settled.replaced)
 
 
 def _held(session: Session, records: Sequence[JobRecord], live: Live,
