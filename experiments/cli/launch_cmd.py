@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..launching.waits import SubmitWait
     from ..plan.lanes import ArrayLayout
     from ..session import Session
+    from ..tracking.store import JobRecord
     from ..verbs import DryRun, LaunchResult
     from ..verbs.cost import StageCost
 
@@ -243,8 +244,12 @@ def drylaunch(state: CliState, /, stages: tuple[str, ...], with_deps: bool, vali
 def plan(dry: DryRun, verbose: bool) -> None:
     """The plan: its tiers and jobs, what is skipped, the arrays, staleness and problems."""
     out, p = render.out(), dry.plan
+    jobs = len(dry.arrays) if dry.arrays else len(p.groups)  # what launch submits
+    tasks = (f" ({sum(a.task_count for a in dry.arrays)} array task(s))" if dry.arrays
+             else "")
     out.print(f"[bold]Plan[/] for stages {', '.join(p.stages)} on the {dry.backend} backend: "
-              f"{p.task_count} to build in {len(p.groups)} job(s), {len(p.skipped)} skipped")
+              f"{p.task_count} artifact(s) to build in {jobs} job(s){tasks}, "
+              f"{len(p.skipped)} skipped")
     if dry.overrides:
         sets = [f"{k}={v}" for k, v in dry.overrides.everywhere.items()]
         sets += [f"{s}:{k}={v}" for s, kv in dry.overrides.per_stage.items()
@@ -368,7 +373,7 @@ def launched(result: LaunchResult) -> None:
         counts: dict[str, int] = {}
         for s in rec.task_states.values():
             counts[s] = counts.get(s, 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or f"{len(rec.tasks)} tasks"
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or _array_text(rec)
         deps = f" after {','.join(rec.depends_on)}" if rec.depends_on else ""
         render.line(f"job {rec.job_id} [{rec.stage}, tier {rec.tier}]{deps}: {summary}")
     if len(shown) < len(result.records):
@@ -380,8 +385,20 @@ def launched(result: LaunchResult) -> None:
         render.line(f"Built {total - failed} of {total}; `status` shows what failed and why."
                     if failed else f"Built all {total} artifact(s).")
     else:
-        render.line(f"Submitted {len(result.records)} job(s) for {total} artifact(s); "
-                    "`status` or `history` to follow them.")
+        tasks = sum(_array_tasks(r) for r in result.records)
+        render.line(f"Submitted {len(result.records)} job(s) for {total} artifact(s) ({tasks} "
+                    "array task(s)); `status` or `history` to follow them.")
+
+
+def _array_tasks(rec: JobRecord) -> int:
+    """How many array tasks a job has: one per artifact, or one per pack."""
+    return len(set(rec.array_indices)) if rec.packed else len(rec.tasks)
+
+
+def _array_text(rec: JobRecord) -> str:
+    """``4 array task(s) for 200 artifact(s)`` (packed) or ``3 array task(s)``."""
+    n = _array_tasks(rec)
+    return f"{n} array task(s)" + (f" for {len(rec.tasks)} artifact(s)" if rec.packed else "")
 
 
 def _snapshot_line(result: LaunchResult) -> None:

@@ -188,13 +188,35 @@ def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
                     reason)
 
 
-def _live_view(record: JobRecord, index: int, st: TaskStatus) -> TaskView:
-    """A running or queued task; a queued one with the scheduler's reason, hint and outlook."""
+def _live_view(record: JobRecord, index: int, st: TaskStatus, root: str | None = None,
+               done: DoneIndex | None = None) -> TaskView:
+    """A running or queued task; a queued one with the scheduler's reason, hint and outlook.
+    An artifact of a running pack is running only while the worker builds it (its status file
+    says so); before that it waits behind the others (queued), after it, it ended."""
     if st.state is JobState.RUNNING:
+        if record.packed and root is not None:
+            return _in_pack(record, index, st, root, done)
         return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
     reason = st.reason if st.outlook is not None else ""
     return replace(_view(record, index, ArtifactState.QUEUED, st.hint, st.held, reason),
                    outlook=st.outlook)
+
+
+_ENDED_IN_PACK = (WorkerState.FAILED, WorkerState.DEPENDENCY_FAILED, WorkerState.INTERRUPTED)
+
+
+def _in_pack(record: JobRecord, index: int, st: TaskStatus, root: str,
+             done: DoneIndex | None) -> TaskView:
+    """One artifact of a running pack, as the worker's status file tells it."""
+    info = worker_account(record, index, root, done)
+    state = info.get("state")
+    if state == WorkerState.RUNNING:
+        return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
+    if state in _ENDED_IN_PACK:
+        return _ended(record, index, None, Live(), root, done)
+    task = f"{record.job_id}_{record.array_index(index)}"
+    return _view(record, index, ArtifactState.QUEUED, f"waiting in its pack: array task {task} "
+                 "builds the artifacts before it first", st.held)
 
 
 def built_by(root: str, relpath: str) -> str | None:
@@ -240,7 +262,7 @@ def task_state(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = live.get(TaskKey(record.job_id or "?", index))
     if st is not None and st.state.live:
-        return _live_view(record, index, st)
+        return _live_view(record, index, st, root, done)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     entry = record.ended.get(str(index))
@@ -328,7 +350,7 @@ def observed(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = scheduler_status(record, index, live)
     if st is not None and st.state.live:
-        return _live_view(record, index, st)
+        return _live_view(record, index, st, root, done)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     if owner is not None and st is not None and st.state is JobState.COMPLETED:
@@ -361,10 +383,9 @@ def ended_entry(record: JobRecord, index: int, live: Live, root: str,
     scheduler could not be asked): the state shown, the scheduler's words and the worker's."""
     if str(index) in record.ended or record.backend in live.unreachable:
         return None
-    if done is not None and not done.has_folder(record.tasks[index][1]):
-        st = live.get(TaskKey(record.job_id or "?", index))
-        if st is not None and st.state.live:
-            return None  # queued, no marker: the common case at scale, without a view
+    st = live.get(TaskKey(record.job_id or "?", index))
+    if st is not None and st.state.live:
+        return None  # not ended (an artifact of a live pack is recorded when the pack ends)
     view = observed(record, index, live, root, done)
     if view.state not in TERMINAL:
         return None
@@ -443,8 +464,9 @@ def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
             entry = record.ended.get(str(index))
             state = _RECORDED.get(entry.get("state")) if entry else None
             return state if state is not None and state not in PROBLEMS else None
-        if st.state.live and not st.held:
-            return ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
+        if st.state.live and not st.held:  # no folder: not started (in a pack: behind others)
+            running = st.state is JobState.RUNNING and not record.packed
+            return ArtifactState.RUNNING if running else ArtifactState.QUEUED
         return None
     return ArtifactState.BUILT if done(relpath) else None
 
