@@ -290,7 +290,8 @@ def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
     worker_state, error = info.get("state"), str(info.get("error") or "")
     if worker_state == WorkerState.DEPENDENCY_FAILED:
         return _view(record, index, ArtifactState.DEP_FAILED, error)
-    why = scheduler_reason(st.raw, st.reason, record.requirements) if st is not None else None
+    why = (scheduler_reason(st.raw, st.reason, record.requirements, record.packed)
+           if st is not None else None)
     if why is not None:
         return _view(record, index, _VERDICT[why.verdict], why.text, reason=why.label)
     cancelled = (st is not None and st.state is JobState.CANCELLED) or (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -126,7 +127,9 @@ def test_six_one_gpu_artifacts_on_two_configured_gpus(tmp_path: Path) -> None:
     status = json.loads(next(out.glob("Job/*/.status.json")).read_text())
     assert status["gpus"] in (["0"], ["1"])  # the assignment is recorded by the worker
     log = run_cli(script, "cat", "L1_0", env=env).stdout
-    assert "CUDA_VISIBLE_DEVICES=" in log and "gpus=" in log  # and in the log's header
+    # and in the log's header, in words that cannot read as "no GPU" (issue 24 item 11)
+    assert re.search(r"1 GPU\(s\): device ([01]) \(CUDA_VISIBLE_DEVICES=\1\)", log), log
+    assert "gpus=0" not in log
 
 
 def test_a_two_gpu_artifact_waits_for_two_free(tmp_path: Path) -> None:

@@ -223,6 +223,7 @@ def test_a_pack_cut_by_its_time_limit_is_finished_by_a_relaunch(run: Run) -> Non
         3 - built), states  # in order: built, the one cut, the ones never started
     status = run.cli("status", "up", ok=(1,), **env).stdout
     assert _status_counts(status)["up"]["built"] == str(built) and "TIMEOUT" in status
+    assert "raise the `pack_time` requirement" in status  # the pack's limit, not `time`
     dry = run.cli("drylaunch", "up", "--set", "pack=4", **env).stdout
     assert f"{4 - built} artifact(s) in 1 task(s) of up to 4" in dry
     run.cli("launch", "up", "--set", "pack=4", **env)

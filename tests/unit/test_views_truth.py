@@ -108,3 +108,21 @@ def test_rebuilt_by_is_what_happened_not_todays_markers(tmp_path: Path,
     verbs.invalidate(s, ["train"], where=["seed=1"])  # today's marker of it is gone ...
     notes = {v.record.job_id: [t.note for t in v.tasks] for v in verbs.history(s).jobs}
     assert notes[first.job_id] == [f"rebuilt by {second.job_id}", ""]  # ... what happened stays
+
+
+def test_a_pack_killed_at_its_time_limit_advises_pack_time(tmp_path: Path,
+                                                           fake: FakeBackend) -> None:
+    train, _ev, _board = classes()
+    ex = FakeExecutor(project="packs", artifact_path=str(tmp_path / "A"),
+                      code_path=str(tmp_path))
+    ex.stage("train", [train(seed=i) for i in range(4)])
+    s = session(ex, fake)
+    verbs.launch(s)
+    rec = s.store.update("train", record(s, "train").name, array_indices=[0, 0, 0, 0],
+                         requirements={"time": "5:00", "pack": 4, "pack_time": "1"})
+    fake.time_out(rec.job_id or "")
+    (problem, *_) = verbs.status(s).stages[0].problems
+    assert problem.reason == "TIMEOUT" and "pack_time=1 requested for the whole pack" in \
+        problem.detail
+    assert "raise the `pack_time` requirement" in problem.detail
+    assert "raise the `time` requirement" not in problem.detail

@@ -224,9 +224,10 @@ class Runner:
                "EXPERIMENTS_GPUS": devices, **{var: devices for var in _GPU_VARS}}
         limit = "none" if res.time_s is None else format_duration(res.time_s)
         mem = "-" if res.mem_mb is None else f"{res.mem_mb}M"
+        gpus = (f"{len(s.gpus)} GPU(s): device {devices} (CUDA_VISIBLE_DEVICES={devices})"
+                if s.gpus else "no GPU (CUDA_VISIBLE_DEVICES empty)")
         header = (f"local task {key} on {socket.gethostname()}: cpus={res.cpus} mem={mem} "
-                  f"time limit={limit} gpus={devices or 'none'} "
-                  f"(CUDA_VISIBLE_DEVICES={devices})")
+                  f"time limit={limit}, {gpus}")
         return {"spec_dir": rec.spec_dir, "index": s.index, "log": log, "env": env,
                 "header": header}
 
