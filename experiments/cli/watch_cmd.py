@@ -69,6 +69,7 @@ def status(state: CliState, /, stages: tuple[str, ...], watch: bool, interval: f
     render.warnings(report.warnings)
     stage_table(report.stages, None if show_all else 20)
     status_root(report)
+    untrusted_lines(report, None if show_all else 20)
     render.stale(report.stale, None if show_all else 20)
     if session.config.escalation and any(
             s.counts.get(ArtifactState.FAILED) for s in report.stages):
@@ -189,6 +190,21 @@ def status_root(report: StatusReport) -> None:
         others = ", ".join(str(r) for r in report.other_roots)
         render.line(f"Root {report.root}; jobs that built into other roots ({others}) are not "
                     "counted here (`--artifact-path DIR status` shows one)")
+
+
+def untrusted_lines(report: StatusReport, limit: int | None) -> None:
+    """Results another account built here that this user does not trust: whose, and which."""
+    from ..tracking.foreign import summary
+
+    text = summary(report.untrusted)
+    if text is None:
+        return
+    render.out().print(f"[yellow]{render.escape(text)}[/]", soft_wrap=True)
+    shown = report.untrusted if limit is None else report.untrusted[:limit]
+    for u in shown:
+        render.line(f"  built by {u.owner}: {u.relpath} [{u.stage}]")
+    if len(report.untrusted) > len(shown):
+        render.line(f"  … and {len(report.untrusted) - len(shown)} more (`status -v` lists all)")
 
 
 def history_table(views: Sequence[JobView]) -> None:
@@ -374,6 +390,8 @@ def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
                                   for t in s.stale]}
                        for s in report.stages],
             "waiting": [g.as_dict() for g in waits_of_stages(report.stages)],
+            "untrusted": [{"stage": u.stage, "relpath": u.relpath, "owner": u.owner}
+                          for u in report.untrusted],
             "warnings": list(report.warnings)}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ExperimentsError
 from ..session import Session
 from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
+from ..tracking.foreign import Untrusted, untrusted
 from ..tracking.markers import DoneIndex
 from ..tracking.staleness import Stale
 from ..tracking.status import (
@@ -36,6 +37,7 @@ class StatusReport:
     root: str = ""                                            # the root shown
     other_roots: list[str] = field(default_factory=list)  # roots of other jobs, not counted
     stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as stale)
+    untrusted: list[Untrusted] = field(default_factory=list)  # built by an untrusted account
     unreachable: bool = False  # a scheduler tracking some of them could not be asked
 
 
@@ -63,11 +65,12 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)
     why = {s.artifact_id: s.reason for s in stale}
+    foreign = [u for s in selected for u in untrusted(s, ex.stages[s], done)]
     return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done, why)
                          for s in selected],
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
                         root=ex.artifact_path, other_roots=others, stale=stale,
-                        unreachable=bool(live.unreachable))
+                        unreachable=bool(live.unreachable), untrusted=foreign)
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:

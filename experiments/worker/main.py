@@ -34,6 +34,7 @@ from .base import (
     requeue_task,
     scheduler_exit_code,
     section_line,
+    unrecorded,
 )
 from .base import hostname as _hostname
 from .base import now as _now
@@ -92,6 +93,8 @@ class Build:
                                durable=False)
         except OSError as exc:  # e.g. the disk is full: the log still tells what happened
             _say(f"could not record state {state.value!r} in {paths.STATUS}: {exc}")
+            if state in (WorkerState.FAILED, WorkerState.DEPENDENCY_FAILED):
+                unrecorded(str(self.record.get("error") or state.value), self.dir, exc)
 
     @property
     def relpath(self) -> str:

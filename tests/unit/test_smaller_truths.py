@@ -122,3 +122,44 @@ def test_a_node_reason_on_healthy_nodes_clears_and_a_reservation_is_not_a_node_c
     assert "reserved" in said.hint and "once the nodes are back" not in said.hint
     said = reasons.explain("ReqNodeNotAvail, Reserved for reservation_a")
     assert "reservation" in said.hint and "once the nodes are back" not in said.hint
+
+
+def test_another_accounts_results_are_shown_as_such(
+        tmp_path: Path, fake: object, capsys: pytest.CaptureFixture[str]) -> None:
+    import pwd
+
+    from experiments import paths
+
+    ex = experiment(tmp_path)
+    build_all(session(ex, fake), fake)  # type: ignore[arg-type]
+    stranger = pwd.getpwnam("nobody")
+    relpath = ex.stages["train"][0].relpath
+    os.chown(paths.done_marker(ex.artifact_path, relpath), stranger.pw_uid, stranger.pw_gid)
+    code, out = _run(ex, "status", "train", capsys=capsys)
+    assert code == 1 and "1 result(s) built by other accounts (1 by nobody)" in out, out
+    assert f"built by nobody: {relpath} [train]" in out and "trusted_users" in out
+    doc = json.loads(_run(ex, "status", "train", "--json", capsys=capsys)[1])
+    assert doc["untrusted"] == [{"stage": "train", "relpath": relpath, "owner": "nobody"}]
+
+
+def test_a_failure_that_cannot_be_recorded_is_not_said_to_be(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from experiments import paths
+    from experiments.tracking.logfiles import early_failure
+    from experiments.worker import base
+    from experiments.worker.main import Build, WorkerState
+
+    monkeypatch.setattr(base, "_unrecorded", [])
+    monkeypatch.setenv(base.EXIT_ZERO_ENV, "1")
+    root = tmp_path / "A"
+    Path(paths.status_file(str(root), "X/a")).mkdir(parents=True)  # cannot be written
+    build = Build({"artifact_path": str(root)}, {"relpath": "X/a"}, "7_0")
+    build.status(WorkerState.FAILED, error="cannot lock X/a: Permission denied")
+    assert base.scheduler_exit_code(base.EXIT_FAILED) == 0
+    log = capsys.readouterr().out + capsys.readouterr().err
+    assert "could not be recorded in .status.json" in log
+    assert "is recorded in" not in log  # no contradiction
+    (tmp_path / "task.log").write_text(log)
+    reason = early_failure(tmp_path / "task.log") or ""
+    assert reason.startswith("cannot lock X/a: Permission denied (and .status.json")
