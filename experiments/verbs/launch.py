@@ -103,11 +103,11 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     if validate and backend.name == "local":  # on Slurm the batch script checks on the node
         dry.problems.extend(filter(None, [python_problem(session.config.python
                                                          or sys.executable)]))
+    dry.arrays, dry.layout_notes, problems = _layout(backend, plan, records)  # packs first:
+    dry.problems.extend(problems)  # --validate checks the arrays launch submits
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
-    dry.arrays, dry.layout_notes, problems = _layout(backend, plan, records)
-    dry.problems.extend(problems)
     check_storage(plan)
     return dry
 

@@ -59,6 +59,7 @@ class SlurmBackend:
         self.config = config
         self.client = client or SlurmClient()
         self.site = SiteLimits(self.client)  # limits, read once when needed
+        self._fits: dict[int, tuple[Group, PackFit]] = {}  # the last layout's packs
 
     def resolve(self, requirements: Mapping[str, Scalar], where: str) -> Resources:
         """Checked sbatch options plus the typed fields; errors name ``where`` and the key."""
@@ -85,7 +86,7 @@ class SlurmBackend:
     def describe(self, group: Group, *, validate: bool) -> Description:
         """The sbatch options of a group (and, with ``validate``, Slurm's verdict on it)."""
         throttle = group.resources.max_parallel
-        fit = self.pack_fit(group.resources)
+        fit = self._fit_of(group)
         options = group.resources.options
         if fit.size > 1 and fit.time_s is not None:
             options = tuple(with_time(options, fit.time_s))
@@ -174,7 +175,19 @@ class SlurmBackend:
     def arrays_for(self, plan: Plan, records: Sequence[JobRecord]) -> Arrays:
         """Each group's pack (its ``pack`` under MaxTime) and the arrays; when their tasks
         would exceed the user's remaining submit allowance, the smallest larger pack that fits
-        (:mod:`.allowance`)."""
+        (:mod:`.allowance`). ``describe(validate=True)`` then checks the packed arrays."""
+        got = self._arrays_for(plan, records)
+        self._fits = {id(g): (g, f) for g, f in zip(plan.groups, got.fits, strict=True)}
+        return got
+
+    def _fit_of(self, group: Group) -> PackFit:
+        """The group's pack as the last layout chose it (packed to fit a submit limit), else
+        its own ``pack`` under MaxTime."""
+        found = self._fits.get(id(group))
+        return found[1] if found is not None and found[0] is group else self.pack_fit(
+            group.resources)
+
+    def _arrays_for(self, plan: Plan, records: Sequence[JobRecord]) -> Arrays:
         live, size = live_places(plan, records), self.client.max_array_size()
 
         def lay(fits: Sequence[PackFit]) -> list[ArrayLayout]:
