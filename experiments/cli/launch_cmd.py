@@ -337,12 +337,12 @@ def arrays(layout: Sequence[ArrayLayout], verbose: bool, limit: int = 12) -> Non
 
 
 def cost(costs: Sequence[StageCost]) -> None:
-    """Requested GPU-hours and CPU-hours per stage and in total (array × limit × GPUs)."""
+    """Requested GPU-hours and CPU-hours per stage and in total (artifacts × limit × GPUs)."""
     for c in costs:
-        apart = (f" (+{c.unlimited_tasks} task(s) without a time limit)"
+        apart = (f" (+{c.unlimited_tasks} artifact(s) without a time limit)"
                  if c.unlimited_tasks else "")
         label = "Total" if c.stage == "total" else f"Cost of {c.stage}"
-        render.line(f"{label}: {c.tasks} task(s), {c.gpu_hours:,.1f} GPU-hours, "
+        render.line(f"{label}: {c.tasks} artifact(s), {c.gpu_hours:,.1f} GPU-hours, "
                     f"{c.cpu_hours:,.1f} CPU-hours requested{apart}{c.requeue_note()}")
 
 
