@@ -64,20 +64,26 @@ def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the jobs submitted as JSON (for scripts).")
 @click.option("--retry-failed", is_flag=True, help=RETRY_HELP)
-@click.option("--replace-queued/--keep-queued", "replace_queued", default=None,
+@click.option("--replace-queued", is_flag=True,
               help="With --rebuild-stale: cancel queued or running jobs that build other than "
-                   "the experiment describes today and resubmit their artifacts (or leave "
-                   "them queued) without asking.")
+                   "the experiment describes today and resubmit their artifacts, without "
+                   "asking.")
+@click.option("--keep-queued", is_flag=True,
+              help="With --rebuild-stale: leave such jobs queued, without asking.")
 @common
 @click.pass_obj
 def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
            max_running: int | None, sets: tuple[str, ...], detach: bool, rebuild_stale: bool,
-           as_json: bool, retry_failed: bool, replace_queued: bool | None, **opts: Any) -> int:
+           as_json: bool, retry_failed: bool, replace_queued: bool, keep_queued: bool,
+           **opts: Any) -> int:
     """Submit (or run locally) and report; exit code 1 when a task did not complete."""
     from ..plan.overrides import parse_overrides
     from ..verbs.launch import launch as launch_verb
     from ..verbs.site import run_here_warnings
 
+    if replace_queued and keep_queued:
+        raise UsageProblem("--replace-queued and --keep-queued contradict each other; give one")
+    replace = True if replace_queued else (False if keep_queued else None)
     session = state.session(**opts)
     overrides = parse_overrides(sets, session.experiment.stages)
     render.warnings(run_here_warnings(session))
@@ -86,8 +92,8 @@ def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
     request: Callable[..., LaunchResult] = functools.partial(
         launch_verb, session, list(stages) or None, with_deps=with_deps,
         max_running=max_running, overrides=overrides, rebuild_stale=rebuild_stale,
-        retry_failed=retry_failed, replace_queued=replace_queued)
-    if rebuild_stale and replace_queued is None and not as_json:
+        retry_failed=retry_failed, replace_queued=replace)
+    if rebuild_stale and replace is None and not as_json:
         request = _asking(request)
     if as_json:
         return _launch_as_json(request)
