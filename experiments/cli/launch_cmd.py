@@ -271,28 +271,10 @@ def plan(dry: DryRun, verbose: bool) -> None:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
     else:
         render.stale(dry.stale)
-    queued_stale(dry, verbose)
+    render.queued_stale(dry.queued_stale, None if verbose else 20, dry.rebuild_stale)
     for problem in dry.problems:
         render.err().print(f"[red]problem:[/] {render.escape(problem)}", soft_wrap=True)
     out.print("[dim]drylaunch submits and records nothing.[/]")
-
-
-def queued_stale(dry: DryRun, verbose: bool) -> None:
-    """Queued work planned with other parameters: which artifacts, what changed, what
-    ``launch --rebuild-stale`` does about it."""
-    from ..verbs.queued_stale import listing
-
-    if not dry.queued_stale:
-        return
-    jobs = sorted({q.record.job_id or "" for q in dry.queued_stale})
-    render.out().print(f"[yellow]{len(dry.queued_stale)} queued or running task(s)[/] in job(s) "
-                       f"{', '.join(jobs)} build other than the experiment describes today:")
-    for text in listing(dry.queued_stale, None if verbose else 20):
-        render.line(f"  {text}")
-    render.line("`launch --rebuild-stale` offers to cancel those jobs and resubmit their "
-                "artifacts (planned above)" if dry.rebuild_stale else
-                "`launch --rebuild-stale` offers to cancel those jobs and resubmit their "
-                "artifacts with today's parameters.")
 
 
 def _tiers(dry: DryRun, verbose: bool) -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..tracking.staleness import Stale
     from ..tracking.status import ArtifactState
     from ..tracking.store import JobRecord
+    from ..verbs.queued_stale import QueuedStale
 
 WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
 _CONTROL = dict.fromkeys((7, 8, 11, 12, 13))  # the control codes rich drops from text
@@ -121,6 +122,22 @@ def stale(found: Sequence[Stale], limit: int | None = 20) -> None:
         o.print(f"… and {len(found) - limit} more (`status -v` or `status --json` lists all)")
     o.print("`launch --rebuild-stale` rebuilds them and their dependents; `accept STAGE` "
             "declares them current.")
+
+
+def queued_stale(found: Sequence[QueuedStale], limit: int | None, rebuild: bool) -> None:
+    """Queued work planned with other parameters (drylaunch): which artifacts, what changed,
+    what ``launch --rebuild-stale`` does about it."""
+    from ..verbs.queued_stale import listing
+
+    if not found:
+        return
+    jobs = ", ".join(sorted({q.record.job_id or "" for q in found}))
+    out().print(f"[yellow]{len(found)} queued or running task(s)[/] in job(s) {jobs} build "
+                "other than the experiment describes today:")
+    for text in listing(found, limit):
+        line(f"  {text}")
+    line("`launch --rebuild-stale` offers to cancel those jobs and resubmit their artifacts"
+         + (" (planned above)." if rebuild else " with today's parameters."))
 
 
 # -- JSON for scripts (--json): plain data, one document on stdout -------------------------

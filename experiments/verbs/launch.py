@@ -144,10 +144,9 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     warning). ``overrides`` (``--set``) change the jobs' requirements. The code is frozen into
     a snapshot first (unless snapshots are off) and every job runs in it. With
     ``rebuild_stale``, stale built artifacts and their dependents are rebuilt: their done
-    markers are moved aside (``.done.invalidated-<time>``) just before submission; queued work
-    planned with other parameters is replaced (``replace_queued``) or kept (False), and refused
-    while nobody said (see ``verbs.queued_stale``). With ``retry_failed``, only the failed
-    artifacts are resubmitted, escalated by the config's
+    markers are moved aside (``.done.invalidated-<time>``) just before submission, and queued
+    work planned otherwise is replaced or kept as ``replace_queued`` says (``queued_stale``).
+    With ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
     policy.
     """
     ex = session.experiment
@@ -167,8 +166,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             stale, stale_warnings = find_stale(session, stages)
             rebuild = {s.artifact_id for s in stale}
             warnings.extend(stale_warnings)
-        settled = settle(session, stages, records, live, rebuild=rebuild,
-                         rebuild_stale=rebuild_stale, replace=replace_queued)
+        settled = settle(session, stages, records, live, rebuild, rebuild_stale, replace_queued)
         live, warnings = settled.live, warnings + settled.warnings
         retry = _retry(session, records, live) if retry_failed else None
         plan = make_plan(session, stages, with_deps, records, live, overrides=overrides,

@@ -178,7 +178,7 @@ def listing(found: Sequence[QueuedStale], limit: int | None = SHOWN) -> list[str
 
 
 def settle(session: Session, stages: Sequence[str] | None, records: Sequence[JobRecord],
-           live: Live, *, rebuild: Collection[str], rebuild_stale: bool,
+           live: Live, rebuild: Collection[str], rebuild_stale: bool,
            replace: bool | None) -> Settled:
     """What a launch does about queued work planned with other parameters: nothing to do,
     a warning naming it (no ``--rebuild-stale``, or the user declined), or its jobs cancelled
