@@ -150,12 +150,12 @@ def test_a_two_gpu_artifact_waits_for_two_free(tmp_path: Path) -> None:
 def test_an_impossible_requirement_is_refused_before_anything_runs(tmp_path: Path) -> None:
     script, env, out = _setup(tmp_path)
     dry = run_cli(script, "drylaunch", "toobig", env=env)
-    assert dry.returncode == 1
+    assert dry.returncode == 2  # the experiment asks what this machine can never give
     assert "Job" in dry.stderr and "i=20" in dry.stderr, dry.stderr
     assert "asks for 3 GPUs" in dry.stderr and "2 GPUs" in dry.stderr
     assert "Traceback" not in dry.stderr
     res = run_cli(script, "launch", "toobig", env=env)
-    assert res.returncode == 1 and "asks for 3 GPUs" in res.stderr
+    assert res.returncode == 2 and "asks for 3 GPUs" in res.stderr
     assert not (out / "spans.txt").exists() and not list(out.rglob(".status.json"))
     ok = run_cli(script, "drylaunch", "six", env=env)  # what fits is described with capacity
     assert ok.returncode == 0 and "2 GPUs" in ok.stdout and "at most 2 at once" in ok.stdout
