@@ -57,11 +57,17 @@ if TYPE_CHECKING:
 
 
 def _excepthook(tp: type[BaseException], value: BaseException, tb: Any) -> None:
-    """An ExperimentsError escaping an experiment file is bad input: one line, no traceback."""
+    """An ExperimentsError escaping an experiment file is bad input: one line, no traceback,
+    and the CLI's exit code for it (2 for a definition error, as ``auto_cli`` would give)."""
     from .errors import ExperimentsError
 
     if issubclass(tp, ExperimentsError) and not os.environ.get("EXPERIMENTS_TRACEBACK"):
         sys.stderr.write(f"error: {value}\n")
+        code = getattr(value, "exit_code", 1)
+        if code != 1:  # Python would exit 1 after any hook: end here with the documented code
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
     else:
         _previous_hook(tp, value, tb)
 

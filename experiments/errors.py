@@ -1,11 +1,13 @@
 """The exception tree of `experiments`.
 
 Every error the package raises on purpose is an ``ExperimentsError``; the CLI prints it as one
-line and exits non-zero. Anything else escaping is a bug.
+line and exits non-zero: with its class's ``exit_code`` (2: the experiment file or the command
+line is wrong; 4: a launch refused part-way), else 1. Anything else escaping is a bug.
 
     ExperimentsError
-    ├── DefinitionError      an artifact, field, stage or step is defined wrongly
-    ├── PlanError            the requested stages cannot be planned (missing dependency, cycle)
+    ├── DefinitionError      an artifact, field, stage or step is defined wrongly (exit code 2)
+    ├── PlanError            the requested stages cannot be planned: an unknown stage, a missing
+    │                        dependency, a cycle, a bad --set (exit code 2)
     ├── ConfigError          ~/.experiments/config.json is unreadable or holds bad values
     ├── SubmissionError      the scheduler refused or failed a submission
     │   └── LaunchIncomplete after other jobs of the same launch were queued (exit code 4)
@@ -27,9 +29,14 @@ class ExperimentsError(Exception):
 class DefinitionError(ExperimentsError, TypeError):
     """An artifact, field, stage, requirement or step is defined in a way we cannot use."""
 
+    exit_code = 2  # the experiment file is wrong (docs: day-to-day.md, "Exit codes")
+
 
 class PlanError(ExperimentsError):
-    """The chosen stages cannot be turned into a plan."""
+    """The chosen stages cannot be turned into a plan (an unknown stage, a missing dependency,
+    a cycle, a ``--set`` that cannot be read)."""
+
+    exit_code = 2  # the experiment file or the command line is wrong
 
 
 class ConfigError(ExperimentsError):

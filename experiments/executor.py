@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from .report import ReportWritten
     from .session import Session
     from .tracking.views import ArtifactView, ResultTable
-    from .verbs import DryRun, HistoryReport, Invalidation, LaunchResult, StatusReport
+    from .verbs import (
+        Acceptance,
+        DryRun,
+        HistoryReport,
+        Invalidation,
+        LaunchResult,
+        StatusReport,
+    )
 
 
 def _caller_file() -> str | None:
@@ -131,17 +138,21 @@ class Executor:
     def launch(self, stages: Sequence[str] | None = None, *, local: bool | None = None,
                with_deps: bool = False, progress: Progress | None = None,
                max_running: int | None = None, overrides: Overrides | None = None,
-               rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
+               rebuild_stale: bool = False, retry_failed: bool = False,
+               replace_queued: bool | None = None) -> LaunchResult:
         """Plan the stages and submit (or run, locally) everything not built or queued;
         ``max_running`` bounds how many of its tasks run at once; ``overrides`` are
         ``launch --set`` values (:func:`experiments.plan.overrides.parse_overrides`);
-        ``rebuild_stale`` also rebuilds stale results and their dependents; ``retry_failed``
-        only the failed ones, with escalated requirements."""
+        ``rebuild_stale`` also rebuilds stale results and their dependents (``replace_queued``:
+        True cancels and resubmits queued work planned with other parameters, False keeps it;
+        None refuses when there is some); ``retry_failed`` only the failed ones, with
+        escalated requirements."""
         from . import verbs
 
         return verbs.launch(self.session(local=local), stages, with_deps=with_deps,
                             progress=progress, max_running=max_running, overrides=overrides,
-                            rebuild_stale=rebuild_stale, retry_failed=retry_failed)
+                            rebuild_stale=rebuild_stale, retry_failed=retry_failed,
+                            replace_queued=replace_queued)
 
     def status(self, stages: Sequence[str] | None = None) -> StatusReport:
         """Per stage: how many artifacts are built, running, queued, failed, not started."""
@@ -166,7 +177,8 @@ class Executor:
     def table(self, stage: str, where: Mapping[str, Any] | Sequence[str] | None = None, *,
               columns: Sequence[str] | None = None, sort: str | None = None) -> ResultTable:
         """The results of ``stage`` as rows (``.to_pandas()``, ``.to_csv()``, ...): every
-        parameter, every metric, then state and folder; ``sort="-acc"`` sorts descending."""
+        parameter (as each result was built), every metric, then state, changed and folder;
+        ``sort="-acc"`` sorts descending."""
         from . import verbs
 
         return verbs.table(self.session(), stage, where, columns, sort)
@@ -177,12 +189,21 @@ class Executor:
         from .report import write_report
 
         return write_report(self.session(), stages, path)
+
     def invalidate(self, stages: Sequence[str], *, where: Sequence[str] = (),
                    downstream: bool = False) -> Invalidation:
         """Mark built artifacts for rebuilding (done markers moved aside), without asking."""
         from . import verbs
 
         return verbs.invalidate(self.session(), stages, where=where, downstream=downstream)
+
+    def accept(self, stages: Sequence[str], *, where: Sequence[str] = (),
+               reason: str | None = None) -> Acceptance:
+        """Declare stale results of ``stages`` current on purpose, without asking (recorded
+        in each one's ``.artifact.json``; ``invalidate`` undoes it)."""
+        from . import verbs
+
+        return verbs.accept(self.session(), stages, where=where, reason=reason)
 
     def cancel(self, stages: Sequence[str] | None = None) -> list[str]:
         """Cancel the live jobs of the stages (all by default); returns the job ids."""

@@ -135,6 +135,11 @@ def stale_cache_file(home: Path, project: str, root: str) -> Path:
     return project_dir(home, project) / "stale-cache" / f"{tag}.json"
 
 
+def accepted_log(home: Path, project: str) -> Path:
+    """Every ``accept`` of the project, one JSON line each (``history`` lists them)."""
+    return project_dir(home, project) / "accepted.jsonl"
+
+
 def local_job_counter(home: Path, project: str) -> Path:
     return project_dir(home, project) / "local_job_counter"
 

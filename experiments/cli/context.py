@@ -28,9 +28,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # something failed, is not built, or an ExperimentsError
 EXIT_USAGE = 2  # the command line cannot be carried out as typed
 EXIT_LIVE = 3  # something is still queued or running (or `wait` timed out)
+EXIT_STALE = 5  # all built, but some results are stale (`--allow-stale` accepts them)
 EXIT_INTERRUPTED = 130  # Ctrl-C
-_OUTCOME_CODES = {"built": EXIT_OK, "failed": EXIT_FAILED, "live": EXIT_LIVE,
-                  "timed out": EXIT_LIVE}
+_OUTCOME_CODES = {"built": EXIT_OK, "stale": EXIT_STALE, "failed": EXIT_FAILED,
+                  "live": EXIT_LIVE, "timed out": EXIT_LIVE}
 
 
 def outcome_code(outcome: Outcome) -> int:
@@ -81,7 +82,9 @@ def load_experiment(file: str | None) -> Experiment:
     try:
         runpy.run_path(file, run_name="__experiments__")
     except ExperimentsError as exc:
-        raise ExperimentsError(f"{file}: {exc}") from None
+        again = ExperimentsError(f"{file}: {exc}")
+        again.exit_code = getattr(exc, "exit_code", EXIT_FAILED)  # type: ignore[attr-defined]
+        raise again from None
     made = _registry.created()[before:]
     if not made:
         raise UsageProblem(f"{file} defines no executor; create a SlurmExecutor or "

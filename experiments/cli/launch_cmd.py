@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import render
+from . import context, render
 from .context import CliState, UsageProblem, complete_stages
 from .options import common
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ..launching.waits import SubmitWait
     from ..plan.lanes import ArrayLayout
     from ..session import Session
+    from ..tracking.store import JobRecord
     from ..verbs import DryRun, LaunchResult
     from ..verbs.cost import StageCost
 
@@ -63,25 +64,37 @@ def _set_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the jobs submitted as JSON (for scripts).")
 @click.option("--retry-failed", is_flag=True, help=RETRY_HELP)
+@click.option("--replace-queued", is_flag=True,
+              help="With --rebuild-stale: cancel queued or running jobs that build other than "
+                   "the experiment describes today and resubmit their artifacts, without "
+                   "asking.")
+@click.option("--keep-queued", is_flag=True,
+              help="With --rebuild-stale: leave such jobs queued, without asking.")
 @common
 @click.pass_obj
 def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
            max_running: int | None, sets: tuple[str, ...], detach: bool, rebuild_stale: bool,
-           as_json: bool, retry_failed: bool, **opts: Any) -> int:
+           as_json: bool, retry_failed: bool, replace_queued: bool, keep_queued: bool,
+           **opts: Any) -> int:
     """Submit (or run locally) and report; exit code 1 when a task did not complete."""
     from ..plan.overrides import parse_overrides
     from ..verbs.launch import launch as launch_verb
     from ..verbs.site import run_here_warnings
 
+    if replace_queued and keep_queued:
+        raise UsageProblem("--replace-queued and --keep-queued contradict each other; give one")
+    replace = True if replace_queued else (False if keep_queued else None)
     session = state.session(**opts)
     overrides = parse_overrides(sets, session.experiment.stages)
     render.warnings(run_here_warnings(session))
     if detach:
         return _detach(state, session)
-    request = functools.partial(launch_verb, session, list(stages) or None,
-                                with_deps=with_deps, max_running=max_running,
-                                overrides=overrides, rebuild_stale=rebuild_stale,
-                                retry_failed=retry_failed)
+    request: Callable[..., LaunchResult] = functools.partial(
+        launch_verb, session, list(stages) or None, with_deps=with_deps,
+        max_running=max_running, overrides=overrides, rebuild_stale=rebuild_stale,
+        retry_failed=retry_failed, replace_queued=replace)
+    if rebuild_stale and replace is None and not as_json:
+        request = _asking(request)
     if as_json:
         return _launch_as_json(request)
     with progress_bar() as bar:
@@ -93,6 +106,29 @@ def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
     changes(result.changes)
     launched(result)
     return _launch_code(result)
+
+
+def _asking(request: Callable[..., LaunchResult]) -> Callable[..., LaunchResult]:
+    """``launch --rebuild-stale``: when queued work was planned with other parameters, list it
+    and ask whether to replace it (cancel and resubmit); no terminal: the error stands."""
+    from ..verbs.queued_stale import QueuedStaleError, listing
+
+    def ask(**kwargs: Any) -> LaunchResult:
+        try:
+            return request(**kwargs)
+        except QueuedStaleError as exc:
+            if not context.can_ask():
+                raise
+            jobs = sorted({q.record.job_id or "" for q in exc.found})
+            render.line(f"Queued or running task(s) build other than the experiment describes "
+                        f"today ({len(exc.found)}):")
+            for text in listing(exc.found):
+                render.line(f"  {text}")
+            agreed = click.confirm(f"Cancel job(s) {', '.join(jobs)} and resubmit their "
+                                   "artifacts with today's parameters?", default=False)
+            return request(**{**kwargs, "replace_queued": agreed})
+
+    return ask
 
 
 def _launch_as_json(request: Callable[..., LaunchResult]) -> int:
@@ -214,8 +250,12 @@ def drylaunch(state: CliState, /, stages: tuple[str, ...], with_deps: bool, vali
 def plan(dry: DryRun, verbose: bool) -> None:
     """The plan: its tiers and jobs, what is skipped, the arrays, staleness and problems."""
     out, p = render.out(), dry.plan
+    jobs = len(dry.arrays) if dry.arrays else len(p.groups)  # what launch submits
+    tasks = (f" ({sum(a.task_count for a in dry.arrays)} array task(s))" if dry.arrays
+             else "")
     out.print(f"[bold]Plan[/] for stages {', '.join(p.stages)} on the {dry.backend} backend: "
-              f"{p.task_count} to build in {len(p.groups)} job(s), {len(p.skipped)} skipped")
+              f"{p.task_count} artifact(s) to build in {jobs} job(s){tasks}, "
+              f"{len(p.skipped)} skipped")
     if dry.overrides:
         sets = [f"{k}={v}" for k, v in dry.overrides.everywhere.items()]
         sets += [f"{s}:{k}={v}" for s, kv in dry.overrides.per_stage.items()
@@ -231,6 +271,7 @@ def plan(dry: DryRun, verbose: bool) -> None:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
     else:
         render.stale(dry.stale)
+    render.queued_stale(dry.queued_stale, None if verbose else 20, dry.rebuild_stale)
     for problem in dry.problems:
         render.err().print(f"[red]problem:[/] {render.escape(problem)}", soft_wrap=True)
     out.print("[dim]drylaunch submits and records nothing.[/]")
@@ -284,12 +325,12 @@ def arrays(layout: Sequence[ArrayLayout], verbose: bool, limit: int = 12) -> Non
 
 
 def cost(costs: Sequence[StageCost]) -> None:
-    """Requested GPU-hours and CPU-hours per stage and in total (array × limit × GPUs)."""
+    """Requested GPU-hours and CPU-hours per stage and in total (artifacts × limit × GPUs)."""
     for c in costs:
-        apart = (f" (+{c.unlimited_tasks} task(s) without a time limit)"
+        apart = (f" (+{c.unlimited_tasks} artifact(s) without a time limit)"
                  if c.unlimited_tasks else "")
         label = "Total" if c.stage == "total" else f"Cost of {c.stage}"
-        render.line(f"{label}: {c.tasks} task(s), {c.gpu_hours:,.1f} GPU-hours, "
+        render.line(f"{label}: {c.tasks} artifact(s), {c.gpu_hours:,.1f} GPU-hours, "
                     f"{c.cpu_hours:,.1f} CPU-hours requested{apart}{c.requeue_note()}")
 
 
@@ -305,6 +346,9 @@ def changes(lines: Sequence[str]) -> None:
 def launched(result: LaunchResult) -> None:
     """The code snapshot, the jobs launched (the first ten of many) and what to do next."""
     _snapshot_line(result)
+    if result.replaced:
+        render.line(f"Cancelled job(s) {', '.join(result.replaced)}: they built other than the "
+                    "experiment describes today; their artifacts are resubmitted below.")
     if result.invalidated:
         render.line(f"Moved {len(result.invalidated)} done marker(s) aside to rebuild stale "
                     "results.")
@@ -319,7 +363,7 @@ def launched(result: LaunchResult) -> None:
             end = rec.ended.get(i) or {}
             said = str(end.get("state") or s) + (f" ({end['label']})" if end.get("label") else "")
             counts[said] = counts.get(said, 0) + 1
-        summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or f"{len(rec.tasks)} tasks"
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or _array_text(rec)
         deps = f" after {','.join(rec.depends_on)}" if rec.depends_on else ""
         render.line(f"job {rec.job_id} [{rec.stage}, tier {rec.tier}]{deps}: {summary}")
     if len(shown) < len(result.records):
@@ -331,8 +375,20 @@ def launched(result: LaunchResult) -> None:
         render.line(f"Built {total - failed} of {total}; `status` shows what failed and why."
                     if failed else f"Built all {total} artifact(s).")
     else:
-        render.line(f"Submitted {len(result.records)} job(s) for {total} artifact(s); "
-                    "`status` or `history` to follow them.")
+        tasks = sum(_array_tasks(r) for r in result.records)
+        render.line(f"Submitted {len(result.records)} job(s) for {total} artifact(s) ({tasks} "
+                    "array task(s)); `status` or `history` to follow them.")
+
+
+def _array_tasks(rec: JobRecord) -> int:
+    """How many array tasks a job has: one per artifact, or one per pack."""
+    return len(set(rec.array_indices)) if rec.packed else len(rec.tasks)
+
+
+def _array_text(rec: JobRecord) -> str:
+    """``4 array task(s) for 200 artifact(s)`` (packed) or ``3 array task(s)``."""
+    n = _array_tasks(rec)
+    return f"{n} array task(s)" + (f" for {len(rec.tasks)} artifact(s)" if rec.packed else "")
 
 
 def _snapshot_line(result: LaunchResult) -> None:

@@ -109,6 +109,8 @@ def logs_command(state: CliState, /, selector: str | None, where: tuple[str, ...
     shown = 0
     for n, a in enumerate(found, 1):
         now = f", {a.view.state.value}" if a.view else ""
+        if a.view and a.view.state is ArtifactState.STALE:
+            now += f" ({a.view.detail})"
         shown = log_file(a.log, f"attempt {n} of {len(found)}: job {a.task} "
                                 f"[{a.record.stage}] submitted "
                                 f"{a.record.submitted_at[:19]}{now}", full=full,

@@ -62,7 +62,7 @@ COMMANDS: dict[str, LazyCommand] = {
     "drylaunch": LazyCommand("launch_cmd", "drylaunch",
                              "Show what launch would submit, without submitting anything."),
     "status": LazyCommand("watch_cmd", "status",
-                          "Per stage: built, running, queued, failed, not started."),
+                          "Per stage: built, stale, running, queued, failed, not started."),
     "wait": LazyCommand("watch_cmd", "wait",
                         "Block until every artifact of the stages (all by default) is built, "
                         "failed or cancelled."),
@@ -76,10 +76,13 @@ COMMANDS: dict[str, LazyCommand] = {
     "cancel": LazyCommand("manage_cmd", "cancel", "Cancel the live jobs of the stages."),
     "invalidate": LazyCommand("manage_cmd", "invalidate", "Mark built artifacts for rebuilding.",
                               explicit=True),
+    "accept": LazyCommand("manage_cmd", "accept", "Declare stale results current, on purpose.",
+                          explicit=True),
     "gc": LazyCommand("manage_cmd", "gc", "Remove old logs, specs, markers and snapshots.",
                       explicit=True),
     "table": LazyCommand("results_cmd", "table_cmd",
-                         "The results of STAGE: parameters, metrics, state, folder."),
+                         "The results of STAGE: parameters (as built), metrics, state, changed, "
+                         "folder."),
     "report": LazyCommand("results_cmd", "report_cmd",
                           "Write an HTML report of the stages (all by default): progress, "
                           "failures with logs, results, plots, provenance and cost, in one "

@@ -1,5 +1,6 @@
-"""``cancel``, ``invalidate``, ``gc`` and ``init``: stopping jobs, marking results for
-rebuilding, removing what no job needs, writing a starter file; with what they print.
+"""``cancel``, ``invalidate``, ``accept``, ``gc`` and ``init``: stopping jobs, marking results
+for rebuilding or declaring stale ones current, removing what no job needs, writing a starter
+file; with what they print.
 
 Only click loads with this module (``gc --help`` needs nothing else); the verbs are imported by
 the functions that use them. Nothing here needs rich markup: every line is plain.
@@ -20,7 +21,7 @@ from .options import common
 if TYPE_CHECKING:
     from ..launching.snapshots import GcResult
     from ..tracking.store import JobRecord
-    from ..verbs import Invalidation
+    from ..verbs import Acceptance, Invalidation
     from ..verbs.housekeeping import GcReport
 
 SHOWN = 50  # paths listed by gc --dry-run before "... and N more"
@@ -113,6 +114,65 @@ def invalidation(inv: Invalidation, done: bool) -> None:
         render.line(f"  - {t.relpath} [{t.stage}]{why}")
     if done:
         render.line("`launch` rebuilds them.")
+
+
+@click.command(help="Declare stale results of STAGES current, on purpose (the opposite of "
+                    "invalidate): each chosen result's record (.artifact.json) keeps today's "
+                    "parameters, dependencies and code as accepted, with --reason and the "
+                    "date; `history` lists it, and invalidate undoes it (the result is "
+                    "rebuilt). --where key=value (repeatable) chooses which.",
+               short_help="Declare stale results current, on purpose.")
+@click.argument("stages", nargs=-1, required=True, shell_complete=complete_stages)
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only artifacts whose parameter KEY equals VALUE (repeatable: all must hold).")
+@click.option("--reason", default=None, metavar="TEXT",
+              help="Why the results still hold, recorded with them (default: 'accepted on "
+                   "purpose').")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@common
+@click.pass_obj
+def accept(state: CliState, /, stages: tuple[str, ...], where: tuple[str, ...],
+           reason: str | None, yes: bool, **opts: Any) -> int:
+    """List the stale results chosen, ask (unless --yes), then record their acceptance."""
+    from ..verbs.accept import apply, select
+
+    session = state.session(**opts)
+    found = select(session, list(stages), where=list(where))
+    render.warnings(found.warnings)
+    if not found.targets:
+        render.line("Nothing to accept: no stale result matches.")
+        return 0
+    render.line(f"Will declare {len(found.targets)} stale result(s) current (recorded in each "
+                "one's .artifact.json; `invalidate` undoes it):")
+    _few_lines([f"  - {t.relpath} [{t.stage}]: {t.reason}" for t in found.targets])
+    if not yes:
+        if not context.can_ask():
+            raise UsageProblem("accept asks for confirmation, but there is no terminal to ask "
+                               "on; pass --yes to accept them without asking")
+        if not click.confirm("Accept them?", default=False):
+            render.line("Nothing changed.")
+            return 0
+    acceptance(apply(session, found, reason))
+    return 1 if found.failed else 0
+
+
+def acceptance(acc: Acceptance) -> None:
+    """What ``accept`` recorded, what it could not, and what is still stale (and why)."""
+    render.line(f"Accepted {len(acc.written)} result(s) as current.")
+    for text in acc.failed:
+        render.error(f"not accepted: {text}")
+    if acc.still_stale:
+        render.line(f"{len(acc.still_stale)} of them are still stale (accept their "
+                    "dependencies too, or rebuild them):")
+        _few_lines([f"  - {s.relpath} [{s.stage}]: {s.reason}" for s in acc.still_stale])
+
+
+def _few_lines(lines: Sequence[str], limit: int = SHOWN) -> None:
+    """The first ``limit`` lines, and how many more."""
+    for text in lines[:limit]:
+        render.line(text)
+    if len(lines) > limit:
+        render.line(f"  ... and {len(lines) - limit} more")
 
 
 @click.command(help="Remove what no live job and no recorded history needs, once older than "

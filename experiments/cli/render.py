@@ -22,11 +22,13 @@ if TYPE_CHECKING:
     from ..tracking.staleness import Stale
     from ..tracking.status import ArtifactState
     from ..tracking.store import JobRecord
+    from ..verbs.queued_stale import QueuedStale
 
 WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
 _CONTROL = dict.fromkeys((7, 8, 11, 12, 13))  # the control codes rich drops from text
-_STYLE = {"built": "green", "running": "cyan", "queued": "blue", "failed": "red",
-          "dep-failed": "red", "cancelled": "yellow", "modified": "red", "unknown": "magenta",
+_STYLE = {"built": "green", "stale": "yellow", "running": "cyan", "queued": "blue",
+          "failed": "red", "dep-failed": "red", "cancelled": "yellow", "modified": "red",
+          "unknown": "magenta",
           "submitting": "magenta", "not started": "dim"}
 _consoles: dict[bool, Console] = {}
 
@@ -107,19 +109,36 @@ def warnings(messages: Sequence[str]) -> None:
             line(f"warning: {m}", err=True)
 
 
-def stale(found: Sequence[Stale], limit: int = 20) -> None:
-    """Stale results with their reasons, and how to rebuild them (drylaunch and status)."""
+def stale(found: Sequence[Stale], limit: int | None = 20) -> None:
+    """Stale results with their reasons (the first ``limit``; None: all), and what to do."""
     if not found:
         return
     o = out()
     o.print(f"[yellow]{len(found)} stale[/] (built, but no longer what the experiment "
             "describes):")
-    for s in found[:limit]:
+    for s in found if limit is None else found[:limit]:
         o.print(f"[yellow]stale[/] {escape(f'{s.relpath} [{s.stage}]: {s.reason}')}",
                 soft_wrap=True)
-    if len(found) > limit:
-        o.print(f"… and {len(found) - limit} more")
-    o.print("`launch --rebuild-stale` rebuilds them and their dependents.")
+    if limit is not None and len(found) > limit:
+        o.print(f"… and {len(found) - limit} more (`status -v` or `status --json` lists all)")
+    o.print("`launch --rebuild-stale` rebuilds them and their dependents; `accept STAGE` "
+            "declares them current.")
+
+
+def queued_stale(found: Sequence[QueuedStale], limit: int | None, rebuild: bool) -> None:
+    """Queued work planned with other parameters (drylaunch): which artifacts, what changed,
+    what ``launch --rebuild-stale`` does about it."""
+    from ..verbs.queued_stale import listing
+
+    if not found:
+        return
+    jobs = ", ".join(sorted({q.record.job_id or "" for q in found}))
+    out().print(f"[yellow]{len(found)} queued or running task(s)[/] in job(s) {jobs} build "
+                "other than the experiment describes today:")
+    for text in listing(found, limit):
+        line(f"  {text}")
+    line("`launch --rebuild-stale` offers to cancel those jobs and resubmit their artifacts"
+         + (" (planned above)." if rebuild else " with today's parameters."))
 
 
 # -- JSON for scripts (--json): plain data, one document on stdout -------------------------

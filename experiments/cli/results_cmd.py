@@ -21,7 +21,11 @@ if TYPE_CHECKING:
     from ..verbs.efficiency import EfficiencyReport
 
 
-@click.command(name="table", help="The results of STAGE: parameters, metrics, state, folder.")
+@click.command(name="table", help="The results of STAGE: parameters (as built), metrics, state, "
+                                  "changed, folder. A result shows the parameters it was built "
+                                  "with, from its own record; `changed` names those whose value "
+                                  "the experiment gives differently today (see docs/states.md "
+                                  "for the states and the JSON document).")
 @click.argument("stage")
 @click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
               help="Only artifacts whose parameter KEY (a field path such as "
@@ -120,7 +124,9 @@ def efficiency(state: CliState, /, stages: tuple[str, ...], show_all: bool, **op
 
 # -- what they print -------------------------------------------------------------------------
 def result_table(result: ResultTable, fmt: str) -> None:
-    """A results table as a rich table, or as csv, json or markdown text (unwrapped)."""
+    """A results table as a rich table, or as csv, json or markdown text (unwrapped). In the
+    rich table a parameter its result was built with another value of reads ``500 (now
+    4000)``, in yellow."""
     if fmt != "table":
         text = {"csv": result.to_csv, "json": result.to_json,
                 "markdown": result.to_markdown}[fmt]()
@@ -128,15 +134,33 @@ def result_table(result: ResultTable, fmt: str) -> None:
         return
     from rich.table import Table
 
-    from ..tracking.views import cell_text
+    from ..tracking.views import CHANGED
 
     table = Table(title=f"{result.stage}: {len(result)} artifact(s)")
     for col in result.columns:
         table.add_column(col, overflow="fold",
                          justify="right" if col in result.metric_columns else "left")
+    at = result.columns.index(CHANGED) if CHANGED in result.columns else None
     for row in result.rows:
-        table.add_row(*(render.escape(cell_text(v)) for v in row))
+        changed = row[at] if at is not None and isinstance(row[at], dict) else {}
+        table.add_row(*(_cell(col, v, changed) for col, v in zip(result.columns, row,
+                                                                  strict=True)))
     render.out().print(table)
+    if any(at is not None and row[at] for row in result.rows):
+        render.line("Values marked (now …) are what the result was built with; the experiment "
+                    "gives the value in brackets today (`status` says which results are stale).")
+
+
+def _cell(column: str, value: Any, changed: dict[str, Any]) -> str:
+    """One cell of the rich table: escaped, a changed parameter in yellow with today's value."""
+    from ..tracking.views import CHANGED, cell_text
+
+    if column == CHANGED:
+        return render.escape(", ".join(changed)) if changed else ""
+    text = render.escape(cell_text(value))
+    if column in changed:
+        return f"[yellow]{text} (now {render.escape(cell_text(changed[column]))})[/]"
+    return text
 
 
 def report_written(written: ReportWritten) -> None:

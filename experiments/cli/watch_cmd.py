@@ -29,21 +29,28 @@ if TYPE_CHECKING:
     from ..verbs.wait import Outcome
 
 
-@click.command(help="Per stage: built, running, queued, failed, not started. Exit code 0 "
-                    "all built, 1 something failed or is not built, 3 something is queued or "
-                    "running.")
+STATES_DOC = "docs/states.md, \"What each state means\""
+ALLOW_STALE_HELP = ("Take stale results as built for the exit code (0 instead of 5): results "
+                    "built from other parameters, dependencies or code are accepted as they are.")
+
+
+@click.command(help="Per stage: built, stale, running, queued, failed, not started. Exit code 0 "
+                    "all built and current, 5 all built but some stale (--allow-stale: 0), 1 "
+                    "something failed or is not built, 3 something is queued or running. What "
+                    f"each state means: {STATES_DOC}.")
 @click.argument("stages", nargs=-1, shell_complete=complete_stages)
 @click.option("--watch", is_flag=True,
               help="Refresh until nothing is queued or running (backs off when idle).")
 @click.option("--interval", type=click.FloatRange(min=5.0), default=10.0,
               help="First refresh interval in seconds (min 5; grows when idle).")
 @click.option("-v", "--all", "show_all", is_flag=True,
-              help="List every problem (the default shows the first 20).")
+              help="List every problem and stale result (the default shows the first 20).")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON (for scripts).")
+@click.option("--allow-stale", is_flag=True, help=ALLOW_STALE_HELP)
 @common
 @click.pass_obj
 def status(state: CliState, /, stages: tuple[str, ...], watch: bool, interval: float,
-           show_all: bool, as_json: bool, **opts: Any) -> int:
+           show_all: bool, as_json: bool, allow_stale: bool, **opts: Any) -> int:
     """The stage table (or JSON); its exit code says where the artifacts stand."""
     from ..tracking.status import ArtifactState
     from ..verbs.inspect import status as status_verb
@@ -55,43 +62,48 @@ def status(state: CliState, /, stages: tuple[str, ...], watch: bool, interval: f
         with PollDisplay("status --watch", quiet=as_json) as display:
             report = wait(session, list(stages) or None, interval_s=interval,
                           on_poll=display.show).report
+    ended = outcome(report, allow_stale)
     if as_json:
-        render.as_json(status_json(report, outcome(report)))
-        return outcome_code(outcome(report))
+        render.as_json(status_json(report, ended))
+        return outcome_code(ended)
     render.warnings(report.warnings)
     stage_table(report.stages, None if show_all else 20)
     status_root(report)
-    render.stale(report.stale)
+    untrusted_lines(report, None if show_all else 20)
+    render.stale(report.stale, None if show_all else 20)
     if session.config.escalation and any(
             s.counts.get(ArtifactState.FAILED) for s in report.stages):
         render.line("`launch --retry-failed` resubmits the failed artifacts with the "
                     "escalation policy of config.json (`drylaunch --retry-failed` shows the "
                     "changes).")
-    return outcome_code(outcome(report))
+    return outcome_code(ended)
 
 
 @click.command(name="wait", help="Block until every artifact of the stages (all by default) "
-                                 "is built, failed or cancelled. Exit code 0 all built, 1 some "
+                                 "is built, failed or cancelled. Exit code 0 all built and "
+                                 "current, 5 all built but some stale (--allow-stale: 0), 1 some "
                                  "failed or not built, 3 timed out.")
 @click.argument("stages", nargs=-1, shell_complete=complete_stages)
 @click.option("--timeout", "timeout", type=click.FloatRange(min=0), default=None,
               metavar="SECONDS", help="Give up after this long (exit code 3).")
 @click.option("--interval", type=click.FloatRange(min=1.0), default=5.0,
               help="First poll interval in seconds (grows while nothing changes).")
+@click.option("--allow-stale", is_flag=True, help=ALLOW_STALE_HELP)
 @common
 @click.pass_obj
 def wait(state: CliState, /, stages: tuple[str, ...], timeout: float | None, interval: float,
-         **opts: Any) -> int:
+         allow_stale: bool, **opts: Any) -> int:
     """Poll until nothing is live; the exit code says how it ended."""
     from ..verbs.wait import wait as wait_verb
 
     session = state.session(**opts)
     with PollDisplay("wait") as display:
         result = wait_verb(session, list(stages) or None, timeout_s=timeout,
-                           interval_s=interval, on_poll=display.show)
+                           interval_s=interval, on_poll=display.show, allow_stale=allow_stale)
     render.warnings(result.report.warnings)
     stage_table(result.report.stages)
     wait_summary(result)
+    render.stale(result.report.stale)
     return outcome_code(result.outcome)
 
 
@@ -112,8 +124,23 @@ def history(state: CliState, /, stages: tuple[str, ...], as_json: bool, **opts: 
     render.warnings(report.warnings)
     if not report.jobs:
         render.line("No jobs submitted yet.")
+    else:
+        history_table(report.jobs)
+    accepted_lines(report.accepted)
+
+
+def accepted_lines(accepted: Sequence[dict[str, Any]]) -> None:
+    """``accept``s of the project: when, who, how many results of which stages, and why."""
+    if not accepted:
         return
-    history_table(report.jobs)
+    render.line("Accepted on purpose (`accept`; `invalidate` undoes it):")
+    for a in accepted:
+        when = str(a.get("at", ""))[:16].replace("T", " ")
+        found = a.get("artifacts")
+        arts = found if isinstance(found, list) else []
+        stages = ", ".join(map(str, a.get("stages") or []))
+        render.line(f"  {when} by {a.get('by', '?')}: {len(arts)} stale result(s) of "
+                    f"{stages} declared current ({a.get('reason', '')}) in {a.get('root', '?')}")
 
 
 # -- the stage table -------------------------------------------------------------------------
@@ -163,6 +190,21 @@ def status_root(report: StatusReport) -> None:
         others = ", ".join(str(r) for r in report.other_roots)
         render.line(f"Root {report.root}; jobs that built into other roots ({others}) are not "
                     "counted here (`--artifact-path DIR status` shows one)")
+
+
+def untrusted_lines(report: StatusReport, limit: int | None) -> None:
+    """Results another account built here that this user does not trust: whose, and which."""
+    from ..tracking.foreign import summary
+
+    text = summary(report.untrusted)
+    if text is None:
+        return
+    render.out().print(f"[yellow]{render.escape(text)}[/]", soft_wrap=True)
+    shown = report.untrusted if limit is None else report.untrusted[:limit]
+    for u in shown:
+        render.line(f"  built by {u.owner}: {u.relpath} [{u.stage}]")
+    if len(report.untrusted) > len(shown):
+        render.line(f"  … and {len(report.untrusted) - len(shown)} more (`status -v` lists all)")
 
 
 def history_table(views: Sequence[JobView]) -> None:
@@ -315,6 +357,9 @@ def wait_summary(result: WaitResult) -> None:
 
     took = f"after {result.elapsed_s:.0f}s ({result.polls} check(s))"
     text = {Outcome.BUILT: f"All built {took}.",
+            Outcome.STALE: f"All built {took}, but some are stale (listed below; "
+                           "`--allow-stale` accepts them, `accept` marks them current, "
+                           "`launch --rebuild-stale` rebuilds them).",
             Outcome.FAILED: f"Done {took}, not all built: `status` shows why, "
                             "`cat JOB --failed` the logs.",
             Outcome.TIMED_OUT: f"Timed out {took}; still queued or running.",
@@ -331,17 +376,22 @@ def _task_json(t: TaskView) -> dict[str, object]:
 
 
 def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
-    """``status --json``: the outcome, per stage the counts and every problem."""
-    from ..tracking.status import ORDER
+    """``status --json``: the outcome, per stage the counts, every problem and every stale
+    result with its reason (never cut short)."""
+    from ..tracking.status import JSON_VERSION, ORDER
 
-    return {"outcome": outcome.value,
+    return {"version": JSON_VERSION, "outcome": outcome.value,
             "stages": [{"stage": s.stage,
                         "counts": {k.value: s.counts[k] for k in ORDER if s.counts.get(k)},
                         "total": sum(s.counts.values()),
                         "problems": [_task_json(p) for p in s.problems],
-                        "queued": [_task_json(t) for t in s.waiting]}
+                        "queued": [_task_json(t) for t in s.waiting],
+                        "stale": [{"relpath": t.relpath, "reason": t.detail}
+                                  for t in s.stale]}
                        for s in report.stages],
             "waiting": [g.as_dict() for g in waits_of_stages(report.stages)],
+            "untrusted": [{"stage": u.stage, "relpath": u.relpath, "owner": u.owner}
+                          for u in report.untrusted],
             "warnings": list(report.warnings)}
 
 
@@ -351,4 +401,5 @@ def history_json(report: HistoryReport) -> dict[str, object]:
                       "counts": {k.value: n for k, n in v.counts.items()},
                       "task_states": [_task_json(t) for t in v.tasks]}
                      for v in report.jobs],
+            "accepted": list(report.accepted),
             "warnings": list(report.warnings)}

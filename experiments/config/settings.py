@@ -35,7 +35,7 @@ from .. import _atomic
 from ..errors import ConfigError
 from ..remote import targets
 from ..worker import task_setup
-from . import file_trust
+from . import file_trust, requirement_keys
 from .layers import Layer, Merged, merge, without_nulls
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -312,6 +312,7 @@ def validate(data: Any, path: Path) -> Config:
     ):
         raise ConfigError(f"{path}: default_slurm_args must map partition names to objects of "
                           'requirements, e.g. {"gpu": {"time": "24:00:00"}}')
+    requirement_keys.check_keys(slurm_args, path)  # a typo fails here, not at sbatch
     partition = data.get("default_partition")
     if partition is not None and not isinstance(partition, str):
         raise ConfigError(f"{path}: default_partition must be a string")

@@ -12,6 +12,7 @@ artifacts from the same words. A condition is ``key=value``:
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -22,7 +23,11 @@ from ..errors import ExperimentsError
 
 
 class SelectionError(ExperimentsError):
-    """A ``--where`` condition cannot be read (no ``=``, empty key)."""
+    """A ``--where`` condition cannot be read (no ``=``, empty key) or names no parameter:
+    the command line is wrong, exit code 2 in every verb (``table``, ``logs``, ``invalidate``,
+    ``accept``)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,23 @@ def matches(params: Mapping[str, Any], conditions: Iterable[Condition]) -> bool:
 def known(params: Mapping[str, Any], key: str) -> bool:
     """Whether ``key`` names a parameter (or a key inside one) of ``params``."""
     return lookup(params, key) is not _MISSING
+
+
+def check_keys(conditions: Iterable[Condition], params: Iterable[Mapping[str, Any]],
+               where: str) -> None:
+    """Raise a :class:`SelectionError` naming the first condition whose key no artifact's
+    ``params`` have (a typo must not select nothing silently), with the closest parameter name
+    and the list of them; ``where`` names what was searched (``stage 'train'``)."""
+    every = list(params)
+    for c in conditions:
+        if every and not any(known(p, c.key) for p in every):
+            raise SelectionError(unknown_key(c, sorted({k for p in every for k in p}), where))
+
+
+def unknown_key(condition: Condition, names: list[str], where: str) -> str:
+    """``--where lrr=0.1: stage 'train' has no parameter 'lrr' (did you mean 'lr'?); its
+    parameters are: …`` — the one message every verb gives for a mistyped key."""
+    close = difflib.get_close_matches(condition.key, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (f"--where {condition}: {where} has no parameter {condition.key!r}{hint}; its "
+            f"parameters are: {', '.join(names)}")

@@ -16,6 +16,8 @@ from typing import Any
 
 from ..session import Session
 from ..tracking import logfiles as logs
+from ..tracking.ends import root_of, root_text
+from ..tracking.meaning import MEANING
 from ..tracking.status import ORDER, ArtifactState, read_status
 from ..tracking.store import JobRecord, now_iso
 from ..tracking.views import ArtifactView, make_table
@@ -76,6 +78,11 @@ class ReportData:
     @property
     def states(self) -> list[str]:
         return [s.value for s in ORDER]
+
+    @property
+    def meanings(self) -> dict[str, str]:
+        """State → what it means (the legend; docs/states.md says the same)."""
+        return {s.value: MEANING[s] for s in ORDER}
 
 
 def collect(session: Session, stages: Sequence[str] | None = None, *,
@@ -183,7 +190,9 @@ def table_json(stage: str, views: Sequence[ArtifactView]) -> dict[str, Any]:
     return {"stage": stage, "columns": list(table.columns), "params": list(table.param_columns),
             "metrics": list(table.metric_columns), "swept": swept,
             "rows": [list(r) for r in table.rows], "relpaths": [v.relpath for v in views],
-            "states": [v.state.value for v in views]}
+            "states": [v.state.value for v in views],
+            "changed_at": len(table.columns) - 2,  # the tool's `changed` column
+            "details": [v.detail if v.state is ArtifactState.STALE else "" for v in views]}
 
 
 def _key(value: Any) -> Any:
@@ -217,24 +226,31 @@ def code_of(meta: Mapping[str, Any]) -> str:
 
 
 def _provenance(views: Mapping[str, Sequence[ArtifactView]]) -> list[dict[str, Any]]:
-    """How many built artifacts each (code, class, stage) made; "code" is the snapshot and
-    commit the worker recorded in ``.artifact.json`` (see :func:`code_of`)."""
-    groups: dict[tuple[str, str, str], int] = {}
+    """How many results each (code, class, stage) made, how many of them are stale and how many
+    were accepted on purpose; "code" is the snapshot and commit the worker recorded in
+    ``.artifact.json`` (see :func:`code_of`)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    made = (ArtifactState.BUILT, ArtifactState.STALE)
     for stage, vs in views.items():
         for v in vs:
-            if not v.provenance or v.state is not ArtifactState.BUILT:
+            if not v.provenance or v.state not in made:
                 continue
             key = (code_of(v.provenance),
                    str(v.provenance.get("class", type(v.artifact).__qualname__)), stage)
-            groups[key] = groups.get(key, 0) + 1
-    return [{"code": c, "class": k, "stage": s, "artifacts": n}
-            for (c, k, s), n in sorted(groups.items())]
+            counts = groups.setdefault(key, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += v.state is ArtifactState.STALE
+            counts[2] += bool(v.provenance.get("accepted"))
+    return [{"code": c, "class": k, "stage": s, "artifacts": n[0], "stale": n[1],
+             "accepted": n[2]} for (c, k, s), n in sorted(groups.items())]
 
 
 def _jobs(records: Sequence[JobRecord]) -> list[dict[str, Any]]:
-    """The newest tracked jobs with what each asked for."""
+    """The newest tracked jobs with what each asked for and the root it built into (a job of
+    another root builds other artifacts than the ones this page counts)."""
     newest = sorted(records, key=lambda r: r.submitted_at)[-MAX_JOBS:]
     return [{"job": r.job_id or "(unconfirmed)", "stage": r.stage, "tier": r.tier,
              "backend": r.backend, "tasks": len(r.tasks), "submitted": r.submitted_at,
+             "root": root_text(root_of(r)),
              "requirements": ", ".join(f"{k}={v}" for k, v in sorted(r.requirements.items()))}
             for r in reversed(newest)]

@@ -79,6 +79,7 @@ def graph_layout(data: ReportData) -> dict[str, Any]:
         summary = ", ".join(f"{n} {k}" for k, n in s.counts.items() if n)
         nodes.append({"name": s.name, "label": s.name if len(s.name) <= 24 else s.name[:23] + "…",
                       "x": x, "y": y, "built": s.counts.get("built", 0), "total": s.total,
+                      "stale": s.counts.get("stale", 0),
                       "bad": bad, "live": live, "done": s.total == s.counts.get("built", 0),
                       "summary": summary or "empty"})
     edges = [{"x1": pos[a][0] + NODE_W, "y1": pos[a][1] + NODE_H // 2,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from ..worker.common import EARLY_FAILURE, section_of
+from ..worker.common import EARLY_FAILURE, UNRECORDED_FAILURE, section_of
 
 DEFAULT_LINES = 200
 CHUNK_BYTES = 256 * 1024
@@ -296,8 +296,9 @@ EARLY_TAIL_BYTES = 8192  # the early-failure line is among a log's last lines
 
 
 def early_failure(path: str | os.PathLike[str]) -> str | None:
-    """The reason a task gave for failing before it built anything (the text after
-    ``EARLY_FAILURE`` on the last line that has it, within the log's last 8 KiB), or None."""
+    """The reason a task gave for failing before it built anything, or for a failure it could
+    not record in its status file (the text after ``EARLY_FAILURE`` or ``UNRECORDED_FAILURE``
+    on the last line that has one, within the log's last 8 KiB), or None."""
     try:
         with open(path, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
@@ -305,9 +306,12 @@ def early_failure(path: str | os.PathLike[str]) -> str | None:
             data = fh.read(EARLY_TAIL_BYTES)
     except OSError:
         return None
-    marker = EARLY_FAILURE.encode("utf-8")
-    at = data.rfind(marker)
+    found = max(((data.rfind(m), m) for m in _MARKERS), key=lambda hit: hit[0])
+    at, marker = found
     if at < 0:
         return None
     line = data[at + len(marker):].split(b"\n", 1)[0]
     return line.decode("utf-8", "replace").strip() or None
+
+
+_MARKERS = (EARLY_FAILURE.encode("utf-8"), UNRECORDED_FAILURE.encode("utf-8"))

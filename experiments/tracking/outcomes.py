@@ -104,10 +104,32 @@ def _more_mem(requirements: Mapping[str, Any]) -> str:
     return "<more>"
 
 
-def scheduler_reason(raw: str, reason: str, requirements: Mapping[str, Any]) -> Reason | None:
+def _pack_timeout(requirements: Mapping[str, Any]) -> Reason:
+    """A pack killed at its time limit: the limit is the pack's (``pack_time``, or ``pack`` ×
+    ``time``), so the hint names what set it."""
+    if "pack_time" in requirements:
+        return Reason(Verdict.FAILED, "TIMEOUT",
+                      "killed by the scheduler at its pack's time limit (pack_time="
+                      f"{requirements['pack_time']} requested for the whole pack)",
+                      "raise the `pack_time` requirement (or pack fewer artifacts per task with "
+                      "`pack`), or for one launch: `launch --set pack_time=<longer>`; the "
+                      "artifacts it did not reach are built by the next launch")
+    return Reason(Verdict.FAILED, "TIMEOUT",
+                  "killed by the scheduler at its pack's time limit (pack × time: "
+                  f"{_asked(requirements, 'time', 'limit')} per artifact)",
+                  "raise `time`, or give the pack a limit of its own with `pack_time`, e.g. "
+                  "`launch --set pack_time=<longer>`; the artifacts it did not reach are built "
+                  "by the next launch")
+
+
+def scheduler_reason(raw: str, reason: str, requirements: Mapping[str, Any],
+                     packed: bool = False) -> Reason | None:
     """The explained end of a task from the scheduler's state word, or None when the word adds
-    nothing to the worker's account (``FAILED``, ``COMPLETED``, a live state, ``""``)."""
+    nothing to the worker's account (``FAILED``, ``COMPLETED``, a live state, ``""``);
+    ``packed``: the task built a pack of artifacts (its time limit was the pack's)."""
     word = _word(raw)
+    if word == "TIMEOUT" and packed:
+        return _pack_timeout(requirements)
     if word == "TIMEOUT":
         return Reason(Verdict.FAILED, "TIMEOUT",
                       "killed by the scheduler at its time limit "

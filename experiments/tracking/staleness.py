@@ -10,9 +10,12 @@ A *built* artifact (it has a done marker) is stale when
 * optionally (config ``"stale_on_code_change": true``) it was built from another code snapshot
   than the code's content now.
 
-Results built before provenance was recorded have nothing to compare and are never called
-stale. Nothing here writes: :func:`move_marker_aside` is the one effect, used by ``invalidate``
-and ``launch --rebuild-stale``.
+A result accepted on purpose (``accept``: its ``.artifact.json`` gained an ``accepted`` entry
+with today's parameters, dependency build ids and code snapshot at the time) is compared with
+what was accepted instead of what it was built from. Results built before provenance was
+recorded have nothing to compare and are never called stale. Nothing here writes:
+:func:`move_marker_aside` is the one effect, used by ``invalidate`` and
+``launch --rebuild-stale``.
 """
 
 from __future__ import annotations
@@ -57,6 +60,13 @@ def _short(value: Any) -> str:
 
 def params_reason(recorded: Any, today: dict[str, Any]) -> str | None:
     """Why recorded parameters differ from today's (None when they agree or are unknown)."""
+    diffs = param_diffs(recorded, today)
+    return f"parameters differ from today's (a changed default?): {diffs}" if diffs else None
+
+
+def param_diffs(recorded: Any, today: dict[str, Any]) -> str | None:
+    """``num_examples was 500, now 4000; solver is new (now "solve")`` (the first few), or None
+    when the recorded parameters agree with today's or are unknown."""
     if not isinstance(recorded, dict):
         return None
     now = _plain(today)
@@ -71,8 +81,7 @@ def params_reason(recorded: Any, today: dict[str, Any]) -> str | None:
         elif recorded[name] != now[name]:
             diffs.append(f"{name} was {_short(recorded[name])}, now {_short(now[name])}")
     more = f" and {len(diffs) - _MAX_SHOWN} more" if len(diffs) > _MAX_SHOWN else ""
-    return ("parameters differ from today's (a changed default?): "
-            + "; ".join(diffs[:_MAX_SHOWN]) + more)
+    return "; ".join(diffs[:_MAX_SHOWN]) + more
 
 
 class StaleFinder:
@@ -154,17 +163,19 @@ class StaleFinder:
 
     def _worked_out(self, art: Artifact) -> str | None:
         meta = provenance.read_meta(self.root, art.relpath)
-        found = params_reason(meta.get("params"), encode_params(art))
+        accepted = last_acceptance(meta)
+        found = params_reason((accepted or meta).get("params"), encode_params(art))
         if found:
             return found
         prov = meta.get("provenance")
         if not isinstance(prov, dict):
             return None  # built before provenance was recorded: nothing to compare
+        consumed = (accepted or prov).get("dependencies") or {}
         for dep in art.dependencies():
-            found = self._dep_reason(dep, prov.get("dependencies") or {})
+            found = self._dep_reason(dep, consumed if isinstance(consumed, dict) else {})
             if found:
                 return found
-        code = (prov.get("code") or {}).get("snapshot")
+        code = (accepted or {}).get("code") or (prov.get("code") or {}).get("snapshot")
         if self.code_id and code and code != self.code_id:
             return f"built from code snapshot {code}; the code is now {self.code_id}"
         return None
@@ -197,6 +208,14 @@ class StaleFinder:
             if why:
                 out.append(Stale(art.artifact_id, art.relpath, stage, why))
         return out
+
+
+def last_acceptance(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest ``accepted`` entry of a result's record (see ``verbs.accept``), or None."""
+    found = meta.get("accepted")
+    if isinstance(found, list) and found and isinstance(found[-1], dict):
+        return found[-1]
+    return None
 
 
 def utc_stamp() -> str:

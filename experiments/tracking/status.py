@@ -29,6 +29,7 @@ class ArtifactState(str, enum.Enum):
     """The state of an artifact (or of the task building it) as people see it."""
 
     BUILT = "built"
+    STALE = "stale"  # built, but the experiment now describes something else (with the reason)
     RUNNING = "running"
     QUEUED = "queued"
     FAILED = "failed"
@@ -41,6 +42,10 @@ class ArtifactState(str, enum.Enum):
 
 
 ORDER = tuple(ArtifactState)  # display order
+#: The version of the JSON documents ``status --json`` and ``table --format json`` print:
+#: raised when a key changes meaning or disappears, not when one is added (docs/states.md).
+#: Version 2 added the *stale* state; documents without a version are version 1.
+JSON_VERSION = 2
 PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.MODIFIED,
             ArtifactState.UNKNOWN)
 
@@ -56,7 +61,7 @@ class TaskView:
     detail: str = ""
     held: bool = False
     reason: str = ""    # the scheduler's word for the end ("TIMEOUT") or the wait ("Priority")
-    note: str = ""      # history: "rebuilt by 9" when another job built the artifact since
+    note: str = ""      # history: "rebuilt by 9" when a later job built the artifact
     recorded: bool = False  # history: read from the record's ``ended`` entry
     outlook: Outlook | None = None  # queued with a reason: whether it clears on its own
 
@@ -112,6 +117,7 @@ class StageStatus:
     counts: dict[ArtifactState, int] = field(default_factory=dict)
     problems: list[TaskView] = field(default_factory=list)
     waiting: list[TaskView] = field(default_factory=list)  # queued tasks the scheduler explains
+    stale: list[TaskView] = field(default_factory=list)  # built but stale, with the reason
 
 
 @dataclass
@@ -191,13 +197,35 @@ def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
                     reason)
 
 
-def _live_view(record: JobRecord, index: int, st: TaskStatus) -> TaskView:
-    """A running or queued task; a queued one with the scheduler's reason, hint and outlook."""
+def _live_view(record: JobRecord, index: int, st: TaskStatus, root: str | None = None,
+               done: DoneIndex | None = None) -> TaskView:
+    """A running or queued task; a queued one with the scheduler's reason, hint and outlook.
+    An artifact of a running pack is running only while the worker builds it (its status file
+    says so); before that it waits behind the others (queued), after it, it ended."""
     if st.state is JobState.RUNNING:
+        if record.packed and root is not None:
+            return _in_pack(record, index, st, root, done)
         return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
     reason = st.reason if st.outlook is not None else ""
     return replace(_view(record, index, ArtifactState.QUEUED, st.hint, st.held, reason),
                    outlook=st.outlook)
+
+
+_ENDED_IN_PACK = (WorkerState.FAILED, WorkerState.DEPENDENCY_FAILED, WorkerState.INTERRUPTED)
+
+
+def _in_pack(record: JobRecord, index: int, st: TaskStatus, root: str,
+             done: DoneIndex | None) -> TaskView:
+    """One artifact of a running pack, as the worker's status file tells it."""
+    info = worker_account(record, index, root, done)
+    state = info.get("state")
+    if state == WorkerState.RUNNING:
+        return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
+    if state in _ENDED_IN_PACK:
+        return _ended(record, index, None, Live(), root, done)
+    task = f"{record.job_id}_{record.array_index(index)}"
+    return _view(record, index, ArtifactState.QUEUED, f"waiting in its pack: array task {task} "
+                 "builds the artifacts before it first", st.held)
 
 
 def built_by(root: str, relpath: str) -> str | None:
@@ -246,7 +274,7 @@ def task_state(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = live.get(TaskKey(record.job_id or "?", index))
     if st is not None and st.state.live:
-        return _live_view(record, index, st)
+        return _live_view(record, index, st, root, done)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     entry = record.ended.get(str(index))
@@ -274,7 +302,8 @@ def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
     worker_state, error = info.get("state"), str(info.get("error") or "")
     if worker_state == WorkerState.DEPENDENCY_FAILED:
         return _view(record, index, ArtifactState.DEP_FAILED, error)
-    why = scheduler_reason(st.raw, st.reason, record.requirements) if st is not None else None
+    why = (scheduler_reason(st.raw, st.reason, record.requirements, record.packed)
+           if st is not None else None)
     if why is not None:
         return _view(record, index, _VERDICT[why.verdict], why.text, reason=why.label)
     cancelled = (st is not None and st.state is JobState.CANCELLED) or (
@@ -334,7 +363,7 @@ def observed(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = scheduler_status(record, index, live)
     if st is not None and st.state.live:
-        return _live_view(record, index, st)
+        return _live_view(record, index, st, root, done)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     if owner is not None and st is not None and st.state is JobState.COMPLETED:
@@ -355,15 +384,10 @@ def scheduler_status(record: JobRecord, index: int, live: Live) -> TaskStatus | 
 
 
 def task_history(record: JobRecord, index: int, live: Live, root: str) -> TaskView:
-    """What happened to one task: its recorded end if any, else what can be observed now;
-    with "rebuilt by <job>" when another job has built the artifact since."""
+    """What happened to one task: its recorded end if any, else what can be observed now
+    (``verbs.inspect`` adds "rebuilt by <job>" from the later jobs' own records)."""
     entry = record.ended.get(str(index))
-    view = from_entry(record, index, entry) if entry else observed(record, index, live, root)
-    if view.state is not ArtifactState.BUILT:
-        owner = built_by(root, record.tasks[index][1])
-        if owner and owner != record.job_id:
-            view = replace(view, note=f"rebuilt by {owner}")
-    return view
+    return from_entry(record, index, entry) if entry else observed(record, index, live, root)
 
 
 def ended_entry(record: JobRecord, index: int, live: Live, root: str,
@@ -372,10 +396,9 @@ def ended_entry(record: JobRecord, index: int, live: Live, root: str,
     scheduler could not be asked): the state shown, the scheduler's words and the worker's."""
     if str(index) in record.ended or record.backend in live.unreachable:
         return None
-    if done is not None and not done.has_folder(record.tasks[index][1]):
-        st = live.get(TaskKey(record.job_id or "?", index))
-        if st is not None and st.state.live:
-            return None  # queued, no marker: the common case at scale, without a view
+    st = live.get(TaskKey(record.job_id or "?", index))
+    if st is not None and st.state.live:
+        return None  # not ended (an artifact of a live pack is recorded when the pack ends)
     view = observed(record, index, live, root, done)
     if view.state not in TERMINAL:
         return None
@@ -407,11 +430,12 @@ def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int
 
 def stage_status(stage: str, artifacts: Iterable[Artifact],
                  latest: Mapping[str, tuple[JobRecord, int]], live: Live,
-                 root: str, done: DoneIndex | None = None) -> StageStatus:
-    """Per-artifact states of a stage: built, running, queued, failed, …, not started.
+                 root: str, done: DoneIndex | None = None,
+                 stale: Mapping[str, str] | None = None) -> StageStatus:
+    """Per-artifact states of a stage: built, stale, running, queued, failed, …, not started.
 
     ``latest`` comes from the records of every stage, so an artifact shared by two stages has
-    one state in both.
+    one state in both; ``stale`` (artifact id → why) turns a built artifact stale.
     """
     out = StageStatus(stage)
     done = done or DoneIndex(root)
@@ -438,6 +462,9 @@ def stage_status(stage: str, artifacts: Iterable[Artifact],
                 if st is not None and st.outlook is not None:  # waits for a named reason
                     out.waiting.append(_live_view(hit[0], hit[1], st))
             state = quick
+        if state is ArtifactState.BUILT and stale and art.artifact_id in stale:
+            state = ArtifactState.STALE
+            out.stale.append(TaskView("", -1, art.relpath, state, stale[art.artifact_id]))
         counts[state] = counts.get(state, 0) + 1
     return out
 
@@ -454,8 +481,9 @@ def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
             entry = record.ended.get(str(index))
             state = _RECORDED.get(entry.get("state")) if entry else None
             return state if state is not None and state not in PROBLEMS else None
-        if st.state.live and not st.held:
-            return ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
+        if st.state.live and not st.held:  # no folder: not started (in a pack: behind others)
+            running = st.state is JobState.RUNNING and not record.packed
+            return ArtifactState.RUNNING if running else ArtifactState.QUEUED
         return None
     return ArtifactState.BUILT if done(relpath) and done.problem(relpath) is None else None
 

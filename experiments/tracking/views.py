@@ -2,10 +2,14 @@
 the table made from them. Pure except for reading the artifact's own small files.
 
 Parameters are flattened by field path (``lr``, ``base_model.learning_rate`` for a field of a
-dependency), defaults included. Metrics come from a JSON file in the artifact folder:
-``metrics.json``, or the name in the artifact class's ``metrics_file`` attribute; nested keys
-are joined with ``.``, and a metric whose name is also a parameter's or one of the table's own
-columns (``state``, ``folder``) is called ``metrics.<key>``. A file that cannot be shown (too
+dependency), defaults included. A built (or stale) result shows the values it was *built with*,
+from its own record (``params`` in ``.artifact.json``; a dependency's from the record of the
+build it consumed), and the ``changed`` column names each parameter whose value differs from
+what the experiment gives today, with today's value. Metrics come from a JSON file in the
+artifact folder: ``metrics.json``, or the name in the artifact class's ``metrics_file``
+attribute; nested keys are joined with ``.``, and a metric whose name is also a parameter's or
+one of the table's own columns (``state``, ``changed``, ``folder``) is called
+``metrics.<key>``. A file that cannot be shown (too
 big, not JSON, nested deeper than ``MAX_DEPTH``) is left out with a note naming the artifact.
 """
 
@@ -26,14 +30,16 @@ from ..errors import ExperimentsError
 from ..model import identity
 from ..model.artifact import Artifact
 from ..model.selection import SelectionError
-from .status import ArtifactState
+from ..worker import provenance as prov
+from .status import JSON_VERSION, ArtifactState
 
 METRICS_FILE = "metrics.json"
 STATE = "state"
+CHANGED = "changed"
 FOLDER = "folder"
 _MAX_METRICS_BYTES = 4 * 1024 * 1024  # a metrics file is a summary; a bigger one is skipped
 MAX_DEPTH = 32  # lists and objects nested deeper are no summary either: skipped with a note
-TOOL_COLUMNS = (STATE, FOLDER)  # the table's own columns; a metric never takes their names
+TOOL_COLUMNS = (STATE, CHANGED, FOLDER)  # the table's own columns; no metric takes their names
 
 
 def metrics_file(artifact: Artifact) -> str:
@@ -139,6 +145,48 @@ def read_metrics_noted(root: str, artifact: Artifact) -> tuple[dict[str, Any], s
     return (flatten_metrics(data) if data else {}), note
 
 
+def built_with(root: str, artifact: Artifact, meta: Mapping[str, Any] | None,
+               metas: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The flattened parameters ``artifact``'s result was built with, from its record ``meta``
+    (None when it recorded none: built before parameters were recorded). A field the record
+    lacks (added since) is None; a dependency's fields come from the record of the very build
+    it consumed, None when that build was replaced since. ``metas`` caches records by relpath."""
+    recorded = meta.get("params") if meta else None
+    if not isinstance(recorded, dict):
+        return None
+    info = meta.get("provenance") if meta else None
+    consumed = info.get("dependencies") if isinstance(info, Mapping) else None
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(artifact):  # type: ignore[arg-type]
+        value = getattr(artifact, f.name)
+        if isinstance(value, Artifact):
+            dep = _dep_built_with(root, value, recorded.get(f.name), consumed, metas)
+            out.update({f"{f.name}.{k}": v for k, v in dep.items()})
+        else:
+            out[f.name] = recorded.get(f.name)
+    return out
+
+
+def _dep_built_with(root: str, dep: Artifact, recorded: Any, consumed: Any,
+                    metas: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A dependency's flattened parameters as consumed (None each when they cannot be told)."""
+    unknown = dict.fromkeys(_flat(dep))
+    relpath = recorded.get("relpath") if isinstance(recorded, Mapping) else None
+    if relpath != dep.relpath:
+        return unknown
+    if relpath not in metas:  # its record, and the build id its done marker names now
+        metas[relpath] = {"meta": read_json(paths.meta_file(root, relpath)) or {},
+                          "done": prov.build_id(root, relpath)}
+    meta, done = metas[relpath]["meta"], metas[relpath]["done"]
+    info = meta.get("provenance")
+    build = info.get("build_id") if isinstance(info, Mapping) else None
+    if isinstance(consumed, Mapping) and relpath in consumed and (
+            consumed[relpath] != build or build != done):
+        return unknown  # rebuilt since: the build it consumed is gone
+    found = built_with(root, dep, meta, metas)
+    return unknown if found is None else found
+
+
 @dataclass(frozen=True)
 class ArtifactView:
     """One artifact of a stage as it is today.
@@ -160,6 +208,15 @@ class ArtifactView:
     detail: str = ""
     job: str = ""
     note: str = ""  # why its metrics (or record) could not be read, when they could not
+    built_with: Mapping[str, Any] | None = None  # the parameters its result was built with
+
+    @property
+    def changed(self) -> dict[str, Any]:
+        """Parameter → today's value, for each one whose result was built with another value."""
+        if self.built_with is None:
+            return {}
+        was = self.built_with
+        return {k: v for k, v in self.params.items() if k not in was or was[k] != v}
 
     @property
     def relpath(self) -> str:
@@ -238,8 +295,12 @@ class ResultTable:
         return pd.DataFrame.from_records(list(self.rows), columns=list(self.columns))
 
     def to_json(self) -> str:
-        """A JSON list of objects, one per row."""
-        return json.dumps(self.records(), ensure_ascii=False, default=str)
+        """One JSON document: ``version`` (see docs/states.md), the stage, the columns by kind
+        and ``rows``, one object per row (column → value)."""
+        return json.dumps({"version": JSON_VERSION, "stage": self.stage,
+                           "columns": list(self.columns), "params": list(self.param_columns),
+                           "metrics": list(self.metric_columns), "rows": self.records(),
+                           "notes": list(self.notes)}, ensure_ascii=False, default=str)
 
     def to_csv(self) -> str:
         buf = io.StringIO()
@@ -284,17 +345,25 @@ def metric_names(params: Iterable[str], metrics: Iterable[str]) -> dict[str, str
 
 
 def make_table(stage: str, views: Sequence[ArtifactView]) -> ResultTable:
-    """The table of ``views``: every parameter and metric seen, in first-seen order."""
+    """The table of ``views``: every parameter and metric seen, in first-seen order; each
+    result's parameters as it was built (``changed``: the ones that differ from today)."""
     param_cols: dict[str, None] = {}
     metric_keys: dict[str, None] = {}
     for v in views:
         param_cols.update(dict.fromkeys(v.params))
         metric_keys.update(dict.fromkeys(v.metrics))
     names = metric_names(param_cols, metric_keys)
-    columns = (*param_cols, *names.values(), STATE, FOLDER)
+    columns = (*param_cols, *names.values(), STATE, CHANGED, FOLDER)
     rows = tuple(
-        (*(v.params.get(p) for p in param_cols), *(v.metrics.get(m) for m in metric_keys),
-         v.state.value, v.folder)
+        (*(_param(v, p) for p in param_cols), *(v.metrics.get(m) for m in metric_keys),
+         v.state.value, v.changed or None, v.folder)
         for v in views)
     notes = tuple(f"{v.relpath}: {v.note}" for v in views if v.note)
     return ResultTable(stage, columns, rows, tuple(param_cols), tuple(names.values()), notes)
+
+
+def _param(view: ArtifactView, name: str) -> Any:
+    """A parameter's cell: the value the result was built with, else today's."""
+    if view.built_with is not None and name in view.params:
+        return view.built_with.get(name)
+    return view.params.get(name)

@@ -117,11 +117,15 @@ def _cancel_live(session: Session, stages: Sequence[str] | None, result: CancelR
 
 
 def _cancel_records(session: Session, targets: Sequence[JobRecord]) -> None:
+    """Cancel ``targets`` through their backends and record them cancelled."""
     for name, backend in session.backends_for(targets).items():
         backend.cancel([r for r in targets if r.backend == name])
     for stage in {r.stage for r in targets}:
         session.store.update_many(stage, {r.name: {"state": RecordState.CANCELLED}
                                           for r in targets if r.stage == stage})
+
+
+cancel_records = _cancel_records  # for `launch --rebuild-stale --replace-queued`
 
 
 def foreign(session: Session, records: Sequence[JobRecord]) -> list[JobRecord]:

@@ -43,7 +43,7 @@ class StageCost:
         """What the hours assume about requeues, when a group may be requeued ("" if none)."""
         if not self.max_requeues:
             return ""
-        return (f"; each task counted once: checkpoint requeues (max_requeues="
+        return (f"; each artifact counted once: checkpoint requeues (max_requeues="
                 f"{self.max_requeues}) could add up to {self.requeue_gpu_hours:,.1f} GPU-hours")
 
 

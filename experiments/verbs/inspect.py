@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from ..errors import ExperimentsError
 from ..session import Session
 from ..tracking.ends import record_endings, root_of, roots, unknown_root_warning
+from ..tracking.foreign import Untrusted, untrusted
 from ..tracking.markers import DoneIndex
 from ..tracking.staleness import Stale
-from ..tracking.status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
+from ..tracking.status import (
+    ArtifactState,
+    JobView,
+    Live,
+    StageStatus,
+    TaskView,
+    latest_tasks,
+    stage_status,
+    task_history,
+)
 from ..tracking.store import JobRecord
+from .accept import accepted_log
 from .stale import find_stale
 
 
@@ -24,7 +36,8 @@ class StatusReport:
     warnings: list[str] = field(default_factory=list)
     root: str = ""                                            # the root shown
     other_roots: list[str] = field(default_factory=list)  # roots of other jobs, not counted
-    stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as built)
+    stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as stale)
+    untrusted: list[Untrusted] = field(default_factory=list)  # built by an untrusted account
     unreachable: bool = False  # a scheduler tracking some of them could not be asked
 
 
@@ -34,10 +47,11 @@ class HistoryReport:
 
     jobs: list[JobView]
     warnings: list[str] = field(default_factory=list)
+    accepted: list[dict[str, Any]] = field(default_factory=list)  # `accept`s, oldest first
 
 
 def status(session: Session, stages: Sequence[str] | None = None) -> StatusReport:
-    """Per stage: how many artifacts are built, running, queued, failed, not started."""
+    """Per stage: how many artifacts are built, stale, running, queued, failed, not started."""
     selected = session.selected(stages)
     ex = session.experiment
     # every stage (an artifact may belong to several); jobs of other roots hold nothing here
@@ -50,11 +64,13 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)
-    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done)
+    why = {s.artifact_id: s.reason for s in stale}
+    foreign = [u for s in selected for u in untrusted(s, ex.stages[s], done)]
+    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done, why)
                          for s in selected],
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
                         root=ex.artifact_path, other_roots=others, stale=stale,
-                        unreachable=bool(live.unreachable))
+                        unreachable=bool(live.unreachable), untrusted=foreign)
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:
@@ -64,19 +80,67 @@ def history(session: Session, stages: Sequence[str] | None = None) -> HistoryRep
     records = record_endings(session.store, records, live, session.experiment.artifact_path)
     views = what_happened(session, records, live)
     views.sort(key=lambda v: (v.record.submitted_at, v.record.tier))
-    return HistoryReport(views, live.warnings())
+    wanted = set(session.selected(stages))
+    accepted = [a for a in accepted_log(session)
+                if not isinstance(a.get("stages"), list) or wanted & set(a["stages"])]
+    return HistoryReport(views, live.warnings(), accepted)
 
 
 def what_happened(session: Session, records: list[JobRecord], live: Live) -> list[JobView]:
-    """Each job with what happened to its tasks (recorded ends first), and its root."""
-    several = len(roots(session.records())) > 1
+    """Each job with what happened to its tasks (recorded ends first), its root, and for a
+    task that did not build its artifact, the first later job that did ("rebuilt by")."""
+    every = session.records()
+    several = len(roots(every)) > 1
     out = []
     for rec in records:
         root = root_of(rec)
         where = root or session.experiment.artifact_path
         out.append(JobView(rec, tuple(task_history(rec, i, live, where)
                                       for i in range(len(rec.tasks))), root, several))
+    default = session.experiment.artifact_path
+    builds = _builds(every, out, default)
+    return [replace(v, tasks=tuple(_rebuilt(v, t, builds, default) for t in v.tasks))
+            for v in out]
+
+
+Builds = dict[tuple[str, str], list[tuple[str, str]]]  # (root, artifact id) -> (when, job id)
+
+
+def _builds(records: Sequence[JobRecord], views: Sequence[JobView], default_root: str) -> Builds:
+    """Who built each artifact, from what happened (not from today's markers, which a later
+    rebuild or ``invalidate`` changes): the views' built tasks and every other job's
+    recorded ends, oldest first."""
+    out: Builds = {}
+    shown = {v.record.name for v in views}
+
+    def add(rec: JobRecord, index: int) -> None:
+        key = (root_of(rec) or default_root, rec.tasks[index][0])
+        out.setdefault(key, []).append((rec.submitted_at, rec.job_id or ""))
+
+    for v in views:
+        for t in v.tasks:
+            if t.state is ArtifactState.BUILT:
+                add(v.record, t.index)
+    for rec in records:
+        if rec.name not in shown:
+            for i, entry in rec.ended.items():
+                if entry.get("state") == ArtifactState.BUILT.value and int(i) < len(rec.tasks):
+                    add(rec, int(i))
+    for found in out.values():
+        found.sort()
     return out
+
+
+def _rebuilt(view: JobView, task: TaskView, builds: Builds, default_root: str) -> TaskView:
+    """``task`` with "rebuilt by <job>" when it did not build its artifact and a later job
+    (of the same root) did; the first such job."""
+    rec = view.record
+    if task.state is ArtifactState.BUILT or task.index < 0:
+        return task
+    key = (view.root or default_root, rec.tasks[task.index][0])
+    later = [job for when, job in builds.get(key, [])
+             if when >= rec.submitted_at and job and job != rec.job_id]
+    return replace(task, note=f"rebuilt by {later[0]}") if later else task
 
 
 def root_of_path(path: str) -> str:

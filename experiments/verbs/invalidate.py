@@ -24,9 +24,11 @@ from typing import Any
 from ..errors import ExperimentsError, SchedulerQueryError
 from ..model.artifact import Artifact, walk
 from ..model.identity import to_plain
+from ..model.selection import SelectionError, parse_condition, unknown_key
 from ..session import Session
 from ..tracking.staleness import move_marker_aside, utc_stamp
 from ..tracking.status import is_built, live_artifacts
+from ..tracking.views import flatten_params
 from .stale import owners
 
 _MISSING = object()
@@ -57,7 +59,7 @@ def parse_where(items: Sequence[str]) -> list[tuple[list[str], Any]]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key or any(not p for p in key.split(".")):
-            raise ExperimentsError(f"--where {item!r}: write it as key=value, e.g. lr=0.1 or "
+            raise SelectionError(f"--where {item!r}: write it as key=value, e.g. lr=0.1 or "
                                    "base.lr=0.1")
         try:
             value = json.loads(raw)
@@ -103,11 +105,14 @@ def matches(actual: Any, wanted: Any) -> bool:
     return bool(actual == wanted) and type(actual) is type(wanted)
 
 
-def _chosen(arts: Sequence[Artifact], where: Sequence[tuple[list[str], Any]]) -> list[Artifact]:
-    for path, _ in where:
+def _chosen(arts: Sequence[Artifact], where: Sequence[tuple[list[str], Any]],
+            items: Sequence[str], label: str) -> list[Artifact]:
+    """The artifacts matching every condition; a key none of them has is the usage error
+    every verb gives for a mistyped ``--where`` key (exit code 2, naming the typo)."""
+    for (path, _), item in zip(where, items, strict=True):
         if all(_lookup(a, path) is _MISSING for a in arts):
-            raise ExperimentsError(f"--where: no artifact of these stages has a parameter "
-                                   f"{'.'.join(path)!r}; check the field name")
+            names = sorted({k for a in arts for k in flatten_params(a)})
+            raise SelectionError(unknown_key(parse_condition(item), names, label))
     return [a for a in arts
             if all((v := _lookup(a, path)) is not _MISSING and matches(v, wanted)
                    for path, wanted in where)]
@@ -147,7 +152,8 @@ def select(session: Session, stages: Sequence[str], *, where: Sequence[str] = ()
     arts = list({a.artifact_id: a for s in session.selected(stages)
                  for a in ex.stages[s]}.values())  # by id: artifacts may be unhashable
     owner = owners(session)
-    chosen = {a.artifact_id: a for a in _chosen(arts, parse_where(where))}
+    label = ("stage " if len(stages) == 1 else "stages ") + ", ".join(map(repr, stages))
+    chosen = {a.artifact_id: a for a in _chosen(arts, parse_where(where), where, label)}
     candidates = [Target(a.artifact_id, a.relpath, owner.get(k, ""), "selected")
                   for k, a in chosen.items()]
     if downstream:

@@ -33,6 +33,7 @@ from .cancel import other_files
 from .code_snapshots import take as take_snapshot
 from .launch_incomplete import incomplete
 from .planning import prologue
+from .queued_stale import QueuedStale
 from .reconcile import reconcile_intents
 
 
@@ -50,6 +51,7 @@ class DryRun:
     rebuild_stale: bool = False
     changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
     layout_notes: list[str] = field(default_factory=list)  # e.g. packed to fit a submit limit
+    queued_stale: list[QueuedStale] = field(default_factory=list)  # queued, planned otherwise
 
 
 @dataclass
@@ -62,6 +64,7 @@ class LaunchResult:
     snapshot: Snapshot | None = None  # the code the tasks run (None: snapshots are off)
     invalidated: list[str] = field(default_factory=list)  # relpaths whose marker was moved aside
     changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
+    replaced: list[str] = field(default_factory=list)  # jobs cancelled: planned otherwise
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
@@ -78,15 +81,16 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
                     rebuild_stale=rebuild_stale, retry_failed=retry_failed)
     plan, backend = prep.plan, session.backend()
     dry = DryRun(plan, backend.name, problems=prep.warnings, overrides=overrides or Overrides(),
-                 stale=prep.stale, rebuild_stale=rebuild_stale, changes=prep.changes)
+                 stale=prep.stale, rebuild_stale=rebuild_stale, changes=prep.changes,
+                 queued_stale=prep.queued_stale)
     if validate and backend.name == "local":  # on Slurm the batch script checks on the node
         dry.problems.extend(filter(None, [python_problem(session.config.python
                                                          or sys.executable)]))
+    dry.arrays, dry.layout_notes, problems = _layout(backend, plan, prep.records)  # packs
+    dry.problems.extend(problems)  # first: --validate checks the arrays launch submits
     for group in plan.groups:
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
-    dry.arrays, dry.layout_notes, problems = _layout(backend, plan, prep.records)
-    dry.problems.extend(problems)
     return dry
 
 
@@ -107,7 +111,8 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
            with_deps: bool = False, progress: Progress | None = None,
            max_running: int | None = None,
            overrides: Overrides | None = None,
-           rebuild_stale: bool = False, retry_failed: bool = False) -> LaunchResult:
+           rebuild_stale: bool = False, retry_failed: bool = False,
+           replace_queued: bool | None = None) -> LaunchResult:
     """Plan the stages and submit (or run, locally) everything not built or queued.
 
     ``max_running`` bounds how many tasks of this launch run at once, across all its jobs and
@@ -117,14 +122,16 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     warning). ``overrides`` (``--set``) change the jobs' requirements. The code is frozen into
     a snapshot first (unless snapshots are off) and every job runs in it. With
     ``rebuild_stale``, stale built artifacts and their dependents are rebuilt: their done
-    markers are moved aside (``.done.invalidated-<time>``) just before submission. With
-    ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
+    markers are moved aside (``.done.invalidated-<time>``) just before submission, and queued
+    work planned otherwise is replaced or kept as ``replace_queued`` says (``queued_stale``).
+    With ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
     policy.
     """
     with _launch_lock(session) as locks:
         warnings = reconcile(session) + other_files(session)
         prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
-                        rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True)
+                        rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True,
+                        replace_queued=replace_queued)
         warnings += unknown_root_warning(prep.records) + prep.warnings
         snapshot, snapshot_warnings = take_snapshot(session) if prep.plan.groups else (None, [])
         warnings.extend(snapshot_warnings)
@@ -140,7 +147,7 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
                        if rebuild_stale and prep.stale else [])
         submitted = _submit(session, prep.plan, ctx)
         return LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated,
-                            prep.changes)
+                            prep.changes, prep.replaced)
 
 
 def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:

@@ -9,19 +9,19 @@ the newest attempt is still live.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from ..errors import ExperimentsError
 from ..model.artifact import Artifact
 from ..session import Session
+from ..tracking.ends import of_root
 from ..tracking.status import ArtifactState, TaskView, task_state
 from ..tracking.store import JobRecord
+from . import results
 from .inspect import status
+from .stale import finder
 
 
 @dataclass(frozen=True)
@@ -41,42 +41,6 @@ class Attempt:
         return self.record.log_path(self.index)
 
 
-def parse_where(conditions: Sequence[str]) -> dict[str, Any]:
-    """``["lr=0.1", "model.name=vit"]`` → ``{"lr": 0.1, "model.name": "vit"}`` (JSON values
-    where they parse, else strings)."""
-    out: dict[str, Any] = {}
-    for cond in conditions:
-        key, sep, raw = cond.partition("=")
-        if not sep or not key:
-            raise ExperimentsError(f"--where {cond!r}: write key=value, e.g. lr=0.1 or "
-                                   "model.name=vit")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
-
-
-def param(art: object, key: str) -> Any:
-    """The parameter at the dotted ``key`` of an artifact (``base.lr``); KeyError if none."""
-    value = art
-    for part in key.split("."):
-        names = {f.name for f in dataclasses.fields(value)} if dataclasses.is_dataclass(
-            value) else set()
-        if part not in names:
-            raise KeyError(key)
-        value = getattr(value, part)
-    return value
-
-
-def _matches(art: Artifact, where: dict[str, Any]) -> bool:
-    try:
-        return all((v := param(art, k)) == want or str(v) == str(want)
-                   for k, want in where.items())
-    except KeyError:
-        return False
-
-
 def _unique(arts: Iterable[Artifact]) -> list[Artifact]:
     seen: dict[str, Artifact] = {}
     for a in arts:
@@ -85,11 +49,11 @@ def _unique(arts: Iterable[Artifact]) -> list[Artifact]:
 
 
 def select(session: Session, selector: str, where: Sequence[str] = ()) -> Artifact:
-    """The one artifact named by a relpath (or unique prefix), or by a stage and ``where``."""
+    """The one artifact named by a relpath (or unique prefix), or by a stage and ``where``
+    (chosen as ``table`` chooses: a mistyped key is the same usage error)."""
     ex = session.experiment
     if where:
-        conds = parse_where(where)
-        found = [a for a in ex.stages[session.selected([selector])[0]] if _matches(a, conds)]
+        found = [a for a, _ in results.select(session, selector, where)]
         what = f"stage {selector!r} with {' '.join(where)}"
     else:
         every = _unique(a for arts in ex.stages.values() for a in arts)
@@ -108,14 +72,20 @@ def select(session: Session, selector: str, where: Sequence[str] = ()) -> Artifa
 
 
 def attempts(session: Session, art: Artifact) -> list[Attempt]:
-    """Every tracked task of ``art``, oldest first; the newest carries its current state."""
-    found = [Attempt(r, i) for r in session.records()
+    """Every tracked task of ``art`` that built into the session's artifact root (a run into
+    another root is another artifact's attempt), oldest first; the newest carries its current
+    state (*stale*, with the reason, when built but stale)."""
+    root = session.experiment.artifact_path
+    found = [Attempt(r, i) for r in of_root(session.records(), root)
              for i, (artifact_id, _) in enumerate(r.tasks) if artifact_id == art.artifact_id]
     found.sort(key=lambda a: (a.record.submitted_at, a.record.job_id or ""))
     if found:
         last = found[-1]
-        view = task_state(last.record, last.index, session.live([last.record]),
-                          session.experiment.artifact_path)
+        view = task_state(last.record, last.index, session.live([last.record]), root)
+        if view.state is ArtifactState.BUILT:
+            stale, _warnings = finder(session)
+            why = stale.reason(art)
+            view = replace(view, state=ArtifactState.STALE, detail=why) if why else view
         found[-1] = Attempt(last.record, last.index, view)
     return found
 
@@ -125,5 +95,6 @@ def failed_attempts(session: Session, stages: Sequence[str] | None) -> list[Atte
     report = status(session, stages)
     wanted = {(p.job_id, p.index): p for s in report.stages for p in s.problems
               if p.state is ArtifactState.FAILED and p.job_id}
-    return [Attempt(r, i, wanted[(r.job_id or "", i)]) for r in session.records()
+    return [Attempt(r, i, wanted[(r.job_id or "", i)])
+            for r in of_root(session.records(), session.experiment.artifact_path)
             for i in range(len(r.tasks)) if (r.job_id or "", i) in wanted]

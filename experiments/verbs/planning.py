@@ -32,6 +32,7 @@ from ..tracking.markers import DoneIndex
 from ..tracking.staleness import Stale
 from ..tracking.status import Live, live_artifacts
 from ..tracking.store import JobRecord
+from .queued_stale import QueuedStale, for_drylaunch, settle
 from .retry import RetrySelection, select_failed
 from .stale import find_stale
 
@@ -151,6 +152,8 @@ class Prepared:
     stale: list[Stale] = field(default_factory=list)
     retry: RetrySelection | None = None
     warnings: list[str] = field(default_factory=list)
+    queued_stale: list[QueuedStale] = field(default_factory=list)  # queued, planned otherwise
+    replaced: list[str] = field(default_factory=list)  # their jobs, cancelled to rebuild them
 
     @property
     def changes(self) -> list[str]:
@@ -160,13 +163,16 @@ class Prepared:
 
 def prologue(session: Session, stages: Sequence[str] | None, *, with_deps: bool = False,
              overrides: Overrides | None = None, rebuild_stale: bool = False,
-             retry_failed: bool = False, launching: bool = False) -> Prepared:
+             retry_failed: bool = False, launching: bool = False,
+             replace_queued: bool | None = None) -> Prepared:
     """Plan ``stages`` as ``launch`` (``launching``) or ``drylaunch`` does.
 
     ``launching`` refuses when a scheduler cannot say what is queued, records the ends it sees
     (before anything is rebuilt) and looks for stale artifacts only with ``rebuild_stale``;
-    ``drylaunch`` lists them always and warns where ``launch`` refuses. Storage steps are
-    checked last, so an unusable URL fails before anything is submitted.
+    ``drylaunch`` lists them always and warns where ``launch`` refuses. Queued work planned
+    with other parameters is named, and with ``rebuild_stale`` replaced as ``replace_queued``
+    says (:mod:`.queued_stale`). Storage steps are checked last, so an unusable URL fails
+    before anything is submitted.
     """
     root = session.experiment.artifact_path
     tracked = session.tracked(strict=CANNOT_LAUNCH if launching else False)
@@ -177,13 +183,22 @@ def prologue(session: Session, stages: Sequence[str] | None, *, with_deps: bool 
     if rebuild_stale or not launching:
         stale, stale_warnings = find_stale(session, stages)
         warnings += stale_warnings
-    retry = (select_failed(tracked.records, tracked.live, root, session.config.escalation)
+    ids = {s.artifact_id for s in stale}
+    if launching:
+        settled = settle(session, stages, tracked.records, tracked.live, ids, rebuild_stale,
+                         replace_queued)
+        live, queued, replaced = settled.live, settled.found, settled.replaced
+        warnings += settled.warnings
+    else:
+        live, queued = for_drylaunch(session, stages, tracked.records, tracked.live, ids,
+                                     rebuild_stale)
+        replaced = []
+    retry = (select_failed(tracked.records, live, root, session.config.escalation)
              if retry_failed else None)
-    plan = make_plan(session, stages, with_deps, tracked.records, tracked.live,
-                     overrides=overrides, retry=retry,
-                     rebuild={s.artifact_id for s in stale} if rebuild_stale else ())
+    plan = make_plan(session, stages, with_deps, tracked.records, live, overrides=overrides,
+                     retry=retry, rebuild=ids if rebuild_stale else ())
     check_storage(plan)
-    return Prepared(tracked.records, tracked.live, plan, stale, retry, warnings)
+    return Prepared(tracked.records, live, plan, stale, retry, warnings, queued, replaced)
 
 
 def requirements_of(art: Artifact, where: str, reqs: Any = None) -> dict[str, Any]:

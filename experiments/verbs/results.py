@@ -1,13 +1,15 @@
 """``artifacts`` and ``table``: a stage's results with today's states.
 
-Built artifacts are known from their done markers; the scheduler is asked (once, for all the
-jobs concerned) only when a selected artifact is not built and was submitted.
+Built artifacts are known from their done markers (and whether they are stale from their
+records); the scheduler is asked (once, for all the jobs concerned) only when a selected
+artifact is not built and was submitted. Only jobs building into the session's artifact root
+are attempts of its artifacts: a run into another root never shows here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import paths
@@ -15,6 +17,7 @@ from ..model import selection
 from ..model.artifact import Artifact
 from ..session import Session
 from ..tracking import waiting
+from ..tracking.ends import of_root
 from ..tracking.status import (
     ArtifactState,
     Live,
@@ -28,12 +31,14 @@ from ..tracking.store import JobRecord
 from ..tracking.views import (
     ArtifactView,
     ResultTable,
+    built_with,
     flatten_params,
     make_table,
     read_json_noted,
     read_metrics_noted,
 )
 from ..worker import folders, trust
+from .stale import finder
 
 Where = Iterable[str] | Mapping[str, Any] | None
 
@@ -54,12 +59,7 @@ def select(session: Session, stage: str, where: Where = None
     session.selected([stage])
     conditions = selection.parse_where(where)
     arts = [(a, flatten_params(a)) for a in session.experiment.stages[stage]]
-    for c in conditions:
-        if arts and not any(selection.known(p, c.key) for _, p in arts):
-            names = sorted({k for _, p in arts for k in p})
-            raise selection.SelectionError(
-                f"--where {c}: stage {stage!r} has no parameter {c.key!r}; its parameters are: "
-                f"{', '.join(names)}")
+    selection.check_keys(conditions, (p for _, p in arts), f"stage {stage!r}")
     return [(a, p) for a, p in arts if selection.matches(p, conditions)]
 
 
@@ -76,17 +76,33 @@ class Grid:
 
 def states(session: Session, artifacts: Sequence[Artifact]
            ) -> tuple[list[TaskView], dict[str, tuple[JobRecord, int]], Live]:
-    """Today's state of each artifact: one scheduler query at most, none if all are built."""
+    """Today's state of each artifact (built ones stale with the reason when they are): one
+    scheduler query at most, none if all are built. Only jobs of the session's root count."""
     root = session.experiment.artifact_path
     unbuilt = [a for a in artifacts if not is_built(root, a.relpath)]
     latest: dict[str, tuple[JobRecord, int]] = {}
     live = Live()
     if unbuilt:
-        records = session.records()
+        records = of_root(session.records(), root)  # another root's run is not an attempt
         latest = latest_tasks(records)
         wanted = {latest[a.artifact_id][0].name for a in unbuilt if a.artifact_id in latest}
         live = session.live([r for r in records if r.name in wanted])
-    return [_state(a, latest, live, root) for a in artifacts], latest, live
+    views = [_state(a, latest, live, root) for a in artifacts]
+    return _stale(session, artifacts, views), latest, live
+
+
+def _stale(session: Session, artifacts: Sequence[Artifact], views: list[TaskView]
+           ) -> list[TaskView]:
+    """``views`` with every built artifact that is stale turned *stale*, its reason the detail."""
+    if not any(v.state is ArtifactState.BUILT for v in views):
+        return views
+    found, _warnings = finder(session)  # the warnings reach the user through `status`
+    out = []
+    for art, view in zip(artifacts, views, strict=True):
+        why = found.reason(art) if view.state is ArtifactState.BUILT else None
+        out.append(replace(view, state=ArtifactState.STALE, detail=why) if why else view)
+    found.save()
+    return out
 
 
 def _checked(root: str, view: TaskView, who: folders.Trust) -> TaskView:
@@ -106,14 +122,17 @@ def _views(session: Session, stage: str, chosen: Sequence[tuple[Artifact, dict[s
     root = session.experiment.artifact_path
     who = folders.Trust(*trust.trusted_ids())
     out = []
+    metas: dict[str, dict[str, Any]] = {}  # dependencies' records, read once
     for (art, params), view in zip(chosen, [_checked(root, v, who) for v in views],
                                    strict=True):
         meta, meta_note = read_json_noted(paths.meta_file(root, art.relpath))
         metrics, note = read_metrics_noted(root, art)  # also a running one's partial metrics
         job = f"{view.job_id}_{view.index}" if view.job_id else ""
+        made = view.state in (ArtifactState.BUILT, ArtifactState.STALE)
         out.append(ArtifactView(art, stage, params, paths.artifact_dir(root, art.relpath),
                                 view.state, meta or {}, metrics, view.detail, job,
-                                "; ".join(n for n in (note, meta_note) if n)))
+                                "; ".join(n for n in (note, meta_note) if n),
+                                built_with(root, art, meta, metas) if made and meta else None))
     return out
 
 
@@ -141,7 +160,8 @@ def grid(session: Session, stages: Sequence[str] | None = None) -> Grid:
 
 def table(session: Session, stage: str, where: Where = None,
           columns: Sequence[str] | None = None, sort: str | None = None) -> ResultTable:
-    """The results table of ``stage``: parameters, metrics, state and folder per artifact."""
+    """The results table of ``stage``: parameters (as built), metrics, state, changed and
+    folder per artifact."""
     result = make_table(stage, artifacts(session, stage, where))
     if sort:
         result = result.sort(sort)

@@ -56,7 +56,8 @@ with open(os.path.join(os.environ["EXPERIMENTS_ARTIFACT_DIR"], "metrics.json"), 
 
 
 # An artifact is a frozen dataclass: its fields are its parameters, and they decide its
-# identity and its folder (artifacts/<project>/... is never renamed by Python's hash()).
+# identity and its folder: artifacts/TrainedModel/learning_rate=0.001,epochs=1-<id>/ here,
+# the same on every run and machine.
 @dataclass(frozen=True)
 class TrainedModel(Artifact):
     learning_rate: float
@@ -67,8 +68,10 @@ class TrainedModel(Artifact):
         return {{"partition": "cpu", "cpus": 1, "time": "0:10:00"}}
 
     def construct(self, builder: Task):
-        # construct() only records steps; they run later, on the building machine, in the
-        # artifact's own folder (builder.directory). The done marker is written after the last.
+        # construct() only records steps; they run later, on the building machine. A file step
+        # writes into the artifact's own folder (builder.directory); a command runs in the code
+        # folder (a read-only snapshot of it) and writes its results under
+        # $EXPERIMENTS_ARTIFACT_DIR, that same folder. The done marker is written last.
         builder.create_yaml_file("config.yaml", {{"lr": self.learning_rate,
                                                  "epochs": self.epochs}})
         builder.run_command(f"{{PYTHON}} -c {{shlex.quote(TRAIN)}}",

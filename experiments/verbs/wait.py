@@ -27,7 +27,8 @@ GROWTH = 1.5
 class Outcome(str, enum.Enum):
     """Where the selected artifacts stand, from the most final to the least."""
 
-    BUILT = "built"  # every selected artifact is built
+    BUILT = "built"  # every selected artifact is built and current
+    STALE = "stale"  # every selected artifact is built, some are stale (see docs/states.md)
     FAILED = "failed"  # nothing is live and something failed, was cancelled or never ran
     LIVE = "live"  # something is queued or running (or the scheduler could not be asked)
     TIMED_OUT = "timed out"  # ``wait`` gave up while something was still live
@@ -41,12 +42,16 @@ def is_live(stages: Sequence[StageStatus], unreachable: bool = False) -> bool:
     return unreachable or any(s.counts.get(k) for s in stages for k in LIVE_STATES)
 
 
-def outcome(report: StatusReport) -> Outcome:
-    """The outcome of a status report: live beats failed (the verdict is not in yet)."""
+def outcome(report: StatusReport, allow_stale: bool = False) -> Outcome:
+    """The outcome of a status report: live beats failed (the verdict is not in yet), failed
+    beats stale; ``allow_stale`` takes stale results as built (``--allow-stale``)."""
     if is_live(report.stages, report.unreachable):
         return Outcome.LIVE
-    built = all(set(s.counts) <= {ArtifactState.BUILT} for s in report.stages)
-    return Outcome.BUILT if built else Outcome.FAILED
+    done = {ArtifactState.BUILT, ArtifactState.STALE}
+    if not all(set(s.counts) <= done for s in report.stages):
+        return Outcome.FAILED
+    stale = any(s.counts.get(ArtifactState.STALE) for s in report.stages)
+    return Outcome.STALE if stale and not allow_stale else Outcome.BUILT
 
 
 @dataclass
@@ -69,12 +74,13 @@ def next_interval(current: float, changed: bool, first: float) -> float:
 
 def wait(session: Session, stages: Sequence[str] | None = None, *,
          timeout_s: float | None = None, interval_s: float = 5.0,
-         on_poll: Poll | None = None,
+         on_poll: Poll | None = None, allow_stale: bool = False,
          sleep: Callable[[float], None] = time.sleep,
          clock: Callable[[], float] = time.monotonic) -> WaitResult:
     """Poll ``status`` until nothing selected is live, or until ``timeout_s`` has passed.
 
-    ``on_poll`` sees every report with the elapsed time and the interval before the next poll.
+    ``on_poll`` sees every report with the elapsed time and the interval before the next poll;
+    ``allow_stale`` ends "built" when the only thing wrong is stale results.
     """
     selected = session.selected(stages)  # a typo fails before the first poll
     start = clock()
@@ -83,7 +89,7 @@ def wait(session: Session, stages: Sequence[str] | None = None, *,
         report = status(session, selected)
         polls += 1
         elapsed = clock() - start
-        result = outcome(report)
+        result = outcome(report, allow_stale)
         if result is not Outcome.LIVE:
             return WaitResult(report, result, elapsed, polls)
         snapshot = [s.counts for s in report.stages]

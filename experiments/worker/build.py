@@ -35,6 +35,7 @@ from .common import (
     restart_count,
     scheduler_exit_code,
     section_line,
+    unrecorded,
 )
 from .common import hostname as _hostname
 from .common import now as _now
@@ -95,6 +96,8 @@ class Build:
                                durable=False)
         except OSError as exc:  # e.g. the disk is full: the log still tells what happened
             _say(f"could not record state {state.value!r} in {paths.STATUS}: {exc}")
+            if state in (WorkerState.FAILED, WorkerState.DEPENDENCY_FAILED):
+                unrecorded(str(self.record.get("error") or state.value), self.dir, exc)
 
     @property
     def relpath(self) -> str:

@@ -52,6 +52,10 @@ EXIT_ZERO_ENV = "EXPERIMENTS_EXIT_ZERO_ON_FAILURE"
 # script found no python, the spec names a folder outside the artifact root): no status file
 # can say so, so `status` reads the reason from the log (tracking/logfiles.py: early_failure).
 EARLY_FAILURE = "experiments: task failed before building:"
+# The line a task's log gets when it failed and could not record that in .status.json (its
+# folder is another account's, the disk is full): `status` reads the reason from the log.
+UNRECORDED_FAILURE = "experiments: task failed and could not record it:"
+_unrecorded: list[str] = []  # why a failure of this process could not be recorded
 
 
 def now() -> str:
@@ -99,12 +103,24 @@ def pack_exit_code(codes: list[int]) -> int:
 
 
 # -- what a worker owes the scheduler and the tasks waiting on it -----------------------------
+def unrecorded(error: str, folder: str, exc: OSError) -> None:
+    """A failure could not be written to ``.status.json``: say so where ``status`` reads it
+    (this log), and remember it so the exit line does not claim it was recorded."""
+    why = (f"{error} (and {paths.STATUS} in {folder} cannot be written: {exc.strerror or exc}; "
+           "is the folder another account's? build into an artifact root of your own, or ask "
+           "its owner)")
+    _unrecorded.append(why)
+    say(f"{UNRECORDED_FAILURE} {why}")
+
+
 def scheduler_exit_code(code: int) -> int:
     """The exit code the scheduler sees: 0 for an ordinary (or dependency) failure when the
     backend asked for it (``EXIT_ZERO_ENV``), so tasks waiting with ``aftercorr`` are released."""
     if os.environ.get(EXIT_ZERO_ENV) == "1" and code in (EXIT_FAILED, EXIT_DEPENDENCY_FAILED):
-        say(f"exiting 0 instead of {code} so that dependents are released; the failure is "
-             f"recorded in {paths.STATUS}")
+        where = (f"could not be recorded in {paths.STATUS} (see above): this log says why"
+                 if _unrecorded else f"is recorded in {paths.STATUS}")
+        say(f"exiting 0 instead of {code} so that dependents are released; the failure "
+            f"{where}")
         return 0
     return code
 

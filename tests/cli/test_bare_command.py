@@ -4,6 +4,7 @@ subprocesses with no terminal (stdin closed, output captured)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,6 +88,10 @@ def test_init_then_launch_local_builds_every_artifact(tmp_path: Path) -> None:
     assert len(done) == 12  # 4 trainings + 8 evaluations
     for marker in done:
         assert (marker.parent / "metrics.json").is_file(), marker.parent
+    # the folder its comment names is where the result is (issue 24 item 11)
+    text = (tmp_path / "x.py").read_text(encoding="utf-8")
+    named = re.search(r"(artifacts/TrainedModel/\S+)-<id>/", text)
+    assert named and list(tmp_path.glob(f"{named.group(1)}-*/.done")), named
     # the same file through the bare command, --file after the verb: all built already
     status = run("status", "--file", "x.py", cwd=tmp_path)
     assert status.returncode == 0, status.stderr

@@ -56,8 +56,8 @@ def test_errors_are_one_line_and_exit_1(ex: FakeExecutor, fake: FakeBackend,
     fake.refuse_next("no such partition")
     code, out = _run(ex, "launch", capsys=capsys)
     assert code == 1 and "no such partition" in out and "Traceback" not in out
-    code, out = _run(ex, "status", "nope", capsys=capsys)
-    assert code == 1 and "unknown stage 'nope'; stages are: nodes" in out
+    code, out = _run(ex, "status", "nope", capsys=capsys)  # a usage error: 2, as documented
+    assert code == 2 and "unknown stage 'nope'; stages are: nodes" in out
 
 
 def test_cat_of_an_unknown_job_says_how_to_find_one(ex: FakeExecutor, fake: FakeBackend,

@@ -38,7 +38,7 @@ def test_olmo_grid_drylaunch(repo_root: Path, tmp_path: Path) -> None:
     script = repo_root / "examples" / "olmo" / "gridsearch.py"
     res = run_cli(script, "drylaunch", "--artifact-path", str(tmp_path / "o"))
     assert res.returncode == 0, res.stderr
-    assert "1440 to build" in res.stdout
+    assert "1440 artifact(s) to build" in res.stdout
     assert "--gpus=A100:8" in res.stdout and "--gpus=A100:1" in res.stdout
     assert "%64" in res.stdout  # the evaluation arrays are throttled
     assert not (tmp_path / "o").exists()

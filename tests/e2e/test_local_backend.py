@@ -99,7 +99,7 @@ def test_cat_shows_a_task_log_and_the_array_summary(tmp_path: Path) -> None:
 def test_unknown_stage_bad_config_and_bad_parameter_are_one_line_errors(tmp_path: Path) -> None:
     script, env, out = _setup(tmp_path)
     res = run_cli(script, "launch", "nope", env=env)
-    assert res.returncode == 1
+    assert res.returncode == 2  # a usage error, as the docs say (issue 24 item 12)
     assert "unknown stage 'nope'" in res.stderr and "pretrain, finetune" in res.stderr
     assert "Traceback" not in res.stderr
 
@@ -115,7 +115,7 @@ def test_unknown_stage_bad_config_and_bad_parameter_are_one_line_errors(tmp_path
     bad.write_text(EXPERIMENT.replace('params={"lr": [0.1, 0.2, 0.3]}',
                                       'params={"lr": [object()]}'))
     res = run_cli(bad, "drylaunch", env=env)
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 2, res.stderr  # a definition error
     assert "Pre.lr" in res.stderr and "object" in res.stderr
     assert "Traceback" not in res.stderr
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -126,7 +127,9 @@ def test_six_one_gpu_artifacts_on_two_configured_gpus(tmp_path: Path) -> None:
     status = json.loads(next(out.glob("Job/*/.status.json")).read_text())
     assert status["gpus"] in (["0"], ["1"])  # the assignment is recorded by the worker
     log = run_cli(script, "cat", "L1_0", env=env).stdout
-    assert "CUDA_VISIBLE_DEVICES=" in log and "gpus=" in log  # and in the log's header
+    # and in the log's header, in words that cannot read as "no GPU" (issue 24 item 11)
+    assert re.search(r"1 GPU\(s\): device ([01]) \(CUDA_VISIBLE_DEVICES=\1\)", log), log
+    assert "gpus=0" not in log
 
 
 def test_a_two_gpu_artifact_waits_for_two_free(tmp_path: Path) -> None:
@@ -147,12 +150,12 @@ def test_a_two_gpu_artifact_waits_for_two_free(tmp_path: Path) -> None:
 def test_an_impossible_requirement_is_refused_before_anything_runs(tmp_path: Path) -> None:
     script, env, out = _setup(tmp_path)
     dry = run_cli(script, "drylaunch", "toobig", env=env)
-    assert dry.returncode == 1
+    assert dry.returncode == 2  # the experiment asks what this machine can never give
     assert "Job" in dry.stderr and "i=20" in dry.stderr, dry.stderr
     assert "asks for 3 GPUs" in dry.stderr and "2 GPUs" in dry.stderr
     assert "Traceback" not in dry.stderr
     res = run_cli(script, "launch", "toobig", env=env)
-    assert res.returncode == 1 and "asks for 3 GPUs" in res.stderr
+    assert res.returncode == 2 and "asks for 3 GPUs" in res.stderr
     assert not (out / "spans.txt").exists() and not list(out.rglob(".status.json"))
     ok = run_cli(script, "drylaunch", "six", env=env)  # what fits is described with capacity
     assert ok.returncode == 0 and "2 GPUs" in ok.stdout and "at most 2 at once" in ok.stdout

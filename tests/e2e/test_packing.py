@@ -222,6 +222,7 @@ def test_a_pack_cut_by_its_time_limit_is_finished_by_a_relaunch(run: Run) -> Non
         3 - built), states  # in order: built, the one cut, the ones never started
     status = run.cli("status", "up", ok=(1,), **env).stdout
     assert _status_counts(status)["up"]["built"] == str(built) and "TIMEOUT" in status
+    assert "raise the `pack_time` requirement" in status  # the pack's limit, not `time`
     dry = run.cli("drylaunch", "up", "--set", "pack=4", **env).stdout
     assert f"{4 - built} artifact(s) in 1 task(s) of up to 4" in dry
     run.cli("launch", "up", "--set", "pack=4", **env)
@@ -229,3 +230,17 @@ def test_a_pack_cut_by_its_time_limit_is_finished_by_a_relaunch(run: Run) -> Non
     assert run.built("Up") == 4
     runs = {i: len((run.out / f"runs-{i}").read_text().split()) for i in range(4)}
     assert runs == {i: 2 if i == built else 1 for i in range(4)}  # only the cut one twice
+
+
+def test_artifacts_waiting_inside_a_running_pack_are_queued(run: Run) -> None:
+    """Slurm says a pack's array task is RUNNING for every artifact in it; only the one the
+    worker builds is running, the rest wait behind it (issue 24 item 8). ``launch`` counts
+    array tasks, not artifacts."""
+    env = {"N": "6", "SLEEP": "30"}
+    launched = run.cli("launch", "up", "--set", "pack=3", **env).stdout
+    assert "2 array task(s) for 6 artifact(s)" in launched and "6 tasks" not in launched
+    assert "(2 array task(s))" in launched
+    run.wait_for(lambda: list(run.states("Up").values()).count("running") == 2, 120)
+    res = run.cli("status", "up", "--json", ok=(3,), **env)
+    counts = json.loads(res.stdout)["stages"][0]["counts"]
+    assert counts == {"running": 2, "queued": 4}, counts

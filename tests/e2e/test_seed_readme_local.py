@@ -75,7 +75,7 @@ def test_launch_only_finetune_needs_pretrain(
         seed_project: tuple[Path, list[str], dict[str, str]]) -> None:
     script, args, env = seed_project
     res = run_cli(script, "launch", "finetune", *args, env=env)
-    assert res.returncode == 1
+    assert res.returncode == 2  # the command line must name pretrain too (or --with-deps)
     assert "stage 'pretrain'" in res.stderr and "--with-deps" in res.stderr
     assert "Traceback" not in res.stderr
     # one line: the error (beside the test cluster, SLURM_CONF also brings --local's

@@ -182,7 +182,7 @@ def test_retry_failed_escalates_time_after_a_real_timeout(
         job_id = json.loads(job.stdout)["jobs"][0]["job_id"]
         dry = run_cli(script, "drylaunch", "--retry-failed", env=env)
         assert f"time 0:01:00 → 0:02:00 after TIMEOUT in job {job_id}_0" in dry.stdout
-        assert "1 to build" in dry.stdout, dry.stdout
+        assert "1 artifact(s) to build" in dry.stdout, dry.stdout
         (out / "ok").touch()
         sbatch_before = count_calls(calls, "sbatch")
         again = run_cli(script, "launch", "--retry-failed", "--json", env=env)

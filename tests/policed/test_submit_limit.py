@@ -128,3 +128,12 @@ def test_a_grid_that_cannot_fit_is_refused_before_anything_is_submitted(
                      r"allowance of \d+ .*nothing was submitted", launched.stdout
                      + launched.stderr), launched.stdout + launched.stderr
     assert project.live() == []
+
+
+def test_validate_checks_the_packed_arrays_launch_submits(project: Project) -> None:
+    """``drylaunch --validate`` asks Slurm about the arrays ``launch`` submits (packed to fit
+    the allowance), not the unpacked 500-task array Slurm would refuse (issue 24 item 12)."""
+    dry = project.cli("drylaunch", "--validate", time_limit="2")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "packed up to" in dry.stdout and "slurm --test-only: accepted" in dry.stdout
+    assert "problem:" not in dry.stderr, dry.stderr

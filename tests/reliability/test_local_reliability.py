@@ -179,11 +179,11 @@ def test_hostile_stage_and_project_names_are_rejected(tmp_path: Path) -> None:
         script.write_text(EXPERIMENT.replace('ex.stage("items", items)',
                                              f'ex.stage({bad!r}, items)'))
         res = run_cli(script, "drylaunch", env={"OUT": str(tmp_path), "RUNS": "x"})
-        assert res.returncode == 1 and "stage name" in res.stderr, (bad, res.stderr)
+        assert res.returncode == 2 and "stage name" in res.stderr, (bad, res.stderr)
         assert "Traceback" not in res.stderr
         script.write_text(EXPERIMENT.replace('project="rel"', f'project={bad!r}'))
         res = run_cli(script, "drylaunch", env={"OUT": str(tmp_path), "RUNS": "x"})
-        assert res.returncode == 1 and "project name" in res.stderr, (bad, res.stderr)
+        assert res.returncode == 2 and "project name" in res.stderr, (bad, res.stderr)
 
 
 def test_unsafe_yaml_and_config_are_rejected_without_executing(
@@ -204,7 +204,7 @@ def test_unsafe_yaml_and_config_are_rejected_without_executing(
     unsafe.write_text(EXPERIMENT.replace('builder.create_file("name.txt", self.name)',
                                          'builder.create_yaml_file("c.yaml", {"x": object()})'))
     res = run_cli(unsafe, "drylaunch", env=env)
-    assert res.returncode == 1 and "create_yaml_file" in res.stderr
+    assert res.returncode == 2 and "create_yaml_file" in res.stderr  # a definition error
 
 
 def test_files_are_private_and_secrets_stay_out(exp: tuple[Path, dict[str, str], Path]) -> None:

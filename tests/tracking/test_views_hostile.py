@@ -28,11 +28,12 @@ def _view(art: P, state: S, metrics: dict[str, object]) -> ArtifactView:
 
 
 def test_metric_names_never_take_a_tool_or_parameter_column() -> None:
-    names = [*HOSTILE, "state", "folder", "lr", "metrics.state", "metrics.lr", "metrics.folder"]
+    names = [*HOSTILE, "state", "folder", "changed", "lr", "metrics.state", "metrics.lr",
+             "metrics.folder"]
     metrics = {n: i for i, n in enumerate(names)}
     table = make_table("s", [_view(P(0.1), S.FAILED, metrics), _view(P(0.2), S.BUILT, {})])
     assert len(set(table.columns)) == len(table.columns)
-    assert table.columns[-2:] == ("state", "folder")
+    assert table.columns[-3:] == ("state", "changed", "folder")
     assert table.column("state") == ["failed", "built"]
     assert table.column("folder")[0] == f"/out/{P(0.1).relpath}"
     assert table.column("lr") == [0.1, 0.2]
@@ -40,8 +41,8 @@ def test_metric_names_never_take_a_tool_or_parameter_column() -> None:
         assert sorted(v for k, v in record.items() if k in table.metric_columns
                       and v is not None) in ([], list(range(len(names))))
     header = next(csv.reader(io.StringIO(table.to_csv())))
-    assert header.count("state") == 1 and len(header) == len(names) + 3
-    assert [r["state"] for r in json.loads(table.to_json())] == ["failed", "built"]
+    assert header.count("state") == 1 and len(header) == len(names) + 4
+    assert [r["state"] for r in json.loads(table.to_json())["rows"]] == ["failed", "built"]
 
 
 def test_a_deeply_nested_file_is_left_out_with_a_note(tmp_path: Path) -> None:

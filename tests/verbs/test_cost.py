@@ -42,7 +42,7 @@ def test_drylaunch_shows_requested_hours_per_stage_and_total(
     ex.stage("prep", ArtifactSet.from_product(cls=Cpu, params={"i": [0, 1]}))
     assert cli_main.run(ex, ["drylaunch"]) == 0
     out = capsys.readouterr().out
-    assert "Cost of train: 3 task(s), 9.0 GPU-hours, 18.0 CPU-hours requested" in out
-    assert ("Cost of prep: 2 task(s), 0.0 GPU-hours, 1.0 CPU-hours requested "
-            "(+1 task(s) without a time limit)") in out
-    assert "Total: 5 task(s), 9.0 GPU-hours, 19.0 CPU-hours requested" in out
+    assert "Cost of train: 3 artifact(s), 9.0 GPU-hours, 18.0 CPU-hours requested" in out
+    assert ("Cost of prep: 2 artifact(s), 0.0 GPU-hours, 1.0 CPU-hours requested "
+            "(+1 artifact(s) without a time limit)") in out
+    assert "Total: 5 artifact(s), 9.0 GPU-hours, 19.0 CPU-hours requested" in out

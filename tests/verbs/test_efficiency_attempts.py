@@ -65,6 +65,6 @@ def test_drylaunch_says_what_it_assumes_about_requeues(
     ex.stage("train", ArtifactSet.from_product(cls=Ckpt, params={"i": [0, 1]}))
     assert cli_main.run(ex, ["drylaunch"]) == 0
     out = capsys.readouterr().out
-    assert ("Cost of train: 2 task(s), 4.0 GPU-hours, 2.0 CPU-hours requested; each task "
+    assert ("Cost of train: 2 artifact(s), 4.0 GPU-hours, 2.0 CPU-hours requested; each artifact "
             "counted once: checkpoint requeues (max_requeues=6) could add up to 24.0 "
             "GPU-hours") in out

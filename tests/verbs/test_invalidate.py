@@ -80,8 +80,8 @@ def test_a_live_job_holding_a_chosen_artifact_refuses_and_changes_nothing(
 
 
 def test_an_unknown_where_key_and_a_missing_stage_are_said(session: Session) -> None:
-    with pytest.raises(ExperimentsError, match="no artifact of these stages has a parameter "
-                                               "'base.lr'"):
+    with pytest.raises(ExperimentsError, match="stage 'pre' has no parameter 'base.lr'; its "
+                                               "parameters are: lr, size"):
         select(session, ["pre"], where=["base.lr=0.1"])
     with pytest.raises(ExperimentsError, match="name the stage"):
         select(session, [])

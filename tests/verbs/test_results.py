@@ -91,7 +91,8 @@ def test_views_hold_params_state_folder_provenance_and_metrics(ex: LocalExecutor
 def test_table_columns_params_then_metrics_then_state_and_folder(ex: LocalExecutor) -> None:
     table = ex.table("pretrain")
     # the metric "lr" clashes with the parameter: it is metrics.lr
-    assert table.columns == ("lr", "epochs", "loss", "eval.acc", "metrics.lr", "state", "folder")
+    assert table.columns == ("lr", "epochs", "loss", "eval.acc", "metrics.lr", "state", "changed",
+                             "folder")
     assert table.rows[2][:6] == (0.3, 3, None, None, None, "failed")
     fine = ex.table("finetune", sort="-score", columns=["base.lr", "data", "score", "state"])
     assert fine.columns == ("base.lr", "data", "score", "state")
@@ -148,9 +149,9 @@ def test_cli_formats(ex: LocalExecutor, tmp_path: Path, repo_root: Path) -> None
     assert [(r["data"], r["score"], r["state"]) for r in rows] == [("a", "1", "built"),
                                                                     ("bb", "2", "built")]
     res = run_cli(script, "table", "pretrain", "--json", "--columns", "lr,state", env=env)
-    assert json.loads(res.stdout) == [{"lr": 0.1, "state": "built"},
-                                      {"lr": 0.2, "state": "built"},
-                                      {"lr": 0.3, "state": "failed"}]
+    assert json.loads(res.stdout)["rows"] == [{"lr": 0.1, "state": "built"},
+                                              {"lr": 0.2, "state": "built"},
+                                              {"lr": 0.3, "state": "failed"}]
     res = run_cli(script, "table", "pretrain", "--format", "markdown", env=env)
     assert res.stdout.splitlines()[0].startswith("| lr | epochs | loss |")
     res = run_cli(script, "table", "pretrain", env=env)

@@ -43,7 +43,7 @@ def _rows(ex: Executor, capsys: pytest.CaptureFixture[str], *argv: str) -> list[
         ex.auto_cli(["table", *argv, "--format", "json"])
     said = capsys.readouterr()
     assert not ended.value.code, said.out + said.err
-    rows: list[dict[str, object]] = json.loads(said.out)
+    rows: list[dict[str, object]] = json.loads(said.out)["rows"]
     return rows
 
 

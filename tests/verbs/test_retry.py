@@ -52,7 +52,7 @@ def test_drylaunch_and_launch_retry_only_failed_with_escalation(
     out = capsys.readouterr().out
     assert "time 1:00:00 → 1:30:00 (capped) after TIMEOUT in job 100_0" in out
     assert "mem 3000M → 6000M after OUT_OF_MEMORY in job 100_1" in out
-    assert "2 to build" in out
+    assert "2 artifact(s) to build" in out
     assert cli_main.run(ex, ["launch", "--retry-failed"]) == 0
     # the two escalated artifacts differ in requirements: two new jobs of one task each
     assert sorted(len(j.relpaths) for j in fake.jobs.values()) == [1, 1, 4]
@@ -74,7 +74,7 @@ def test_without_a_policy_retry_resubmits_unchanged(
     capsys.readouterr()
     assert cli_main.run(ex, ["drylaunch", "--retry-failed"]) == 0
     out = capsys.readouterr().out
-    assert "Escalated" not in out and "1 to build" in out
+    assert "Escalated" not in out and "1 artifact(s) to build" in out
 
 
 @pytest.mark.parametrize("policy", [{"TIMEOUT": {"time": 1}}, {"TIMEOUT": {"cpus": 2}},

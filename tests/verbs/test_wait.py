@@ -77,7 +77,7 @@ def test_exit_codes_of_wait_and_status(ex: FakeExecutor, fake: FakeBackend,
     assert code == 1 and "boom" in out and "not all built" in out
     assert _code(ex, "status", capsys=capsys)[0] == 1
     code, out = _code(ex, "wait", "nope", capsys=capsys)
-    assert code == 1 and "unknown stage 'nope'" in out
+    assert code == 2 and "unknown stage 'nope'" in out  # usage, as the docs say
 
 
 def test_wait_and_status_exit_0_when_all_built(ex: FakeExecutor, fake: FakeBackend,

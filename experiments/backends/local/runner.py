@@ -287,9 +287,10 @@ class Runner:
         limit = "none" if res.time_s is None else format_duration(res.time_s)
         mem = "-" if res.mem_mb is None else f"{res.mem_mb}M"
         again = f", restart {restarts} after a checkpoint" if restarts else ""
+        gpus = (f"{len(s.gpus)} GPU(s): device {devices} (CUDA_VISIBLE_DEVICES={devices})"
+                if s.gpus else "no GPU (CUDA_VISIBLE_DEVICES empty)")
         header = (f"local task {key} on {socket.gethostname()}{again}: cpus={res.cpus} "
-                  f"mem={mem} time limit={limit} gpus={devices or 'none'} "
-                  f"(CUDA_VISIBLE_DEVICES={devices})")
+                  f"mem={mem} time limit={limit}, {gpus}")
         return {"spec_dir": rec.spec_dir, "index": s.index, "log": log, "env": env,
                 "header": header}
 

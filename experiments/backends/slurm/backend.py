@@ -62,8 +62,7 @@ class SlurmBackend:
     # -- drylaunch (LaysOutArrays) ----------------------------------------------------------
     def describe(self, group: Group, *, validate: bool) -> Description:
         """The sbatch options of a group (and, with ``validate``, Slurm's verdict on it)."""
-        fit = self.arrays.pack_fit(group.resources)
-        return describe_group(group, fit, self.site, validate=validate)
+        return describe_group(group, self.arrays.fit_of(group), self.site, validate=validate)
 
     def layout(self, plan: Plan, records: Sequence[JobRecord]) -> list[ArrayLayout]:
         """The arrays this backend submits for ``plan`` (drylaunch shows the same)."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ...errors import SubmissionError
-from ...plan import Plan
+from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Where, layout_plan
 from ...plan.packs import PackFit, fit_pack, smallest_fitting
 from ...resources import Resources
@@ -115,6 +115,7 @@ class SlurmLayout:
     def __init__(self, client: SlurmClient, site: SiteLimits) -> None:
         self.client = client
         self.site = site
+        self._fits: dict[int, tuple[Group, PackFit]] = {}  # the last layout's pack per group
 
     def notes(self, plan: Plan, records: Sequence[JobRecord]
               ) -> tuple[list[ArrayLayout], list[str], list[str]]:
@@ -130,7 +131,20 @@ class SlurmLayout:
     def arrays_for(self, plan: Plan, records: Sequence[JobRecord]) -> Arrays:
         """Each group's pack (its ``pack`` under MaxTime) and the arrays; when their tasks
         would exceed the user's remaining submit allowance, the smallest larger pack that fits
-        (:func:`fit_packs`)."""
+        (:func:`fit_packs`). Remembered, so ``drylaunch --validate`` checks the packed arrays
+        that ``launch`` would submit (:meth:`fit_of`)."""
+        got = self._arrays_for(plan, records)
+        self._fits = {id(g): (g, f) for g, f in zip(plan.groups, got.fits, strict=True)}
+        return got
+
+    def fit_of(self, group: Group) -> PackFit:
+        """The group's pack as the last layout chose it (packed to fit a submit limit), else its
+        own ``pack`` under MaxTime."""
+        found = self._fits.get(id(group))
+        return found[1] if found is not None and found[0] is group else self.pack_fit(
+            group.resources)
+
+    def _arrays_for(self, plan: Plan, records: Sequence[JobRecord]) -> Arrays:
         live, size = live_places(plan, records), self.client.max_array_size()
 
         def lay(fits: Sequence[PackFit]) -> list[ArrayLayout]:

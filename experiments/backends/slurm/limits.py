@@ -191,6 +191,27 @@ def parse_node_gpus(text: str) -> dict[str, list[int]]:
     return out
 
 
+_UNUSABLE = ("DOWN", "DRAIN", "FAIL", "NOT_RESPONDING", "POWERED_DOWN", "MAINT", "REBOOT",
+             "RESERVED")
+
+
+def parse_unusable_nodes(text: str) -> dict[str, list[str]]:
+    """Each partition's nodes that cannot run a job now (``node1 (DOWN+NOT_RESPONDING)``),
+    from ``scontrol show node -o``; a partition all of whose nodes are usable maps to []."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.startswith("NodeName="):
+            continue
+        kv = _key_values(line)
+        state = kv.get("State", "")
+        bad = any(word in state for word in _UNUSABLE) or state.endswith("*")
+        for part in filter(None, kv.get("Partitions", "").split(",")):
+            out.setdefault(part, [])
+            if bad:
+                out[part].append(f"{kv.get('NodeName', '?')} ({state})")
+    return out
+
+
 # -- reservations ----------------------------------------------------------------------------
 ENDLESS_S = 365 * 86400  # Slurm 22.05 stores Duration=UNLIMITED as 365-00:00:00
 

@@ -63,8 +63,11 @@ class _Context:
                  pending: Mapping[TaskKey, TaskStatus]) -> None:
         self.records = {r.job_id: r for r in records if r.job_id}
         codes = {reasons.split_reason(s.reason)[0] for s in pending.values()}
+        nodes = any(reasons.split_reason(s.reason)[0] in reasons.NODE_CODES
+                    and "reserv" not in s.reason.lower() for s in pending.values())
         self.partitions: dict[str, PartitionLimits] = (
-            _quietly(site.partitions) if codes & PARTITION_CODES else None) or {}
+            _quietly(site.partitions) if codes & PARTITION_CODES or nodes else None) or {}
+        self.unusable = _quietly(site.unusable_nodes) if nodes else None
         gres_jobs = sorted({k.job_id for k, s in pending.items() if "GRES" in s.reason})
         self.job_qos: dict[str, str] = (
             _quietly(lambda: site.job_qos(gres_jobs)) if gres_jobs else None) or {}
@@ -82,10 +85,13 @@ class _Context:
         if key not in self._cache:
             record = self.records.get(job_id)
             job = job_request(record.requirements if record else {}, self.default_partition)
+            part = job.partition or ""
             self._cache[key] = reasons.explain(
-                reason, job, partition=self.partitions.get(job.partition or ""),
+                reason, job, partition=self.partitions.get(part),
                 qos=self.qos.get(self.job_qos.get(job_id, "")),
-                reservation_ends=self.reservation_ends)
+                reservation_ends=self.reservation_ends,
+                unusable=None if self.unusable is None or part not in self.unusable
+                else self.unusable[part])
         return self._cache[key]
 
 

@@ -165,13 +165,15 @@ def split_reason(text: str) -> tuple[str, str]:
 
 def explain(reason: str, job: JobRequest | None = None, *,
             partition: PartitionLimits | None = None, qos: QosLimits | None = None,
-            reservation_ends: bool = True) -> Explanation:
+            reservation_ends: bool = True, unusable: list[str] | None = None) -> Explanation:
     """Explain one task's pending reason in its context (all context optional).
 
     ``partition`` and ``qos`` are the limits the job runs under; with them the hint names the
     numbers (PartitionTimeLimit: "the gpu partition allows 12:00:00, the artifact asks
     24:00:00; lower `time`"), and a GPU limit the job exceeds on its own becomes "never
     clears". ``reservation_ends=False``: the reservation behind ReqNodeNotAvail has no end.
+    ``unusable``: the nodes of its partition that cannot run it now ([] all healthy: a node
+    reason is then a passing state that clears; None: not known).
     """
     code, detail = split_reason(reason)
     base = lookup(code)
@@ -188,9 +190,33 @@ def explain(reason: str, job: JobRequest | None = None, *,
         if not reservation_ends:
             outlook = Outlook.NEVER
             hint = "the reservation never ends; ask the administrators"
+    elif code == "ReqNodeNotAvail" and "reserv" in detail.lower():
+        hint = ("the nodes it needs are reserved; it starts when the reservation ends "
+                "(`scontrol show reservation`), or inside it with the `reservation` "
+                "requirement")
+    elif code in NODE_CODES and unusable is not None:
+        outlook, hint = _node_outlook(unusable, outlook, hint)
     elif "GRES" in code and job.gpus and qos is not None:
         outlook, hint = _gres_outlook(code, job.gpus, qos, outlook, hint)
     return Explanation(code, detail, base.meaning, outlook, hint)
+
+
+NODE_CODES = frozenset({"NodeDown", "ReqNodeNotAvail"})
+
+
+def _node_outlook(unusable: list[str], outlook: Outlook, hint: str) -> tuple[Outlook, str]:
+    """A node reason while every node of the partition is healthy is a passing state (a node
+    restarting or briefly not responding): it clears. Otherwise name the nodes."""
+    if not unusable:
+        return Outlook.CLEARS, ("its partition's nodes are all up now (one was briefly "
+                                "unavailable); it starts at the next scheduling pass")
+    shown = ", ".join(unusable[:3]) + (f" and {len(unusable) - 3} more" if len(unusable) > 3
+                                       else "")
+    if all("RESERVED" in n for n in unusable):  # reserved, not broken: no node comes "back"
+        return outlook, (f"its nodes are reserved ({shown}); it starts when the reservation "
+                         "ends (`scontrol show reservation`), or inside it with the "
+                         "`reservation` requirement")
+    return outlook, f"unavailable now: {shown}; {hint}" if hint else f"unavailable now: {shown}"
 
 
 def _time_hint(job: JobRequest, partition: PartitionLimits | None) -> str:

@@ -31,6 +31,7 @@ class SiteLimits:
         self._assocs: list[limits.AssocLimits] | None = None
         self._reservations: list[limits.Reservation] | None = None
         self._job_qos: dict[str, str] = {}
+        self._nodes_text: str | None = None
 
     def partitions(self) -> dict[str, limits.PartitionLimits]:
         """Partitions and their limits; SchedulerQueryError when they cannot be read."""
@@ -44,11 +45,21 @@ class SiteLimits:
         when the nodes cannot be read (then the partitions' TRES is all there is)."""
         if self._node_gpus is None:
             try:
-                out = self.client.ask(["scontrol", "show", "node", "-o"]).stdout
-                self._node_gpus = limits.parse_node_gpus(out)
+                self._node_gpus = limits.parse_node_gpus(self._nodes())
             except SchedulerQueryError:
                 return None
         return self._node_gpus
+
+    def unusable_nodes(self) -> dict[str, list[str]]:
+        """Each partition's nodes that cannot run a job now (down, drained, not responding);
+        SchedulerQueryError when the nodes cannot be read."""
+        return limits.parse_unusable_nodes(self._nodes())
+
+    def _nodes(self) -> str:
+        """``scontrol show node -o``, asked once."""
+        if self._nodes_text is None:
+            self._nodes_text = self.client.ask(["scontrol", "show", "node", "-o"]).stdout
+        return self._nodes_text
 
     def qos_limits(self) -> dict[str, limits.QosLimits]:
         """Every QOS and its limits; {} when accounting cannot be asked."""

@@ -36,7 +36,10 @@ def describe(group: Group, fit: PackFit, site: SiteLimits, *, validate: bool) ->
     options = group.resources.options
     if fit.size > 1 and fit.time_s is not None:
         options = tuple(with_time(options, fit.time_s))
-    lines = ["sbatch " + " ".join(option_text(o) for o in options)
+    res = group.resources
+    signal = (f" --signal=B:{res.checkpoint_signal}@{res.checkpoint_before_s}"
+              if res.checkpoint_before_s else "")  # as the batch script asks for it
+    lines = ["sbatch " + " ".join(option_text(o) for o in options) + signal
              + (f" --array=…%{throttle}" if throttle else "")]
     if group.resources.pack > 1:
         lines.append(describe_pack(group.resources.pack, fit))

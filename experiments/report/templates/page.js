@@ -56,6 +56,13 @@
     }
     return true;
   }
+  function changedOf(t, r) {  // parameter -> today's value, as a Map (any name is safe)
+    var found = new Map(), c = r[t.changed_at];
+    if (c && typeof c === "object") {
+      Object.keys(c).forEach(function (k) { found.set(k, c[k]); });
+    }
+    return found;
+  }
   function renderTable(t, box) {
     var st = ui.get(t.stage);
     var metricSet = new Set(t.metrics);
@@ -91,10 +98,19 @@
     var body = el("tbody");
     rows.slice(0, MAX_ROWS).forEach(function (r) {
       var tr = el("tr", {"data-relpath": r.__relpath});
+      var changed = changedOf(t, r);
       t.columns.forEach(function (name, i) {
         var metric = metricSet.has(name);
         var td = el("td", {title: cellText(r[i])}, metric ? fmt(r[i]) : cellText(r[i]));
         if (metric) { td.className = "metric"; }
+        if (i === t.changed_at) {
+          td.textContent = Array.from(changed.keys()).join(", ");
+        } else if (i < t.params.length && changed.has(name)) {  // built with another value
+          td.className = "changed";
+          td.textContent = cellText(r[i]) + " (now " + cellText(changed.get(name)) + ")";
+          td.title = "built with " + cellText(r[i]) + "; the experiment gives " +
+                     cellText(changed.get(name)) + " today";
+        }
         tr.appendChild(td);
       });
       body.appendChild(tr);
@@ -165,8 +181,10 @@
     var gi = group ? t.columns.indexOf(group) : -1;
     var pts = [];
     t.rows.forEach(function (r, i) {  // the artifact's own state, whatever a column is called
-      if (t.states[i] === "built" && isNum(r[mi])) {
-        pts.push({x: r[pi], y: r[mi], g: gi >= 0 ? cellText(r[gi]) : "", rel: t.relpaths[i]});
+      var made = t.states[i] === "built" || t.states[i] === "stale";
+      if (made && isNum(r[mi])) {
+        pts.push({x: r[pi], y: r[mi], g: gi >= 0 ? cellText(r[gi]) : "", rel: t.relpaths[i],
+                  stale: t.states[i] === "stale" ? t.details[i] : null});
       }
     });
     var svg = svgEl("svg", {"class": "plot", width: W, height: H, viewBox: "0 0 " + W + " " + H,
@@ -223,9 +241,12 @@
       }
       mine.forEach(function (p) {
         var c = svgEl("circle", {cx: xs(p.x).toFixed(1), cy: ys(p.y).toFixed(1), r: 4,
-                                 fill: color, "class": "pt", "data-relpath": p.rel});
+                                 fill: color, stroke: color,
+                                 "class": p.stale === null ? "pt" : "pt stale",
+                                 "data-relpath": p.rel});
         c.appendChild(svgEl("title", {}, p.rel + "\n" + metric + " = " + fmt(p.y) + "\n" +
-                            param + " = " + cellText(p.x) + (group ? "\n" + group + " = " + p.g : "")));
+                            param + " = " + cellText(p.x) + (group ? "\n" + group + " = " + p.g : "") +
+                            (p.stale === null ? "" : "\nstale: " + p.stale)));
         svg.appendChild(c);
       });
     });
