@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import json
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from .. import paths
@@ -129,21 +131,49 @@ class Live:
                 for name, why in self.unreachable.items()]
 
 
-def needs_asking(record: JobRecord) -> bool:
+def needs_asking(record: JobRecord, now: float | None = None) -> bool:
     """Whether the scheduler must be asked about a job: it was submitted and some task's end
     is not recorded yet (``JobRecord.ended`` keeps each task's first observed end, so a job
-    whose tasks have all ended costs no query, however long the history)."""
-    return bool(record.job_id) and record.state is not RecordState.FINISHED and len(
-        record.ended) < len(record.tasks)
+    whose tasks have all ended costs no query, however long the history), or a recorded end
+    that left its artifact unbuilt is young enough to have been requeued (:func:`requeuable`)."""
+    if not record.job_id or record.state is RecordState.FINISHED:
+        return False
+    return len(record.ended) < len(record.tasks) or requeuable(record, now)
+
+
+def requeuable(record: JobRecord, now: float | None = None) -> bool:
+    """Whether some task whose end is recorded, not built, may have been requeued since: the
+    scheduler keeps an ended job ``requeue_window_s`` after its end (Slurm's MinJobAge, 0 for
+    ever) and ``scontrol requeue`` brings it back meanwhile. Records without a window (older
+    ones, backends that cannot requeue) never are."""
+    window = record.requeue_window_s
+    if window is None or not record.ended:
+        return False
+    seen = {str(e.get("observed_at") or "") for e in record.ended.values()
+            if e.get("state") != ArtifactState.BUILT.value}
+    if not seen or window == 0:
+        return bool(seen)
+    now = time.time() if now is None else now
+    return any(_epoch(text, now) + window > now for text in seen)
+
+
+def _epoch(text: str, now: float) -> float:
+    """Seconds since the epoch of an ISO time (``now`` when it cannot be read: ask again)."""
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return now
 
 
 def query_live(records: Sequence[JobRecord], backends: Mapping[str, Backend]) -> Live:
     """Scheduler states of the tasks of ``records`` that may still be live: one query per
-    backend for all such jobs, and none when every task's end is recorded."""
+    backend for all such jobs, and none when every task's end is recorded (and none of them
+    can have been requeued)."""
     live = Live()
     by_backend: dict[str, list[JobRecord]] = {}
+    now = time.time()
     for r in records:
-        if needs_asking(r):
+        if needs_asking(r, now):
             by_backend.setdefault(r.backend, []).append(r)
     for name, recs in by_backend.items():
         try:

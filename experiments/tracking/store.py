@@ -113,6 +113,10 @@ class JobRecord:
     # When `gc` removed the job's logs and spec folder (the record and its ended states stay).
     collected_at: str | None = None
     throttle: int | None = None  # at most this many of its tasks at once (None: no throttle)
+    # How long after a task's end the scheduler can still requeue it (Slurm's MinJobAge, read
+    # at submission; 0: for ever); a recorded failure is asked about again for that long.
+    # None (older records, backends that cannot requeue): an end, once recorded, is final.
+    requeue_window_s: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

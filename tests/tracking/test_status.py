@@ -4,6 +4,7 @@ disagree, which jobs are worth a query, what a stage counts."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,19 @@ def test_only_submitted_jobs_with_an_unrecorded_end_are_worth_a_query() -> None:
     assert not needs_asking(_record(state=RecordState.FINISHED))
     assert needs_asking(_record(ended={"0": {"state": "built"}}))
     assert not needs_asking(_record(ended={"0": {"state": "built"}, "1": {"state": "failed"}}))
+
+
+def test_a_recorded_failure_is_asked_about_again_while_the_scheduler_can_requeue_it() -> None:
+    ended = {"0": {"state": "built", "observed_at": "2026-01-01T00:00:00+00:00"},
+             "1": {"state": "failed", "observed_at": "2026-01-01T00:00:00+00:00"}}
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    young = _record(ended=ended, requeue_window_s=300)
+    assert needs_asking(young, now=at + 299)
+    assert not needs_asking(young, now=at + 301)  # past MinJobAge: no call at all
+    assert needs_asking(_record(ended=ended, requeue_window_s=0), now=at + 10**7)  # kept for ever
+    assert not needs_asking(_record(ended=ended), now=at)  # older records: an end is final
+    built = {k: {**v, "state": "built"} for k, v in ended.items()}
+    assert not needs_asking(_record(ended=built, requeue_window_s=300), now=at)
 
 
 def test_the_done_marker_wins_over_a_live_answer_and_is_the_only_way_to_built(

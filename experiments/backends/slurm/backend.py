@@ -135,7 +135,7 @@ class SlurmBackend:
         except SubmissionError:  # refused for sure: the intent must not linger
             ctx.discard(job)
             raise
-        record = ctx.confirm(job, job_id)
+        record = ctx.confirm(job, job_id, requeue_window_s=self.client.min_job_age_s())
         if arr.wait is Wait.CORR and upstream:
             deps.write_dependents(upstream[0], record)
         return record

@@ -286,6 +286,15 @@ class SlurmClient:
         is told "temporarily unable to accept job" and retries); None if not printed."""
         return self._config_int("MaxJobCount")
 
+    def min_job_age_s(self) -> int | None:
+        """The controller's ``MinJobAge``: how long it keeps an ended job (and ``scontrol
+        requeue`` can bring it back); None when it cannot be read. Free after a launch's
+        other reads of the configuration (one ``scontrol show config`` per client)."""
+        try:
+            return self._config_int("MinJobAge")
+        except SchedulerQueryError:
+            return None
+
     def _config_int(self, key: str) -> int | None:
         """An integer of ``scontrol show config`` (read once per client)."""
         if self._config_text is None:
