@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from .. import paths
@@ -24,6 +23,7 @@ from ..worker.common import WorkerState
 from .logfiles import early_failure
 from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
+from .requeues import needs_asking
 from .store import JobRecord, RecordState, now_iso
 
 
@@ -61,10 +61,22 @@ class TaskView:
     note: str = ""      # history: "rebuilt by 9" when another job built the artifact since
     recorded: bool = False  # history: read from the record's ``ended`` entry
     outlook: Outlook | None = None  # queued with a reason: whether it clears on its own
+    slurm_task: str = ""  # the scheduler's task id when it is not ``<job>_<index>`` (lanes, packs)
+    in_pack: bool = False  # its task builds several artifacts: name it with its relpath
 
     @property
     def key(self) -> TaskKey | None:
         return TaskKey(self.job_id, self.index) if self.job_id else None
+
+    @property
+    def task_id(self) -> str:
+        """The scheduler's id of the task (a pack's id for an artifact in a pack); "" if none."""
+        return self.slurm_task or (f"{self.job_id}_{self.index}" if self.job_id else "")
+
+    @property
+    def address(self) -> str:
+        """How ``cat`` names this artifact's task: the task id, ``/<relpath>`` inside a pack."""
+        return f"{self.task_id}/{self.relpath}" if self.in_pack and self.task_id else self.task_id
 
     @property
     def label(self) -> str:
@@ -131,40 +143,6 @@ class Live:
                 for name, why in self.unreachable.items()]
 
 
-def needs_asking(record: JobRecord, now: float | None = None) -> bool:
-    """Whether the scheduler must be asked about a job: it was submitted and some task's end
-    is not recorded yet (``JobRecord.ended`` keeps each task's first observed end, so a job
-    whose tasks have all ended costs no query, however long the history), or a recorded end
-    that left its artifact unbuilt is young enough to have been requeued (:func:`requeuable`)."""
-    if not record.job_id or record.state is RecordState.FINISHED:
-        return False
-    return len(record.ended) < len(record.tasks) or requeuable(record, now)
-
-
-def requeuable(record: JobRecord, now: float | None = None) -> bool:
-    """Whether some task whose end is recorded, not built, may have been requeued since: the
-    scheduler keeps an ended job ``requeue_window_s`` after its end (Slurm's MinJobAge, 0 for
-    ever) and ``scontrol requeue`` brings it back meanwhile. Records without a window (older
-    ones, backends that cannot requeue) never are."""
-    window = record.requeue_window_s
-    if window is None or not record.ended:
-        return False
-    seen = {str(e.get("observed_at") or "") for e in record.ended.values()
-            if e.get("state") != ArtifactState.BUILT.value}
-    if not seen or window == 0:
-        return bool(seen)
-    now = time.time() if now is None else now
-    return any(_epoch(text, now) + window > now for text in seen)
-
-
-def _epoch(text: str, now: float) -> float:
-    """Seconds since the epoch of an ISO time (``now`` when it cannot be read: ask again)."""
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return now
-
-
 def query_live(records: Sequence[JobRecord], backends: Mapping[str, Backend]) -> Live:
     """Scheduler states of the tasks of ``records`` that may still be live: one query per
     backend for all such jobs, and none when every task's end is recorded (and none of them
@@ -218,7 +196,14 @@ def modified_detail(why: str) -> str:
 def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
           held: bool = False, reason: str = "") -> TaskView:
     return TaskView(record.job_id or "?", index, record.tasks[index][1], state, detail, held,
-                    reason)
+                    reason, **_naming(record, index))
+
+
+def _naming(record: JobRecord, index: int) -> dict[str, Any]:
+    """A view's ``slurm_task`` and ``in_pack`` when its array index is not its position."""
+    if not record.array_indices:
+        return {}
+    return {"slurm_task": record.task_id(index), "in_pack": record.packed}
 
 
 def _live_view(record: JobRecord, index: int, st: TaskStatus) -> TaskView:
@@ -349,7 +334,7 @@ def from_entry(record: JobRecord, index: int, entry: Mapping[str, Any]) -> TaskV
         state = ArtifactState.UNKNOWN
     return TaskView(record.job_id or "?", index, record.tasks[index][1], state,
                     str(entry.get("detail") or ""), reason=str(entry.get("label") or ""),
-                    recorded=True)
+                    recorded=True, **_naming(record, index))
 
 
 def observed(record: JobRecord, index: int, live: Live, root: str,
