@@ -17,7 +17,7 @@ from .. import paths
 from ..backends.base import Backend
 from ..errors import SchedulerQueryError
 from ..model.artifact import Artifact
-from ..states import JobState, Outlook, TaskKey, TaskStatus
+from ..states import NOT_OURS, JobState, Outlook, TaskKey, TaskStatus
 from ..worker import trust
 from ..worker.common import WorkerState
 from .logfiles import early_failure
@@ -38,13 +38,15 @@ class ArtifactState(str, enum.Enum):
     CANCELLED = "cancelled"
     MODIFIED = "modified"  # built, but another account could have changed it since
     UNKNOWN = "unknown"
+    ELSEWHERE = "other cluster"  # submitted on another cluster: not asked, may be live
     SUBMITTING = "submitting"
     NOT_STARTED = "not started"
 
 
 ORDER = tuple(ArtifactState)  # display order
+NOT_OURS_LABEL = "not ours"  # the reason shown (and recorded) for a job id now another job's
 PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.MODIFIED,
-            ArtifactState.UNKNOWN)
+            ArtifactState.UNKNOWN, ArtifactState.ELSEWHERE)
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,10 @@ def _naming(record: JobRecord, index: int) -> dict[str, Any]:
 
 
 def _live_view(record: JobRecord, index: int, st: TaskStatus) -> TaskView:
-    """A running or queued task; a queued one with the scheduler's reason, hint and outlook."""
+    """A running or queued task; a queued one with the scheduler's reason, hint and outlook;
+    one on another cluster with the cluster's name."""
+    if st.state is JobState.ELSEWHERE:
+        return _view(record, index, ArtifactState.ELSEWHERE, st.hint)
     if st.state is JobState.RUNNING:
         return _view(record, index, ArtifactState.RUNNING, st.hint, st.held)
     reason = st.reason if st.outlook is not None else ""
@@ -285,6 +290,8 @@ def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
     The scheduler's own reason (a time limit, memory, a node failure, who cancelled) wins over
     the worker's account of the same end ("interrupted by SIGTERM").
     """
+    if st is not None and st.raw == NOT_OURS:  # its id now names another job
+        return _view(record, index, ArtifactState.UNKNOWN, st.hint, reason=NOT_OURS_LABEL)
     info = worker_account(record, index, root, done)
     worker_state, error = info.get("state"), str(info.get("error") or "")
     if worker_state == WorkerState.DEPENDENCY_FAILED:
@@ -392,7 +399,7 @@ def ended_entry(record: JobRecord, index: int, live: Live, root: str,
         if st is not None and st.state.live:
             return None  # queued, no marker: the common case at scale, without a view
     view = observed(record, index, live, root, done)
-    if view.state not in TERMINAL:
+    if view.state not in TERMINAL and view.reason != NOT_OURS_LABEL:  # "not ours" is final
         return None
     st = scheduler_status(record, index, live)
     info = worker_account(record, index, root, done)
@@ -469,7 +476,7 @@ def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
             entry = record.ended.get(str(index))
             state = _RECORDED.get(entry.get("state")) if entry else None
             return state if state is not None and state not in PROBLEMS else None
-        if st.state.live and not st.held:
+        if st.state.live and not st.held and st.state is not JobState.ELSEWHERE:
             return ArtifactState.RUNNING if st.state is JobState.RUNNING else ArtifactState.QUEUED
         return None
     return ArtifactState.BUILT if done(relpath) and done.problem(relpath) is None else None

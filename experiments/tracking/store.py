@@ -118,6 +118,9 @@ class JobRecord:
     # at submission; 0: for ever); a recorded failure is asked about again for that long.
     # None (older records, backends that cannot requeue): an end, once recorded, is final.
     requeue_window_s: int | None = None
+    # The cluster that accepted it (Slurm's ClusterName); None: not recorded (older records,
+    # backends without clusters). Commands run on another cluster never ask it or cancel it.
+    cluster: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
