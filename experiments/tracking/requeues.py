@@ -3,8 +3,9 @@
 A task's end is recorded the first time a verb sees it, and never asked about again, so a
 project whose jobs have all ended costs no scheduler call. Slurm keeps an ended job for
 ``MinJobAge`` seconds, though, and meanwhile ``scontrol requeue`` brings a failed task back: a
-recorded end that left its artifact unbuilt is asked about again (in the same one query) until it
-is older than that window, read at submission and kept in the record.
+recorded failure (failed, or unknown; not cancelled or dependency-failed) is asked about
+again (in the same one query) until it is older than that window, read at submission and kept in
+the record.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from datetime import datetime
 
 from .store import JobRecord, RecordState
 
-BUILT = "built"  # ArtifactState.BUILT's value, as recorded in ``JobRecord.ended``
+# Recorded ends (ArtifactState values in ``JobRecord.ended``) asked about again while young:
+# failures. Not built, cancelled or dependency-failed ends (a status right after a `cancel` or
+# an `scancel` of a grid stays free of calls).
+AGAIN = frozenset({"failed", "unknown"})
 
 
 def needs_asking(record: JobRecord, now: float | None = None) -> bool:
@@ -28,15 +32,16 @@ def needs_asking(record: JobRecord, now: float | None = None) -> bool:
 
 
 def requeuable(record: JobRecord, now: float | None = None) -> bool:
-    """Whether some task whose end is recorded, not built, may have been requeued since: the
+    """Whether some task whose end is recorded as a failure may have been requeued since: the
     scheduler keeps an ended job ``requeue_window_s`` after its end (Slurm's MinJobAge, 0 for
     ever) and ``scontrol requeue`` brings it back meanwhile. Records without a window (older
-    ones, backends that cannot requeue) never are."""
+    ones, backends that cannot requeue) never are, nor jobs stopped with ``cancel`` (a status
+    right after a cancel stays free)."""
     window = record.requeue_window_s
-    if window is None or not record.ended:
+    if window is None or not record.ended or record.state is RecordState.CANCELLED:
         return False
     seen = {str(e.get("observed_at") or "") for e in record.ended.values()
-            if e.get("state") != BUILT}
+            if e.get("state") in AGAIN and e.get("label") != "not ours"}
     if not seen or window == 0:
         return bool(seen)
     now = time.time() if now is None else now

@@ -16,6 +16,10 @@ Fixtures (session scoped):
   reliability tests stop, freeze (SIGSTOP) and restart; its slurmctld pid file is
   ``<dir>/slurmctld.pid``. Stopped at the end of the session if this session started it. A
   :class:`FaultsCluster`, whose methods do those faults.
+* ``second_cluster`` -- a function ``(first_job_id) -> SlurmCluster``: the *second* cluster
+  (default-like, its own ports and ``ClusterName``, no accounting), begun afresh so that its
+  next job id is ``first_job_id`` (``FirstJobId``): two clusters behind one home whose ids
+  collide. Stopped at the end of the session.
 * ``test_users`` -- the unprivileged Unix users ``expuser1`` and ``expuser2`` (with homes),
   created with ``useradd`` if missing (needs root).
 * ``policed_cluster`` -- the *policed* cluster (``SLURM_TEST_POLICED=1``: required accounts, QOS
