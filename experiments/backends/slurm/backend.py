@@ -161,7 +161,8 @@ class SlurmBackend:
         ask = to_account({j: r for j, r in mine.items() if j not in foreign}, queued)
         if ask:
             accounted, later = self.client.named_accounted_states(ask, names)
-            foreign.update(later)
+            held = {key.partition("_")[0] for key in queued}  # squeue knows them as ours:
+            foreign.update((j, n) for j, n in later.items() if j not in held)  # sacct lags
             queued = merge(queued, accounted)
         found = pending.explain_pending(self.site, asked, keyed(queued, mine))
         out.update(deps.end_never_satisfied(self.client, asked, found))

@@ -15,6 +15,9 @@ job ids may reach A's. Two checks keep a record from being confused with another
 * **The name.** Every squeue and sacct row carries the job's name; a row whose name is not the
   one the record submitted belongs to another job that now has the id: it is dropped, never
   shown, never cancelled, and its tasks are :data:`NOT_OURS` (the record says so once seen).
+  For a few seconds after a job ends, accounting can list it under its plain id with a
+  placeholder name (``allocation``): sacct's verdict counts only for jobs squeue no longer
+  shows (squeue, which printed our name, is authoritative for what the controller holds).
 
 This machine's cluster is read without a scheduler call where it can be: from the configuration
 a launch has already read, else from ``slurm.conf`` (``$SLURM_CONF`` or Slurm's default path),
@@ -90,10 +93,12 @@ def not_ours(records: Mapping[str, JobRecord], foreign: Mapping[str, str]
 
 def named_rows(stdout: str, names: Mapping[str, str]) -> tuple[str, dict[str, str]]:
     """Rows ``JobID|State|ExitCode|Reason|Name`` (squeue's with a trailing ``|``, or sacct's)
-    as the four-field rows :func:`.parse.parse_rows` reads, without those of a job id whose
-    name is not the one ``names`` expects; and those ids with the name found."""
+    as the four-field rows :func:`.parse.parse_rows` reads, without those whose name is not
+    the one ``names`` expects for their job id; and the ids that only such rows name, with
+    the name found (accounting can hold several jobs of one id: a reinstalled cluster's)."""
     kept: list[str] = []
     foreign: dict[str, str] = {}
+    matched: set[str] = set()
     for line in stdout.splitlines():
         fields = line.split("|")
         if len(fields) == 6 and not fields[5]:
@@ -103,7 +108,8 @@ def named_rows(stdout: str, names: Mapping[str, str]) -> tuple[str, dict[str, st
         job_id = fields[0].strip().split("_", 1)[0]
         name, want = fields[4].strip(), names.get(job_id)
         if want is not None and name != want:
-            foreign[job_id] = name
+            foreign.setdefault(job_id, name)
             continue
+        matched.add(job_id)
         kept.append("|".join(fields[:4]))
-    return "\n".join(kept), foreign
+    return "\n".join(kept), {k: v for k, v in foreign.items() if k not in matched}

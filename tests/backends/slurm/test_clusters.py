@@ -49,3 +49,8 @@ def test_rows_of_a_job_id_that_names_another_job_are_dropped_and_reported() -> N
     st = clusters.not_ours({"9": _record("9", None, "p.s.2")}, foreign)[TaskKey("9", 0)]
     assert (st.state, st.raw) == (JobState.UNKNOWN, NOT_OURS) and not st.state.live
     assert "job id 9 now belongs to another job ('unrelated'" in st.hint
+
+
+def test_accounting_holding_an_older_job_of_the_same_id_leaves_ours_ours() -> None:
+    sacct = "368_0|FAILED|3:0|None|allocation\n368_0|COMPLETED|0:0|None|p.s.1"
+    assert clusters.named_rows(sacct, {"368": "p.s.1"}) == ("368_0|COMPLETED|0:0|None", {})
