@@ -170,7 +170,10 @@ class SlurmBackend:
         return out
 
     def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:
-        """Accounting for every task of ``records``: one sacct call (KeepsAccounts)."""
+        """Accounting for every task of ``records``: one sacct call (KeepsAccounts); none for
+        records of another cluster (this cluster's accounting would answer for its own job of
+        the same id)."""
+        records = clusters.split(records, self.client.cluster_name())[0]
         ids = [r.job_id for r in records if r.job_id]
         out: dict[TaskKey, TaskUsage] = {}
         for text, used in (self.client.usage(ids) if ids else {}).items():
