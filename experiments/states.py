@@ -12,6 +12,10 @@ import enum
 from dataclasses import dataclass
 from typing import NamedTuple
 
+# The raw word of a task whose job id the scheduler now gives to a job of another name (see
+# experiments/backends/slurm/clusters.py): not ours, never shown or cancelled as ours.
+NOT_OURS = "NOT_OURS"
+
 
 class JobState(str, enum.Enum):
     """The state of one task as the scheduler (or the local runner) reports it.
@@ -26,11 +30,14 @@ class JobState(str, enum.Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"
+    # Submitted to another cluster than the one this machine's scheduler commands reach: not
+    # asked, so it may still run (never resubmitted, never cancelled from here).
+    ELSEWHERE = "elsewhere"
 
     @property
     def live(self) -> bool:
-        """True while the task may still run (queued, running or requeued)."""
-        return self in (JobState.PENDING, JobState.RUNNING)
+        """True while the task may still run (queued, running, requeued, or elsewhere)."""
+        return self in (JobState.PENDING, JobState.RUNNING, JobState.ELSEWHERE)
 
 
 class TaskKey(NamedTuple):

@@ -44,6 +44,9 @@ ACCOUNTING=${SLURM_TEST_ACCOUNTING:-1}
 # run, and what `drylaunch --validate` must read right). The policed cluster needs it on.
 GPU_ACCOUNTING=${SLURM_TEST_GPU_ACCOUNTING:-$POLICED}
 CLUSTER=${SLURM_TEST_CLUSTER_NAME:-$d_name}
+# FirstJobId: a started cluster's next job id (restart its slurmctld with a fresh state to use
+# it); the "second" test cluster sets it to collide with the default cluster's ids.
+FIRST_JOB_ID=${SLURM_TEST_FIRST_JOB_ID:-}
 read -r -a POLICED_USERS <<<"${SLURM_TEST_POLICED_USERS:-expuser1 expuser2}"
 RESV_LEAD_H=6 RESV_MIN_LEAD_H=5   # the maintenance window starts 5-6 h ahead (policed cluster)
 CLUSTER=${CLUSTER,,}                       # Slurm lower-cases cluster names anyway
@@ -140,6 +143,7 @@ AccountingStoragePort=$DBD_PORT"
     acct="AccountingStorageType=accounting_storage/none"   # sacct: "accounting storage is disabled"
   fi
   policy_lines
+  if [[ -n $FIRST_JOB_ID ]]; then acct+=$'\nFirstJobId='"$FIRST_JOB_ID"; fi
   # SchedulerParameters, measured on 2 cores: trivial array tasks complete at ~33/s with the defaults,
   # ~50-60/s with these (sched_interval=1 is what matters; the machine is then CPU bound). No
   # submit-time delay, backfill every second. jobacct_gather/none: sacct still has State/ExitCode.

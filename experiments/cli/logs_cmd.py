@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from ..tracking.store import JobRecord
 
 
-@click.command(name="cat", help="Show the log of JOB (<id> or <id>_<index>); long logs show "
-                                "their last lines (--full for all).")
+@click.command(name="cat", help="Show the log of JOB (<id>, Slurm's task <id>_<index>, or "
+                                "<id>_<index>/<relpath>: one artifact of a pack); long logs "
+                                "show their last lines (--full for all).")
 @click.argument("job", shell_complete=complete_jobs)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing while the task runs.")
 @click.option("--all", "show_all", is_flag=True, help="Every task and every log.")
@@ -36,23 +37,26 @@ def cat(state: CliState, /, job: str, follow: bool, show_all: bool, failed: bool
         **opts: Any) -> None:
     """One task's log (following it with -f), or a job's task table and chosen logs."""
     from ..verbs.housekeeping import missing_log_note
-    from ..verbs.inspect import find_job, job_view
+    from ..verbs.inspect import find_tasks, job_view
 
     session = state.session(**opts)
-    record, index = find_job(session, job)
+    record, where = find_tasks(session, job)
     view = job_view(session, record)
-    if index is None and len(record.tasks) == 1:
-        index = 0
-    if index is None:
+    if where is None and len(record.tasks) == 1:
+        where = [0]
+    if where is None:
         _job_logs(view, show_all, failed, full)
         return
+    index = where[0]
     path = record.log_path(index)
-    task_line(view, index)
-    shown = log_file(path, f"{record.job_id}_{index} {record.tasks[index][1]}",
+    for i in where:  # a pack's task: every artifact it builds, then its whole log
+        task_line(view, i, facts=i == where[-1])
+    shown = log_file(path, f"{record.task_id(index)} " + (
+        record.tasks[index][1] if len(where) == 1 else f"(a pack of {len(where)} artifacts)"),
                      full=full, gone=missing_log_note(record),
-                     section=record.log_section(index))
+                     section=record.log_section(index) if len(where) == 1 else None)
     if follow:
-        _follow(session, record, index, path, shown)
+        _follow(session, record, where, path, shown)
 
 
 def _job_logs(view: JobView, show_all: bool, failed: bool, full: bool) -> None:
@@ -65,9 +69,11 @@ def _job_logs(view: JobView, show_all: bool, failed: bool, full: bool) -> None:
     bad = (ArtifactState.FAILED, ArtifactState.DEP_FAILED)
     wanted = [t.index for t in view.tasks if show_all or (failed and t.state in bad)]
     if not wanted:
-        render.line(f"`cat {record.job_id}_<index>` shows one task's log.")
+        render.line(f"`cat {record.job_id}_<index>` shows one task's log" + (
+            f", `cat {record.job_id}_<index>/<relpath>` one artifact of a pack's task."
+            if record.packed else "."))
     for i in wanted:
-        log_file(record.log_path(i), f"{record.job_id}_{i}", full=full,
+        log_file(record.log_path(i), record.address(i), full=full,
                  gone=missing_log_note(record), section=record.log_section(i))
 
 
@@ -117,7 +123,7 @@ def logs_command(state: CliState, /, selector: str | None, where: tuple[str, ...
                          gone=missing_log_note(a.record), section=a.record.log_section(a.index))
     last = found[-1]
     if follow and last.view and last.view.state in (ArtifactState.QUEUED, ArtifactState.RUNNING):
-        _follow(session, last.record, last.index, last.log, shown)
+        _follow(session, last.record, [last.index], last.log, shown)
 
 
 def _failed_logs(session: Session, stage: str | None, full: bool) -> None:
@@ -134,15 +140,18 @@ def _failed_logs(session: Session, stage: str | None, full: bool) -> None:
     render.line(f"{len(found)} failed artifact(s).")
 
 
-def _follow(session: Session, record: JobRecord, index: int, path: Path, start: int) -> None:
-    """Print what the task's log gains until the task is neither queued nor running."""
+def _follow(session: Session, record: JobRecord, where: list[int], path: Path,
+            start: int) -> None:
+    """Print what the task's log gains until none of the artifacts at positions ``where``
+    (one, or a pack's) is queued or running."""
     from ..tracking import logfiles
     from ..tracking.status import ArtifactState
     from ..verbs.inspect import job_view
 
     def ended() -> bool:
-        task = job_view(session, record).tasks[index]
-        return task.state not in (ArtifactState.QUEUED, ArtifactState.RUNNING)
+        tasks = job_view(session, record).tasks
+        return all(tasks[i].state not in (ArtifactState.QUEUED, ArtifactState.RUNNING)
+                   for i in where)
 
     for text in logfiles.follow(path, start, stop=ended):
         render.line(text, end="")
@@ -161,7 +170,7 @@ def task_table(view: JobView, limit: int | None) -> None:
     tasks = view.tasks if limit is None else view.tasks[:limit]
     for t in tasks:
         detail = " — ".join(x for x in (t.detail, t.note) if x)
-        table.add_row(f"{t.job_id}_{t.index}", esc(t.relpath),
+        table.add_row(t.task_id, esc(t.relpath),
                       f"[{render.style(t.state)}]{esc(t.label)}[/]", esc(detail))
     out = render.out()
     out.print(table)
@@ -181,13 +190,15 @@ def job_facts(view: JobView) -> None:
         render.line(f"launched with --set {sets}")
 
 
-def task_line(view: JobView, index: int) -> None:
-    """One task's state as recorded, with the scheduler's reason and what happened since."""
+def task_line(view: JobView, index: int, facts: bool = True) -> None:
+    """One task's state as recorded, with the scheduler's reason and what happened since
+    (and, with ``facts``, the job's root and overrides)."""
     t = view.tasks[index]
-    parts = [f"{t.job_id}_{t.index} {t.label}", t.detail, t.note]
+    parts = [f"{t.address} {t.label}", t.detail, t.note]
     render.out().print(f"[{render.style(t.state)}]"
                        f"{render.escape(' — '.join(p for p in parts if p))}[/]", soft_wrap=True)
-    job_facts(view)
+    if facts:
+        job_facts(view)
 
 
 def _title(title: str) -> None:

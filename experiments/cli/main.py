@@ -67,8 +67,10 @@ COMMANDS: dict[str, LazyCommand] = {
                         "Block until every artifact of the stages (all by default) is built, "
                         "failed or cancelled."),
     "history": LazyCommand("watch_cmd", "history", "Every submitted job with its task counts."),
-    "cat": LazyCommand("logs_cmd", "cat", "Show the log of JOB (<id> or <id>_<index>); long "
-                                          "logs show their last lines (--full for all)."),
+    "cat": LazyCommand("logs_cmd", "cat", "Show the log of JOB (<id>, Slurm's task "
+                                          "<id>_<index>, or <id>_<index>/<relpath>: one "
+                                          "artifact of a pack); long logs show their last "
+                                          "lines (--full for all)."),
     "logs": LazyCommand("logs_cmd", "logs_command", "Every attempt's log of one artifact.",
                         explicit=True),
     "efficiency": LazyCommand("results_cmd", "efficiency",

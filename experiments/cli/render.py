@@ -28,8 +28,8 @@ WIDE = 100_000  # piped output: never wrapped, so grep and awk see whole lines
 _CONTROL = dict.fromkeys((7, 8, 11, 12, 13))  # the control codes rich drops from text
 _STYLE = {"built": "green", "stale": "yellow", "running": "cyan", "queued": "blue",
           "failed": "red", "dep-failed": "red", "cancelled": "yellow", "modified": "red",
-          "unknown": "magenta",
-          "submitting": "magenta", "not started": "dim"}
+          "unknown": "magenta", "submitting": "magenta", "not started": "dim",
+          "other cluster": "magenta"}
 _consoles: dict[bool, Console] = {}
 
 

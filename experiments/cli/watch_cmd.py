@@ -176,7 +176,7 @@ def _problems(stages: Sequence[StageStatus], limit: int | None) -> None:
     esc = render.escape
     problems = [p for s in stages for p in s.problems]
     for p in problems if limit is None else problems[:limit]:
-        where = f" — `cat {p.job_id}_{p.index}`" if p.job_id else ""
+        where = f" — `cat {p.address}`" if p.job_id else ""
         detail = esc(p.detail or "no reason recorded")
         render.out().print(f"[red]{esc(p.label)}[/] {esc(p.relpath)}: {detail}{esc(where)}",
                            soft_wrap=True)
@@ -371,7 +371,7 @@ def wait_summary(result: WaitResult) -> None:
 def _task_json(t: TaskView) -> dict[str, object]:
     """One task's state, reason and outlook."""
     return {"relpath": t.relpath, "state": t.state.value, "detail": t.detail,
-            "task": str(t.key) if t.key else None, "held": t.held, "reason": t.reason,
+            "task": t.task_id or None, "held": t.held, "reason": t.reason,
             "outlook": t.outlook.value if t.outlook else None}
 
 

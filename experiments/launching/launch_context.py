@@ -214,11 +214,12 @@ class LaunchContext:
             setup=tuple(self.setup_lines(group)) if setup_in_worker else (),
             checkpoint=checkpoint)
 
-    def confirm(self, job: PreparedJob, job_id: str) -> JobRecord:
-        """Record the scheduler's job id for a prepared job."""
+    def confirm(self, job: PreparedJob, job_id: str, **changes: Any) -> JobRecord:
+        """Record the scheduler's job id for a prepared job (with the backend's ``changes``
+        to its record, such as how long the scheduler can requeue its ended tasks)."""
         crash_point("after-submit")  # the scheduler accepted the job; its id is not recorded
         record = self.store.update(job.record.stage, job.record.name, job_id=job_id,
-                                   state=RecordState.SUBMITTED)
+                                   state=RecordState.SUBMITTED, **changes)
         job.record = record
         for t in job.tasks:
             self.job_of[t.artifact_id] = job_id

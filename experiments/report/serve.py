@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from ..session import Session
 from ..tracking import logfiles as logs
@@ -93,18 +93,23 @@ class LivePage:
             return self._cache[kind]
 
     def log(self, job: str) -> bytes | None:
-        """The log of task ``<job_id>_<index>`` of a tracked job, or None."""
-        job_id, sep, index = job.rpartition("_")
+        """The log of Slurm's task ``<job_id>_<index>`` of a tracked job (a pack's whole log),
+        or of ``<job_id>_<index>/<relpath>`` (that artifact's part of it); None if no such."""
+        task, _, relpath = job.partition("/")
+        job_id, sep, index = task.rpartition("_")
         if not sep or not index.isdigit():
             return None
         for record in self.session.records(self.stages):
-            if record.job_id == job_id and int(index) < len(record.tasks):
+            where = record.positions(int(index)) if record.job_id == job_id else []
+            if relpath:
+                where = [i for i in where if record.tasks[i][1] == unquote(relpath)]
+            if where:
                 try:
-                    section = record.log_section(int(index))
+                    section = record.log_section(where[0]) if len(where) == 1 else None
                     if section is not None:  # a pack's log: this artifact's part of it
-                        return logs.section_bytes(record.log_path(int(index)), section,
+                        return logs.section_bytes(record.log_path(where[0]), section,
                                                   LOG_LIMIT, from_end=False)[0]
-                    with open(record.log_path(int(index)), "rb") as fh:
+                    with open(record.log_path(where[0]), "rb") as fh:
                         return fh.read(LOG_LIMIT)
                 except OSError:
                     return b"(no log yet: the task has not started)\n"

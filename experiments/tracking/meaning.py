@@ -25,6 +25,9 @@ MEANING = {
                             "on it",
     ArtifactState.CANCELLED: "its task was cancelled before it finished (by you, an admin or "
                              "another user)",
+    ArtifactState.ELSEWHERE: "its job was submitted on another Slurm cluster sharing this home: "
+                             "it is not asked about (nor cancelled, nor resubmitted) from here; "
+                             "run the command on a login node of that cluster",
     ArtifactState.UNKNOWN: "submitted and not built, but the scheduler no longer knows the task "
                            "(or could not be asked)",
     ArtifactState.SUBMITTING: "a launch recorded its job, but the scheduler has not confirmed "

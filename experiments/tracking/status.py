@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import paths
 from ..backends.base import Backend
 from ..errors import SchedulerQueryError
-from ..model.artifact import Artifact
-from ..states import JobState, Outlook, TaskKey, TaskStatus
+from ..states import NOT_OURS, JobState, Outlook, TaskKey, TaskStatus
 from ..worker import trust
 from ..worker.common import WorkerState
 from .logfiles import early_failure
 from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
+from .requeues import needs_asking
 from .store import JobRecord, RecordState, now_iso
 
 
@@ -37,6 +38,7 @@ class ArtifactState(str, enum.Enum):
     CANCELLED = "cancelled"
     MODIFIED = "modified"  # built, but another account could have changed it since
     UNKNOWN = "unknown"
+    ELSEWHERE = "other cluster"  # submitted on another cluster: not asked, may be live
     SUBMITTING = "submitting"
     NOT_STARTED = "not started"
 
@@ -46,8 +48,9 @@ ORDER = tuple(ArtifactState)  # display order
 #: raised when a key changes meaning or disappears, not when one is added (docs/states.md).
 #: Version 2 added the *stale* state; documents without a version are version 1.
 JSON_VERSION = 2
+NOT_OURS_LABEL = "not ours"  # the reason shown (and recorded) for a job id now another job's
 PROBLEMS = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.MODIFIED,
-            ArtifactState.UNKNOWN)
+            ArtifactState.UNKNOWN, ArtifactState.ELSEWHERE)
 
 
 @dataclass(frozen=True)
@@ -64,10 +67,22 @@ class TaskView:
     note: str = ""      # history: "rebuilt by 9" when a later job built the artifact
     recorded: bool = False  # history: read from the record's ``ended`` entry
     outlook: Outlook | None = None  # queued with a reason: whether it clears on its own
+    slurm_task: str = ""  # the scheduler's task id when it is not ``<job>_<index>`` (lanes, packs)
+    in_pack: bool = False  # its task builds several artifacts: name it with its relpath
 
     @property
     def key(self) -> TaskKey | None:
         return TaskKey(self.job_id, self.index) if self.job_id else None
+
+    @property
+    def task_id(self) -> str:
+        """The scheduler's id of the task (a pack's id for an artifact in a pack); "" if none."""
+        return self.slurm_task or (f"{self.job_id}_{self.index}" if self.job_id else "")
+
+    @property
+    def address(self) -> str:
+        """How ``cat`` names this artifact's task: the task id, ``/<relpath>`` inside a pack."""
+        return f"{self.task_id}/{self.relpath}" if self.in_pack and self.task_id else self.task_id
 
     @property
     def label(self) -> str:
@@ -135,21 +150,15 @@ class Live:
                 for name, why in self.unreachable.items()]
 
 
-def needs_asking(record: JobRecord) -> bool:
-    """Whether the scheduler must be asked about a job: it was submitted and some task's end
-    is not recorded yet (``JobRecord.ended`` keeps each task's first observed end, so a job
-    whose tasks have all ended costs no query, however long the history)."""
-    return bool(record.job_id) and record.state is not RecordState.FINISHED and len(
-        record.ended) < len(record.tasks)
-
-
 def query_live(records: Sequence[JobRecord], backends: Mapping[str, Backend]) -> Live:
     """Scheduler states of the tasks of ``records`` that may still be live: one query per
-    backend for all such jobs, and none when every task's end is recorded."""
+    backend for all such jobs, and none when every task's end is recorded (and none of them
+    can have been requeued)."""
     live = Live()
     by_backend: dict[str, list[JobRecord]] = {}
+    now = time.time()
     for r in records:
-        if needs_asking(r):
+        if needs_asking(r, now):
             by_backend.setdefault(r.backend, []).append(r)
     for name, recs in by_backend.items():
         try:
@@ -194,14 +203,24 @@ def modified_detail(why: str) -> str:
 def _view(record: JobRecord, index: int, state: ArtifactState, detail: str = "",
           held: bool = False, reason: str = "") -> TaskView:
     return TaskView(record.job_id or "?", index, record.tasks[index][1], state, detail, held,
-                    reason)
+                    reason, **_naming(record, index))
+
+
+def _naming(record: JobRecord, index: int) -> dict[str, Any]:
+    """A view's ``slurm_task`` and ``in_pack`` when its array index is not its position."""
+    if not record.array_indices:
+        return {}
+    return {"slurm_task": record.task_id(index), "in_pack": record.packed}
 
 
 def _live_view(record: JobRecord, index: int, st: TaskStatus, root: str | None = None,
                done: DoneIndex | None = None) -> TaskView:
-    """A running or queued task; a queued one with the scheduler's reason, hint and outlook.
-    An artifact of a running pack is running only while the worker builds it (its status file
-    says so); before that it waits behind the others (queued), after it, it ended."""
+    """A running or queued task; a queued one with the scheduler's reason, hint and outlook;
+    one on another cluster with the cluster's name. An artifact of a running pack is running
+    only while the worker builds it (its status file says so); before that it waits behind the
+    others (queued), after it, it ended."""
+    if st.state is JobState.ELSEWHERE:
+        return _view(record, index, ArtifactState.ELSEWHERE, st.hint)
     if st.state is JobState.RUNNING:
         if record.packed and root is not None:
             return _in_pack(record, index, st, root, done)
@@ -298,6 +317,8 @@ def _ended(record: JobRecord, index: int, st: TaskStatus | None, live: Live,
     The scheduler's own reason (a time limit, memory, a node failure, who cancelled) wins over
     the worker's account of the same end ("interrupted by SIGTERM").
     """
+    if st is not None and st.raw == NOT_OURS:  # its id now names another job
+        return _view(record, index, ArtifactState.UNKNOWN, st.hint, reason=NOT_OURS_LABEL)
     info = worker_account(record, index, root, done)
     worker_state, error = info.get("state"), str(info.get("error") or "")
     if worker_state == WorkerState.DEPENDENCY_FAILED:
@@ -348,7 +369,7 @@ def from_entry(record: JobRecord, index: int, entry: Mapping[str, Any]) -> TaskV
         state = ArtifactState.UNKNOWN
     return TaskView(record.job_id or "?", index, record.tasks[index][1], state,
                     str(entry.get("detail") or ""), reason=str(entry.get("label") or ""),
-                    recorded=True)
+                    recorded=True, **_naming(record, index))
 
 
 def observed(record: JobRecord, index: int, live: Live, root: str,
@@ -400,7 +421,7 @@ def ended_entry(record: JobRecord, index: int, live: Live, root: str,
     if st is not None and st.state.live:
         return None  # not ended (an artifact of a live pack is recorded when the pack ends)
     view = observed(record, index, live, root, done)
-    if view.state not in TERMINAL:
+    if view.state not in TERMINAL and view.reason != NOT_OURS_LABEL:  # "not ours" is final
         return None
     st = scheduler_status(record, index, live)
     info = worker_account(record, index, root, done)
@@ -426,66 +447,6 @@ def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int
         for i, (artifact_id, _relpath) in enumerate(rec.tasks):
             latest[artifact_id] = (rec, i)
     return latest
-
-
-def stage_status(stage: str, artifacts: Iterable[Artifact],
-                 latest: Mapping[str, tuple[JobRecord, int]], live: Live,
-                 root: str, done: DoneIndex | None = None,
-                 stale: Mapping[str, str] | None = None) -> StageStatus:
-    """Per-artifact states of a stage: built, stale, running, queued, failed, …, not started.
-
-    ``latest`` comes from the records of every stage, so an artifact shared by two stages has
-    one state in both; ``stale`` (artifact id → why) turns a built artifact stale.
-    """
-    out = StageStatus(stage)
-    done = done or DoneIndex(root)
-    counts = out.counts
-    for art in artifacts:
-        hit = latest.get(art.artifact_id)
-        if hit is None:
-            state = ArtifactState.BUILT if done(art.relpath) else ArtifactState.NOT_STARTED
-            why = done.problem(art.relpath) if state is ArtifactState.BUILT else None
-            if why is not None:
-                state = ArtifactState.MODIFIED
-                out.problems.append(TaskView("", -1, art.relpath, state, modified_detail(why)))
-        else:
-            quick = _plain_state(hit[0], hit[1], live, done)
-            if quick is None:  # anything else than built or plainly live: the full story
-                view = task_state(hit[0], hit[1], live, root, done)
-                quick = view.state
-                if quick in PROBLEMS or view.held:
-                    out.problems.append(view)
-                elif view.outlook is not None:
-                    out.waiting.append(view)
-            elif quick is ArtifactState.QUEUED:
-                st = live.get(TaskKey(hit[0].job_id or "?", hit[1]))
-                if st is not None and st.outlook is not None:  # waits for a named reason
-                    out.waiting.append(_live_view(hit[0], hit[1], st))
-            state = quick
-        if state is ArtifactState.BUILT and stale and art.artifact_id in stale:
-            state = ArtifactState.STALE
-            out.stale.append(TaskView("", -1, art.relpath, state, stale[art.artifact_id]))
-        counts[state] = counts.get(state, 0) + 1
-    return out
-
-
-def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
-                 ) -> ArtifactState | None:
-    """BUILT, or QUEUED/RUNNING for a task the scheduler holds (not held back) whose artifact
-    has no folder yet, without building a view (100,000 of them in a big status); None for
-    anything that needs :func:`task_state`."""
-    relpath = record.tasks[index][1]
-    if not done.has_folder(relpath):
-        st = live.get(TaskKey(record.job_id or "?", index))
-        if st is None:  # not asked: an end recorded without a worker (cancelled while queued)
-            entry = record.ended.get(str(index))
-            state = _RECORDED.get(entry.get("state")) if entry else None
-            return state if state is not None and state not in PROBLEMS else None
-        if st.state.live and not st.held:  # no folder: not started (in a pack: behind others)
-            running = st.state is JobState.RUNNING and not record.packed
-            return ArtifactState.RUNNING if running else ArtifactState.QUEUED
-        return None
-    return ArtifactState.BUILT if done(relpath) and done.problem(relpath) is None else None
 
 
 # Recorded ends that stand as they are (a recorded "built" without its marker does not).

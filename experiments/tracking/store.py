@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,13 @@ class JobRecord:
     # index -> the local runner's word for a task's end when its state alone does not say it
     # (TIMEOUT, OUT_OF_MEMORY), as Slurm's state column would
     task_raw: dict[str, str] = field(default_factory=dict)
+    # How long after a task's end the scheduler can still requeue it (Slurm's MinJobAge, read
+    # at submission; 0: for ever); a recorded failure is asked about again for that long.
+    # None (older records, backends that cannot requeue): an end, once recorded, is final.
+    requeue_window_s: int | None = None
+    # The cluster that accepted it (Slurm's ClusterName); None: not recorded (older records,
+    # backends without clusters). Commands run on another cluster never ask it or cancel it.
+    cluster: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -135,10 +143,27 @@ class JobRecord:
         """The scheduler's array index of the task at ``position`` in ``tasks``."""
         return self.array_indices[position] if self.array_indices else position
 
-    @property
+    @cached_property
     def packed(self) -> bool:
         """Whether some array task builds several artifacts (a pack: repeated indices)."""
         return len(set(self.array_indices)) < len(self.array_indices)
+
+    def task_id(self, position: int) -> str:
+        """Slurm's name of the task that builds the artifact at ``position``: ``<job>_<array
+        index>`` (what squeue, sacct and Slurm's mails say; a pack's task builds several)."""
+        return f"{self.job_id or '?'}_{self.array_index(position)}"
+
+    def address(self, position: int) -> str:
+        """How to name that one artifact's task unmistakably: its task id, followed by
+        ``/<relpath>`` when the task is a pack's (``cat 3351_1/P/i=7``)."""
+        task = self.task_id(position)
+        return f"{task}/{self.tasks[position][1]}" if self.packed else task
+
+    def positions(self, array_index: int) -> list[int]:
+        """The positions of the artifacts that Slurm's task ``array_index`` builds."""
+        if not self.array_indices:
+            return [array_index] if 0 <= array_index < len(self.tasks) else []
+        return [i for i, a in enumerate(self.array_indices) if a == array_index]
 
     def log_section(self, position: int) -> str | None:
         """The relpath whose section of the task's log is this artifact's, when the log is a

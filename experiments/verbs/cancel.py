@@ -26,6 +26,8 @@ from ..errors import ExperimentsError
 from ..launching.launch_context import clear_stop, request_stop
 from ..launching.launch_lock import root_lock
 from ..session import Session
+from ..states import JobState, TaskKey
+from ..tracking.status import Live
 from ..tracking.store import JobRecord, RecordState
 
 CANCEL_WAIT_S = 120.0
@@ -100,7 +102,14 @@ def _try_lock(lock: FileLock) -> bool:
 def _cancel_live(session: Session, stages: Sequence[str] | None, result: CancelResult) -> None:
     """Cancel what is live of the stages' jobs that build into the session's artifact root
     (and jobs of unknown root), leaving other experiment files' jobs alone."""
-    targets = session.tracked(session.selected(stages), strict=True).live_records()
+    tracked = session.tracked(session.selected(stages), strict=True)
+    targets, away = elsewhere(tracked.live_records(), tracked.live)
+    for r in away:
+        note = (f"not cancelled: job {r.job_id} was submitted on cluster {r.cluster!r}, which "
+                f"this machine's Slurm does not reach; cancel it there (`scancel {r.job_id}` "
+                f"on a login node of {r.cluster}, or this command with its SLURM_CONF)")
+        if note not in result.notes:
+            result.notes.append(note)
     theirs = foreign(session, targets)
     for path in sorted({r.experiment_file for r in theirs}):
         note = (f"not cancelled: live job(s) "
@@ -126,6 +135,12 @@ def _cancel_records(session: Session, targets: Sequence[JobRecord]) -> None:
 
 
 cancel_records = _cancel_records  # for `launch --rebuild-stale --replace-queued`
+def elsewhere(records: Sequence[JobRecord], live: Live
+              ) -> tuple[list[JobRecord], list[JobRecord]]:
+    """(records this machine's scheduler can cancel, records on another cluster)."""
+    away = [r for r in records if r.tasks and (st := live.get(TaskKey(r.job_id or "", 0)))
+            is not None and st.state is JobState.ELSEWHERE]
+    return [r for r in records if r not in away], away
 
 
 def foreign(session: Session, records: Sequence[JobRecord]) -> list[JobRecord]:
@@ -149,5 +164,6 @@ def cancel_targets(session: Session, stages: Sequence[str] | None = None) -> lis
 
     Refuses when a scheduler cannot say which jobs are live: cancelling blind could miss some.
     """
-    targets = session.tracked(session.selected(stages), strict=True).live_records()
+    tracked = session.tracked(session.selected(stages), strict=True)
+    targets = elsewhere(tracked.live_records(), tracked.live)[0]
     return [r for r in targets if r not in foreign(session, targets)]

@@ -174,11 +174,12 @@ def _tasks(rec: JobRecord, used: Mapping[TaskKey, TaskUsage], res: Resources, ro
         state = _state(rec, members, u.state, root)
         if sizes:
             n = sizes[index]
-            out.append(TaskEfficiency(f"{rec.job_id}_{i}", f"{relpath} and {n - 1} more (a pack)",
-                                      state, u.elapsed_s, u.time_limit_s, res.cpus, u.cpu_s,
+            out.append(TaskEfficiency(f"{rec.job_id}_{index}",
+                                      f"{relpath} and {n - 1} more (a pack)", state,
+                                      u.elapsed_s, u.time_limit_s, res.cpus, u.cpu_s,
                                       u.max_rss_mb, res.mem_mb, res.gpus, u.attempts))
         else:
-            out.append(TaskEfficiency(f"{rec.job_id}_{i}", relpath, state, u.elapsed_s,
+            out.append(TaskEfficiency(f"{rec.job_id}_{index}", relpath, state, u.elapsed_s,
                                       u.time_limit_s or res.time_s, res.cpus, u.cpu_s,
                                       u.max_rss_mb, res.mem_mb, res.gpus, u.attempts))
     return out

@@ -12,6 +12,7 @@ from ..session import Session
 from ..tracking.ends import record_endings, root_of, roots, unknown_root_warning
 from ..tracking.foreign import Untrusted, untrusted
 from ..tracking.markers import DoneIndex
+from ..tracking.stage_counts import stage_status
 from ..tracking.staleness import Stale
 from ..tracking.status import (
     ArtifactState,
@@ -20,7 +21,6 @@ from ..tracking.status import (
     StageStatus,
     TaskView,
     latest_tasks,
-    stage_status,
     task_history,
 )
 from ..tracking.store import JobRecord
@@ -154,14 +154,37 @@ def tracked_roots(session: Session) -> list[str | None]:
 
 
 def find_job(session: Session, job: str) -> tuple[JobRecord, int | None]:
-    """The record of ``<job_id>`` or ``<job_id>_<index>``."""
-    job_id, _, idx = job.partition("_")
+    """The record of ``<job_id>`` (index None), ``<job_id>_<index>`` (Slurm's task id) or
+    ``<job_id>_<index>/<relpath>`` (one artifact of a pack), with the artifact's position."""
+    record, where = find_tasks(session, job)
+    if where is not None and len(where) > 1:
+        raise ExperimentsError(f"{job} is a pack's task that builds {len(where)} artifacts; "
+                               f"name one as {job}/<relpath> (`cat {job}` lists them)")
+    return record, where[0] if where is not None else None
+
+
+def find_tasks(session: Session, job: str) -> tuple[JobRecord, list[int] | None]:
+    """The record of ``<job_id>`` (None: the whole job), or the positions of the artifacts of
+    Slurm's task ``<job_id>_<index>`` (several for a pack's), or of ``<job_id>_<index>/<relpath>``
+    (one artifact of it)."""
+    task, _, relpath = job.partition("/")
+    job_id, _, idx = task.partition("_")
     for rec in session.records():
-        if rec.job_id == job_id:
-            if idx and (not idx.isdigit() or int(idx) >= len(rec.tasks)):
-                raise ExperimentsError(f"job {job_id} has tasks 0-{len(rec.tasks) - 1}; {job} "
-                                       "is not one of them")
-            return rec, int(idx) if idx else None
+        if rec.job_id != job_id:
+            continue
+        if not idx:
+            return rec, None
+        where = rec.positions(int(idx)) if idx.isdigit() else []
+        if not where:
+            indices = rec.array_indices or [0, len(rec.tasks) - 1]
+            raise ExperimentsError(f"job {job_id} has tasks {min(indices)}-{max(indices)}; "
+                                   f"{task} is not one of them")
+        if relpath:
+            where = [i for i in where if rec.tasks[i][1] == relpath.rstrip("/")]
+            if not where:
+                raise ExperimentsError(f"task {task} does not build {relpath}; `cat {task}` "
+                                       "lists what it builds")
+        return rec, where
     raise ExperimentsError(f"no job {job_id!r} in project {session.experiment.project!r}; "
                            "`history` lists the tracked jobs")
 

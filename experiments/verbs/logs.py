@@ -34,7 +34,7 @@ class Attempt:
 
     @property
     def task(self) -> str:
-        return f"{self.record.job_id}_{self.index}"
+        return self.record.address(self.index)
 
     @property
     def log(self) -> Path:

@@ -113,8 +113,8 @@ def _checked(root: str, view: TaskView, who: folders.Trust) -> TaskView:
     why = folders.built_problem(root, view.relpath, who)
     if why is None:
         return view
-    return TaskView(view.job_id, view.index, view.relpath, ArtifactState.MODIFIED,
-                    modified_detail(why))
+    return replace(view, state=ArtifactState.MODIFIED, detail=modified_detail(why),
+                   reason="")
 
 
 def _views(session: Session, stage: str, chosen: Sequence[tuple[Artifact, dict[str, Any]]],
@@ -127,7 +127,7 @@ def _views(session: Session, stage: str, chosen: Sequence[tuple[Artifact, dict[s
                                    strict=True):
         meta, meta_note = read_json_noted(paths.meta_file(root, art.relpath))
         metrics, note = read_metrics_noted(root, art)  # also a running one's partial metrics
-        job = f"{view.job_id}_{view.index}" if view.job_id else ""
+        job = view.task_id
         made = view.state in (ArtifactState.BUILT, ArtifactState.STALE)
         out.append(ArtifactView(art, stage, params, paths.artifact_dir(root, art.relpath),
                                 view.state, meta or {}, metrics, view.detail, job,

@@ -74,7 +74,7 @@ class RetrySelection:
                                               self.policy.get("caps", {}), art.relpath)
             out[key] = after
             change = Change(art.relpath, key, before, after, failure.raw,
-                            f"{failure.record.job_id}_{failure.index}", capped)
+                            failure.record.task_id(failure.index), capped)
             if change not in self.changes:
                 self.changes.append(change)
         return out

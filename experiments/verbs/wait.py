@@ -17,7 +17,8 @@ from ..session import Session
 from ..tracking.status import ArtifactState, StageStatus
 from .inspect import StatusReport, status
 
-LIVE_STATES = (ArtifactState.RUNNING, ArtifactState.QUEUED, ArtifactState.SUBMITTING)
+LIVE_STATES = (ArtifactState.RUNNING, ArtifactState.QUEUED, ArtifactState.SUBMITTING,
+               ArtifactState.ELSEWHERE)
 FAILED_STATES = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.CANCELLED,
                  ArtifactState.MODIFIED, ArtifactState.UNKNOWN)
 MAX_INTERVAL_S = 120.0

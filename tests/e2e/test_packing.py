@@ -163,22 +163,35 @@ def _status_counts(text: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def test_status_and_cat_show_artifacts_not_packs(run: Run) -> None:
+def test_task_ids_are_slurms_and_one_artifact_of_a_pack_is_named_by_its_relpath(
+        run: Run) -> None:
+    """Issue 23 item 5: ``<job>_<i>`` is Slurm's task (a pack: every artifact it builds), and
+    ``<job>_<i>/<relpath>`` one artifact of it, in ``cat``, ``status`` and ``logs``."""
     env = {"N": "4", "FAIL": "2"}
     run.cli("launch", "up", "--set", "pack=2", **env)
     wait_until_idle(run.project, 120)
     job = str(run.jobs("up")[0]["job_id"])
+    rel = {i: _up_dir(run, i).relative_to(run.out).as_posix() for i in range(4)}
     table = run.cli("cat", job, ok=(0,), **env).stdout
-    for pos in range(4):  # one row per artifact, keyed by its position
-        assert f"{job}_{pos}" in table
-    one = run.cli("cat", f"{job}_1", **env).stdout
+    assert f"{job}_0" in table and f"{job}_1" in table  # Slurm's two tasks
+    assert f"{job}_2" not in table and f"{job}_3" not in table  # no artifact positions
+    pack = run.cli("cat", f"{job}_1", **env).stdout  # Slurm's task 1: artifacts 2 and 3
+    assert f"{job}_1/{rel[2]} failed" in pack and f"{job}_1/{rel[3]} built" in pack, pack
+    assert "up-2-says-hello" in pack and "up-3-says-hello" in pack, pack
+    assert "up-1-says-hello" not in pack, pack
+    one = run.cli("cat", f"{job}_0/{rel[1]}", **env).stdout
     assert "up-1-says-hello" in one and "artifact 2/2 of this task" in one
     assert "up-0-says-hello" not in one  # the other artifact of the same pack
-    failed = run.cli("cat", f"{job}_2", **env).stdout
+    failed = run.cli("cat", f"{job}_1/{rel[2]}", **env).stdout
     assert "up-2-says-hello" in failed and "command exited with code 7" in failed
     assert "up-3-says-hello" not in failed
-    logs = run.cli("logs", _up_dir(run, 3).relative_to(run.out).as_posix(), **env).stdout
+    gone = run.cli("cat", f"{job}_2", ok=(1, 2), **env)
+    assert "has tasks 0-1" in gone.stdout + gone.stderr
+    status = run.cli("status", ok=(1,), **env).stdout
+    assert f"`cat {job}_1/{rel[2]}`" in status, status
+    logs = run.cli("logs", rel[3], **env).stdout
     assert "up-3-says-hello" in logs and "up-2-says-hello" not in logs
+    assert f"job {job}_1/{rel[3]}" in logs, logs
     hist = run.cli("history", **env).stdout
     assert "3 built" in hist and "1 failed" in hist
 

@@ -200,9 +200,9 @@ def test_efficiency_reads_a_packs_accounting_once_not_per_artifact() -> None:
         "COMPLETED", 20)}
     rows = _tasks(rec, used, common_resources({"time": "5"}, "x"), "/nonexistent-root")
     assert [(r.task, r.relpath, r.elapsed_s, r.time_s) for r in rows] == [
-        ("9_0", "A/0 and 2 more (a pack)", 30, None), ("9_3", "A/3 and 1 more (a pack)", 20, None)]
+        ("9_0", "A/0 and 2 more (a pack)", 30, None), ("9_1", "A/3 and 1 more (a pack)", 20, None)]
     plain = JobRecord(name="n", backend="slurm", stage="s", tier=0, job_id="9",
                       tasks=[["a", "A/a"], ["b", "A/b"]], array_indices=[4, 7])
     lanes = _tasks(plain, {TaskKey("9", 7): TaskUsage("COMPLETED", 3)},
                    common_resources({"time": "5"}, "x"), "/nonexistent-root")
-    assert [(r.task, r.relpath, r.time_s) for r in lanes] == [("9_1", "A/b", 300)]
+    assert [(r.task, r.relpath, r.time_s) for r in lanes] == [("9_7", "A/b", 300)]  # Slurm's id

@@ -16,6 +16,10 @@ Fixtures (session scoped):
   reliability tests stop, freeze (SIGSTOP) and restart; its slurmctld pid file is
   ``<dir>/slurmctld.pid``. Stopped at the end of the session if this session started it. A
   :class:`FaultsCluster`, whose methods do those faults.
+* ``second_cluster`` -- a function ``(first_job_id) -> SlurmCluster``: the *second* cluster
+  (default-like, its own ports and ``ClusterName``, no accounting), begun afresh so that its
+  next job id is ``first_job_id`` (``FirstJobId``): two clusters behind one home whose ids
+  collide. Stopped at the end of the session.
 * ``test_users`` -- the unprivileged Unix users ``expuser1`` and ``expuser2`` (with homes),
   created with ``useradd`` if missing (needs root).
 * ``user_python`` -- (a Python every user can run, a folder of copies of the CLI's packages).
@@ -170,7 +174,7 @@ def _slot() -> int:
 
 
 #: The kinds of test cluster, with the third digit of their ports (see :func:`cluster_env`).
-_KINDS = {"default": 0, "small": 1, "faults": 2, "policed": 3}
+_KINDS = {"default": 0, "small": 1, "faults": 2, "policed": 3, "second": 4}
 
 
 def cluster_env(kind: str, slot: int | None = None) -> dict[str, str]:
@@ -183,7 +187,7 @@ def cluster_env(kind: str, slot: int | None = None) -> dict[str, str]:
     slot = _slot() if slot is None else slot
     env = {"SLURM_TEST_POLICED": "1", "SLURM_TEST_POLICED_USERS": " ".join(TEST_USERS)} \
         if kind == "policed" else {"SLURM_TEST_GPU_ACCOUNTING": "0"}
-    if slot or kind in ("small", "faults"):
+    if slot or kind in ("small", "faults", "second"):
         port = 17000 + 100 * slot + 10 * _KINDS[kind]
         suffix = f"{kind}{slot}" if kind != "default" else f"s{slot}"
         env.update({
@@ -193,7 +197,7 @@ def cluster_env(kind: str, slot: int | None = None) -> dict[str, str]:
             "SLURM_TEST_SLURMD_PORT": str(port + 1),
             "SLURM_TEST_DBD_PORT": str(port + 2),
         })
-    if kind in ("small", "faults"):
+    if kind in ("small", "faults", "second"):
         env["SLURM_TEST_ACCOUNTING"] = "0"
     if kind == "small":
         env["SLURM_TEST_MAX_ARRAY_SIZE"] = "5"
@@ -221,6 +225,35 @@ def _private(kind: str, stop_always: bool = False) -> Iterator[tuple[SlurmCluste
 def small_array_cluster():
     with _private("small", stop_always=True) as (cluster, _env):
         yield cluster
+
+
+def second_cluster_from(first_job_id: int) -> SlurmCluster:
+    """The *second* cluster (default-like, its own ports and ClusterName, no accounting), begun
+    afresh so that its next job id is ``first_job_id``: a site with two clusters behind one
+    home whose ids collide. Stopped at the end of the session by :func:`second_cluster`."""
+    # the start's smoke job takes the first id
+    env = {**cluster_env("second"), "SLURM_TEST_FIRST_JOB_ID": str(first_job_id - 1)}
+    _script("stop", env)
+    state = Path(env["SLURM_TEST_DIR"]) / "state"
+    for saved in state.glob("job_state*"):  # the saved next id would win over FirstJobId
+        saved.unlink()
+    conf, diag = _start(env)
+    if conf is None:
+        _unavailable(diag)
+    _second_started.append(env)
+    return _cluster(conf)
+
+
+_second_started: list[dict[str, str]] = []
+
+
+@pytest.fixture(scope="session")
+def second_cluster():
+    """A function ``(first_job_id) -> SlurmCluster`` for the second cluster (see
+    :func:`second_cluster_from`); the cluster is stopped at the end of the session."""
+    yield second_cluster_from
+    for env in _second_started[-1:]:
+        _script("stop", env)
 
 
 def faults_env(n: int | None = None) -> dict[str, str]:

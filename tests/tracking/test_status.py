@@ -4,20 +4,22 @@ disagree, which jobs are worth a query, what a stage counts."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from experiments import _atomic, paths
 from experiments.model.sets import ArtifactSet
-from experiments.states import JobState, TaskKey, TaskStatus
+from experiments.states import NOT_OURS, JobState, TaskKey, TaskStatus
+from experiments.tracking.stage_counts import stage_status
 from experiments.tracking.status import ArtifactState as S
 from experiments.tracking.status import (
     Live,
     built_by,
+    ended_entry,
     latest_tasks,
     needs_asking,
-    stage_status,
     task_state,
     worker_account,
 )
@@ -55,6 +57,19 @@ def test_only_submitted_jobs_with_an_unrecorded_end_are_worth_a_query() -> None:
     assert not needs_asking(_record(state=RecordState.FINISHED))
     assert needs_asking(_record(ended={"0": {"state": "built"}}))
     assert not needs_asking(_record(ended={"0": {"state": "built"}, "1": {"state": "failed"}}))
+
+
+def test_a_recorded_failure_is_asked_about_again_while_the_scheduler_can_requeue_it() -> None:
+    ended = {"0": {"state": "built", "observed_at": "2026-01-01T00:00:00+00:00"},
+             "1": {"state": "failed", "observed_at": "2026-01-01T00:00:00+00:00"}}
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    young = _record(ended=ended, requeue_window_s=300)
+    assert needs_asking(young, now=at + 299)
+    assert not needs_asking(young, now=at + 301)  # past MinJobAge: no call at all
+    assert needs_asking(_record(ended=ended, requeue_window_s=0), now=at + 10**7)  # kept for ever
+    assert not needs_asking(_record(ended=ended), now=at)  # older records: an end is final
+    built = {k: {**v, "state": "built"} for k, v in ended.items()}
+    assert not needs_asking(_record(ended=built, requeue_window_s=300), now=at)
 
 
 def test_the_done_marker_wins_over_a_live_answer_and_is_the_only_way_to_built(
@@ -139,3 +154,28 @@ def test_a_stage_counts_each_artifact_once_by_its_newest_task(tmp_path: Path) ->
     status = stage_status("s", arts, latest, live, str(tmp_path))
     assert status.counts == {S.FAILED: 1, S.QUEUED: 1, S.RUNNING: 1, S.BUILT: 1}
     assert [p.relpath for p in status.problems] == [arts[0].relpath]
+
+
+def test_a_task_on_another_cluster_is_live_and_one_whose_id_is_not_ours_is_recorded_so(
+        tmp_path: Path) -> None:
+    rec = _record()
+    away = TaskStatus(JobState.ELSEWHERE, hint="on another cluster (a): not asked")
+    view = task_state(rec, 0, _live(("7", 0, away)), str(tmp_path))
+    assert (view.state, view.detail) == (S.ELSEWHERE, "on another cluster (a): not asked")
+    assert ended_entry(rec, 0, _live(("7", 0, away)), str(tmp_path)) is None  # not an end
+    gone = TaskStatus(JobState.UNKNOWN, NOT_OURS, hint="not ours: job id 7 now belongs to x")
+    view = task_state(rec, 1, _live(("7", 1, gone)), str(tmp_path))
+    assert (view.state, view.label) == (S.UNKNOWN, "unknown (not ours)")
+    entry = ended_entry(rec, 1, _live(("7", 1, gone)), str(tmp_path))
+    assert entry is not None and entry["label"] == "not ours"  # the record says so
+
+
+def test_a_cancelled_task_or_job_is_not_asked_about_again() -> None:
+    ended = {"0": {"state": "cancelled", "observed_at": "2026-01-01T00:00:00+00:00"},
+             "1": {"state": "failed", "observed_at": "2026-01-01T00:00:00+00:00"}}
+    at = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
+    assert needs_asking(_record(ended=ended, requeue_window_s=300), now=at)
+    assert not needs_asking(_record(ended=ended, requeue_window_s=300,
+                                    state=RecordState.CANCELLED), now=at)  # by `cancel`
+    scancelled = {**ended, "1": {**ended["1"], "state": "cancelled"}}
+    assert not needs_asking(_record(ended=scancelled, requeue_window_s=300), now=at)

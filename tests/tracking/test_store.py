@@ -92,3 +92,14 @@ def test_array_indices_packs_and_log_paths_of_a_record() -> None:
     pack = _record("c", n=3, job_id="9", log_dir="/logs", array_indices=[0, 0, 1])
     assert pack.packed and pack.log_section(1) == "M/c1"
     assert pack.log_path(1) == pack.log_path(0) != pack.log_path(2)
+
+
+def test_task_ids_are_the_schedulers_and_an_artifact_of_a_pack_is_named_by_its_relpath() -> None:
+    plain = _record("a", n=2, job_id="9")
+    assert (plain.task_id(1), plain.address(1), plain.positions(1)) == ("9_1", "9_1", [1])
+    assert plain.positions(2) == []
+    lanes = _record("b", n=3, job_id="9", array_indices=[4, 7, 9])
+    assert (lanes.task_id(1), lanes.address(1), lanes.positions(7)) == ("9_7", "9_7", [1])
+    pack = _record("c", n=3, job_id="9", array_indices=[0, 0, 1])
+    assert [pack.task_id(i) for i in range(3)] == ["9_0", "9_0", "9_1"]
+    assert pack.address(1) == "9_0/M/c1" and pack.positions(0) == [0, 1]

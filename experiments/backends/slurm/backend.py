@@ -31,7 +31,7 @@ from ...resources import Resources, Scalar, common_resources
 from ...states import TaskKey, TaskStatus, TaskUsage
 from ...tracking.store import JobRecord
 from ..base import Description
-from . import budget, deps, pending
+from . import budget, clusters, deps, pending
 from .client import SlurmClient, SubmissionUncertain
 from .layout import SlurmLayout
 from .parse import keyed, merge, to_account
@@ -134,7 +134,9 @@ class SlurmBackend:
         except SubmissionError:  # refused for sure: the intent must not linger
             ctx.discard(job)
             raise
-        record = ctx.confirm(job, job_id)
+        record = ctx.confirm(job, job_id, requeue_window_s=self.client.min_job_age_s(),
+                             cluster=self.client.cluster_of.get(job_id)
+                             or self.client.cluster_name())
         if arr.wait is Wait.CORR and upstream:
             deps.write_dependents(upstream[0], record)
         return record
@@ -143,18 +145,34 @@ class SlurmBackend:
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
         """Task states: one squeue for all the records, then one sacct only about the jobs
         that have a task whose end is not recorded and that squeue does not show live (it
-        ended, or the controller forgot it); none at all while every such task is live."""
-        mine = {r.job_id: r for r in records if r.job_id}
+        ended, or the controller forgot it); none at all while every such task is live.
+
+        Records of another cluster are not asked (their tasks are ELSEWHERE); a row whose job
+        name is not the record's is another job's that now has the id (NOT_OURS): see
+        :mod:`.clusters`."""
+        asked, others = clusters.split(records, self.client.cluster_name())
+        out = clusters.elsewhere(others)
+        mine = {r.job_id: r for r in asked if r.job_id}
         if not mine:
-            return {}
-        queued = self.client.queue_states(list(mine))
-        ask = to_account(mine, queued)
-        states = merge(queued, self.client.accounted_states(ask)) if ask else queued
-        out = pending.explain_pending(self.site, records, keyed(states, mine))
-        return deps.end_never_satisfied(self.client, records, out)
+            return out
+        names = {job_id: r.name for job_id, r in mine.items()}
+        queued, foreign = self.client.named_queue_states(list(mine), names)
+        ask = to_account({j: r for j, r in mine.items() if j not in foreign}, queued)
+        if ask:
+            accounted, later = self.client.named_accounted_states(ask, names)
+            held = {key.partition("_")[0] for key in queued}  # squeue knows them as ours:
+            foreign.update((j, n) for j, n in later.items() if j not in held)  # sacct lags
+            queued = merge(queued, accounted)
+        found = pending.explain_pending(self.site, asked, keyed(queued, mine))
+        out.update(deps.end_never_satisfied(self.client, asked, found))
+        out.update(clusters.not_ours(mine, foreign))
+        return out
 
     def usage(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskUsage]:
-        """Accounting for every task of ``records``: one sacct call (KeepsAccounts)."""
+        """Accounting for every task of ``records``: one sacct call (KeepsAccounts); none for
+        records of another cluster (this cluster's accounting would answer for its own job of
+        the same id)."""
+        records = clusters.split(records, self.client.cluster_name())[0]
         ids = [r.job_id for r in records if r.job_id]
         out: dict[TaskKey, TaskUsage] = {}
         for text, used in (self.client.usage(ids) if ids else {}).items():
@@ -164,7 +182,9 @@ class SlurmBackend:
         return out
 
     def cancel(self, records: Sequence[JobRecord]) -> None:
-        """Cancel every task of ``records`` with one scancel."""
+        """Cancel every task of ``records`` with one scancel (never a record of another
+        cluster: its id may name another job here)."""
+        records = clusters.split(records, self.client.cluster_name())[0]
         ids = [r.job_id for r in records if r.job_id]
         for r in records:  # dying upstream workers then leave these tasks to the user's cancel
             deps.mark_cancel_requested(r)

@@ -33,12 +33,14 @@ from ... import _proc
 from ...errors import SchedulerQueryError, SubmissionError
 from ...launching.waits import OnWait, SubmitWait, WaitPhase
 from ...states import TaskStatus, TaskUsage
+from . import clusters
 from .parse import (
     QUERY_ID_RE,
     USAGE_FORMAT,
     merge,
     parse_job_id,
     parse_rows,
+    parse_submitted_cluster,
     parse_usage,
     slurm_message,
 )
@@ -48,7 +50,8 @@ TRANSIENT_RE = re.compile(
     r"Socket timed out|Unable to contact slurm controller|Zero Bytes were transmitted"
     r"|Unexpected message received|Transport endpoint|temporarily unable", re.I)
 SACCT_DISABLED = "accounting storage is disabled"
-SQUEUE_FORMAT = "JobArrayID:|,State:|,exit_code:|,Reason:|"  # "|" is a suffix, not a width
+# "|" is a suffix, not a width; the name last (see .clusters.named_rows)
+SQUEUE_FORMAT = "JobArrayID:|,State:|,exit_code:|,Reason:|,Name:|"
 
 
 class SubmissionUncertain(SubmissionError):
@@ -113,6 +116,8 @@ class SlurmClient:
         self._max_array_size: int | None = None
         self._config_text: str | None = None
         self._message_timeout_s: float | None = None
+        self._cluster: str | None = None  # this machine's ClusterName ("" when none says)
+        self.cluster_of: dict[str, str] = {}  # job id -> the cluster sbatch said it sent it to
         self.settle_s = settle_s  # None: the controller's MessageTimeout + 2 s
         self.notice_after_s = notice_after_s  # a slow sbatch is reported after this long,
         self.notice_every_s = notice_every_s  # and again this often
@@ -169,6 +174,9 @@ class SlurmClient:
                                   "is Slurm installed on this machine?") from None
         job_id = parse_job_id(result.stdout) if result.ok else None
         if job_id:
+            sent_to = parse_submitted_cluster(result.stdout)
+            if sent_to:
+                self.cluster_of[job_id] = sent_to
             return job_id
         message = slurm_message(result)
         if result.ok or TRANSIENT_RE.search(result.stderr + result.stdout):
@@ -286,6 +294,31 @@ class SlurmClient:
         is told "temporarily unable to accept job" and retries); None if not printed."""
         return self._config_int("MaxJobCount")
 
+    def cluster_name(self) -> str | None:
+        """The cluster this machine's commands reach (its ``ClusterName``, see
+        :mod:`.clusters`): from the configuration already read, else ``slurm.conf``, else one
+        ``scontrol show config``; cached; None when nothing names it."""
+        if self._cluster is None:
+            found = clusters.config_name(self._config_text) if self._config_text else None
+            found = found or clusters.conf_file_name(self.env)
+            if found is None:
+                try:
+                    self._config_text = self._query_cmd(["scontrol", "show", "config"]).stdout
+                    found = clusters.config_name(self._config_text)
+                except SchedulerQueryError:
+                    found = None
+            self._cluster = found or ""
+        return self._cluster or None
+
+    def min_job_age_s(self) -> int | None:
+        """The controller's ``MinJobAge``: how long it keeps an ended job (and ``scontrol
+        requeue`` can bring it back); None when it cannot be read. Free after a launch's
+        other reads of the configuration (one ``scontrol show config`` per client)."""
+        try:
+            return self._config_int("MinJobAge")
+        except SchedulerQueryError:
+            return None
+
     def _config_int(self, key: str) -> int | None:
         """An integer of ``scontrol show config`` (read once per client)."""
         if self._config_text is None:
@@ -303,30 +336,48 @@ class SlurmClient:
             return {}
         return merge(self.queue_states(ids), self.accounted_states(ids))
 
-    def queue_states(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
-        """What the controller still holds about these jobs (one squeue; {} for no ids).
+    def queue_states(self, job_ids: Sequence[str], names: Mapping[str, str] | None = None
+                     ) -> dict[str, TaskStatus]:
+        """What the controller still holds about these jobs (one squeue; {} for no ids)."""
+        return self.named_queue_states(job_ids, names or {})[0]
+
+    def named_queue_states(self, job_ids: Sequence[str], names: Mapping[str, str]
+                           ) -> tuple[dict[str, TaskStatus], dict[str, str]]:
+        """What the controller still holds about these jobs (one squeue), without the jobs
+        whose name is not the one ``names`` expects: those come back as ``{id: their name}``.
 
         Without ``-r``: an array's tasks not yet started come back as one row
         (``12_[5-999]``), expanded here, so 100,000 queued tasks are a hundred lines."""
         ids = _checked_ids(job_ids)
         if not ids:
-            return {}
+            return {}, {}
         argv = ["squeue", "--me", "-h", "-t", "all", "-j", ",".join(ids), "-O", SQUEUE_FORMAT]
         result = self._query_cmd(argv, allow_invalid_id=True)
-        return parse_rows(result.stdout) if result.ok else {}
+        if not result.ok:
+            return {}, {}
+        rows, foreign = clusters.named_rows(result.stdout, names)
+        return parse_rows(rows), foreign
 
     def ask(self, argv: Sequence[str], *, allow_invalid_id: bool = False) -> _proc.ProcResult:
         """Run a read-only Slurm command (``scontrol show …``, ``sacctmgr show …``) for the
         other modules of this package; SchedulerQueryError unless it worked."""
         return self._query_cmd(argv, allow_invalid_id=allow_invalid_id)
 
-    def accounted_states(self, job_ids: Sequence[str]) -> dict[str, TaskStatus]:
+    def accounted_states(self, job_ids: Sequence[str], names: Mapping[str, str] | None = None
+                         ) -> dict[str, TaskStatus]:
         """What accounting knows about these jobs (one sacct; {} for no ids, or when sacct is
         missing, disabled or failing)."""
+        return self.named_accounted_states(job_ids, names or {})[0]
+
+    def named_accounted_states(self, job_ids: Sequence[str], names: Mapping[str, str]
+                               ) -> tuple[dict[str, TaskStatus], dict[str, str]]:
+        """``accounted_states`` without the jobs whose name is not the one ``names`` expects
+        (returned as ``{id: their name}``)."""
         ids = _checked_ids(job_ids)
         rows = self._sacct(["-X", "-P", "-n", "-j", ",".join(ids),
-                            "--format=JobID,State,ExitCode,Reason"]) if ids else []
-        return parse_rows("\n".join(rows))
+                            "--format=JobID,State,ExitCode,Reason,JobName"]) if ids else []
+        kept, foreign = clusters.named_rows("\n".join(rows), names)
+        return parse_rows(kept), foreign
 
     def _query_cmd(self, argv: Sequence[str], *,
                    allow_invalid_id: bool = False) -> _proc.ProcResult:

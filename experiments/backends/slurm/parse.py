@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..._proc import ProcResult
     from ...tracking.store import JobRecord
 
-JOB_ID_RE = re.compile(r"(\d+)(?:;\S+)?")
+JOB_ID_RE = re.compile(r"(\d+)(?:;(\S+))?")
 QUERY_ID_RE = re.compile(r"\d+(_\d+)?")
 RANGE_RE = re.compile(r"(\d+)_\[([0-9,\-]+)(?:%\d+)?\]")
 
@@ -195,6 +195,13 @@ def parse_job_id(stdout: str) -> str | None:
     lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
     match = JOB_ID_RE.fullmatch(lines[-1]) if lines else None
     return match.group(1) if match else None
+
+
+def parse_submitted_cluster(stdout: str) -> str | None:
+    """The cluster of ``sbatch --parsable``'s ``123;cluster`` (None for a plain ``123``)."""
+    lines = [ln.strip() for ln in stdout.splitlines() if ln.strip()]
+    match = JOB_ID_RE.fullmatch(lines[-1]) if lines else None
+    return match.group(2).lower() if match and match.group(2) else None
 
 
 # -- query shaping: rows → task positions ---------------------------------------------------

@@ -1,0 +1,82 @@
+"""How each stage stands: per state, how many artifacts, which ones and why (what ``status``
+prints per stage). Built from the task views of :mod:`.status`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ..model.artifact import Artifact
+from ..states import JobState, TaskKey
+from .markers import DoneIndex
+from .status import (
+    _RECORDED,
+    PROBLEMS,
+    ArtifactState,
+    Live,
+    StageStatus,
+    TaskView,
+    _live_view,
+    modified_detail,
+    task_state,
+)
+from .store import JobRecord
+
+
+def stage_status(stage: str, artifacts: Iterable[Artifact],
+                 latest: Mapping[str, tuple[JobRecord, int]], live: Live,
+                 root: str, done: DoneIndex | None = None,
+                 stale: Mapping[str, str] | None = None) -> StageStatus:
+    """Per-artifact states of a stage: built, stale, running, queued, failed, …, not started.
+
+    ``latest`` comes from the records of every stage, so an artifact shared by two stages has
+    one state in both; ``stale`` (artifact id → why) turns a built artifact stale.
+    """
+    out = StageStatus(stage)
+    done = done or DoneIndex(root)
+    counts = out.counts
+    for art in artifacts:
+        hit = latest.get(art.artifact_id)
+        if hit is None:
+            state = ArtifactState.BUILT if done(art.relpath) else ArtifactState.NOT_STARTED
+            why = done.problem(art.relpath) if state is ArtifactState.BUILT else None
+            if why is not None:
+                state = ArtifactState.MODIFIED
+                out.problems.append(TaskView("", -1, art.relpath, state, modified_detail(why)))
+        else:
+            quick = _plain_state(hit[0], hit[1], live, done)
+            if quick is None:  # anything else than built or plainly live: the full story
+                view = task_state(hit[0], hit[1], live, root, done)
+                quick = view.state
+                if quick in PROBLEMS or view.held:
+                    out.problems.append(view)
+                elif view.outlook is not None:
+                    out.waiting.append(view)
+            elif quick is ArtifactState.QUEUED:
+                st = live.get(TaskKey(hit[0].job_id or "?", hit[1]))
+                if st is not None and st.outlook is not None:  # waits for a named reason
+                    out.waiting.append(_live_view(hit[0], hit[1], st))
+            state = quick
+        if state is ArtifactState.BUILT and stale and art.artifact_id in stale:
+            state = ArtifactState.STALE
+            out.stale.append(TaskView("", -1, art.relpath, state, stale[art.artifact_id]))
+        counts[state] = counts.get(state, 0) + 1
+    return out
+
+
+def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
+                 ) -> ArtifactState | None:
+    """BUILT, or QUEUED/RUNNING for a task the scheduler holds (not held back) whose artifact
+    has no folder yet, without building a view (100,000 of them in a big status); None for
+    anything that needs :func:`task_state`."""
+    relpath = record.tasks[index][1]
+    if not done.has_folder(relpath):
+        st = live.get(TaskKey(record.job_id or "?", index))
+        if st is None:  # not asked: an end recorded without a worker (cancelled while queued)
+            entry = record.ended.get(str(index))
+            state = _RECORDED.get(entry.get("state")) if entry else None
+            return state if state is not None and state not in PROBLEMS else None
+        if st.state.live and not st.held and st.state is not JobState.ELSEWHERE:
+            running = st.state is JobState.RUNNING and not record.packed  # pack: behind others
+            return ArtifactState.RUNNING if running else ArtifactState.QUEUED
+        return None
+    return ArtifactState.BUILT if done(relpath) and done.problem(relpath) is None else None
