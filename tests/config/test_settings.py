@@ -121,8 +121,8 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     assert "unknown key(s) log_dir, zzz" in msg
     assert ("valid keys are code_snapshots, default_partition, default_slurm_args, escalation, "
             "local, log_directory, max_running, python, setup, snapshot_excludes, "
-            "snapshot_max_mb, stale_on_code_change, submit_limit_check_above, trusted_groups, trusted_users, "
-            "umask") in msg
+            "snapshot_max_mb, stale_on_code_change, submit_limit_check_above, trusted_groups, "
+            "trusted_users, umask") in msg
 
 
 @pytest.mark.parametrize("value, project, expected", [

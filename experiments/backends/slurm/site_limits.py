@@ -21,7 +21,7 @@ import json
 import os
 import pwd
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ... import _atomic
@@ -30,6 +30,11 @@ from . import limits
 from .client import SlurmClient
 from .parse import QUERY_ID_RE, expand_key
 
+# The accounting rows we read: kind -> sacctmgr's arguments (given the user's name).
+ACCOUNTING: dict[str, Callable[[str], list[str]]] = {
+    "qos": lambda me: ["show", "qos", f"format={limits.QOS_FORMAT}"],
+    "assoc": lambda me: ["show", "assoc", f"user={me}", f"format={limits.ASSOC_FORMAT}"],
+}
 # How long the QOS and association rows read from sacctmgr are reused from our cache file.
 ACCOUNTING_TTL_S = 3600
 
@@ -47,7 +52,7 @@ class SiteLimits:
     def __init__(self, client: SlurmClient, cache: Path | None = None) -> None:
         self.client = client
         self.cache = cache
-        self._rows: dict[str, str] | None = None
+        self._rows: dict[str, str] | None = None  # sacctmgr's rows by kind, once read
         self._partitions: dict[str, limits.PartitionLimits] | None = None
         self._qos: dict[str, limits.QosLimits] | None = None
         self._node_gpus: dict[str, list[int]] | None = None
@@ -76,13 +81,13 @@ class SiteLimits:
     def qos_limits(self) -> dict[str, limits.QosLimits]:
         """Every QOS and its limits; {} when accounting cannot be asked."""
         if self._qos is None:
-            self._qos = limits.parse_qos(self._accounting_rows()["qos"])
+            self._qos = limits.parse_qos(self._accounting_rows("qos"))
         return self._qos
 
     def associations(self) -> list[limits.AssocLimits]:
         """This user's associations (and their accounts' rows); [] without accounting."""
         if self._assocs is None:
-            self._assocs = limits.parse_assocs(self._accounting_rows()["assoc"])
+            self._assocs = limits.parse_assocs(self._accounting_rows("assoc"))
         return self._assocs
 
     def reservations(self) -> list[limits.Reservation]:
@@ -112,29 +117,28 @@ class SiteLimits:
         return sum(len(expand_key(line.strip())) for line in out.splitlines() if line.strip())
 
     def accounting_cached(self) -> bool:
-        """Whether the QOS and association rows are at hand without asking sacctmgr."""
-        return self._rows is not None or self._cached_rows() is not None
+        """Whether the QOS and association rows are both at hand without asking sacctmgr."""
+        return set(ACCOUNTING) <= set(self._rows or self._cached_rows() or {})
 
     def refresh_accounting(self) -> None:
         """Read the QOS and association rows from sacctmgr now, into the cache (after Slurm
         refused a submission at the submit limit: the next launch then packs itself)."""
-        self._rows, self._qos, self._assocs = None, None, None
-        self._accounting_rows(fresh=True)
+        self._rows, self._qos, self._assocs = {}, None, None
+        for kind in ACCOUNTING:
+            self._accounting_rows(kind)
 
-    def _accounting_rows(self, fresh: bool = False) -> dict[str, str]:
-        """sacctmgr's QOS and association rows ("qos", "assoc"): from memory, our cache file
-        while it is younger than ACCOUNTING_TTL_S, else asked (and cached when both answered)."""
+    def _accounting_rows(self, kind: str) -> str:
+        """sacctmgr's rows of ``kind`` ("qos" or "assoc"): from memory, our cache file while it
+        is younger than ACCOUNTING_TTL_S, else asked (cached once both kinds answered)."""
         if self._rows is None:
-            self._rows = None if fresh else self._cached_rows()
-        if self._rows is None:
-            me = pwd.getpwuid(os.getuid()).pw_name
-            qos = self._accounting(["show", "qos", f"format={limits.QOS_FORMAT}"])
-            assoc = self._accounting(["show", "assoc", f"user={me}",
-                                      f"format={limits.ASSOC_FORMAT}"])
-            self._rows = {"qos": qos or "", "assoc": assoc or ""}
-            if qos is not None and assoc is not None and self.cache is not None:
-                self._write_cache(self.cache, self._rows)
-        return self._rows
+            self._rows = self._cached_rows() or {}
+        if kind not in self._rows:
+            args = ACCOUNTING[kind](pwd.getpwuid(os.getuid()).pw_name)
+            got = self._accounting(args)
+            self._rows[kind] = got or ""
+            if got is not None and self.cache is not None and set(ACCOUNTING) <= set(self._rows):
+                self._write_cache(self.cache, self._rows)  # both fresh: keep them together
+        return self._rows[kind]
 
     def _cache_key(self) -> str:
         """What the cached rows are valid for: this cluster (its config file) and this user."""
@@ -152,7 +156,7 @@ class SiteLimits:
             age = time.time() - float(data["at"])
             if data["key"] != self._cache_key() or not 0 <= age < ACCOUNTING_TTL_S:
                 return None
-            return {"qos": str(data["qos"]), "assoc": str(data["assoc"])}
+            return {kind: str(data[kind]) for kind in ACCOUNTING}
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
