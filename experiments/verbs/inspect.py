@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
+from ..model.id_cache import prime_stages
 from ..session import Session
 from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
 from ..tracking.markers import DoneIndex
@@ -44,6 +45,7 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
     file system shows (``wait`` after :class:`~.wait_disk.DiskWatch` said so)."""
     selected = session.selected(stages)
     ex = session.experiment
+    prime_stages(ex.stages, selected, session.store.home, ex.project)
     # every stage (an artifact may belong to several); jobs of other roots hold nothing here
     if ask:
         tracked = session.tracked()
