@@ -83,7 +83,7 @@ def wait(session: Session, stages: Sequence[str] | None = None, *,
     ``tick_s``: how often the disk is looked at between polls (None: never).
     """
     selected = session.selected(stages)  # a typo fails before the first poll
-    disk = DiskWatch(session, selected) if tick_s else None
+    disk: DiskWatch | None = None  # made after the first poll, from its primed identities
     start = clock()
     interval, last, polls = interval_s, None, 0
     while True:
@@ -103,6 +103,8 @@ def wait(session: Session, stages: Sequence[str] | None = None, *,
             interval = min(interval, max(timeout_s - elapsed, 0.01))
         if on_poll is not None:
             on_poll(report, elapsed, interval)
+        if tick_s and disk is None:
+            disk = DiskWatch(session, selected)
         if disk is None or not tick_s:
             sleep(interval)
         elif _ended_while_sleeping(disk, interval, tick_s, sleep, clock):
