@@ -63,6 +63,9 @@ OPTIONAL_KEYS = {
     "trusted_users": "other users whose .done markers count as built (shared artifact roots)",
     "trusted_groups": "groups whose .done markers count as built (shared artifact roots)",
     "setup": "shell lines run before every task (a partition's own go in default_slurm_args)",
+    "submit_limit_check_above": "launches with more array tasks than this (default 1000) read "
+                                "the user's submit limits first and pack themselves to fit; 0: "
+                                "every launch",
     "escalation": "opt-in policy for `launch --retry-failed`, e.g. "
                   '{"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2}, '
                   '"caps": {"time": "3-00:00:00", "mem": "512G"}}',
@@ -75,6 +78,8 @@ SITE_ENV = "EXPERIMENTS_SITE_CONFIG"
 SITE_PATH = "/etc/experiments/config.json"
 EVERY_PARTITION = "*"  # default_slurm_args entry that applies under every partition's own
 FIRST_USE: dict[str, Any] = {}  # the user's file on first use: no changes yet
+# Launches with at most this many array tasks skip reading the submit limits (no sacctmgr).
+SUBMIT_LIMIT_CHECK_ABOVE = 1000
 # The keys of "local" and the smallest value each accepts.
 LOCAL_KEYS = {"cpus": 1, "gpus": 0, "mem_gb": 0}
 
@@ -153,6 +158,7 @@ class Config:
     setup: tuple[str, ...] = ()
     escalation: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     remotes: Mapping[str, targets.Remote] = field(default_factory=dict)
+    submit_limit_check_above: int = SUBMIT_LIMIT_CHECK_ABOVE
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -328,7 +334,8 @@ def validate(data: Any, path: Path) -> Config:
                   trusted_gids=_ids(data.get("trusted_groups", []), "trusted_groups", path),
                   setup=_setup(data, path)[0],
                   escalation=_escalation(data.get("escalation", {}), path),
-                  remotes=targets.parse(data.get(targets.KEY, {}), path))
+                  remotes=targets.parse(data.get(targets.KEY, {}), path),
+                  submit_limit_check_above=_count(data, "submit_limit_check_above", path))
 
 
 def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
@@ -344,6 +351,15 @@ def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
     raise ConfigError(f"{path}: max_running must be a positive int (every project) or map "
                       'project names to positive ints, e.g. {"my-project": 64}; got '
                       f"{value!r:.60}")
+
+
+def _count(data: Mapping[str, Any], key: str, path: Path) -> int:
+    """A non-negative int setting (its default when absent)."""
+    value = data.get(key, SUBMIT_LIMIT_CHECK_ABOVE)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{path}: {key} must be a whole number of array tasks (0 or more), "
+                          f"got {value!r:.60}")
+    return value
 
 
 def _ids(names: Any, key: str, path: Path) -> tuple[int, ...]:

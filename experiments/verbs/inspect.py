@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ExperimentsError
+from ..model.id_cache import prime_stages
 from ..session import Session
-from ..tracking.ends import record_endings, root_of, roots, unknown_root_warning
+from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
 from ..tracking.foreign import Untrusted, untrusted
 from ..tracking.markers import DoneIndex
 from ..tracking.stage_counts import stage_status
@@ -50,17 +51,27 @@ class HistoryReport:
     accepted: list[dict[str, Any]] = field(default_factory=list)  # `accept`s, oldest first
 
 
-def status(session: Session, stages: Sequence[str] | None = None) -> StatusReport:
-    """Per stage: how many artifacts are built, stale, running, queued, failed, not started."""
+def status(session: Session, stages: Sequence[str] | None = None, *,
+           ask: bool = True) -> StatusReport:
+    """Per stage: how many artifacts are built, stale, running, queued, failed, not started.
+
+    ``ask=False`` asks no scheduler and records no end: only for artifacts whose every end the
+    file system shows (``wait`` after :class:`~.wait_disk.DiskWatch` said so)."""
     selected = session.selected(stages)
     ex = session.experiment
+    prime_stages(ex.stages, selected, session.store.home, ex.project)
     # every stage (an artifact may belong to several); jobs of other roots hold nothing here
-    tracked = session.tracked()
-    every, records, live = tracked.every, tracked.records, tracked.live
+    if ask:
+        tracked = session.tracked()
+        every, records, live = tracked.every, tracked.records, tracked.live
+    else:
+        every, live = session.records(), Live()
+        records = of_root(every, ex.artifact_path)
     # One listing per folder, taken after the scheduler answered (a task it saw end has its
     # marker listed), shared by the endings, the staleness check and the stages.
     done = DoneIndex(ex.artifact_path)
-    records = record_endings(session.store, records, live, ex.artifact_path, done)
+    if ask:
+        records = record_endings(session.store, records, live, ex.artifact_path, done)
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)

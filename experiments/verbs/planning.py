@@ -21,6 +21,7 @@ from ..backends.base import Backend
 from ..config.settings import Config
 from ..errors import DefinitionError, ExperimentsError
 from ..model.artifact import Artifact
+from ..model.id_cache import prime_stages
 from ..model.identity import check_relpath
 from ..model.task import Download, Task, Upload
 from ..plan import Plan, build_plan
@@ -175,6 +176,8 @@ def prologue(session: Session, stages: Sequence[str] | None, *, with_deps: bool 
     before anything is submitted.
     """
     root = session.experiment.artifact_path
+    prime_stages(session.experiment.stages, session.selected(stages), session.store.home,
+                 session.experiment.project)
     tracked = session.tracked(strict=CANNOT_LAUNCH if launching else False)
     if launching:
         record_endings(session.store, tracked.records, tracked.live, root)

@@ -2,8 +2,10 @@
 
 Waiting is polling ``status``: one scheduler query per backend per poll (for Slurm one queue
 query and at most one accounting query), with an interval that grows while nothing changes, so
-a long wait costs the scheduler little. The verb returns data; the CLI turns the outcome into an
-exit code and decides how to show each poll.
+a long wait costs the scheduler little. Between polls it looks at the disk every ``tick_s``
+(:mod:`.wait_disk`): once the done markers and status files show every selected artifact
+ended, it returns at once, with a report read from the files alone. The verb returns data;
+the CLI turns the outcome into an exit code and decides how to show each poll.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from dataclasses import dataclass
 from ..session import Session
 from ..tracking.status import ArtifactState, StageStatus
 from .inspect import StatusReport, status
+from .wait_disk import DiskWatch
 
 LIVE_STATES = (ArtifactState.RUNNING, ArtifactState.QUEUED, ArtifactState.SUBMITTING,
                ArtifactState.ELSEWHERE)
 FAILED_STATES = (ArtifactState.FAILED, ArtifactState.DEP_FAILED, ArtifactState.CANCELLED,
                  ArtifactState.MODIFIED, ArtifactState.UNKNOWN)
 MAX_INTERVAL_S = 120.0
+TICK_S = 1.0  # how often the disk is looked at between two scheduler polls
 GROWTH = 1.5
 
 
@@ -77,13 +81,16 @@ def wait(session: Session, stages: Sequence[str] | None = None, *,
          timeout_s: float | None = None, interval_s: float = 5.0,
          on_poll: Poll | None = None, allow_stale: bool = False,
          sleep: Callable[[float], None] = time.sleep,
-         clock: Callable[[], float] = time.monotonic) -> WaitResult:
+         clock: Callable[[], float] = time.monotonic,
+         tick_s: float | None = TICK_S) -> WaitResult:
     """Poll ``status`` until nothing selected is live, or until ``timeout_s`` has passed.
 
     ``on_poll`` sees every report with the elapsed time and the interval before the next poll;
     ``allow_stale`` ends "built" when the only thing wrong is stale results.
+    ``tick_s``: how often the disk is looked at between polls (None: never).
     """
     selected = session.selected(stages)  # a typo fails before the first poll
+    disk: DiskWatch | None = None  # made after the first poll, from its primed identities
     start = clock()
     interval, last, polls = interval_s, None, 0
     while True:
@@ -103,4 +110,25 @@ def wait(session: Session, stages: Sequence[str] | None = None, *,
             interval = min(interval, max(timeout_s - elapsed, 0.01))
         if on_poll is not None:
             on_poll(report, elapsed, interval)
-        sleep(interval)
+        if tick_s and disk is None:
+            disk = DiskWatch(session, selected)
+        if disk is None or not tick_s:
+            sleep(interval)
+        elif _ended_while_sleeping(disk, interval, tick_s, sleep, clock):
+            report = status(session, selected, ask=False)  # the files say it all
+            if (result := outcome(report)) is not Outcome.LIVE:
+                return WaitResult(report, result, clock() - start, polls)
+
+
+def _ended_while_sleeping(disk: DiskWatch, interval: float, tick_s: float,
+                          sleep: Callable[[float], None], clock: Callable[[], float]) -> bool:
+    """Sleep ``interval`` in ticks, looking at the disk after each; True as soon as it shows
+    every end. A look that takes long stretches the tick (a big grid is not re-read often)."""
+    until = clock() + interval
+    while (left := until - clock()) > 0:
+        sleep(min(tick_s, left))
+        began = clock()
+        if disk.all_ended():
+            return True
+        tick_s = max(tick_s, 10 * (clock() - began))
+    return False

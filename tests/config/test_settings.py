@@ -121,8 +121,8 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     assert "unknown key(s) log_dir, zzz" in msg
     assert ("valid keys are code_snapshots, default_partition, default_slurm_args, escalation, "
             "local, log_directory, max_running, python, remotes, setup, snapshot_excludes, "
-            "snapshot_max_mb, stale_on_code_change, trusted_groups, trusted_users, "
-            "umask") in msg
+            "snapshot_max_mb, stale_on_code_change, submit_limit_check_above, trusted_groups, "
+            "trusted_users, umask") in msg
 
 
 @pytest.mark.parametrize("value, project, expected", [
@@ -276,3 +276,14 @@ def test_experiments_home_under_a_file_is_one_config_error(
 def test_lock_files_follow_the_mask_and_are_never_group_or_world_writable(
         mask: int, mode: int) -> None:
     assert cfg.lock_mode(mask) == mode
+
+
+def test_submit_limit_check_above_is_a_count_of_tasks(tmp_path: Path) -> None:
+    """Issue 26: launches above it read the submit limits; anything but a count is refused."""
+    from experiments.config.settings import SUBMIT_LIMIT_CHECK_ABOVE, validate
+    assert validate({}, tmp_path / "c.json").submit_limit_check_above == SUBMIT_LIMIT_CHECK_ABOVE
+    assert validate({"submit_limit_check_above": 0}, tmp_path / "c.json"
+                    ).submit_limit_check_above == 0
+    for bad in (-1, "100", True, 1.5):
+        with pytest.raises(ConfigError, match="submit_limit_check_above must be a whole number"):
+            validate({"submit_limit_check_above": bad}, tmp_path / "c.json")

@@ -5,10 +5,16 @@ On the policed cluster (QOS normal: MaxSubmitJobsPerUser=100, MaxJobsPerUser=20;
 the system Python with copies of the CLI's third-party packages): a 500-artifact grid is
 packed 5 per task into 100 array tasks, says so in ``drylaunch``, and builds; a grid that
 cannot fit even packed as far as MaxTime allows is refused before anything is submitted.
+
+Reading the limits asks the accounting database (``sacctmgr``), so only a launch with more
+array tasks than ``submit_limit_check_above`` does (issue 26): these projects set it to 100,
+as a site with this limit would; a small launch asks nothing, and a launch the default lets
+through is refused at the limit, after which the next launch packs itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -42,7 +48,8 @@ class Point(Artifact):
         builder.run_command("true")
 
 ex = SlurmExecutor(project=PROJECT, artifact_path=ROOT + "/out", code_path=ROOT + "/code")
-ex.stage("grid", ArtifactSet.from_product(cls=Point, params={"i": list(range(500))}))
+N = int(os.environ.get("N", "500"))
+ex.stage("grid", ArtifactSet.from_product(cls=Point, params={"i": list(range(N))}))
 if __name__ == "__main__":
     ex.auto_cli()
 '''
@@ -57,12 +64,19 @@ class Project:
     python: str
     pythonpath: str
 
-    def cli(self, *args: str, time_limit: str) -> subprocess.CompletedProcess[str]:
-        """``python exp.py ARGS`` as the user (TIME: each artifact's ``time``)."""
+    def cli(self, *args: str, time_limit: str, n: int = 500) -> subprocess.CompletedProcess[str]:
+        """``python exp.py ARGS`` as the user (TIME: each artifact's ``time``; N artifacts),
+        with ``sacctmgr`` wrapped to log its calls (:meth:`sacctmgr_calls`)."""
         env = [f"EXPERIMENTS_HOME={self.dir}/home", f"PYTHONPATH={self.pythonpath}",
-               "COLUMNS=200", f"TIME={time_limit}"]
+               "COLUMNS=200", f"TIME={time_limit}", f"N={n}",
+               f"PATH={self.dir}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}"]
         return self.cluster.run_as(self.user, "env", *env, self.python, "exp.py", *args,
                                    check=False, timeout=300, cwd=str(self.dir))
+
+    def sacctmgr_calls(self) -> int:
+        """How many times the CLI ran ``sacctmgr`` so far."""
+        log = self.dir / "sacctmgr.log"
+        return len(log.read_text().splitlines()) if log.exists() else 0
 
     def live(self) -> list[str]:
         out = self.cluster.run("squeue", "-h", "-r", "-u", self.user, "-o", "%i|%j",
@@ -70,15 +84,31 @@ class Project:
         return [line for line in out.splitlines() if self.name in line]
 
 
-@pytest.fixture
-def project(policed_cluster: PolicedCluster, user_python: tuple[str, str]
-            ) -> Iterator[Project]:
-    """The experiment in a folder of expuser1's own; its jobs are cancelled afterwards."""
+def _setup(folder: Path, config: dict[str, int] | None) -> None:
+    """The user's config (None: none, the defaults) and a wrapped sacctmgr that logs calls."""
+    (folder / "home").mkdir()
+    if config is not None:
+        (folder / "home" / "config.json").write_text(json.dumps(config))
+        (folder / "home" / "config.json").chmod(0o600)
+    (folder / "bin").mkdir()
+    real = shutil.which("sacctmgr")
+    assert real, "sacctmgr is not installed"
+    wrapper = folder / "bin" / "sacctmgr"
+    wrapper.write_text(f'#!/bin/bash\necho "$*" >> {folder}/sacctmgr.log\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+
+
+@pytest.fixture(params=[{"submit_limit_check_above": 100}])
+def project(request: pytest.FixtureRequest, policed_cluster: PolicedCluster,
+            user_python: tuple[str, str]) -> Iterator[Project]:
+    """The experiment in a folder of expuser1's own (its config: the fixture's parameter);
+    its jobs are cancelled afterwards."""
     user = policed_cluster.users[0]
     folder = Path(tempfile.mkdtemp(prefix="experiments-submit-limit-"))
     name = f"fit{uuid.uuid4().hex[:8]}"
     (folder / "exp.py").write_text(f"PROJECT = {name!r}\nROOT = {str(folder)!r}\n" + EXPERIMENT)
     (folder / "code").mkdir()
+    _setup(folder, request.param)
     subprocess.run(["chown", "-R", user, str(folder)], check=True)
     os.chmod(folder, 0o755)
     python, packages = user_python
@@ -137,3 +167,25 @@ def test_validate_checks_the_packed_arrays_launch_submits(project: Project) -> N
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "packed up to" in dry.stdout and "slurm --test-only: accepted" in dry.stdout
     assert "problem:" not in dry.stderr, dry.stderr
+def test_a_small_launch_asks_the_accounting_database_nothing(project: Project) -> None:
+    dry = project.cli("drylaunch", time_limit="2", n=20)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    launched = project.cli("launch", time_limit="2", n=20)
+    assert launched.returncode == 0, launched.stdout + launched.stderr
+    assert project.sacctmgr_calls() == 0
+    assert "Submitted 1 job(s) for 20 artifact(s)" in launched.stdout, launched.stdout
+
+
+@pytest.mark.parametrize("project", [None], indirect=True)
+def test_a_launch_refused_at_the_limit_teaches_the_next_one_to_fit(project: Project) -> None:
+    # the default threshold (1000) lets 500 tasks through unchecked; Slurm refuses the array
+    refused = project.cli("launch", time_limit="2")
+    assert refused.returncode != 0
+    assert "MaxSubmitJob" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    assert project.live() == []
+    asked = project.sacctmgr_calls()
+    assert asked == 2  # the limits, read once the refusal showed they matter
+    again = project.cli("launch", time_limit="2")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert project.sacctmgr_calls() == asked  # from the cache
+    assert 0 < len(project.live()) <= 100

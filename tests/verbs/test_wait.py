@@ -12,6 +12,7 @@ import pytest
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.session import Session
+from experiments.tracking.status import ArtifactState
 from experiments.verbs import Outcome, wait
 from experiments.verbs.wait import next_interval
 from tests.support.cli import run_in_process as _code
@@ -37,7 +38,8 @@ def test_wait_polls_until_nothing_is_live_with_a_growing_interval(
         script[len(sleeps) - 1]()
 
     queries = fake.calls.get("query", 0)
-    result = wait(session, interval_s=2.0, sleep=sleep, clock=lambda: float(len(sleeps)))
+    result = wait(session, interval_s=2.0, sleep=sleep, clock=lambda: float(len(sleeps)),
+                  tick_s=None)  # the scheduler alone: this counts its polls
     assert result.outcome is Outcome.FAILED and result.polls == 7
     assert fake.calls["query"] - queries == 7  # one scheduler query per poll
     assert sleeps[:2] == [2.0, 3.0]  # grows while nothing changes
@@ -120,3 +122,56 @@ def test_wait_in_a_real_process_without_a_terminal(tmp_path: Path) -> None:
     result = run("wait")
     assert result.returncode == 1, result.stderr
     assert "\x1b[" not in result.stdout and "1 built, 1 failed" in result.stdout
+
+
+def _frozen_clock() -> tuple[list[float], object, object]:
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    return now, sleep, lambda: now[0]
+
+
+def test_wait_returns_when_the_disk_shows_every_end_while_the_scheduler_is_frozen(
+        ex: FakeExecutor, fake: FakeBackend) -> None:
+    """Issue 26: markers and status files end the wait within a tick, without a poll."""
+    session = Session.open(ex)
+    assert cli_main.run(ex, ["launch"]) == 0
+    now, sleep, clock = _frozen_clock()
+    queries = fake.calls.get("query", 0)
+
+    def ticking(seconds: float) -> None:
+        sleep(seconds)
+        if now[0] >= 3:  # the workers write their files; the scheduler can no longer answer
+            fake.unreachable = True
+            fake.finish("100", 0)
+            fake.fail("100", 1, error="boom")
+            fake.finish("100", 2)
+
+    result = wait(session, interval_s=1000, sleep=ticking, clock=clock, timeout_s=5000)
+    assert result.outcome is Outcome.FAILED and 3 <= result.elapsed_s <= 4
+    assert fake.calls["query"] - queries == 1  # the first poll only
+    assert [s.counts for s in result.report.stages][0] == {
+        ArtifactState.BUILT: 2, ArtifactState.FAILED: 1}
+
+
+def test_wait_does_not_call_built_a_task_killed_before_it_wrote_anything(
+        ex: FakeExecutor, fake: FakeBackend) -> None:
+    """The disk shows no end for a task the scheduler killed before its worker started: only
+    the next poll can tell, and it says failed, not built."""
+    session = Session.open(ex)
+    assert cli_main.run(ex, ["launch"]) == 0
+    now, sleep, clock = _frozen_clock()
+    queries = fake.calls.get("query", 0)
+
+    def ticking(seconds: float) -> None:
+        sleep(seconds)
+        if now[0] >= 3:
+            fake.finish("100", 0)
+            fake.finish("100", 2)
+            fake.time_out("100", 1)  # killed: no marker, no status file
+
+    result = wait(session, interval_s=60, sleep=ticking, clock=clock)
+    assert result.outcome is Outcome.FAILED and result.elapsed_s >= 60
+    assert fake.calls["query"] - queries == 2  # the end came from the scheduler's poll

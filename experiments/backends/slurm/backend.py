@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ... import _atomic, paths
-from ...config.settings import Config
-from ...errors import SubmissionError
+from ...config.settings import Config, home
+from ...errors import SchedulerQueryError, SubmissionError
 from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent
 from ...launching.waits import OnWait, SubmitWait
 from ...plan import Group, Plan
@@ -37,7 +37,7 @@ from .layout import SlurmLayout
 from .parse import keyed, merge, to_account
 from .sbatch_options import slurm_options
 from .script import job_script
-from .site_limits import SiteLimits
+from .site_limits import SiteLimits, cache_file
 from .validate import describe as describe_group
 
 NAME = "slurm"
@@ -51,8 +51,8 @@ class SlurmBackend:
     def __init__(self, config: Config, client: SlurmClient | None = None) -> None:
         self.config = config
         self.client = client or SlurmClient()
-        self.site = SiteLimits(self.client)  # limits, read once when needed
-        self.arrays = SlurmLayout(self.client, self.site)
+        self.site = SiteLimits(self.client, cache_file(home()))  # read once when needed
+        self.arrays = SlurmLayout(self.client, self.site, config.submit_limit_check_above)
 
     def resolve(self, requirements: Mapping[str, Scalar], where: str) -> Resources:
         """Checked sbatch options plus the typed fields; errors name ``where`` and the key."""
@@ -104,6 +104,14 @@ class SlurmBackend:
             ids.append(record.job_id or "")
         return ctx.submitted
 
+    def _learn_limits(self) -> None:
+        """Read the submit limits into the cache after Slurm refused a submission at one, so
+        the next launch packs itself to fit (best effort: the refusal is what matters)."""
+        try:
+            self.site.refresh_accounting()
+        except SchedulerQueryError:
+            pass
+
     def _submit_array(self, ctx: LaunchContext, arr: ArrayLayout, chunk_no: int,
                       by_ref: Mapping[str, JobRecord], throttle: int | None = None,
                       after: Sequence[str] = (), position: tuple[int, int] = (1, 1),
@@ -131,8 +139,10 @@ class SlurmBackend:
                                         on_wait=_waiting(ctx, job.record, position))
         except SubmissionUncertain:  # may exist: keep the intent for the next launch
             raise
-        except SubmissionError:  # refused for sure: the intent must not linger
+        except SubmissionError as exc:  # refused for sure: the intent must not linger
             ctx.discard(job)
+            if "MaxSubmitJob" in str(exc):  # at the submit limit: the next launch fits it
+                self._learn_limits()
             raise
         record = ctx.confirm(job, job_id, requeue_window_s=self.client.min_job_age_s(),
                              cluster=self.client.cluster_of.get(job_id)

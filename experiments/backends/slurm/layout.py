@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ...config.settings import SUBMIT_LIMIT_CHECK_ABOVE
 from ...errors import SubmissionError
 from ...plan import Group, Plan
 from ...plan.lanes import MAX_LANES, ArrayLayout, Where, layout_plan
@@ -112,10 +113,12 @@ class SlurmLayout:
     # rule before lanes (every dependent array waits for all of its upstream arrays).
     max_lanes = MAX_LANES
 
-    def __init__(self, client: SlurmClient, site: SiteLimits) -> None:
+    def __init__(self, client: SlurmClient, site: SiteLimits,
+                 check_above: int = SUBMIT_LIMIT_CHECK_ABOVE) -> None:
         self.client = client
         self.site = site
         self._fits: dict[int, tuple[Group, PackFit]] = {}  # the last layout's pack per group
+        self.check_above = check_above  # launches this small skip reading the limits
 
     def notes(self, plan: Plan, records: Sequence[JobRecord]
               ) -> tuple[list[ArrayLayout], list[str], list[str]]:
@@ -174,7 +177,14 @@ class SlurmLayout:
 
     def allowance(self, plan: Plan, tasks: int) -> Allowance | None:
         """The user's remaining submit allowance when ``tasks`` would exceed it, else None
-        (also when no limit is set or none can be read; the job count is asked only then)."""
+        (also when no limit is set or none can be read; the job count is asked only then).
+
+        A launch of at most ``check_above`` tasks asks nothing unless the limits are cached
+        already: should Slurm refuse it at the limit, the launch stops with what was submitted
+        and the limits are read for the next one.
+        """
+        if tasks <= self.check_above and not self.site.accounting_cached():
+            return None
         assocs, qos = self.site.associations(), self.site.qos_limits()
         pairs = {(_text(dict(g.resources.requirements).get("account")),
                   _text(dict(g.resources.requirements).get("qos"))) for g in plan.groups}

@@ -1,0 +1,85 @@
+"""``wait`` learns of ends from the disk (issue 26), on a real cluster whose controller is
+frozen (SIGSTOP): the workers' done markers end the wait long before its next poll, and the
+frozen controller is not needed for the verdict."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.slurm import cancel_all, my_jobs
+from tests.support.slurm_cluster import FaultsCluster
+
+pytestmark = pytest.mark.slurm
+
+EXPERIMENT = '''
+import os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
+
+@dataclass(frozen=True)
+class Gate(Artifact):
+    i: int
+    def get_requirements(self):
+        return {"time": "5:00"}
+    def construct(self, builder: Task):
+        builder.run_command(f"while [ ! -e {os.environ['GO']} ]; do sleep 0.2; done")
+
+ex = SlurmExecutor(project=os.environ["PROJECT"], artifact_path=os.environ["OUT"],
+                   code_path=os.environ["OUT"])
+ex.stage("gate", ArtifactSet.from_product(cls=Gate, params={"i": [0, 1]}))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''
+
+
+@pytest.fixture
+def faults(faults_cluster: FaultsCluster, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[FaultsCluster]:
+    """The faults cluster as this test's Slurm, healed (thawed) again afterwards."""
+    monkeypatch.setenv("SLURM_CONF", faults_cluster.conf)
+    faults_cluster.heal()
+    try:
+        yield faults_cluster
+    finally:
+        faults_cluster.heal()
+
+
+def _cli(script: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, str(script), *args], cwd=script.parent,
+                            env={**os.environ, "COLUMNS": "200", **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_wait_returns_on_the_markers_while_the_controller_is_frozen(
+        tmp_path: Path, faults: FaultsCluster) -> None:
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT)
+    go = tmp_path / "go"
+    env = {"OUT": str(tmp_path / "out"), "PROJECT": f"w{uuid.uuid4().hex[:8]}", "GO": str(go)}
+    try:
+        launched = _cli(script, env, "launch")
+        assert launched.wait(timeout=120) == 0, launched.communicate()[1]
+        deadline = time.monotonic() + 120
+        while sum("RUNNING" in r for r in my_jobs(env["PROJECT"])) < 2:
+            assert time.monotonic() < deadline, my_jobs(env["PROJECT"])
+            time.sleep(0.3)
+        # the first poll sees them running; the next would come 300 s later
+        waiting = _cli(script, env, "wait", "--interval", "300")
+        time.sleep(3)
+        faults.freeze()
+        go.touch()  # the workers end and write their markers; the controller hears nothing
+        out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, out + err
+        assert "All built" in out, out
+        assert faults.ctld_pid() is not None  # still frozen, never asked
+    finally:
+        faults.heal()
+        cancel_all(env["PROJECT"])
