@@ -127,23 +127,46 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     """
     with _launch_lock(session):
         warnings = reconcile(session) + other_files(session)
-        prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
-                        rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True)
-        warnings += unknown_root_warning(prep.records) + prep.warnings
-        snapshot, snapshot_warnings = take_snapshot(session) if prep.plan.groups else (None, [])
-        warnings.extend(snapshot_warnings)
-        from_config = max_running is None  # config.json's budget spans the project's launches
-        if max_running is None:
-            max_running = session.config.max_running_for(session.experiment.project)
-        ctx = LaunchContext.for_plan(prep.plan, session.experiment, session.config,
-                                     session.store, progress=progress, max_running=max_running,
-                                     overrides=overrides, snapshot=snapshot)
-        ctx.held = _held(session, prep.records, prep.live, max_running) if from_config else []
-        invalidated = (_set_aside(ctx.artifact_path, prep.plan)
-                       if rebuild_stale and prep.stale else [])
-        submitted = _submit(session, prep.plan, ctx)
-        return LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated,
-                            prep.changes)
+        result = _round(session, stages, warnings, with_deps=with_deps, progress=progress,
+                        max_running=max_running, overrides=overrides,
+                        rebuild_stale=rebuild_stale, retry_failed=retry_failed)
+        last = result
+        while _decides_more(last):  # a local run ended a sweep's rung: plan again, here
+            last = _round(session, stages, [], with_deps=with_deps, progress=progress,
+                          max_running=max_running, overrides=overrides)
+            result.records += last.records
+            result.warnings += last.warnings
+        return result
+
+
+def _decides_more(result: LaunchResult) -> bool:
+    """Whether a sweep waits on what this launch ran to its end (the local backend): then
+    planning again decides the next rung. Jobs still queued leave that to a relay."""
+    return bool(result.plan.waiting and result.records and all(
+        r.state is not RecordState.SUBMITTED for r in result.records))
+
+
+def _round(session: Session, stages: Sequence[str] | None, warnings: list[str], *,
+           with_deps: bool, progress: Progress | None, max_running: int | None,
+           overrides: Overrides | None, rebuild_stale: bool = False,
+           retry_failed: bool = False) -> LaunchResult:
+    """Plan once and submit what the plan holds (the launch lock held)."""
+    prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
+                    rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True)
+    warnings += unknown_root_warning(prep.records) + prep.warnings
+    snapshot, snapshot_warnings = take_snapshot(session) if prep.plan.groups else (None, [])
+    warnings.extend(snapshot_warnings)
+    from_config = max_running is None  # config.json's budget spans the project's launches
+    if max_running is None:
+        max_running = session.config.max_running_for(session.experiment.project)
+    ctx = LaunchContext.for_plan(prep.plan, session.experiment, session.config,
+                                 session.store, progress=progress, max_running=max_running,
+                                 overrides=overrides, snapshot=snapshot)
+    ctx.held = _held(session, prep.records, prep.live, max_running) if from_config else []
+    invalidated = (_set_aside(ctx.artifact_path, prep.plan)
+                   if rebuild_stale and prep.stale else [])
+    submitted = _submit(session, prep.plan, ctx)
+    return LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes)
 
 
 def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:

@@ -12,6 +12,7 @@ stays in :mod:`experiments.verbs.launch`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from ..config.settings import Config
 from ..errors import DefinitionError, ExperimentsError
 from ..model.artifact import Artifact
 from ..model.identity import check_relpath
+from ..model.sets import resolve_stages
 from ..model.task import Download, Task, Upload
 from ..plan import Plan, build_plan
 from ..plan.overrides import Overrides, apply_overrides
@@ -29,6 +31,7 @@ from ..resources import Resources, freeze_requirements
 from ..session import Session
 from ..tracking.ends import of_root, record_endings
 from ..tracking.markers import DoneIndex
+from ..tracking.sweep_outcomes import RootOutcomes
 from ..tracking.staleness import Stale
 from ..tracking.status import Live, live_artifacts
 from ..tracking.store import JobRecord
@@ -130,14 +133,20 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
     ex = session.experiment
     selected = session.selected(stages)
     resolver = RequirementResolver.for_session(session, retry=retry)
-    built = BuiltCheck(DoneIndex(ex.artifact_path), frozenset(rebuild),
+    built = BuiltCheck(done, frozenset(rebuild),
                        frozenset(retry.ids) if retry is not None else None)
+    of_this_root = of_root(records, ex.artifact_path)
+    done = DoneIndex(ex.artifact_path)
+    stages, waiting = resolve_stages(ex.stages, RootOutcomes(ex.artifact_path, of_this_root,
+                                                             live, done))
     with _gc.paused():
-        plan = build_plan(ex.stages, selected, is_built=built,
-                          live=live_artifacts(of_root(records, ex.artifact_path), live),
+        plan = build_plan(stages, selected, is_built=built,
+                          live=live_artifacts(of_this_root, live),
                           resources=resolver, construct=steps_recorder(session),
                           with_deps=with_deps)
-    return apply_overrides(plan, overrides or Overrides(), resolver.backend.resolve)
+    plan = apply_overrides(plan, overrides or Overrides(), resolver.backend.resolve)
+    return dataclasses.replace(plan, waiting=tuple(w for w in waiting
+                                                   if w.split(":")[0] in selected))
 
 
 @dataclass
