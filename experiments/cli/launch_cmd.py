@@ -324,7 +324,7 @@ def launched(result: LaunchResult) -> None:
         render.line(f"… and {len(result.records) - len(shown)} more job(s): `history` lists "
                     "them")
     failed = sum(1 for r in result.records for s in r.task_states.values() if s != "completed")
-    total = result.plan.task_count
+    total = sum(len(r.tasks) for r in result.records)  # every round of a local sweep
     if result.records and all(r.backend == "local" for r in result.records):
         render.line(f"Built {total - failed} of {total}; `status` shows what failed and why."
                     if failed else f"Built all {total} artifact(s).")

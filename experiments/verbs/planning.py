@@ -133,14 +133,14 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
     ex = session.experiment
     selected = session.selected(stages)
     resolver = RequirementResolver.for_session(session, retry=retry)
-    built = BuiltCheck(done, frozenset(rebuild),
-                       frozenset(retry.ids) if retry is not None else None)
     of_this_root = of_root(records, ex.artifact_path)
     done = DoneIndex(ex.artifact_path)
-    stages, waiting = resolve_stages(ex.stages, RootOutcomes(ex.artifact_path, of_this_root,
-                                                             live, done))
+    built = BuiltCheck(done, frozenset(rebuild),
+                       frozenset(retry.ids) if retry is not None else None)
+    resolved, waiting = resolve_stages(ex.stages, RootOutcomes(ex.artifact_path, of_this_root,
+                                                               live, done))
     with _gc.paused():
-        plan = build_plan(stages, selected, is_built=built,
+        plan = build_plan(resolved, selected, is_built=built,
                           live=live_artifacts(of_this_root, live),
                           resources=resolver, construct=steps_recorder(session),
                           with_deps=with_deps)
