@@ -311,6 +311,7 @@ def launched(result: LaunchResult) -> None:
     if not result.plan.groups:
         render.line(f"Nothing to launch: {len(result.plan.skipped)} artifact(s) already built "
                     "or queued.")
+        _relay_line(result)
         return
     shown = result.records if len(result.records) <= _MAX_JOB_LINES else result.records[:10]
     for rec in shown:
@@ -331,6 +332,14 @@ def launched(result: LaunchResult) -> None:
     else:
         render.line(f"Submitted {len(result.records)} job(s) for {total} artifact(s); "
                     "`status` or `history` to follow them.")
+    _relay_line(result)
+
+
+def _relay_line(result: LaunchResult) -> None:
+    """What a sweep still waits for, and the relay that plans its next wave."""
+    if result.relay is not None and result.waiting:
+        render.line(f"Relay job {result.relay.job_id} plans the next wave when these jobs "
+                    f"end ({'; '.join(result.waiting)}); nothing of ours runs meanwhile.")
 
 
 def _snapshot_line(result: LaunchResult) -> None:

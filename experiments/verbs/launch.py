@@ -9,6 +9,7 @@ the code into a snapshot and hands the plan to the backend.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,12 +24,14 @@ from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
+from ..launching.relay import SubmitsRelays, is_relay, submit_relay
 from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..plan import Plan
 from ..plan.lanes import ArrayLayout
 from ..plan.overrides import Overrides
 from ..session import Session
+from ..states import TaskKey
 from ..tracking.ends import record_endings, unknown_root_warning
 from ..tracking.staleness import Stale, move_marker_aside, utc_stamp
 from ..tracking.status import Live
@@ -66,6 +69,9 @@ class LaunchResult:
     snapshot: Snapshot | None = None  # the code the tasks run (None: snapshots are off)
     invalidated: list[str] = field(default_factory=list)  # relpaths whose marker was moved aside
     changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
+    live_relays: list[JobRecord] = field(default_factory=list)  # relays queued before it
+    waiting: list[str] = field(default_factory=list)  # sweeps not decided yet, per stage
+    relay: JobRecord | None = None  # the relay that plans the next wave
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
@@ -127,16 +133,50 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     """
     with _launch_lock(session):
         warnings = reconcile(session) + other_files(session)
-        result = _round(session, stages, warnings, with_deps=with_deps, progress=progress,
-                        max_running=max_running, overrides=overrides,
-                        rebuild_stale=rebuild_stale, retry_failed=retry_failed)
+        result, ctx, live = _round(session, stages, warnings, with_deps=with_deps,
+                                   progress=progress, max_running=max_running,
+                                   overrides=overrides, rebuild_stale=rebuild_stale,
+                                   retry_failed=retry_failed)
         last = result
         while _decides_more(last):  # a local run ended a sweep's rung: plan again, here
-            last = _round(session, stages, [], with_deps=with_deps, progress=progress,
-                          max_running=max_running, overrides=overrides)
+            last, ctx, live = _round(session, stages, [], with_deps=with_deps,
+                                     progress=progress, max_running=max_running,
+                                     overrides=overrides)
             result.records += last.records
             result.warnings += last.warnings
+        result.waiting = list(last.plan.waiting)
+        if result.waiting:
+            _relay(session, stages, result, ctx, live + [r.job_id or "" for r in last.records
+                                                         if r.state is RecordState.SUBMITTED])
         return result
+
+
+def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
+           ctx: LaunchContext, after: list[str]) -> None:
+    """A sweep still waits: queue a relay after every live job of the root (one relay is
+    enough: none when another is queued), or say why no relay can be queued."""
+    backend = session.backend()
+    if not isinstance(backend, SubmitsRelays):
+        return
+    own = os.environ.get("SLURM_ARRAY_JOB_ID", "")  # a relay running this launch
+    queued = [r for r in result.live_relays if r.job_id != own]
+    if queued:
+        result.relay = queued[0]
+        return
+    after = sorted({j for j in after if j and j != own})
+    if not after:
+        result.warnings.append("nothing is queued that could decide " + "; ".join(
+            result.waiting) + ": launch again once its failures are fixed")
+        return
+    if ctx.snapshot is None and session.experiment.snapshot_code:
+        ctx.snapshot, more = take_snapshot(session)
+        result.warnings += more
+    got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after)
+    if isinstance(got, str):
+        result.warnings.append(f"no relay can be queued ({got}): launch again when jobs "
+                               f"{' '.join(after)} have ended to go on")
+    else:
+        result.relay = got
 
 
 def _decides_more(result: LaunchResult) -> bool:
@@ -149,8 +189,9 @@ def _decides_more(result: LaunchResult) -> bool:
 def _round(session: Session, stages: Sequence[str] | None, warnings: list[str], *,
            with_deps: bool, progress: Progress | None, max_running: int | None,
            overrides: Overrides | None, rebuild_stale: bool = False,
-           retry_failed: bool = False) -> LaunchResult:
-    """Plan once and submit what the plan holds (the launch lock held)."""
+           retry_failed: bool = False) -> tuple[LaunchResult, LaunchContext, list[str]]:
+    """Plan once and submit what the plan holds (the launch lock held); also the launch's
+    context and the jobs of the root live before it submitted."""
     prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
                     rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True)
     warnings += unknown_root_warning(prep.records) + prep.warnings
@@ -166,7 +207,16 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str], 
     invalidated = (_set_aside(ctx.artifact_path, prep.plan)
                    if rebuild_stale and prep.stale else [])
     submitted = _submit(session, prep.plan, ctx)
-    return LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes)
+    live = [r for r in prep.records if _is_live(r, prep.live)]
+    result = LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes,
+                          live_relays=[r for r in live if is_relay(r)])
+    return result, ctx, [r.job_id or "" for r in live if not is_relay(r)]
+
+
+def _is_live(record: JobRecord, live: Live) -> bool:
+    """Whether a task of ``record`` is queued or running."""
+    return any((st := live.get(TaskKey(record.job_id or "", i))) is not None and st.state.live
+               for i in range(len(record.tasks)))
 
 
 def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:

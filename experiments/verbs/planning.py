@@ -31,10 +31,10 @@ from ..resources import Resources, freeze_requirements
 from ..session import Session
 from ..tracking.ends import of_root, record_endings
 from ..tracking.markers import DoneIndex
-from ..tracking.sweep_outcomes import RootOutcomes
 from ..tracking.staleness import Stale
 from ..tracking.status import Live, live_artifacts
 from ..tracking.store import JobRecord
+from ..tracking.sweep_outcomes import RootOutcomes
 from .retry import RetrySelection, select_failed
 from .stale import find_stale
 

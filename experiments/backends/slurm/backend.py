@@ -23,6 +23,7 @@ from ... import _atomic, paths
 from ...config.settings import Config
 from ...errors import SubmissionError
 from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent
+from ...launching.relay import RELAY_REQUIREMENTS
 from ...launching.waits import OnWait, SubmitWait
 from ...plan import Group, Plan
 from ...plan.lanes import ArrayLayout, Wait
@@ -139,6 +140,18 @@ class SlurmBackend:
         if arr.wait is Wait.CORR and upstream:
             deps.write_dependents(upstream[0], record)
         return record
+
+    # -- relays (SubmitsRelays, see experiments.launching.relay) ------------------------------
+    def relay_resources(self) -> Resources:
+        """What a relay asks for: one CPU for a few minutes."""
+        return self.resolve(RELAY_REQUIREMENTS, "relay")
+
+    def submit_relay(self, script: str, name: str, after: Sequence[str]) -> str:
+        """Queue a relay's script once every job in ``after`` has ended (whatever its end)."""
+        args = [f"--{k}={v}" for k, v in slurm_options(RELAY_REQUIREMENTS, where="relay")]
+        if after:
+            args.append(f"--dependency=afterany:{':'.join(after)}")
+        return self.client.submit(script, job_name=name, extra_args=args)
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:

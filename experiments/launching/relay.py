@@ -1,0 +1,126 @@
+"""The relay: a 1-CPU job of ours that plans the next wave when the current one has ended.
+
+A sweep's next rung (and the stages that wait for its winners) can only be planned once the
+current rung has ended. Instead of a driver process, ``launch`` submits a *relay*: a
+one-task array job, waiting (``afterany``) for every job this root has live, that runs our own
+CLI from the launch's code snapshot with the same artifact root::
+
+    <python> <experiment file in the snapshot> launch <stages> \
+        --artifact-path <root> --code-path <snapshot>
+
+So a relay goes through the same launch lock, intent journal, reconcile, name look-up and
+records as any ``launch`` (exactly-once holds for its submissions too): built and queued
+artifacts are skipped, the decided rung's promoted trials are submitted, and, while the sweep
+still waits, the next relay. Its record is a job of the stage it relays for (named
+``<project>.<stage>.<launch>.relay``), so ``history`` lists it, ``cat``/``logs`` show its log
+and ``cancel`` stops the chain with the rest. Nothing of ours runs between waves.
+
+A relay is possible only where compute nodes may call ``sbatch`` and the experiment file
+lies inside the code folder (the snapshot must hold it); otherwise ``launch`` says to launch
+again when the rung has ended.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .. import _atomic, paths
+from ..errors import SubmissionError
+from ..model.identity import digest
+from ..plan import Group
+from ..plan.model import new_task
+from ..resources import Resources
+from ..tracking.store import JobRecord
+from .launch_context import LaunchContext
+
+RELAY_REQUIREMENTS: dict[str, str | int] = {"cpus": 1, "time": "10:00"}
+RELAY_SUFFIX = ".relay"
+
+
+@runtime_checkable
+class SubmitsRelays(Protocol):
+    """A backend whose jobs outlive the launch and that can queue a relay after them."""
+
+    def relay_resources(self) -> Resources: ...
+
+    def submit_relay(self, script: str, name: str, after: Sequence[str]) -> str: ...
+
+
+@dataclass(frozen=True)
+class RelayPlan:
+    """Where a relay would run and what it runs, or why it cannot."""
+
+    argv: tuple[str, ...] = ()
+    cwd: str = ""
+    problem: str = ""
+
+
+def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None) -> RelayPlan:
+    """The relay's command line: the experiment file in the launch's snapshot (or the live
+    one when snapshots are off), with this launch's artifact root and code."""
+    source = ctx.experiment.source_file
+    code = Path(ctx.code_path)
+    if not source:
+        return RelayPlan(problem="the experiment file is not known (run from a script?)")
+    if ctx.snapshot is not None:
+        try:
+            rel = Path(source).relative_to(code)
+        except ValueError:
+            return RelayPlan(problem=f"the experiment file {source} is outside the code "
+                                     f"folder {code}, so the code snapshot does not hold it")
+        code = Path(ctx.snapshot.path)
+        source = str(code / rel)
+    argv = (ctx.python, source, "launch", *(stages or ()), "--artifact-path",
+            ctx.artifact_path, "--code-path", str(code))
+    return RelayPlan(tuple(argv), str(code))
+
+
+def relay_script(plan: RelayPlan, name: str, log_dir: str) -> str:
+    """The relay's batch script: one task, its log where every task's log goes."""
+    log = shlex.quote(f"{log_dir}/%A_%a.log")
+    return "\n".join([
+        "#!/bin/bash",
+        f"#SBATCH --job-name={name}",
+        "#SBATCH --array=0",
+        f"#SBATCH --output={log}",
+        f"#SBATCH --error={log}",
+        "set -u",
+        'echo "experiments: relay ${SLURM_ARRAY_JOB_ID:-?}_0 on $(hostname) at '
+        '$(date -u +%Y-%m-%dT%H:%M:%SZ)" >&2',
+        f"cd {shlex.quote(plan.cwd)}",
+        "exec " + " ".join(shlex.quote(a) for a in plan.argv),
+        "",
+    ])
+
+
+def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
+                 stages: Sequence[str] | None, after: Sequence[str]) -> JobRecord | str:
+    """Queue the relay after the jobs ``after`` and record it as a job of ``stage``; returns
+    its record, or why no relay can be queued (the caller says so)."""
+    plan = relay_plan(ctx, stages)
+    if plan.problem:
+        return plan.problem
+    name = f"{ctx.project[:40]}.{stage[:40]}.{ctx.launch_id}{RELAY_SUFFIX}"
+    relpath = f".relays/{name}"
+    task = new_task("relay-" + digest(name)[:12], relpath, stage, "relay", (), (), (), None)
+    group = Group(stage, 0, backend.relay_resources(), (task,))
+    job = ctx.prepare(group, [task], name, "slurm", depends_on=list(after))
+    script = str(Path(job.record.spec_dir) / paths.SCRIPT)
+    text = relay_script(plan, name, job.record.log_dir)
+    _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
+    try:
+        job_id = backend.submit_relay(script, name, after)
+    except SubmissionError as exc:
+        if not exc.uncertain:  # refused for sure: the intent must not linger
+            ctx.discard(job)
+        raise
+    return ctx.confirm(job, job_id)
+
+
+def is_relay(record: JobRecord) -> bool:
+    """Whether ``record`` is a relay job (not a job building artifacts)."""
+    return record.name.endswith(RELAY_SUFFIX)
