@@ -61,6 +61,8 @@ def status(state: CliState, /, stages: tuple[str, ...], watch: bool, interval: f
     render.warnings(report.warnings)
     stage_table(report.stages, None if show_all else 20)
     status_root(report)
+    for line in report.sweeps:
+        render.line(line)
     render.stale(report.stale)
     if session.config.escalation and any(
             s.counts.get(ArtifactState.FAILED) for s in report.stages):
@@ -342,6 +344,7 @@ def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
                         "queued": [_task_json(t) for t in s.waiting]}
                        for s in report.stages],
             "waiting": [g.as_dict() for g in waits_of_stages(report.stages)],
+            "sweeps": list(report.sweeps),
             "warnings": list(report.warnings)}
 
 

@@ -79,9 +79,11 @@ def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None) -> RelayPlan:
     return RelayPlan(tuple(argv), str(code))
 
 
-def relay_script(plan: RelayPlan, name: str, log_dir: str) -> str:
-    """The relay's batch script: one task, its log where every task's log goes."""
+def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
+    """The relay's batch script: one task, its log where every task's log goes; a launch that
+    succeeded leaves the done marker ``done`` (so ``history`` shows the relay built)."""
     log = shlex.quote(f"{log_dir}/%A_%a.log")
+    folder = shlex.quote(str(Path(done).parent))
     return "\n".join([
         "#!/bin/bash",
         f"#SBATCH --job-name={name}",
@@ -92,7 +94,10 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str) -> str:
         'echo "experiments: relay ${SLURM_ARRAY_JOB_ID:-?}_0 on $(hostname) at '
         '$(date -u +%Y-%m-%dT%H:%M:%SZ)" >&2',
         f"cd {shlex.quote(plan.cwd)}",
-        "exec " + " ".join(shlex.quote(a) for a in plan.argv),
+        " ".join(shlex.quote(a) for a in plan.argv),
+        "rc=$?",
+        f"[ $rc -eq 0 ] && mkdir -p {folder} && : > {shlex.quote(done)}",
+        "exit $rc",
         "",
     ])
 
@@ -110,7 +115,8 @@ def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
     group = Group(stage, 0, backend.relay_resources(), (task,))
     job = ctx.prepare(group, [task], name, "slurm", depends_on=list(after))
     script = str(Path(job.record.spec_dir) / paths.SCRIPT)
-    text = relay_script(plan, name, job.record.log_dir)
+    text = relay_script(plan, name, job.record.log_dir,
+                        paths.done_marker(ctx.artifact_path, relpath))
     _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
     try:
         job_id = backend.submit_relay(script, name, after)

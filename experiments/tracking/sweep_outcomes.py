@@ -12,7 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..model.artifact import Artifact
+from ..model.sets import ArtifactSet, resolve_stages
 from ..tracking.store import JobRecord
+from .ends import of_root
 from .markers import DoneIndex
 from .status import ArtifactState, Live, latest_tasks, live_artifacts, task_state
 from .views import read_metrics
@@ -52,3 +54,11 @@ class RootOutcomes:
     def metrics(self, art: Artifact) -> Mapping[str, Any]:
         """Its flattened metrics (empty when it wrote none)."""
         return read_metrics(self.root, art)
+
+
+def stages_now(stages: Mapping[str, ArtifactSet], root: str, records: Sequence[JobRecord],
+               live: Live, done: DoneIndex | None = None
+               ) -> tuple[dict[str, ArtifactSet], list[str]]:
+    """The stages as planning sees them now (sweeps resolved against the root) and what the
+    undecided ones wait for, for ``status`` and ``table``."""
+    return resolve_stages(stages, RootOutcomes(root, of_root(records, root), live, done))

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import ExperimentsError
+from ..launching.relay import is_relay
 from ..session import Session
+from ..states import TaskKey
 from ..tracking.ends import record_endings, root_of, roots, unknown_root_warning
 from ..tracking.markers import DoneIndex
 from ..tracking.staleness import Stale
 from ..tracking.status import JobView, Live, StageStatus, latest_tasks, stage_status, task_history
 from ..tracking.store import JobRecord
+from ..tracking.sweep_outcomes import stages_now
 from .stale import find_stale
 
 
@@ -26,6 +29,7 @@ class StatusReport:
     other_roots: list[str] = field(default_factory=list)  # roots of other jobs, not counted
     stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as built)
     unreachable: bool = False  # a scheduler tracking some of them could not be asked
+    sweeps: list[str] = field(default_factory=list)  # undecided sweeps and their next relay
 
 
 @dataclass
@@ -50,11 +54,32 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)
-    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done)
+    now, waiting = stages_now(ex.stages, ex.artifact_path, records, live, done)
+    return StatusReport([stage_status(s, now[s], latest, live, ex.artifact_path, done)
                          for s in selected],
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
                         root=ex.artifact_path, other_roots=others, stale=stale,
-                        unreachable=bool(live.unreachable))
+                        unreachable=bool(live.unreachable),
+                        sweeps=sweep_lines(waiting, records, live, selected))
+
+
+def sweep_lines(waiting: Sequence[str], records: Sequence[JobRecord], live: Live,
+                selected: Sequence[str]) -> list[str]:
+    """Per undecided stage, the rung it waits for and the relay that plans the next one:
+    ``sweep: rung 2 of 3 (budget 3); relay job 213 plans the next rung once this one ends``."""
+    relays: dict[str, str] = {}
+    for r in records:
+        st = live.get(TaskKey(r.job_id or "", 0))
+        if is_relay(r) and st is not None and st.state.live:
+            relays[r.stage] = r.job_id or "?"
+    out = []
+    for line in waiting:
+        if line.split(":")[0] not in selected:
+            continue
+        job = relays.get(line.split(":")[0]) or next(iter(relays.values()), None)
+        out.append(f"{line}; relay job {job} plans the next rung once this one ends" if job else
+                   f"{line}; no relay is queued: `launch` to go on")
+    return out
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:

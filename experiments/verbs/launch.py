@@ -206,7 +206,7 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str], 
     ctx.held = _held(session, prep.records, prep.live, max_running) if from_config else []
     invalidated = (_set_aside(ctx.artifact_path, prep.plan)
                    if rebuild_stale and prep.stale else [])
-    submitted = _submit(session, prep.plan, ctx)
+    submitted = list(_submit(session, prep.plan, ctx))  # not ctx.submitted: relays join it
     live = [r for r in prep.records if _is_live(r, prep.live)]
     result = LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes,
                           live_relays=[r for r in live if is_relay(r)])

@@ -13,6 +13,7 @@ from typing import Any
 from .. import paths
 from ..model import selection
 from ..model.artifact import Artifact
+from ..model.sets import ArtifactSet, Deferred
 from ..session import Session
 from ..tracking import waiting
 from ..tracking.status import (
@@ -25,6 +26,7 @@ from ..tracking.status import (
     task_state,
 )
 from ..tracking.store import JobRecord
+from ..tracking.sweep_outcomes import stages_now
 from ..tracking.views import (
     ArtifactView,
     ResultTable,
@@ -53,7 +55,7 @@ def select(session: Session, stage: str, where: Where = None
     """The artifacts of ``stage`` matching ``where``, with their flattened parameters."""
     session.selected([stage])
     conditions = selection.parse_where(where)
-    arts = [(a, flatten_params(a)) for a in session.experiment.stages[stage]]
+    arts = [(a, flatten_params(a)) for a in _stage_now(session, stage)]
     for c in conditions:
         if arts and not any(selection.known(p, c.key) for _, p in arts):
             names = sorted({k for _, p in arts for k in p})
@@ -148,3 +150,13 @@ def table(session: Session, stage: str, where: Where = None,
     if columns:
         result = result.select(columns)
     return result
+
+
+def _stage_now(session: Session, stage: str) -> ArtifactSet:
+    """The stage's artifacts; a sweep's are every trial decided so far (from the root)."""
+    arts = session.experiment.stages[stage]
+    if not isinstance(arts, Deferred):
+        return arts
+    tracked = session.tracked()
+    root = session.experiment.artifact_path
+    return stages_now({stage: arts}, root, tracked.records, tracked.live)[0][stage]
