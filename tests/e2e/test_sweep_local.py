@@ -15,6 +15,8 @@ def built_trials(root: Path) -> list[tuple[int, int, int, int]]:
     """``(x, y, z, epochs)`` of every built Train trial under ``root`` (from its params)."""
     out = []
     for marker in done_markers(root):
+        if marker.parent.parent.name == ".relays":  # a relay's own marker: not an artifact
+            continue
         meta = json.loads((marker.parent / ".artifact.json").read_text())
         params = meta.get("params") or meta.get("parameters") or {}
         if "epochs" in params:

@@ -16,7 +16,7 @@ import pytest
 from experiments.tracking.store import Store
 from tests.e2e.test_sweep_local import built_trials, rung_sets, winner_of
 from tests.support.cli import run_cli
-from tests.support.slurm import cancel_all, wait_until_idle
+from tests.support.slurm import cancel_all, my_jobs, wait_until_idle
 from tests.support.sweep import EXPERIMENT, replay
 
 pytestmark = [pytest.mark.slurm, pytest.mark.long_wait]
@@ -59,3 +59,32 @@ def test_a_sweep_runs_rung_by_rung_through_relays_with_no_process_of_ours_betwee
     again = run_cli(script, "launch", env=env)  # decided from the root: nothing reruns
     assert again.returncode == 0 and "Nothing to launch" in again.stdout, again.stdout
     assert "Relay job" not in again.stdout
+
+
+def test_cancel_stops_the_relay_chain_and_a_relaunch_resumes_without_rebuilding(
+        tmp_path: Path, slurm_cluster: object) -> None:
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT.format(executor="SlurmExecutor", extra=""))
+    project = f"sw{uuid.uuid4().hex[:8]}"
+    env = {"OUT": str(tmp_path), "PROJECT": project}
+    try:
+        assert run_cli(script, "launch", env=env).returncode == 0
+        stopped = run_cli(script, "cancel", "--yes", env=env)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        relay = next(r for r in _records(project) if str(r["name"]).endswith(".relay"))
+        assert str(relay["job_id"]) in stopped.stdout  # the chain is a job of the project
+        assert not my_jobs(project)  # nothing of ours is left to go on
+        again = run_cli(script, "launch", env=env)
+        assert again.returncode == 0 and "Relay job" in again.stdout, again.stdout
+        wait_until_idle(project, timeout_s=400)
+    finally:
+        cancel_all(project)
+    assert len(built_trials(tmp_path / "a")) == 27 + 9 + 3
+    runs: dict[str, int] = {}
+    for r in _records(project):
+        if r["state"] != "cancelled":
+            for artifact_id, _ in r["tasks"]:  # type: ignore[attr-defined]
+                runs[artifact_id] = runs.get(artifact_id, 0) + 1
+    assert max(runs.values()) == 1  # nothing submitted twice
+    x, y, z = replay()[-1][0]
+    assert winner_of(tmp_path / "a").startswith(f"Train/x={x},y={y},z={z},epochs=9,")
