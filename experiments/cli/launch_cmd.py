@@ -227,6 +227,8 @@ def plan(dry: DryRun, verbose: bool) -> None:
         arrays(dry.arrays, verbose)
     for note in dry.layout_notes:
         render.line(f"  {note}")
+    for line in dry.sweeps:  # adaptive sweeps: later rungs are planned by relays
+        render.line(line)
     if dry.stale and dry.rebuild_stale:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
     else:

@@ -130,6 +130,17 @@ class SweepSpec:
         last = self.rungs(outcomes)[-1]
         return f"rung {last.index + 1} of {len(self.budgets)} (budget {last.budget})"
 
+    def describe(self) -> str:
+        """``successive halving over 27: 27 → 9 → 3 trials at epochs 1, 3, 9 (eta 3), budget
+        at most 81`` — what drylaunch shows."""
+        sizes, n = [], len(self.configs)
+        for _ in self.budgets:
+            sizes.append(str(n))
+            n = self.keep(n)
+        return (f"successive halving over {len(self.configs)}: {' → '.join(sizes)} trials at "
+                f"{self.budget} {', '.join(map(str, self.budgets))} (eta {self.eta}, "
+                f"{self.mode} {self.metric}), budget at most {self.budget_spent_at_most():g}")
+
     def budget_spent_at_most(self) -> float:
         """The budget spent if every trial runs: the sum over rungs of size x budget."""
         n, total = len(self.configs), 0.0

@@ -27,6 +27,7 @@ from ..launching.python_check import python_problem
 from ..launching.relay import SubmitsRelays, is_relay, submit_relay
 from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
+from ..model.sets import Sweep
 from ..plan import Plan
 from ..plan.lanes import ArrayLayout
 from ..plan.overrides import Overrides
@@ -57,6 +58,7 @@ class DryRun:
     rebuild_stale: bool = False
     changes: list[str] = field(default_factory=list)  # --retry-failed: escalated requirements
     layout_notes: list[str] = field(default_factory=list)  # e.g. packed to fit a submit limit
+    sweeps: list[str] = field(default_factory=list)  # each sweep's rungs, budget, where it is
 
 
 @dataclass
@@ -97,6 +99,12 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
         dry.problems.extend(dry.details[-1].problems)
     dry.arrays, dry.layout_notes, problems = _layout(backend, plan, prep.records)
     dry.problems.extend(problems)
+    dry.sweeps = [f"Sweep {name}: {arts.spec.describe()}" for name, arts in
+                  session.experiment.stages.items() if isinstance(arts, Sweep)
+                  and name in plan.stages] + [
+        f"Stage {w.replace(':', ' waits for', 1)}: what follows is planned by a relay "
+        "(--local: by this launch) once it has ended"
+        for w in plan.waiting]
     return dry
 
 

@@ -43,6 +43,9 @@ def test_one_local_launch_runs_every_rung_and_retrains_the_replays_winner(tmp_pa
     script = tmp_path / "exp.py"
     script.write_text(EXPERIMENT.format(executor="LocalExecutor", extra=", workers=2"))
     env = {"OUT": str(tmp_path), "PROJECT": "sweeploc", "FAIL_TRIAL": "0,2,2,1"}
+    dry = run_cli(script, "drylaunch", env=env)
+    assert ("27 → 9 → 3 trials at epochs 1, 3, 9 (eta 3, min val_loss), budget at most 81"
+            in dry.stdout), dry.stdout  # 27 x 1 + 9 x 3 + 3 x 9
     done = run_cli(script, "launch", env=env)
     assert done.returncode == 1, done.stdout + done.stderr  # a trial failed, as ever
     assert "Built 39 of 40" in done.stdout, done.stdout  # 27 + 9 + 3 trials, the retraining
