@@ -31,7 +31,7 @@ from typing import Protocol, runtime_checkable
 from .. import _atomic, paths
 from ..errors import SubmissionError
 from ..model.identity import digest
-from ..plan import Group
+from ..plan import Group, Plan
 from ..plan.model import new_task
 from ..resources import Resources
 from ..tracking.store import JobRecord
@@ -47,6 +47,8 @@ class SubmitsRelays(Protocol):
 
     def relay_resources(self) -> Resources: ...
 
+    def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None: ...
+
     def submit_relay(self, script: str, name: str, after: Sequence[str]) -> str: ...
 
 
@@ -59,21 +61,27 @@ class RelayPlan:
     problem: str = ""
 
 
+def relay_problem(source_file: str, code_path: str, snapshot_code: bool) -> str:
+    """Why no relay could run this experiment ("" when one can)."""
+    if not source_file:
+        return "the experiment file is not known (run from a script?)"
+    if snapshot_code and not Path(source_file).is_relative_to(code_path):
+        return (f"the experiment file {source_file} is outside the code folder {code_path}, "
+                "so the code snapshot does not hold it")
+    return ""
+
+
 def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None) -> RelayPlan:
     """The relay's command line: the experiment file in the launch's snapshot (or the live
     one when snapshots are off), with this launch's artifact root and code."""
     source = ctx.experiment.source_file
     code = Path(ctx.code_path)
-    if not source:
-        return RelayPlan(problem="the experiment file is not known (run from a script?)")
+    problem = relay_problem(source, str(code), ctx.snapshot is not None)
+    if problem:
+        return RelayPlan(problem=problem)
     if ctx.snapshot is not None:
-        try:
-            rel = Path(source).relative_to(code)
-        except ValueError:
-            return RelayPlan(problem=f"the experiment file {source} is outside the code "
-                                     f"folder {code}, so the code snapshot does not hold it")
         code = Path(ctx.snapshot.path)
-        source = str(code / rel)
+        source = str(code / Path(source).relative_to(ctx.code_path))
     argv = (ctx.python, source, "launch", *(stages or ()), "--artifact-path",
             ctx.artifact_path, "--code-path", str(code))
     return RelayPlan(tuple(argv), str(code))

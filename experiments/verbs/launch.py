@@ -9,6 +9,7 @@ the code into a snapshot and hands the plan to the backend.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -24,13 +25,14 @@ from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
-from ..launching.relay import SubmitsRelays, is_relay, submit_relay
+from ..launching.relay import SubmitsRelays, is_relay, relay_problem, submit_relay
 from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..model.sets import Sweep
 from ..plan import Plan
 from ..plan.lanes import ArrayLayout
 from ..plan.overrides import Overrides
+from ..plan.waves import first_wave, waves_needed
 from ..session import Session
 from ..states import TaskKey
 from ..tracking.ends import record_endings, unknown_root_warning
@@ -40,7 +42,7 @@ from ..tracking.store import JobRecord, RecordState
 from .cancel import other_files
 from .code_snapshots import take as take_snapshot
 from .launch_incomplete import incomplete
-from .planning import prologue
+from .planning import Prepared, prologue
 from .reconcile import reconcile_intents
 
 
@@ -98,8 +100,18 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
         dry.details.append(backend.describe(group, validate=validate))
         dry.problems.extend(dry.details[-1].problems)
     dry.arrays, dry.layout_notes, problems = _layout(backend, plan, prep.records)
+    ex = session.experiment
+    room = (backend.wave_room(plan, prep.records) if problems and isinstance(
+        backend, SubmitsRelays) and not relay_problem(ex.source_file, ex.code_path,
+                                                      ex.snapshot_code) else None)
+    if room is not None and room >= 2:  # past the allowance: waves, each planned by a relay
+        dry.layout_notes += problems
+        problems = []
+        dry.sweeps.append(f"Waves: {waves_needed(plan.task_count, room - 1)} of at most "
+                          f"{room - 1} task(s) each; launch submits the first and a relay "
+                          "job, each relay the next wave when the one before has ended")
     dry.problems.extend(problems)
-    dry.sweeps = [f"Sweep {name}: {arts.spec.describe()}" for name, arts in
+    dry.sweeps += [f"Sweep {name}: {arts.spec.describe()}" for name, arts in
                   session.experiment.stages.items() if isinstance(arts, Sweep)
                   and name in plan.stages] + [
         f"Stage {w.replace(':', ' waits for', 1)}: what follows is planned by a relay "
@@ -203,6 +215,7 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str], 
     prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
                     rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True)
     warnings += unknown_root_warning(prep.records) + prep.warnings
+    later = _cut_wave(session, prep)
     snapshot, snapshot_warnings = take_snapshot(session) if prep.plan.groups else (None, [])
     warnings.extend(snapshot_warnings)
     from_config = max_running is None  # config.json's budget spans the project's launches
@@ -218,7 +231,26 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str], 
     live = [r for r in prep.records if _is_live(r, prep.live)]
     result = LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes,
                           live_relays=[r for r in live if is_relay(r)])
+    result.plan = dataclasses.replace(prep.plan, waiting=prep.plan.waiting + later)
     return result, ctx, [r.job_id or "" for r in live if not is_relay(r)]
+
+
+def _cut_wave(session: Session, prep: Prepared) -> tuple[str, ...]:
+    """Past the user's submit allowance, keep in ``prep.plan`` only the first wave (what
+    fits, leaving room for the relay that plans the next); returns what waits for later
+    waves. Where the allowance has no room for a task and a relay, the backend refuses as
+    before."""
+    backend, plan, ex = session.backend(), prep.plan, session.experiment
+    if not plan.groups or not isinstance(backend, SubmitsRelays) or relay_problem(
+            ex.source_file, ex.code_path, ex.snapshot_code):
+        return ()
+    room = backend.wave_room(plan, prep.records)
+    if room is None or room < 2:
+        return ()
+    prep.plan = first_wave(plan, room - 1)
+    left = plan.task_count - prep.plan.task_count
+    return (f"{prep.plan.groups[-1].stage}: {left} artifact(s) past your submit allowance, "
+            f"wave 1 of {1 + waves_needed(left, room - 1)}",)
 
 
 def _is_live(record: JobRecord, live: Live) -> bool:

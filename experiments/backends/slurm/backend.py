@@ -146,6 +146,15 @@ class SlurmBackend:
         """What a relay asks for: one CPU for a few minutes."""
         return self.resolve(RELAY_REQUIREMENTS, "relay")
 
+    def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None:
+        """How many tasks of ``plan`` the user's submit allowance leaves room for when the
+        plan does not fit it even packed (None: it fits, perhaps packed)."""
+        got = self.arrays.arrays_for(plan, records)
+        if got.fit is None or got.fit.pack is not None:
+            return None
+        allowance = self.arrays.allowance(plan, got.fit.tasks)
+        return None if allowance is None else max(0, allowance.remaining)
+
     def submit_relay(self, script: str, name: str, after: Sequence[str]) -> str:
         """Queue a relay's script once every job in ``after`` has ended (whatever its end)."""
         args = [f"--{k}={v}" for k, v in slurm_options(RELAY_REQUIREMENTS, where="relay")]
