@@ -23,10 +23,10 @@ again when the rung has ended.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .. import _atomic, paths
 from ..errors import SubmissionError
@@ -38,6 +38,8 @@ from ..tracking.store import JobRecord
 from .launch_context import LaunchContext
 
 RELAY_REQUIREMENTS: dict[str, str | int] = {"cpus": 1, "time": "10:00"}
+# What a relay takes from the jobs it relays for: sites demand an account, a QOS, a partition.
+INHERITED = ("account", "qos", "partition")
 RELAY_SUFFIX = ".relay"
 
 
@@ -45,11 +47,12 @@ RELAY_SUFFIX = ".relay"
 class SubmitsRelays(Protocol):
     """A backend whose jobs outlive the launch and that can queue a relay after them."""
 
-    def relay_resources(self) -> Resources: ...
+    def relay_resources(self, like: Mapping[str, Any]) -> Resources: ...
 
     def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None: ...
 
-    def submit_relay(self, script: str, name: str, after: Sequence[str]) -> str: ...
+    def submit_relay(self, script: str, name: str, after: Sequence[str],
+                     resources: Resources) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,10 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
 
 
 def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
-                 stages: Sequence[str] | None, after: Sequence[str]) -> JobRecord | str:
-    """Queue the relay after the jobs ``after`` and record it as a job of ``stage``; returns
+                 stages: Sequence[str] | None, after: Sequence[str],
+                 like: Mapping[str, Any]) -> JobRecord | str:
+    """Queue the relay after the jobs ``after`` and record it as a job of ``stage``; it asks
+    for the account, QOS and partition of ``like`` (a relayed job's requirements). Returns
     its record, or why no relay can be queued (the caller says so)."""
     plan = relay_plan(ctx, stages)
     if plan.problem:
@@ -120,14 +125,15 @@ def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
     name = f"{ctx.project[:40]}.{stage[:40]}.{ctx.launch_id}{RELAY_SUFFIX}"
     relpath = f".relays/{name}"
     task = new_task("relay-" + digest(name)[:12], relpath, stage, "relay", (), (), (), None)
-    group = Group(stage, 0, backend.relay_resources(), (task,))
+    resources = backend.relay_resources({k: like[k] for k in INHERITED if k in like})
+    group = Group(stage, 0, resources, (task,))
     job = ctx.prepare(group, [task], name, "slurm", depends_on=list(after))
     script = str(Path(job.record.spec_dir) / paths.SCRIPT)
     text = relay_script(plan, name, job.record.log_dir,
                         paths.done_marker(ctx.artifact_path, relpath))
     _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
     try:
-        job_id = backend.submit_relay(script, name, after)
+        job_id = backend.submit_relay(script, name, after, resources)
     except SubmissionError as exc:
         if not exc.uncertain:  # refused for sure: the intent must not linger
             ctx.discard(job)

@@ -191,7 +191,12 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
     if ctx.snapshot is None and session.experiment.snapshot_code:
         ctx.snapshot, more = take_snapshot(session)
         result.warnings += more
-    got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after)
+    relayed = [*result.records, *result.live_relays]  # relays ask what their jobs asked
+    like = relayed[-1].requirements if relayed else {}
+    try:
+        got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after, like)
+    except SubmissionError as exc:
+        got = str(exc)
     if isinstance(got, str):
         result.warnings.append(f"no relay can be queued ({got}): launch again when jobs "
                                f"{' '.join(after)} have ended to go on")

@@ -142,9 +142,10 @@ class SlurmBackend:
         return record
 
     # -- relays (SubmitsRelays, see experiments.launching.relay) ------------------------------
-    def relay_resources(self) -> Resources:
-        """What a relay asks for: one CPU for a few minutes."""
-        return self.resolve(RELAY_REQUIREMENTS, "relay")
+    def relay_resources(self, like: Mapping[str, Scalar]) -> Resources:
+        """What a relay asks for: one CPU for a few minutes, under ``like``'s account, QOS
+        and partition."""
+        return self.resolve({**like, **RELAY_REQUIREMENTS}, "relay")
 
     def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None:
         """How many tasks of ``plan`` the user's submit allowance leaves room for when the
@@ -155,9 +156,10 @@ class SlurmBackend:
         allowance = self.arrays.allowance(plan, got.fit.tasks)
         return None if allowance is None else max(0, allowance.remaining)
 
-    def submit_relay(self, script: str, name: str, after: Sequence[str]) -> str:
+    def submit_relay(self, script: str, name: str, after: Sequence[str],
+                     resources: Resources) -> str:
         """Queue a relay's script once every job in ``after`` has ended (whatever its end)."""
-        args = [f"--{k}={v}" for k, v in slurm_options(RELAY_REQUIREMENTS, where="relay")]
+        args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in resources.options]
         if after:
             args.append(f"--dependency=afterany:{':'.join(after)}")
         return self.client.submit(script, job_name=name, extra_args=args)
