@@ -22,6 +22,7 @@ again when the rung has ended.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from ..errors import SubmissionError
 from ..model.identity import digest
 from ..plan import Group, Plan
 from ..plan.model import new_task
+from ..plan.overrides import Overrides
 from ..resources import Resources
 from ..tracking.store import JobRecord
 from .launch_context import LaunchContext
@@ -74,9 +76,22 @@ def relay_problem(source_file: str, code_path: str, snapshot_code: bool) -> str:
     return ""
 
 
-def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None) -> RelayPlan:
+def launch_options(with_deps: bool, max_running: int | None, overrides: Overrides
+                   ) -> list[str]:
+    """The options of a launch that its relays repeat: ``--with-deps``, an explicit
+    ``--max-running`` and every ``--set`` (values as JSON, read back exactly)."""
+    out = ["--with-deps"] if with_deps else []
+    out += [f"--max-running={max_running}"] if max_running is not None else []
+    out += [f"--set={k}={json.dumps(v)}" for k, v in overrides.everywhere.items()]
+    out += [f"--set={s}:{k}={json.dumps(v)}" for s, kv in overrides.per_stage.items()
+            for k, v in kv.items()]
+    return out
+
+
+def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None,
+               options: Sequence[str] = ()) -> RelayPlan:
     """The relay's command line: the experiment file in the launch's snapshot (or the live
-    one when snapshots are off), with this launch's artifact root and code."""
+    one when snapshots are off), with this launch's artifact root, code and ``options``."""
     source = ctx.experiment.source_file
     code = Path(ctx.code_path)
     problem = relay_problem(source, str(code), ctx.snapshot is not None)
@@ -86,7 +101,7 @@ def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None) -> RelayPlan:
         code = Path(ctx.snapshot.path)
         source = str(code / Path(source).relative_to(ctx.code_path))
     argv = (ctx.python, source, "launch", *(stages or ()), "--artifact-path",
-            ctx.artifact_path, "--code-path", str(code))
+            ctx.artifact_path, "--code-path", str(code), *options)
     return RelayPlan(tuple(argv), str(code))
 
 
@@ -115,11 +130,11 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
 
 def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
                  stages: Sequence[str] | None, after: Sequence[str],
-                 like: Mapping[str, Any]) -> JobRecord | str:
+                 like: Mapping[str, Any], options: Sequence[str] = ()) -> JobRecord | str:
     """Queue the relay after the jobs ``after`` and record it as a job of ``stage``; it asks
     for the account, QOS and partition of ``like`` (a relayed job's requirements). Returns
     its record, or why no relay can be queued (the caller says so)."""
-    plan = relay_plan(ctx, stages)
+    plan = relay_plan(ctx, stages, options)
     if plan.problem:
         return plan.problem
     name = f"{ctx.project[:40]}.{stage[:40]}.{ctx.launch_id}{RELAY_SUFFIX}"

@@ -25,7 +25,13 @@ from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
-from ..launching.relay import SubmitsRelays, is_relay, relay_problem, submit_relay
+from ..launching.relay import (
+    SubmitsRelays,
+    is_relay,
+    launch_options,
+    relay_problem,
+    submit_relay,
+)
 from ..launching.snapshot_pins import unpin
 from ..launching.snapshots import Snapshot
 from ..model.sets import Sweep
@@ -167,12 +173,13 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
         result.waiting = list(last.plan.waiting)
         if result.waiting:
             _relay(session, stages, result, ctx, live + [r.job_id or "" for r in last.records
-                                                         if r.state is RecordState.SUBMITTED])
+                                                         if r.state is RecordState.SUBMITTED],
+                   launch_options(with_deps, max_running, overrides or Overrides()))
         return result
 
 
 def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
-           ctx: LaunchContext, after: list[str]) -> None:
+           ctx: LaunchContext, after: list[str], options: list[str]) -> None:
     """A sweep still waits: queue a relay after every live job of the root (one relay is
     enough: none when another is queued), or say why no relay can be queued."""
     backend = session.backend()
@@ -194,7 +201,8 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
     relayed = [*result.records, *result.live_relays]  # relays ask what their jobs asked
     like = relayed[-1].requirements if relayed else {}
     try:
-        got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after, like)
+        got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after, like,
+                           options)
     except SubmissionError as exc:
         got = str(exc)
     if isinstance(got, str):

@@ -8,7 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from experiments.launching.relay import RelayPlan, is_relay, relay_plan, relay_script
+from experiments.launching.relay import (
+    RelayPlan,
+    is_relay,
+    launch_options,
+    relay_plan,
+    relay_script,
+)
 from experiments.tracking.store import JobRecord
 
 
@@ -50,3 +56,14 @@ def test_the_script_marks_the_relay_built_only_when_its_launch_succeeded(tmp_pat
 def test_relays_are_told_apart_by_name() -> None:
     assert is_relay(JobRecord("p.sweep.ab12.relay", "slurm", "sweep", 0, []))
     assert not is_relay(JobRecord("p.sweep.ab12.t0g0c0", "slurm", "sweep", 0, []))
+
+
+def test_relays_repeat_the_launchs_options_and_its_set_values_read_back_exactly() -> None:
+    from experiments.plan.overrides import Overrides, parse_overrides
+
+    sets = Overrides({"time": "4:00:00", "gpus": 2, "mem": "2"}, {"sweep": {"exclusive": True}})
+    options = launch_options(True, 5, sets)
+    assert options[:2] == ["--with-deps", "--max-running=5"]
+    texts = [o.removeprefix("--set=") for o in options[2:]]
+    assert parse_overrides(texts, ["sweep"]) == sets  # "2" stays a string, True a bool
+    assert launch_options(False, None, Overrides()) == []
