@@ -40,6 +40,8 @@ from ..tracking.store import JobRecord
 from .launch_context import LaunchContext
 
 RELAY_REQUIREMENTS: dict[str, str | int] = {"cpus": 1, "time": "10:00"}
+RELAY_ENV = "EXPERIMENTS_RELAY"  # set in a relay's job: its launch waits instead of refusing
+RETRY_MINUTES = 5  # a relay that finds the allowance full tries again this much later
 # What a relay takes from the jobs it relays for: sites demand an account, a QOS, a partition.
 INHERITED = ("account", "qos", "partition")
 RELAY_SUFFIX = ".relay"
@@ -49,12 +51,14 @@ RELAY_SUFFIX = ".relay"
 class SubmitsRelays(Protocol):
     """A backend whose jobs outlive the launch and that can queue a relay after them."""
 
+    name: str
+
     def relay_resources(self, like: Mapping[str, Any]) -> Resources: ...
 
     def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None: ...
 
     def submit_relay(self, script: str, name: str, after: Sequence[str],
-                     resources: Resources) -> str: ...
+                     resources: Resources, begin_minutes: int = 0) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
         f"#SBATCH --output={log}",
         f"#SBATCH --error={log}",
         "set -u",
+        f"export {RELAY_ENV}=1",
         'echo "experiments: relay ${SLURM_ARRAY_JOB_ID:-?}_0 on $(hostname) at '
         '$(date -u +%Y-%m-%dT%H:%M:%SZ)" >&2',
         f"cd {shlex.quote(plan.cwd)}",
@@ -130,10 +135,13 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
 
 def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
                  stages: Sequence[str] | None, after: Sequence[str],
-                 like: Mapping[str, Any], options: Sequence[str] = ()) -> JobRecord | str:
+                 like: Mapping[str, Any], options: Sequence[str] = (),
+                 begin_minutes: int = 0) -> JobRecord | str:
     """Queue the relay after the jobs ``after`` and record it as a job of ``stage``; it asks
     for the account, QOS and partition of ``like`` (a relayed job's requirements). Returns
-    its record, or why no relay can be queued (the caller says so)."""
+    its record, or why no relay can be queued (the caller says so). ``begin_minutes``: start
+    no sooner than that (a relay that found the allowance full waits in the queue, never in
+    an allocation)."""
     plan = relay_plan(ctx, stages, options)
     if plan.problem:
         return plan.problem
@@ -142,13 +150,13 @@ def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
     task = new_task("relay-" + digest(name)[:12], relpath, stage, "relay", (), (), (), None)
     resources = backend.relay_resources({k: like[k] for k in INHERITED if k in like})
     group = Group(stage, 0, resources, (task,))
-    job = ctx.prepare(group, [task], name, "slurm", depends_on=list(after))
+    job = ctx.prepare(group, [task], name, backend.name, depends_on=list(after))
     script = str(Path(job.record.spec_dir) / paths.SCRIPT)
     text = relay_script(plan, name, job.record.log_dir,
                         paths.done_marker(ctx.artifact_path, relpath))
     _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
     try:
-        job_id = backend.submit_relay(script, name, after, resources)
+        job_id = backend.submit_relay(script, name, after, resources, begin_minutes)
     except SubmissionError as exc:
         if not exc.uncertain:  # refused for sure: the intent must not linger
             ctx.discard(job)

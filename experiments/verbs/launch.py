@@ -26,6 +26,8 @@ from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.project_budget import held_slots
 from ..launching.python_check import python_problem
 from ..launching.relay import (
+    RELAY_ENV,
+    RETRY_MINUTES,
     SubmitsRelays,
     is_relay,
     launch_options,
@@ -191,7 +193,8 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
         result.relay = queued[0]
         return
     after = sorted({j for j in after if j and j != own})
-    if not after:
+    later = RETRY_MINUTES if any("allowance is full" in w for w in result.waiting) else 0
+    if not after and not later:
         result.warnings.append("nothing is queued that could decide " + "; ".join(
             result.waiting) + ": launch again once its failures are fixed")
         return
@@ -202,7 +205,7 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
     like = relayed[-1].requirements if relayed else {}
     try:
         got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after, like,
-                           options)
+                           options, later)
     except SubmissionError as exc:
         got = str(exc)
     if isinstance(got, str):
@@ -258,8 +261,12 @@ def _cut_wave(session: Session, prep: Prepared) -> tuple[str, ...]:
             ex.source_file, ex.code_path, ex.snapshot_code):
         return ()
     room = backend.wave_room(plan, prep.records)
-    if room is None or room < 2:
-        return ()
+    if room is None or (room < 2 and not os.environ.get(RELAY_ENV)):
+        return ()  # it fits; or a launch by hand, which the backend refuses as before
+    if room < 2:  # a relay finding the allowance full: submit nothing, try again later
+        prep.plan = dataclasses.replace(plan, tiers=())
+        return (f"{plan.groups[0].stage}: your submit allowance is full; a relay tries again "
+                f"in {RETRY_MINUTES} minutes",)
     prep.plan = first_wave(plan, room - 1)
     left = plan.task_count - prep.plan.task_count
     return (f"{prep.plan.groups[-1].stage}: {left} artifact(s) past your submit allowance, "

@@ -157,9 +157,12 @@ class SlurmBackend:
         return None if allowance is None else max(0, allowance.remaining)
 
     def submit_relay(self, script: str, name: str, after: Sequence[str],
-                     resources: Resources) -> str:
-        """Queue a relay's script once every job in ``after`` has ended (whatever its end)."""
+                     resources: Resources, begin_minutes: int = 0) -> str:
+        """Queue a relay's script once every job in ``after`` has ended (whatever its end),
+        and not before ``begin_minutes`` from now."""
         args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in resources.options]
+        if begin_minutes:
+            args.append(f"--begin=now+{begin_minutes}minutes")
         if after:
             args.append(f"--dependency=afterany:{':'.join(after)}")
         return self.client.submit(script, job_name=name, extra_args=args)
