@@ -30,6 +30,7 @@ class StatusReport:
     stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as built)
     unreachable: bool = False  # a scheduler tracking some of them could not be asked
     sweeps: list[str] = field(default_factory=list)  # undecided sweeps and their next relay
+    relaying: bool = False  # a relay is queued or running: more will be submitted
 
 
 @dataclass
@@ -60,18 +61,22 @@ def status(session: Session, stages: Sequence[str] | None = None) -> StatusRepor
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
                         root=ex.artifact_path, other_roots=others, stale=stale,
                         unreachable=bool(live.unreachable),
-                        sweeps=sweep_lines(waiting, records, live, selected))
+                        sweeps=sweep_lines(waiting, records, live, selected),
+                        relaying=any(is_relay(r) and _live(r, live) for r in records
+                                     if r.stage in selected))
+
+
+def _live(record: JobRecord, live: Live) -> bool:
+    """Whether the (one-task) job ``record`` is queued or running."""
+    st = live.get(TaskKey(record.job_id or "", 0))
+    return st is not None and st.state.live
 
 
 def sweep_lines(waiting: Sequence[str], records: Sequence[JobRecord], live: Live,
                 selected: Sequence[str]) -> list[str]:
     """Per undecided stage, the rung it waits for and the relay that plans the next one:
     ``sweep: rung 2 of 3 (budget 3); relay job 213 plans the next rung once this one ends``."""
-    relays: dict[str, str] = {}
-    for r in records:
-        st = live.get(TaskKey(r.job_id or "", 0))
-        if is_relay(r) and st is not None and st.state.live:
-            relays[r.stage] = r.job_id or "?"
+    relays = {r.stage: r.job_id or "?" for r in records if is_relay(r) and _live(r, live)}
     out = []
     for line in waiting:
         if line.split(":")[0] not in selected:

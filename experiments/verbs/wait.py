@@ -43,8 +43,8 @@ def is_live(stages: Sequence[StageStatus], unreachable: bool = False) -> bool:
 
 def outcome(report: StatusReport) -> Outcome:
     """The outcome of a status report: live beats failed (the verdict is not in yet)."""
-    if is_live(report.stages, report.unreachable):
-        return Outcome.LIVE
+    if is_live(report.stages, report.unreachable) or report.relaying:
+        return Outcome.LIVE  # a queued relay will submit more (a sweep's next rung, a wave)
     built = all(set(s.counts) <= {ArtifactState.BUILT} for s in report.stages)
     return Outcome.BUILT if built else Outcome.FAILED
 

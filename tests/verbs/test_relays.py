@@ -24,6 +24,7 @@ from experiments.resources import Resources, common_resources
 from experiments.session import Session
 from experiments.states import JobState
 from experiments.tracking.store import JobRecord
+from experiments.verbs.wait import Outcome, outcome
 from tests.support.sweep import loss, replay
 
 
@@ -118,6 +119,9 @@ def test_past_the_allowance_a_launch_goes_in_waves_each_planned_by_a_relay(
     assert [len(r.tasks) for r in first.records] == [9]  # 9 tasks + the relay = 10
     assert first.relay is not None and "wave 1 of 3" in first.waiting[0]
     assert fake.relays[0][2] == (first.records[0].job_id,)  # afterany the wave
+    fake.finish(first.records[0].job_id or "")
+    report = verbs.status(session)  # the wave is built, the rest not started: not final yet
+    assert report.relaying and outcome(report) is Outcome.LIVE
     waves = 1
     while fake.relays[-1][0] and any(
             j.tasks[0].state is JobState.PENDING for j in fake.jobs.values()):
