@@ -46,6 +46,8 @@ class ConfigError(ExperimentsError):
 class SubmissionError(ExperimentsError):
     """The scheduler refused, or failed to confirm, a submission."""
 
+    uncertain = False  # True: the job may exist all the same (keep its intent, look it up)
+
 
 class LaunchIncomplete(SubmissionError):
     """A submission failed after other jobs of the same launch were queued.

@@ -28,14 +28,7 @@ if TYPE_CHECKING:
     from .report import ReportWritten
     from .session import Session
     from .tracking.views import ArtifactView, ResultTable
-    from .verbs import (
-        Acceptance,
-        DryRun,
-        HistoryReport,
-        Invalidation,
-        LaunchResult,
-        StatusReport,
-    )
+    from .verbs import Acceptance, DryRun, HistoryReport, Invalidation, LaunchResult, StatusReport
 
 
 def _caller_file() -> str | None:

@@ -35,6 +35,8 @@ NAME = "fake"
 class SubmissionLost(SubmissionError):
     """The fake's stand-in for an ambiguous submission: the job may exist (it does)."""
 
+    uncertain = True
+
 
 @dataclass
 class _Job:

@@ -267,6 +267,8 @@ def plan(dry: DryRun, verbose: bool) -> None:
         arrays(dry.arrays, verbose)
     for note in dry.layout_notes:
         render.line(f"  {note}")
+    for line in dry.sweeps:  # adaptive sweeps: later rungs are planned by relays
+        render.line(line)
     if dry.stale and dry.rebuild_stale:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")
     else:
@@ -355,6 +357,7 @@ def launched(result: LaunchResult) -> None:
     if not result.plan.groups:
         render.line(f"Nothing to launch: {len(result.plan.skipped)} artifact(s) already built "
                     "or queued.")
+        _relay_line(result)
         return
     shown = result.records if len(result.records) <= _MAX_JOB_LINES else result.records[:10]
     for rec in shown:
@@ -370,7 +373,7 @@ def launched(result: LaunchResult) -> None:
         render.line(f"… and {len(result.records) - len(shown)} more job(s): `history` lists "
                     "them")
     failed = sum(1 for r in result.records for s in r.task_states.values() if s != "completed")
-    total = result.plan.task_count
+    total = sum(len(r.tasks) for r in result.records)  # every round of a local sweep
     if result.records and all(r.backend == "local" for r in result.records):
         render.line(f"Built {total - failed} of {total}; `status` shows what failed and why."
                     if failed else f"Built all {total} artifact(s).")
@@ -378,6 +381,14 @@ def launched(result: LaunchResult) -> None:
         tasks = sum(_array_tasks(r) for r in result.records)
         render.line(f"Submitted {len(result.records)} job(s) for {total} artifact(s) ({tasks} "
                     "array task(s)); `status` or `history` to follow them.")
+    _relay_line(result)
+
+
+def _relay_line(result: LaunchResult) -> None:
+    """What a sweep still waits for, and the relay that plans its next wave."""
+    if result.relay is not None and result.waiting:
+        render.line(f"Relay job {result.relay.job_id} plans the next wave when these jobs "
+                    f"end ({'; '.join(result.waiting)}); nothing of ours runs meanwhile.")
 
 
 def _array_tasks(rec: JobRecord) -> int:

@@ -70,6 +70,8 @@ def status(state: CliState, /, stages: tuple[str, ...], watch: bool, interval: f
     stage_table(report.stages, None if show_all else 20)
     status_root(report)
     untrusted_lines(report, None if show_all else 20)
+    for line in report.sweeps:
+        render.line(line)
     render.stale(report.stale, None if show_all else 20)
     if session.config.escalation and any(
             s.counts.get(ArtifactState.FAILED) for s in report.stages):
@@ -392,6 +394,7 @@ def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
             "waiting": [g.as_dict() for g in waits_of_stages(report.stages)],
             "untrusted": [{"stage": u.stage, "relpath": u.relpath, "owner": u.owner}
                           for u in report.untrusted],
+            "sweeps": list(report.sweeps),
             "warnings": list(report.warnings)}
 
 

@@ -10,6 +10,7 @@ from .. import _gc
 from ..errors import DefinitionError
 from .artifact import Artifact, check_artifact_class
 from .identity import encode_value, to_plain
+from .sweeps import Outcomes, SweepSpec
 
 
 def _dedupe(items: Iterable[Artifact], where: str) -> tuple[Artifact, ...]:
@@ -83,6 +84,15 @@ class ArtifactSet(Sequence[Artifact]):
 
     def __add__(self, other: Iterable[Artifact]) -> ArtifactSet:
         return self.union(other)
+
+    def successive_halving(self, *, budget: str, budgets: Sequence[Any], eta: int = 3,
+                           metric: str, mode: str = "min", resume: str | None = None) -> Sweep:
+        """A successive-halving sweep over these configurations (see
+        :mod:`experiments.model.sweeps`): rung k's trial is the configuration with its
+        ``budget`` field set to ``budgets[k]``; the top ``1/eta`` by ``metric`` (``mode``
+        min or max) go on; ``sweep.best(k)`` is the winners."""
+        return Sweep(SweepSpec(tuple(self._items), budget, tuple(budgets), eta, metric, mode,
+                               resume))
 
     # -- sequence protocol --------------------------------------------------------------
     def __len__(self) -> int:
@@ -161,3 +171,102 @@ def _axis(cls: type, name: str, value: Any) -> list[Any]:
 
 def _name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
+
+
+# -- sets decided at planning time (adaptive sweeps) -------------------------------------------
+class Deferred(ArtifactSet):
+    """A set the artifact root decides: what a verb that does not plan sees is its static part
+    (a sweep's rung 0; nothing for ``best``); the planner asks :meth:`resolve`."""
+
+    __slots__ = ()
+
+    def resolve(self, outcomes: Outcomes) -> ArtifactSet | None:
+        """The artifacts to plan now, or None while undecided."""
+        raise NotImplementedError
+
+    def waiting_on(self, outcomes: Outcomes) -> str:
+        """What this set still waits for ("" once decided)."""
+        return "" if self.resolve(outcomes) is not None else "an undecided sweep"
+
+    def map(self, fn: Callable[[Artifact], Artifact]) -> ArtifactSet:
+        """``fn`` applied to each artifact, once they are decided."""
+        return _Mapped(self, lambda s: s.map(fn))
+
+    def filter(self, fn: Callable[[Artifact], bool]) -> ArtifactSet:
+        """The artifacts for which ``fn`` is true, once they are decided."""
+        return _Mapped(self, lambda s: s.filter(fn))
+
+
+class _Mapped(Deferred):
+    """``Deferred.map``/``filter``: a transformation applied once the source is decided."""
+
+    __slots__ = ("_source", "_fn")
+
+    def __init__(self, source: Deferred, fn: Callable[[ArtifactSet], ArtifactSet]) -> None:
+        super().__init__((), _trusted=True)
+        self._source, self._fn = source, fn
+
+    def resolve(self, outcomes: Outcomes) -> ArtifactSet | None:
+        got = self._source.resolve(outcomes)
+        return None if got is None else self._fn(got)
+
+    def waiting_on(self, outcomes: Outcomes) -> str:
+        return self._source.waiting_on(outcomes)
+
+
+class Sweep(Deferred):
+    """A successive-halving sweep (:class:`experiments.model.sweeps.SweepSpec`) as a stage:
+    rung 0 statically, every trial decided so far when planned."""
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: SweepSpec) -> None:
+        super().__init__([spec.trial(c, 0) for c in spec.configs], _trusted=True)
+        self.spec = spec
+
+    def resolve(self, outcomes: Outcomes) -> ArtifactSet:
+        return ArtifactSet(self.spec.to_plan(outcomes), _trusted=True)
+
+    def waiting_on(self, outcomes: Outcomes) -> str:
+        return self.spec.waiting_on(outcomes)
+
+    def best(self, k: int = 1) -> Deferred:
+        """The ``k`` best trials of the last rung (best first), decided after the sweep."""
+        if k < 1:
+            raise DefinitionError(f"best(k={k}): k must be at least 1")
+        return _Best(self.spec, k)
+
+
+class _Best(Deferred):
+    """``sweep.best(k)``: the top ``k`` of the last rung, once it is decided."""
+
+    __slots__ = ("_spec", "_k")
+
+    def __init__(self, spec: SweepSpec, k: int) -> None:
+        super().__init__((), _trusted=True)
+        self._spec, self._k = spec, k
+
+    def resolve(self, outcomes: Outcomes) -> ArtifactSet | None:
+        got = self._spec.winners(outcomes, self._k)
+        return None if got is None else ArtifactSet(got, _trusted=True)
+
+    def waiting_on(self, outcomes: Outcomes) -> str:
+        return self._spec.waiting_on(outcomes)
+
+
+def resolve_stages(stages: Mapping[str, ArtifactSet], outcomes: Outcomes
+                   ) -> tuple[dict[str, ArtifactSet], list[str]]:
+    """The stages with every :class:`Deferred` set resolved, and what each undecided one
+    waits on (``"<stage>: <what>"``); an undecided set plans nothing yet."""
+    out: dict[str, ArtifactSet] = {}
+    waiting: list[str] = []
+    for name, arts in stages.items():
+        if not isinstance(arts, Deferred):
+            out[name] = arts
+            continue
+        got = arts.resolve(outcomes)
+        out[name] = got if got is not None else ArtifactSet()
+        why = arts.waiting_on(outcomes)
+        if why:
+            waiting.append(f"{name}: {why}")
+    return out, waiting

@@ -81,6 +81,7 @@ class Plan:
     tiers: tuple[tuple[Group, ...], ...]
     skipped: tuple[Skipped, ...] = ()
     live_jobs: Mapping[str, str] = field(default_factory=dict)  # artifact id -> job id
+    waiting: tuple[str, ...] = ()  # sweeps not decided yet: "<stage>: rung 2 of 3 (budget 3)"
 
     @property
     def groups(self) -> list[Group]:

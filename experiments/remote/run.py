@@ -23,7 +23,7 @@ from ..config import settings
 from ..experiment import Experiment
 from . import protocol, ssh, targets
 from .command import Command, parse
-from .relay import Relay
+from .forward import Relay
 from .ship import Plan, Record, Shipment, blob_frames, first_request, prepare
 from .ssh import Channel, RemoteError
 

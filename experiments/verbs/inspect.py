@@ -8,8 +8,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ExperimentsError
+from ..launching.relay import is_relay
 from ..model.id_cache import prime_stages
 from ..session import Session
+from ..states import TaskKey
 from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
 from ..tracking.foreign import Untrusted, untrusted
 from ..tracking.markers import DoneIndex
@@ -25,6 +27,7 @@ from ..tracking.status import (
     task_history,
 )
 from ..tracking.store import JobRecord
+from ..tracking.sweep_outcomes import stages_now
 from .accept import accepted_log
 from .stale import find_stale
 
@@ -40,6 +43,8 @@ class StatusReport:
     stale: list[Stale] = field(default_factory=list)  # built, but stale (counted as stale)
     untrusted: list[Untrusted] = field(default_factory=list)  # built by an untrusted account
     unreachable: bool = False  # a scheduler tracking some of them could not be asked
+    sweeps: list[str] = field(default_factory=list)  # undecided sweeps and their next relay
+    relaying: bool = False  # a relay is queued or running: more will be submitted
 
 
 @dataclass
@@ -75,13 +80,38 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)
+    now, waiting = stages_now(ex.stages, ex.artifact_path, records, live, done)
     why = {s.artifact_id: s.reason for s in stale}
-    foreign = [u for s in selected for u in untrusted(s, ex.stages[s], done)]
-    return StatusReport([stage_status(s, ex.stages[s], latest, live, ex.artifact_path, done, why)
+    foreign = [u for s in selected for u in untrusted(s, now[s], done)]
+    return StatusReport([stage_status(s, now[s], latest, live, ex.artifact_path, done, why)
                          for s in selected],
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
                         root=ex.artifact_path, other_roots=others, stale=stale,
-                        unreachable=bool(live.unreachable), untrusted=foreign)
+                        unreachable=bool(live.unreachable), untrusted=foreign,
+                        sweeps=sweep_lines(waiting, records, live, selected),
+                        relaying=any(is_relay(r) and _live(r, live) for r in records
+                                     if r.stage in selected))
+
+
+def _live(record: JobRecord, live: Live) -> bool:
+    """Whether the (one-task) job ``record`` is queued or running."""
+    st = live.get(TaskKey(record.job_id or "", 0))
+    return st is not None and st.state.live
+
+
+def sweep_lines(waiting: Sequence[str], records: Sequence[JobRecord], live: Live,
+                selected: Sequence[str]) -> list[str]:
+    """Per undecided stage, the rung it waits for and the relay that plans the next one:
+    ``sweep: rung 2 of 3 (budget 3); relay job 213 plans the next rung once this one ends``."""
+    relays = {r.stage: r.job_id or "?" for r in records if is_relay(r) and _live(r, live)}
+    out = []
+    for line in waiting:
+        if line.split(":")[0] not in selected:
+            continue
+        job = relays.get(line.split(":")[0]) or next(iter(relays.values()), None)
+        out.append(f"{line}; relay job {job} plans the next rung once this one ends" if job else
+                   f"{line}; no relay is queued: `launch` to go on")
+    return out
 
 
 def history(session: Session, stages: Sequence[str] | None = None) -> HistoryReport:

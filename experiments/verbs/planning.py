@@ -12,6 +12,7 @@ stays in :mod:`experiments.verbs.launch`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from ..errors import DefinitionError, ExperimentsError
 from ..model.artifact import Artifact
 from ..model.id_cache import prime_stages
 from ..model.identity import check_relpath
+from ..model.sets import resolve_stages
 from ..model.task import Download, Task, Upload
 from ..plan import Plan, build_plan
 from ..plan.overrides import Overrides, apply_overrides
@@ -33,6 +35,7 @@ from ..tracking.markers import DoneIndex
 from ..tracking.staleness import Stale
 from ..tracking.status import Live, live_artifacts
 from ..tracking.store import JobRecord
+from ..tracking.sweep_outcomes import RootOutcomes
 from .queued_stale import QueuedStale, for_drylaunch, settle
 from .retry import RetrySelection, select_failed
 from .stale import find_stale
@@ -132,14 +135,20 @@ def make_plan(session: Session, stages: Sequence[str] | None, with_deps: bool,
     ex = session.experiment
     selected = session.selected(stages)
     resolver = RequirementResolver.for_session(session, retry=retry)
-    built = BuiltCheck(DoneIndex(ex.artifact_path), frozenset(rebuild),
+    of_this_root = of_root(records, ex.artifact_path)
+    done = DoneIndex(ex.artifact_path)
+    built = BuiltCheck(done, frozenset(rebuild),
                        frozenset(retry.ids) if retry is not None else None)
+    resolved, waiting = resolve_stages(ex.stages, RootOutcomes(ex.artifact_path, of_this_root,
+                                                               live, done))
     with _gc.paused():
-        plan = build_plan(ex.stages, selected, is_built=built,
-                          live=live_artifacts(of_root(records, ex.artifact_path), live),
+        plan = build_plan(resolved, selected, is_built=built,
+                          live=live_artifacts(of_this_root, live),
                           resources=resolver, construct=steps_recorder(session),
                           with_deps=with_deps)
-    return apply_overrides(plan, overrides or Overrides(), resolver.backend.resolve)
+    plan = apply_overrides(plan, overrides or Overrides(), resolver.backend.resolve)
+    return dataclasses.replace(plan, waiting=tuple(w for w in waiting
+                                                   if w.split(":")[0] in selected))
 
 
 @dataclass

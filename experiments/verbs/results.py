@@ -15,6 +15,7 @@ from typing import Any
 from .. import paths
 from ..model import selection
 from ..model.artifact import Artifact
+from ..model.sets import ArtifactSet, Deferred
 from ..session import Session
 from ..tracking import waiting
 from ..tracking.ends import of_root
@@ -28,6 +29,7 @@ from ..tracking.status import (
     task_state,
 )
 from ..tracking.store import JobRecord
+from ..tracking.sweep_outcomes import stages_now
 from ..tracking.views import (
     ArtifactView,
     ResultTable,
@@ -58,7 +60,7 @@ def select(session: Session, stage: str, where: Where = None
     """The artifacts of ``stage`` matching ``where``, with their flattened parameters."""
     session.selected([stage])
     conditions = selection.parse_where(where)
-    arts = [(a, flatten_params(a)) for a in session.experiment.stages[stage]]
+    arts = [(a, flatten_params(a)) for a in _stage_now(session, stage)]
     selection.check_keys(conditions, (p for _, p in arts), f"stage {stage!r}")
     return [(a, p) for a, p in arts if selection.matches(p, conditions)]
 
@@ -168,3 +170,13 @@ def table(session: Session, stage: str, where: Where = None,
     if columns:
         result = result.select(columns)
     return result
+
+
+def _stage_now(session: Session, stage: str) -> ArtifactSet:
+    """The stage's artifacts; a sweep's are every trial decided so far (from the root)."""
+    arts = session.experiment.stages[stage]
+    if not isinstance(arts, Deferred):
+        return arts
+    tracked = session.tracked()
+    root = session.experiment.artifact_path
+    return stages_now({stage: arts}, root, tracked.records, tracked.live)[0][stage]

@@ -48,9 +48,10 @@ def is_live(stages: Sequence[StageStatus], unreachable: bool = False) -> bool:
 
 
 def outcome(report: StatusReport, allow_stale: bool = False) -> Outcome:
-    """The outcome of a status report: live beats failed (the verdict is not in yet), failed
-    beats stale; ``allow_stale`` takes stale results as built (``--allow-stale``)."""
-    if is_live(report.stages, report.unreachable):
+    """The outcome of a status report: live beats failed (the verdict is not in yet; a queued
+    relay will submit more: a sweep's next rung, a wave), failed beats stale; ``allow_stale``
+    takes stale results as built (``--allow-stale``)."""
+    if is_live(report.stages, report.unreachable) or report.relaying:
         return Outcome.LIVE
     done = {ArtifactState.BUILT, ArtifactState.STALE}
     if not all(set(s.counts) <= done for s in report.stages):

@@ -23,6 +23,7 @@ from ... import _atomic, paths
 from ...config.settings import Config, home
 from ...errors import SchedulerQueryError, SubmissionError
 from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent
+from ...launching.relay import RELAY_REQUIREMENTS
 from ...launching.waits import OnWait, SubmitWait
 from ...plan import Group, Plan
 from ...plan.lanes import ArrayLayout, Wait
@@ -150,6 +151,32 @@ class SlurmBackend:
         if arr.wait is Wait.CORR and upstream:
             deps.write_dependents(upstream[0], record)
         return record
+
+    # -- relays (SubmitsRelays, see experiments.launching.relay) ------------------------------
+    def relay_resources(self, like: Mapping[str, Scalar]) -> Resources:
+        """What a relay asks for: one CPU for a few minutes, under ``like``'s account, QOS
+        and partition."""
+        return self.resolve({**like, **RELAY_REQUIREMENTS}, "relay")
+
+    def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None:
+        """How many tasks of ``plan`` the user's submit allowance leaves room for when the
+        plan does not fit it even packed (None: it fits, perhaps packed)."""
+        got = self.arrays.arrays_for(plan, records)
+        if got.fit is None or got.fit.pack is not None:
+            return None
+        allowance = self.arrays.allowance(plan, got.fit.tasks)
+        return None if allowance is None else max(0, allowance.remaining)
+
+    def submit_relay(self, script: str, name: str, after: Sequence[str],
+                     resources: Resources, begin_minutes: int = 0) -> str:
+        """Queue a relay's script once every job in ``after`` has ended (whatever its end),
+        and not before ``begin_minutes`` from now."""
+        args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in resources.options]
+        if begin_minutes:
+            args.append(f"--begin=now+{begin_minutes}minutes")
+        if after:
+            args.append(f"--dependency=afterany:{':'.join(after)}")
+        return self.client.submit(script, job_name=name, extra_args=args)
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:

@@ -60,6 +60,8 @@ class SubmissionUncertain(SubmissionError):
     The job may have been submitted: look for it by name (``find_by_name``) before resubmitting.
     """
 
+    uncertain = True
+
 
 def _sorted_ids(ids: Iterable[str]) -> list[str]:
     """Distinct job ids, shortest (oldest) first."""

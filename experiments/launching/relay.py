@@ -1,0 +1,169 @@
+"""The relay: a 1-CPU job of ours that plans the next wave when the current one has ended.
+
+A sweep's next rung (and the stages that wait for its winners) can only be planned once the
+current rung has ended. Instead of a driver process, ``launch`` submits a *relay*: a
+one-task array job, waiting (``afterany``) for every job this root has live, that runs our own
+CLI from the launch's code snapshot with the same artifact root::
+
+    <python> <experiment file in the snapshot> launch <stages> \
+        --artifact-path <root> --code-path <snapshot>
+
+So a relay goes through the same launch lock, intent journal, reconcile, name look-up and
+records as any ``launch`` (exactly-once holds for its submissions too): built and queued
+artifacts are skipped, the decided rung's promoted trials are submitted, and, while the sweep
+still waits, the next relay. Its record is a job of the stage it relays for (named
+``<project>.<stage>.<launch>.relay``), so ``history`` lists it, ``cat``/``logs`` show its log
+and ``cancel`` stops the chain with the rest. Nothing of ours runs between waves.
+
+A relay is possible only where compute nodes may call ``sbatch`` and the experiment file
+lies inside the code folder (the snapshot must hold it); otherwise ``launch`` says to launch
+again when the rung has ended.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from .. import _atomic, paths
+from ..errors import SubmissionError
+from ..model.identity import digest
+from ..plan import Group, Plan
+from ..plan.model import new_task
+from ..plan.overrides import Overrides
+from ..resources import Resources
+from ..tracking.store import JobRecord
+from .launch_context import LaunchContext
+
+RELAY_REQUIREMENTS: dict[str, str | int] = {"cpus": 1, "time": "10:00"}
+RELAY_ENV = "EXPERIMENTS_RELAY"  # set in a relay's job: its launch waits instead of refusing
+RETRY_MINUTES = 5  # a relay that finds the allowance full tries again this much later
+# What a relay takes from the jobs it relays for: sites demand an account, a QOS, a partition.
+INHERITED = ("account", "qos", "partition")
+RELAY_SUFFIX = ".relay"
+
+
+@runtime_checkable
+class SubmitsRelays(Protocol):
+    """A backend whose jobs outlive the launch and that can queue a relay after them."""
+
+    name: str
+
+    def relay_resources(self, like: Mapping[str, Any]) -> Resources: ...
+
+    def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None: ...
+
+    def submit_relay(self, script: str, name: str, after: Sequence[str],
+                     resources: Resources, begin_minutes: int = 0) -> str: ...
+
+
+@dataclass(frozen=True)
+class RelayPlan:
+    """Where a relay would run and what it runs, or why it cannot."""
+
+    argv: tuple[str, ...] = ()
+    cwd: str = ""
+    problem: str = ""
+
+
+def relay_problem(source_file: str, code_path: str, snapshot_code: bool) -> str:
+    """Why no relay could run this experiment ("" when one can)."""
+    if not source_file:
+        return "the experiment file is not known (run from a script?)"
+    if snapshot_code and not Path(source_file).is_relative_to(code_path):
+        return (f"the experiment file {source_file} is outside the code folder {code_path}, "
+                "so the code snapshot does not hold it")
+    return ""
+
+
+def launch_options(with_deps: bool, max_running: int | None, overrides: Overrides
+                   ) -> list[str]:
+    """The options of a launch that its relays repeat: ``--with-deps``, an explicit
+    ``--max-running`` and every ``--set`` (values as JSON, read back exactly)."""
+    out = ["--with-deps"] if with_deps else []
+    out += [f"--max-running={max_running}"] if max_running is not None else []
+    out += [f"--set={k}={json.dumps(v)}" for k, v in overrides.everywhere.items()]
+    out += [f"--set={s}:{k}={json.dumps(v)}" for s, kv in overrides.per_stage.items()
+            for k, v in kv.items()]
+    return out
+
+
+def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None,
+               options: Sequence[str] = ()) -> RelayPlan:
+    """The relay's command line: the experiment file in the launch's snapshot (or the live
+    one when snapshots are off), with this launch's artifact root, code and ``options``."""
+    source = ctx.experiment.source_file
+    code = Path(ctx.code_path)
+    problem = relay_problem(source, str(code), ctx.snapshot is not None)
+    if problem:
+        return RelayPlan(problem=problem)
+    if ctx.snapshot is not None:
+        code = Path(ctx.snapshot.path)
+        source = str(code / Path(source).relative_to(ctx.code_path))
+    argv = (ctx.python, source, "launch", *(stages or ()), "--artifact-path",
+            ctx.artifact_path, "--code-path", str(code), *options)
+    return RelayPlan(tuple(argv), str(code))
+
+
+def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
+    """The relay's batch script: one task, its log where every task's log goes; a launch that
+    succeeded leaves the done marker ``done`` (so ``history`` shows the relay built)."""
+    log = shlex.quote(f"{log_dir}/%A_%a.log")
+    folder = shlex.quote(str(Path(done).parent))
+    return "\n".join([
+        "#!/bin/bash",
+        f"#SBATCH --job-name={name}",
+        "#SBATCH --array=0",
+        f"#SBATCH --output={log}",
+        f"#SBATCH --error={log}",
+        "set -u",
+        f"export {RELAY_ENV}=1",
+        'echo "experiments: relay ${SLURM_ARRAY_JOB_ID:-?}_0 on $(hostname) at '
+        '$(date -u +%Y-%m-%dT%H:%M:%SZ)" >&2',
+        f"cd {shlex.quote(plan.cwd)}",
+        " ".join(shlex.quote(a) for a in plan.argv),
+        "rc=$?",
+        f"[ $rc -eq 0 ] && mkdir -p {folder} && : > {shlex.quote(done)}",
+        "exit $rc",
+        "",
+    ])
+
+
+def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
+                 stages: Sequence[str] | None, after: Sequence[str],
+                 like: Mapping[str, Any], options: Sequence[str] = (),
+                 begin_minutes: int = 0) -> JobRecord | str:
+    """Queue the relay after the jobs ``after`` and record it as a job of ``stage``; it asks
+    for the account, QOS and partition of ``like`` (a relayed job's requirements). Returns
+    its record, or why no relay can be queued (the caller says so). ``begin_minutes``: start
+    no sooner than that (a relay that found the allowance full waits in the queue, never in
+    an allocation)."""
+    plan = relay_plan(ctx, stages, options)
+    if plan.problem:
+        return plan.problem
+    name = f"{ctx.project[:40]}.{stage[:40]}.{ctx.launch_id}{RELAY_SUFFIX}"
+    relpath = f".relays/{name}"
+    task = new_task("relay-" + digest(name)[:12], relpath, stage, "relay", (), (), (), None)
+    resources = backend.relay_resources({k: like[k] for k in INHERITED if k in like})
+    group = Group(stage, 0, resources, (task,))
+    job = ctx.prepare(group, [task], name, backend.name, depends_on=list(after))
+    script = str(Path(job.record.spec_dir) / paths.SCRIPT)
+    text = relay_script(plan, name, job.record.log_dir,
+                        paths.done_marker(ctx.artifact_path, relpath))
+    _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
+    try:
+        job_id = backend.submit_relay(script, name, after, resources, begin_minutes)
+    except SubmissionError as exc:
+        if not exc.uncertain:  # refused for sure: the intent must not linger
+            ctx.discard(job)
+        raise
+    return ctx.confirm(job, job_id)
+
+
+def is_relay(record: JobRecord) -> bool:
+    """Whether ``record`` is a relay job (not a job building artifacts)."""
+    return record.name.endswith(RELAY_SUFFIX)

@@ -1,0 +1,64 @@
+"""What a sweep decides from: the artifact root's done markers and metrics, and the jobs.
+
+:class:`RootOutcomes` answers :class:`experiments.model.sweeps.Outcomes` for one planning
+moment: built (a done marker), live (a queued or running task of the root's jobs), failed
+(the newest attempt ended failed, timed out or dependency-failed; a cancelled one is not
+failed, so a relaunch after ``cancel`` runs it again) and the metrics file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..model.artifact import Artifact
+from ..model.sets import ArtifactSet, resolve_stages
+from .ends import of_root
+from .markers import DoneIndex
+from .status import ArtifactState, Live, latest_tasks, live_artifacts, task_state
+from .store import JobRecord
+from .views import read_metrics
+
+FAILED = (ArtifactState.FAILED, ArtifactState.DEP_FAILED)
+
+
+class RootOutcomes:
+    """The outcomes of artifacts under ``root`` for the jobs ``records`` (see the module)."""
+
+    def __init__(self, root: str, records: Sequence[JobRecord], live: Live,
+                 done: DoneIndex | None = None) -> None:
+        self.root = root
+        self._done = done or DoneIndex(root)
+        self._live = live_artifacts(records, live)
+        self._latest = latest_tasks(records)
+        self._records_live = live
+        self._failed: dict[str, bool] = {}
+
+    def built(self, art: Artifact) -> bool:
+        """Its done marker is there."""
+        return self._done(art.relpath)
+
+    def live(self, art: Artifact) -> bool:
+        """A task of a live job builds it."""
+        return art.artifact_id in self._live
+
+    def failed(self, art: Artifact) -> bool:
+        """Its newest attempt ended failed (or timed out, or a dependency failed)."""
+        key = art.artifact_id
+        if key not in self._failed:
+            last = self._latest.get(key)
+            self._failed[key] = last is not None and task_state(
+                last[0], last[1], self._records_live, self.root).state in FAILED
+        return self._failed[key]
+
+    def metrics(self, art: Artifact) -> Mapping[str, Any]:
+        """Its flattened metrics (empty when it wrote none)."""
+        return read_metrics(self.root, art)
+
+
+def stages_now(stages: Mapping[str, ArtifactSet], root: str, records: Sequence[JobRecord],
+               live: Live, done: DoneIndex | None = None
+               ) -> tuple[dict[str, ArtifactSet], list[str]]:
+    """The stages as planning sees them now (sweeps resolved against the root) and what the
+    undecided ones wait for, for ``status`` and ``table``."""
+    return resolve_stages(stages, RootOutcomes(root, of_root(records, root), live, done))

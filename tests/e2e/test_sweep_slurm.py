@@ -1,0 +1,90 @@
+"""A successive-halving sweep on the real cluster: one launch, then relays only.
+
+27 configurations, budgets [1, 3, 9], eta 3, then a ``best(k=1)`` retraining stage. The
+launching process submits rung 0 and a relay and exits; each relay (a job of ours) plans the
+next rung from the artifact root. Promotions and the winner equal the offline replay.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from experiments.tracking.store import Store
+from tests.e2e.test_sweep_local import built_trials, rung_sets, winner_of
+from tests.support.cli import run_cli
+from tests.support.slurm import cancel_all, my_jobs, wait_until_idle
+from tests.support.sweep import EXPERIMENT, replay
+
+pytestmark = [pytest.mark.slurm, pytest.mark.long_wait]
+
+
+def _records(project: str) -> list[dict[str, object]]:
+    store = Store(Path(os.environ["EXPERIMENTS_HOME"]), project)
+    return [r.to_dict() for stage in store.stages() for r in store.records(stage)]
+
+
+def test_a_sweep_runs_rung_by_rung_through_relays_with_no_process_of_ours_between(
+        tmp_path: Path, slurm_cluster: object) -> None:
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT.format(executor="SlurmExecutor", extra=""))
+    project = f"sw{uuid.uuid4().hex[:8]}"
+    env = {"OUT": str(tmp_path), "PROJECT": project, "FAIL_TRIAL": "0,2,2,1"}
+    try:
+        first = run_cli(script, "launch", env=env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "Relay job" in first.stdout, first.stdout
+        at_exit = _records(project)  # the launcher has exited: rung 0 and one relay only
+        assert sorted(len(r["tasks"]) for r in at_exit) == [1, 27], at_exit  # type: ignore
+        wait_until_idle(project, timeout_s=400)
+    finally:
+        cancel_all(project)
+    expected = replay(failed=frozenset({(0, 2, 2, 1)}))
+    trials = built_trials(tmp_path / "a")
+    assert len(trials) == 26 + 9 + 3, sorted(trials)  # each built exactly once
+    by_rung = rung_sets(trials)
+    assert by_rung[1] == set(expected[0]) - {(0, 2, 2)}
+    assert by_rung[3] == set(expected[1]) and by_rung[9] == set(expected[2])
+    x, y, z = expected[-1][0]
+    assert winner_of(tmp_path / "a").startswith(f"Train/x={x},y={y},z={z},epochs=9,")
+    records = _records(project)
+    relays = [r for r in records if str(r["name"]).endswith(".relay")]
+    launcher, first_wave = at_exit[0]["pid"], {r["name"] for r in at_exit}
+    later = [r for r in records if r["name"] not in first_wave]
+    assert len(relays) == 3 and len(later) == 2 + 2 + 1  # rungs 1-2, relays 2-3, retraining
+    assert all(r["pid"] != launcher for r in later)  # later waves: submitted by relays
+    again = run_cli(script, "launch", env=env)  # decided from the root: nothing reruns
+    assert again.returncode == 0 and "Nothing to launch" in again.stdout, again.stdout
+    assert "Relay job" not in again.stdout
+
+
+def test_cancel_stops_the_relay_chain_and_a_relaunch_resumes_without_rebuilding(
+        tmp_path: Path, slurm_cluster: object) -> None:
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT.format(executor="SlurmExecutor", extra=""))
+    project = f"sw{uuid.uuid4().hex[:8]}"
+    env = {"OUT": str(tmp_path), "PROJECT": project}
+    try:
+        assert run_cli(script, "launch", env=env).returncode == 0
+        stopped = run_cli(script, "cancel", "--yes", env=env)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        relay = next(r for r in _records(project) if str(r["name"]).endswith(".relay"))
+        assert str(relay["job_id"]) in stopped.stdout  # the chain is a job of the project
+        assert not my_jobs(project)  # nothing of ours is left to go on
+        again = run_cli(script, "launch", env=env)
+        assert again.returncode == 0 and "Relay job" in again.stdout, again.stdout
+        wait_until_idle(project, timeout_s=400)
+    finally:
+        cancel_all(project)
+    assert len(built_trials(tmp_path / "a")) == 27 + 9 + 3
+    runs: dict[str, int] = {}
+    for r in _records(project):
+        if r["state"] != "cancelled":
+            for artifact_id, _ in r["tasks"]:  # type: ignore[attr-defined]
+                runs[artifact_id] = runs.get(artifact_id, 0) + 1
+    assert max(runs.values()) == 1  # nothing submitted twice
+    x, y, z = replay()[-1][0]
+    assert winner_of(tmp_path / "a").startswith(f"Train/x={x},y={y},z={z},epochs=9,")

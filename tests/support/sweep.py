@@ -1,0 +1,86 @@
+"""A successive-halving sweep with synthetic learning curves, and an offline replay of it.
+
+The metric of a trial is a known function of its parameters and its budget (:func:`loss`),
+so a test computes the expected promotions and winner without running anything
+(:func:`replay`, written apart from ``experiments.model.sweeps`` on purpose). The experiment
+file (:data:`EXPERIMENT`) writes exactly that metric to each trial's ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+CONFIGS = [(x, y, z) for x in range(3) for y in range(3) for z in range(3)]  # 27, in order
+BUDGETS = [1, 3, 9]
+
+
+def loss(x: int, y: int, z: int, epochs: int) -> float:
+    """The synthetic learning curve: the ranking changes between budgets (z learns slowly)."""
+    return round((x - 1.2) ** 2 + 0.3 * y + (1.0 + 2 * z) / epochs, 6)
+
+
+def replay(configs: Sequence[tuple[int, int, int]] = tuple(CONFIGS),
+           budgets: Sequence[int] = tuple(BUDGETS), eta: int = 3,
+           failed: frozenset[tuple[int, int, int, int]] = frozenset()
+           ) -> list[list[tuple[int, int, int]]]:
+    """The configurations run at each rung (the last list ranked best first); ``failed``
+    holds ``(x, y, z, budget)`` of trials that fail (never promoted)."""
+    rungs: list[list[tuple[int, int, int]]] = []
+    current = list(configs)
+    for k, b in enumerate(budgets):
+        rungs.append(current)
+        ok = [c for c in current if (*c, b) not in failed]
+        ranked = sorted(ok, key=lambda c: (loss(*c, b), current.index(c)))
+        if k == len(budgets) - 1:
+            rungs[-1] = ranked
+            break
+        current = ranked[:max(1, len(current) // eta)]
+    return rungs
+
+
+EXPERIMENT = '''
+import json, os
+from dataclasses import dataclass
+from experiments import Artifact, ArtifactSet, {executor}, Task
+
+OUT = os.environ["OUT"]
+FAIL = os.environ.get("FAIL_TRIAL", "")  # "x,y,z,epochs" of a trial that fails
+
+def loss(x, y, z, epochs):
+    return round((x - 1.2) ** 2 + 0.3 * y + (1.0 + 2 * z) / epochs, 6)
+
+@dataclass(frozen=True)
+class Train(Artifact):
+    x: int
+    y: int
+    z: int
+    epochs: int = 1
+    previous: object = None
+    def get_requirements(self):
+        return {{"time": "5:00"}}
+    def construct(self, builder: Task):
+        if FAIL == f"{{self.x}},{{self.y}},{{self.z}},{{self.epochs}}":
+            builder.run_command("exit 7")
+        if self.previous is not None:  # resumes from the previous rung's folder
+            builder.run_command("test -f " + builder.artifact_path + "/"
+                                + self.previous.relpath + "/metrics.json")
+        builder.create_file("metrics.json", json.dumps(
+            {{"val_loss": loss(self.x, self.y, self.z, self.epochs)}}))
+
+@dataclass(frozen=True)
+class Retrain(Artifact):
+    base: Train
+    seeds: int = 5
+    def construct(self, builder: Task):
+        builder.create_file("winner.txt", self.base.relpath)
+
+trials = ArtifactSet.from_product(cls=Train, params={{"x": [0, 1, 2], "y": [0, 1, 2],
+                                                      "z": [0, 1, 2]}})
+sweep = trials.successive_halving(budget="epochs", budgets=[1, 3, 9], eta=3,
+                                  metric="val_loss", mode="min", resume="previous")
+ex = {executor}(project=os.environ["PROJECT"], artifact_path=OUT + "/a", code_path=OUT{extra})
+ex.stage("sweep", sweep)
+ex.stage("final", sweep.best(k=1).map(lambda t: Retrain(base=t)))
+if __name__ == "__main__":
+    ex.auto_cli()
+'''

@@ -1,0 +1,209 @@
+"""Relays on FakeBackend: waves past the submit allowance, a full allowance, a sweep's rungs.
+
+A relay is ``launch`` run again inside a job of ours (``EXPERIMENTS_RELAY`` set, its own job
+id in ``SLURM_ARRAY_JOB_ID``); here the test plays the scheduler: it ends a wave's jobs,
+starts the relay and runs its launch, as Slurm would. The real chain runs on the test
+clusters (tests/e2e/test_sweep_slurm.py, tests/policed/test_waves.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task, verbs
+from experiments.backends.fake import FakeBackend
+from experiments.launching.relay import RELAY_ENV, RELAY_REQUIREMENTS
+from experiments.plan import Plan
+from experiments.resources import Resources, common_resources
+from experiments.session import Session
+from experiments.states import JobState
+from experiments.tracking.store import JobRecord
+from experiments.verbs.wait import Outcome, outcome
+from tests.support.sweep import loss, replay
+
+
+@dataclass(frozen=True)
+class Point(Artifact):
+    """One artifact of a flat grid."""
+
+    i: int
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+@dataclass(frozen=True)
+class Train(Artifact):
+    """A sweep trial."""
+
+    x: int
+    y: int
+    z: int
+    epochs: int = 1
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+class RelayingFake(FakeBackend):
+    """FakeBackend with a submit allowance and relays (SubmitsRelays)."""
+
+    def __init__(self, allowance: int) -> None:
+        super().__init__()
+        self.allowance = allowance
+        self.relays: list[tuple[str, str, tuple[str, ...], int]] = []  # id, name, after, begin
+        self.most_queued = 0
+
+    def queued(self) -> int:
+        return sum(t.state in (JobState.PENDING, JobState.RUNNING)
+                   for j in self.jobs.values() for t in j.tasks)
+
+    def wave_room(self, plan: Plan, records: Sequence[JobRecord]) -> int | None:
+        room = self.allowance - self.queued()
+        return None if plan.task_count <= room else max(0, room)
+
+    def relay_resources(self, like: Mapping[str, Any]) -> Resources:
+        return common_resources({**like, **RELAY_REQUIREMENTS}, "relay")
+
+    def submit_relay(self, script: str, name: str, after: Sequence[str],
+                     resources: Resources, begin_minutes: int = 0) -> str:
+        job_id = self._submit(name, [f".relays/{name}"], self.root)
+        assert job_id is not None
+        self.relays.append((job_id, name, tuple(after), begin_minutes))
+        return job_id
+
+    def _submit(self, name: str, relpaths: list[str], root: str) -> str | None:
+        got = super()._submit(name, relpaths, root)
+        self.most_queued = max(self.most_queued, self.queued())
+        return got
+
+
+def _world(tmp_path: Path, stages: Mapping[str, ArtifactSet], allowance: int
+           ) -> tuple[Session, RelayingFake]:
+    ex = LocalExecutor(project="relays", artifact_path=str(tmp_path / "a"),
+                       code_path=str(tmp_path), snapshot_code=False)
+    for name, arts in stages.items():
+        ex.stage(name, arts)
+    fake = RelayingFake(allowance)
+    fake.root = ex.artifact_path
+    return Session.open(ex, backend="fake", instances={"fake": fake}), fake
+
+
+def _run_relay(session: Session, fake: RelayingFake, monkeypatch: pytest.MonkeyPatch,
+               end: Any = None) -> verbs.LaunchResult:
+    """End every artifact job (``end(job_id)``, default finish), start the newest relay and
+    run its launch, then end the relay as its script would."""
+    for job_id, job in list(fake.jobs.items()):
+        if not job.name.endswith(".relay") and job.tasks[0].state is JobState.PENDING:
+            (end or fake.finish)(job_id)
+    relay_id = fake.relays[-1][0]
+    fake.start(relay_id)
+    monkeypatch.setenv(RELAY_ENV, "1")
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", relay_id)
+    result = verbs.launch(session)
+    fake.finish(relay_id)
+    return result
+
+
+def test_past_the_allowance_a_launch_goes_in_waves_each_planned_by_a_relay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = ArtifactSet.from_product(cls=Point, params={"i": list(range(25))})
+    session, fake = _world(tmp_path, {"grid": grid}, allowance=10)
+    first = verbs.launch(session)
+    assert [len(r.tasks) for r in first.records] == [9]  # 9 tasks + the relay = 10
+    assert first.relay is not None and "wave 1 of 3" in first.waiting[0]
+    assert fake.relays[0][2] == (first.records[0].job_id,)  # afterany the wave
+    fake.finish(first.records[0].job_id or "")
+    report = verbs.status(session)  # the wave is built, the rest not started: not final yet
+    assert report.relaying and outcome(report) is Outcome.LIVE
+    waves = 1
+    while fake.relays[-1][0] and any(
+            j.tasks[0].state is JobState.PENDING for j in fake.jobs.values()):
+        _run_relay(session, fake, monkeypatch)
+        waves += 1
+        assert waves < 10
+    built = sorted((tmp_path / "a").rglob(".done"))
+    assert len([p for p in built if ".relays" not in p.parts]) == 25
+    submitted = [rel for j in fake.jobs.values() for rel in j.relpaths
+                 if not rel.startswith(".relays")]
+    assert len(submitted) == len(set(submitted)) == 25  # each artifact submitted once
+    assert fake.most_queued <= 10
+
+
+def test_a_relay_that_finds_the_allowance_full_queues_itself_again_with_a_begin_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = ArtifactSet.from_product(cls=Point, params={"i": list(range(25))})
+    session, fake = _world(tmp_path, {"grid": grid}, allowance=10)
+    verbs.launch(session)
+    fake.allowance = 1  # others' jobs filled the allowance meanwhile
+    result = _run_relay(session, fake, monkeypatch)
+    assert result.records == [] and "allowance is full" in result.waiting[0]
+    assert fake.relays[-1][3] == 5  # queued again with --begin=now+5minutes
+
+
+def test_a_sweep_on_fake_decides_rungs_from_records_and_never_reruns_a_failed_trial(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trials = ArtifactSet(Train(x, y, z) for x in range(3) for y in range(3) for z in range(3))
+    sweep = trials.successive_halving(budget="epochs", budgets=[1, 3, 9], eta=3,
+                                      metric="val_loss")
+    session, fake = _world(tmp_path, {"sweep": sweep, "final": sweep.best(1)}, allowance=1000)
+    fails = {(0, 2, 2, 1)}
+
+    def end(job_id: str) -> None:  # each trial writes its metric; one fails
+        job = fake.jobs[job_id]
+        for i, rel in enumerate(job.relpaths):
+            t = next(a for a in sweep.spec.to_plan(_Nothing()) + _all(sweep) if a.relpath == rel)
+            if (t.x, t.y, t.z, t.epochs) in fails:
+                fake.fail(job_id, i)
+                continue
+            (tmp_path / "a" / rel).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "a" / rel / "metrics.json").write_text(
+                json.dumps({"val_loss": loss(t.x, t.y, t.z, t.epochs)}))
+            fake.finish(job_id, i)
+
+    first = verbs.launch(session)
+    assert [len(r.tasks) for r in first.records] == [27] and first.relay is not None
+    sizes = [len(_run_relay(session, fake, monkeypatch, end).records[0].tasks)
+             for _ in range(2)]
+    assert sizes == [9, 3]
+    last = _run_relay(session, fake, monkeypatch, end)
+    assert last.records == [] and last.relay is None and not last.waiting  # all decided
+    expected = replay(failed=frozenset(fails))
+    best = sweep.best(1)
+    from experiments.tracking.sweep_outcomes import stages_now
+
+    tracked = session.tracked()
+    now, _ = stages_now({"b": best}, session.experiment.artifact_path, tracked.records,
+                        tracked.live)
+    assert [(t.x, t.y, t.z) for t in now["b"]] == [expected[-1][0]]
+    failed_runs = [rel for j in fake.jobs.values() for rel in j.relpaths
+                   if rel == Train(0, 2, 2, 1).relpath]
+    assert len(failed_runs) == 1  # the failed trial was never submitted again
+
+
+class _Nothing:
+    """Outcomes where nothing has happened (rung 0 only)."""
+
+    def built(self, art: Artifact) -> bool:
+        return False
+
+    def live(self, art: Artifact) -> bool:
+        return False
+
+    def failed(self, art: Artifact) -> bool:
+        return False
+
+    def metrics(self, art: Artifact) -> Mapping[str, Any]:
+        return {}
+
+
+def _all(sweep: Any) -> list[Artifact]:
+    """Every trial the sweep could ever run."""
+    return [sweep.spec.trial(c, k) for c in sweep.spec.configs
+            for k in range(len(sweep.spec.budgets))]
