@@ -3,39 +3,10 @@ stage that depends on the winner, deciding rungs in process; promotions equal th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tests.support.cli import run_cli
-from tests.support.experiments import done_markers
-from tests.support.sweep import EXPERIMENT, replay
-
-
-def built_trials(root: Path) -> list[tuple[int, int, int, int]]:
-    """``(x, y, z, epochs)`` of every built Train trial under ``root`` (from its params)."""
-    out = []
-    for marker in done_markers(root):
-        if marker.parent.parent.name == ".relays":  # a relay's own marker: not an artifact
-            continue
-        meta = json.loads((marker.parent / ".artifact.json").read_text())
-        params = meta.get("params") or meta.get("parameters") or {}
-        if "epochs" in params:
-            out.append((params["x"], params["y"], params["z"], params["epochs"]))
-    return out
-
-
-def rung_sets(trials: list[tuple[int, int, int, int]]) -> dict[int, set[tuple[int, int, int]]]:
-    """The configurations built at each budget."""
-    got: dict[int, set[tuple[int, int, int]]] = {}
-    for x, y, z, e in trials:
-        got.setdefault(e, set()).add((x, y, z))
-    return got
-
-
-def winner_of(root: Path) -> str:
-    """The relpath the retraining stage says it retrained."""
-    (found,) = list(root.rglob("winner.txt"))
-    return found.read_text()
+from tests.support.sweep import EXPERIMENT, built_trials, replay, rung_sets, winner_of
 
 
 def test_one_local_launch_runs_every_rung_and_retrains_the_replays_winner(tmp_path: Path

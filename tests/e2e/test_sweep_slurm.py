@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from experiments.tracking.store import Store
-from tests.e2e.test_sweep_local import built_trials, rung_sets, winner_of
 from tests.support.cli import run_cli
 from tests.support.slurm import cancel_all, my_jobs, wait_until_idle
-from tests.support.sweep import EXPERIMENT, replay
+from tests.support.sweep import EXPERIMENT, built_trials, replay, rung_sets, winner_of
 
 pytestmark = [pytest.mark.slurm, pytest.mark.long_wait]
 

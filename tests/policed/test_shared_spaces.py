@@ -100,7 +100,7 @@ class Lab:
         """The folder of the stage's one artifact, as ``table`` names it."""
         res = self.cli("table", stage, "--json")
         assert res.returncode == 0, res.stdout + res.stderr
-        return Path(json.loads(res.stdout)[0]["folder"])
+        return Path(json.loads(res.stdout)["rows"][0]["folder"])
 
     def wait(self, stage: str) -> subprocess.CompletedProcess[str]:
         launched = self.cli("launch", stage)
@@ -151,7 +151,7 @@ def test_a_planted_777_folder_is_refused_and_left_as_it_was(lab: Lab) -> None:
     log = lab.log()
     assert "refusing to build Train/" in log and f"in {target} (drwxrwxrwx {lab.other}:" in log
     assert f"it is owned by {lab.other}" in log and "trusted_users" in log
-    table = json.loads(lab.cli("table", "train", "--json").stdout)
+    table = json.loads(lab.cli("table", "train", "--json").stdout)["rows"]
     assert table[0]["state"] == "failed"
 
 
@@ -197,7 +197,7 @@ def test_an_output_swapped_after_the_marker_is_flagged_and_not_consumed(lab: Lab
     assert status.returncode == 1, status.stdout + status.stderr
     assert "modified Train/lr=0.1-" in status.stdout and "every user can write in it" in (
         status.stdout) and "built, but not safely yours" in status.stdout, status.stdout
-    [row] = json.loads(lab.cli("table", "train", "--json").stdout)
+    [row] = json.loads(lab.cli("table", "train", "--json").stdout)["rows"]
     assert row["state"] == "modified"
     waited = lab.wait("use")
     assert waited.returncode == 1, waited.stdout + waited.stderr
@@ -205,7 +205,7 @@ def test_an_output_swapped_after_the_marker_is_flagged_and_not_consumed(lab: Lab
     assert not (used / "used.txt").exists() and not (used / ".done").exists()
     assert "dependency failed: Train/" in lab.log() and "is not as its build left it" in lab.log()
     assert lab.sh(lab.me, f"chmod 755 {target}").returncode == 0  # closed again: the files
-    [row] = json.loads(lab.cli("table", "train", "--json").stdout)  # still belong to expuser2
+    [row] = json.loads(lab.cli("table", "train", "--json").stdout)["rows"]  # still expuser2's
     assert row["state"] == "modified"
     report = lab.cli("report", "-o", str(lab.dir / "report.html"))
     assert report.returncode == 0, report.stdout + report.stderr

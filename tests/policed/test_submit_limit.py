@@ -23,16 +23,15 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.policed_project import REPO, Project
 from tests.support.slurm_cluster import PolicedCluster
 
 pytestmark = pytest.mark.slurm
 
-REPO = Path(__file__).resolve().parents[2]
 
 EXPERIMENT = '''
 import os
@@ -53,35 +52,6 @@ ex.stage("grid", ArtifactSet.from_product(cls=Point, params={"i": list(range(N))
 if __name__ == "__main__":
     ex.auto_cli()
 '''
-
-
-@dataclass
-class Project:
-    cluster: PolicedCluster
-    user: str
-    dir: Path
-    name: str
-    python: str
-    pythonpath: str
-
-    def cli(self, *args: str, time_limit: str, n: int = 500) -> subprocess.CompletedProcess[str]:
-        """``python exp.py ARGS`` as the user (TIME: each artifact's ``time``; N artifacts),
-        with ``sacctmgr`` wrapped to log its calls (:meth:`sacctmgr_calls`)."""
-        env = [f"EXPERIMENTS_HOME={self.dir}/home", f"PYTHONPATH={self.pythonpath}",
-               "COLUMNS=200", f"TIME={time_limit}", f"N={n}",
-               f"PATH={self.dir}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}"]
-        return self.cluster.run_as(self.user, "env", *env, self.python, "exp.py", *args,
-                                   check=False, timeout=300, cwd=str(self.dir))
-
-    def sacctmgr_calls(self) -> int:
-        """How many times the CLI ran ``sacctmgr`` so far."""
-        log = self.dir / "sacctmgr.log"
-        return len(log.read_text().splitlines()) if log.exists() else 0
-
-    def live(self) -> list[str]:
-        out = self.cluster.run("squeue", "-h", "-r", "-u", self.user, "-o", "%i|%j",
-                               check=False).stdout
-        return [line for line in out.splitlines() if self.name in line]
 
 
 def _setup(folder: Path, config: dict[str, int] | None) -> None:

@@ -9,6 +9,7 @@ artifact is built exactly once and the user never has more than 100 jobs queued.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.policed.test_submit_limit import REPO, Project
+from tests.support.policed_project import REPO, Project
 from tests.support.slurm_cluster import PolicedCluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.long_wait]
@@ -65,6 +66,9 @@ def waves(policed_cluster: PolicedCluster, user_python: tuple[str, str]) -> Iter
     code = folder / "code"
     code.mkdir()
     (code / "exp.py").write_text(f"PROJECT = {name!r}\nROOT = {str(folder)!r}\n" + EXPERIMENT)
+    (code / "home").mkdir()  # the limits are read for launches above 100 array tasks (#26)
+    (code / "home" / "config.json").write_text(json.dumps({"submit_limit_check_above": 100}))
+    (code / "home" / "config.json").chmod(0o600)
     subprocess.run(["chown", "-R", user, str(folder)], check=True)
     os.chmod(folder, 0o755)
     python, packages = user_python

@@ -8,7 +8,11 @@ file (:data:`EXPERIMENT`) writes exactly that metric to each trial's ``metrics.j
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+
+from tests.support.experiments import done_markers
 
 CONFIGS = [(x, y, z) for x in range(3) for y in range(3) for z in range(3)]  # 27, in order
 BUDGETS = [1, 3, 9]
@@ -84,3 +88,30 @@ ex.stage("final", sweep.best(k=1).map(lambda t: Retrain(base=t)))
 if __name__ == "__main__":
     ex.auto_cli()
 '''
+
+
+def built_trials(root: Path) -> list[tuple[int, int, int, int]]:
+    """``(x, y, z, epochs)`` of every built Train trial under ``root`` (from its params)."""
+    out = []
+    for marker in done_markers(root):
+        if marker.parent.parent.name == ".relays":  # a relay's own marker: not an artifact
+            continue
+        meta = json.loads((marker.parent / ".artifact.json").read_text())
+        params = meta.get("params") or meta.get("parameters") or {}
+        if "epochs" in params:
+            out.append((params["x"], params["y"], params["z"], params["epochs"]))
+    return out
+
+
+def rung_sets(trials: list[tuple[int, int, int, int]]) -> dict[int, set[tuple[int, int, int]]]:
+    """The configurations built at each budget."""
+    got: dict[int, set[tuple[int, int, int]]] = {}
+    for x, y, z, e in trials:
+        got.setdefault(e, set()).add((x, y, z))
+    return got
+
+
+def winner_of(root: Path) -> str:
+    """The relpath the retraining stage says it retrained."""
+    (found,) = list(root.rglob("winner.txt"))
+    return found.read_text()
