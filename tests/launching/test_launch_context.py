@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, LocalExecutor, Task
+from experiments import ArtifactSet, LocalExecutor
 from experiments.backends.fake import FakeBackend
 from experiments.launching import specs
 from experiments.launching.launch_context import (
@@ -21,22 +20,7 @@ from experiments.session import Session
 from experiments.tracking.status import Live
 from experiments.tracking.store import RecordState
 from experiments.verbs.planning import make_plan
-
-
-@dataclass(frozen=True)
-class Up(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command(f"echo {self.i}")
-
-
-@dataclass(frozen=True)
-class Down(Artifact):
-    up: Up
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
+from tests.support.experiments import Down, Up
 
 
 @pytest.fixture

@@ -19,31 +19,17 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, Task, _faults, ver
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 from experiments.tracking.status import ArtifactState
+from tests.support.experiments import Down, Up
 
 
 class Killed(BaseException):
     """Stands in for the SIGKILL of a crash point (not an Exception: nothing may catch it)."""
 
 
-@dataclass(frozen=True)
-class A(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-@dataclass(frozen=True)
-class B(Artifact):
-    a: A
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
 
 @dataclass(frozen=True)
 class C(Artifact):
-    b: B
+    b: Down
 
     def construct(self, builder: Task) -> None:
         builder.run_command("true")
@@ -51,8 +37,8 @@ class C(Artifact):
 
 def _session(tmp_path: Path, fake: FakeBackend) -> Session:
     ex = LocalExecutor(project="p", artifact_path=str(tmp_path / "art"), code_path=str(tmp_path))
-    a = ArtifactSet.from_product(cls=A, params={"i": [0, 1]})
-    b = a.map(lambda x: B(a=x))
+    a = ArtifactSet.from_product(cls=Up, params={"i": [0, 1]})
+    b = a.map(lambda x: Down(up=x))
     ex.stage("a", a)
     ex.stage("b", b)
     ex.stage("c", b.map(lambda x: C(b=x)))

@@ -10,33 +10,17 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, LocalExecutor, StoreError, Task
+from experiments import ArtifactSet, LocalExecutor, StoreError
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 from experiments.verbs.launch import drylaunch, launch
 from tests.support.cli import run_cli
+from tests.support.experiments import Down, Up
 from tests.support.slurm import cancel_all, my_jobs
-
-
-@dataclass(frozen=True)
-class Up(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command(f"echo {self.i}")
-
-
-@dataclass(frozen=True)
-class Down(Artifact):
-    up: Up
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
 
 
 def _session(tmp_path: Path, backend: FakeBackend, stages: tuple[str, ...] = ("up", "down")

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Executor, Task, backends
+from experiments import ArtifactSet, Executor, backends
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 from experiments.tracking.store import JobRecord
-from tests.support.experiments import FakeExecutor
+from tests.support.experiments import Down, FakeExecutor, Up
 
 REFUSAL = "sbatch: error: invalid partition specified: nosuch"
 
@@ -38,21 +37,6 @@ class RefusingStage(FakeBackend):
 
 
 
-@dataclass(frozen=True)
-class A(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-@dataclass(frozen=True)
-class B(Artifact):
-    a: A
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
 
 @pytest.fixture
 def fake() -> Iterator[RefusingStage]:
@@ -68,9 +52,9 @@ def fake() -> Iterator[RefusingStage]:
 def ex(tmp_path: Path) -> FakeExecutor:
     executor = FakeExecutor(project="feedback", artifact_path=str(tmp_path / "out"),
                             code_path=str(tmp_path))
-    a = ArtifactSet.from_product(cls=A, params={"i": [0, 1, 2]})
+    a = ArtifactSet.from_product(cls=Up, params={"i": [0, 1, 2]})
     executor.stage("a", a)
-    executor.stage("b", a.map(lambda x: B(a=x)))
+    executor.stage("b", a.map(lambda x: Down(up=x)))
     return executor
 
 

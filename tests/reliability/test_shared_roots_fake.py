@@ -8,42 +8,24 @@ that need real accounts and a real worker.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Executor, Task
+from experiments import ArtifactSet, Executor
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
-from tests.support.experiments import FakeExecutor
-
-
-@dataclass(frozen=True)
-class A(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-@dataclass(frozen=True)
-class B(Artifact):
-    a: A
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
+from tests.support.experiments import Down, FakeExecutor, Up
 
 
 def _file(tmp_path: Path, path: str, n: int) -> FakeExecutor:
-    """The experiment as the file ``path`` defines it: A(i) for i < n, then B over each."""
+    """The experiment as the file ``path`` defines it: Up(i) for i < n, then Down over each."""
     ex = FakeExecutor(project="shared", artifact_path=str(tmp_path / "out"),
                       code_path=str(tmp_path))
     ex.source_file = str(tmp_path / path)  # as if ``path`` had made it
-    a = ArtifactSet.from_product(cls=A, params={"i": list(range(n))})
+    a = ArtifactSet.from_product(cls=Up, params={"i": list(range(n))})
     ex.stage("a", a)
-    ex.stage("b", a.map(lambda x: B(a=x)))
+    ex.stage("b", a.map(lambda x: Down(up=x)))
     return ex
 
 

@@ -23,6 +23,26 @@ class Node(Artifact):
         builder.run_command("true")
 
 
+@dataclass(frozen=True)
+class Up(Artifact):
+    """The upstream artifact of the standard two-tier pair."""
+
+    i: int
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command(f"echo {self.i}")
+
+
+@dataclass(frozen=True)
+class Down(Artifact):
+    """The artifact that depends on one :class:`Up`."""
+
+    up: Up
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
 class FakeExecutor(Executor):
     """An executor whose jobs go to the "fake" backend (the ``fake`` fixture of conftest.py)."""
 
