@@ -9,13 +9,13 @@ from ..model.artifact import Artifact
 from ..states import JobState, TaskKey
 from .markers import DoneIndex
 from .status import (
-    _RECORDED,
     PROBLEMS,
+    RECORDED_ENDS,
     ArtifactState,
     Live,
     StageStatus,
     TaskView,
-    _live_view,
+    live_view,
     modified_detail,
     task_state,
 )
@@ -54,7 +54,7 @@ def stage_status(stage: str, artifacts: Iterable[Artifact],
             elif quick is ArtifactState.QUEUED:
                 st = live.get(TaskKey(hit[0].job_id or "?", hit[1]))
                 if st is not None and st.outlook is not None:  # waits for a named reason
-                    out.waiting.append(_live_view(hit[0], hit[1], st))
+                    out.waiting.append(live_view(hit[0], hit[1], st))
             state = quick
         if state is ArtifactState.BUILT and stale and art.artifact_id in stale:
             state = ArtifactState.STALE
@@ -73,7 +73,7 @@ def _plain_state(record: JobRecord, index: int, live: Live, done: DoneIndex
         st = live.get(TaskKey(record.job_id or "?", index))
         if st is None:  # not asked: an end recorded without a worker (cancelled while queued)
             entry = record.ended.get(str(index))
-            state = _RECORDED.get(entry.get("state")) if entry else None
+            state = RECORDED_ENDS.get(entry.get("state")) if entry else None
             return state if state is not None and state not in PROBLEMS else None
         if st.state.live and not st.held and st.state is not JobState.ELSEWHERE:
             running = st.state is JobState.RUNNING and not record.packed  # pack: behind others

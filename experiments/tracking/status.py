@@ -213,7 +213,7 @@ def _naming(record: JobRecord, index: int) -> dict[str, Any]:
     return {"slurm_task": record.task_id(index), "in_pack": record.packed}
 
 
-def _live_view(record: JobRecord, index: int, st: TaskStatus, root: str | None = None,
+def live_view(record: JobRecord, index: int, st: TaskStatus, root: str | None = None,
                done: DoneIndex | None = None) -> TaskView:
     """A running or queued task; a queued one with the scheduler's reason, hint and outlook;
     one on another cluster with the cluster's name. An artifact of a running pack is running
@@ -293,7 +293,7 @@ def task_state(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = live.get(TaskKey(record.job_id or "?", index))
     if st is not None and st.state.live:
-        return _live_view(record, index, st, root, done)
+        return live_view(record, index, st, root, done)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     entry = record.ended.get(str(index))
@@ -384,7 +384,7 @@ def observed(record: JobRecord, index: int, live: Live, root: str,
         return _view(record, index, ArtifactState.BUILT)
     st = scheduler_status(record, index, live)
     if st is not None and st.state.live:
-        return _live_view(record, index, st, root, done)
+        return live_view(record, index, st, root, done)
     if record.state is RecordState.SUBMITTING:
         return _view(record, index, ArtifactState.SUBMITTING, "submission not confirmed")
     if owner is not None and st is not None and st.state is JobState.COMPLETED:
@@ -450,4 +450,4 @@ def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int
 
 
 # Recorded ends that stand as they are (a recorded "built" without its marker does not).
-_RECORDED = {s.value: s for s in TERMINAL if s is not ArtifactState.BUILT}
+RECORDED_ENDS = {s.value: s for s in TERMINAL if s is not ArtifactState.BUILT}
