@@ -38,7 +38,7 @@ cluster() {
 
 SLURM_CONF=$(cluster) || exit 1
 export SLURM_CONF
-PYTEST=(python3 -m pytest -q -p no:cacheprovider)
+PYTEST=(python3 -m pytest -q -p no:cacheprovider -rs)  # -rs: every skip is named in the log
 if (($#)); then exec "${PYTEST[@]}" --durations=25 "$@"; fi
 
 # The whole suite, as four pytests side by side (2 cores; measured in docs/development.md): only

@@ -58,8 +58,8 @@ def test_serve_prints_its_url_and_stops_on_sigint(script: tuple[Path, dict[str, 
     path, env = script
     proc = subprocess.Popen([sys.executable, str(path), "serve", "later", "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **env}, cwd=path.parent,
-                            preexec_fn=sigint_default)
+                            env={**os.environ, **env, "PYTHONFAULTHANDLER": "1"},
+                            cwd=path.parent, preexec_fn=sigint_default)
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         url = re.search(r"(http://127\.0\.0\.1:\d+/)\?token=(\S+)", line)
@@ -75,8 +75,13 @@ def test_serve_prints_its_url_and_stops_on_sigint(script: tuple[Path, dict[str, 
             urllib.request.urlopen(f"{base}live", timeout=30)  # on loopback too
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-    out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=90)  # drains both pipes while it stops
+        except subprocess.TimeoutExpired:  # say where it hangs: faulthandler dumps on SIGABRT
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=30)
+            raise AssertionError(f"serve did not stop on SIGINT; its threads:\n{err}") from None
+    assert proc.returncode == 0, err
     assert token not in out + err  # only the URL line, read above, held it
 
 
