@@ -18,7 +18,7 @@ from .backends.base import Backend, BackendOptions
 from .config import settings as config_mod
 from .errors import DefinitionError, PlanError, SchedulerQueryError
 from .experiment import DescribesExperiment, Experiment, as_experiment
-from .remote import shipped
+from .launching import shipped
 from .states import TaskKey
 from .tracking.ends import of_root
 from .tracking.status import Live, query_live

@@ -33,9 +33,9 @@ from typing import Any
 
 from .. import _atomic
 from ..errors import ConfigError
-from ..remote import targets
 from ..worker import task_setup
 from . import file_trust, requirement_keys
+from . import remotes as targets
 from .layers import Layer, Merged, merge, without_nulls
 
 DEFAULT_CONFIG: dict[str, Any] = {

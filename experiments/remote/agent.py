@@ -20,7 +20,8 @@ from typing import IO, Any
 from .. import __version__, _proc
 from ..config import settings
 from ..errors import ExperimentsError
-from . import protocol, shipped, tree
+from ..launching import shipped
+from . import protocol, tree
 from .protocol import REPLY, ProtocolError
 
 GRACE_S = 5.0

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__, _atomic
-from ..config import settings
+from ..config import remotes, settings
 from ..experiment import Experiment
-from . import protocol, ssh, targets
+from . import protocol, ssh
 from .command import Command, parse
 from .forward import Relay
 from .ship import Plan, Record, Shipment, blob_frames, first_request, prepare
@@ -35,7 +35,7 @@ def run(experiment: Experiment, name: str, args: Sequence[str]) -> int:
     returns the exit code the verb had there."""
     cmd = parse(name, args)
     config = settings.load()
-    remote = targets.find(config.remotes, name, config.path)
+    remote = remotes.find(config.remotes, name, config.path)
     home = settings.home()
     shipment = prepare(experiment.with_paths(None, cmd.code_path), config, home)
     record = Record.load(home, remote)
@@ -53,7 +53,7 @@ def run(experiment: Experiment, name: str, args: Sequence[str]) -> int:
     return code
 
 
-def _request(cmd: Command, experiment: Experiment, shipment: Shipment, remote: targets.Remote,
+def _request(cmd: Command, experiment: Experiment, shipment: Shipment, remote: remotes.Remote,
              plan: Plan) -> dict[str, Any]:
     """The request header (see :mod:`experiments.remote.protocol`)."""
     return {"protocol": protocol.PROTOCOL, "version": __version__,
@@ -129,7 +129,7 @@ def _answer(channel: Channel, reply: dict[str, Any], shipment: Shipment, record:
     _send_blobs(channel, shipment, blobs, stats)
 
 
-def _refusal(remote: targets.Remote, reply: dict[str, Any]) -> RemoteError:
+def _refusal(remote: remotes.Remote, reply: dict[str, Any]) -> RemoteError:
     """The agent's reason for not running the command, as one message saying what to do."""
     kind, root, host = reply["error"], remote.code_root, remote.ssh
     fix = f"or fix remotes.{remote.name}.code_root in config.json"
@@ -152,7 +152,7 @@ def _refusal(remote: targets.Remote, reply: dict[str, Any]) -> RemoteError:
                        f"{reply.get('message', kind)}")
 
 
-def _say_sent(remote: targets.Remote, shipment: Shipment, ready: dict[str, Any],
+def _say_sent(remote: remotes.Remote, shipment: Shipment, ready: dict[str, Any],
               stats: dict[str, Any]) -> None:
     """One line on stderr when code went over the wire (nothing when the cluster had it)."""
     stats.update(received=ready.get("received", 0), tree=shipment.tree)

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import _atomic, paths
+from ..config.remotes import Remote
 from ..config.settings import Config
 from ..errors import ExperimentsError, SnapshotError
 from ..experiment import Experiment
 from ..launching import snapshots
 from ..launching.snapshot_files import LINK
 from . import protocol
-from .targets import Remote
 
 MAX_BLOBS = 200_000  # digests remembered per remote (the oldest are forgotten first)
 MAX_TREES = 200

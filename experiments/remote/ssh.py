@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import IO
 
 from .. import __version__, _proc
+from ..config.remotes import Remote
 from ..errors import ExperimentsError
 from . import protocol
-from .targets import Remote
 
 PERSIST_S = 60
 CONNECT_TIMEOUT_S = 30

@@ -11,10 +11,9 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from .. import paths
-from ..backends.base import Backend
 from ..errors import SchedulerQueryError
 from ..states import NOT_OURS, JobState, Outlook, TaskKey, TaskStatus
 from ..worker import trust
@@ -24,6 +23,13 @@ from .markers import DoneIndex
 from .outcomes import Verdict, scheduler_reason
 from .requeues import needs_asking
 from .store import JobRecord, RecordState, now_iso
+
+
+class AsksScheduler(Protocol):
+    """What tracking needs of a backend: the scheduler's states of recorded tasks (every
+    backend has it; tracking stays below the backends that implement it)."""
+
+    def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]: ...
 
 
 class ArtifactState(str, enum.Enum):
@@ -150,7 +156,7 @@ class Live:
                 for name, why in self.unreachable.items()]
 
 
-def query_live(records: Sequence[JobRecord], backends: Mapping[str, Backend]) -> Live:
+def query_live(records: Sequence[JobRecord], backends: Mapping[str, AsksScheduler]) -> Live:
     """Scheduler states of the tasks of ``records`` that may still be live: one query per
     backend for all such jobs, and none when every task's end is recorded (and none of them
     can have been requeued)."""

@@ -16,8 +16,7 @@ from collections.abc import Mapping, Sequence
 from .. import paths
 from .._faults import crash_point
 from ..errors import SnapshotError
-from ..launching import snapshot_pins, snapshots
-from ..remote import shipped
+from ..launching import shipped, snapshot_pins, snapshots
 from ..session import Session
 from ..states import TaskKey, TaskStatus
 from ..tracking.store import JobRecord, RecordState, Store

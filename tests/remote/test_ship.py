@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from experiments.config import settings
+from experiments.config.remotes import Remote
 from experiments.errors import ExperimentsError
 from experiments.experiment import Experiment
 from experiments.launching import snapshots
 from experiments.remote import ship, ssh
-from experiments.remote.targets import Remote
 
 REMOTE = Remote("hpc", "hpc", "/usr/bin/python3", "/home/me/code", "/scratch/out")
 

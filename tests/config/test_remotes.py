@@ -9,8 +9,8 @@ import pytest
 
 from experiments.cli.main import main
 from experiments.config import settings
+from experiments.config.remotes import Remote, find
 from experiments.errors import ConfigError
-from experiments.remote.targets import Remote, find
 
 GOOD = {"ssh": "me@login.example.org", "python": "/opt/env/bin/python",
         "code_root": "/home/me/code/", "artifact_path": "/scratch/me/out"}

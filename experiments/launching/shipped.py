@@ -20,7 +20,7 @@ import os
 from typing import Any
 
 from ..experiment import Experiment
-from ..launching.snapshots import GitInfo, Snapshot
+from .snapshots import GitInfo, Snapshot
 
 ENV = "EXPERIMENTS_SHIPPED"
 
