@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,17 +30,6 @@ from tests.support.slurm_cluster import FULL_QUEUE, FaultsCluster
 
 pytestmark = pytest.mark.slurm
 
-
-@pytest.fixture
-def faults(faults_cluster: FaultsCluster, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[FaultsCluster]:
-    """The faults cluster as this test's Slurm (``SLURM_CONF``), healed again afterwards."""
-    monkeypatch.setenv("SLURM_CONF", faults_cluster.conf)
-    faults_cluster.heal()
-    try:
-        yield faults_cluster
-    finally:
-        faults_cluster.heal()
 
 
 def _error_lines(stderr: str) -> list[str]:

@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -120,16 +119,6 @@ def test_a_launch_refused_at_the_submit_limit_part_way_can_be_completed_later(
 
 
 # -- slow to accept ----------------------------------------------------------------------------
-@pytest.fixture
-def faults(faults_cluster: FaultsCluster, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[FaultsCluster]:
-    monkeypatch.setenv("SLURM_CONF", faults_cluster.conf)
-    faults_cluster.heal()
-    try:
-        yield faults_cluster
-    finally:
-        faults_cluster.heal()
-
 
 class _Lines:
     """A launcher in the background whose output lines are collected as they come (the

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,17 +38,6 @@ if __name__ == "__main__":
     ex.auto_cli()
 '''
 
-
-@pytest.fixture
-def faults(faults_cluster: FaultsCluster, monkeypatch: pytest.MonkeyPatch
-           ) -> Iterator[FaultsCluster]:
-    """The faults cluster as this test's Slurm, healed (thawed) again afterwards."""
-    monkeypatch.setenv("SLURM_CONF", faults_cluster.conf)
-    faults_cluster.heal()
-    try:
-        yield faults_cluster
-    finally:
-        faults_cluster.heal()
 
 
 def _cli(script: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:

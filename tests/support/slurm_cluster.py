@@ -349,6 +349,19 @@ def faults_cluster():
                             script_env=env)
 
 
+@pytest.fixture
+def faults(faults_cluster: FaultsCluster, monkeypatch: pytest.MonkeyPatch
+           ) -> Iterator[FaultsCluster]:
+    """The faults cluster as this test's Slurm (``SLURM_CONF``), healed (thawed, started) before
+    and after the test, whatever the test did to its controller."""
+    monkeypatch.setenv("SLURM_CONF", faults_cluster.conf)
+    faults_cluster.heal()
+    try:
+        yield faults_cluster
+    finally:
+        faults_cluster.heal()
+
+
 TEST_USERS = ("expuser1", "expuser2")
 
 
