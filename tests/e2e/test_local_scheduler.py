@@ -48,7 +48,7 @@ class Job(Artifact):
         return reqs
     def construct(self, builder: Task):
         me = f"{self.i} {NOW} ${{CUDA_VISIBLE_DEVICES}} $PPID"
-        kill = "kill -9 $PPID; " if self.crash else ""
+        kill = f"echo shell {self.i} $$ >> {SPANS}; kill -9 $PPID; " if self.crash else ""
         builder.run_command(f'echo "start {me}" >> {SPANS}; {kill}sleep {self.sleep}; '
                             f'echo "end {me}" >> {SPANS}')
 
@@ -59,7 +59,7 @@ ex.stage("mixed", ArtifactSet([Job(10), Job(11, gpus=2), Job(12), Job(13), Job(1
                                Job(15)]))
 ex.stage("toobig", ArtifactSet([Job(20, gpus=3)]))
 ex.stage("limited", ArtifactSet([Job(30, gpus=0, sleep=120, time="0:03")]))
-ex.stage("crashy", ArtifactSet([Job(40, gpus=0, crash=True)] +
+ex.stage("crashy", ArtifactSet([Job(40, gpus=0, crash=True, sleep=40)] +
                                [Job(i, gpus=0, sleep=0) for i in range(41, 46)]))
 SLOW = float(os.environ.get("SLOW_S", "3"))
 ex.stage("slow", ArtifactSet([Job(i, gpus=0, sleep=SLOW) for i in range(50, 54)]))
@@ -187,7 +187,12 @@ def test_a_crashing_artifact_costs_only_itself_and_workers_are_reused(tmp_path: 
     assert res.returncode == 1
     built = sorted(p.parent.name for p in done_markers(out))
     assert len(built) == 5 and not any(b.startswith("i=40") for b in built)
-    time.sleep(2.0)  # long enough for an orphaned artifact 40 to write its end line
+    lines = (out / "spans.txt").read_text().splitlines()
+    shell = int(next(line.split()[-1] for line in lines if line.startswith("shell 40 ")))
+    deadline = time.monotonic() + 30  # well before its 40 s sleep ends by itself
+    while _running(shell) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(shell)  # the orphaned command was stopped, not left running
     lines = (out / "spans.txt").read_text().splitlines()
     pids = {line.split()[-1] for line in lines if line.startswith("end ")
             and line.split()[1] != "40"}
@@ -196,6 +201,15 @@ def test_a_crashing_artifact_costs_only_itself_and_workers_are_reused(tmp_path: 
     assert dead not in pids and len(pids) <= 3  # five artifacts, at most three interpreters
     status = run_cli(script, "status", env=env)
     assert "worker process died" in status.stdout
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting to be reaped has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
 
 
 def _launcher(home: Path) -> tuple[int, int | None] | None:
