@@ -227,3 +227,30 @@ def test_where_relays_cannot_run_a_launch_past_the_allowance_stops_half_way_sayi
             if site == "probe" else '"relays": false') in said
     assert "`drylaunch --validate` checks whether compute nodes may submit" in said
     assert info.value.queued and not fake.relays  # the first wave went, and no relay
+
+
+@dataclass(frozen=True)
+class Trial(Artifact):
+    lr: int
+    epochs: int = 1
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+def test_where_compute_nodes_cannot_submit_a_sweep_queues_no_relay_and_says_so(
+        tmp_path: Path, exp_home: Path) -> None:
+    relay_probe.remember(exp_home, relay_probe.Verdict(
+        "lab1", False, "sbatch: command not found", "2026-12-07T04:00:00Z"))
+    ex = LocalExecutor(project="sweepfallback", artifact_path=str(tmp_path / "a"),
+                       code_path=str(tmp_path), snapshot_code=False)
+    ex.stage("sweep", ArtifactSet.from_product(cls=Trial, params={"lr": [1, 2, 3]})
+             .successive_halving(budget="epochs", budgets=[1, 3], eta=3, metric="loss"))
+    fake = LimitedFake(allowance=100)
+    fake.root = ex.artifact_path
+    result = verbs.launch(Session.open(ex, backend="fake", instances={"fake": fake}))
+    assert [len(r.tasks) for r in result.records] == [3] and result.relay is None
+    assert not fake.relays
+    assert any(w.startswith("no relay can be queued (compute nodes of cluster lab1 cannot "
+                            "submit (probe of 2026-12-07: sbatch: command not found)): launch "
+                            "again when jobs") for w in result.warnings), result.warnings
