@@ -250,8 +250,9 @@ def sweep(tag: str, folder: Path, cost: Counter[str]) -> dict[str, object]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"sweep {tag} not done; queue: {run('squeue', '--me')}")
         time.sleep(1)
-    rpcs = sdiag()  # before idle()'s own squeue calls, which are taken off below
-    for _ in range(idle(tag)):
+    polls = idle(tag)  # every relay has ended too
+    rpcs = sdiag()
+    for _ in range(polls):  # idle()'s own squeue calls are not the relays'
         rpcs -= cost
     rows = sorted(accounted(tag, since, jobs=7),  # rungs 0-2, retraining, 3 relays
                   key=lambda r: (int(r[0].split("_")[0]), r[0]))

@@ -192,7 +192,11 @@ def probe(backend: ProbesNodes, like: Mapping[str, Any], project: str, home: Pat
             return Verdict(cluster, None, f"the probe job could not be submitted: {exc}",
                            _now())
         record = JobRecord(name, backend.name, "probe", 0, [["probe", "probe"]], job_id=job_id)
-        verdict = _await(backend, record, folder, cluster, wait_s)
+        try:
+            verdict = _await(backend, record, folder, cluster, wait_s)
+        except BaseException:  # interrupted: leave no probe behind
+            _cancel(backend, record)
+            raise
         if verdict.ok is not None:
             remember(home, verdict)
         return verdict
