@@ -218,7 +218,8 @@ def _detach(state: CliState, session: Session) -> int:
 @click.argument("stages", nargs=-1, shell_complete=complete_stages)
 @click.option("--with-deps", is_flag=True, help="Also plan missing dependencies.")
 @click.option("--validate", is_flag=True,
-              help="Ask Slurm to check each job (--test-only); --local: check the python.")
+              help="Ask Slurm to check each job (--test-only) and whether a job may submit "
+                   "(relays need it); --local: check the python.")
 @click.option("-v", "--verbose", is_flag=True, help="List every artifact.")
 @_set_option
 @click.option("--rebuild-stale", is_flag=True, help="Plan stale results for rebuilding.")
@@ -267,7 +268,7 @@ def plan(dry: DryRun, verbose: bool) -> None:
         arrays(dry.arrays, verbose)
     for note in dry.layout_notes:
         render.line(f"  {note}")
-    for line in dry.sweeps:  # adaptive sweeps: later rungs are planned by relays
+    for line in filter(None, [*dry.sweeps, dry.relays]):  # sweeps (their relays), the probe
         render.line(line)
     if dry.stale and dry.rebuild_stale:
         out.print(f"--rebuild-stale: {len(dry.stale)} stale artifact(s) planned for rebuilding")

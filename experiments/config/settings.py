@@ -66,6 +66,8 @@ OPTIONAL_KEYS = {
     "submit_limit_check_above": "launches with more array tasks than this (default 1000) read "
                                 "the user's submit limits first and pack themselves to fit; 0: "
                                 "every launch",
+    "relays": "false: never queue relay jobs (a site whose compute nodes may not submit); a "
+              "launch past the submit limit then stops half-way, as a sweep after each rung",
     "escalation": "opt-in policy for `launch --retry-failed`, e.g. "
                   '{"TIMEOUT": {"time": 2}, "OUT_OF_MEMORY": {"mem": 2}, '
                   '"caps": {"time": "3-00:00:00", "mem": "512G"}}',
@@ -159,6 +161,7 @@ class Config:
     escalation: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     remotes: Mapping[str, targets.Remote] = field(default_factory=dict)
     submit_limit_check_above: int = SUBMIT_LIMIT_CHECK_ABOVE
+    relays: bool = True  # false: no relay jobs (compute nodes may not submit here)
 
     def resolve_requirements(self, requirements: Mapping[str, Any]) -> dict[str, Any]:
         """The artifact's requirements merged over its partition's configured defaults."""
@@ -171,7 +174,6 @@ class Config:
         if partition:
             merged["partition"] = partition
         return merged
-
 
     def setup_for(self, partition: object) -> tuple[str, ...]:
         """Setup lines for a task on ``partition``: the global ones, those of ``"*"`` (every
@@ -335,7 +337,8 @@ def validate(data: Any, path: Path) -> Config:
                   setup=_setup(data, path)[0],
                   escalation=_escalation(data.get("escalation", {}), path),
                   remotes=targets.parse(data.get(targets.KEY, {}), path),
-                  submit_limit_check_above=_count(data, "submit_limit_check_above", path))
+                  submit_limit_check_above=_count(data, "submit_limit_check_above", path),
+                  relays=_flag(data, "relays", path))
 
 
 def _max_running(value: Any, path: Path) -> int | dict[str, int] | None:
@@ -360,6 +363,13 @@ def _count(data: Mapping[str, Any], key: str, path: Path) -> int:
         raise ConfigError(f"{path}: {key} must be a whole number of array tasks (0 or more), "
                           f"got {value!r:.60}")
     return value
+
+
+def _flag(data: Mapping[str, Any], key: str, path: Path) -> bool:
+    """A true/false setting (true when absent)."""
+    if not isinstance(data.get(key, True), bool):
+        raise ConfigError(f"{path}: {key} must be true or false, got {data[key]!r:.60}")
+    return bool(data.get(key, True))
 
 
 def _ids(names: Any, key: str, path: Path) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..backends.base import Backend, Description, LaysOutArrays
 from ..errors import SchedulerQueryError, SubmissionError
+from ..launching import relay_probe
 from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.launch_lock import LaunchLocks
 from ..launching.project_budget import held_slots
@@ -67,6 +69,7 @@ class DryRun:
     layout_notes: list[str] = field(default_factory=list)  # e.g. packed to fit a submit limit
     queued_stale: list[QueuedStale] = field(default_factory=list)  # queued, planned otherwise
     sweeps: list[str] = field(default_factory=list)  # each sweep's rungs, budget, where it is
+    relays: str = ""  # --validate: whether compute nodes may submit (the relay probe's verdict)
 
 
 @dataclass
@@ -105,6 +108,8 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
         dry.problems.extend(filter(None, [python_problem(session.config.python
                                                          or sys.executable)]))
     dry.arrays, dry.layout_notes, problems = _layout(backend, plan, prep.records)  # packs
+    if validate:  # before the waves: they depend on the verdict
+        dry.relays = _probe(session, plan)
     dry.problems.extend(_waves(session, dry, prep, problems))  # first: --validate checks the
     for group in plan.groups:  # arrays launch submits
         dry.details.append(backend.describe(group, validate=validate))
@@ -118,13 +123,44 @@ def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
     return dry
 
 
+def _probe(session: Session, plan: Plan) -> str:
+    """``drylaunch --validate``: may compute nodes submit here (what relays need)? Asked
+    with a probe job (:mod:`experiments.launching.relay_probe`), as a relay of this plan's
+    first job would be submitted; "" on a backend that runs no relays."""
+    backend = session.backend()
+    if not isinstance(backend, relay_probe.ProbesNodes):
+        return ""
+    if not session.config.relays:
+        return f"Relays: none here ({relay_probe.OFF})"
+    like = (dict(plan.groups[0].resources.requirements) if plan.groups
+            else session.config.resolve_requirements({}))
+    return relay_probe.probe(backend, like, session.experiment.project,
+                             session.store.home).line()
+
+
+def _no_relays(session: Session) -> str:
+    """Why no relay can run for this experiment here ("" when one can): the backend runs
+    none, the snapshot cannot hold the experiment file, the configuration turned relays off,
+    or the last probe found that compute nodes cannot submit."""
+    backend, ex = session.backend(), session.experiment
+    if not isinstance(backend, SubmitsRelays):
+        return f"the {backend.name} backend runs no relays"
+    return (relay_problem(ex.source_file, ex.code_path, ex.snapshot_code)
+            or relay_probe.refusal(session.config.relays, backend, session.store.home))
+
+
 def _waves(session: Session, dry: DryRun, prep: Prepared, problems: list[str]) -> list[str]:
     """Past the allowance, a launch goes in waves, each planned by a relay: what drylaunch
-    says about that instead of the layout's problems (which it returns otherwise)."""
-    backend, plan, ex = session.backend(), prep.plan, session.experiment
-    room = (backend.wave_room(plan, prep.records) if problems and isinstance(
-        backend, SubmitsRelays) and not relay_problem(ex.source_file, ex.code_path,
-                                                      ex.snapshot_code) else None)
+    says about that instead of the layout's problems (which it returns otherwise, with why
+    no relay can carry the rest where none can)."""
+    backend, plan = session.backend(), prep.plan
+    why = _no_relays(session) if problems or plan.waiting else ""
+    if why and isinstance(backend, SubmitsRelays):
+        return problems + [f"{_unavailable(why)}: launch stops half-way here"
+                           if problems else f"sweeps wait for a relay, {_unavailable(why)}: "
+                           "launch again after each rung, or use --local"]
+    room = backend.wave_room(plan, prep.records) if problems and not why and isinstance(
+        backend, SubmitsRelays) else None
     if room is None or room < 2:
         return problems
     dry.layout_notes += problems
@@ -202,6 +238,7 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
         return
     after = sorted({j for j in after if j and j != own})
     later = RETRY_MINUTES if any("allowance is full" in w for w in result.waiting) else 0
+    site = relay_probe.refusal(session.config.relays, backend, session.store.home)
     if not after and not later:
         result.warnings.append("nothing is queued that could decide " + "; ".join(
             result.waiting) + ": launch again once its failures are fixed")
@@ -212,8 +249,8 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
     relayed = [*result.records, *result.live_relays]  # relays ask what their jobs asked
     like = relayed[-1].requirements if relayed else {}
     try:
-        got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after, like,
-                           options, later)
+        got = site or submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages,
+                                   after, like, options, later)
     except SubmissionError as exc:
         got = str(exc)
     if isinstance(got, str):
@@ -267,9 +304,8 @@ def _cut_wave(session: Session, prep: Prepared) -> tuple[str, ...]:
     fits, leaving room for the relay that plans the next); returns what waits for later
     waves. Where the allowance has no room for a task and a relay, the backend refuses as
     before."""
-    backend, plan, ex = session.backend(), prep.plan, session.experiment
-    if not plan.groups or not isinstance(backend, SubmitsRelays) or relay_problem(
-            ex.source_file, ex.code_path, ex.snapshot_code):
+    backend, plan = session.backend(), prep.plan
+    if not plan.groups or not isinstance(backend, SubmitsRelays) or _no_relays(session):
         return ()
     room = backend.wave_room(plan, prep.records)
     if room is None or (room < 2 and not os.environ.get(RELAY_ENV)):
@@ -296,14 +332,38 @@ def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]
     try:
         submitted = session.backend().launch(plan, ctx) if plan.groups else []
     except SubmissionError as exc:
+        said = _without_relays(session, exc)
         if not ctx.submitted:
-            raise
-        raise incomplete(plan, ctx.submitted, exc, pending_intents(session.store)) from exc
+            if said is exc:
+                raise
+            raise said from exc
+        raise incomplete(plan, ctx.submitted, said, pending_intents(session.store)) from exc
     ended = [r for r in submitted if r.state is not RecordState.SUBMITTED]  # local runs
     if ended:
         submitted = record_endings(session.store, submitted, session.live(ended),
                                    ctx.artifact_path)
     return submitted
+
+
+# Refusals at a submit limit: what relays (waves) would have carried where they can run.
+AT_LIMIT = re.compile(r"MaxSubmit|submit (limit|allowance)|MaxJobCount", re.I)
+
+
+def _unavailable(why: str) -> str:
+    """The sentence every fallback says: relays cannot run here, why, and how to check."""
+    return (f"relays are unavailable here ({why}; `drylaunch --validate` checks whether "
+            "compute nodes may submit)")
+
+
+def _without_relays(session: Session, exc: SubmissionError) -> SubmissionError:
+    """``exc``, saying why no relay carries the rest when Slurm refused at a submit limit
+    and relays cannot run here (``exc`` itself otherwise)."""
+    why = _no_relays(session) if AT_LIMIT.search(str(exc)) else ""
+    if not why:
+        return exc
+    out = SubmissionError(f"{exc}. Waves would carry the rest, but {_unavailable(why)}")
+    out.uncertain = exc.uncertain
+    return out
 
 
 def _held(session: Session, records: Sequence[JobRecord], live: Live,

@@ -120,7 +120,8 @@ def test_unknown_key_lists_valid_keys(exp_home: Path) -> None:
     assert str(path) in msg
     assert "unknown key(s) log_dir, zzz" in msg
     assert ("valid keys are code_snapshots, default_partition, default_slurm_args, escalation, "
-            "local, log_directory, max_running, python, remotes, setup, snapshot_excludes, "
+            "local, log_directory, max_running, python, relays, remotes, setup, "
+            "snapshot_excludes, "
             "snapshot_max_mb, stale_on_code_change, submit_limit_check_above, trusted_groups, "
             "trusted_users, umask") in msg
 
@@ -287,3 +288,11 @@ def test_submit_limit_check_above_is_a_count_of_tasks(tmp_path: Path) -> None:
     for bad in (-1, "100", True, 1.5):
         with pytest.raises(ConfigError, match="submit_limit_check_above must be a whole number"):
             validate({"submit_limit_check_above": bad}, tmp_path / "c.json")
+
+
+def test_relays_is_true_or_false_and_on_by_default(tmp_path: Path) -> None:
+    validate = cfg.validate
+    assert validate({}, tmp_path / "c.json").relays is True
+    assert validate({"relays": False}, tmp_path / "c.json").relays is False
+    with pytest.raises(ConfigError, match=r"c.json: relays must be true or false, got 'no'"):
+        validate({"relays": "no"}, tmp_path / "c.json")

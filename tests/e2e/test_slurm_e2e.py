@@ -141,12 +141,13 @@ def test_permanent_rejection_stops_with_slurms_message(
     env = {**env, "FINE_PARTITION": "nope"}
     dry = run_cli(script, "drylaunch", "--validate", env=env)
     assert dry.returncode == 1 and "invalid partition" in (dry.stdout + dry.stderr).lower()
-    assert count_calls(Path(env["CALLS"]), "sbatch") == 2  # two --test-only checks
+    # two --test-only checks, the relay probe job and its own --test-only on the node
+    assert count_calls(Path(env["CALLS"]), "sbatch") == 4
     res = run_cli(script, "launch", env=env)
     assert res.returncode == 4  # refused part-way: tier 0 is queued (see test_launch_feedback)
     assert "invalid partition" in res.stderr.lower() and "Traceback" not in res.stderr
     assert "launch stopped part-way" in res.stderr and "Not submitted:" in res.stderr
-    assert count_calls(Path(env["CALLS"]), "sbatch") == 4  # tier 0 + one refused: no retries
+    assert count_calls(Path(env["CALLS"]), "sbatch") == 6  # tier 0 + one refused: no retries
     jobs = _jobs("pretrain", env["PROJECT"])
     assert len(jobs) == 1 and jobs[0]["state"] == "submitted"  # what went through is tracked
     assert not (Path(os.environ["EXPERIMENTS_HOME"]) / "projects" / env["PROJECT"]

@@ -167,6 +167,11 @@ class SlurmBackend:
         allowance = self.arrays.allowance(plan, got.fit.tasks)
         return None if allowance is None else max(0, allowance.remaining)
 
+    def cluster_name(self) -> str | None:
+        """The cluster this machine's commands reach (a relay probe's verdict is kept per
+        cluster)."""
+        return self.client.cluster_name()
+
     def submit_relay(self, script: str, name: str, after: Sequence[str],
                      resources: Resources, begin_minutes: int = 0) -> str:
         """Queue a relay's script once every job in ``after`` has ended (whatever its end),
