@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ExperimentsError
 from ..launching.relay import is_relay
 from ..model.id_cache import prime_stages
+from ..model.sweep_summary import SweepSummary
 from ..session import Session
 from ..states import TaskKey
 from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
@@ -27,7 +28,7 @@ from ..tracking.status import (
     task_history,
 )
 from ..tracking.store import JobRecord
-from ..tracking.sweep_outcomes import stages_now
+from ..tracking.sweep_outcomes import stages_now, sweeps_now
 from .accept import accepted_log
 from .stale import find_stale
 
@@ -45,6 +46,7 @@ class StatusReport:
     unreachable: bool = False  # a scheduler tracking some of them could not be asked
     sweeps: list[str] = field(default_factory=list)  # undecided sweeps and their next relay
     relaying: bool = False  # a relay is queued or running: more will be submitted
+    sweep_rungs: list[SweepSummary] = field(default_factory=list)  # each sweep rung by rung
 
 
 @dataclass
@@ -90,7 +92,9 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
                         unreachable=bool(live.unreachable), untrusted=foreign,
                         sweeps=sweep_lines(waiting, records, live, selected),
                         relaying=any(is_relay(r) and _live(r, live) for r in records
-                                     if r.stage in selected))
+                                     if r.stage in selected),
+                        sweep_rungs=sweeps_now(ex.stages, selected, ex.artifact_path, records,
+                                               live, done))
 
 
 def _live(record: JobRecord, live: Live) -> bool:

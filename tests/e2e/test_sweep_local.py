@@ -3,6 +3,7 @@ stage that depends on the winner, deciding rungs in process; promotions equal th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.support.cli import run_cli
@@ -31,3 +32,34 @@ def test_one_local_launch_runs_every_rung_and_retrains_the_replays_winner(tmp_pa
     again = run_cli(script, "launch", env=env)  # decisions from the root: nothing reruns
     assert again.returncode == 0 and "Nothing to launch" in again.stdout, again.stdout
     assert len(built_trials(tmp_path / "a")) == 38
+    _every_view_shows_the_sweep_rung_by_rung(script, env, expected)
+
+
+def _every_view_shows_the_sweep_rung_by_rung(script: Path, env: dict[str, str],
+                                             expected: list[list[tuple[int, int, int]]]
+                                             ) -> None:
+    """status (text and JSON), table (JSON and CSV) and the report, from the same decisions."""
+    x, y, z = expected[-1][0]
+    text = run_cli(script, "status", env=env).stdout
+    assert ("Sweep sweep (successive halving, min val_loss, eta 3): epochs spent 81 of at most "
+            "81; best val_loss") in text, text
+    assert "rung 1 (epochs 1): 27 trial(s): 9 promoted, 17 stopped, 1 failed; best" in text
+    assert "rung 3 (epochs 9): 3 trial(s): 3 ranked for best(k); best" in text
+    doc = json.loads(run_cli(script, "status", "--json", env=env).stdout)
+    (sweep,) = doc["sweep_rungs"]
+    assert [(r["trials"], r["promoted"], r["stopped"], r["failed"], r["not_run"])
+            for r in sweep["rungs"]] == [(27, 9, 17, 1, 0), (9, 3, 6, 0, 0), (3, 3, 0, 0, 0)]
+    assert sweep["finished"] and sweep["budget_spent"] == sweep["budget_at_most"] == 81
+    assert sweep["best"]["relpath"].startswith(f"Train/x={x},y={y},z={z},epochs=9,")
+    rows = json.loads(run_cli(script, "table", "sweep", "--json", env=env).stdout)["rows"]
+    by = {(r["x"], r["y"], r["z"], r["epochs"]): (r["rung"], r["decision"]) for r in rows}
+    assert len(by) == 27 + 9 + 3 and by[(0, 2, 2, 1)] == (1, "failed")
+    assert {c[:3] for c, d in by.items() if d == (1, "promoted")} == set(expected[1])
+    assert {c[:3] for c, d in by.items() if d == (3, "final")} == set(expected[2])
+    csv = run_cli(script, "table", "sweep", "--format", "csv", env=env).stdout
+    assert csv.splitlines()[0].endswith(",val_loss,rung,decision,state,changed,folder")
+    page = script.parent / "report.html"
+    assert run_cli(script, "report", "-o", str(page), env=env).returncode == 0
+    html = page.read_text()
+    assert '<section id="sweeps">' in html and 'class="rungs"' in html
+    assert html.count("<tr class=\"decided\">") == 3

@@ -9,9 +9,13 @@ file (:data:`EXPERIMENT`) writes exactly that metric to each trial's ``metrics.j
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from experiments import Artifact, ArtifactSet, Task
+from experiments.model.sets import resolve_stages
 from tests.support.experiments import done_markers
 
 CONFIGS = [(x, y, z) for x in range(3) for y in range(3) for z in range(3)]  # 27, in order
@@ -40,6 +44,70 @@ def replay(configs: Sequence[tuple[int, int, int]] = tuple(CONFIGS),
             break
         current = ranked[:max(1, len(current) // eta)]
     return rungs
+
+
+@dataclass(frozen=True)
+class Train(Artifact):
+    """A trial: a configuration (x, y, z) trained for ``epochs``."""
+
+    x: int
+    y: int
+    z: int
+    epochs: int = 1
+    previous: Any = None
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+@dataclass
+class World:
+    """Outcomes in memory: what is built (with its metric), live or failed."""
+
+    built_ids: set[str] = field(default_factory=set)
+    live_ids: set[str] = field(default_factory=set)
+    failed_ids: set[str] = field(default_factory=set)
+    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def built(self, art: Artifact) -> bool:
+        return art.artifact_id in self.built_ids
+
+    def live(self, art: Artifact) -> bool:
+        return art.artifact_id in self.live_ids
+
+    def failed(self, art: Artifact) -> bool:
+        return art.artifact_id in self.failed_ids
+
+    def metrics(self, art: Artifact) -> Mapping[str, Any]:
+        return self.scores.get(art.artifact_id, {})
+
+    def run(self, arts: ArtifactSet, fail: frozenset[tuple[int, int, int, int]] = frozenset()
+            ) -> int:
+        """Build (or fail) every artifact not built nor failed yet; how many ran."""
+        ran = 0
+        for a in arts:
+            if self.built(a) or self.failed(a):
+                continue
+            ran += 1
+            if isinstance(a, Train) and (a.x, a.y, a.z, a.epochs) in fail:
+                self.failed_ids.add(a.artifact_id)
+                continue
+            self.built_ids.add(a.artifact_id)
+            if isinstance(a, Train):
+                self.scores[a.artifact_id] = {"val_loss": loss(a.x, a.y, a.z, a.epochs)}
+        return ran
+
+
+def drive(sweep: Any, world: World, fail: frozenset[tuple[int, int, int, int]] = frozenset()
+          ) -> list[int]:
+    """Plan and run until nothing new is planned, as the relays (or the local loop) do."""
+    counts = []
+    while True:
+        stages, _ = resolve_stages({"sweep": sweep, "final": sweep.best(1)}, world)
+        ran = world.run(stages["sweep"], fail) + world.run(stages["final"])
+        if not ran:
+            return counts
+        counts.append(ran)
 
 
 EXPERIMENT = '''

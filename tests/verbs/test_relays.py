@@ -169,9 +169,19 @@ def test_a_sweep_on_fake_decides_rungs_from_records_and_never_reruns_a_failed_tr
 
     first = verbs.launch(session)
     assert [len(r.tasks) for r in first.records] == [27] and first.relay is not None
+    (open_,) = verbs.status(session).sweep_rungs  # rung 1 queued, the rest not reached
+    assert [(r.reached, r.not_run, r.decided) for r in open_.rungs] == [
+        (True, 27, False), (False, 9, False), (False, 3, False)]
     sizes = [len(_run_relay(session, fake, monkeypatch, end).records[0].tasks)
              for _ in range(2)]
     assert sizes == [9, 3]
+    (mid,) = verbs.status(session).sweep_rungs  # rungs 1-2 decided, rung 3 queued
+    assert [(r.promoted, r.stopped, r.failed, r.not_run) for r in mid.rungs] == [
+        (9, 17, 1, 0), (3, 6, 0, 0), (0, 0, 0, 3)]
+    table = verbs.table(session, "sweep")
+    assert sorted(set(zip(table.column("rung"), table.column("decision"), strict=True))) == [
+        (1, "failed"), (1, "promoted"), (1, "stopped"), (2, "promoted"), (2, "stopped"),
+        (3, "pending")]
     last = _run_relay(session, fake, monkeypatch, end)
     assert last.records == [] and last.relay is None and not last.waiting  # all decided
     expected = replay(failed=frozenset(fails))
