@@ -61,21 +61,22 @@ class RootOutcomes:
 
 
 def stages_now(stages: Mapping[str, ArtifactSet], root: str, records: Sequence[JobRecord],
-               live: Live, done: DoneIndex | None = None
+               live: Live, done: DoneIndex | None = None, outcomes: RootOutcomes | None = None
                ) -> tuple[dict[str, ArtifactSet], list[str]]:
     """The stages as planning sees them now (sweeps resolved against the root) and what the
-    undecided ones wait for, for ``status`` and ``table``."""
-    return resolve_stages(stages, RootOutcomes(root, of_root(records, root), live, done))
+    undecided ones wait for, for ``status`` and ``table`` (``outcomes``: already read)."""
+    return resolve_stages(stages, outcomes or RootOutcomes(root, of_root(records, root), live,
+                                                           done))
 
 
 def sweeps_now(stages: Mapping[str, ArtifactSet], selected: Sequence[str], root: str,
-               records: Sequence[JobRecord], live: Live, done: DoneIndex | None = None
-               ) -> list[SweepSummary]:
+               records: Sequence[JobRecord], live: Live, done: DoneIndex | None = None,
+               outcomes: RootOutcomes | None = None) -> list[SweepSummary]:
     """Each selected sweep stage rung by rung (see :mod:`experiments.model.sweep_summary`),
-    for ``status``, ``table`` and the report."""
+    for ``status``, ``table`` and the report (``outcomes``: already read)."""
     sweeps = [(s, stages[s]) for s in selected if isinstance(stages.get(s), Sweep)]
     if not sweeps:
         return []
-    outcomes = RootOutcomes(root, of_root(records, root), live, done)
+    outcomes = outcomes or RootOutcomes(root, of_root(records, root), live, done)
     return [summarize(name, arts.spec, outcomes) for name, arts in sweeps
             if isinstance(arts, Sweep)]

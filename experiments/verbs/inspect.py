@@ -28,7 +28,7 @@ from ..tracking.status import (
     task_history,
 )
 from ..tracking.store import JobRecord
-from ..tracking.sweep_outcomes import stages_now, sweeps_now
+from ..tracking.sweep_outcomes import RootOutcomes, stages_now, sweeps_now
 from .accept import accepted_log
 from .stale import find_stale
 
@@ -82,7 +82,8 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)
-    now, waiting = stages_now(ex.stages, ex.artifact_path, records, live, done)
+    seen = RootOutcomes(ex.artifact_path, of_root(records, ex.artifact_path), live, done)
+    now, waiting = stages_now(ex.stages, ex.artifact_path, records, live, done, seen)
     why = {s.artifact_id: s.reason for s in stale}
     foreign = [u for s in selected for u in untrusted(s, now[s], done)]
     return StatusReport([stage_status(s, now[s], latest, live, ex.artifact_path, done, why)
@@ -94,7 +95,7 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
                         relaying=any(is_relay(r) and _live(r, live) for r in records
                                      if r.stage in selected),
                         sweep_rungs=sweeps_now(ex.stages, selected, ex.artifact_path, records,
-                                               live, done))
+                                               live, done, seen))
 
 
 def _live(record: JobRecord, live: Live) -> bool:
