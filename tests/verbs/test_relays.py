@@ -232,6 +232,29 @@ def test_hyperband_on_fake_runs_its_brackets_through_relays_as_the_replay_decide
     assert len(submitted) == len(set(submitted))  # each trial submitted once
 
 
+def test_wait_keeps_waiting_for_a_queued_relay_when_the_disk_shows_every_trial_ended(
+        tmp_path: Path) -> None:
+    """The disk alone cannot tell that a relay will decide the next rung: ``wait`` asks the
+    scheduler before calling an undecided sweep ended (it used to exit 1 between rungs)."""
+    sweep = ArtifactSet(Train(x, 0, 0) for x in range(3)).successive_halving(
+        budget="epochs", budgets=[1, 3], eta=3, metric="val_loss")
+    session, fake = _world(tmp_path, {"sweep": sweep}, allowance=1000)
+    first = verbs.launch(session)
+    assert first.relay is not None
+    now = [0.0]
+
+    def ticking(seconds: float) -> None:
+        now[0] += seconds
+        if now[0] >= 3:  # the trials end; the relay stays queued after them
+            for job in first.records:
+                _ending(tmp_path, fake, sweep, set(), set())(job.job_id or "")
+
+    result = verbs.wait(session, interval_s=60, sleep=ticking, clock=lambda: now[0],
+                        timeout_s=600)
+    assert result.outcome is Outcome.TIMED_OUT, result.report.sweeps  # not "failed"
+    assert "relay job" in result.report.sweeps[0]
+
+
 def _now(session: Session, arts: ArtifactSet) -> ArtifactSet:
     """``arts`` as the artifact root decides it now."""
     from experiments.tracking.sweep_outcomes import stages_now
