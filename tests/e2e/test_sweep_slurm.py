@@ -17,7 +17,15 @@ import pytest
 from experiments.tracking.store import Store
 from tests.support.cli import run_cli
 from tests.support.slurm import cancel_all, my_jobs, wait_until_idle
-from tests.support.sweep import EXPERIMENT, built_trials, replay, rung_sets, winner_of
+from tests.support.sweep import (
+    EXPERIMENT,
+    built_trials,
+    hyperband_brackets,
+    replay,
+    replay_hyperband,
+    rung_sets,
+    winner_of,
+)
 
 pytestmark = [pytest.mark.slurm, pytest.mark.long_wait]
 
@@ -100,3 +108,31 @@ def test_cancel_stops_the_relay_chain_and_a_relaunch_resumes_without_rebuilding(
     assert max(runs.values()) == 1  # nothing submitted twice
     x, y, z = replay()[-1][0]
     assert winner_of(tmp_path / "a").startswith(f"Train/x={x},y={y},z={z},epochs=9,")
+
+
+def test_hyperband_brackets_run_side_by_side_through_relays(tmp_path: Path,
+                                                             slurm_cluster: object) -> None:
+    """17 configurations in 3 brackets (9 at epochs 1, 3, 9; 5 at 3, 9; 3 at 9): one launch,
+    then relays; what is built and the retrained winner equal the offline replay."""
+    script = tmp_path / "exp.py"
+    script.write_text(EXPERIMENT.format(executor="SlurmExecutor", extra=""))
+    project = f"hb{uuid.uuid4().hex[:8]}"
+    env = {"OUT": str(tmp_path), "PROJECT": project, "HYPERBAND": "1"}
+    try:
+        first = run_cli(script, "launch", env=env)
+        assert first.returncode == 0 and "Relay job" in first.stdout, first.stdout
+        assert sorted(len(r["tasks"]) for r in _records(project)) == [1, 17]  # type: ignore
+        wait_until_idle(project, timeout_s=300)
+    finally:
+        cancel_all(project)
+    configs = [(x, y, z) for x in range(3) for y in range(3) for z in range(3)][:17]
+    brackets, ranked, _ = replay_hyperband(configs, 1, 9, 3)
+    want = {(*c, int(b)) for rungs, (_, budgets) in zip(
+        brackets, hyperband_brackets(17, 1, 9, 3), strict=True)
+            for rung, b in zip(rungs, budgets, strict=True) for c in rung}
+    assert sorted(built_trials(tmp_path / "a")) == sorted(want)  # each built once
+    x, y, z = ranked[0]
+    assert winner_of(tmp_path / "a").startswith(f"Train/x={x},y={y},z={z},epochs=9,")
+    done = run_cli(script, "status", "--json", env=env)
+    assert done.returncode == 0, done.stdout
+    assert json.loads(done.stdout)["sweep_rungs"][0]["budget_spent"] == 78  # the formula
