@@ -147,27 +147,6 @@ def test_a_relay_that_finds_the_allowance_full_queues_itself_again_with_a_begin_
     assert fake.relays[-1][3] == 5  # queued again with --begin=now+5minutes
 
 
-def _ending(tmp_path: Path, fake: RelayingFake, sweep: Any,
-            fails: set[tuple[int, int, int, int]], slow: set[tuple[int, int, int, int]]
-            ) -> Any:
-    """How the test ends a job: each trial writes its metric, ``fails`` fail and ``slow``
-    run into their time limit (TIMEOUT), as a Slurm job would."""
-    every = {t.relpath: t for t in _all(sweep)}
-
-    def end(job_id: str) -> None:
-        job = fake.jobs[job_id]
-        for i, rel in enumerate(job.relpaths):
-            t = every[rel]
-            if (t.x, t.y, t.z, t.epochs) in fails | slow:
-                (fake.fail if (t.x, t.y, t.z, t.epochs) in fails else fake.time_out)(job_id, i)
-                continue
-            (tmp_path / "a" / rel).mkdir(parents=True, exist_ok=True)
-            (tmp_path / "a" / rel / "metrics.json").write_text(
-                json.dumps({"val_loss": loss(t.x, t.y, t.z, t.epochs)}))
-            fake.finish(job_id, i)
-    return end
-
-
 def test_a_sweep_on_fake_decides_rungs_from_records_and_never_reruns_a_failed_trial(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     trials = ArtifactSet(Train(x, y, z) for x in range(3) for y in range(3) for z in range(3))
@@ -253,6 +232,27 @@ def test_wait_keeps_waiting_for_a_queued_relay_when_the_disk_shows_every_trial_e
                         timeout_s=600)
     assert result.outcome is Outcome.TIMED_OUT, result.report.sweeps  # not "failed"
     assert "relay job" in result.report.sweeps[0]
+
+
+def _ending(tmp_path: Path, fake: RelayingFake, sweep: Any,
+            fails: set[tuple[int, int, int, int]], slow: set[tuple[int, int, int, int]]
+            ) -> Any:
+    """How the test ends a job: each trial writes its metric, ``fails`` fail and ``slow``
+    run into their time limit (TIMEOUT), as a Slurm job would."""
+    every = {t.relpath: t for t in _all(sweep)}
+
+    def end(job_id: str) -> None:
+        job = fake.jobs[job_id]
+        for i, rel in enumerate(job.relpaths):
+            t = every[rel]
+            if (t.x, t.y, t.z, t.epochs) in fails | slow:
+                (fake.fail if (t.x, t.y, t.z, t.epochs) in fails else fake.time_out)(job_id, i)
+                continue
+            (tmp_path / "a" / rel).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "a" / rel / "metrics.json").write_text(
+                json.dumps({"val_loss": loss(t.x, t.y, t.z, t.epochs)}))
+            fake.finish(job_id, i)
+    return end
 
 
 def _now(session: Session, arts: ArtifactSet) -> ArtifactSet:
