@@ -70,8 +70,7 @@ def status(state: CliState, /, stages: tuple[str, ...], watch: bool, interval: f
     stage_table(report.stages, None if show_all else 20)
     status_root(report)
     untrusted_lines(report, None if show_all else 20)
-    for line in report.sweeps:
-        render.line(line)
+    sweep_rungs(report)
     render.stale(report.stale, None if show_all else 20)
     if session.config.escalation and any(
             s.counts.get(ArtifactState.FAILED) for s in report.stages):
@@ -79,6 +78,17 @@ def status(state: CliState, /, stages: tuple[str, ...], watch: bool, interval: f
                     "escalation policy of config.json (`drylaunch --retry-failed` shows the "
                     "changes).")
     return outcome_code(ended)
+
+
+def sweep_rungs(report: StatusReport) -> None:
+    """Each sweep rung by rung, then what each undecided one waits for."""
+    from ..model.sweep_summary import text_lines
+
+    for summary in report.sweep_rungs:
+        for line in text_lines(summary):
+            render.line(line)
+    for line in report.sweeps:
+        render.line(line)
 
 
 @click.command(name="wait", help="Block until every artifact of the stages (all by default) "
@@ -395,6 +405,7 @@ def status_json(report: StatusReport, outcome: Outcome) -> dict[str, object]:
             "untrusted": [{"stage": u.stage, "relpath": u.relpath, "owner": u.owner}
                           for u in report.untrusted],
             "sweeps": list(report.sweeps),
+            "sweep_rungs": [s.as_dict() for s in report.sweep_rungs],
             "warnings": list(report.warnings)}
 
 

@@ -9,8 +9,11 @@ from typing import Any, overload
 from .. import _gc
 from ..errors import DefinitionError
 from .artifact import Artifact, check_artifact_class
+from .hyperband import HyperbandSpec
 from .identity import encode_value, to_plain
 from .sweeps import Outcomes, SweepSpec
+
+AnySweep = SweepSpec | HyperbandSpec
 
 
 def _dedupe(items: Iterable[Artifact], where: str) -> tuple[Artifact, ...]:
@@ -93,6 +96,15 @@ class ArtifactSet(Sequence[Artifact]):
         min or max) go on; ``sweep.best(k)`` is the winners."""
         return Sweep(SweepSpec(tuple(self._items), budget, tuple(budgets), eta, metric, mode,
                                resume))
+
+    def hyperband(self, *, budget: str, min_budget: float, max_budget: float, eta: int = 3,
+                  metric: str, mode: str = "min", resume: str | None = None) -> Sweep:
+        """Hyperband over these configurations (see :mod:`experiments.model.hyperband`):
+        successive-halving brackets side by side, the configurations dealt to them in the
+        order listed; ``sweep.best(k)`` ranks every bracket's last rung."""
+        return Sweep(HyperbandSpec.build(self._items, budget=budget, min_budget=min_budget,
+                                         max_budget=max_budget, eta=eta, metric=metric,
+                                         mode=mode, resume=resume))
 
     # -- sequence protocol --------------------------------------------------------------
     def __len__(self) -> int:
@@ -215,13 +227,15 @@ class _Mapped(Deferred):
 
 
 class Sweep(Deferred):
-    """A successive-halving sweep (:class:`experiments.model.sweeps.SweepSpec`) as a stage:
-    rung 0 statically, every trial decided so far when planned."""
+    """A successive-halving sweep (:class:`experiments.model.sweeps.SweepSpec`) or Hyperband
+    (:class:`experiments.model.hyperband.HyperbandSpec`) as a stage: every bracket's rung 0
+    statically, every trial decided so far when planned."""
 
     __slots__ = ("spec",)
 
-    def __init__(self, spec: SweepSpec) -> None:
-        super().__init__([spec.trial(c, 0) for c in spec.configs], _trusted=True)
+    def __init__(self, spec: AnySweep) -> None:
+        super().__init__([b.trial(c, 0) for b in spec.brackets for c in b.configs],
+                         _trusted=True)
         self.spec = spec
 
     def resolve(self, outcomes: Outcomes) -> ArtifactSet:
@@ -229,6 +243,12 @@ class Sweep(Deferred):
 
     def waiting_on(self, outcomes: Outcomes) -> str:
         return self.spec.waiting_on(outcomes)
+
+    def shown(self, outcomes: Outcomes) -> ArtifactSet:
+        """Every trial of the rungs reached so far, failed ones too (what ``table`` and the
+        report list: a failed trial is not planned again, but it is shown)."""
+        return ArtifactSet([t for b in self.spec.brackets for r in b.rungs(outcomes)
+                            for t in r.trials], _trusted=True)
 
     def best(self, k: int = 1) -> Deferred:
         """The ``k`` best trials of the last rung (best first), decided after the sweep."""
@@ -238,11 +258,11 @@ class Sweep(Deferred):
 
 
 class _Best(Deferred):
-    """``sweep.best(k)``: the top ``k`` of the last rung, once it is decided."""
+    """``sweep.best(k)``: the top ``k`` of the last rung (of every bracket), once decided."""
 
     __slots__ = ("_spec", "_k")
 
-    def __init__(self, spec: SweepSpec, k: int) -> None:
+    def __init__(self, spec: AnySweep, k: int) -> None:
         super().__init__((), _trusted=True)
         self._spec, self._k = spec, k
 

@@ -86,6 +86,24 @@ class SweepSpec:
             values[self.resume] = self.trial(config, k - 1) if k > 0 else None
         return dataclasses.replace(config, **values)  # type: ignore[type-var]
 
+    @property
+    def kind(self) -> str:
+        """What drylaunch, status and the report call it."""
+        return "successive halving"
+
+    @property
+    def brackets(self) -> tuple[SweepSpec, ...]:
+        """The successive-halving chains it runs side by side: itself (see ``hyperband``)."""
+        return (self,)
+
+    def sizes(self) -> list[int]:
+        """How many trials each rung has by the schedule: ``27, 9, 3`` (failures aside)."""
+        sizes, n = [], len(self.configs)
+        for _ in self.budgets:
+            sizes.append(n)
+            n = self.keep(n)
+        return sizes
+
     def keep(self, n: int) -> int:
         """How many of a rung of ``n`` configurations are promoted: ``n // eta``, at least 1
         (the rung's size, not how many were built: the schedule, and so the budget, is fixed)."""
@@ -133,21 +151,14 @@ class SweepSpec:
     def describe(self) -> str:
         """``successive halving over 27: 27 → 9 → 3 trials at epochs 1, 3, 9 (eta 3), budget
         at most 81`` — what drylaunch shows."""
-        sizes, n = [], len(self.configs)
-        for _ in self.budgets:
-            sizes.append(str(n))
-            n = self.keep(n)
+        sizes = [str(n) for n in self.sizes()]
         return (f"successive halving over {len(self.configs)}: {' → '.join(sizes)} trials at "
                 f"{self.budget} {', '.join(map(str, self.budgets))} (eta {self.eta}, "
                 f"{self.mode} {self.metric}), budget at most {self.budget_spent_at_most():g}")
 
     def budget_spent_at_most(self) -> float:
         """The budget spent if every trial runs: the sum over rungs of size x budget."""
-        n, total = len(self.configs), 0.0
-        for b in self.budgets:
-            total += n * float(b)
-            n = self.keep(n)
-        return total
+        return sum(n * float(b) for n, b in zip(self.sizes(), self.budgets, strict=True))
 
 
 def _decide(k: int, budget: Any, trials: list[Artifact], outcomes: Outcomes, metric: str,
@@ -163,13 +174,13 @@ def _decide(k: int, budget: Any, trials: list[Artifact], outcomes: Outcomes, met
         failed.append(t)
     gone = {t.artifact_id for t in failed}
     scores = {t.artifact_id: s for t in trials if t.artifact_id not in gone
-              and (s := _score(outcomes.metrics(t), metric)) is not None}
+              and (s := score(outcomes.metrics(t), metric)) is not None}
     sign = 1.0 if mode == "min" else -1.0
     ranked = [t for _, _, t in sorted((sign * scores[t.artifact_id], i, t)
                                       for i, t in enumerate(trials) if t.artifact_id in scores)]
     return Rung(k, budget, tuple(trials), tuple(ranked), tuple(failed), scores)
 
-def _score(metrics: Mapping[str, Any], name: str) -> float | None:
+def score(metrics: Mapping[str, Any], name: str) -> float | None:
     """The metric as a finite float, or None (missing, not a number, NaN: never promoted)."""
     value = metrics.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):

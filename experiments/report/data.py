@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..model.sets import Sweep
+from ..model.sweep_summary import SweepSummary
 from ..session import Session
 from ..tracking import logfiles as logs
 from ..tracking.ends import root_of, root_text
 from ..tracking.meaning import MEANING
 from ..tracking.status import ORDER, ArtifactState, read_status
 from ..tracking.store import JobRecord, now_iso
+from ..tracking.sweep_outcomes import sweeps_now
 from ..tracking.views import ArtifactView, make_table
 from ..verbs.results import grid
 from .cost_table import StageCost, Usage, stage_costs, usage
@@ -74,6 +77,7 @@ class ReportData:
     warnings: list[str] = field(default_factory=list)
     cost_notes: list[str] = field(default_factory=list)  # why used hours are missing
     waiting: list[dict[str, Any]] = field(default_factory=list)  # why queued tasks wait
+    sweeps: list[dict[str, Any]] = field(default_factory=list)  # each sweep rung by rung
 
     @property
     def states(self) -> list[str]:
@@ -90,6 +94,7 @@ def collect(session: Session, stages: Sequence[str] | None = None, *,
     """The report's data for ``stages`` (all by default): one scheduler query for the states,
     and (``accounting``, unless ``used`` is given) one accounting call for the hours used."""
     g = grid(session, stages)
+    sweeps = {s.stage: s for s in _sweeps(session, list(g.views))}
     if used is None and accounting:
         used = usage(session, list(g.views))
     cost, cost_problems = stage_costs(session, g.views, used)
@@ -106,12 +111,22 @@ def collect(session: Session, stages: Sequence[str] | None = None, *,
         failures=[_failure(session.experiment.artifact_path, v, g.latest)
                   for v in failures[:MAX_FAILURES]],
         more_failures=max(0, len(failures) - MAX_FAILURES),
-        tables=[table_json(name, views) for name, views in g.views.items()],
+        tables=[table_json(name, views, sweeps.get(name)) for name, views in g.views.items()],
         provenance=_provenance(g.views), cost=cost,
         jobs=_jobs(session.records(list(g.views))),
         warnings=[*g.warnings, *cost_problems],
         cost_notes=list(used.warnings) if used else ["accounting was not asked"],
-        waiting=[{**w.as_dict(), "text": w.text} for w in g.waiting])
+        waiting=[{**w.as_dict(), "text": w.text} for w in g.waiting],
+        sweeps=[s.as_dict() for s in sweeps.values()])
+
+
+def _sweeps(session: Session, stages: Sequence[str]) -> list[SweepSummary]:
+    """The sweep stages rung by rung (a scheduler query only when there is one)."""
+    ex = session.experiment
+    if not any(isinstance(ex.stages[s], Sweep) for s in stages):
+        return []
+    tracked = session.tracked()
+    return sweeps_now(ex.stages, stages, ex.artifact_path, tracked.records, tracked.live)
 
 
 def _progress(stage: str, views: Sequence[ArtifactView]) -> StageProgress:
@@ -179,9 +194,10 @@ def _failure(root: str, view: ArtifactView, latest: Mapping[str, tuple[JobRecord
                    "recorded", view.job, step, info.get("exit_code"), tail, text, cut, found)
 
 
-def table_json(stage: str, views: Sequence[ArtifactView]) -> dict[str, Any]:
+def table_json(stage: str, views: Sequence[ArtifactView], sweep: SweepSummary | None = None
+               ) -> dict[str, Any]:
     """A stage's results table for the page's script, with the sweep's axes and relpaths."""
-    table = make_table(stage, views)
+    table = make_table(stage, views, sweep)
     swept = []
     for i, col in enumerate(table.param_columns):
         values = {_key(r[i]) for r in table.rows}

@@ -115,7 +115,8 @@ def render_html(data: ReportData, *, live: str | None = None,
 
 
 SECTIONS = {"warnings": "warnings.html.j2", "progress-body": "progress.html.j2",
-            "failures-body": "failures.html.j2", "provenance-body": "provenance.html.j2"}
+            "failures-body": "failures.html.j2", "sweeps-body": "sweeps.html.j2",
+            "provenance-body": "provenance.html.j2"}
 
 
 def render_live(data: ReportData, refresh_s: float, log_query: str = "") -> dict[str, Any]:

@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..model.artifact import Artifact
-from ..model.sets import ArtifactSet, resolve_stages
+from ..model.sets import ArtifactSet, Sweep, resolve_stages
+from ..model.sweep_summary import SweepSummary, summarize
 from .ends import of_root
 from .markers import DoneIndex
 from .status import ArtifactState, Live, latest_tasks, live_artifacts, task_state
@@ -33,6 +34,7 @@ class RootOutcomes:
         self._latest = latest_tasks(records)
         self._records_live = live
         self._failed: dict[str, bool] = {}
+        self._metrics: dict[str, Mapping[str, Any]] = {}
 
     def built(self, art: Artifact) -> bool:
         """Its done marker is there."""
@@ -52,13 +54,29 @@ class RootOutcomes:
         return self._failed[key]
 
     def metrics(self, art: Artifact) -> Mapping[str, Any]:
-        """Its flattened metrics (empty when it wrote none)."""
-        return read_metrics(self.root, art)
+        """Its flattened metrics (empty when it wrote none), read once per planning moment."""
+        if art.artifact_id not in self._metrics:
+            self._metrics[art.artifact_id] = read_metrics(self.root, art)
+        return self._metrics[art.artifact_id]
 
 
 def stages_now(stages: Mapping[str, ArtifactSet], root: str, records: Sequence[JobRecord],
-               live: Live, done: DoneIndex | None = None
+               live: Live, done: DoneIndex | None = None, outcomes: RootOutcomes | None = None
                ) -> tuple[dict[str, ArtifactSet], list[str]]:
     """The stages as planning sees them now (sweeps resolved against the root) and what the
-    undecided ones wait for, for ``status`` and ``table``."""
-    return resolve_stages(stages, RootOutcomes(root, of_root(records, root), live, done))
+    undecided ones wait for, for ``status`` and ``table`` (``outcomes``: already read)."""
+    return resolve_stages(stages, outcomes or RootOutcomes(root, of_root(records, root), live,
+                                                           done))
+
+
+def sweeps_now(stages: Mapping[str, ArtifactSet], selected: Sequence[str], root: str,
+               records: Sequence[JobRecord], live: Live, done: DoneIndex | None = None,
+               outcomes: RootOutcomes | None = None) -> list[SweepSummary]:
+    """Each selected sweep stage rung by rung (see :mod:`experiments.model.sweep_summary`),
+    for ``status``, ``table`` and the report (``outcomes``: already read)."""
+    sweeps = [(s, stages[s]) for s in selected if isinstance(stages.get(s), Sweep)]
+    if not sweeps:
+        return []
+    outcomes = outcomes or RootOutcomes(root, of_root(records, root), live, done)
+    return [summarize(name, arts.spec, outcomes) for name, arts in sweeps
+            if isinstance(arts, Sweep)]

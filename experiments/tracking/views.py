@@ -30,6 +30,7 @@ from ..errors import ExperimentsError
 from ..model import identity
 from ..model.artifact import Artifact
 from ..model.selection import SelectionError
+from ..model.sweep_summary import SweepSummary
 from ..worker import provenance as prov
 from .status import JSON_VERSION, ArtifactState
 
@@ -39,6 +40,7 @@ CHANGED = "changed"
 FOLDER = "folder"
 _MAX_METRICS_BYTES = 4 * 1024 * 1024  # a metrics file is a summary; a bigger one is skipped
 MAX_DEPTH = 32  # lists and objects nested deeper are no summary either: skipped with a note
+BRACKET, RUNG, DECISION = "bracket", "rung", "decision"  # a sweep's table only
 TOOL_COLUMNS = (STATE, CHANGED, FOLDER)  # the table's own columns; no metric takes their names
 
 
@@ -344,22 +346,42 @@ def metric_names(params: Iterable[str], metrics: Iterable[str]) -> dict[str, str
     return out
 
 
-def make_table(stage: str, views: Sequence[ArtifactView]) -> ResultTable:
+def make_table(stage: str, views: Sequence[ArtifactView],
+               sweep: SweepSummary | None = None) -> ResultTable:
     """The table of ``views``: every parameter and metric seen, in first-seen order; each
-    result's parameters as it was built (``changed``: the ones that differ from today)."""
+    result's parameters as it was built (``changed``: the ones that differ from today). A
+    sweep's table also has each trial's ``rung`` and ``decision`` (and ``bracket``)."""
     param_cols: dict[str, None] = {}
     metric_keys: dict[str, None] = {}
     for v in views:
         param_cols.update(dict.fromkeys(v.params))
         metric_keys.update(dict.fromkeys(v.metrics))
-    names = metric_names(param_cols, metric_keys)
-    columns = (*param_cols, *names.values(), STATE, CHANGED, FOLDER)
+    own = _sweep_columns(sweep)
+    names = metric_names([*param_cols, *own], metric_keys)
+    columns = (*param_cols, *names.values(), *own, STATE, CHANGED, FOLDER)
     rows = tuple(
         (*(_param(v, p) for p in param_cols), *(v.metrics.get(m) for m in metric_keys),
-         v.state.value, v.changed or None, v.folder)
+         *_sweep_cells(sweep, v, len(own)), v.state.value, v.changed or None, v.folder)
         for v in views)
     notes = tuple(f"{v.relpath}: {v.note}" for v in views if v.note)
     return ResultTable(stage, columns, rows, tuple(param_cols), tuple(names.values()), notes)
+
+
+def _sweep_columns(sweep: SweepSummary | None) -> tuple[str, ...]:
+    """A sweep's own columns: ``rung`` and ``decision``, with ``bracket`` for Hyperband."""
+    if sweep is None:
+        return ()
+    return (BRACKET, RUNG, DECISION) if sweep.brackets > 1 else (RUNG, DECISION)
+
+
+def _sweep_cells(sweep: SweepSummary | None, view: ArtifactView, n: int) -> tuple[Any, ...]:
+    """A trial's bracket, rung and decision (empty when the sweep does not know it)."""
+    if sweep is None:
+        return ()
+    got = sweep.trials.get(view.artifact_id)
+    if got is None:
+        return (None,) * n
+    return (got.bracket, got.rung, got.decision)[-n:]
 
 
 def _param(view: ArtifactView, name: str) -> Any:

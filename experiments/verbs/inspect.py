@@ -10,6 +10,7 @@ from typing import Any
 from ..errors import ExperimentsError
 from ..launching.relay import is_relay
 from ..model.id_cache import prime_stages
+from ..model.sweep_summary import SweepSummary
 from ..session import Session
 from ..states import TaskKey
 from ..tracking.ends import of_root, record_endings, root_of, roots, unknown_root_warning
@@ -27,7 +28,7 @@ from ..tracking.status import (
     task_history,
 )
 from ..tracking.store import JobRecord
-from ..tracking.sweep_outcomes import stages_now
+from ..tracking.sweep_outcomes import RootOutcomes, stages_now, sweeps_now
 from .accept import accepted_log
 from .stale import find_stale
 
@@ -45,6 +46,7 @@ class StatusReport:
     unreachable: bool = False  # a scheduler tracking some of them could not be asked
     sweeps: list[str] = field(default_factory=list)  # undecided sweeps and their next relay
     relaying: bool = False  # a relay is queued or running: more will be submitted
+    sweep_rungs: list[SweepSummary] = field(default_factory=list)  # each sweep rung by rung
 
 
 @dataclass
@@ -80,7 +82,8 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
     latest = latest_tasks(records)
     others = [r for r in roots(every) if r is not None and r != root_of_path(ex.artifact_path)]
     stale, stale_warnings = find_stale(session, selected, with_deps=False, done=done)
-    now, waiting = stages_now(ex.stages, ex.artifact_path, records, live, done)
+    seen = RootOutcomes(ex.artifact_path, of_root(records, ex.artifact_path), live, done)
+    now, waiting = stages_now(ex.stages, ex.artifact_path, records, live, done, seen)
     why = {s.artifact_id: s.reason for s in stale}
     foreign = [u for s in selected for u in untrusted(s, now[s], done)]
     return StatusReport([stage_status(s, now[s], latest, live, ex.artifact_path, done, why)
@@ -90,7 +93,9 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
                         unreachable=bool(live.unreachable), untrusted=foreign,
                         sweeps=sweep_lines(waiting, records, live, selected),
                         relaying=any(is_relay(r) and _live(r, live) for r in records
-                                     if r.stage in selected))
+                                     if r.stage in selected),
+                        sweep_rungs=sweeps_now(ex.stages, selected, ex.artifact_path, records,
+                                               live, done, seen))
 
 
 def _live(record: JobRecord, live: Live) -> bool:

@@ -15,8 +15,9 @@ from typing import Any
 from .. import paths
 from ..model import selection
 from ..model.artifact import Artifact
-from ..model.sets import ArtifactSet, Deferred
-from ..session import Session
+from ..model.sets import ArtifactSet, Deferred, Sweep
+from ..model.sweep_summary import SweepSummary
+from ..session import Session, Tracked
 from ..tracking import waiting
 from ..tracking.ends import of_root
 from ..tracking.status import (
@@ -29,7 +30,7 @@ from ..tracking.status import (
     task_state,
 )
 from ..tracking.store import JobRecord
-from ..tracking.sweep_outcomes import stages_now
+from ..tracking.sweep_outcomes import RootOutcomes, stages_now, sweeps_now
 from ..tracking.views import (
     ArtifactView,
     ResultTable,
@@ -55,12 +56,12 @@ def _state(art: Artifact, latest: Mapping[str, tuple[JobRecord, int]], live: Liv
     return TaskView("", -1, art.relpath, ArtifactState.NOT_STARTED)
 
 
-def select(session: Session, stage: str, where: Where = None
+def select(session: Session, stage: str, where: Where = None, tracked: Tracked | None = None
            ) -> list[tuple[Artifact, dict[str, Any]]]:
     """The artifacts of ``stage`` matching ``where``, with their flattened parameters."""
     session.selected([stage])
     conditions = selection.parse_where(where)
-    arts = [(a, flatten_params(a)) for a in _stage_now(session, stage)]
+    arts = [(a, flatten_params(a)) for a in _stage_now(session, stage, tracked)]
     selection.check_keys(conditions, (p for _, p in arts), f"stage {stage!r}")
     return [(a, p) for a, p in arts if selection.matches(p, conditions)]
 
@@ -138,9 +139,10 @@ def _views(session: Session, stage: str, chosen: Sequence[tuple[Artifact, dict[s
     return out
 
 
-def artifacts(session: Session, stage: str, where: Where = None) -> list[ArtifactView]:
+def artifacts(session: Session, stage: str, where: Where = None,
+              tracked: Tracked | None = None) -> list[ArtifactView]:
     """One view per artifact of ``stage`` (matching ``where``), in the stage's order."""
-    chosen = select(session, stage, where)
+    chosen = select(session, stage, where, tracked)
     views, _latest, _live = states(session, [a for a, _ in chosen])
     return _views(session, stage, chosen, views)
 
@@ -164,7 +166,10 @@ def table(session: Session, stage: str, where: Where = None,
           columns: Sequence[str] | None = None, sort: str | None = None) -> ResultTable:
     """The results table of ``stage``: parameters (as built), metrics, state, changed and
     folder per artifact."""
-    result = make_table(stage, artifacts(session, stage, where))
+    sweep = isinstance(session.experiment.stages.get(stage), Sweep)
+    tracked = session.tracked() if sweep else None  # one scheduler query for both
+    result = make_table(stage, artifacts(session, stage, where, tracked),
+                        sweep_of(session, stage, tracked) if tracked else None)
     if sort:
         result = result.sort(sort)
     if columns:
@@ -172,11 +177,23 @@ def table(session: Session, stage: str, where: Where = None,
     return result
 
 
-def _stage_now(session: Session, stage: str) -> ArtifactSet:
+def sweep_of(session: Session, stage: str, tracked: Tracked | None = None
+             ) -> SweepSummary | None:
+    """The stage rung by rung when it is a sweep (None otherwise)."""
+    if not isinstance(session.experiment.stages[stage], Sweep):
+        return None
+    tracked, ex = tracked or session.tracked(), session.experiment
+    got = sweeps_now(ex.stages, [stage], ex.artifact_path, tracked.records, tracked.live)
+    return got[0] if got else None
+
+
+def _stage_now(session: Session, stage: str, tracked: Tracked | None = None) -> ArtifactSet:
     """The stage's artifacts; a sweep's are every trial decided so far (from the root)."""
     arts = session.experiment.stages[stage]
     if not isinstance(arts, Deferred):
         return arts
-    tracked = session.tracked()
+    tracked = tracked or session.tracked()
     root = session.experiment.artifact_path
+    if isinstance(arts, Sweep):  # its failed trials too, as failed
+        return arts.shown(RootOutcomes(root, of_root(tracked.records, root), tracked.live))
     return stages_now({stage: arts}, root, tracked.records, tracked.live)[0][stage]

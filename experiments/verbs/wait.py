@@ -117,8 +117,10 @@ def wait(session: Session, stages: Sequence[str] | None = None, *,
             sleep(interval)
         elif _ended_while_sleeping(disk, interval, tick_s, sleep, clock):
             report = status(session, selected, ask=False)  # the files say it all
-            if (result := outcome(report)) is not Outcome.LIVE:
+            if (result := outcome(report)) is not Outcome.LIVE and not report.sweeps:
                 return WaitResult(report, result, clock() - start, polls)
+            if report.sweeps:  # an undecided sweep: only the scheduler knows if a relay
+                tick_s = None  # will decide it; poll it at the interval from now on
 
 
 def _ended_while_sleeping(disk: DiskWatch, interval: float, tick_s: float,

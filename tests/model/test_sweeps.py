@@ -2,69 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, Task
+from experiments import ArtifactSet
 from experiments.errors import DefinitionError
 from experiments.model.sets import Deferred, resolve_stages
 from experiments.model.sweeps import SweepSpec
-from tests.support.sweep import BUDGETS, CONFIGS, loss, replay
-
-
-@dataclass(frozen=True)
-class Train(Artifact):
-    """A trial: a configuration (x, y, z) trained for ``epochs``."""
-
-    x: int
-    y: int
-    z: int
-    epochs: int = 1
-    previous: Any = None
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-@dataclass
-class World:
-    """Outcomes in memory: what is built (with its metric), live or failed."""
-
-    built_ids: set[str] = field(default_factory=set)
-    live_ids: set[str] = field(default_factory=set)
-    failed_ids: set[str] = field(default_factory=set)
-    scores: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def built(self, art: Artifact) -> bool:
-        return art.artifact_id in self.built_ids
-
-    def live(self, art: Artifact) -> bool:
-        return art.artifact_id in self.live_ids
-
-    def failed(self, art: Artifact) -> bool:
-        return art.artifact_id in self.failed_ids
-
-    def metrics(self, art: Artifact) -> Mapping[str, Any]:
-        return self.scores.get(art.artifact_id, {})
-
-    def run(self, arts: ArtifactSet, fail: frozenset[tuple[int, int, int, int]] = frozenset()
-            ) -> int:
-        """Build (or fail) every artifact not built nor failed yet; how many ran."""
-        ran = 0
-        for a in arts:
-            if self.built(a) or self.failed(a):
-                continue
-            ran += 1
-            if isinstance(a, Train) and (a.x, a.y, a.z, a.epochs) in fail:
-                self.failed_ids.add(a.artifact_id)
-                continue
-            self.built_ids.add(a.artifact_id)
-            if isinstance(a, Train):
-                self.scores[a.artifact_id] = {"val_loss": loss(a.x, a.y, a.z, a.epochs)}
-        return ran
+from tests.support.sweep import BUDGETS, CONFIGS, Train, World, drive, replay
 
 
 def _sweep(**kw: Any) -> Any:
@@ -74,21 +20,9 @@ def _sweep(**kw: Any) -> Any:
     return trials.successive_halving(**(args | kw))
 
 
-def _drive(sweep: Any, world: World, fail: frozenset[tuple[int, int, int, int]] = frozenset()
-           ) -> list[int]:
-    """Plan and run until nothing new is planned, as the relays (or the local loop) do."""
-    counts = []
-    while True:
-        stages, _ = resolve_stages({"sweep": sweep, "final": sweep.best(1)}, world)
-        ran = world.run(stages["sweep"], fail) + world.run(stages["final"])
-        if not ran:
-            return counts
-        counts.append(ran)
-
-
 def test_promotions_and_winner_equal_the_offline_replay() -> None:
     sweep, world = _sweep(), World()
-    assert _drive(sweep, world) == [27, 9, 3]  # best(1) is a trial of the last rung: built
+    assert drive(sweep, world) == [27, 9, 3]  # best(1) is a trial of the last rung: built
     rungs = sweep.spec.rungs(world)
     expected = replay()
     for rung, configs in zip(rungs, expected, strict=True):
@@ -114,7 +48,7 @@ def test_failed_trials_are_never_promoted_never_rerun_and_never_block() -> None:
     sweep, world = _sweep(), World()
     winner = replay()[-1][0]
     fail = frozenset({(*winner, 1)})  # the eventual winner fails its first rung
-    _drive(sweep, world, fail)
+    drive(sweep, world, fail)
     rungs = sweep.spec.rungs(world)
     assert [len(r.trials) for r in rungs] == [27, 9, 3]
     assert all((t.x, t.y, t.z) != winner for r in rungs[1:] for t in r.trials)
@@ -140,7 +74,7 @@ def test_ties_go_to_the_configuration_listed_first_and_max_mode_ranks_descending
 
 def test_resume_fills_the_previous_rungs_trial_as_a_dependency() -> None:
     sweep, world = _sweep(resume="previous"), World()
-    _drive(sweep, world)
+    drive(sweep, world)
     last = sweep.spec.rungs(world)[-1].trials[0]
     assert last.previous is not None and last.previous.epochs == 3
     assert last.previous.previous.epochs == 1 and last.previous.previous.previous is None
@@ -168,7 +102,7 @@ def test_deferred_map_waits_for_its_source() -> None:
     sweep, world = _sweep(), World()
     final = sweep.best(2).map(lambda t: Train(t.x, t.y, t.z, 100))
     assert isinstance(final, Deferred) and len(final) == 0 and final.resolve(world) is None
-    _drive(sweep, world)
+    drive(sweep, world)
     got = final.resolve(world)
     assert got is not None and [t.epochs for t in got] == [100, 100]
 
