@@ -44,6 +44,7 @@ def _ok(res: subprocess.CompletedProcess[str], code: int = 0) -> str:
 
 
 def test_readme_grid_on_a_cluster_with_one_login_and_nothing_left_running(site: Site) -> None:
+    since = time.time()
     _readme_project(site)
     logins = site.sshd.logins()
     _ok(site.laptop("launch", "--on", "c"))
@@ -63,7 +64,7 @@ def test_readme_grid_on_a_cluster_with_one_login_and_nothing_left_running(site: 
     commit = site.as_laptop("git", "rev-parse", "HEAD").stdout.strip()
     meta = json.loads(next(site.artifacts.glob("PretrainedModel/*/.artifact.json")).read_text())
     assert commit in json.dumps(meta)  # the laptop's commit is the built code's provenance
-    assert ours(LAPTOP) == [] and ours(CLUSTER) == []
+    assert ours(LAPTOP, since) == [] and ours(CLUSTER, since) == []
     stats = site.stats()
     assert [s["verb"] for s in stats] == ["launch", "wait", "status", "table", "logs"]
     assert stats[0]["round_trips"] == 2  # first contact: the agent says what it lacks

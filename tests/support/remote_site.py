@@ -131,11 +131,24 @@ def _in_a_job(pid: str) -> bool:
         return False  # gone already
 
 
-def ours(user: str) -> list[str]:
-    """Processes of ``user`` that are neither OpenSSH's (its master, the cluster's session)
-    nor a Slurm job's."""
+def _started(pid: str) -> float:
+    """When process ``pid`` started (seconds since the epoch); -inf when it is gone."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return float("-inf")
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def ours(user: str, since: float = 0.0) -> list[str]:
+    """Processes of ``user`` started at ``since`` or later (this test's: the accounts are
+    shared with other scenarios) that are neither OpenSSH's (its master, the cluster's
+    session) nor a Slurm job's."""
     return [p for p in processes(user)
-            if "[mux]" not in p and "sshd:" not in p and not _in_a_job(p.split()[0])]
+            if "[mux]" not in p and "sshd:" not in p and not _in_a_job(p.split()[0])
+            and _started(p.split()[0]) >= since - 1.0]  # /proc/stat's btime has 1 s steps
 
 
 def laptop_ssh(sshd: Sshd, slot: int) -> str:
