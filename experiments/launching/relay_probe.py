@@ -154,7 +154,7 @@ def probe_script(folder: Path, test_args: Sequence[str]) -> str:
 
 
 def _options(resources: Resources) -> list[str]:
-    """sbatch's options for ``resources`` (as a relay is submitted with)."""
+    """The options for ``resources`` that a relay is submitted with."""
     return [f"--{k}" if v is None else f"--{k}={v}" for k, v in resources.options]
 
 
