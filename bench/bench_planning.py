@@ -31,8 +31,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import (REPO, WORK, Measured, load, machine, median, peer, peer_versions,
-                     run_measured, table)
+from _common import (
+    REPO,
+    WORK,
+    Measured,
+    load,
+    machine,
+    median,
+    peer,
+    peer_versions,
+    run_measured,
+    table,
+)
 
 GOAL_SPEEDUP = 30.0
 GOAL_BIG_S, GOAL_BIG_MB, GOAL_LAUNCH_S = 15.0, 1500.0, 30.0
