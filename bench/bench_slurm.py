@@ -272,7 +272,10 @@ def tree_bytes(root: Path) -> int:
 class Ours:
     def __init__(self, cluster: Cluster, wrap: Path, root: Path, tiers: int = 1) -> None:
         self.cluster, self.wrap, self.root, self.tiers = cluster, wrap, root, tiers
-        self.exp = root / "exp_slurm.py"
+        # its own folder: the code snapshot of each launch holds this file alone, not the
+        # homes and artifacts of earlier runs (which would make every launch slower)
+        (root / "code").mkdir(exist_ok=True)
+        self.exp = root / "code" / "exp_slurm.py"
         self.exp.write_text(EXPERIMENT)
 
     def fresh(self, n: int) -> dict[str, str]:

@@ -56,7 +56,8 @@ if __name__ == "__main__":
 
 def one(cluster: Cluster, wrap: Path, root: Path, n: int, sleep_s: int) -> list[object]:
     """Launch, then `wait`; the latency from the newest marker to wait's return, and calls."""
-    exp = root / "exp_wait.py"
+    (root / "code").mkdir(exist_ok=True)  # the code snapshot: this file, not earlier homes
+    exp = root / "code" / "exp_wait.py"
     exp.write_text(EXPERIMENT)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix="wait."))
     env = {"BENCH_N": str(n), "BENCH_SLEEP": str(sleep_s), "BENCH_PARTITION": cluster.partition,
