@@ -26,8 +26,8 @@ PY=${PYTHON:-python3}
 : "${SLURM_CONF:?set SLURM_CONF to a test cluster of your own (rows run scancel --me there)}"
 unset PYTHONDONTWRITEBYTECODE
 export PYTHONPATH=$REPO
-# launch1m's private cluster: its own directory and ports (override them to run two
-# checkouts' benchmarks side by side; bench_status.py has its own, see its docstring).
+# The private clusters of launch1m and status: their own directories and ports (override them
+# to run two checkouts' benchmarks side by side: ports BENCH_PRIVATE_PORT .. +5).
 PRIVATE_DIR=${BENCH_PRIVATE_DIR:-/tmp/experiments-slurm-bench}
 PRIVATE_PORT=${BENCH_PRIVATE_PORT:-16847}
 PRIVATE_NAME=${BENCH_PRIVATE_NAME:-expbench}
@@ -37,6 +37,12 @@ private() {  # private CMD...: CMD with launch1m's private cluster in SLURM_TEST
   SLURM_TEST_DIR=$PRIVATE_DIR SLURM_TEST_CTLD_PORT=$PRIVATE_PORT \
     SLURM_TEST_SLURMD_PORT=$((PRIVATE_PORT + 1)) SLURM_TEST_DBD_PORT=$((PRIVATE_PORT + 2)) \
     SLURM_TEST_CLUSTER_NAME=$PRIVATE_NAME "$@"
+}
+
+private_status() {  # the same for the status row's cluster: its own directory and ports
+  SLURM_TEST_DIR=$PRIVATE_DIR-status SLURM_TEST_CTLD_PORT=$((PRIVATE_PORT + 3)) \
+    SLURM_TEST_SLURMD_PORT=$((PRIVATE_PORT + 4)) SLURM_TEST_DBD_PORT=$((PRIVATE_PORT + 5)) \
+    SLURM_TEST_CLUSTER_NAME=${PRIVATE_NAME}st "$@"
 }
 
 bash "$HERE/setup_peers.sh" > "$OUT/peers.txt" 2> "$OUT/peers.err"
@@ -59,7 +65,11 @@ row planning "$HERE/bench_planning.py" --sizes 10000,100000 --reps 3 --big 10000
 row pack "$HERE/bench_pack.py" --cluster env --allow-scancel-me --n 300 --pack 50 --reps 3 \
   --unpacked-reps 0
 row wait "$HERE/bench_wait.py" --cluster env --allow-scancel-me --n 20 --sleeps 5,60 --reps 2
-row status "$HERE/bench_status.py" --tree "this=$REPO" --n 100000 --reps 3
+PY="private_status $PY" row status "$HERE/bench_status.py" --tree "this=$REPO" --n 100000 \
+  --reps 3
+if [[ " $ROWS " == *" status "* ]]; then
+  private_status bash "$REPO/scripts/slurm-test-cluster.sh" stop > /dev/null 2>&1 || true
+fi
 PY="private $PY" row launch1m "$HERE/bench_planning.py" --sizes 1000 --reps 1 --no-snakemake \
   --launch "$LAUNCH_N"
 if [[ " $ROWS " == *" launch1m "* ]]; then  # its private cluster holds a million jobs: free it
