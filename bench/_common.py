@@ -118,6 +118,20 @@ def machine() -> str:
             f"{platform.platform()}")
 
 
+PINNED = ("snakemake", "snakemake-executor-plugin-slurm", "submitit")  # see setup_peers.sh
+
+
+def peer_versions() -> str:
+    """The peer tools' versions in bench/.peers (pinned by setup_peers.sh), for the output."""
+    py = PEERS_BIN / "python"
+    if not py.exists():
+        return "peers not installed (run `bash bench/setup_peers.sh`)"
+    code = ("import sys\nfrom importlib.metadata import version\n"
+            "print(', '.join(f'{n} {version(n)}' for n in sys.argv[1:]))")
+    done = subprocess.run([str(py), "-c", code, *PINNED], capture_output=True, text=True)
+    return done.stdout.strip() or f"peer versions unreadable: {done.stderr.strip()[-200:]}"
+
+
 def peer(tool: str) -> str:
     """The path of a peer tool in bench/.peers, or exit telling how to install it."""
     path = PEERS_BIN / tool

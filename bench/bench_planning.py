@@ -31,7 +31,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import REPO, WORK, Measured, load, machine, median, peer, run_measured, table
+from _common import (
+    REPO,
+    WORK,
+    Measured,
+    load,
+    machine,
+    median,
+    peer,
+    peer_versions,
+    run_measured,
+    table,
+)
 
 GOAL_SPEEDUP = 30.0
 GOAL_BIG_S, GOAL_BIG_MB, GOAL_LAUNCH_S = 15.0, 1500.0, 30.0
@@ -284,7 +295,8 @@ def main() -> None:
     root = WORK / "planning"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    print(f"Machine: {machine()}; load average at start {load()}\n", flush=True)
+    print(f"Machine: {machine()}; load average at start {load()}", flush=True)
+    print(f"Peers: {peer_versions()}\n", flush=True)
     print(table(f"Floors (median of {args.reps}; wall s, CPU s, peak RSS MB)",
                 ["process", "wall s", "cpu s", "MB", "load"], floors(args.reps)), flush=True)
     drylaunch_vs_snakemake(args, sizes, root)

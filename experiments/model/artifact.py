@@ -89,8 +89,14 @@ def _compute_key(art: Artifact) -> str:
     """Compute and cache the canonical key of ``art`` (and of its dependencies first)."""
     for dep in art.dependencies():
         if "_exp_key" not in dep.__dict__:
+            for below in dep.dependencies():
+                if "_exp_key" not in below.__dict__:
+                    break
+            else:  # its own dependencies have keys: key it here, deepest first as below
+                _store_key(dep)
+                continue
             break
-    else:  # the common case: every dependency already has its key
+    else:  # the common case: every dependency has its key (or just got it)
         return _store_key(art)
     # Deepest dependencies first, iteratively: long chains must not hit recursion limits.
     pending, order = [art], []

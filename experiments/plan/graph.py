@@ -42,7 +42,8 @@ class _Planner:
         self._selected_keys: set[str] | None = None
         self.stage_of: dict[str, str] = {}      # key -> stage, for artifacts to build
         self.tier: dict[str, int] = {}          # key -> tier, for artifacts to build
-        self.order: list[Artifact] = []          # artifacts to build, dependencies first
+        self.order: list[tuple[Artifact, str, int]] = []  # (art, stage, tier) to build,
+        # dependencies first
         self.skipped: list[Skipped] = []
         self.status: dict[str, _Mark] = {}
         self.missing: list[str] = []
@@ -103,6 +104,39 @@ class _Planner:
                 for dep in reversed(pending):
                     stack.append((dep, self.owner.get(dep._experiments_key(), stg), False))
 
+    def visit_stage(self, arts: Sequence[Artifact], stage: str) -> None:
+        """``visit`` each of a stage's artifacts, taking the common case inline: an artifact
+        that is neither built nor live and whose dependencies are all classified goes into
+        ``order`` here (the same decision ``visit`` makes, without its stack per artifact)."""
+        status, is_built, live = self.status, self.is_built, self.live
+        tier, order, stage_of = self.tier, self.order, self.stage_of
+        build = _Mark.BUILD
+        for art in arts:
+            key = art._experiments_key()
+            if key in status:
+                continue
+            if is_built(art):
+                self._skip(art, stage, key, _Mark.BUILT, "built")
+                continue
+            if live and art.artifact_id in live:
+                self._skip(art, stage, key, _Mark.LIVE,
+                           f"already queued/running as job {live[art.artifact_id]}")
+                continue
+            t = 0
+            for dep in art.dependencies():
+                dep_key = dep._experiments_key()
+                if dep_key not in status:
+                    self.visit(art, stage)  # a dependency to classify first
+                    break
+                above = tier.get(dep_key, -1) + 1
+                if above > t:
+                    t = above
+            else:
+                status[key] = build
+                stage_of[key] = stage
+                tier[key] = t
+                order.append((art, stage, t))
+
     def _planned(self, art: Artifact) -> None:
         """Put ``art`` (its dependencies classified) in ``order``, one tier above the highest
         of its dependencies to build (built and live ones have no tier)."""
@@ -112,8 +146,9 @@ class _Planner:
             above = tier.get(d._experiments_key(), -1) + 1
             if above > t:
                 t = above
-        tier[art._experiments_key()] = t
-        self.order.append(art)
+        key = art._experiments_key()
+        tier[key] = t
+        self.order.append((art, self.stage_of[key], t))
 
     def _skip(self, art: Artifact, stage: str, key: str, status: _Mark, reason: str) -> None:
         self.status[key] = status
@@ -143,8 +178,7 @@ def build_plan(
     """
     planner = _Planner(stages, with_deps, is_built, live, selected)
     for name in selected:
-        for art in stages[name]:
-            planner.visit(art, name)
+        planner.visit_stage(stages[name], name)
     if planner.missing:
         raise _missing_error(planner, selected)
     groups = _group(planner, resources, construct)
@@ -180,13 +214,10 @@ def _group(planner: _Planner, resources: Callable[[Artifact], Resources],
     identity first and hashed only when it changes.
     """
     buckets: dict[tuple[int, str, Resources], list[PlannedTask]] = {}
-    status, stage_of, tiers = planner.status, planner.stage_of, planner.tier
+    status, tiers = planner.status, planner.tier
     last: tuple[int, str, Resources] | None = None
     bucket: list[PlannedTask] = []
-    for art in planner.order:
-        key = art._experiments_key()
-        stage = stage_of[key]
-        tier = tiers[key]
+    for art, stage, tier in planner.order:
         res = resources(art)
         deps = art.dependencies()
         if not deps:

@@ -182,8 +182,21 @@ def prologue(session: Session, stages: Sequence[str] | None, *, with_deps: bool 
     ``drylaunch`` lists them always and warns where ``launch`` refuses. Queued work planned
     with other parameters is named, and with ``rebuild_stale`` replaced as ``replace_queued``
     says (:mod:`.queued_stale`). Storage steps are checked last, so an unusable URL fails
-    before anything is submitted.
+    before anything is submitted. The cyclic collector is paused throughout (see
+    :mod:`experiments._gc`): at a million artifacts its passes over the growing heap cost a
+    tenth of the planning; reference counting frees what is made here meanwhile, and the
+    collector runs again afterwards (also after an error).
     """
+    with _gc.paused():
+        return _prologue(session, stages, with_deps=with_deps, overrides=overrides,
+                         rebuild_stale=rebuild_stale, retry_failed=retry_failed,
+                         launching=launching, replace_queued=replace_queued)
+
+
+def _prologue(session: Session, stages: Sequence[str] | None, *, with_deps: bool,
+              overrides: Overrides | None, rebuild_stale: bool, retry_failed: bool,
+              launching: bool, replace_queued: bool | None) -> Prepared:
+    """:func:`prologue` with the collector paused."""
     root = session.experiment.artifact_path
     prime_stages(session.experiment.stages, session.selected(stages), session.store.home,
                  session.experiment.project)

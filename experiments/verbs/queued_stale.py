@@ -112,14 +112,16 @@ def find(session: Session, stages: Sequence[str] | None, records: Sequence[JobRe
     """Live tasks of ``records`` (of this root) holding an artifact of the selected stages (or
     their dependencies) planned with other parameters than today's, and every live task that
     depends on one of them, on an artifact in ``rebuild``, or on an artifact of the same jobs."""
+    held = [(rec, positions) for rec in records if (positions := _live_positions(rec, live))]
+    if not held:  # nothing live: nothing can be planned otherwise (and no grid walk needed)
+        return []
     ex = session.experiment
     today = {a.artifact_id: a for a in walk(
         [a for s in session.selected(stages) for a in ex.stages[s]])}
     by_relpath = {a.relpath: k for k, a in today.items()}
     entries: list[tuple[JobRecord, int, bool, list[str], str | None]] = []
-    for rec in records:
-        positions = _live_positions(rec, live)
-        specs = _spec_tasks(rec) if positions else []
+    for rec, positions in held:
+        specs = _spec_tasks(rec)
         for i, running in positions:
             spec = specs[i] if i < len(specs) else {}
             art = today.get(rec.tasks[i][0])

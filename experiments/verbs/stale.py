@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .. import paths
 from ..errors import SnapshotError
-from ..model.artifact import Artifact, walk
+from ..model.artifact import Artifact
 from ..session import Session
 from ..tracking.markers import DoneIndex
 from ..tracking.stale_cache import VerdictCache
@@ -48,18 +48,39 @@ def find_stale(session: Session, stages: Sequence[str] | None = None,
     ex = session.experiment
     selected = session.selected(stages)
     roots: list[Artifact] = [a for s in selected for a in ex.stages[s]]
-    arts = walk(roots) if with_deps else roots
     found, warnings = finder(session, done)
     owner: dict[str, str] | None = None  # made only when something is stale
     out: list[Stale] = []
-    seen: set[str] = set()
-    for art in arts:
-        if art.artifact_id in seen:
-            continue
-        seen.add(art.artifact_id)
-        why = found.reason(art) if found.built(art) else None  # most of a big grid: unbuilt
+    built = found.built
+    for art in _each_once(roots, with_deps):
+        why = found.reason(art) if built(art) else None  # most of a big grid: unbuilt
         if why:
             owner = owners(session) if owner is None else owner
             out.append(Stale(art.artifact_id, art.relpath, owner.get(art.artifact_id, ""), why))
     found.save()
     return out, warnings
+
+
+def _each_once(roots: list[Artifact], with_deps: bool) -> list[Artifact]:
+    """``roots`` (and with ``with_deps`` their transitive dependencies) once each by id, in
+    the order :func:`~experiments.model.artifact.walk` gives (one pass, one set)."""
+    seen: set[str] = set()
+    out: list[Artifact] = []
+    if not with_deps:
+        for art in roots:
+            if art.artifact_id not in seen:
+                seen.add(art.artifact_id)
+                out.append(art)
+        return out
+    stack = roots[:]
+    while stack:
+        art = stack.pop()
+        aid = art.artifact_id
+        if aid in seen:
+            continue
+        seen.add(aid)
+        out.append(art)
+        deps = art.dependencies()
+        if deps:
+            stack.extend(deps)
+    return out

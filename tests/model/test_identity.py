@@ -602,3 +602,18 @@ def test_what_passes_the_key_check_is_always_written_as_json(value: Any, tmp_pat
     text = json.dumps(params, ensure_ascii=False)
     assert "NaN" not in text and "Infinity" not in text and "-0.0" not in text
     assert check_relpath(art.relpath, "Combo") == art.relpath
+
+
+def test_keys_of_unkeyed_dependencies_one_or_more_levels_down_are_the_canonical_ones() -> None:
+    """A dependency whose own dependencies have keys is keyed on the spot; a deeper one goes
+    the general way: either way every key is the canonical encoding, deepest first."""
+    leaf = Model(lr=0.5)
+    mid = Anything(value=leaf)
+    top = Anything(value=[mid, Model(lr=0.25)])  # mid two levels deep, a plain dependency too
+    assert top._experiments_key() == (
+        "Anything{value=[Anything{value=Model{lr=0.5}},Model{lr=0.25}]}")
+    assert mid._experiments_key() == "Anything{value=Model{lr=0.5}}"
+    assert leaf._experiments_key() == "Model{lr=0.5}"
+    fresh = Anything(value=[Anything(value=Model(lr=0.5)), Model(lr=0.25)])
+    assert fresh._experiments_key() == top._experiments_key()
+    assert fresh.artifact_id == top.artifact_id and fresh.relpath == top.relpath

@@ -258,3 +258,34 @@ def test_new_task_is_the_same_object_as_the_dataclass_makes() -> None:
     assert made == fast
     assert [getattr(fast, n) for n in PlannedTask.__slots__] == list(values)
     assert len(PlannedTask.__slots__) == len(values)
+
+
+def test_a_stage_classified_inline_decides_as_the_general_visit_does() -> None:
+    """``visit_stage`` takes the common case (neither built nor live, dependencies classified)
+    without ``visit``'s stack; on a grid mixing every case its decisions equal ``visit``'s:
+    skips, missing dependencies, order, stage and tier of each artifact."""
+    from experiments.plan.graph import _Planner
+
+    a, b, c = Node("a"), Node("b"), Node("c")
+    d = Node("d", deps=(a, b))      # both dependencies in the first stage
+    e = Node("e", deps=(d, c))      # d in this stage, c built
+    f = Node("f", deps=(Node("x"),))  # x in no stage: missing without --with-deps
+    g = Node("g", deps=(Node("h"),))  # h listed in a later stage
+    stages: dict[str, Sequence[Artifact]] = {
+        "one": [a, b, c, a], "two": [d, e, f, g, Node("live")], "three": [Node("h"), e]}
+    built = {c.relpath}
+    live = {Node("live").artifact_id: "77"}
+    for with_deps in (False, True):
+        planners = [_Planner(stages, with_deps, lambda art: art.relpath in built, live,
+                             list(stages)) for _ in range(2)]
+        for name, arts in stages.items():
+            planners[0].visit_stage(arts, name)
+            for art in arts:
+                planners[1].visit(art, name)
+        inline, general = planners
+        assert [(x.relpath, s, t) for x, s, t in inline.order] == [
+            (x.relpath, s, t) for x, s, t in general.order]
+        assert inline.status == general.status and inline.tier == general.tier
+        assert inline.skipped == general.skipped and inline.missing == general.missing
+    assert [x.relpath for x, _, _ in inline.order][:4] == [a.relpath, b.relpath, d.relpath,
+                                                           e.relpath]

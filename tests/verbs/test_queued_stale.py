@@ -17,6 +17,7 @@ from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
 from experiments.launching import specs
 from experiments.states import JobState
+from experiments.verbs import queued_stale
 from experiments.verbs.queued_stale import QueuedStaleError
 from tests.support.truth_world import build, experiment, record, session
 
@@ -76,3 +77,17 @@ def test_keep_queued_launches_the_rest_and_says_what_stays(queued: object,
     result = verbs.launch(s, rebuild_stale=True, replace_queued=False)
     assert not result.replaced and not fake.calls["cancel"]
     assert any("left queued as asked" in w for w in result.warnings)
+
+
+def test_with_nothing_live_no_queued_work_is_named_and_the_grid_is_not_walked(
+        queued: object, fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = session(queued, fake)  # type: ignore[arg-type]
+    for stage in ("eval", "board"):  # every queued task ends: nothing is live any more
+        build(fake, record(s, stage))
+
+    def walked(*_args: object) -> None:
+        raise AssertionError("the grid was walked although no task is live")
+
+    monkeypatch.setattr(queued_stale, "walk", walked)
+    assert verbs.drylaunch(s).queued_stale == []
+    assert not verbs.launch(s).replaced

@@ -65,3 +65,30 @@ def test_a_stale_dependency_is_found_with_its_stage_and_makes_its_dependents_sta
     only, _ = find_stale(session, ["fine"], with_deps=False)
     assert [s.relpath for s in only] == [list(fine)[0].relpath]
     assert find_stale(session, ["again"])[0][0].stage == "pre"
+
+
+@dataclass(frozen=True)
+class Other(Artifact):
+    base: Pre
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+def test_a_dependency_reached_many_ways_is_judged_and_named_once(tmp_path: Path) -> None:
+    ex = FakeExecutor(project="st", artifact_path=str(tmp_path / "a"), code_path=str(tmp_path))
+    ex.stage("pre", [Pre(lr=0.1)])
+    ex.stage("a", [Fine(base=Pre(lr=0.1))])  # equal dependencies, distinct objects
+    ex.stage("b", [Other(base=Pre(lr=0.1)), Fine(base=Pre(lr=0.1))])
+    session = Session.open(ex)
+    root = session.experiment.artifact_path
+    _built(root, Pre(lr=0.1), {"lr": 0.5})
+    for art in (Fine(base=Pre(lr=0.1)), Other(base=Pre(lr=0.1))):
+        _built(root, art)
+    found, _ = find_stale(session, ["a", "b"])
+    assert sorted(s.relpath for s in found) == sorted(
+        [Pre(lr=0.1).relpath, Fine(base=Pre(lr=0.1)).relpath, Other(base=Pre(lr=0.1)).relpath])
+    assert [s.stage for s in found if s.relpath == Pre(lr=0.1).relpath] == ["pre"]
+    only, _ = find_stale(session, ["b", "a"], with_deps=False)
+    assert sorted(s.relpath for s in only) == sorted(
+        [Fine(base=Pre(lr=0.1)).relpath, Other(base=Pre(lr=0.1)).relpath])
