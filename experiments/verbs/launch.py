@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..backends.base import Backend, Description, LaysOutArrays
-from ..errors import SchedulerQueryError, SubmissionError
+from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.launch_lock import LaunchLocks
 from ..launching.project_budget import held_slots
@@ -26,10 +26,14 @@ from ..launching.relay import (
     RELAY_ENV,
     RETRY_MINUTES,
     SubmitsRelays,
+    at_submit_limit,
     is_relay,
     launch_options,
-    relay_problem,
+    limit_reason,
+    relays_possible,
+    requeue_if_busy,
     submit_relay,
+    this_wave,
 )
 from ..launching.snapshots import Snapshot
 from ..model.sets import Sweep
@@ -83,6 +87,8 @@ class LaunchResult:
     live_relays: list[JobRecord] = field(default_factory=list)  # relays queued before it
     waiting: list[str] = field(default_factory=list)  # sweeps not decided yet, per stage
     relay: JobRecord | None = None  # the relay that plans the next wave
+    refused: SubmissionError | None = None  # Slurm's refusal at the submit limit, part-way
+    wave: dict[str, int] = field(default_factory=dict)  # the next wave: number, of, left
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
@@ -123,8 +129,7 @@ def _waves(session: Session, dry: DryRun, prep: Prepared, problems: list[str]) -
     says about that instead of the layout's problems (which it returns otherwise)."""
     backend, plan, ex = session.backend(), prep.plan, session.experiment
     room = (backend.wave_room(plan, prep.records) if problems and isinstance(
-        backend, SubmitsRelays) and not relay_problem(ex.source_file, ex.code_path,
-                                                      ex.snapshot_code) else None)
+        backend, SubmitsRelays) and relays_possible(backend, ex, session.config) else None)
     if room is None or room < 2:
         return problems
     dry.layout_notes += problems
@@ -173,19 +178,36 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
                                    progress=progress, max_running=max_running,
                                    overrides=overrides, rebuild_stale=rebuild_stale,
                                    retry_failed=retry_failed, replace_queued=replace_queued)
-        last = result
-        while _decides_more(last):  # a local run ended a sweep's rung: plan again, here
+        last, first_plan = result, result.plan
+        while _decides_more(last) or (last is result and result.refused is not None):
+            # a local run ended a sweep's rung, or Slurm refused at the submit limit part-way
+            # (its limits are read now): plan again, here
             last, ctx, live = _round(session, stages, [], locks, with_deps=with_deps,
                                      progress=progress, max_running=max_running,
-                                     overrides=overrides)
+                                     overrides=overrides,
+                                     recut=limit_reason(result.refused) if result.refused else "")
             result.records += last.records
             result.warnings += last.warnings
-        result.waiting = list(last.plan.waiting)
+        result.waiting, result.wave = list(last.plan.waiting), last.wave
         if result.waiting:
             _relay(session, stages, result, ctx, live + [r.job_id or "" for r in last.records
                                                          if r.state is RecordState.SUBMITTED],
                    launch_options(with_deps, max_running, overrides or Overrides()))
+        _no_relay_after_refusal(session, result, first_plan, last.refused)
         return result
+
+
+def _no_relay_after_refusal(session: Session, result: LaunchResult, plan: Plan,
+                            again: SubmissionError | None) -> None:
+    """Slurm refused at the submit limit and no relay could be queued to go on: the
+    launch stops part-way as before (exit 4, with what is queued and what is not)."""
+    refused = result.refused or again
+    if refused is None or result.relay is not None:
+        return
+    queued = [r for r in result.records if r.state is RecordState.SUBMITTED]
+    if not queued:
+        raise refused
+    raise incomplete(plan, queued, refused, pending_intents(session.store)) from refused
 
 
 def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
@@ -213,7 +235,7 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
     like = relayed[-1].requirements if relayed else {}
     try:
         got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after, like,
-                           options, later)
+                           options, later, result.wave)
     except SubmissionError as exc:
         got = str(exc)
     if isinstance(got, str):
@@ -233,15 +255,17 @@ def _decides_more(result: LaunchResult) -> bool:
 def _round(session: Session, stages: Sequence[str] | None, warnings: list[str],
            locks: LaunchLocks, *, with_deps: bool, progress: Progress | None,
            max_running: int | None, overrides: Overrides | None, rebuild_stale: bool = False,
-           retry_failed: bool = False, replace_queued: bool | None = None
+           retry_failed: bool = False, replace_queued: bool | None = None, recut: str = ""
            ) -> tuple[LaunchResult, LaunchContext, list[str]]:
     """Plan once and submit what the plan holds (the launch lock held); also the launch's
-    context and the jobs of the root live before it submitted."""
+    context and the jobs of the root live before it submitted. ``recut``: Slurm refused
+    this launch at the submit limit before (its words), so what does not fit waits for a
+    relay."""
     prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
                     rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True,
                     replace_queued=replace_queued)
     warnings += unknown_root_warning(prep.records) + prep.warnings
-    later = _cut_wave(session, prep)
+    later, wave = _cut_wave(session, prep, recut)
     snapshot, snapshot_warnings = take_snapshot(session) if prep.plan.groups else (None, [])
     warnings.extend(snapshot_warnings)
     from_config = max_running is None  # config.json's budget spans the project's launches
@@ -254,34 +278,56 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str],
     ctx.running = locks.running
     invalidated = (_set_aside(ctx.artifact_path, prep.plan)
                    if rebuild_stale and prep.stale else [])
-    submitted = list(_submit(session, prep.plan, ctx))  # not ctx.submitted: relays join it
+    submitted, refused = _submit(session, prep.plan, ctx)  # not ctx.submitted: relays join it
     live = [r for r in prep.records if _is_live(r, prep.live)]
     result = LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes,
-                          prep.replaced, live_relays=[r for r in live if is_relay(r)])
+                          prep.replaced, live_relays=[r for r in live if is_relay(r)],
+                          refused=refused, wave=wave)
+    if refused is not None:
+        later += (_refused_line(prep.plan, submitted, refused),)
     result.plan = dataclasses.replace(prep.plan, waiting=prep.plan.waiting + later)
     return result, ctx, [r.job_id or "" for r in live if not is_relay(r)]
 
 
-def _cut_wave(session: Session, prep: Prepared) -> tuple[str, ...]:
-    """Past the user's submit allowance, keep in ``prep.plan`` only the first wave (what
-    fits, leaving room for the relay that plans the next); returns what waits for later
-    waves. Where the allowance has no room for a task and a relay, the backend refuses as
-    before."""
-    backend, plan, ex = session.backend(), prep.plan, session.experiment
-    if not plan.groups or not isinstance(backend, SubmitsRelays) or relay_problem(
-            ex.source_file, ex.code_path, ex.snapshot_code):
-        return ()
+def _refused_line(plan: Plan, submitted: Sequence[JobRecord], refused: SubmissionError
+                  ) -> str:
+    """What waits for the next wave after Slurm refused part-way at the submit limit."""
+    held = {t[0] for r in submitted for t in r.tasks}
+    left = [g for g in plan.groups if any(t.artifact_id not in held for t in g.tasks)]
+    count = sum(1 for g in left for t in g.tasks if t.artifact_id not in held)
+    return (f"{left[0].stage if left else plan.groups[0].stage}: {count} artifact(s) wait for "
+            f"a later wave (Slurm refused more at your submit limit: {limit_reason(refused)})")
+
+
+def _cut_wave(session: Session, prep: Prepared, refused: str = ""
+              ) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Past the user's submit allowance, keep in ``prep.plan`` only this wave (what fits,
+    leaving room for the relay that plans the next); returns what waits for later waves and
+    the next wave's number, the waves in all and the artifacts left (for ``status``). Where
+    the allowance has no room for a task and a relay, the backend refuses as before (a
+    launch by hand), or nothing is submitted and a relay goes on (a relay, or a launch that
+    Slurm ``refused`` part-way at the limit: its words)."""
+    backend, plan = session.backend(), prep.plan
+    if not plan.groups or not isinstance(backend, SubmitsRelays) or not relays_possible(
+            backend, session.experiment, session.config):
+        return (), {}
     room = backend.wave_room(plan, prep.records)
-    if room is None or (room < 2 and not os.environ.get(RELAY_ENV)):
-        return ()  # it fits; or a launch by hand, which the backend refuses as before
-    if room < 2:  # a relay finding the allowance full: submit nothing, try again later
+    if room is None or (room < 2 and not os.environ.get(RELAY_ENV) and not refused):
+        return (), {}  # it fits; or a launch by hand, which the backend refuses as before
+    wave, why = this_wave(), f" (Slurm refused more: {refused})" if refused else ""
+    if room < 2:  # no room now: submit nothing, a relay goes on later
         prep.plan = dataclasses.replace(plan, tiers=())
+        note = {"wave": wave, "of": 0, "left": plan.task_count}  # "of": not known yet
+        if refused:
+            return (f"{plan.groups[0].stage}: {plan.task_count} artifact(s) wait for room in "
+                    f"your submit allowance{why}",), note
         return (f"{plan.groups[0].stage}: your submit allowance is full; a relay tries again "
-                f"in {RETRY_MINUTES} minutes",)
+                f"in {RETRY_MINUTES} minutes",), note
     prep.plan = first_wave(plan, room - 1)
     left = plan.task_count - prep.plan.task_count
-    return (f"{prep.plan.groups[-1].stage}: {left} artifact(s) past your submit allowance, "
-            f"wave 1 of {1 + waves_needed(left, room - 1)}",)
+    total = wave + waves_needed(left, room - 1)
+    return ((f"{prep.plan.groups[-1].stage}: {left} artifact(s) past your submit allowance, "
+             f"wave {wave} of {total}{why}",), {"wave": wave + 1, "of": total, "left": left})
 
 
 def _is_live(record: JobRecord, live: Live) -> bool:
@@ -290,12 +336,18 @@ def _is_live(record: JobRecord, live: Live) -> bool:
                for i in range(len(record.tasks)))
 
 
-def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
+def _submit(session: Session, plan: Plan, ctx: LaunchContext
+            ) -> tuple[list[JobRecord], SubmissionError | None]:
     """Hand the plan to the backend; a refusal after some jobs were queued says what is
-    queued and what is not. Ends seen during the launch (local runs) are recorded."""
+    queued and what is not. Ends seen during the launch (local runs) are recorded. A refusal
+    at the submit limit is returned instead where relays can submit the rest later."""
+    backend = session.backend()
     try:
-        submitted = session.backend().launch(plan, ctx) if plan.groups else []
+        submitted = list(backend.launch(plan, ctx)) if plan.groups else []
     except SubmissionError as exc:
+        if at_submit_limit(exc) and relays_possible(backend, session.experiment,
+                                                    session.config):
+            return list(ctx.submitted), exc
         if not ctx.submitted:
             raise
         raise incomplete(plan, ctx.submitted, exc, pending_intents(session.store)) from exc
@@ -303,7 +355,7 @@ def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]
     if ended:
         submitted = record_endings(session.store, submitted, session.live(ended),
                                    ctx.artifact_path)
-    return submitted
+    return submitted, None
 
 
 def _held(session: Session, records: Sequence[JobRecord], live: Live,
@@ -331,7 +383,10 @@ def _launch_lock(session: Session) -> Iterator[LaunchLocks]:
     snapshot stays pinned while it holds the project's lock (``launching.snapshot_pins``)."""
     ex = session.experiment
     locks = LaunchLocks(session.store.home, ex.project, ex.artifact_path, session.config.umask)
-    locks.acquire()
+    try:
+        locks.acquire()
+    except ExperimentsError as exc:  # a relay beside the user's launch: queued again
+        raise requeue_if_busy(session.backend(), exc) from None
     try:
         yield locks
     finally:
