@@ -202,8 +202,8 @@ def _no_relay_after_refusal(session: Session, result: LaunchResult, plan: Plan,
     """Slurm refused at the submit limit and no relay could be queued to go on: the
     launch stops part-way as before (exit 4, with what is queued and what is not)."""
     refused = result.refused or again
-    if refused is None or result.relay is not None:
-        return
+    if refused is None or result.relay is not None or not result.waiting:
+        return  # a relay goes on, or planning again submitted the rest
     queued = [r for r in result.records if r.state is RecordState.SUBMITTED]
     if not queued:
         raise refused
