@@ -95,11 +95,14 @@ def limit_reason(exc: SubmissionError) -> str:
 
 
 @runtime_checkable
-class RequeuesRelays(Protocol):
+class SteersRelays(Protocol):
     """A backend that can put a running relay back in the queue (Slurm: ``scontrol
-    requeue``, which starts it again about two minutes later, under the same job id)."""
+    requeue``, which starts it again about two minutes later, under the same job id) and
+    change what a queued relay waits for (``scontrol update … dependency=``)."""
 
     def requeue_relay(self, job_id: str) -> None: ...
+
+    def relay_after(self, job_id: str, after: Sequence[str]) -> None: ...
 
 
 class RelayRequeued(ExperimentsError):
@@ -114,7 +117,7 @@ def requeue_if_busy(backend: object, busy: ExperimentsError) -> ExperimentsError
     back in the queue first (so the chain goes on once the user's launch has ended); a
     launch by hand gets ``busy`` as it is."""
     own = os.environ.get("SLURM_ARRAY_JOB_ID", "")
-    if not (os.environ.get(RELAY_ENV) and own and isinstance(backend, RequeuesRelays)):
+    if not (os.environ.get(RELAY_ENV) and own and isinstance(backend, SteersRelays)):
         return busy
     try:
         backend.requeue_relay(own)

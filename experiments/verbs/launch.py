@@ -25,6 +25,7 @@ from ..launching.python_check import python_problem
 from ..launching.relay import (
     RELAY_ENV,
     RETRY_MINUTES,
+    SteersRelays,
     SubmitsRelays,
     at_submit_limit,
     is_relay,
@@ -89,6 +90,7 @@ class LaunchResult:
     relay: JobRecord | None = None  # the relay that plans the next wave
     refused: SubmissionError | None = None  # Slurm's refusal at the submit limit, part-way
     wave: dict[str, int] = field(default_factory=dict)  # the next wave: number, of, left
+    ahead: JobRecord | None = None  # a relay's successor, queued before its wave
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
@@ -172,27 +174,30 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     With ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
     policy.
     """
+    options = launch_options(with_deps, max_running, overrides or Overrides())
     with _launch_lock(session) as locks:
         warnings = reconcile(session) + other_files(session)
         result, ctx, live = _round(session, stages, warnings, locks, with_deps=with_deps,
                                    progress=progress, max_running=max_running,
                                    overrides=overrides, rebuild_stale=rebuild_stale,
-                                   retry_failed=retry_failed, replace_queued=replace_queued)
+                                   retry_failed=retry_failed, replace_queued=replace_queued,
+                                   options=options)
         last, first_plan = result, result.plan
         while _decides_more(last) or (last is result and result.refused is not None):
             # a local run ended a sweep's rung, or Slurm refused at the submit limit part-way
             # (its limits are read now): plan again, here
             last, ctx, live = _round(session, stages, [], locks, with_deps=with_deps,
                                      progress=progress, max_running=max_running,
-                                     overrides=overrides,
+                                     overrides=overrides, options=options,
                                      recut=limit_reason(result.refused) if result.refused else "")
             result.records += last.records
             result.warnings += last.warnings
         result.waiting, result.wave = list(last.plan.waiting), last.wave
         if result.waiting:
+            result.ahead = last.ahead
             _relay(session, stages, result, ctx, live + [r.job_id or "" for r in last.records
                                                          if r.state is RecordState.SUBMITTED],
-                   launch_options(with_deps, max_running, overrides or Overrides()))
+                   options)
         _no_relay_after_refusal(session, result, first_plan, last.refused)
         return result
 
@@ -211,19 +216,23 @@ def _no_relay_after_refusal(session: Session, result: LaunchResult, plan: Plan,
 
 
 def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
-           ctx: LaunchContext, after: list[str], options: list[str]) -> None:
+           ctx: LaunchContext, after: list[str], options: Sequence[str]) -> None:
     """A sweep still waits: queue a relay after every live job of the root (one relay is
     enough: none when another is queued), or say why no relay can be queued."""
     backend = session.backend()
     if not isinstance(backend, SubmitsRelays):
         return
     own = os.environ.get("SLURM_ARRAY_JOB_ID", "")  # a relay running this launch
+    if result.ahead is not None:  # queued before the wave: now it waits for the wave too
+        _wait_for_wave(backend, result, result.ahead, sorted({j for j in after if j} | {own}))
+        return
     queued = [r for r in result.live_relays if r.job_id != own]
     if queued:
         result.relay = queued[0]
         return
     after = sorted({j for j in after if j and j != own})
-    later = RETRY_MINUTES if any("allowance is full" in w for w in result.waiting) else 0
+    later = RETRY_MINUTES if not after and any("allowance is full" in w
+                                               for w in result.waiting) else 0
     if not after and not later:
         result.warnings.append("nothing is queued that could decide " + "; ".join(
             result.waiting) + ": launch again once its failures are fixed")
@@ -245,6 +254,42 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
         result.relay = got
 
 
+def _wait_for_wave(backend: Backend, result: LaunchResult, ahead: JobRecord,
+                   after: list[str]) -> None:
+    """The relay queued ahead of this relay's wave waits for that wave (and this relay);
+    should the controller not take it, it plans again as soon as this relay ends."""
+    result.relay = ahead
+    if not isinstance(backend, SteersRelays):
+        return
+    try:
+        backend.relay_after(ahead.job_id or "", after)
+    except SchedulerQueryError as exc:
+        result.warnings.append(f"relay job {ahead.job_id} could not be made to wait for jobs "
+                               f"{' '.join(after)} ({exc}): it plans again when this relay "
+                               "ends")
+
+
+def _ahead(session: Session, stages: Sequence[str] | None, prep: Prepared,
+           ctx: LaunchContext, later: Sequence[str], wave: dict[str, int],
+           options: Sequence[str]) -> JobRecord | None:
+    """In a relay whose wave leaves more for later: queue the next relay *before* the
+    wave, waiting for this relay only, so a relay killed while it submits still has a
+    successor (which reconciles what it left and plans again). Made to wait for the wave
+    once the wave is submitted (:func:`_wait_for_wave`)."""
+    own, backend, plan = os.environ.get("SLURM_ARRAY_JOB_ID", ""), session.backend(), prep.plan
+    if not (own and os.environ.get(RELAY_ENV) and later and plan.groups
+            and isinstance(backend, SubmitsRelays) and isinstance(backend, SteersRelays)):
+        return None
+    if any(is_relay(r) and r.job_id != own and _is_live(r, prep.live) for r in prep.records):
+        return None  # another relay is queued already: it plans the next wave
+    try:
+        got = submit_relay(backend, ctx, later[0].split(":")[0], stages, [own],
+                           dict(plan.groups[0].resources.requirements), options, 0, wave)
+    except SubmissionError:
+        return None  # the usual relay after the wave, then
+    return got if isinstance(got, JobRecord) else None
+
+
 def _decides_more(result: LaunchResult) -> bool:
     """Whether a sweep waits on what this launch ran to its end (the local backend): then
     planning again decides the next rung. Jobs still queued leave that to a relay."""
@@ -255,8 +300,8 @@ def _decides_more(result: LaunchResult) -> bool:
 def _round(session: Session, stages: Sequence[str] | None, warnings: list[str],
            locks: LaunchLocks, *, with_deps: bool, progress: Progress | None,
            max_running: int | None, overrides: Overrides | None, rebuild_stale: bool = False,
-           retry_failed: bool = False, replace_queued: bool | None = None, recut: str = ""
-           ) -> tuple[LaunchResult, LaunchContext, list[str]]:
+           retry_failed: bool = False, replace_queued: bool | None = None, recut: str = "",
+           options: Sequence[str] = ()) -> tuple[LaunchResult, LaunchContext, list[str]]:
     """Plan once and submit what the plan holds (the launch lock held); also the launch's
     context and the jobs of the root live before it submitted. ``recut``: Slurm refused
     this launch at the submit limit before (its words), so what does not fit waits for a
@@ -278,11 +323,13 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str],
     ctx.running = locks.running
     invalidated = (_set_aside(ctx.artifact_path, prep.plan)
                    if rebuild_stale and prep.stale else [])
+    ahead = _ahead(session, stages, prep, ctx, later, wave, options)
     submitted, refused = _submit(session, prep.plan, ctx)  # not ctx.submitted: relays join it
+    submitted = [r for r in submitted if r is not ahead]
     live = [r for r in prep.records if _is_live(r, prep.live)]
     result = LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes,
                           prep.replaced, live_relays=[r for r in live if is_relay(r)],
-                          refused=refused, wave=wave)
+                          refused=refused, wave=wave, ahead=ahead)
     if refused is not None:
         later += (_refused_line(prep.plan, submitted, refused),)
     result.plan = dataclasses.replace(prep.plan, waiting=prep.plan.waiting + later)

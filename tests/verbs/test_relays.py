@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, LocalExecutor, Task, verbs
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task, _faults, verbs
 from experiments.backends.fake import FakeBackend
 from experiments.errors import LaunchIncomplete, SubmissionError
 from experiments.launching.launch_lock import LaunchLocks
@@ -65,6 +65,10 @@ class RelayingFake(FakeBackend):
         self.relays: list[tuple[str, str, tuple[str, ...], int]] = []  # id, name, after, begin
         self.most_queued = 0
         self.requeued: list[str] = []
+
+    def relay_after(self, job_id: str, after: Sequence[str]) -> None:
+        self.relays = [(i, n, tuple(after) if i == job_id else a, b)
+                       for i, n, a, b in self.relays]
 
     def requeue_relay(self, job_id: str) -> None:
         self.requeued.append(job_id)
@@ -268,6 +272,33 @@ def test_a_relay_that_meets_the_users_own_launch_is_queued_again_not_lost(
     assert fake.jobs[relay_id].tasks[0].state is JobState.PENDING  # queued again
     _finish_chain(session, fake, monkeypatch)
     _submitted_once(fake, 25)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs (no except clause catches it)."""
+
+
+def test_a_relay_killed_while_it_submits_leaves_a_successor_that_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session, fake = _world(tmp_path, _two_tiers(12), allowance=10)
+    verbs.launch(session)  # wave 1: 9 points and a relay
+    relay_id = fake.relays[-1][0]
+
+    def die() -> None:
+        raise Killed
+
+    monkeypatch.setattr(_faults, "_die", die)
+    monkeypatch.setattr(_faults, "_seen", {})
+    monkeypatch.setenv("EXPERIMENTS_CRASH_AT", "after-submit:2")  # 1: its successor
+    with pytest.raises(Killed):  # the wave's first array is accepted, its id not recorded
+        _run_relay(session, fake, monkeypatch)
+    monkeypatch.delenv("EXPERIMENTS_CRASH_AT")
+    successor = fake.relays[-1]
+    assert successor[2] == (relay_id,)  # queued first, waiting for the killed relay only
+    fake.fail(relay_id)  # the killed relay ends; Slurm starts its successor
+    _finish_chain(session, fake, monkeypatch)
+    _submitted_once(fake, 24)  # the killed relay's array was adopted, never sent again
+    assert fake.most_queued <= 10
 
 
 def test_a_sweep_on_fake_decides_rungs_from_records_and_never_reruns_a_failed_trial(

@@ -183,6 +183,11 @@ class SlurmBackend:
         starts it again about two minutes later, same id, its log appended to)."""
         self.client.ask(["scontrol", "requeue", f"{job_id}_0"])
 
+    def relay_after(self, job_id: str, after: Sequence[str]) -> None:
+        """Make the queued relay ``job_id`` wait (``afterany``) for exactly ``after``."""
+        self.client.ask(["scontrol", "update", f"jobid={job_id}",
+                         f"dependency=afterany:{':'.join(after)}"])
+
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
         """Task states: one squeue for all the records, then one sacct only about the jobs
