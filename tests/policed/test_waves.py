@@ -11,117 +11,23 @@ allowance) still ends with every artifact built once from one launch.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
-import shutil
-import subprocess
-import tempfile
-import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.policed_project import REPO, Project
+from tests.support.policed_project import Factory, Project, built_once, queued, two_tiers
 from tests.support.slurm_cluster import PolicedCluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.long_wait]
 
-PART_WAY = '''
-from dataclasses import dataclass
-from experiments import Artifact, ArtifactSet, SlurmExecutor, Task
-
-@dataclass(frozen=True)
-class Point(Artifact):
-    i: int
-    def get_requirements(self):  # 45 minutes: two would exceed the hour, no packing
-        return {"account": "physics", "partition": "short", "time": "45"}
-    def construct(self, builder: Task):  # still queued or running when the sums are sent
-        builder.run_command("sleep 10")
-
-@dataclass(frozen=True)
-class Sum(Artifact):
-    base: Point
-    def get_requirements(self):
-        return {"account": "physics", "partition": "short", "time": "45"}
-    def construct(self, builder: Task):
-        builder.run_command("test -f " + builder.artifact_path + "/" + self.base.relpath
-                            + "/.done")
-
-points = ArtifactSet.from_product(cls=Point, params={"i": list(range(6))})
-ex = SlurmExecutor(project=PROJECT, artifact_path=ROOT + "/out", code_path=ROOT + "/code")
-ex.stage("points", points)
-ex.stage("sums", points.map(lambda p: Sum(base=p)))
-if __name__ == "__main__":
-    ex.auto_cli()
-'''
-
+PART_WAY = two_tiers(6, "sleep 10")  # the points still queued or running when the sums are sent
 
 # The issue's Done-when grid: 100 points and a sum over each (two tiers, 200 artifacts), 45
 # minutes asked each so no two fit the partition's hour in one pack (packing off).
-DONE_WHEN = PART_WAY.replace("sleep 10", "true").replace("range(6)", "range(100)")
-
-Factory = Callable[[str, dict[str, object]], Project]
-
-
-@pytest.fixture
-def make_project(policed_cluster: PolicedCluster, user_python: tuple[str, str]
-                 ) -> Iterator[Factory]:
-    """``make_project(experiment, config)``: the experiment inside its code folder (so relays
-    can run it from the snapshot), run as the first test user with that config.json."""
-    made: list[tuple[Project, Path]] = []
-
-    def make(text: str, config: dict[str, object]) -> Project:
-        user = policed_cluster.users[0]
-        folder = Path(tempfile.mkdtemp(prefix="experiments-waves-"))
-        name = f"wav{uuid.uuid4().hex[:8]}"
-        code = folder / "code"
-        code.mkdir()
-        (code / "exp.py").write_text(f"PROJECT = {name!r}\nROOT = {str(folder)!r}\n" + text)
-        (code / "home").mkdir()
-        (code / "home" / "config.json").write_text(json.dumps(config))
-        (code / "home" / "config.json").chmod(0o600)
-        subprocess.run(["chown", "-R", user, str(folder)], check=True)
-        os.chmod(folder, 0o755)
-        python, packages = user_python
-        project = Project(policed_cluster, user, code, name, python, f"{packages}:{REPO}")
-        made.append((project, folder))
-        return project
-
-    yield make
-    for project, folder in made:
-        ids = sorted({line.split("|")[0].split("_")[0] for line in project.live()})
-        if ids:
-            policed_cluster.run("scancel", *ids, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _built_once(project: Project, artifacts: int, deadline_s: float = 900,
-                sample: Callable[[], int] | None = None) -> int:
-    """Wait until ``artifacts`` are built; check each was submitted in exactly one job
-    (``history --json``); return the most jobs of the user queued at once meanwhile
-    (``sample``: how many now, default :func:`_queued`)."""
-    out, most = project.dir.parent / "out", 0
-    deadline = time.monotonic() + deadline_s
-    while len([p for p in out.rglob(".done") if ".relays" not in p.parts]) < artifacts:
-        most = max(most, sample() if sample else _queued(project))
-        assert time.monotonic() < deadline, f"not built in time; queue: {project.live()[:5]}"
-        time.sleep(1)
-    history = project.cli("history", "--json", time_limit="30")
-    assert history.returncode == 0, history.stdout + history.stderr
-    jobs = json.loads(history.stdout)["jobs"]
-    relpaths = [t["relpath"] for j in jobs if not j["name"].endswith(".relay")
-                for t in j["task_states"]]
-    assert len(relpaths) == len(set(relpaths)) == artifacts, sorted(relpaths)
-    return most
-
-
-def _queued(project: Project) -> int:
-    """Every job (array task) of the user, queued or running."""
-    return len(project.cluster.run("squeue", "-h", "-r", "-u", project.user, "-o", "%i",
-                                   check=False).stdout.split())
+DONE_WHEN = two_tiers(100, "true")
 
 
 def test_slurm_refusing_part_way_at_the_limit_leaves_the_rest_to_relays(
@@ -142,7 +48,7 @@ def test_slurm_refusing_part_way_at_the_limit_leaves_the_rest_to_relays(
         said = " ".join(launched.stdout.split())
         assert "Slurm refused more: QOSMaxSubmitJobPerUserLimit" in said, said
         assert "Relay job" in said, said
-        assert _built_once(project, 12, deadline_s=300) <= 100
+        assert built_once(project, 12, deadline_s=300) <= 100
     finally:
         project.cluster.run("scancel", held.stdout.strip().split(";")[0], check=False)
 
@@ -207,9 +113,9 @@ def test_done_when_200_artifacts_at_a_submit_limit_of_10_complete_from_one_launc
 
     def watch() -> int:
         outside.extend(_outside_slurm(project))
-        return _queued(project)
+        return queued(project)
 
-    assert _built_once(project, 200, deadline_s=600, sample=watch) <= 10
+    assert built_once(project, 200, deadline_s=600, sample=watch) <= 10
     assert outside == []
     status = project.cli("status", time_limit="45")
     assert status.returncode == 0, status.stdout + status.stderr
