@@ -3,7 +3,7 @@
 On the policed cluster as ``expuser1``, whose own unrelated held jobs fill 90 of the 100 the
 QOS allows: 12 points and 12 sums go in waves of at most 9 tasks and a relay. The first relay
 queues its successor first (``afterany`` on itself), then submits its wave; it is stopped
-(``EXPERIMENTS_PAUSE_AT``) once Slurm has accepted its wave's second array and before the id
+(``EXPERIMENTS_PAUSE_AT``) once Slurm has accepted its wave's first array and before the id
 is recorded. Then either the whole relay job is SIGKILLed (``scancel --signal=KILL --full``), or
 slurmctld is stopped and started again while the relay goes on submitting. Either way every
 artifact ends built from exactly one job and no twin is left queued.
@@ -28,21 +28,25 @@ def stalled(make_project: Factory, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[tuple[Project, Path, str]]:
     """The project launched, its first relay paused after its wave's first array was
     accepted: (project, the pause folder, the paused relay's job id)."""
-    project = make_project(two_tiers(12, "true"), {})
+    project = make_project(two_tiers(12, "sleep 5"), {})
     pause = project.dir.parent / "pause"
     pause.mkdir()
     pause.chmod(0o777)
+    (pause / "go").touch()  # the launch by hand goes through the pause point at once
     held = project.cluster.run_as(
         project.user, "sbatch", "--parsable", "--hold", "--array=0-89", "-A", "physics",
         "-p", "short", "-t", "5", "-J", f"{project.name}-unrelated", "-o", "/dev/null",
         "--wrap", "true", cwd=str(project.dir), check=False)
     assert held.returncode == 0, held.stderr
     try:
-        # the launch by hand passes after-submit twice (its wave, its relay); the first relay:
-        # its successor (1), the wave's 3 points (2) and 5 sums (3): it stops there
+        # the first relay passes after-submit with its successor (1), then the wave's 3
+        # points (2): it stops there (a relay queuing no successor first would stop once
+        # its points were recorded and its sums accepted, before queuing any relay)
         launched = project.cli("launch", time_limit="45", env=[
-            "EXPERIMENTS_PAUSE_AT=after-submit:3", f"EXPERIMENTS_PAUSE_DIR={pause}"])
+            "EXPERIMENTS_PAUSE_AT=after-submit:2", f"EXPERIMENTS_PAUSE_DIR={pause}"])
         assert launched.returncode == 0, launched.stdout + launched.stderr
+        (pause / "go").unlink()  # the points of wave 1 still run: no relay has started
+        (pause / "paused").unlink()
         yield project, pause, _paused_relay(project, pause)
     finally:
         (pause / "go").touch()
