@@ -16,8 +16,15 @@ still waits, the next relay. Its record is a job of the stage it relays for (nam
 and ``cancel`` stops the chain with the rest. Nothing of ours runs between waves.
 
 A relay is possible only where compute nodes may call ``sbatch`` and the experiment file
-lies inside the code folder (the snapshot must hold it); otherwise ``launch`` says to launch
-again when the rung has ended.
+lies inside the code folder (the snapshot must hold it): :func:`relays_possible`; otherwise
+``launch`` says to launch again when the rung has ended.
+
+Faults. A relay whose wave leaves more for later queues its successor before that wave
+(waiting for itself), then makes it wait for the wave (:class:`SteersRelays`), so a relay
+killed mid-submission still has one; its script runs a launch that died or failed again
+(:data:`RELAY_ATTEMPTS`); one that finds the launch lock taken (the user's own launch) is put
+back in the queue (:func:`requeue_if_busy`). :func:`at_submit_limit` tells a refusal that
+waves can carry (the queue is full for now) from any other.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ from ..launching.python_check import python_problem
 from ..launching.relay import (
     RELAY_ENV,
     RETRY_MINUTES,
-    SteersRelays,
     SubmitsRelays,
     at_submit_limit,
     is_relay,
@@ -43,7 +42,6 @@ from ..plan.lanes import ArrayLayout
 from ..plan.overrides import Overrides
 from ..plan.waves import first_wave, waves_needed
 from ..session import Session
-from ..states import TaskKey
 from ..tracking.ends import record_endings, unknown_root_warning
 from ..tracking.staleness import Stale, move_marker_aside, utc_stamp
 from ..tracking.status import Live
@@ -54,6 +52,7 @@ from .launch_incomplete import incomplete
 from .planning import Prepared, prologue
 from .queued_stale import QueuedStale
 from .reconcile import reconcile_intents
+from .wave_relays import is_live_record, part_way, queue_ahead, refused_line, wait_for_wave
 
 
 @dataclass
@@ -194,25 +193,14 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
             result.warnings += last.warnings
         result.waiting, result.wave = list(last.plan.waiting), last.wave
         if result.waiting:
-            result.ahead = last.ahead
+            result.ahead = last.ahead or result.ahead
             _relay(session, stages, result, ctx, live + [r.job_id or "" for r in last.records
                                                          if r.state is RecordState.SUBMITTED],
                    options)
-        _no_relay_after_refusal(session, result, first_plan, last.refused)
+        refused = result.refused or last.refused
+        if refused is not None and result.relay is None and result.waiting:
+            raise part_way(session, first_plan, result.records, refused)  # no relay goes on
         return result
-
-
-def _no_relay_after_refusal(session: Session, result: LaunchResult, plan: Plan,
-                            again: SubmissionError | None) -> None:
-    """Slurm refused at the submit limit and no relay could be queued to go on: the
-    launch stops part-way as before (exit 4, with what is queued and what is not)."""
-    refused = result.refused or again
-    if refused is None or result.relay is not None or not result.waiting:
-        return  # a relay goes on, or planning again submitted the rest
-    queued = [r for r in result.records if r.state is RecordState.SUBMITTED]
-    if not queued:
-        raise refused
-    raise incomplete(plan, queued, refused, pending_intents(session.store)) from refused
 
 
 def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
@@ -224,7 +212,9 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
         return
     own = os.environ.get("SLURM_ARRAY_JOB_ID", "")  # a relay running this launch
     if result.ahead is not None:  # queued before the wave: now it waits for the wave too
-        _wait_for_wave(backend, result, result.ahead, sorted({j for j in after if j} | {own}))
+        result.relay = result.ahead
+        result.warnings += wait_for_wave(backend, result.ahead,
+                                         sorted({j for j in after if j} | {own}))
         return
     queued = [r for r in result.live_relays if r.job_id != own]
     if queued:
@@ -252,42 +242,6 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
                                f"{' '.join(after)} have ended to go on")
     else:
         result.relay = got
-
-
-def _wait_for_wave(backend: Backend, result: LaunchResult, ahead: JobRecord,
-                   after: list[str]) -> None:
-    """The relay queued ahead of this relay's wave waits for that wave (and this relay);
-    should the controller not take it, it plans again as soon as this relay ends."""
-    result.relay = ahead
-    if not isinstance(backend, SteersRelays):
-        return
-    try:
-        backend.relay_after(ahead.job_id or "", after)
-    except SchedulerQueryError as exc:
-        result.warnings.append(f"relay job {ahead.job_id} could not be made to wait for jobs "
-                               f"{' '.join(after)} ({exc}): it plans again when this relay "
-                               "ends")
-
-
-def _ahead(session: Session, stages: Sequence[str] | None, prep: Prepared,
-           ctx: LaunchContext, later: Sequence[str], wave: dict[str, int],
-           options: Sequence[str]) -> JobRecord | None:
-    """In a relay whose wave leaves more for later: queue the next relay *before* the
-    wave, waiting for this relay only, so a relay killed while it submits still has a
-    successor (which reconciles what it left and plans again). Made to wait for the wave
-    once the wave is submitted (:func:`_wait_for_wave`)."""
-    own, backend, plan = os.environ.get("SLURM_ARRAY_JOB_ID", ""), session.backend(), prep.plan
-    if not (own and os.environ.get(RELAY_ENV) and later and plan.groups
-            and isinstance(backend, SubmitsRelays) and isinstance(backend, SteersRelays)):
-        return None
-    if any(is_relay(r) and r.job_id != own and _is_live(r, prep.live) for r in prep.records):
-        return None  # another relay is queued already: it plans the next wave
-    try:
-        got = submit_relay(backend, ctx, later[0].split(":")[0], stages, [own],
-                           dict(plan.groups[0].resources.requirements), options, 0, wave)
-    except SubmissionError:
-        return None  # the usual relay after the wave, then
-    return got if isinstance(got, JobRecord) else None
 
 
 def _decides_more(result: LaunchResult) -> bool:
@@ -323,27 +277,17 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str],
     ctx.running = locks.running
     invalidated = (_set_aside(ctx.artifact_path, prep.plan)
                    if rebuild_stale and prep.stale else [])
-    ahead = _ahead(session, stages, prep, ctx, later, wave, options)
+    ahead = queue_ahead(session, stages, prep, ctx, later, wave, options)
     submitted, refused = _submit(session, prep.plan, ctx)  # not ctx.submitted: relays join it
     submitted = [r for r in submitted if r is not ahead]
-    live = [r for r in prep.records if _is_live(r, prep.live)]
+    live = [r for r in prep.records if is_live_record(r, prep.live)]
     result = LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes,
                           prep.replaced, live_relays=[r for r in live if is_relay(r)],
                           refused=refused, wave=wave, ahead=ahead)
     if refused is not None:
-        later += (_refused_line(prep.plan, submitted, refused),)
+        later += (refused_line(prep.plan, submitted, refused),)
     result.plan = dataclasses.replace(prep.plan, waiting=prep.plan.waiting + later)
     return result, ctx, [r.job_id or "" for r in live if not is_relay(r)]
-
-
-def _refused_line(plan: Plan, submitted: Sequence[JobRecord], refused: SubmissionError
-                  ) -> str:
-    """What waits for the next wave after Slurm refused part-way at the submit limit."""
-    held = {t[0] for r in submitted for t in r.tasks}
-    left = [g for g in plan.groups if any(t.artifact_id not in held for t in g.tasks)]
-    count = sum(1 for g in left for t in g.tasks if t.artifact_id not in held)
-    return (f"{left[0].stage if left else plan.groups[0].stage}: {count} artifact(s) wait for "
-            f"a later wave (Slurm refused more at your submit limit: {limit_reason(refused)})")
 
 
 def _cut_wave(session: Session, prep: Prepared, refused: str = ""
@@ -375,12 +319,6 @@ def _cut_wave(session: Session, prep: Prepared, refused: str = ""
     total = wave + waves_needed(left, room - 1)
     return ((f"{prep.plan.groups[-1].stage}: {left} artifact(s) past your submit allowance, "
              f"wave {wave} of {total}{why}",), {"wave": wave + 1, "of": total, "left": left})
-
-
-def _is_live(record: JobRecord, live: Live) -> bool:
-    """Whether a task of ``record`` is queued or running."""
-    return any((st := live.get(TaskKey(record.job_id or "", i))) is not None and st.state.live
-               for i in range(len(record.tasks)))
 
 
 def _submit(session: Session, plan: Plan, ctx: LaunchContext
