@@ -60,11 +60,11 @@ RELAY_ATTEMPTS = 3  # a relay whose launch failed or was killed runs it again, t
 # What a relay takes from the jobs it relays for: sites demand an account, a QOS, a partition.
 INHERITED = ("account", "qos", "partition")
 RELAY_SUFFIX = ".relay"
-# Slurm's words for a submission refused because the queue has no room for it: the user's or
-# the account's submit limit (sbatch prints the reason on a line of its own, then "Job
-# violates accounting/QOS policy"), or a full MaxJobCount once sbatch gave up retrying.
-SUBMIT_LIMIT_RE = re.compile(r"(?:QOS|Assoc)(?:Max|Grp)SubmitJob\w*|job queue full"
-                             r"|Unable to create job record", re.I)
+# Slurm's words for a submission refused because the user's or the account's submit limit
+# has no room for it (sbatch prints the reason on a line of its own, then "Job violates
+# accounting/QOS policy"). A full MaxJobCount queue is no refusal: sbatch sleeps and retries
+# by itself, and the client treats what it prints as transient.
+SUBMIT_LIMIT_RE = re.compile(r"(?:QOS|Assoc)(?:Max|Grp)SubmitJob\w*")
 
 
 @runtime_checkable
@@ -90,8 +90,8 @@ def relays_possible(backend: object, experiment: Experiment, config: Config) -> 
 
 
 def at_submit_limit(exc: SubmissionError) -> bool:
-    """Whether Slurm refused a submission for sure because the queue holds no more of the
-    user's jobs (a submit limit, a full MaxJobCount): room comes back as jobs end."""
+    """Whether Slurm refused a submission for sure because the user's (or the account's)
+    submit limit holds no more of their jobs: room comes back as jobs end."""
     return not exc.uncertain and bool(SUBMIT_LIMIT_RE.search(str(exc)))
 
 
