@@ -313,7 +313,7 @@ def _cut_wave(session: Session, prep: Prepared, refused: str = ""
             return (f"{plan.groups[0].stage}: {plan.task_count} artifact(s) wait for room in "
                     f"your submit allowance{why}",), note
         return (f"{plan.groups[0].stage}: your submit allowance is full; a relay tries again "
-                f"in {RETRY_MINUTES} minutes",), note
+                f"when the jobs here end (in {RETRY_MINUTES} minutes if none is queued)",), note
     prep.plan = first_wave(plan, room - 1)
     left = plan.task_count - prep.plan.task_count
     total = wave + waves_needed(left, room - 1)
