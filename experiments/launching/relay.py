@@ -57,6 +57,7 @@ WAVE_FILE = "wave.json"  # beside a relay's script: that wave's number, the wave
 RETRY_MINUTES = 5  # a relay that finds the allowance full tries again this much later
 REQUEUED_EXIT = 75  # a relay that found the launch lock taken is queued again (EX_TEMPFAIL)
 RELAY_ATTEMPTS = 3  # a relay whose launch failed or was killed runs it again, this often in all
+RELAY_RETRY_S = 5  # … this long after the attempt before
 # What a relay takes from the jobs it relays for: sites demand an account, a QOS, a partition.
 INHERITED = ("account", "qos", "partition")
 RELAY_SUFFIX = ".relay"
@@ -202,6 +203,7 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str, wave: int 
         "#SBATCH --array=0",
         f"#SBATCH --output={log}",
         f"#SBATCH --error={log}",
+        "#SBATCH --requeue",  # may be queued again (lock taken, node lost): same id
         "#SBATCH --open-mode=append",  # a relay queued again keeps its earlier log
         "set -u",
         f"export {RELAY_ENV}=1 {WAVE_ENV}={int(wave)}",
@@ -214,7 +216,7 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str, wave: int 
         f"  case $rc in 0|2|{REQUEUED_EXIT}) break;; esac",  # done, unusable, queued again
         '  echo "experiments: the relay\'s launch ended with $rc (attempt $attempt of '
         f'{RELAY_ATTEMPTS})" >&2',
-        f"  [ $attempt -lt {RELAY_ATTEMPTS} ] && sleep 5",
+        f"  [ $attempt -lt {RELAY_ATTEMPTS} ] && sleep {RELAY_RETRY_S}",
         "done",
         f"[ $rc -eq 0 ] && mkdir -p {folder} && : > {shlex.quote(done)}",
         "exit $rc",
