@@ -1,4 +1,6 @@
-"""Relays on FakeBackend: waves past the submit allowance, a full allowance, a sweep's rungs.
+"""Relays on FakeBackend: waves past the submit allowance (known, or learned from a refusal
+part-way), a full allowance, a relay beside the user's own launch, a relay killed while it
+submits, a sweep's rungs.
 
 A relay is ``launch`` run again inside a job of ours (``EXPERIMENTS_RELAY`` set, its own job
 id in ``SLURM_ARRAY_JOB_ID``); here the test plays the scheduler: it ends a wave's jobs,
