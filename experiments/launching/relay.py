@@ -16,21 +16,32 @@ still waits, the next relay. Its record is a job of the stage it relays for (nam
 and ``cancel`` stops the chain with the rest. Nothing of ours runs between waves.
 
 A relay is possible only where compute nodes may call ``sbatch`` and the experiment file
-lies inside the code folder (the snapshot must hold it); otherwise ``launch`` says to launch
-again when the rung has ended.
+lies inside the code folder (the snapshot must hold it: :func:`relay_problem`), the
+configuration leaves relays on and the last ``drylaunch --validate`` probe did not find that
+nodes cannot submit (``verbs.launch._no_relays``, the one switch); otherwise
+``launch`` says to launch again when the rung has ended.
+
+Faults. A relay whose wave leaves more for later queues its successor before that wave
+(waiting for itself), then makes it wait for the wave (:class:`SteersRelays`), so a relay
+killed mid-submission still has one; its script runs a launch that died or failed again
+(:data:`RELAY_ATTEMPTS`); one that finds the launch lock taken (the user's own launch) is put
+back in the queue (:func:`requeue_if_busy`). :func:`at_submit_limit` tells a refusal that
+waves can carry (the queue is full for now) from any other.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .. import _atomic, paths
-from ..errors import SubmissionError
+from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
 from ..model.identity import digest
 from ..plan import Group, Plan
 from ..plan.model import new_task
@@ -41,10 +52,20 @@ from .launch_context import LaunchContext
 
 RELAY_REQUIREMENTS: dict[str, str | int] = {"cpus": 1, "time": "10:00"}
 RELAY_ENV = "EXPERIMENTS_RELAY"  # set in a relay's job: its launch waits instead of refusing
+WAVE_ENV = "EXPERIMENTS_RELAY_WAVE"  # in a relay's job: the number of the wave it submits
+WAVE_FILE = "wave.json"  # beside a relay's script: that wave's number, the waves, what is left
 RETRY_MINUTES = 5  # a relay that finds the allowance full tries again this much later
+REQUEUED_EXIT = 75  # a relay that found the launch lock taken is queued again (EX_TEMPFAIL)
+RELAY_ATTEMPTS = 3  # a relay whose launch failed or was killed runs it again, this often in all
+RELAY_RETRY_S = 5  # … this long after the attempt before
 # What a relay takes from the jobs it relays for: sites demand an account, a QOS, a partition.
 INHERITED = ("account", "qos", "partition")
 RELAY_SUFFIX = ".relay"
+# Slurm's words for a submission refused because the user's or the account's submit limit
+# has no room for it (sbatch prints the reason on a line of its own, then "Job violates
+# accounting/QOS policy"). A full MaxJobCount queue is no refusal: sbatch sleeps and retries
+# by itself, and the client treats what it prints as transient.
+SUBMIT_LIMIT_RE = re.compile(r"(?:QOS|Assoc)(?:Max|Grp)SubmitJob\w*")
 
 
 @runtime_checkable
@@ -59,6 +80,52 @@ class SubmitsRelays(Protocol):
 
     def submit_relay(self, script: str, name: str, after: Sequence[str],
                      resources: Resources, begin_minutes: int = 0) -> str: ...
+
+
+def at_submit_limit(exc: SubmissionError) -> bool:
+    """Whether Slurm refused a submission for sure because the user's (or the account's)
+    submit limit holds no more of their jobs: room comes back as jobs end."""
+    return not exc.uncertain and bool(SUBMIT_LIMIT_RE.search(str(exc)))
+
+
+def limit_reason(exc: SubmissionError) -> str:
+    """Slurm's name for the limit that refused ``exc`` (its whole message when none)."""
+    found = SUBMIT_LIMIT_RE.search(str(exc))
+    return str(exc) if found is None else found.group(0)
+
+
+@runtime_checkable
+class SteersRelays(Protocol):
+    """A backend that can put a running relay back in the queue (Slurm: ``scontrol
+    requeue``, which starts it again about two minutes later, under the same job id) and
+    change what a queued relay waits for (``scontrol update … dependency=``)."""
+
+    def requeue_relay(self, job_id: str) -> None: ...
+
+    def relay_after(self, job_id: str, after: Sequence[str]) -> None: ...
+
+
+class RelayRequeued(ExperimentsError):
+    """A relay found the project's launch lock taken (the user's own launch): it is queued
+    again instead of waiting in its allocation."""
+
+    exit_code = REQUEUED_EXIT
+
+
+def requeue_if_busy(backend: object, busy: ExperimentsError) -> ExperimentsError:
+    """The error to end a launch refused by the launch lock: in a relay, the relay is put
+    back in the queue first (so the chain goes on once the user's launch has ended); a
+    launch by hand gets ``busy`` as it is."""
+    own = os.environ.get("SLURM_ARRAY_JOB_ID", "")
+    if not (os.environ.get(RELAY_ENV) and own and isinstance(backend, SteersRelays)):
+        return busy
+    try:
+        backend.requeue_relay(own)
+    except SchedulerQueryError as exc:
+        return ExperimentsError(f"{busy}; this relay (job {own}) could not be queued again "
+                                f"({exc}): run the launch again to go on")
+    return RelayRequeued(f"{busy}; this relay (job {own}) is queued again and plans the "
+                         "next wave when it starts")
 
 
 @dataclass(frozen=True)
@@ -109,7 +176,15 @@ def relay_plan(ctx: LaunchContext, stages: Sequence[str] | None,
     return RelayPlan(tuple(argv), str(code))
 
 
-def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
+def this_wave() -> int:
+    """The number of the wave this launch submits: 1 by hand, the next one in a relay."""
+    try:
+        return max(1, int(os.environ.get(WAVE_ENV, "1"))) if os.environ.get(RELAY_ENV) else 1
+    except ValueError:
+        return 1
+
+
+def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str, wave: int = 0) -> str:
     """The relay's batch script: one task, its log where every task's log goes; a launch that
     succeeded leaves the done marker ``done`` (so ``history`` shows the relay built)."""
     log = shlex.quote(f"{log_dir}/%A_%a.log")
@@ -120,13 +195,21 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
         "#SBATCH --array=0",
         f"#SBATCH --output={log}",
         f"#SBATCH --error={log}",
+        "#SBATCH --requeue",  # may be queued again (lock taken, node lost): same id
+        "#SBATCH --open-mode=append",  # a relay queued again keeps its earlier log
         "set -u",
-        f"export {RELAY_ENV}=1",
+        f"export {RELAY_ENV}=1 {WAVE_ENV}={int(wave)}",
         'echo "experiments: relay ${SLURM_ARRAY_JOB_ID:-?}_0 on $(hostname) at '
         '$(date -u +%Y-%m-%dT%H:%M:%SZ)" >&2',
         f"cd {shlex.quote(plan.cwd)}",
-        " ".join(shlex.quote(a) for a in plan.argv),
-        "rc=$?",
+        f"for attempt in $(seq {RELAY_ATTEMPTS}); do",  # killed or failed: run it again;
+        "  " + " ".join(shlex.quote(a) for a in plan.argv),  # its launch reconciles the last
+        "  rc=$?",
+        f"  case $rc in 0|2|{REQUEUED_EXIT}) break;; esac",  # done, unusable, queued again
+        '  echo "experiments: the relay\'s launch ended with $rc (attempt $attempt of '
+        f'{RELAY_ATTEMPTS})" >&2',
+        f"  [ $attempt -lt {RELAY_ATTEMPTS} ] && sleep {RELAY_RETRY_S}",
+        "done",
         f"[ $rc -eq 0 ] && mkdir -p {folder} && : > {shlex.quote(done)}",
         "exit $rc",
         "",
@@ -136,12 +219,14 @@ def relay_script(plan: RelayPlan, name: str, log_dir: str, done: str) -> str:
 def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
                  stages: Sequence[str] | None, after: Sequence[str],
                  like: Mapping[str, Any], options: Sequence[str] = (),
-                 begin_minutes: int = 0) -> JobRecord | str:
+                 begin_minutes: int = 0, wave: Mapping[str, int] | None = None
+                 ) -> JobRecord | str:
     """Queue the relay after the jobs ``after`` and record it as a job of ``stage``; it asks
     for the account, QOS and partition of ``like`` (a relayed job's requirements). Returns
     its record, or why no relay can be queued (the caller says so). ``begin_minutes``: start
     no sooner than that (a relay that found the allowance full waits in the queue, never in
-    an allocation)."""
+    an allocation). ``wave``: the wave it submits (its number, the waves in all, the
+    artifacts left), kept beside its script for ``status``."""
     plan = relay_plan(ctx, stages, options)
     if plan.problem:
         return plan.problem
@@ -153,8 +238,11 @@ def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
     job = ctx.prepare(group, [task], name, backend.name, depends_on=list(after))
     script = str(Path(job.record.spec_dir) / paths.SCRIPT)
     text = relay_script(plan, name, job.record.log_dir,
-                        paths.done_marker(ctx.artifact_path, relpath))
+                        paths.done_marker(ctx.artifact_path, relpath), (wave or {}).get("wave", 0))
     _atomic.write_bytes(script, text.encode("utf-8"), durable=False)
+    if wave:
+        _atomic.write_json(str(Path(job.record.spec_dir) / WAVE_FILE), dict(wave),
+                           durable=False)
     try:
         job_id = backend.submit_relay(script, name, after, resources, begin_minutes)
     except SubmissionError as exc:
@@ -167,3 +255,22 @@ def submit_relay(backend: SubmitsRelays, ctx: LaunchContext, stage: str,
 def is_relay(record: JobRecord) -> bool:
     """Whether ``record`` is a relay job (not a job building artifacts)."""
     return record.name.endswith(RELAY_SUFFIX)
+
+
+def wave_lines(records: Sequence[JobRecord], live: Callable[[JobRecord], bool]) -> list[str]:
+    """Per live relay that submits a wave: ``wave 3 of 20: 170 artifact(s) not yet
+    submitted; relay job 812 submits it when the jobs before it end``."""
+    out = []
+    for rec in records:
+        if not is_relay(rec) or not live(rec):
+            continue
+        try:
+            with open(Path(rec.spec_dir) / WAVE_FILE, encoding="utf-8") as fh:
+                wave = json.load(fh)
+            of = f" of {int(wave['of'])}" if int(wave["of"]) >= int(wave["wave"]) else ""
+            text = (f"wave {int(wave['wave'])}{of}: {int(wave['left'])} artifact(s) not yet "
+                    "submitted")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        out.append(f"{text}; relay job {rec.job_id} submits it when the jobs before it end")
+    return out

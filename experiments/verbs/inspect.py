@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..errors import ExperimentsError
-from ..launching.relay import is_relay
+from ..launching.relay import is_relay, wave_lines
 from ..model.id_cache import prime_stages
 from ..model.sweep_summary import SweepSummary
 from ..session import Session
@@ -91,7 +91,8 @@ def status(session: Session, stages: Sequence[str] | None = None, *,
                         live.warnings() + unknown_root_warning(records) + stale_warnings,
                         root=ex.artifact_path, other_roots=others, stale=stale,
                         unreachable=bool(live.unreachable), untrusted=foreign,
-                        sweeps=sweep_lines(waiting, records, live, selected),
+                        sweeps=sweep_lines(waiting, records, live, selected) + wave_lines(
+                            records, lambda r: r.stage in selected and _live(r, live)),
                         relaying=any(is_relay(r) and _live(r, live) for r in records
                                      if r.stage in selected),
                         sweep_rungs=sweeps_now(ex.stages, selected, ex.artifact_path, records,

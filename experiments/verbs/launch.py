@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..backends.base import Backend, Description, LaysOutArrays
-from ..errors import SchedulerQueryError, SubmissionError
+from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching import relay_probe
 from ..launching.launch_context import LaunchContext, Progress, pending_intents
 from ..launching.launch_lock import LaunchLocks
@@ -28,10 +27,14 @@ from ..launching.relay import (
     RELAY_ENV,
     RETRY_MINUTES,
     SubmitsRelays,
+    at_submit_limit,
     is_relay,
     launch_options,
+    limit_reason,
     relay_problem,
+    requeue_if_busy,
     submit_relay,
+    this_wave,
 )
 from ..launching.snapshots import Snapshot
 from ..model.sets import Sweep
@@ -40,7 +43,6 @@ from ..plan.lanes import ArrayLayout
 from ..plan.overrides import Overrides
 from ..plan.waves import first_wave, waves_needed
 from ..session import Session
-from ..states import TaskKey
 from ..tracking.ends import record_endings, unknown_root_warning
 from ..tracking.staleness import Stale, move_marker_aside, utc_stamp
 from ..tracking.status import Live
@@ -51,6 +53,7 @@ from .launch_incomplete import incomplete
 from .planning import Prepared, prologue
 from .queued_stale import QueuedStale
 from .reconcile import reconcile_intents
+from .wave_relays import is_live_record, part_way, queue_ahead, refused_line, wait_for_wave
 
 
 @dataclass
@@ -86,6 +89,9 @@ class LaunchResult:
     live_relays: list[JobRecord] = field(default_factory=list)  # relays queued before it
     waiting: list[str] = field(default_factory=list)  # sweeps not decided yet, per stage
     relay: JobRecord | None = None  # the relay that plans the next wave
+    refused: SubmissionError | None = None  # Slurm's refusal at the submit limit, part-way
+    wave: dict[str, int] = field(default_factory=dict)  # the next wave: number, of, left
+    ahead: JobRecord | None = None  # a relay's successor, queued before its wave
 
 
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
@@ -203,41 +209,56 @@ def launch(session: Session, stages: Sequence[str] | None = None, *,
     With ``retry_failed``, only the failed artifacts are resubmitted, escalated by the config's
     policy.
     """
+    options = launch_options(with_deps, max_running, overrides or Overrides())
     with _launch_lock(session) as locks:
         warnings = reconcile(session) + other_files(session)
         result, ctx, live = _round(session, stages, warnings, locks, with_deps=with_deps,
                                    progress=progress, max_running=max_running,
                                    overrides=overrides, rebuild_stale=rebuild_stale,
-                                   retry_failed=retry_failed, replace_queued=replace_queued)
-        last = result
-        while _decides_more(last):  # a local run ended a sweep's rung: plan again, here
+                                   retry_failed=retry_failed, replace_queued=replace_queued,
+                                   options=options)
+        last, first_plan = result, result.plan
+        while _decides_more(last) or (last is result and result.refused is not None):
+            # a local run ended a sweep's rung, or Slurm refused at the submit limit part-way
+            # (its limits are read now): plan again, here
             last, ctx, live = _round(session, stages, [], locks, with_deps=with_deps,
                                      progress=progress, max_running=max_running,
-                                     overrides=overrides)
+                                     overrides=overrides, options=options,
+                                     recut=limit_reason(result.refused) if result.refused else "")
             result.records += last.records
             result.warnings += last.warnings
-        result.waiting = list(last.plan.waiting)
+        result.waiting, result.wave = list(last.plan.waiting), last.wave
         if result.waiting:
+            result.ahead = last.ahead or result.ahead
             _relay(session, stages, result, ctx, live + [r.job_id or "" for r in last.records
                                                          if r.state is RecordState.SUBMITTED],
-                   launch_options(with_deps, max_running, overrides or Overrides()))
+                   options)
+        refused = result.refused or last.refused
+        if refused is not None and result.relay is None and result.waiting:
+            raise part_way(session, first_plan, result.records, refused)  # no relay goes on
         return result
 
 
 def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
-           ctx: LaunchContext, after: list[str], options: list[str]) -> None:
+           ctx: LaunchContext, after: list[str], options: Sequence[str]) -> None:
     """A sweep still waits: queue a relay after every live job of the root (one relay is
     enough: none when another is queued), or say why no relay can be queued."""
     backend = session.backend()
     if not isinstance(backend, SubmitsRelays):
         return
     own = os.environ.get("SLURM_ARRAY_JOB_ID", "")  # a relay running this launch
+    if result.ahead is not None:  # queued before the wave: now it waits for the wave too
+        result.relay = result.ahead
+        result.warnings += wait_for_wave(backend, result.ahead,
+                                         sorted({j for j in after if j} | {own}))
+        return
     queued = [r for r in result.live_relays if r.job_id != own]
     if queued:
         result.relay = queued[0]
         return
     after = sorted({j for j in after if j and j != own})
-    later = RETRY_MINUTES if any("allowance is full" in w for w in result.waiting) else 0
+    later = RETRY_MINUTES if not after and any("allowance is full" in w
+                                               for w in result.waiting) else 0
     site = relay_probe.refusal(session.config.relays, backend, session.store.home)
     if not after and not later:
         result.warnings.append("nothing is queued that could decide " + "; ".join(
@@ -250,7 +271,7 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
     like = relayed[-1].requirements if relayed else {}
     try:
         got = site or submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages,
-                                   after, like, options, later)
+                                   after, like, options, later, result.wave)
     except SubmissionError as exc:
         got = str(exc)
     if isinstance(got, str):
@@ -270,15 +291,17 @@ def _decides_more(result: LaunchResult) -> bool:
 def _round(session: Session, stages: Sequence[str] | None, warnings: list[str],
            locks: LaunchLocks, *, with_deps: bool, progress: Progress | None,
            max_running: int | None, overrides: Overrides | None, rebuild_stale: bool = False,
-           retry_failed: bool = False, replace_queued: bool | None = None
-           ) -> tuple[LaunchResult, LaunchContext, list[str]]:
+           retry_failed: bool = False, replace_queued: bool | None = None, recut: str = "",
+           options: Sequence[str] = ()) -> tuple[LaunchResult, LaunchContext, list[str]]:
     """Plan once and submit what the plan holds (the launch lock held); also the launch's
-    context and the jobs of the root live before it submitted."""
+    context and the jobs of the root live before it submitted. ``recut``: Slurm refused
+    this launch at the submit limit before (its words), so what does not fit waits for a
+    relay."""
     prep = prologue(session, stages, with_deps=with_deps, overrides=overrides,
                     rebuild_stale=rebuild_stale, retry_failed=retry_failed, launching=True,
                     replace_queued=replace_queued)
     warnings += unknown_root_warning(prep.records) + prep.warnings
-    later = _cut_wave(session, prep)
+    later, wave = _cut_wave(session, prep, recut)
     snapshot, snapshot_warnings = take_snapshot(session) if prep.plan.groups else (None, [])
     warnings.extend(snapshot_warnings)
     from_config = max_running is None  # config.json's budget spans the project's launches
@@ -291,47 +314,60 @@ def _round(session: Session, stages: Sequence[str] | None, warnings: list[str],
     ctx.running = locks.running
     invalidated = (_set_aside(ctx.artifact_path, prep.plan)
                    if rebuild_stale and prep.stale else [])
-    submitted = list(_submit(session, prep.plan, ctx))  # not ctx.submitted: relays join it
-    live = [r for r in prep.records if _is_live(r, prep.live)]
+    ahead = queue_ahead(session, stages, prep, ctx, later, wave, options)
+    submitted, refused = _submit(session, prep.plan, ctx)  # not ctx.submitted: relays join it
+    submitted = [r for r in submitted if r is not ahead]
+    live = [r for r in prep.records if is_live_record(r, prep.live)]
     result = LaunchResult(prep.plan, submitted, warnings, snapshot, invalidated, prep.changes,
-                          prep.replaced, live_relays=[r for r in live if is_relay(r)])
+                          prep.replaced, live_relays=[r for r in live if is_relay(r)],
+                          refused=refused, wave=wave, ahead=ahead)
+    if refused is not None:
+        later += (refused_line(prep.plan, submitted, refused),)
     result.plan = dataclasses.replace(prep.plan, waiting=prep.plan.waiting + later)
     return result, ctx, [r.job_id or "" for r in live if not is_relay(r)]
 
 
-def _cut_wave(session: Session, prep: Prepared) -> tuple[str, ...]:
-    """Past the user's submit allowance, keep in ``prep.plan`` only the first wave (what
-    fits, leaving room for the relay that plans the next); returns what waits for later
-    waves. Where the allowance has no room for a task and a relay, the backend refuses as
-    before."""
+def _cut_wave(session: Session, prep: Prepared, refused: str = ""
+              ) -> tuple[tuple[str, ...], dict[str, int]]:
+    """Past the user's submit allowance, keep in ``prep.plan`` only this wave (what fits,
+    leaving room for the relay that plans the next); returns what waits for later waves and
+    the next wave's number, the waves in all and the artifacts left (for ``status``). Where
+    the allowance has no room for a task and a relay, the backend refuses as before (a
+    launch by hand), or nothing is submitted and a relay goes on (a relay, or a launch that
+    Slurm ``refused`` part-way at the limit: its words)."""
     backend, plan = session.backend(), prep.plan
     if not plan.groups or not isinstance(backend, SubmitsRelays) or _no_relays(session):
-        return ()
+        return (), {}
     room = backend.wave_room(plan, prep.records)
-    if room is None or (room < 2 and not os.environ.get(RELAY_ENV)):
-        return ()  # it fits; or a launch by hand, which the backend refuses as before
-    if room < 2:  # a relay finding the allowance full: submit nothing, try again later
+    if room is None or (room < 2 and not os.environ.get(RELAY_ENV) and not refused):
+        return (), {}  # it fits; or a launch by hand, which the backend refuses as before
+    wave, why = this_wave(), f" (Slurm refused more: {refused})" if refused else ""
+    if room < 2:  # no room now: submit nothing, a relay goes on later
         prep.plan = dataclasses.replace(plan, tiers=())
+        note = {"wave": wave, "of": 0, "left": plan.task_count}  # "of": not known yet
+        if refused:
+            return (f"{plan.groups[0].stage}: {plan.task_count} artifact(s) wait for room in "
+                    f"your submit allowance{why}",), note
         return (f"{plan.groups[0].stage}: your submit allowance is full; a relay tries again "
-                f"in {RETRY_MINUTES} minutes",)
+                f"when the jobs here end (in {RETRY_MINUTES} minutes if none is queued)",), note
     prep.plan = first_wave(plan, room - 1)
     left = plan.task_count - prep.plan.task_count
-    return (f"{prep.plan.groups[-1].stage}: {left} artifact(s) past your submit allowance, "
-            f"wave 1 of {1 + waves_needed(left, room - 1)}",)
+    total = wave + waves_needed(left, room - 1)
+    return ((f"{prep.plan.groups[-1].stage}: {left} artifact(s) past your submit allowance, "
+             f"wave {wave} of {total}{why}",), {"wave": wave + 1, "of": total, "left": left})
 
 
-def _is_live(record: JobRecord, live: Live) -> bool:
-    """Whether a task of ``record`` is queued or running."""
-    return any((st := live.get(TaskKey(record.job_id or "", i))) is not None and st.state.live
-               for i in range(len(record.tasks)))
-
-
-def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]:
+def _submit(session: Session, plan: Plan, ctx: LaunchContext
+            ) -> tuple[list[JobRecord], SubmissionError | None]:
     """Hand the plan to the backend; a refusal after some jobs were queued says what is
-    queued and what is not. Ends seen during the launch (local runs) are recorded."""
+    queued and what is not. Ends seen during the launch (local runs) are recorded. A refusal
+    at the submit limit is returned instead where relays can submit the rest later."""
+    backend = session.backend()
     try:
-        submitted = session.backend().launch(plan, ctx) if plan.groups else []
+        submitted = list(backend.launch(plan, ctx)) if plan.groups else []
     except SubmissionError as exc:
+        if at_submit_limit(exc) and not _no_relays(session):
+            return list(ctx.submitted), exc
         said = _without_relays(session, exc)
         if not ctx.submitted:
             if said is exc:
@@ -342,11 +378,7 @@ def _submit(session: Session, plan: Plan, ctx: LaunchContext) -> list[JobRecord]
     if ended:
         submitted = record_endings(session.store, submitted, session.live(ended),
                                    ctx.artifact_path)
-    return submitted
-
-
-# Refusals at a submit limit: what relays (waves) would have carried where they can run.
-AT_LIMIT = re.compile(r"MaxSubmit|submit (limit|allowance)|MaxJobCount", re.I)
+    return submitted, None
 
 
 def _unavailable(why: str) -> str:
@@ -358,7 +390,7 @@ def _unavailable(why: str) -> str:
 def _without_relays(session: Session, exc: SubmissionError) -> SubmissionError:
     """``exc``, saying why no relay carries the rest when Slurm refused at a submit limit
     and relays cannot run here (``exc`` itself otherwise)."""
-    why = _no_relays(session) if AT_LIMIT.search(str(exc)) else ""
+    why = _no_relays(session) if at_submit_limit(exc) else ""
     if not why:
         return exc
     out = SubmissionError(f"{exc}. Waves would carry the rest, but {_unavailable(why)}")
@@ -391,7 +423,10 @@ def _launch_lock(session: Session) -> Iterator[LaunchLocks]:
     snapshot stays pinned while it holds the project's lock (``launching.snapshot_pins``)."""
     ex = session.experiment
     locks = LaunchLocks(session.store.home, ex.project, ex.artifact_path, session.config.umask)
-    locks.acquire()
+    try:
+        locks.acquire()
+    except ExperimentsError as exc:  # a relay beside the user's launch: queued again
+        raise requeue_if_busy(session.backend(), exc) from None
     try:
         yield locks
     finally:

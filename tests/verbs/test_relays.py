@@ -1,4 +1,6 @@
-"""Relays on FakeBackend: waves past the submit allowance, a full allowance, a sweep's rungs.
+"""Relays on FakeBackend: waves past the submit allowance (known, or learned from a refusal
+part-way), a full allowance, a relay beside the user's own launch, a relay killed while it
+submits, a sweep's rungs.
 
 A relay is ``launch`` run again inside a job of ours (``EXPERIMENTS_RELAY`` set, its own job
 id in ``SLURM_ARRAY_JOB_ID``); here the test plays the scheduler: it ends a wave's jobs,
@@ -16,13 +18,15 @@ from typing import Any
 
 import pytest
 
-from experiments import Artifact, ArtifactSet, LocalExecutor, Task, verbs
+from experiments import Artifact, ArtifactSet, LocalExecutor, Task, _faults, verbs
 from experiments.backends.fake import FakeBackend
-from experiments.launching.relay import RELAY_ENV, RELAY_REQUIREMENTS
+from experiments.errors import LaunchIncomplete, SubmissionError
+from experiments.launching.launch_lock import LaunchLocks
+from experiments.launching.relay import RELAY_ENV, RELAY_REQUIREMENTS, REQUEUED_EXIT, RelayRequeued
 from experiments.plan import Plan
 from experiments.resources import Resources, common_resources
 from experiments.session import Session
-from experiments.states import JobState
+from experiments.states import JobState, TaskStatus
 from experiments.tracking.store import JobRecord
 from experiments.verbs.wait import Outcome, outcome
 from tests.support.sweep import hyperband_brackets, loss, replay, replay_hyperband
@@ -52,13 +56,25 @@ class Train(Artifact):
 
 
 class RelayingFake(FakeBackend):
-    """FakeBackend with a submit allowance and relays (SubmitsRelays)."""
+    """FakeBackend with a submit allowance and relays (SubmitsRelays). ``slurm_limit``: the
+    limit the scheduler enforces when the known ``allowance`` is wrong (refused at it with
+    Slurm's words, after which the right one is known, as the Slurm backend reads it)."""
 
-    def __init__(self, allowance: int) -> None:
+    def __init__(self, allowance: int, slurm_limit: int | None = None) -> None:
         super().__init__()
         self.allowance = allowance
+        self.slurm_limit = slurm_limit
         self.relays: list[tuple[str, str, tuple[str, ...], int]] = []  # id, name, after, begin
         self.most_queued = 0
+        self.requeued: list[str] = []
+
+    def relay_after(self, job_id: str, after: Sequence[str]) -> None:
+        self.relays = [(i, n, tuple(after) if i == job_id else a, b)
+                       for i, n, a, b in self.relays]
+
+    def requeue_relay(self, job_id: str) -> None:
+        self.requeued.append(job_id)
+        self.jobs[job_id].tasks[0] = TaskStatus(JobState.PENDING, "PENDING")
 
     def queued(self) -> int:
         return sum(t.state in (JobState.PENDING, JobState.RUNNING)
@@ -74,23 +90,29 @@ class RelayingFake(FakeBackend):
     def submit_relay(self, script: str, name: str, after: Sequence[str],
                      resources: Resources, begin_minutes: int = 0) -> str:
         job_id = self._submit(name, [f".relays/{name}"], self.root)
-        assert job_id is not None
+        if job_id is None:
+            raise SubmissionError(self._refuse.pop(0))
         self.relays.append((job_id, name, tuple(after), begin_minutes))
         return job_id
 
     def _submit(self, name: str, relpaths: list[str], root: str) -> str | None:
+        if self.slurm_limit is not None and self.queued() + len(relpaths) > self.slurm_limit:
+            self.refuse_next("QOSMaxSubmitJobPerUserLimit\nBatch job submission failed: Job "
+                             "violates accounting/QOS policy (job submit limit, user's size "
+                             "and/or time limits)")
+            self.allowance = self.slurm_limit  # learned from the refusal
         got = super()._submit(name, relpaths, root)
         self.most_queued = max(self.most_queued, self.queued())
         return got
 
 
-def _world(tmp_path: Path, stages: Mapping[str, ArtifactSet], allowance: int
-           ) -> tuple[Session, RelayingFake]:
+def _world(tmp_path: Path, stages: Mapping[str, ArtifactSet], allowance: int,
+           slurm_limit: int | None = None) -> tuple[Session, RelayingFake]:
     ex = LocalExecutor(project="relays", artifact_path=str(tmp_path / "a"),
                        code_path=str(tmp_path), snapshot_code=False)
     for name, arts in stages.items():
         ex.stage(name, arts)
-    fake = RelayingFake(allowance)
+    fake = RelayingFake(allowance, slurm_limit)
     fake.root = ex.artifact_path
     return Session.open(ex, backend="fake", instances={"fake": fake}), fake
 
@@ -122,6 +144,8 @@ def test_past_the_allowance_a_launch_goes_in_waves_each_planned_by_a_relay(
     fake.finish(first.records[0].job_id or "")
     report = verbs.status(session)  # the wave is built, the rest not started: not final yet
     assert report.relaying and outcome(report) is Outcome.LIVE
+    assert report.sweeps == [f"wave 2 of 3: 16 artifact(s) not yet submitted; relay job "
+                             f"{fake.relays[0][0]} submits it when the jobs before it end"]
     waves = 1
     while fake.relays[-1][0] and any(
             j.tasks[0].state is JobState.PENDING for j in fake.jobs.values()):
@@ -145,6 +169,138 @@ def test_a_relay_that_finds_the_allowance_full_queues_itself_again_with_a_begin_
     result = _run_relay(session, fake, monkeypatch)
     assert result.records == [] and "allowance is full" in result.waiting[0]
     assert fake.relays[-1][3] == 5  # queued again with --begin=now+5minutes
+
+
+@dataclass(frozen=True)
+class Sum(Artifact):
+    """The second tier: one per point."""
+
+    base: Point
+
+    def construct(self, builder: Task) -> None:
+        builder.run_command("true")
+
+
+def _two_tiers(n: int) -> dict[str, ArtifactSet]:
+    grid = ArtifactSet.from_product(cls=Point, params={"i": list(range(n))})
+    return {"grid": grid, "sums": grid.map(lambda p: Sum(base=p))}
+
+
+def _finish_chain(session: Session, fake: RelayingFake, monkeypatch: pytest.MonkeyPatch
+                  ) -> None:
+    """Play the scheduler until no relay is left to run."""
+    for _ in range(10):
+        if not any(j.tasks[0].state is JobState.PENDING for j in fake.jobs.values()):
+            return
+        _run_relay(session, fake, monkeypatch)
+    raise AssertionError("the chain did not end")
+
+
+def _submitted_once(fake: RelayingFake, n: int) -> None:
+    submitted = [rel for j in fake.jobs.values() for rel in j.relpaths
+                 if not rel.startswith(".relays")]
+    assert len(submitted) == len(set(submitted)) == n  # each artifact submitted once
+
+
+def test_a_refusal_at_the_submit_limit_part_way_leaves_the_rest_to_relays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the known limits say 1000 fit; Slurm enforces 10 and refuses the second array
+    session, fake = _world(tmp_path, _two_tiers(6), allowance=1000, slurm_limit=10)
+    first = verbs.launch(session)
+    assert [len(r.tasks) for r in first.records] == [6, 3]  # then 3 + the relay = 10
+    assert first.relay is not None, first.warnings
+    assert "wave 1 of 2 (Slurm refused more: QOSMaxSubmitJobPerUserLimit)" in first.waiting[0]
+    _finish_chain(session, fake, monkeypatch)
+    _submitted_once(fake, 12)
+    assert fake.most_queued <= 10
+
+
+def test_a_refusal_part_way_when_the_learned_limits_leave_no_room_waits_for_a_relay(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session, fake = _world(tmp_path, _two_tiers(6), allowance=1000, slurm_limit=7)
+    first = verbs.launch(session)
+    assert [len(r.tasks) for r in first.records] == [6] and first.relay is not None
+    assert "Slurm refused more" in " ".join(first.waiting)
+    _finish_chain(session, fake, monkeypatch)
+    _submitted_once(fake, 12)
+    assert fake.most_queued <= 7
+
+
+def test_a_refusal_at_the_limit_with_nothing_to_wait_for_stops_as_before(
+        tmp_path: Path) -> None:
+    session, fake = _world(tmp_path, _two_tiers(3), allowance=1000, slurm_limit=0)
+    with pytest.raises(SubmissionError, match="QOSMaxSubmitJobPerUserLimit"):
+        verbs.launch(session)
+    assert fake.relays == []
+
+
+def test_without_relays_a_refusal_at_the_limit_part_way_stops_with_the_list(
+        tmp_path: Path) -> None:
+    ex = LocalExecutor(project="norelays", artifact_path=str(tmp_path / "a"),
+                       code_path=str(tmp_path), snapshot_code=False)
+    for name, arts in _two_tiers(3).items():
+        ex.stage(name, arts)
+    fake = FakeBackend()
+    session = Session.open(ex, backend="fake", instances={"fake": fake})
+    original = fake._submit  # the first array is accepted, the second refused at the limit
+
+    def second_refused(name: str, relpaths: list[str], root: str) -> str | None:
+        if fake.jobs:
+            fake.refuse_next("QOSMaxSubmitJobPerUserLimit")
+        return original(name, relpaths, root)
+
+    fake._submit = second_refused  # type: ignore[method-assign]
+    with pytest.raises(LaunchIncomplete, match="Not submitted: 3 artifact"):
+        verbs.launch(session)
+
+
+def test_a_relay_that_meets_the_users_own_launch_is_queued_again_not_lost(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    grid = ArtifactSet.from_product(cls=Point, params={"i": list(range(25))})
+    session, fake = _world(tmp_path, {"grid": grid}, allowance=10)
+    verbs.launch(session)
+    relay_id = fake.relays[-1][0]
+    ex = session.experiment
+    users_launch = LaunchLocks(session.store.home, ex.project, ex.artifact_path, 0o022)
+    users_launch.acquire()  # the user's `launch` holds the lock while the relay starts
+    try:
+        with pytest.raises(RelayRequeued, match=f"relay \\(job {relay_id}\\) is queued again"
+                           ) as got:
+            _run_relay(session, fake, monkeypatch)
+    finally:
+        users_launch.release()
+    assert got.value.exit_code == REQUEUED_EXIT
+    assert fake.requeued == [relay_id] and len(fake.relays) == 1  # no second relay
+    assert fake.jobs[relay_id].tasks[0].state is JobState.PENDING  # queued again
+    _finish_chain(session, fake, monkeypatch)
+    _submitted_once(fake, 25)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs (no except clause catches it)."""
+
+
+def test_a_relay_killed_while_it_submits_leaves_a_successor_that_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    session, fake = _world(tmp_path, _two_tiers(12), allowance=10)
+    verbs.launch(session)  # wave 1: 9 points and a relay
+    relay_id = fake.relays[-1][0]
+
+    def die() -> None:
+        raise Killed
+
+    monkeypatch.setattr(_faults, "_die", die)
+    monkeypatch.setattr(_faults, "_seen", {})
+    monkeypatch.setenv("EXPERIMENTS_CRASH_AT", "after-submit:2")  # 1: its successor
+    with pytest.raises(Killed):  # the wave's first array is accepted, its id not recorded
+        _run_relay(session, fake, monkeypatch)
+    monkeypatch.delenv("EXPERIMENTS_CRASH_AT")
+    successor = fake.relays[-1]
+    assert successor[2] == (relay_id,)  # queued first, waiting for the killed relay only
+    fake.fail(relay_id)  # the killed relay ends; Slurm starts its successor
+    _finish_chain(session, fake, monkeypatch)
+    _submitted_once(fake, 24)  # the killed relay's array was adopted, never sent again
+    assert fake.most_queued <= 10
 
 
 def test_a_sweep_on_fake_decides_rungs_from_records_and_never_reruns_a_failed_trial(

@@ -23,7 +23,7 @@ from ... import _atomic, paths
 from ...config.settings import Config, home
 from ...errors import SchedulerQueryError, SubmissionError
 from ...launching.launch_context import EventKind, LaunchContext, LaunchEvent
-from ...launching.relay import RELAY_REQUIREMENTS
+from ...launching.relay import RELAY_REQUIREMENTS, SUBMIT_LIMIT_RE
 from ...launching.waits import OnWait, SubmitWait
 from ...plan import Group, Plan
 from ...plan.lanes import ArrayLayout, Wait
@@ -142,7 +142,7 @@ class SlurmBackend:
             raise
         except SubmissionError as exc:  # refused for sure: the intent must not linger
             ctx.discard(job)
-            if "MaxSubmitJob" in str(exc):  # at the submit limit: the next launch fits it
+            if SUBMIT_LIMIT_RE.search(str(exc)):  # at the submit limit: the next round fits it
                 self._learn_limits()
             raise
         record = ctx.confirm(job, job_id, requeue_window_s=self.client.min_job_age_s(),
@@ -182,6 +182,16 @@ class SlurmBackend:
         if after:
             args.append(f"--dependency=afterany:{':'.join(after)}")
         return self.client.submit(script, job_name=name, extra_args=args)
+
+    def requeue_relay(self, job_id: str) -> None:
+        """Put the running relay ``job_id`` back in the queue (``scontrol requeue``: Slurm
+        starts it again about two minutes later, same id, its log appended to)."""
+        self.client.ask(["scontrol", "requeue", f"{job_id}_0"])
+
+    def relay_after(self, job_id: str, after: Sequence[str]) -> None:
+        """Make the queued relay ``job_id`` wait (``afterany``) for exactly ``after``."""
+        self.client.ask(["scontrol", "update", f"jobid={job_id}",
+                         f"dependency=afterany:{':'.join(after)}"])
 
     # -- queries --------------------------------------------------------------------------
     def query(self, records: Sequence[JobRecord]) -> dict[TaskKey, TaskStatus]:
