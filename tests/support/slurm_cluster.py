@@ -273,7 +273,8 @@ class FaultsCluster(SlurmCluster):
 
     @property
     def dir(self) -> Path:
-        return Path(self.script_env["SLURM_TEST_DIR"])
+        """The cluster's own folder (its slurm.conf's, unless the script was told another)."""
+        return Path(self.script_env.get("SLURM_TEST_DIR") or Path(self.conf).parent)
 
     def ctld_pid(self) -> int | None:
         """The live slurmctld's pid (None when it is not running)."""
