@@ -11,9 +11,10 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import count, repeat
 from typing import Any
 
-from .. import paths
+from .. import _gc, paths
 from ..backends.base import Backend
 from ..errors import SchedulerQueryError
 from ..states import NOT_OURS, JobState, Outlook, TaskKey, TaskStatus
@@ -443,9 +444,10 @@ def recorded_raw(record: JobRecord, index: int) -> str:
 def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int]]:
     """Artifact id → its newest task (later records win: they are the newest attempt)."""
     latest: dict[str, tuple[JobRecord, int]] = {}
-    for rec in records:
-        for i, (artifact_id, _relpath) in enumerate(rec.tasks):
-            latest[artifact_id] = (rec, i)
+    with _gc.paused():  # 100,000 tuples and no cycle: the collector would walk the heap
+        for rec in records:
+            latest.update(zip([t[0] for t in rec.tasks], zip(repeat(rec), count()),
+                              strict=False))
     return latest
 
 
