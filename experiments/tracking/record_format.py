@@ -202,6 +202,8 @@ def decode_ended(value: Any) -> dict[str, dict[str, Any]]:
         if len(value) != 2 or not isinstance(value[0], list) or not isinstance(value[1], list):
             raise ValueError("'ended' columns are not [entries, positions]")
         table, at = value
+        if at and max(at) >= len(table):
+            raise ValueError(f"'ended' names entry {max(at)} of {len(table)}")
         return {str(i): table[k] for i, k in enumerate(at) if k >= 0}
     return dict(value or {})
 

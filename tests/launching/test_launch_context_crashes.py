@@ -9,6 +9,8 @@ A SIGKILL is played by an exception that no handler of the package catches.
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, Task, _faults, ver
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 from experiments.tracking.status import ArtifactState
+from experiments.tracking.store import RecordState
 from tests.support.experiments import Down, Up
 
 
@@ -73,3 +76,30 @@ def test_crash_around_a_submission_then_relaunch(tmp_path: Path, crash_at: str,
         fake.finish(job_id)
     counts = {s.stage: s.counts for s in verbs.status(session).stages}
     assert counts == {s: {ArtifactState.BUILT: 2} for s in ("a", "b", "c")}
+
+
+def _power_cut(home: Path) -> None:
+    """What a power cut right after the launch leaves: each journal as far as its header says
+    is committed (fsynced); the lines written after the last fsync are gone."""
+    for journal in home.glob("projects/p/*/jobs.journal-*.jsonl"):
+        with open(journal, "rb") as fh:
+            committed = int(json.loads(fh.readline())["committed"])
+        os.truncate(journal, committed)
+
+
+def test_a_confirmation_lost_to_a_power_cut_is_found_again_by_name(tmp_path: Path) -> None:
+    """A job id is committed without its own fsync (one fsync per submission: the intent's);
+    losing it leaves the intent, and the next launch finds the job by name, submitting no twin."""
+    fake = FakeBackend()
+    session = _session(tmp_path, fake)
+    verbs.launch(session)
+    _power_cut(session.store.home)
+    again = _session(tmp_path, fake)
+    lost = [r.name for r in again.records() if r.state is RecordState.SUBMITTING]
+    assert lost, "every confirmation was fsynced: the power cut lost nothing"
+    verbs.launch(again)
+    records = [r for r in again.records() if r.job_id]
+    owners = Counter(t[0] for r in records for t in r.tasks)
+    assert len(owners) == 6 and set(owners.values()) == {1}
+    assert {r.job_id for r in records} == set(fake.jobs) and len(fake.jobs) == 3
+    assert not [r for r in again.records() if r.state is RecordState.SUBMITTING]
