@@ -108,22 +108,22 @@ def test_damaged_columns_are_an_error_naming_the_file(experiments_home: Path,
 # A launch's writes on 1,000-task arrays, as the launcher and `status` make them: an intent,
 # its job id (committed, not fsynced), the tasks' ends (columns); small compaction threshold so
 # snapshots are written between them. The same operations, in order, in the checker below.
-WRITER = """
+WRITER = f"""
 import sys
 from pathlib import Path
 import experiments.tracking.store as m
 m.COMPACT_MIN_BYTES = 20_000
 from experiments.tracking.store import JobRecord, Store
-ENDED = {ended!r}
+ENDED = {ENDED!r}
 store = Store(Path(sys.argv[1]), "proj")
 for k in range(4):
     name = f"r{{k}}"
     store.add(JobRecord(name=name, backend="slurm", stage="s", tier=0,
                         tasks=[[f"{{name}}{{i:015x}}", f"Model/i={{i}}"] for i in range(1000)],
-                        requirements={{"cpus": 1}}, log_dir="/logs", submitted_at={when!r}))
+                        requirements={{"cpus": 1}}, log_dir="/logs", submitted_at={WHEN!r}))
     store.update("s", name, durable=False, job_id=str(k), state="submitted")
     store.update_many("s", {{name: {{"ended": {{str(i): ENDED for i in range(1000)}}}}}})
-""".format(ended=ENDED, when=WHEN)
+"""
 
 
 def _states() -> list[list[JobRecord]]:
