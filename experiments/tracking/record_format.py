@@ -20,6 +20,7 @@ only, like the store (which re-exports :class:`JobRecord`, :class:`RecordState`,
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
@@ -158,7 +159,6 @@ class JobRecord:
 _FIELDS = tuple(JobRecord.__dataclass_fields__)
 
 
-
 def encode_tasks(tasks: list[list[str]]) -> dict[str, list[str]]:
     """``[[id, relpath], ...]`` as two columns."""
     return {"ids": [t[0] for t in tasks], "relpaths": [t[1] for t in tasks]}
@@ -186,13 +186,24 @@ def encode_ended(ended: dict[str, dict[str, Any]]) -> Any:
     seen: dict[tuple[tuple[str, Any], ...], int] = {}
     at = [-1] * (max(map(int, ended)) + 1)
     for key, entry in ended.items():
-        sig = tuple(sorted(entry.items()))
+        sig = _signature(entry)
         k = seen.get(sig)
         if k is None:
             k = seen[sig] = len(table)
             table.append(dict(entry))
         at[int(key)] = k
     return [table, at]
+
+
+def _signature(entry: dict[str, Any]) -> Any:
+    """What makes two entries equal, hashable (entries hold strings and numbers; anything
+    else, by its JSON text)."""
+    sig = tuple(sorted(entry.items()))
+    try:
+        hash(sig)
+    except TypeError:
+        return json.dumps(entry, sort_keys=True, default=str)
+    return sig
 
 
 def decode_ended(value: Any) -> dict[str, dict[str, Any]]:
@@ -245,12 +256,4 @@ def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
             out["ended"] = encode_ended(decode_ended(raw["ended"]))
         return out
     return raw
-
-
-def task_ids(raw: dict[str, Any]) -> list[str]:
-    """The artifact ids a stored record's tasks build, without decoding the rest."""
-    value = raw.get("tasks")
-    if isinstance(value, dict):
-        return list(value.get("ids") or [])
-    return [pair[0] for pair in value or ()]
 

@@ -50,6 +50,14 @@ def test_ended_maps_that_are_not_positions_are_kept_as_they_are() -> None:
     assert rf.decode_ended(rf.encode_ended(odd)) == odd
 
 
+def test_ended_entries_holding_lists_are_grouped_too() -> None:
+    ended = {"0": {"state": "failed", "tried": [1, 2]}, "1": {"state": "failed", "tried": [1, 2]},
+             "3": {"state": "failed", "tried": [3]}}
+    table, at = rf.encode_ended(ended)
+    assert len(table) == 2 and at == [0, 0, -1, 1]
+    assert rf.decode_ended([table, at]) == ended
+
+
 def _v1(rec: JobRecord) -> dict[str, Any]:
     """A record as a format-1 release wrote it: a pair and a dict per task."""
     return rec.to_dict()
