@@ -102,20 +102,19 @@ class _PlainStates:
         return states[index]
 
     def _job(self, record: JobRecord) -> list[ArtifactState | None]:
-        done, ended = self.done, record.ended
+        done, has_folder, ended = self.done, self.done.has_folder, record.ended
         by_entry: dict[int, ArtifactState | None] = {}  # equal entries are one object
-        out: list[ArtifactState | None] = []
+        out: list[ArtifactState | None] = [None] * len(record.tasks)
         for i, (_, relpath) in enumerate(record.tasks):
-            if done.has_folder(relpath):
-                out.append(ArtifactState.BUILT if done(relpath) and done.problem(relpath) is None
-                           else None)
+            if has_folder(relpath):
+                if done(relpath) and done.problem(relpath) is None:
+                    out[i] = ArtifactState.BUILT
                 continue
             entry = ended.get(str(i))
-            if entry is None:
-                out.append(None)
-                continue
-            if id(entry) not in by_entry:
-                state = RECORDED_ENDS.get(entry.get("state"))
-                by_entry[id(entry)] = state if state not in PROBLEMS else None
-            out.append(by_entry[id(entry)])
+            if entry is not None:
+                key = id(entry)
+                if key not in by_entry:
+                    state = RECORDED_ENDS.get(entry.get("state"))
+                    by_entry[key] = state if state not in PROBLEMS else None
+                out[i] = by_entry[key]
         return out
