@@ -77,6 +77,7 @@ class _Stage:
     generation: int = 0
     ident: str = ""                                     # the journal's id ("": no header)
     offset: int = 0                                     # committed bytes of the journal read
+    unsynced: bool = False                              # events of ours not fsynced yet
     jobs: list[dict[str, Any]] = field(default_factory=list)
     index: dict[str, list[int]] = field(default_factory=dict)
 
@@ -145,9 +146,9 @@ class Store:
         """Apply ``{record name: {field: value}}`` as one event (all or nothing).
 
         ``durable=False``: committed (a crash of this process keeps it) but not fsynced, so a
-        power cut may lose it; the next durable event, or a snapshot, makes it durable too. Only
-        for changes whose loss is recovered from (a confirmation: the intent stays, and the next
-        launch finds the job by its name)."""
+        power cut may lose it; the next durable event, a snapshot or :meth:`sync` makes it
+        durable too. Only for changes whose loss is recovered from (a confirmation: the intent
+        stays, and the next launch finds the job by its name)."""
         with self._locked(stage) as st:
             missing = sorted(set(changes) - set(st.index))
             if missing:
@@ -165,6 +166,21 @@ class Store:
         with self._locked(stage) as st:
             if set(names) & set(st.index):
                 self._append(stage, st, {"op": "remove", "names": sorted(names)})
+
+    def sync(self) -> None:
+        """Make the events this store committed without an fsync (``durable=False``) durable,
+        and say so in their journals' headers: a launch calls it before it lets go of its lock,
+        so a journal at rest is committed to its last line."""
+        for stage in [name for name, st in self._cache.items() if st.unsynced]:
+            with self._locked(stage) as st:
+                if st.unsynced:
+                    fd = os.open(self._journal(stage, st.generation), os.O_WRONLY)
+                    try:
+                        os.fsync(fd)
+                        jfile.set_committed(fd, jfile.layout(st.generation, st.ident), st.offset)
+                    finally:
+                        os.close(fd)
+                    st.unsynced = False
 
     def compact(self, stage: str) -> None:
         """Fold the journal into a fresh snapshot now (writes do this by themselves)."""
@@ -220,6 +236,7 @@ class Store:
                 os.fsync(fd)
                 jfile.set_committed(fd, jfile.layout(st.generation, st.ident),
                                     st.offset + len(line) + 1)
+            st.unsynced = not durable
         finally:
             os.close(fd)
         st.offset += len(line) + 1

@@ -21,7 +21,7 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, Task, _faults, ver
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 from experiments.tracking.status import ArtifactState
-from experiments.tracking.store import RecordState
+from experiments.tracking.store import RecordState, Store
 from tests.support.experiments import Down, Up
 
 
@@ -87,12 +87,26 @@ def _power_cut(home: Path) -> None:
         os.truncate(journal, committed)
 
 
-def test_a_confirmation_lost_to_a_power_cut_is_found_again_by_name(tmp_path: Path) -> None:
+def _committed_to_the_end(home: Path) -> bool:
+    journals = list(home.glob("projects/p/*/jobs.journal-*.jsonl"))
+    assert journals
+    for journal in journals:
+        with open(journal, "rb") as fh:
+            if int(json.loads(fh.readline())["committed"]) != journal.stat().st_size:
+                return False
+    return True
+
+
+def test_a_confirmation_lost_to_a_power_cut_is_found_again_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A job id is committed without its own fsync (one fsync per submission: the intent's);
-    losing it leaves the intent, and the next launch finds the job by name, submitting no twin."""
+    a power cut before the launch ends (before its ``sync``) can lose it: the intent stays, and
+    the next launch finds the job by name, submitting no twin."""
     fake = FakeBackend()
     session = _session(tmp_path, fake)
-    verbs.launch(session)
+    with monkeypatch.context() as m:
+        m.setattr(Store, "sync", lambda self: None)  # the power goes before the launch ends
+        verbs.launch(session)
     _power_cut(session.store.home)
     again = _session(tmp_path, fake)
     lost = [r.name for r in again.records() if r.state is RecordState.SUBMITTING]
@@ -103,3 +117,13 @@ def test_a_confirmation_lost_to_a_power_cut_is_found_again_by_name(tmp_path: Pat
     assert len(owners) == 6 and set(owners.values()) == {1}
     assert {r.job_id for r in records} == set(fake.jobs) and len(fake.jobs) == 3
     assert not [r for r in again.records() if r.state is RecordState.SUBMITTING]
+
+
+def test_a_finished_launch_leaves_every_journal_committed_to_its_last_line(
+        tmp_path: Path) -> None:
+    """What the launch did not fsync one by one, it fsyncs before it ends: a journal at rest
+    that lost its last line is an error (tests/reliability/test_journal_loss.py), not a power
+    cut."""
+    session = _session(tmp_path, FakeBackend())
+    verbs.launch(session)
+    assert _committed_to_the_end(session.store.home)
