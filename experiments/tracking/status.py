@@ -11,10 +11,9 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import count, repeat
 from typing import Any
 
-from .. import _gc, paths
+from .. import paths
 from ..backends.base import Backend
 from ..errors import SchedulerQueryError
 from ..states import NOT_OURS, JobState, Outlook, TaskKey, TaskStatus
@@ -443,6 +442,10 @@ def recorded_raw(record: JobRecord, index: int) -> str:
 
 def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int]]:
     """Artifact id → its newest task (later records win: they are the newest attempt)."""
+    from itertools import count, repeat
+
+    from .. import _gc
+
     latest: dict[str, tuple[JobRecord, int]] = {}
     with _gc.paused():  # 100,000 tuples and no cycle: the collector would walk the heap
         for rec in records:
