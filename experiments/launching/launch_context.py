@@ -218,8 +218,10 @@ class LaunchContext:
         """Record the scheduler's job id for a prepared job (with the backend's ``changes``
         to its record, such as how long the scheduler can requeue its ended tasks)."""
         crash_point("after-submit")  # the scheduler accepted the job; its id is not recorded
-        record = self.store.update(job.record.stage, job.record.name, job_id=job_id,
-                                   state=RecordState.SUBMITTED, **changes)
+        # Not fsynced: if a power cut loses it, the intent stays and the next launch finds the
+        # job by its name (one fsync per submission, the intent's, instead of two).
+        record = self.store.update(job.record.stage, job.record.name, durable=False,
+                                   job_id=job_id, state=RecordState.SUBMITTED, **changes)
         job.record = record
         for t in job.tasks:
             self.job_of[t.artifact_id] = job_id

@@ -448,10 +448,15 @@ def recorded_raw(record: JobRecord, index: int) -> str:
 
 def latest_tasks(records: Sequence[JobRecord]) -> dict[str, tuple[JobRecord, int]]:
     """Artifact id → its newest task (later records win: they are the newest attempt)."""
+    from itertools import count, repeat
+
+    from .. import _gc
+
     latest: dict[str, tuple[JobRecord, int]] = {}
-    for rec in records:
-        for i, (artifact_id, _relpath) in enumerate(rec.tasks):
-            latest[artifact_id] = (rec, i)
+    with _gc.paused():  # 100,000 tuples and no cycle: the collector would walk the heap
+        for rec in records:
+            latest.update(zip([t[0] for t in rec.tasks], zip(repeat(rec), count()),
+                              strict=False))
     return latest
 
 

@@ -2,7 +2,7 @@
 
 Each stage folder holds::
 
-    jobs.json                  snapshot: {"version": 1, "project", "journal": G,
+    jobs.json                  snapshot: {"version": 2, "project", "journal": G,
                                "journal_id": I, "jobs": [...]}
     jobs.journal-G.jsonl       a header naming G and I, then the events since that snapshot,
                                one JSON object per line (see experiments/tracking/journal.py)
@@ -12,7 +12,9 @@ Why a journal: a launch records two events per submission (the intent, then the 
 the whole snapshot for each made every ``sbatch`` cost O(history); appending one line costs the
 same whatever the history. The state of a stage is the snapshot with the journal's events replayed:
 ``{"op": "add", "record": {...}}``, ``{"op": "update", "changes": {name: {field: value}}}`` and
-``{"op": "remove", "names": [...]}``.
+``{"op": "remove", "names": [...]}``. A record's per-task fields (``tasks``, ``ended``) are kept
+as columns, format 2 (see experiments/tracking/record_format.py); format-1 records (one pair and
+one dict per task), written by older releases for jobs that may still be queued, read the same.
 
 Crash safety: an event is written (without its newline), then committed by its newline, then
 fsynced, all under the stage lock. A SIGKILL at any moment leaves the old state (a last line without
@@ -37,10 +39,8 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, timezone
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -51,129 +51,20 @@ from .._faults import crash_point
 from ..config.settings import lock_mode
 from ..errors import StoreError
 from . import journal as jfile
+from . import record_format as rf
+from .record_format import JobRecord as JobRecord
+from .record_format import RecordState as RecordState
+from .record_format import now_iso as now_iso
 
-FORMAT_VERSION = 1
 COMPACT_MIN_BYTES = 256 * 1024
 LOCK_TIMEOUT_S = 60
 
 
-def now_iso() -> str:
-    """The current time as ISO 8601 with its UTC offset."""
-    return datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")
-
-
-class RecordState(str, Enum):
-    """What the store knows about a job without asking the scheduler."""
-
-    SUBMITTING = "submitting"   # intent written, scheduler not yet confirmed
-    SUBMITTED = "submitted"
-    CANCELLED = "cancelled"     # by us
-    FINISHED = "finished"       # the local runner saw every task end
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """One submitted (or being submitted) array job and the artifacts its tasks build."""
-
-    name: str
-    backend: str
-    stage: str
-    tier: int
-    tasks: list[list[str]]                 # [artifact_id, relpath] per array index
-    requirements: dict[str, Any] = field(default_factory=dict)
-    depends_on: list[str] = field(default_factory=list)
-    spec_dir: str = ""
-    log_dir: str = ""
-    job_id: str | None = None
-    state: RecordState = RecordState.SUBMITTING
-    submitted_at: str = field(default_factory=now_iso)
-    host: str | None = None
-    pid: int | None = None
-    pid_start: int | None = None
-    task_states: dict[str, str] = field(default_factory=dict)  # index -> final local state
-    # The scheduler's array index of each task when it is not simply its position (an array
-    # laid out to line up with its upstream array's indices); empty means ``0..n-1``.
-    array_indices: list[int] = field(default_factory=list)
-    # The artifact root the tasks build into; None in records written before roots were kept.
-    artifact_path: str | None = None
-    # Requirement overrides given with ``launch --set`` that apply to this job (already merged
-    # into ``requirements``); empty when none were given.
-    overrides: dict[str, Any] = field(default_factory=dict)
-    # index -> what was first observed when the task ended (see experiments/tracking/outcomes.py);
-    # written once per task and never rewritten, so history keeps what happened.
-    ended: dict[str, dict[str, Any]] = field(default_factory=dict)
-    experiment_file: str = ""  # the experiment file that launched it ("" for older records)
-
-    def __post_init__(self) -> None:
-        # Callers pass plain strings ("submitted"); keep the field an enum member.
-        object.__setattr__(self, "state", RecordState(self.state))
-    snapshot: str | None = None  # id of the code snapshot its tasks run in (None: live code)
-    # When `gc` removed the job's logs and spec folder (the record and its ended states stay).
-    collected_at: str | None = None
-    throttle: int | None = None  # at most this many of its tasks at once (None: no throttle)
-    # index -> the local runner's word for a task's end when its state alone does not say it
-    # (TIMEOUT, OUT_OF_MEMORY), as Slurm's state column would
-    task_raw: dict[str, str] = field(default_factory=dict)
-    # How long after a task's end the scheduler can still requeue it (Slurm's MinJobAge, read
-    # at submission; 0: for ever); a recorded failure is asked about again for that long.
-    # None (older records, backends that cannot requeue): an end, once recorded, is final.
-    requeue_window_s: int | None = None
-    # The cluster that accepted it (Slurm's ClusterName); None: not recorded (older records,
-    # backends without clusters). Commands run on another cluster never ask it or cancel it.
-    cluster: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["state"] = self.state.value
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobRecord:
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def log_path(self, index: int) -> Path:
-        """The log file of task ``index`` (its position; the file bears its array index)."""
-        return paths.task_log(Path(self.log_dir), self.job_id or "?", self.array_index(index))
-
-    def array_index(self, position: int) -> int:
-        """The scheduler's array index of the task at ``position`` in ``tasks``."""
-        return self.array_indices[position] if self.array_indices else position
-
-    @cached_property
-    def packed(self) -> bool:
-        """Whether some array task builds several artifacts (a pack: repeated indices)."""
-        return len(set(self.array_indices)) < len(self.array_indices)
-
-    def task_id(self, position: int) -> str:
-        """Slurm's name of the task that builds the artifact at ``position``: ``<job>_<array
-        index>`` (what squeue, sacct and Slurm's mails say; a pack's task builds several)."""
-        return f"{self.job_id or '?'}_{self.array_index(position)}"
-
-    def address(self, position: int) -> str:
-        """How to name that one artifact's task unmistakably: its task id, followed by
-        ``/<relpath>`` when the task is a pack's (``cat 3351_1/P/i=7``)."""
-        task = self.task_id(position)
-        return f"{task}/{self.tasks[position][1]}" if self.packed else task
-
-    def positions(self, array_index: int) -> list[int]:
-        """The positions of the artifacts that Slurm's task ``array_index`` builds."""
-        if not self.array_indices:
-            return [array_index] if 0 <= array_index < len(self.tasks) else []
-        return [i for i, a in enumerate(self.array_indices) if a == array_index]
-
-    def log_section(self, position: int) -> str | None:
-        """The relpath whose section of the task's log is this artifact's, when the log is a
-        pack's (several artifacts, one after the other); None when the log is its own."""
-        return self.tasks[position][1] if self.packed else None
-
-
 def _plain(changes: dict[str, Any]) -> dict[str, Any]:
-    """Field changes as JSON values (enum members become their strings)."""
-    return {k: (v.value if isinstance(v, Enum) else v) for k, v in changes.items()}
+    """Field changes as the store writes them (enum members become their strings, per-task
+    fields columns)."""
+    return rf.encode_fields({k: (v.value if isinstance(v, Enum) else v)
+                             for k, v in changes.items()})
 
 
 @dataclass
@@ -186,6 +77,7 @@ class _Stage:
     generation: int = 0
     ident: str = ""                                     # the journal's id ("": no header)
     offset: int = 0                                     # committed bytes of the journal read
+    unsynced: bool = False                              # events of ours not fsynced yet
     jobs: list[dict[str, Any]] = field(default_factory=list)
     index: dict[str, list[int]] = field(default_factory=dict)
 
@@ -227,7 +119,13 @@ class Store:
 
     def records(self, stage: str) -> list[JobRecord]:
         """The records of ``stage`` (empty when nothing was ever submitted)."""
-        return [JobRecord.from_dict(_detached(r)) for r in self._refresh(stage).jobs]
+        jobs = self._refresh(stage).jobs
+        try:
+            return [JobRecord.from_dict(r) for r in jobs]
+        except (TypeError, ValueError, AttributeError) as exc:  # columns that do not fit
+            raise StoreError(f"{self._file(stage)} (or its journal) holds a damaged job record "
+                             f"({exc}); restore it from a backup (moving it aside forgets the "
+                             "stage's jobs: queued ones would no longer be tracked)") from None
 
     def all_records(self, stages: Sequence[str] | None = None) -> list[JobRecord]:
         return [r for s in (stages if stages is not None else self.stages())
@@ -236,14 +134,21 @@ class Store:
     def add(self, record: JobRecord) -> None:
         """Append a record (under the stage's lock, one journal line)."""
         with self._locked(record.stage) as st:
-            self._append(record.stage, st, {"op": "add", "record": record.to_dict()})
+            self._append(record.stage, st, {"op": "add", "record": record.stored()})
 
-    def update(self, stage: str, name: str, **changes: Any) -> JobRecord:
+    def update(self, stage: str, name: str, *, durable: bool = True,
+               **changes: Any) -> JobRecord:
         """Change fields of the record called ``name`` and return the new record."""
-        return self.update_many(stage, {name: changes})[name]
+        return self.update_many(stage, {name: changes}, durable=durable)[name]
 
-    def update_many(self, stage: str, changes: dict[str, dict[str, Any]]) -> dict[str, JobRecord]:
-        """Apply ``{record name: {field: value}}`` as one event (all or nothing)."""
+    def update_many(self, stage: str, changes: dict[str, dict[str, Any]], *,
+                    durable: bool = True) -> dict[str, JobRecord]:
+        """Apply ``{record name: {field: value}}`` as one event (all or nothing).
+
+        ``durable=False``: committed (a crash of this process keeps it) but not fsynced, so a
+        power cut may lose it; the next durable event, a snapshot or :meth:`sync` makes it
+        durable too. Only for changes whose loss is recovered from (a confirmation: the intent
+        stays, and the next launch finds the job by its name)."""
         with self._locked(stage) as st:
             missing = sorted(set(changes) - set(st.index))
             if missing:
@@ -251,9 +156,9 @@ class Store:
             out: dict[str, JobRecord] = {}
             for name, change in changes.items():  # validate before anything is written
                 for i in st.index[name]:
-                    out[name] = replace(JobRecord.from_dict(_detached(st.jobs[i])), **change)
+                    out[name] = replace(JobRecord.from_dict(st.jobs[i]), **change)
             plain = {n: _plain(c) for n, c in changes.items()}
-            self._append(stage, st, {"op": "update", "changes": plain})
+            self._append(stage, st, {"op": "update", "changes": plain}, durable)
         return out
 
     def remove(self, stage: str, names: set[str]) -> None:
@@ -261,6 +166,21 @@ class Store:
         with self._locked(stage) as st:
             if set(names) & set(st.index):
                 self._append(stage, st, {"op": "remove", "names": sorted(names)})
+
+    def sync(self) -> None:
+        """Make the events this store committed without an fsync (``durable=False``) durable,
+        and say so in their journals' headers: a launch calls it before it lets go of its lock,
+        so a journal at rest is committed to its last line."""
+        for stage in [name for name, st in self._cache.items() if st.unsynced]:
+            with self._locked(stage) as st:
+                if st.unsynced:
+                    fd = os.open(self._journal(stage, st.generation), os.O_WRONLY)
+                    try:
+                        os.fsync(fd)
+                        jfile.set_committed(fd, jfile.layout(st.generation, st.ident), st.offset)
+                    finally:
+                        os.close(fd)
+                    st.unsynced = False
 
     def compact(self, stage: str) -> None:
         """Fold the journal into a fresh snapshot now (writes do this by themselves)."""
@@ -290,9 +210,11 @@ class Store:
         finally:
             lock.release()
 
-    def _append(self, stage: str, st: _Stage, event: dict[str, Any]) -> None:
+    def _append(self, stage: str, st: _Stage, event: dict[str, Any],
+                durable: bool = True) -> None:
         """Write one event line, commit it with its newline, fsync, record the committed length
-        in the journal's header, then apply it."""
+        in the journal's header, then apply it (``durable=False``: neither of the last two; the
+        header may lag behind the file, never run ahead of what is on disk)."""
         line = json.dumps(event, ensure_ascii=False).encode("utf-8")
         journal = self._journal(stage, st.generation)
         try:  # never created here: the snapshot's write made it, so missing means lost
@@ -310,9 +232,11 @@ class Store:
             _write_all(fd, line)
             crash_point("jobs-json-write")
             _write_all(fd, b"\n")
-            os.fsync(fd)
-            jfile.set_committed(fd, jfile.layout(st.generation, st.ident),
-                                st.offset + len(line) + 1)
+            if durable:  # fsync covers earlier non-durable lines too: commit them with it
+                os.fsync(fd)
+                jfile.set_committed(fd, jfile.layout(st.generation, st.ident),
+                                    st.offset + len(line) + 1)
+            st.unsynced = not durable
         finally:
             os.close(fd)
         st.offset += len(line) + 1
@@ -327,7 +251,8 @@ class Store:
         generation = max([st.generation, *self._journal_generations(stage)]) + 1
         ident = os.urandom(8).hex()
         head = jfile.create(self._journal(stage, generation), generation, ident, self.mode)
-        payload = {"version": FORMAT_VERSION, "project": self.project, "journal": generation,
+        st.jobs = [rf.upgraded(r) for r in st.jobs]  # format-1 records: columns from now on
+        payload = {"version": rf.FORMAT_VERSION, "project": self.project, "journal": generation,
                    "journal_id": ident, "jobs": st.jobs}
         data = (json.dumps(payload, ensure_ascii=False) + "\n").encode("utf-8")
         _atomic.write_bytes(str(path), data, mode=self.mode, crash_label="jobs-snapshot-write")
@@ -336,7 +261,7 @@ class Store:
         st.snapshot_key = _key(os.stat(path))
         for gen in self._journal_generations(stage):  # folded in, or stale from a crash
             if gen != generation:
-                _unlink(self._journal(stage, gen))
+                self._journal(stage, gen).unlink(missing_ok=True)
 
     def _journal_generations(self, stage: str) -> list[int]:
         out = []
@@ -387,6 +312,11 @@ class Store:
             raise _damaged(path, str(exc)) from None
         if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
             raise _damaged(path, "not a jobs file (no 'jobs' list)")
+        version = data.get("version", 1)
+        if isinstance(version, int) and version > rf.FORMAT_VERSION:
+            raise StoreError(f"{path} has format version {version}, written by a newer version "
+                             f"of experiments (this one reads up to {rf.FORMAT_VERSION}); use "
+                             "that version for this project")
         generation = data.get("journal")
         if generation is not None and (not isinstance(generation, int) or generation < 1):
             raise _damaged(path, f"bad journal number {generation!r}")
@@ -459,17 +389,6 @@ def _apply(st: _Stage, event: Any, where: Path) -> None:
         raise _damaged(where, f"unknown event {str(event)[:80]}")
 
 
-def _detached(raw: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a cached record whose lists and dicts a caller may change without harm."""
-    out = dict(raw)
-    for key, value in raw.items():
-        if isinstance(value, list):
-            out[key] = [list(v) if isinstance(v, list) else v for v in value]
-        elif isinstance(value, dict):
-            out[key] = dict(value)
-    return out
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -480,13 +399,4 @@ def _key(stat: os.stat_result) -> tuple[int, int, int]:
     return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-
-
-def _damaged(path: Path, why: str) -> StoreError:
-    """Copy a damaged tracking file aside and say how to recover."""
-    return jfile.damaged(path, why)
+_damaged = jfile.damaged  # copy a damaged tracking file aside and say how to recover

@@ -9,6 +9,7 @@ failed, so a relaunch after ``cancel`` runs it again) and the metrics file.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 from ..model.artifact import Artifact
@@ -30,11 +31,19 @@ class RootOutcomes:
                  done: DoneIndex | None = None) -> None:
         self.root = root
         self._done = done or DoneIndex(root)
-        self._live = live_artifacts(records, live)
-        self._latest = latest_tasks(records)
+        self._records = records
         self._records_live = live
         self._failed: dict[str, bool] = {}
         self._metrics: dict[str, Mapping[str, Any]] = {}
+
+    @cached_property
+    def _live(self) -> dict[str, str]:
+        """Made when a sweep first asks (a status without sweeps never does)."""
+        return live_artifacts(self._records, self._records_live)
+
+    @cached_property
+    def _latest(self) -> dict[str, tuple[JobRecord, int]]:
+        return latest_tasks(self._records)
 
     def built(self, art: Artifact) -> bool:
         """Its done marker is there."""

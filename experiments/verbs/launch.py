@@ -430,7 +430,10 @@ def _launch_lock(session: Session) -> Iterator[LaunchLocks]:
     try:
         yield locks
     finally:
-        locks.release()  # the jobs' records name its snapshot now
+        try:
+            session.store.sync()  # job ids committed without an fsync each: durable from here
+        finally:
+            locks.release()  # the jobs' records name its snapshot now
 
 
 def reconcile(session: Session) -> list[str]:

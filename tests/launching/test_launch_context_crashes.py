@@ -9,6 +9,8 @@ A SIGKILL is played by an exception that no handler of the package catches.
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from experiments import Artifact, ArtifactSet, LocalExecutor, Task, _faults, ver
 from experiments.backends.fake import FakeBackend
 from experiments.session import Session
 from experiments.tracking.status import ArtifactState
+from experiments.tracking.store import RecordState, Store
 from tests.support.experiments import Down, Up
 
 
@@ -73,3 +76,54 @@ def test_crash_around_a_submission_then_relaunch(tmp_path: Path, crash_at: str,
         fake.finish(job_id)
     counts = {s.stage: s.counts for s in verbs.status(session).stages}
     assert counts == {s: {ArtifactState.BUILT: 2} for s in ("a", "b", "c")}
+
+
+def _power_cut(home: Path) -> None:
+    """What a power cut right after the launch leaves: each journal as far as its header says
+    is committed (fsynced); the lines written after the last fsync are gone."""
+    for journal in home.glob("projects/p/*/jobs.journal-*.jsonl"):
+        with open(journal, "rb") as fh:
+            committed = int(json.loads(fh.readline())["committed"])
+        os.truncate(journal, committed)
+
+
+def _committed_to_the_end(home: Path) -> bool:
+    journals = list(home.glob("projects/p/*/jobs.journal-*.jsonl"))
+    assert journals
+    for journal in journals:
+        with open(journal, "rb") as fh:
+            if int(json.loads(fh.readline())["committed"]) != journal.stat().st_size:
+                return False
+    return True
+
+
+def test_a_confirmation_lost_to_a_power_cut_is_found_again_by_name(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job id is committed without its own fsync (one fsync per submission: the intent's);
+    a power cut before the launch ends (before its ``sync``) can lose it: the intent stays, and
+    the next launch finds the job by name, submitting no twin."""
+    fake = FakeBackend()
+    session = _session(tmp_path, fake)
+    with monkeypatch.context() as m:
+        m.setattr(Store, "sync", lambda self: None)  # the power goes before the launch ends
+        verbs.launch(session)
+    _power_cut(session.store.home)
+    again = _session(tmp_path, fake)
+    lost = [r.name for r in again.records() if r.state is RecordState.SUBMITTING]
+    assert lost, "every confirmation was fsynced: the power cut lost nothing"
+    verbs.launch(again)
+    records = [r for r in again.records() if r.job_id]
+    owners = Counter(t[0] for r in records for t in r.tasks)
+    assert len(owners) == 6 and set(owners.values()) == {1}
+    assert {r.job_id for r in records} == set(fake.jobs) and len(fake.jobs) == 3
+    assert not [r for r in again.records() if r.state is RecordState.SUBMITTING]
+
+
+def test_a_finished_launch_leaves_every_journal_committed_to_its_last_line(
+        tmp_path: Path) -> None:
+    """What the launch did not fsync one by one, it fsyncs before it ends: a journal at rest
+    that lost its last line is an error (tests/reliability/test_journal_loss.py), not a power
+    cut."""
+    session = _session(tmp_path, FakeBackend())
+    verbs.launch(session)
+    assert _committed_to_the_end(session.store.home)

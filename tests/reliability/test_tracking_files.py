@@ -43,9 +43,10 @@ def test_add_update_records_round_trip(experiments_home: Path) -> None:
     assert [r.name for r in store.records("pretrain")] == ["b"]
     store.compact("pretrain")  # recent events live in the journal; fold them into jobs.json
     data = json.loads((experiments_home / "projects/proj/pretrain/jobs.json").read_text())
-    assert data["version"] == 1 and data["project"] == "proj"
-    assert data["jobs"][0]["tasks"] == [["id0", "Model/x=0-id0"], ["id1", "Model/x=1-id1"],
-                                        ["id2", "Model/x=2-id2"]]
+    assert data["version"] == 2 and data["project"] == "proj"
+    assert data["jobs"][0]["tasks"] == {"ids": ["id0", "id1", "id2"],  # columns (format 2)
+                                        "relpaths": ["Model/x=0-id0", "Model/x=1-id1",
+                                                     "Model/x=2-id2"]}
 
 
 def test_update_unknown_name_is_store_error(experiments_home: Path) -> None:

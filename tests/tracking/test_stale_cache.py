@@ -101,3 +101,43 @@ def test_a_damaged_cache_file_is_an_empty_cache(grid: tuple[str, Path, Pre, Fine
     finder.save()
     assert VerdictCache(cache, root).get(fine.relpath, "nope") == (False, None)
     assert '"format": 1' in cache.read_text()
+
+
+def _model(default: int) -> type[Artifact]:
+    """A class ``Model(i, n=default)``: the same name (and identity) whatever the default, as
+    editing the default in the experiment file keeps it."""
+
+    @dataclass(frozen=True)
+    class Model(Artifact):
+        i: int
+        n: int = default
+
+        def construct(self, builder: Task) -> None:
+            builder.run_command("true")
+
+    return Model
+
+
+def test_a_changed_default_wins_over_a_kept_verdict(tmp_path: Path) -> None:
+    root, cache = str(tmp_path / "art"), tmp_path / "cache.json"
+    old = _model(500)(i=1)  # type: ignore[call-arg]
+    _build(root, old, "m1", {})
+    finder = _finder(root, cache)
+    assert finder.reason(old) is None
+    finder.save()
+    new = _model(4000)(i=1)  # type: ignore[call-arg]
+    assert new.relpath == old.relpath  # the same built artifact, judged with today's default
+    assert "parameters differ" in (_finder(root, cache).reason(new) or "")
+
+
+def test_a_changed_code_snapshot_wins_over_a_kept_verdict(
+        grid: tuple[str, Path, Pre, Fine]) -> None:
+    root, cache, pre, _fine = grid
+    prov = {"format": 1, "build_id": "b1", "dependencies": {}, "code": {"snapshot": "s1"}}
+    _atomic.write_json(paths.meta_file(root, pre.relpath),
+                       {"params": encode_params(pre), "provenance": prov}, durable=False)
+    first = StaleFinder(root, code_id="s1", cache=VerdictCache(cache, root))
+    assert first.reason(pre) is None
+    first.save()
+    again = StaleFinder(root, code_id="s2", cache=VerdictCache(cache, root))
+    assert again.reason(pre) == "built from code snapshot s1; the code is now s2"
