@@ -28,7 +28,7 @@ from pathlib import Path
 from _common import REPO, WORK, machine, median, table
 
 sys.path.insert(0, str(REPO))
-from experiments.launching import specs  # noqa: E402
+from experiments.worker import specs  # noqa: E402
 from experiments.worker.bootstrap import worker_argv  # noqa: E402
 
 

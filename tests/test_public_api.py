@@ -65,7 +65,7 @@ def _imported_modules(argv: list[str]) -> tuple[int, set[str]]:
 def test_worker_imports_no_heavy_packages() -> None:
     code, mods = _imported_modules(["-m", "experiments.worker"])
     assert code == 2
-    assert {"experiments", "experiments.launching.specs", "experiments._atomic"} <= mods
+    assert {"experiments", "experiments.worker.specs", "experiments._atomic"} <= mods
     assert {m.split(".")[0] for m in mods} & HEAVY == set()
 
 

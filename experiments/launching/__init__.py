@@ -1,1 +1,1 @@
-"""Around a submission: the launch context, intents and records, task specs, code snapshots."""
+"""Around a submission: the launch context, intents and records, code snapshots, relays."""

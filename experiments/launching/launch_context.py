@@ -27,7 +27,7 @@ from ..plan import Group, Plan, PlannedTask
 from ..plan.overrides import Overrides
 from ..states import JobState
 from ..tracking.store import JobRecord, RecordState, Store
-from . import specs
+from ..worker import specs
 from .snapshots import Snapshot
 from .waits import SubmitWait
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DefinitionError
-from ..launching.specs import describe_step
+from ..worker.specs import describe_step
 
 _KW_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 

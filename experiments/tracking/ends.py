@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from ..launching import specs
+from ..worker import specs
 from .markers import DoneIndex
 from .status import Live, ended_entry
 from .store import JobRecord, Store

@@ -1,1 +1,1 @@
-"""What runs inside a job on the building machine: build, packs, locking, setup, provenance."""
+"""What runs inside a job on the building machine: task specs, build, packs, locks, provenance."""

@@ -19,8 +19,7 @@ import time
 
 from .. import _atomic, _proc, paths
 from ..errors import SpecError
-from ..launching import specs
-from . import code_guard, folders, provenance, slurm, task_setup, trust
+from . import code_guard, folders, provenance, slurm, specs, task_setup, trust
 from . import lock as locking
 from .common import (
     EARLY_FAILURE,

@@ -21,7 +21,7 @@ from . import slurm
 
 TYPE_CHECKING = False  # typing stays out of every task's start
 if TYPE_CHECKING:
-    from ..launching.specs import Checkpoint
+    from .specs import Checkpoint
 
 
 class WorkerState(str, enum.Enum):

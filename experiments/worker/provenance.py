@@ -36,7 +36,7 @@ TYPE_CHECKING = False  # the worker imports this module: keep typing out of ever
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..launching.specs import SpecHeader
+    from .specs import SpecHeader
 
 FORMAT = 1
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.launching import specs
+from experiments.worker import specs
 from experiments.worker.bootstrap import worker_argv
 from tests.support.cli import run_cli
 from tests.support.experiments import done_markers

@@ -9,7 +9,6 @@ import pytest
 
 from experiments import ArtifactSet, LocalExecutor
 from experiments.backends.fake import FakeBackend
-from experiments.launching import specs
 from experiments.launching.launch_context import (
     EventKind,
     LaunchContext,
@@ -20,6 +19,7 @@ from experiments.session import Session
 from experiments.tracking.status import Live
 from experiments.tracking.store import RecordState
 from experiments.verbs.planning import make_plan
+from experiments.worker import specs
 from tests.support.experiments import Down, Up
 
 

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from experiments import Artifact, ArtifactSet, DefinitionError, Task
-from experiments.launching import specs
 from experiments.model.identity import MAX_DEPTH, check_relpath, encode_params, encode_value
+from experiments.worker import specs
 from tests.support.hostile import HOSTILE
 
 # Executed here and in fresh interpreters: the same class must give the same relpath anywhere.

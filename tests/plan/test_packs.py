@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from experiments.errors import DefinitionError
-from experiments.launching import specs
 from experiments.plan import Group, Plan, PlannedTask
 from experiments.plan.lanes import Wait, Where, describe_arrays, layout_plan
 from experiments.plan.packs import PackFit, fit_pack, pack_count, smallest_fitting
 from experiments.resources import Resources, common_resources
+from experiments.worker import specs
 
 H = 3600
 

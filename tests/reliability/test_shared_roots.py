@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiments.launching import specs
+from experiments.worker import specs
 from tests.support.cli import run_cli
 from tests.support.experiments import done_markers
 

@@ -17,9 +17,9 @@ from typing import Any
 from experiments import Artifact, ArtifactSet, Executor, Task, paths
 from experiments._atomic import write_json
 from experiments.backends.fake import FakeBackend
-from experiments.launching import specs
 from experiments.session import Session
 from experiments.tracking.store import JobRecord
+from experiments.worker import specs
 
 
 class FakeExecutor(Executor):

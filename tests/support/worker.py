@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments import Task
-from experiments.launching import specs
 from experiments.model.task import step_to_dict
+from experiments.worker import specs
 
 REL = "Model/x=1-0123456789ab"
 WORKER_TIMEOUT_S = 30

@@ -14,10 +14,10 @@ import pytest
 from experiments import Artifact, ArtifactSet, LocalExecutor, Task, paths, verbs
 from experiments.backends.fake import FakeBackend
 from experiments.errors import ExperimentsError, SnapshotError
-from experiments.launching import specs
 from experiments.session import Session
 from experiments.tracking.staleness import params_reason
 from experiments.verbs.invalidate import matches, parse_where
+from experiments.worker import specs
 
 
 @dataclass(frozen=True)

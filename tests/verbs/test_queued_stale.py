@@ -15,10 +15,10 @@ import pytest
 from experiments import verbs
 from experiments.backends.fake import FakeBackend
 from experiments.cli import main as cli_main
-from experiments.launching import specs
 from experiments.states import JobState
 from experiments.verbs import queued_stale
 from experiments.verbs.queued_stale import QueuedStaleError
+from experiments.worker import specs
 from tests.support.truth_world import build, experiment, record, session
 
 

@@ -153,7 +153,7 @@ def test_a_failure_that_cannot_be_recorded_is_not_said_to_be(
     monkeypatch.setenv(base.EXIT_ZERO_ENV, "1")
     root = tmp_path / "A"
     Path(paths.status_file(str(root), "X/a")).mkdir(parents=True)  # cannot be written
-    from experiments.launching.specs import SpecHeader
+    from experiments.worker.specs import SpecHeader
 
     header = SpecHeader("p", "s", "j", str(root), str(tmp_path))
     build = Build(header, {"relpath": "X/a"}, "7_0")

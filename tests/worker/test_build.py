@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from experiments import Artifact
-from experiments.launching import specs
+from experiments.worker import specs
 from tests.support.hostile import HOSTILE_NO_NUL
 from tests.support.worker import REL, WORKER_TIMEOUT_S, Spec
 from tests.support.worker import builder as _builder

@@ -15,9 +15,9 @@ from experiments import Task
 from experiments.backends.slurm.sbatch_options import slurm_options
 from experiments.backends.slurm.script import render_script
 from experiments.errors import DefinitionError
-from experiments.launching import specs
 from experiments.model.task import step_to_dict
 from experiments.resources import common_resources
+from experiments.worker import specs
 
 REL = "Model/x=1-0123456789ab"
 # Signals its worker as Slurm would, then dies of the forwarded signal (exit 140: not built).

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from experiments import _proc, paths
-from experiments.launching import specs
 from experiments.worker import build as worker
 from experiments.worker import common as worker_base
+from experiments.worker import specs
 
 
 def test_ordinary_failures_exit_0_only_when_the_backend_asks(

@@ -12,9 +12,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from experiments.launching import specs
 from experiments.model.task import Task, step_to_dict
 from experiments.tracking import logfiles as logs
+from experiments.worker import specs
 from tests.support.worker import WORKER_TIMEOUT_S
 from tests.support.worker import wait_for as _wait_for
 from tests.support.worker import worker_env as _env

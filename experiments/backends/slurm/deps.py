@@ -20,9 +20,9 @@ from collections.abc import Mapping, Sequence
 
 from ... import _atomic, paths
 from ...errors import SchedulerQueryError
-from ...launching import specs
 from ...states import JobState, TaskKey, TaskStatus
 from ...tracking.store import JobRecord
+from ...worker import specs
 from ...worker.common import record_dependency_failed
 from .client import SlurmClient
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from experiments import paths
 from experiments.backends.slurm import deps
-from experiments.launching import specs
 from experiments.states import JobState, TaskKey, TaskStatus
 from experiments.tracking.store import JobRecord
+from experiments.worker import specs
 
 
 class _Client:

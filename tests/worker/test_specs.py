@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from experiments.errors import SpecError
-from experiments.launching import specs
+from experiments.worker import specs
 
 N = 50_000
 HEADER = specs.SpecHeader("p", "s", "j", "/art", "/code")
