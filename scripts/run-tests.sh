@@ -48,7 +48,8 @@ if (($#)); then exec "${PYTEST[@]}" --durations=25 "$@"; fi
 #   - the scenarios that wait for Slurm's clocks (marker long_wait: real time limits, requeues;
 #     ~12 minutes one after the other), in two halves on clusters of their own: the files of
 #     LONG_WAIT_A on slot 9 (tests/support/slurm_cluster.py), every other one on slot 10.
-LONG_WAIT_A=(tests/e2e/test_slurm_ops.py tests/e2e/test_trust.py tests/e2e/test_max_running.py)
+LONG_WAIT_A=(tests/e2e/test_slurm_ops.py tests/e2e/test_trust.py tests/e2e/test_max_running.py
+             tests/e2e/test_sweep_slurm.py)
 
 # Slot $1's default test cluster (the fixtures' cluster_env), started; prints its slurm.conf.
 slot_cluster() {
