@@ -146,23 +146,29 @@ def _pdeathsig_prefix() -> list[str]:
     return _SETPRIV[0]
 
 
-def _capture(argv: Sequence[str], timeout_s: float, env: Mapping[str, str] | None = None,
-             input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    """Run ``argv`` with its output captured as bytes; the checks both ``run`` forms share."""
+def _command(argv: Sequence[str], env: Mapping[str, str] | None
+             ) -> tuple[list[str], Callable[[], None] | None, dict[str, str] | None]:
+    """The command line, ``preexec_fn`` and environment that start ``argv`` so it dies with
+    this process: behind ``setpriv`` where it works (Python can then ``vfork``), else with a
+    ``preexec_fn`` (a full fork)."""
     if isinstance(argv, str):  # a shell string would be a bug in our code
         raise TypeError("run() takes an argument list, not a string")
     full_env = None if env is None else {**os.environ, **env}
-    cmd, preexec = list(argv), None
     prefix = _pdeathsig_prefix()
-    if prefix:  # the program is looked up here, so a missing one fails as it did without
-        import shutil
+    if not prefix:
+        return list(argv), _die_with_parent(), full_env
+    import shutil  # the program is looked up here, so a missing one fails as it did without
 
-        program = shutil.which(cmd[0], path=(full_env or os.environ).get("PATH"))
-        if program is None:
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), cmd[0])
-        cmd = [*prefix, program, *cmd[1:]]
-    else:
-        preexec = _die_with_parent()
+    program = shutil.which(argv[0], path=(full_env or os.environ).get("PATH"))
+    if program is None:
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
+    return [*prefix, program, *argv[1:]], None, full_env
+
+
+def _capture(argv: Sequence[str], timeout_s: float, env: Mapping[str, str] | None = None,
+             input_bytes: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` with its output captured as bytes; the checks both ``run`` forms share."""
+    cmd, preexec, full_env = _command(argv, env)
     try:
         return subprocess.run(
             cmd, capture_output=True, timeout=timeout_s, env=full_env, input=input_bytes,
@@ -200,10 +206,9 @@ def run_watched(argv: Sequence[str], *, tick: Callable[[float, str], None],
 
     if isinstance(argv, str):
         raise TypeError("run_watched() takes an argument list, not a string")
-    popen = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             stdin=subprocess.DEVNULL,
-                             env=None if env is None else {**os.environ, **env},
-                             preexec_fn=_die_with_parent())
+    cmd, preexec, full_env = _command(argv, env)
+    popen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             stdin=subprocess.DEVNULL, env=full_env, preexec_fn=preexec)
     chunks: dict[str, list[bytes]] = {"out": [], "err": []}
     readers = [threading.Thread(target=_drain, args=(pipe, chunks[key]), daemon=True)
                for key, pipe in (("out", popen.stdout), ("err", popen.stderr))]
@@ -211,24 +216,55 @@ def run_watched(argv: Sequence[str], *, tick: Callable[[float, str], None],
         reader.start()
     start = time.monotonic()
     deadline, next_tick = start + timeout_s, start + first_s
-    while popen.poll() is None:
-        now = time.monotonic()
-        if now >= deadline:
-            popen.kill()
-            popen.wait()
-            raise ProcTimeout(argv, timeout_s)
-        if now >= next_tick:
-            tick(now - start, b"".join(chunks["err"]).decode("utf-8", "replace"))
-            next_tick += every_s
-        try:
-            popen.wait(timeout=max(0.01, min(deadline, next_tick) - now))
-        except subprocess.TimeoutExpired:
-            pass
+    with _ExitWatch(popen) as exited:
+        while popen.poll() is None:
+            now = time.monotonic()
+            if now >= deadline:
+                popen.kill()
+                popen.wait()
+                raise ProcTimeout(argv, timeout_s)
+            if now >= next_tick:
+                tick(now - start, b"".join(chunks["err"]).decode("utf-8", "replace"))
+                next_tick += every_s
+            exited.wait(max(0.01, min(deadline, next_tick) - now))
     for reader in readers:
         reader.join()
     return ProcResult(tuple(argv), popen.returncode,
                       b"".join(chunks["out"]).decode("utf-8", "replace"),
                       b"".join(chunks["err"]).decode("utf-8", "replace"))
+
+
+class _ExitWatch:
+    """Waits for a child to exit, woken the moment it does: a pidfd (Linux 5.3+) polled
+    with a timeout, where ``Popen.wait(timeout)`` sleeps in growing steps (a 5 ms sbatch
+    was seen after up to 8 ms more); that wait where no pidfd can be had."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.fd: int | None = None
+
+    def __enter__(self) -> _ExitWatch:
+        try:
+            self.fd = os.pidfd_open(self.popen.pid)
+        except (AttributeError, OSError):  # an older Python or kernel
+            self.fd = None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+    def wait(self, seconds: float) -> None:
+        """Return once the child has exited or ``seconds`` have passed (it is not reaped)."""
+        if self.fd is not None:
+            import select
+
+            select.select([self.fd], [], [], seconds)
+            return
+        try:
+            self.popen.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _drain(pipe: IO[bytes] | None, into: list[bytes]) -> None:

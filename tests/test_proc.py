@@ -18,14 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal: Linux")
-def test_a_command_dies_with_the_process_that_ran_it(tmp_path: Path) -> None:
-    """A launcher killed while `sbatch` runs must not leave it running (it could still submit)."""
+@pytest.mark.parametrize("call", ["run", "run_watched"])
+def test_a_command_dies_with_the_process_that_ran_it(tmp_path: Path, call: str) -> None:
+    """A launcher killed while `sbatch` runs must not leave it running (it could still submit);
+    ``run_watched`` is how a launch runs sbatch."""
     marker = tmp_path / "child.pid"
+    extra = ", tick=lambda s, err: None" if call == "run_watched" else ""
     script = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(REPO)!r})
         from experiments import _proc
-        _proc.run(["bash", "-c", "echo $$ > {marker}; exec sleep 60"], timeout_s=120)
+        _proc.{call}(["bash", "-c", "echo $$ > {marker}; exec sleep 60"], timeout_s=120{extra})
     """)
     parent = subprocess.Popen([sys.executable, "-c", script])
     try:
@@ -64,3 +67,24 @@ def test_the_environment_path_finds_the_program(tmp_path: Path) -> None:
     tool.chmod(0o755)
     done = _proc.run(["exp-tool-14", "a b"], env={"PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert done.ok and done.stdout == "wrapped a b\n"
+
+
+@pytest.mark.skipif(not _proc._pdeathsig_prefix(), reason="setpriv --pdeathsig is unusable here")
+def test_a_watched_command_starts_without_a_fork_of_the_launcher(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``preexec_fn`` makes Python fork the whole launcher (0.3-0.5 s per sbatch with a
+    million-artifact plan in memory): sbatch, watched, starts behind setpriv instead, so
+    Python can vfork; and it is seen the moment it exits, not a sleep step later."""
+    seen: list[dict[str, object]] = []
+    real = subprocess.Popen
+
+    class Recording(real):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            seen.append(dict(kwargs, argv=args[0]))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", Recording)
+    done = _proc.run_watched(["echo", "hi"], tick=lambda s, err: None)
+    assert done.ok and done.stdout == "hi\n"
+    assert seen and seen[0]["preexec_fn"] is None
+    assert list(seen[0]["argv"])[:1] == _proc._pdeathsig_prefix()[:1]  # type: ignore[call-overload]

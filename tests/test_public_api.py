@@ -89,3 +89,23 @@ def test_every_worker_module_needs_only_the_standard_library(module: str) -> Non
     loaded = {m.split(".")[0] for m in res.stdout.split()}
     assert name in res.stdout.split()
     assert loaded - set(sys.stdlib_module_names) - {"experiments", "__main__"} == set()
+
+
+def test_a_verb_loads_only_its_own_modules() -> None:
+    """``experiments.verbs`` loads each verb when first asked for (a drylaunch need not import
+    wait, accept or the results table); a module named like its verb is bound as the verb, as
+    when the package imported every verb at once."""
+    code = ("import sys; import experiments.verbs.launch as m; "
+            "print(' '.join(sorted(n for n in sys.modules if n.startswith('experiments.verbs.'))));"
+            "from experiments import verbs; import experiments.verbs.wait; "
+            "print(callable(m), callable(verbs.launch), callable(verbs.wait), "
+            "verbs.gc_snapshots.__module__)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    first, second = res.stdout.splitlines()
+    loaded = set(first.split())
+    assert "experiments.verbs.launch" in loaded
+    assert not loaded & {"experiments.verbs.accept", "experiments.verbs.results",
+                         "experiments.verbs.invalidate", "experiments.verbs.inspect",
+                         "experiments.verbs.wait"}
+    assert second.split() == ["True", "True", "True", "experiments.verbs.code_snapshots"]

@@ -1,4 +1,4 @@
-"""``launch`` and ``drylaunch``: the commands, ``--detach``, the progress bar, and what they
+"""``launch`` and ``drylaunch``: the commands, ``--detach`` and what they
 print (the plan, the arrays, the jobs launched, the cost, the escalations, the JSON, the waits
 while Slurm is slow to accept a job).
 
@@ -19,11 +19,10 @@ import click
 
 from . import context, render
 from .context import CliState, UsageProblem, complete_stages
+from .launch_bar import LazyBar, progress_printer
 from .options import common
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
-
     from ..errors import LaunchIncomplete
     from ..launching.launch_context import LaunchEvent
     from ..launching.waits import SubmitWait
@@ -97,8 +96,8 @@ def launch(state: CliState, /, stages: tuple[str, ...], with_deps: bool,
         request = _asking(request)
     if as_json:
         return _launch_as_json(request)
-    with progress_bar() as bar:
-        progress = _progress_printer(bar)
+    with LazyBar() as bar:
+        progress = progress_printer(bar, print_waiting)
         if os.environ.get(_detach_env()):
             progress = _announcing(progress)
         result = request(progress=progress)
@@ -154,26 +153,6 @@ def _detach_env() -> str:
     from ..backends.local import detach
 
     return detach.ENV
-
-
-def _progress_printer(bar: Progress) -> Progressor:
-    """Launch events onto the progress bar; Slurm's slow submissions as lines above it."""
-    from ..launching.launch_context import EventKind
-
-    handle: dict[str, Any] = {}
-
-    def progress(event: LaunchEvent) -> None:
-        if event.kind is EventKind.START:
-            handle["id"] = bar.add_task("build", total=event.total, failed=0)
-            handle["failed"] = 0
-        elif event.kind is EventKind.WAITING:
-            print_waiting(event)
-        elif event.kind is EventKind.TASK_ENDED and "id" in handle:
-            if event.state is not None and event.state.value != "completed":
-                handle["failed"] += 1
-            bar.update(handle["id"], advance=1, failed=handle["failed"])
-
-    return progress
 
 
 def _announcing(progress: Progressor) -> Progressor:
@@ -430,21 +409,6 @@ def incomplete_json(exc: LaunchIncomplete) -> dict[str, object]:
             "queued": [{"job_id": job, "stage": stage, "tier": tier, "artifacts": n}
                        for job, stage, tier, n in exc.queued],
             "missing": exc.missing, "message": str(exc)}
-
-
-def progress_bar() -> Progress:
-    """The launch's progress bar (rich.progress is imported here: only launch shows one)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(),
-                    console=render.out(), transient=False)
 
 
 # -- while Slurm is slow to accept a job ---------------------------------------------------

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from .. import _gc
 from ..backends.base import Backend, Description, LaysOutArrays
 from ..errors import ExperimentsError, SchedulerQueryError, SubmissionError
 from ..launching import relay_probe
@@ -94,6 +95,7 @@ class LaunchResult:
     ahead: JobRecord | None = None  # a relay's successor, queued before its wave
 
 
+@_gc.thawed_after()  # planning froze the plan: see verbs.planning.prologue
 def drylaunch(session: Session, stages: Sequence[str] | None = None, *,
               with_deps: bool = False, validate: bool = False,
               overrides: Overrides | None = None,
@@ -189,6 +191,7 @@ def _layout(backend: Backend, plan: Plan, records: Sequence[JobRecord]
     return list(arrays), list(said), list(problems)
 
 
+@_gc.thawed_after()  # planning froze the plan: see verbs.planning.prologue
 def launch(session: Session, stages: Sequence[str] | None = None, *,
            with_deps: bool = False, progress: Progress | None = None,
            max_running: int | None = None,

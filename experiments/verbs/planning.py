@@ -185,9 +185,12 @@ def prologue(session: Session, stages: Sequence[str] | None, *, with_deps: bool 
     before anything is submitted. The cyclic collector is paused throughout (see
     :mod:`experiments._gc`): at a million artifacts its passes over the growing heap cost a
     tenth of the planning; reference counting frees what is made here meanwhile, and the
-    collector runs again afterwards (also after an error).
+    collector runs again afterwards (also after an error). What exists when planning ends is
+    frozen (``gc.freeze``): the passes that follow (laying out, writing specs, submitting)
+    leave the plan alone; the verbs give it back to the collector when they return
+    (:func:`experiments._gc.thawed_after`).
     """
-    with _gc.paused():
+    with _gc.paused(freeze=True):
         return _prologue(session, stages, with_deps=with_deps, overrides=overrides,
                          rebuild_stale=rebuild_stale, retry_failed=retry_failed,
                          launching=launching, replace_queued=replace_queued)

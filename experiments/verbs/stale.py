@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from .. import paths
@@ -46,9 +47,11 @@ def find_stale(session: Session, stages: Sequence[str] | None = None,
 
     ``done`` answers "built?" with one listing per folder (``status`` shares its own)."""
     ex = session.experiment
+    found, warnings = finder(session, done)
+    if _empty(ex.artifact_path):  # nothing built yet (a grid's first launch): nothing stale
+        return [], warnings
     selected = session.selected(stages)
     roots: list[Artifact] = [a for s in selected for a in ex.stages[s]]
-    found, warnings = finder(session, done)
     owner: dict[str, str] | None = None  # made only when something is stale
     out: list[Stale] = []
     built = found.built
@@ -59,6 +62,18 @@ def find_stale(session: Session, stages: Sequence[str] | None = None,
             out.append(Stale(art.artifact_id, art.relpath, owner.get(art.artifact_id, ""), why))
     found.save()
     return out, warnings
+
+
+def _empty(root: str) -> bool:
+    """Whether the artifact root holds nothing at all (missing counts as empty): then no
+    artifact has a folder, let alone a done marker, and a million need not be asked."""
+    try:
+        with os.scandir(root) as entries:
+            return next(entries, None) is None
+    except FileNotFoundError:
+        return True
+    except OSError:  # not a folder, not readable: ask each artifact, as before
+        return False
 
 
 def _each_once(roots: list[Artifact], with_deps: bool) -> list[Artifact]:

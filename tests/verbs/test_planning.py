@@ -141,3 +141,24 @@ def test_launch_records_ends_it_sees_before_planning_drylaunch_does_not(
     assert not session.store.all_records()[0].ended  # drylaunch records nothing
     prologue(session, None, launching=True)
     assert "0" in next(r for r in session.store.all_records() if r.name == first.name).ended
+
+
+def test_planning_leaves_the_plan_out_of_the_collectors_passes_until_the_verb_returns(
+        session: Session) -> None:
+    """What exists when planning ends is frozen (the collector's passes while laying out and
+    submitting a million tasks would walk it again and again); drylaunch and launch give it
+    back to the collector when they return, also after an error."""
+    import gc
+
+    gc.unfreeze()
+    prologue(session, None)
+    assert gc.get_freeze_count() > 0 and gc.isenabled()
+    gc.unfreeze()
+    verbs.drylaunch(session)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    verbs.launch(session)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    _fake(session).unreachable = True
+    with pytest.raises(SchedulerQueryError):
+        verbs.launch(session)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()

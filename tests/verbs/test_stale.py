@@ -92,3 +92,20 @@ def test_a_dependency_reached_many_ways_is_judged_and_named_once(tmp_path: Path)
     only, _ = find_stale(session, ["b", "a"], with_deps=False)
     assert sorted(s.relpath for s in only) == sorted(
         [Fine(base=Pre(lr=0.1)).relpath, Other(base=Pre(lr=0.1)).relpath])
+
+
+def test_an_empty_artifact_root_asks_no_artifact(tmp_path: Path) -> None:
+    """Nothing built yet (a grid's first launch, the root missing or empty): nothing is stale,
+    and no artifact's folder is looked up (a million would be); one folder there and each is
+    asked again."""
+    pre = ArtifactSet.from_product(cls=Pre, params={"lr": [0.1, 0.2]})
+    ex = FakeExecutor(project="st", artifact_path=str(tmp_path / "a"), code_path=str(tmp_path))
+    ex.stage("pre", pre)
+    session = Session.open(ex)
+    assert find_stale(session, ["pre"]) == ([], [])  # no root at all
+    (tmp_path / "a").mkdir()
+    assert find_stale(session, ["pre"]) == ([], [])  # an empty root
+    assert all("_exp_relpath" not in a.__dict__ for a in pre)
+    old = list(pre)[0]
+    _built(session.experiment.artifact_path, old, {"lr": 0.5})
+    assert [s.relpath for s in find_stale(session, ["pre"])[0]] == [old.relpath]

@@ -119,6 +119,7 @@ class SlurmLayout:
         self.site = site
         self._fits: dict[int, tuple[Group, PackFit]] = {}  # the last layout's pack per group
         self.check_above = check_above  # launches this small skip reading the limits
+        self._last: tuple[Plan, dict[str, Where], Arrays] | None = None  # the last layout
 
     def notes(self, plan: Plan, records: Sequence[JobRecord]
               ) -> tuple[list[ArrayLayout], list[str], list[str]]:
@@ -135,9 +136,18 @@ class SlurmLayout:
         """Each group's pack (its ``pack`` under MaxTime) and the arrays; when their tasks
         would exceed the user's remaining submit allowance, the smallest larger pack that fits
         (:func:`fit_packs`). Remembered, so ``drylaunch --validate`` checks the packed arrays
-        that ``launch`` would submit (:meth:`fit_of`)."""
-        got = self._arrays_for(plan, records)
+        that ``launch`` would submit (:meth:`fit_of`).
+
+        Laid out once per plan: asked again about the same plan object with the same live
+        places (a launch checks the allowance, then submits), the last layout is returned as
+        it was (a million tasks take seconds to lay out; the allowance read moments ago)."""
+        live = live_places(plan, records)
+        last = self._last
+        if last is not None and last[0] is plan and last[1] == live:
+            return last[2]
+        got = self._arrays_for(plan, live)
         self._fits = {id(g): (g, f) for g, f in zip(plan.groups, got.fits, strict=True)}
+        self._last = (plan, live, got)
         return got
 
     def fit_of(self, group: Group) -> PackFit:
@@ -147,8 +157,8 @@ class SlurmLayout:
         return found[1] if found is not None and found[0] is group else self.pack_fit(
             group.resources)
 
-    def _arrays_for(self, plan: Plan, records: Sequence[JobRecord]) -> Arrays:
-        live, size = live_places(plan, records), self.client.max_array_size()
+    def _arrays_for(self, plan: Plan, live: Mapping[str, Where]) -> Arrays:
+        size = self.client.max_array_size()
 
         def lay(fits: Sequence[PackFit]) -> list[ArrayLayout]:
             return layout_plan(plan, size, live, max_lanes=self.max_lanes,

@@ -58,9 +58,10 @@ class Pre(Artifact):
         builder.run_command("true")
 
 
-def _session(tmp_path: Path, n: int, client: AnsweringClient) -> Session:
+def _session(tmp_path: Path, n: int, client: AnsweringClient,
+             snapshot_code: bool = True) -> Session:
     ex = SlurmExecutor(project="toomany", artifact_path=str(tmp_path / "out"),
-                       code_path=str(tmp_path))
+                       code_path=str(tmp_path), snapshot_code=snapshot_code)
     ex.stage("pretrain", ArtifactSet.from_product(cls=Pre, params={"lr": list(range(n))}))
     backend = SlurmBackend(settings.load(), client)
     return Session.open(ex, backend="slurm", instances={"slurm": backend})
@@ -93,3 +94,26 @@ def test_cancel_stops_every_job_with_one_scancel(tmp_path: Path) -> None:
     scancel = [argv for argv in client.argvs if argv[0] == "scancel"]
     assert scancel[0][1:] == ["100", "101", "102"]
     assert all((spec / paths.CANCEL_REQUESTED).exists() for spec in specs)
+
+
+def test_a_launch_lays_out_its_arrays_once(tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allowance check before the waves and the submission share one layout (a million
+    tasks take seconds to lay out); a drylaunch too. Another plan is laid out anew."""
+    from experiments.backends.slurm import layout as slurm_layout
+
+    calls: list[int] = []
+    real = slurm_layout.layout_plan
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(slurm_layout, "layout_plan", counted)
+    client = AnsweringClient(tmp_path / "no-such-slurm.conf")
+    session = _session(tmp_path, 250, client, snapshot_code=False)  # relays could run
+    with pytest.raises(SubmissionError, match="MaxJobCount=200"):
+        verbs.launch(session)  # planned, allowance checked, refused before any sbatch
+    assert len(calls) == 1
+    dry = verbs.drylaunch(session)
+    assert len(calls) == 2 and sum(a.task_count for a in dry.arrays) == 250
