@@ -28,6 +28,7 @@ from experiments.resources import Resources, common_resources
 from experiments.session import Session
 from experiments.states import JobState, TaskKey, TaskStatus
 from experiments.tracking.store import JobRecord
+from tests.support.experiments import Down, Up
 
 ACCEPT = 'echo "sbatch: Job 7 to start at 2026-12-07T04:00:00 using 1 processors" >&2\n'
 REFUSE = ('echo "sbatch: error: fetch_config: DNS SRV lookup failed" >&2\n'
@@ -138,22 +139,6 @@ def test_verdicts_are_kept_per_cluster_and_a_damaged_or_foreign_cache_is_ignored
 
 
 # -- launch honours the verdict ---------------------------------------------------------------
-@dataclass(frozen=True)
-class Up(Artifact):
-    i: int
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
-@dataclass(frozen=True)
-class Down(Artifact):
-    up: Up
-
-    def construct(self, builder: Task) -> None:
-        builder.run_command("true")
-
-
 class LimitedFake(FakeBackend):
     """FakeBackend with relays and a submit allowance Slurm's way: a job past it is refused."""
 
