@@ -22,7 +22,7 @@ from .._faults import crash_point
 from ..config.settings import Config
 from ..errors import LaunchStopped
 from ..experiment import Experiment
-from ..model.task import step_to_dict
+from ..model.identity import encode_params
 from ..plan import Group, Plan, PlannedTask
 from ..plan.overrides import Overrides
 from ..states import JobState
@@ -254,9 +254,12 @@ def _git(snapshot: Snapshot) -> dict[str, Any] | None:
 
 
 def _task_json(task: PlannedTask) -> dict[str, Any]:
+    """A task's line of its spec (read by worker/specs.py). The steps' own field dicts are
+    given to the encoder as they are (only read, never kept): a million copies saved."""
+    art = task.artifact
     return {"id": task.artifact_id, "relpath": task.relpath, "class": task.class_name,
-            "params": task.params, "deps": list(task.dep_relpaths),
-            "steps": [step_to_dict(s) for s in task.steps]}
+            "params": {} if art is None else encode_params(art),
+            "deps": list(task.dep_relpaths), "steps": [vars(s) for s in task.steps]}
 
 
 def pending_intents(store: Store) -> list[JobRecord]:

@@ -373,14 +373,21 @@ def encode_params(obj: Any) -> dict[str, Any]:
     names = _all_fields.get(type(obj))
     if names is None:
         names = _all_fields[type(obj)] = tuple(f.name for f in dataclasses.fields(obj))
-    return {name: _jsonable(getattr(obj, name)) for name in names}
+    out = {}
+    for name in names:
+        value = getattr(obj, name)
+        out[name] = value if type(value) in _AS_IS else _jsonable(value)
+    return out
 
 
 _all_fields: dict[type, tuple[str, ...]] = {}
+_AS_IS = frozenset({str, int, bool, type(None)})  # exact types only: subclasses go the long way
 
 
 def _jsonable(value: Any) -> Any:
     """The JSON form of a checked value: the same for a NumPy value as for its plain one."""
+    if type(value) in _AS_IS:  # the common plain values are their own JSON form
+        return value
     value = to_plain(value)
     if value is None or isinstance(value, bool):
         return value

@@ -112,14 +112,20 @@ def layout_plan(plan: Plan, max_array_size: int, live: Mapping[str, Where] | Non
         raise ValueError("max_array_size must be at least 1")
     where: dict[str, Where] = dict(live or {})
     out: list[ArrayLayout] = []
+    # Nothing in the plan's last tier has a dependent in the plan (a task's tier is above all
+    # of its dependencies'): its places are not kept (a million Where objects saved at 1M).
+    top = [tier_no == len(plan.tiers) - 1 for tier_no, tier in enumerate(plan.tiers)
+           for _group in tier]
     for group_no, group in enumerate(plan.groups):
         pack = packs[group_no] if packs is not None else 1
         for tasks, indices, wait, upstream in layout_group(group, where, max_array_size,
                                                            max_lanes, pack):
             arr = ArrayLayout(len(out), group_no, group, tasks, indices, wait, upstream, pack)
             out.append(arr)
-            for t, i in zip(tasks, indices, strict=True):
-                where[t.artifact_id] = Where(arr.ref, i, pack > 1)
+            if not top[group_no]:
+                ref, packed = arr.ref, pack > 1
+                for t, i in zip(tasks, indices, strict=True):
+                    where[t.artifact_id] = Where(ref, i, packed)
     return out
 
 

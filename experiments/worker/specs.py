@@ -233,9 +233,15 @@ def write_spec(directory: str, header: SpecHeader, tasks: Iterable[dict[str, Any
     """Write a spec directory; returns the number of tasks."""
     os.makedirs(directory, exist_ok=True)
     encode = _line_encoder()
-    lines = [(encode(task) + "\n").encode() for task in tasks]
-    offsets = list(accumulate(map(len, lines), initial=0))
-    _atomic.write_bytes(os.path.join(directory, SPEC_TASKS), b"".join(lines), durable=False)
+    lines = [encode(task) + "\n" for task in tasks]
+    text = "".join(lines)
+    if text.isascii():  # the common case: one encode for the file, a character is a byte
+        data, sizes = text.encode("ascii"), map(len, lines)
+    else:
+        encoded = [line.encode() for line in lines]
+        data, sizes = b"".join(encoded), map(len, encoded)
+    offsets = list(accumulate(sizes, initial=0))
+    _atomic.write_bytes(os.path.join(directory, SPEC_TASKS), data, durable=False)
     _atomic.write_bytes(os.path.join(directory, SPEC_INDEX),
                         struct.pack(f"<{len(offsets)}Q", *offsets), durable=False)
     _atomic.write_json(os.path.join(directory, HEADER), header.to_json(), durable=False)

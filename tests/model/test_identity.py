@@ -617,3 +617,14 @@ def test_keys_of_unkeyed_dependencies_one_or_more_levels_down_are_the_canonical_
     fresh = Anything(value=[Anything(value=Model(lr=0.5)), Model(lr=0.25)])
     assert fresh._experiments_key() == top._experiments_key()
     assert fresh.artifact_id == top.artifact_id and fresh.relpath == top.relpath
+
+
+@pytest.mark.parametrize(("value", "written"), [
+    ("s", "s"), (7, 7), (True, True), (None, None), (Shout("s"), "s"), (Level.LOW, "Level.LOW"),
+    (np.int64(3), 3), (-0.0, 0.0)])
+def test_a_field_is_written_as_its_plain_json_whatever_its_type(value: Any, written: Any) -> None:
+    """Plain str/int/bool/None fields are written as they are; subclasses of them (a str whose
+    ``__str__`` lies, an IntEnum) and NumPy values still go through the full conversion."""
+    params = encode_params(Anything(value=value))
+    assert params == {"value": written}
+    assert type(params["value"]) is type(written)

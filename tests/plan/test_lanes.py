@@ -50,6 +50,18 @@ def test_one_to_one_dependents_wait_for_their_own_counterpart() -> None:
     assert down.dense
 
 
+def test_a_chain_of_three_tiers_waits_counterpart_by_counterpart_at_every_step() -> None:
+    """Places of every tier but the last are kept for the tier above (the last tier's are not
+    needed: nothing in the plan depends on them)."""
+    plan = _plan([("pre", _ups(3))], [("mid", [_task(f"m{i}", [f"u{i}"]) for i in range(3)])],
+                 [("top", [_task(f"t{i}", [f"m{i}"]) for i in (1, 0, 2)])])
+    up, mid, top = layout_plan(plan, 100)
+    assert up.wait is Wait.NONE
+    assert mid.wait is Wait.CORR and mid.upstream == ("@0",) and mid.indices == (0, 1, 2)
+    assert top.wait is Wait.CORR and top.upstream == ("@1",)
+    assert _names(top) == ["t0", "t1", "t2"] and top.indices == (0, 1, 2)
+
+
 def test_join_product_gives_one_lane_per_joined_value() -> None:
     fine = [_task(f"d{i}{v}", [f"u{i}"]) for i in range(3) for v in "ab"]
     arrays = layout_plan(_plan([("pre", _ups(3))], [("fine", fine)]), 100)

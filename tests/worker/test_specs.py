@@ -61,6 +61,19 @@ def test_empty_spec(tmp_path: Path) -> None:
         specs.read_task(str(tmp_path / "e"), 0)
 
 
+@pytest.mark.parametrize("note", ["plain", "é"], ids=["ascii", "utf-8"])
+def test_lines_are_compact_json_at_their_indexed_offsets(tmp_path: Path, note: str) -> None:
+    """An all-ASCII spec (encoded in one piece) and a UTF-8 one (line by line) hold the same
+    bytes a line-by-line ``json.dumps`` gives, and the index finds every line."""
+    tasks = [{"id": f"{i:012x}", "relpath": f"M/i={i}", "note": note * i,
+              "params": {"x": i, "s": "a\nb"}} for i in range(5)]
+    specs.write_spec(str(tmp_path), HEADER, iter(tasks))
+    lines = [json.dumps(t, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+             for t in tasks]
+    assert (tmp_path / "tasks.jsonl").read_bytes() == b"".join(lines)
+    assert [specs.read_task(str(tmp_path), i) for i in range(5)] == tasks
+
+
 # -- the header: typed, versioned ---------------------------------------------------------------
 FULL = specs.SpecHeader(
     "p", "s", "j", "/art", "/snap/tree", umask=0o027,
