@@ -49,6 +49,16 @@ class Resources:
         """``k=v k=v`` of the requirements, for plans and messages."""
         return " ".join(f"{k}={v}" for k, v in self.requirements) or "(no requirements)"
 
+    def option_words(self) -> list[str]:
+        """The backend's options as command-line words (``--name=value`` or ``--name``)."""
+        return [option_word(o) for o in self.options]
+
+
+def option_word(option: tuple[str, str | None]) -> str:
+    """``--name=value`` (or ``--name``), unquoted: an option as a person would type it."""
+    name, value = option
+    return f"--{name}" if value is None else f"--{name}={value}"
+
 
 # -- the framework's own keys, and requirement checks every backend shares ---------------------
 THROTTLE_KEY = "max_parallel"

@@ -30,7 +30,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from .. import _atomic
 from ..errors import SchedulerQueryError, SubmissionError
-from ..resources import Resources
 from ..states import TaskKey, TaskStatus
 from ..tracking.store import JobRecord
 from .relay import INHERITED, SubmitsRelays
@@ -153,11 +152,6 @@ def probe_script(folder: Path, test_args: Sequence[str]) -> str:
     ])
 
 
-def _options(resources: Resources) -> list[str]:
-    """The options for ``resources`` that a relay is submitted with."""
-    return [f"--{k}" if v is None else f"--{k}={v}" for k, v in resources.options]
-
-
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -184,7 +178,7 @@ def probe(backend: ProbesNodes, like: Mapping[str, Any], project: str, home: Pat
         resources = backend.relay_resources({k: like[k] for k in INHERITED if k in like})
         (folder / "nothing.sh").write_text("#!/bin/bash\ntrue\n", encoding="utf-8")
         script = folder / "probe.sh"
-        script.write_text(probe_script(folder, _options(resources)), encoding="utf-8")
+        script.write_text(probe_script(folder, resources.option_words()), encoding="utf-8")
         name = f"{project[:40]}.relay-probe.{folder.name[-8:]}"
         try:
             job_id = backend.submit_relay(str(script), name, (), resources)

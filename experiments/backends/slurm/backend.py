@@ -176,7 +176,7 @@ class SlurmBackend:
                      resources: Resources, begin_minutes: int = 0) -> str:
         """Queue a relay's script once every job in ``after`` has ended (whatever its end),
         and not before ``begin_minutes`` from now."""
-        args = [f"--{k}" if v is None else f"--{k}={v}" for k, v in resources.options]
+        args = resources.option_words()
         if begin_minutes:
             args.append(f"--begin=now+{begin_minutes}minutes")
         if after:

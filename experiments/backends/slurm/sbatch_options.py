@@ -32,7 +32,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 
 from ...errors import DefinitionError
-from ...resources import FRAMEWORK_KEYS, THROTTLE_KEY
+from ...resources import FRAMEWORK_KEYS, THROTTLE_KEY, option_word
 from . import sbatch_names
 from .limits import format_time
 
@@ -206,12 +206,6 @@ def slurm_options(requirements: Mapping[str, object], *, where: str) -> list[Opt
     return [by_name[name][1] for name in sorted(by_name)]
 
 
-def option_text(option: Option) -> str:
-    """``--name=value`` (or ``--name``), unquoted: how a person would type it."""
-    name, value = option
-    return f"--{name}" if value is None else f"--{name}={value}"
-
-
 def with_time(options: Sequence[Option], time_s: int) -> list[Option]:
     """The options with ``--time`` set to ``time_s`` (a pack's limit), kept sorted by name."""
     time = format_time(time_s)
@@ -220,7 +214,7 @@ def with_time(options: Sequence[Option], time_s: int) -> list[Option]:
 
 def sbatch_options(requirements: Mapping[str, object], *, where: str) -> list[str]:
     """sbatch option strings (unquoted, sorted by option name) for resolved requirements."""
-    return [option_text(o) for o in slurm_options(requirements, where=where)]
+    return [option_word(o) for o in slurm_options(requirements, where=where)]
 
 
 def array_throttle(requirements: Mapping[str, object], *,

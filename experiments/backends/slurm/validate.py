@@ -17,10 +17,10 @@ from ... import paths
 from ...errors import SchedulerQueryError
 from ...plan import Group
 from ...plan.packs import PackFit
-from ...resources import Scalar
+from ...resources import Scalar, option_word
 from ..base import Description
 from . import limits
-from .sbatch_options import option_text, with_time
+from .sbatch_options import with_time
 from .script import job_script
 from .site_limits import SiteLimits
 
@@ -39,7 +39,7 @@ def describe(group: Group, fit: PackFit, site: SiteLimits, *, validate: bool) ->
     res = group.resources
     signal = (f" --signal=B:{res.checkpoint_signal}@{res.checkpoint_before_s}"
               if res.checkpoint_before_s else "")  # as the batch script asks for it
-    lines = ["sbatch " + " ".join(option_text(o) for o in options) + signal
+    lines = ["sbatch " + " ".join(option_word(o) for o in options) + signal
              + (f" --array=…%{throttle}" if throttle else "")]
     if group.resources.pack > 1:
         lines.append(describe_pack(group.resources.pack, fit))
