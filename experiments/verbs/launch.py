@@ -262,21 +262,22 @@ def _relay(session: Session, stages: Sequence[str] | None, result: LaunchResult,
     after = sorted({j for j in after if j and j != own})
     later = RETRY_MINUTES if not after and any("allowance is full" in w
                                                for w in result.waiting) else 0
-    site = relay_probe.refusal(session.config.relays, backend, session.store.home)
     if not after and not later:
         result.warnings.append("nothing is queued that could decide " + "; ".join(
             result.waiting) + ": launch again once its failures are fixed")
         return
-    if ctx.snapshot is None and session.experiment.snapshot_code:
-        ctx.snapshot, more = take_snapshot(session)
-        result.warnings += more
-    relayed = [*result.records, *result.live_relays]  # relays ask what their jobs asked
-    like = relayed[-1].requirements if relayed else {}
-    try:
-        got = site or submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages,
-                                   after, like, options, later, result.wave)
-    except SubmissionError as exc:
-        got = str(exc)
+    got: JobRecord | str = _no_relays(session)  # before a snapshot that would go unused
+    if not got:
+        if ctx.snapshot is None and session.experiment.snapshot_code:
+            ctx.snapshot, more = take_snapshot(session)
+            result.warnings += more
+        relayed = [*result.records, *result.live_relays]  # relays ask what their jobs asked
+        like = relayed[-1].requirements if relayed else {}
+        try:
+            got = submit_relay(backend, ctx, result.waiting[0].split(":")[0], stages, after,
+                               like, options, later, result.wave)
+        except SubmissionError as exc:
+            got = str(exc)
     if isinstance(got, str):
         result.warnings.append(f"no relay can be queued ({got}): launch again when jobs "
                                f"{' '.join(after)} have ended to go on")
