@@ -51,6 +51,28 @@ def write_json(path: str, data: Any, mode: int = 0o666, indent: int | None = 1,
     write_bytes(path, (text + "\n").encode("utf-8"), mode, durable, crash_label)
 
 
+def read_own_json(path: str) -> Any:
+    """The JSON in ``path`` when this account owns the file; None when it is missing, another
+    account's (a cache someone else could have planted) or not JSON."""
+    try:
+        if os.stat(path).st_uid != os.getuid():
+            return None
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def keep_json(path: str, data: Any, indent: int | None = 1) -> None:
+    """Write a cache file of ours (folder 0700, file 0600, atomically but not fsynced), best
+    effort: losing or failing to write a cache costs time, never truth."""
+    try:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+        write_json(path, data, mode=0o600, indent=indent, durable=False)
+    except OSError:
+        pass
+
+
 def fsync_dir(path: str) -> None:
     """Make a rename in ``path`` durable (best effort where directories cannot be opened)."""
     try:

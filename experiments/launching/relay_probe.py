@@ -16,8 +16,6 @@ would need relays stops as before relays existed, saying why (:func:`refusal`).
 
 from __future__ import annotations
 
-import json
-import os
 import shlex
 import shutil
 import tempfile
@@ -87,13 +85,7 @@ def cluster_of(backend: object) -> str:
 
 def _verdicts(home: Path) -> dict[str, Any]:
     """The cache's verdicts by cluster; {} when absent, not ours or unreadable."""
-    path = cache_path(home)
-    try:
-        if path.stat().st_uid != os.getuid():
-            return {}
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = _atomic.read_own_json(str(cache_path(home)))
     return data if isinstance(data, dict) else {}
 
 
@@ -109,11 +101,7 @@ def remember(home: Path, verdict: Verdict) -> None:
     """Keep ``verdict`` for its cluster (best effort: the cache is never required)."""
     data = _verdicts(home)
     data[verdict.cluster] = {k: v for k, v in asdict(verdict).items() if k != "cluster"}
-    try:
-        cache_path(home).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic.write_json(str(cache_path(home)), data, mode=0o600, durable=False)
-    except OSError:
-        pass
+    _atomic.keep_json(str(cache_path(home)), data)
 
 
 def refusal(relays_on: bool, backend: object, home: Path) -> str:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import operator
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -126,27 +124,19 @@ def _key(lines: Iterable[str], classes: dict[type, tuple[int, Any] | None]) -> s
 
 def _read(path: Path, key: str, count: int) -> list[Any] | None:
     """The cached (id, relpath) pairs when the file is ours and holds this key."""
+    data = _atomic.read_own_json(str(path))
     try:
-        if path.stat().st_uid != os.getuid():
-            return None
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
         pairs = data["pairs"]
         if data["key"] != key or not isinstance(pairs, list) or len(pairs) != count:
             return None
         return pairs
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
 def _write(path: Path, key: str, pairs: list[tuple[str, str]]) -> None:
     """Keep the pairs for the next command (best effort: a cache is never required)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _atomic.write_json(str(path), {"key": key, "pairs": pairs}, mode=0o600, indent=None,
-                           durable=False)
-    except OSError:
-        pass
+    _atomic.keep_json(str(path), {"key": key, "pairs": pairs}, indent=None)
 
 
 def prime_stages(stages: Mapping[str, Iterable[Artifact]], names: Sequence[str], home: Path,

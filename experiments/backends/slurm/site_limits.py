@@ -17,7 +17,6 @@ Slurm 22.05: it prints a QOS's per-user limits only under users that have jobs i
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import pwd
 import time
@@ -160,25 +159,18 @@ class SiteLimits:
         """The cached rows when the file is ours, for this cluster and user, and fresh."""
         if self.cache is None:
             return None
+        data = _atomic.read_own_json(str(self.cache))
         try:
-            if self.cache.stat().st_uid != os.getuid():
-                return None
-            data = json.loads(self.cache.read_text(encoding="utf-8"))
             age = time.time() - float(data["at"])
             if data["key"] != self._cache_key() or not 0 <= age < ACCOUNTING_TTL_S:
                 return None
             return {kind: str(data[kind]) for kind in ACCOUNTING}
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             return None
 
     def _write_cache(self, path: Path, rows: dict[str, str]) -> None:
         """Keep the rows for the next commands (best effort: a cache is never required)."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _atomic.write_json(str(path), {"key": self._cache_key(), "at": time.time(), **rows},
-                               mode=0o600, durable=False)
-        except OSError:
-            pass
+        _atomic.keep_json(str(path), {"key": self._cache_key(), "at": time.time(), **rows})
 
     def _accounting(self, args: Sequence[str]) -> str | None:
         try:
