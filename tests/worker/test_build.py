@@ -265,9 +265,12 @@ def test_second_worker_on_same_artifact_is_busy(tmp_path: Path) -> None:
     assert not (spec.art() / ".done").exists()
 
 
-def test_a_busy_artifact_is_waited_for_and_reported_built_by_the_other(tmp_path: Path) -> None:
+def _second_while_first_builds(tmp_path: Path, then: str
+                                ) -> tuple[Spec, subprocess.CompletedProcess[str]]:
+    """A worker started on an artifact whose first worker is still building it (that build
+    runs ``then`` after it has started); the spec and the second worker's run."""
     b = _builder(tmp_path)
-    b.run_command('touch "$EXPERIMENTS_ARTIFACT_DIR/started"; sleep 2')
+    b.run_command(f'touch "$EXPERIMENTS_ARTIFACT_DIR/started"; {then}')
     spec = _write(tmp_path, [b])
     first = _start(spec)
     try:
@@ -276,22 +279,18 @@ def test_a_busy_artifact_is_waited_for_and_reported_built_by_the_other(tmp_path:
         first.communicate(timeout=WORKER_TIMEOUT_S)
     finally:
         _kill(first)
+    return spec, second
+
+
+def test_a_busy_artifact_is_waited_for_and_reported_built_by_the_other(tmp_path: Path) -> None:
+    spec, second = _second_while_first_builds(tmp_path, "sleep 2")
     assert second.returncode == 0, second.stdout
     assert "waiting up to" in second.stdout and "was built by" in second.stdout
     assert _status(spec)["state"] == "done" and _status(spec)["job"] != "second"
 
 
 def test_a_busy_artifact_whose_build_fails_fails_here_too(tmp_path: Path) -> None:
-    b = _builder(tmp_path)
-    b.run_command('touch "$EXPERIMENTS_ARTIFACT_DIR/started"; sleep 2; exit 4')
-    spec = _write(tmp_path, [b])
-    first = _start(spec)
-    try:
-        _wait_for(spec.art() / "started")
-        second = _run(spec, EXPERIMENTS_JOB="second")
-        first.communicate(timeout=WORKER_TIMEOUT_S)
-    finally:
-        _kill(first)
+    spec, second = _second_while_first_builds(tmp_path, "sleep 2; exit 4")
     assert second.returncode == 1 and "failed" in second.stdout, second.stdout
     assert not (spec.art() / ".done").exists()
     assert _status(spec)["state"] == "failed" and _status(spec)["exit_code"] == 4
