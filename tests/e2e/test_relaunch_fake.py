@@ -16,6 +16,7 @@ import pytest
 
 from experiments import Artifact, ArtifactSet, Executor, Task
 from experiments.backends.fake import FakeBackend
+from tests.support.cli import run_in_process
 from tests.support.experiments import FakeExecutor
 
 
@@ -45,10 +46,7 @@ class Fine(Artifact):
 
 def _cli(ex: Executor, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """Run the experiment's command line here; (exit code, stdout and stderr)."""
-    with pytest.raises(SystemExit) as ended:
-        ex.auto_cli(list(argv))
-    out = capsys.readouterr()
-    return int(ended.value.code or 0), out.out + out.err
+    return run_in_process(ex, *argv, capsys=capsys)
 
 
 def test_relaunch_while_queued_submits_nothing_and_cancel_clears(

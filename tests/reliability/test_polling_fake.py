@@ -15,6 +15,7 @@ import pytest
 
 from experiments import Artifact, ArtifactSet, Executor, Task
 from experiments.backends.fake import FakeBackend
+from tests.support.cli import run_in_process
 from tests.support.experiments import FakeExecutor
 
 
@@ -29,10 +30,7 @@ class Quick(Artifact):
 
 def _cli(ex: Executor, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """Run the experiment's command line here; (exit code, stdout and stderr)."""
-    with pytest.raises(SystemExit) as ended:
-        ex.auto_cli(list(argv))
-    said = capsys.readouterr()
-    return int(ended.value.code or 0), said.out + said.err
+    return run_in_process(ex, *argv, capsys=capsys)
 
 
 def test_ended_and_recorded_jobs_are_not_asked_about_again(
